@@ -1,0 +1,578 @@
+// The session engine: pure steps in the ts-mls style. Each step takes the state (never
+// mutated), the parties' keys, the input, an injected clock and randomness, and returns the
+// new state, what to send and which secret buffers to wipe once the new state is stored.
+// Errors are thrown as ProtocolError before anything is returned, so a failed step leaves
+// the caller's state exactly as it was. docs/PROTOCOL.md is the specification.
+import { randomBytes } from 'node:crypto';
+import { compareBytes, concatBytes, equalBytes, toHex, u64be, utf8 } from '../crypto/bytes.ts';
+import { prepareRing, RingError, ringSign, ringVerify, sortRing, type PreparedRing } from '../crypto/ring.ts';
+import { fail, ProtocolError } from './errors.ts';
+import { aesCtr, derivePairKeys, hmacSha256, LABELS, sha256, x25519PublicKey, type PairKeys } from './keyschedule.ts';
+import {
+  pairKey,
+  STATE_VERSION,
+  type Common,
+  type EstablishedState,
+  type InitiatingState,
+  type KeyState,
+  type OwnDhKey,
+  type PeerDhKey,
+  type ReplayWindow,
+  type RespondingState,
+  type Retired,
+  type SessionState,
+} from './state.ts';
+import {
+  decodeFirstInner,
+  decodeNak,
+  decodeReplyPlaintext,
+  decodeSealed,
+  encodeAuthenticated,
+  encodeFirstInner,
+  encodeNak,
+  encodeReplyPlaintext,
+  encodeSealed,
+  LIMITS,
+  MESSAGE_ID_LENGTH,
+  MessageType,
+  type AuthBlock,
+  type Nak,
+  type SealedMessage,
+} from './wire.ts';
+
+/** Clock and randomness, injected so that steps are reproducible in tests and vectors. */
+export interface Env {
+  now(): number;
+  random(length: number): Uint8Array;
+}
+
+export const systemEnv: Env = {
+  now: () => Date.now(),
+  random: (length) => new Uint8Array(randomBytes(length)),
+};
+
+export interface Policy {
+  /** How long a retired DH key is still accepted for receiving (mail is slow and reorders). */
+  graceMs: number;
+  /** At most this many retired own (and peer) keys are held, whatever the clock says. */
+  maxRetired: number;
+  /** Counters tracked exactly per pair; older ones are refused as expired. */
+  replayWindow: number;
+  /** How long the last sent plaintext is kept for a NAK re-send. */
+  resendWindowMs: number;
+  /** After a new peer share arrives, how long to wait for the user before acknowledging. */
+  ackDelayMs: number;
+  /** How many first-mail and reply ids are remembered against replays. */
+  maxSeenAuthIds: number;
+}
+
+const HOUR = 3_600_000;
+export const DEFAULT_POLICY: Policy = {
+  graceMs: 72 * HOUR,
+  maxRetired: 8,
+  replayWindow: 1024,
+  resendWindowMs: 7 * 24 * HOUR,
+  ackDelayMs: 1 * HOUR,
+  maxSeenAuthIds: 256,
+};
+
+export interface RingKeyPair {
+  public: Uint8Array;
+  secret: Uint8Array;
+}
+
+/** Our side: identity fingerprint and our valid ring keys, the current one first. */
+export interface LocalParty {
+  fingerprint: Uint8Array;
+  ringKeys: RingKeyPair[];
+}
+
+/** The correspondent: identity fingerprint and its valid ring keys, the current one first. */
+export interface PeerParty {
+  fingerprint: Uint8Array;
+  ringKeys: Uint8Array[];
+}
+
+export interface Parties {
+  local: LocalParty;
+  peer: PeerParty;
+}
+
+export type Outgoing =
+  /** A first mail's inner bytes: the caller seals them to the peer's encryption key. */
+  | { kind: 'first'; inner: Uint8Array }
+  | { kind: 'wire'; bytes: Uint8Array };
+
+export interface SendStep {
+  state: SessionState;
+  outgoing: Outgoing;
+  wipe: Uint8Array[];
+}
+
+export interface ReceiveStep {
+  state: SessionState | null;
+  /** The user's plaintext, or null for a protocol-only message (ack, NAK, empty first mail). */
+  payload: Uint8Array | null;
+  wipe: Uint8Array[];
+  /** A cached plaintext to send again under the new session (NAK handling, paper 5.1). */
+  resend: Uint8Array | null;
+}
+
+// ---------------------------------------------------------------- helpers
+
+function newOwnKey(id: number, env: Env): OwnDhKey {
+  const secret = env.random(32);
+  return { id, secret, public: x25519PublicKey(secret) };
+}
+
+function common(origin: Common['origin'], previous: Common | null): Common {
+  return {
+    version: STATE_VERSION,
+    origin,
+    seenAuthIds: previous?.seenAuthIds ?? [],
+    lastSent: previous?.lastSent ?? null,
+    nakAt: previous?.nakAt ?? null,
+  };
+}
+
+const ringCache = new Map<string, PreparedRing>();
+const RING_CACHE_SIZE = 64;
+
+/** Prepared rings keep precomputed tables for the two keys of a live session. */
+function ringFor(a: Uint8Array, b: Uint8Array): PreparedRing {
+  const [p0, p1] = sortRing(a, b);
+  const id = toHex(p0) + toHex(p1);
+  let ring = ringCache.get(id);
+  if (!ring) {
+    ring = prepareRing(p0, p1);
+    if (ringCache.size >= RING_CACHE_SIZE) ringCache.delete(ringCache.keys().next().value!);
+    ringCache.set(id, ring);
+  }
+  return ring;
+}
+
+function firstContext(auth: AuthBlock, dhShare: Uint8Array, payload: Uint8Array): Uint8Array {
+  return concatBytes(
+    utf8(LABELS.firstContext),
+    Uint8Array.of(0x4f, 0x52, 1, MessageType.First),
+    auth.senderFingerprint,
+    auth.recipientFingerprint,
+    auth.senderRingKey,
+    auth.recipientRingKey,
+    dhShare,
+    u64be(auth.created),
+    auth.messageId,
+    sha256(payload),
+  );
+}
+
+function replyContext(auth: AuthBlock, senderDh: Uint8Array, answeredDh: Uint8Array, nextDh: Uint8Array, payload: Uint8Array): Uint8Array {
+  return concatBytes(
+    utf8(LABELS.replyContext),
+    Uint8Array.of(0x4f, 0x52, 1, MessageType.Reply),
+    auth.senderFingerprint,
+    auth.recipientFingerprint,
+    auth.senderRingKey,
+    auth.recipientRingKey,
+    senderDh,
+    answeredDh,
+    nextDh,
+    u64be(auth.created),
+    auth.messageId,
+    sha256(payload),
+  );
+}
+
+function signAuth(parties: Parties, env: Env, context: (unsigned: AuthBlock) => Uint8Array): AuthBlock {
+  const local = parties.local.ringKeys[0];
+  const peer = parties.peer.ringKeys[0];
+  if (!local || !peer) fail('unknown_key', 'no valid ring key for one of the two parties');
+  const unsigned: AuthBlock = {
+    senderFingerprint: parties.local.fingerprint,
+    recipientFingerprint: parties.peer.fingerprint,
+    senderRingKey: local.public,
+    recipientRingKey: peer,
+    created: env.now(),
+    messageId: env.random(MESSAGE_ID_LENGTH),
+    signature: new Uint8Array(0),
+  };
+  const signature = ringSign(ringFor(local.public, peer), local.secret, context(unsigned), env.random(32));
+  return { ...unsigned, signature };
+}
+
+/** Checks who the block names, then the signature; every signature failure is the one 'auth'. */
+function verifyAuth(parties: Parties, auth: AuthBlock, context: Uint8Array): void {
+  if (!equalBytes(auth.senderFingerprint, parties.peer.fingerprint) || !equalBytes(auth.recipientFingerprint, parties.local.fingerprint)) {
+    fail('unexpected', 'message names another pair of identities');
+  }
+  if (!parties.peer.ringKeys.some((k) => equalBytes(k, auth.senderRingKey))) {
+    fail('unknown_key', "signed with a ring key that is not a valid key of the correspondent");
+  }
+  if (!parties.local.ringKeys.some((k) => equalBytes(k.public, auth.recipientRingKey))) {
+    fail('unknown_key', 'signed for a ring key of ours that is not valid');
+  }
+  try {
+    ringVerify(ringFor(auth.senderRingKey, auth.recipientRingKey), context, auth.signature);
+  } catch (error) {
+    if (error instanceof RingError) fail('auth', 'authentication failed');
+    throw error;
+  }
+}
+
+function rememberAuthId(state: Common, messageId: Uint8Array, policy: Policy): string[] {
+  const id = toHex(messageId);
+  if (state.seenAuthIds.includes(id)) fail('replay', 'this message was already accepted');
+  return [...state.seenAuthIds, id].slice(-policy.maxSeenAuthIds);
+}
+
+// ---------------------------------------------------------------- key bookkeeping
+
+function findOurs(keys: KeyState, id: number): OwnDhKey | null {
+  const { ours } = keys;
+  if (ours.sending.id === id) return ours.sending;
+  if (ours.next.id === id) return ours.next;
+  return ours.retired.find((r) => r.key.id === id)?.key ?? null;
+}
+
+function findTheirs(keys: KeyState, id: number): PeerDhKey | null {
+  const { theirs } = keys;
+  if (theirs.current.id === id) return theirs.current;
+  if (theirs.previous?.id === id) return theirs.previous;
+  return theirs.retired.find((r) => r.key.id === id)?.key ?? null;
+}
+
+/**
+ * Forgets retired keys past the grace window (or over the count bound). Before a pair dies,
+ * the MAC key we verified messages with is queued for revelation: we will never accept
+ * anything under it again, so publishing it costs nothing and makes the transcript forgeable.
+ */
+function sweep(keys: KeyState, now: number, policy: Policy): { keys: KeyState; wipe: Uint8Array[] } {
+  const expired = <K>(list: Retired<K>[]): [Retired<K>[], Retired<K>[]] => {
+    const keep = list.filter((r) => now - r.retiredAt < policy.graceMs).slice(-policy.maxRetired);
+    return [keep, list.filter((r) => !keep.includes(r))];
+  };
+  const [oursKept, oursGone] = expired(keys.ours.retired);
+  const [theirsKept, theirsGone] = expired(keys.theirs.retired);
+  if (oursGone.length === 0 && theirsGone.length === 0) return { keys, wipe: [] };
+
+  const goneOurIds = new Set(oursGone.map((r) => r.key.id));
+  const goneTheirIds = new Set(theirsGone.map((r) => r.key.id));
+  const received: Record<string, ReplayWindow> = {};
+  const pendingReveals = [...keys.pendingReveals];
+  const wipe: Uint8Array[] = [];
+  for (const [pair, window] of Object.entries(keys.received)) {
+    const [ourId, theirId] = pair.split(':').map(Number) as [number, number];
+    if (!goneOurIds.has(ourId) && !goneTheirIds.has(theirId)) {
+      received[pair] = window;
+      continue;
+    }
+    const our = findOurs(keys, ourId)!;
+    const their = findTheirs(keys, theirId)!;
+    const pairKeys = derivePairKeys(our.secret, our.public, their.public);
+    pendingReveals.push(pairKeys.recvMac);
+    wipe.push(pairKeys.sendKey, pairKeys.recvKey, pairKeys.sendMac);
+  }
+  const sendCounters = Object.fromEntries(
+    Object.entries(keys.sendCounters).filter(([pair]) => {
+      const [ourId, theirId] = pair.split(':').map(Number) as [number, number];
+      return !goneOurIds.has(ourId) && !goneTheirIds.has(theirId);
+    }),
+  );
+  wipe.push(...oursGone.map((r) => r.key.secret));
+  return {
+    keys: {
+      ...keys,
+      ours: { ...keys.ours, retired: oursKept },
+      theirs: { ...keys.theirs, retired: theirsKept },
+      received,
+      sendCounters,
+      pendingReveals,
+    },
+    wipe,
+  };
+}
+
+// ---------------------------------------------------------------- starting
+
+/** A new session as initiator: x1 is signed into the first mail, x2 is announced later. */
+export function initiate(env: Env): InitiatingState {
+  const first = newOwnKey(1, env);
+  return {
+    ...common({ share: first.public, created: env.now() }, null),
+    kind: 'initiating',
+    ours: { first, next: newOwnKey(2, env) },
+  };
+}
+
+function respondTo(share: Uint8Array, created: number, env: Env, previous: Common | null): RespondingState {
+  return {
+    ...common({ share, created }, previous),
+    kind: 'responding',
+    keys: {
+      ours: { sending: newOwnKey(1, env), next: newOwnKey(2, env), retired: [] },
+      theirs: { current: { id: 1, public: share }, previous: null, retired: [] },
+      sendCounters: {},
+      received: {},
+      pendingReveals: [],
+      ackDueSince: env.now(),
+    },
+  };
+}
+
+/** Every secret a state holds, for wiping when the whole session is replaced. */
+function allSecrets(state: SessionState): Uint8Array[] {
+  if (state.kind === 'initiating') return [state.ours.first.secret, state.ours.next.secret];
+  const { ours } = state.keys;
+  return [ours.sending.secret, ours.next.secret, ...ours.retired.map((r) => r.key.secret)];
+}
+
+// ---------------------------------------------------------------- sending
+
+function sealUnder(keys: KeyState, type: SealedMessage['type'], plaintext: Uint8Array, replyDh?: Uint8Array) {
+  const { sending, next } = keys.ours;
+  const { current } = keys.theirs;
+  const pair = pairKey(sending.id, current.id);
+  const counter = (keys.sendCounters[pair] ?? 0) + 1;
+  if (counter > LIMITS.maxCounter) fail('counter_exhausted', 'counter space of this key pair is used up');
+  const pairKeys = derivePairKeys(sending.secret, sending.public, current.public);
+  const fields = {
+    type,
+    senderKeyId: sending.id,
+    recipientKeyId: current.id,
+    nextDh: next.public,
+    counter,
+    ciphertext: aesCtr(pairKeys.sendKey, counter, plaintext),
+    ...(replyDh ? { senderDh: replyDh } : {}),
+  };
+  const authenticated = encodeAuthenticated(fields);
+  const reveals = keys.pendingReveals.slice(0, LIMITS.maxReveals);
+  const bytes = encodeSealed(authenticated, hmacSha256(pairKeys.sendMac, authenticated), reveals);
+  const newKeys: KeyState = {
+    ...keys,
+    sendCounters: { ...keys.sendCounters, [pair]: counter },
+    pendingReveals: keys.pendingReveals.slice(reveals.length),
+    ackDueSince: null,
+  };
+  return { bytes, keys: newKeys, wipe: [pairKeys.sendKey, pairKeys.recvKey, pairKeys.sendMac, pairKeys.recvMac] };
+}
+
+/**
+ * Sends a user message: a first mail while initiating, a reply while responding, a data
+ * message once established. The returned state (with the counter advanced) MUST be stored
+ * before the bytes leave.
+ */
+export function send(state: SessionState, parties: Parties, payload: Uint8Array, env: Env, policy: Policy = DEFAULT_POLICY): SendStep {
+  if (payload.length > LIMITS.maxPayload) fail('too_large', `payload over the ${LIMITS.maxPayload}-byte limit`);
+  const lastSent = payload.length > 0 ? { payload, sentAt: env.now() } : state.lastSent;
+  if (state.kind === 'initiating') {
+    const dhShare = state.ours.first.public;
+    const auth = signAuth(parties, env, (a) => firstContext(a, dhShare, payload));
+    const inner = encodeFirstInner({ auth, dhShare, payload });
+    return { state: { ...state, lastSent }, outgoing: { kind: 'first', inner }, wipe: [] };
+  }
+  const swept = sweep(state.keys, env.now(), policy);
+  let sealed;
+  if (state.kind === 'responding') {
+    const { sending, next } = swept.keys.ours;
+    const auth = signAuth(parties, env, (a) => replyContext(a, sending.public, state.origin.share, next.public, payload));
+    sealed = sealUnder(swept.keys, MessageType.Reply, encodeReplyPlaintext(auth, payload), sending.public);
+  } else {
+    sealed = sealUnder(swept.keys, payload.length > 0 ? MessageType.Data : MessageType.Ack, payload);
+  }
+  return {
+    state: { ...state, keys: sealed.keys, lastSent },
+    outgoing: { kind: 'wire', bytes: sealed.bytes },
+    wipe: [...swept.wipe, ...sealed.wipe],
+  };
+}
+
+/** True when a new peer share has waited longer than the ack delay without an answer (paper 4.2). */
+export function ackDue(state: SessionState | null, now: number, policy: Policy = DEFAULT_POLICY): boolean {
+  if (!state || state.kind === 'initiating' || state.keys.ackDueSince === null) return false;
+  return now - state.keys.ackDueSince >= policy.ackDelayMs;
+}
+
+/** The empty acknowledgement: an ack once established, an empty reply while responding. */
+export function acknowledge(state: SessionState, parties: Parties, env: Env, policy: Policy = DEFAULT_POLICY): SendStep {
+  if (state.kind === 'initiating') fail('unexpected', 'nothing to acknowledge before the reply');
+  return send(state, parties, new Uint8Array(0), env, policy);
+}
+
+/** NAK for a message we could not read (we lost our state); sent beside a fresh first mail. */
+export function nakFor(bytes: Uint8Array): Uint8Array {
+  const { message } = decodeSealed(bytes);
+  const nak: Nak = { senderKeyId: message.senderKeyId, recipientKeyId: message.recipientKeyId, counter: message.counter };
+  return encodeNak(nak);
+}
+
+// ---------------------------------------------------------------- receiving
+
+function unchanged(state: SessionState | null, payload: Uint8Array | null): ReceiveStep {
+  return { state, payload: payload && payload.length > 0 ? payload : null, wipe: [], resend: null };
+}
+
+/** Whether the cached plaintext should go out again now that the peer proved itself anew. */
+function resendAfterRestart(state: Common, now: number, policy: Policy): Uint8Array | null {
+  if (state.nakAt === null || state.lastSent === null) return null;
+  return now - state.lastSent.sentAt <= policy.resendWindowMs ? state.lastSent.payload : null;
+}
+
+/** A first mail, already unsealed from its OpenPGP envelope by the caller. */
+export function receiveFirst(state: SessionState | null, parties: Parties, inner: Uint8Array, env: Env, policy: Policy = DEFAULT_POLICY): ReceiveStep {
+  const { auth, dhShare, payload } = decodeFirstInner(inner);
+  verifyAuth(parties, auth, firstContext(auth, dhShare, payload));
+  const now = env.now();
+  const seenAuthIds = state ? rememberAuthId(state, auth.messageId, policy) : [toHex(auth.messageId)];
+
+  const restart = (previous: SessionState | null): ReceiveStep => {
+    const next = respondTo(dhShare, auth.created, env, previous);
+    const resend = previous ? resendAfterRestart(previous, now, policy) : null;
+    return {
+      state: { ...next, seenAuthIds, nakAt: null, lastSent: resend ? previous!.lastSent : null },
+      payload: payload.length > 0 ? payload : null,
+      wipe: previous ? allSecrets(previous) : [],
+      resend,
+    };
+  };
+
+  if (!state) return restart(null);
+  if (equalBytes(dhShare, state.origin.share)) return unchanged({ ...state, seenAuthIds }, payload);
+  if (state.kind === 'initiating') {
+    // Crossing first mails: the greater share wins, so both sides agree on one session.
+    if (compareBytes(dhShare, state.origin.share) > 0) return restart(state);
+    return unchanged({ ...state, seenAuthIds }, payload);
+  }
+  // A newer first mail means the peer started over (it lost its state); an older one is a
+  // late delivery whose plaintext is still authentic.
+  if (auth.created > state.origin.created) return restart(state);
+  return unchanged({ ...state, seenAuthIds }, payload);
+}
+
+/** A reply, data message or acknowledgement. */
+export function receiveSealed(state: SessionState | null, parties: Parties, bytes: Uint8Array, env: Env, policy: Policy = DEFAULT_POLICY): ReceiveStep {
+  const { message, authenticated } = decodeSealed(bytes);
+  if (!state) fail('no_session', 'no session with this correspondent: it must start again');
+  if (state.kind === 'initiating') {
+    if (message.type !== MessageType.Reply) fail('no_session', 'a data message before any reply: the session was lost');
+    return acceptFirstReply(state, parties, message, authenticated, env, policy);
+  }
+  if (message.type === MessageType.Reply && state.kind === 'responding') fail('unexpected', 'a reply while we are the responder');
+  return acceptUnderKeys(state, parties, message, authenticated, env, policy);
+}
+
+function openSealed(keys: PairKeys, message: SealedMessage, authenticated: Uint8Array): Uint8Array {
+  if (!equalBytes(hmacSha256(keys.recvMac, authenticated), message.mac)) fail('auth', 'authentication failed');
+  return aesCtr(keys.recvKey, message.counter, message.ciphertext);
+}
+
+function acceptFirstReply(
+  state: InitiatingState,
+  parties: Parties,
+  message: SealedMessage,
+  authenticated: Uint8Array,
+  env: Env,
+  policy: Policy,
+): ReceiveStep {
+  const { first, next } = state.ours;
+  if (message.recipientKeyId !== first.id || message.senderKeyId !== 1) fail('auth', 'authentication failed');
+  const senderDh = message.senderDh!;
+  const pairKeys = derivePairKeys(first.secret, first.public, senderDh);
+  const plaintext = openSealed(pairKeys, message, authenticated);
+  const { auth, payload } = decodeReplyPlaintext(plaintext);
+  verifyAuth(parties, auth, replyContext(auth, senderDh, first.public, message.nextDh, payload));
+  const seenAuthIds = rememberAuthId(state, auth.messageId, policy);
+  const now = env.now();
+  const keys: KeyState = {
+    ours: { sending: first, next, retired: [] },
+    theirs: { current: { id: 2, public: message.nextDh }, previous: { id: 1, public: senderDh }, retired: [] },
+    sendCounters: {},
+    received: { [pairKey(first.id, 1)]: { max: message.counter, seen: [message.counter] } },
+    pendingReveals: [],
+    ackDueSince: now,
+  };
+  derivePairKeys(next.secret, next.public, message.nextDh); // refuses a non-contributory next share
+  const { ours: _initiatorKeys, ...rest } = state;
+  const established: EstablishedState = { ...rest, kind: 'established', keys, seenAuthIds };
+  return { state: established, payload: payload.length > 0 ? payload : null, wipe: [pairKeys.sendKey, pairKeys.recvKey, pairKeys.sendMac], resend: null };
+}
+
+function checkWindow(window: ReplayWindow | undefined, counter: number, policy: Policy): ReplayWindow {
+  if (!window) return { max: counter, seen: [counter] };
+  if (counter <= window.max - policy.replayWindow) fail('expired', 'counter is older than the replay window');
+  if (window.seen.includes(counter)) fail('replay', 'this message was already accepted');
+  const max = Math.max(window.max, counter);
+  return { max, seen: [...window.seen, counter].filter((c) => c > max - policy.replayWindow).sort((a, b) => a - b) };
+}
+
+function acceptUnderKeys(
+  state: RespondingState | EstablishedState,
+  parties: Parties,
+  message: SealedMessage,
+  authenticated: Uint8Array,
+  env: Env,
+  policy: Policy,
+): ReceiveStep {
+  const now = env.now();
+  const swept = sweep(state.keys, now, policy);
+  const keys = swept.keys;
+  const our = findOurs(keys, message.recipientKeyId);
+  const their = findTheirs(keys, message.senderKeyId);
+  // Ids we never announced (or the peer never could have) are forgeries; lower ones were forgotten.
+  if (!our) fail(message.recipientKeyId > keys.ours.next.id ? 'auth' : 'expired', message.recipientKeyId > keys.ours.next.id ? 'authentication failed' : 'the keys of this message were forgotten');
+  if (!their) fail(message.senderKeyId > keys.theirs.current.id ? 'auth' : 'expired', message.senderKeyId > keys.theirs.current.id ? 'authentication failed' : 'the keys of this message were forgotten');
+  const pairKeys = derivePairKeys(our.secret, our.public, their.public);
+  const wipe = [...swept.wipe, pairKeys.sendKey, pairKeys.recvKey, pairKeys.sendMac];
+  let payload = openSealed(pairKeys, message, authenticated);
+  let seenAuthIds = state.seenAuthIds;
+  if (message.type === MessageType.Reply) {
+    // A second reply sent before our first data message reached the responder.
+    if (!equalBytes(message.senderDh!, their.public)) fail('auth', 'authentication failed');
+    const reply = decodeReplyPlaintext(payload);
+    const answered = findOurs(keys, 1);
+    if (!answered) fail('expired', 'the keys of this message were forgotten');
+    verifyAuth(parties, reply.auth, replyContext(reply.auth, their.public, answered.public, message.nextDh, reply.payload));
+    seenAuthIds = rememberAuthId(state, reply.auth.messageId, policy);
+    payload = reply.payload;
+  }
+  const pair = pairKey(our.id, their.id);
+  const window = checkWindow(keys.received[pair], message.counter, policy);
+
+  let { ours, theirs } = keys;
+  let ackDueSince = keys.ackDueSince;
+  // The peer used our newest key: it has it, so our older one can retire (paper 4.2).
+  if (our.id === ours.next.id) {
+    ours = {
+      sending: ours.next,
+      next: newOwnKey(ours.next.id + 1, env),
+      retired: [...ours.retired, { key: ours.sending, retiredAt: now }],
+    };
+  }
+  // The peer now sends under the key we knew as newest: its announced next key becomes current.
+  if (their.id === theirs.current.id) {
+    derivePairKeys(ours.sending.secret, ours.sending.public, message.nextDh); // refuses a non-contributory share
+    theirs = {
+      current: { id: theirs.current.id + 1, public: message.nextDh },
+      previous: theirs.current,
+      retired: theirs.previous ? [...theirs.retired, { key: theirs.previous, retiredAt: now }] : theirs.retired,
+    };
+    ackDueSince = ackDueSince ?? now;
+  }
+  const resweep = sweep({ ...keys, ours, theirs, ackDueSince, received: { ...keys.received, [pair]: window } }, now, policy);
+  const kind = 'established' as const;
+  return {
+    state: { ...state, kind, keys: resweep.keys, seenAuthIds },
+    payload: payload.length > 0 ? payload : null,
+    wipe: [...wipe, ...resweep.wipe],
+    resend: null,
+  };
+}
+
+/** A NAK says the peer lost its state. It is unauthenticated, so it only marks the session:
+ * the cached plaintext goes out again only after a ring-signed first mail from the same peer. */
+export function receiveNak(state: SessionState | null, bytes: Uint8Array, env: Env): ReceiveStep {
+  decodeNak(bytes);
+  if (!state) return unchanged(null, null);
+  return { state: { ...state, nakAt: env.now() }, payload: null, wipe: [], resend: null };
+}
+
+export { ProtocolError };

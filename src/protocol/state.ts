@@ -1,0 +1,86 @@
+// Session state: a union on `kind` (docs/PROTOCOL.md, "Session state machine").
+// Plain data only (numbers, strings, Uint8Array), so stores can serialise it and steps can
+// share unchanged parts between the old and the new state.
+
+export const STATE_VERSION = 1;
+
+export interface OwnDhKey {
+  id: number;
+  secret: Uint8Array;
+  public: Uint8Array;
+}
+
+export interface PeerDhKey {
+  id: number;
+  public: Uint8Array;
+}
+
+/** A key pair retired by a rotation: still accepted for receiving until the grace window ends. */
+export interface Retired<K> {
+  key: K;
+  retiredAt: number;
+}
+
+/** Counters seen under one pair: everything above `max - window` is tracked exactly. */
+export interface ReplayWindow {
+  max: number;
+  seen: number[];
+}
+
+export interface KeyState {
+  ours: { sending: OwnDhKey; next: OwnDhKey; retired: Retired<OwnDhKey>[] };
+  theirs: { current: PeerDhKey; previous: PeerDhKey | null; retired: Retired<PeerDhKey>[] };
+  /** Last counter used per pair "ourId:theirId". */
+  sendCounters: Record<string, number>;
+  /** Pairs under which at least one message was accepted, with their replay windows. */
+  received: Record<string, ReplayWindow>;
+  /** MAC keys of forgotten pairs, to be revealed in the next outgoing message (paper 4.4). */
+  pendingReveals: Uint8Array[];
+  /** When a new peer share arrived that we have not yet answered (paper 4.2). */
+  ackDueSince: number | null;
+}
+
+/** Which first mail the session grew from: a later, different one restarts it. */
+export interface Origin {
+  share: Uint8Array;
+  created: number;
+}
+
+export interface Common {
+  version: typeof STATE_VERSION;
+  origin: Origin;
+  /** Message ids of first mails and replies already accepted (hex), newest last. */
+  seenAuthIds: string[];
+  /** Last plaintext we sent, kept for a NAK re-send (paper 5.1). */
+  lastSent: { payload: Uint8Array; sentAt: number } | null;
+  /** When the peer told us (unauthenticated) it lost its state. */
+  nakAt: number | null;
+}
+
+export interface InitiatingState extends Common {
+  kind: 'initiating';
+  ours: { first: OwnDhKey; next: OwnDhKey };
+}
+
+export interface RespondingState extends Common {
+  kind: 'responding';
+  keys: KeyState;
+}
+
+export interface EstablishedState extends Common {
+  kind: 'established';
+  keys: KeyState;
+}
+
+export type SessionState = InitiatingState | RespondingState | EstablishedState;
+
+export function pairKey(ourId: number, theirId: number): string {
+  return `${ourId}:${theirId}`;
+}
+
+/** Own DH secrets still held: the bound the spec promises is 2 + policy.maxRetired. */
+export function liveOwnSecrets(state: SessionState): OwnDhKey[] {
+  if (state.kind === 'initiating') return [state.ours.first, state.ours.next];
+  const { ours } = state.keys;
+  return [ours.sending, ours.next, ...ours.retired.map((r) => r.key)];
+}
