@@ -1,0 +1,61 @@
+// Minimal micro-benchmark harness: warm up, then run until a time budget is spent.
+export interface BenchRow {
+  name: string;
+  opsPerSec: number;
+  iterations: number;
+}
+
+export interface MeasureOptions {
+  /** Time budget for the measured phase; default 1500 ms. */
+  minMs?: number;
+}
+
+const DEFAULT_MIN_MS = 1500;
+// Warm-up lets V8 optimise the code and lazy tables get built before the clock starts.
+const warmUpMs = (minMs: number): number => Math.min(300, minMs / 5);
+const nowNs = (): bigint => process.hrtime.bigint();
+
+export function measure(name: string, fn: () => void, opts: MeasureOptions = {}): BenchRow {
+  const minMs = opts.minMs ?? DEFAULT_MIN_MS;
+  const warmEnd = nowNs() + BigInt(Math.round(warmUpMs(minMs) * 1e6));
+  do fn();
+  while (nowNs() < warmEnd);
+  const budget = BigInt(Math.round(minMs * 1e6));
+  const start = nowNs();
+  let iterations = 0;
+  let elapsed = 0n;
+  do {
+    fn();
+    iterations++;
+    elapsed = nowNs() - start;
+  } while (elapsed < budget);
+  return { name, opsPerSec: (iterations * 1e9) / Number(elapsed), iterations };
+}
+
+export async function measureAsync(name: string, fn: () => Promise<void>, opts: MeasureOptions = {}): Promise<BenchRow> {
+  const minMs = opts.minMs ?? DEFAULT_MIN_MS;
+  const warmEnd = nowNs() + BigInt(Math.round(warmUpMs(minMs) * 1e6));
+  do await fn();
+  while (nowNs() < warmEnd);
+  const budget = BigInt(Math.round(minMs * 1e6));
+  const start = nowNs();
+  let iterations = 0;
+  let elapsed = 0n;
+  do {
+    await fn();
+    iterations++;
+    elapsed = nowNs() - start;
+  } while (elapsed < budget);
+  return { name, opsPerSec: (iterations * 1e9) / Number(elapsed), iterations };
+}
+
+/** Prints rows as an aligned table: name, ops/s, iterations. */
+export function report(rows: readonly BenchRow[]): void {
+  const cells = rows.map((r) => [r.name, r.opsPerSec.toFixed(1), String(r.iterations)] as const);
+  const header = ['benchmark', 'ops/s', 'iterations'] as const;
+  const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
+  const line = (c: readonly string[]) => c.map((v, i) => (i === 0 ? v.padEnd(widths[i]!) : v.padStart(widths[i]!))).join('  ');
+  console.log(line(header));
+  console.log(widths.map((w) => '-'.repeat(w)).join('  '));
+  for (const c of cells) console.log(line(c));
+}
