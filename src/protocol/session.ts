@@ -5,7 +5,7 @@
 // the caller's state exactly as it was. docs/PROTOCOL.md is the specification.
 import { randomBytes } from 'node:crypto';
 import { compareBytes, concatBytes, equalBytes, toHex, u64be, utf8 } from '../crypto/bytes.ts';
-import { prepareRing, RingError, ringSign, ringVerify, sortRing, type PreparedRing } from '../crypto/ring.ts';
+import { prepareRing, RingError, ringSign, ringVerify, ringVerifyKeys, sortRing, type PreparedRing } from '../crypto/ring.ts';
 import { fail, ProtocolError } from './errors.ts';
 import { aesCtr, derivePairKeys, hmacSha256, LABELS, sha256, x25519PublicKey, type PairKeys } from './keyschedule.ts';
 import {
@@ -200,23 +200,26 @@ function signAuth(parties: Parties, env: Env, context: (unsigned: AuthBlock) => 
   return { ...unsigned, signature };
 }
 
-/** Checks who the block names, then the signature; every signature failure is the one 'auth'. */
+/**
+ * Checks the signature first, so that any tampering gives the one 'auth' error, and only then
+ * whether the (authentic) block names the parties and ring keys we expect.
+ */
 function verifyAuth(parties: Parties, auth: AuthBlock, context: Uint8Array): void {
-  if (!equalBytes(auth.senderFingerprint, parties.peer.fingerprint) || !equalBytes(auth.recipientFingerprint, parties.local.fingerprint)) {
-    fail('unexpected', 'message names another pair of identities');
-  }
-  if (!parties.peer.ringKeys.some((k) => equalBytes(k, auth.senderRingKey))) {
-    fail('unknown_key', "signed with a ring key that is not a valid key of the correspondent");
-  }
-  if (!parties.local.ringKeys.some((k) => equalBytes(k.public, auth.recipientRingKey))) {
-    fail('unknown_key', 'signed for a ring key of ours that is not valid');
-  }
+  const senderKnown = parties.peer.ringKeys.some((k) => equalBytes(k, auth.senderRingKey));
+  const recipientKnown = parties.local.ringKeys.some((k) => equalBytes(k.public, auth.recipientRingKey));
   try {
-    ringVerify(ringFor(auth.senderRingKey, auth.recipientRingKey), context, auth.signature);
+    // Only rings of known keys earn precomputed tables: a stranger must not evict a live session's.
+    if (senderKnown && recipientKnown) ringVerify(ringFor(auth.senderRingKey, auth.recipientRingKey), context, auth.signature);
+    else ringVerifyKeys(...sortRing(auth.senderRingKey, auth.recipientRingKey), context, auth.signature);
   } catch (error) {
     if (error instanceof RingError) fail('auth', 'authentication failed');
     throw error;
   }
+  if (!equalBytes(auth.senderFingerprint, parties.peer.fingerprint) || !equalBytes(auth.recipientFingerprint, parties.local.fingerprint)) {
+    fail('unexpected', 'message names another pair of identities');
+  }
+  if (!senderKnown) fail('unknown_key', 'signed with a ring key that is not a valid key of the correspondent');
+  if (!recipientKnown) fail('unknown_key', 'signed for a ring key of ours that is not valid');
 }
 
 function rememberAuthId(state: Common, messageId: Uint8Array, policy: Policy): string[] {
