@@ -125,10 +125,11 @@ function newOwnKey(id: number, env: Env): OwnDhKey {
   return { id, secret, public: x25519PublicKey(secret) };
 }
 
-function common(origin: Common['origin'], previous: Common | null): Common {
+function common(origin: Common['origin'], peerCreated: number, previous: Common | null): Common {
   return {
     version: STATE_VERSION,
     origin,
+    peerCreated,
     seenAuthIds: previous?.seenAuthIds ?? [],
     lastSent: previous?.lastSent ?? null,
     nakAt: previous?.nakAt ?? null,
@@ -301,7 +302,7 @@ function sweep(keys: KeyState, now: number, policy: Policy): { keys: KeyState; w
 export function initiate(env: Env): InitiatingState {
   const first = newOwnKey(1, env);
   return {
-    ...common({ share: first.public, created: env.now() }, null),
+    ...common({ share: first.public, created: env.now() }, 0, null),
     kind: 'initiating',
     ours: { first, next: newOwnKey(2, env) },
   };
@@ -309,7 +310,7 @@ export function initiate(env: Env): InitiatingState {
 
 function respondTo(share: Uint8Array, created: number, env: Env, previous: Common | null): RespondingState {
   return {
-    ...common({ share, created }, previous),
+    ...common({ share, created }, created, previous),
     kind: 'responding',
     keys: {
       ours: { sending: newOwnKey(1, env), next: newOwnKey(2, env), retired: [] },
@@ -439,16 +440,15 @@ export function receiveFirst(state: SessionState | null, parties: Parties, inner
   };
 
   if (!state) return restart(null);
-  if (equalBytes(dhShare, state.origin.share)) return unchanged({ ...state, seenAuthIds }, payload);
+  const delivered = (): ReceiveStep => unchanged({ ...state, seenAuthIds, peerCreated: Math.max(state.peerCreated, auth.created) }, payload);
+  if (equalBytes(dhShare, state.origin.share)) return delivered();
   if (state.kind === 'initiating') {
     // Crossing first mails: the greater share wins, so both sides agree on one session.
-    if (compareBytes(dhShare, state.origin.share) > 0) return restart(state);
-    return unchanged({ ...state, seenAuthIds }, payload);
+    return compareBytes(dhShare, state.origin.share) > 0 ? restart(state) : delivered();
   }
-  // A newer first mail means the peer started over (it lost its state); an older one is a
-  // late delivery whose plaintext is still authentic.
-  if (auth.created > state.origin.created) return restart(state);
-  return unchanged({ ...state, seenAuthIds }, payload);
+  // Newer than anything the peer signed in this session: it started over (lost its state).
+  // Otherwise a late delivery (an earlier session, or the losing side of a crossing).
+  return auth.created > state.peerCreated ? restart(state) : delivered();
 }
 
 /** A reply, data message or acknowledgement. */
@@ -495,7 +495,7 @@ function acceptFirstReply(
   };
   derivePairKeys(next.secret, next.public, message.nextDh); // refuses a non-contributory next share
   const { ours: _initiatorKeys, ...rest } = state;
-  const established: EstablishedState = { ...rest, kind: 'established', keys, seenAuthIds };
+  const established: EstablishedState = { ...rest, kind: 'established', keys, seenAuthIds, peerCreated: auth.created };
   return { state: established, payload: payload.length > 0 ? payload : null, wipe: [pairKeys.sendKey, pairKeys.recvKey, pairKeys.sendMac], resend: null };
 }
 
@@ -526,7 +526,7 @@ function acceptUnderKeys(
   const pairKeys = derivePairKeys(our.secret, our.public, their.public);
   const wipe = [...swept.wipe, pairKeys.sendKey, pairKeys.recvKey, pairKeys.sendMac];
   let payload = openSealed(pairKeys, message, authenticated);
-  let seenAuthIds = state.seenAuthIds;
+  let { seenAuthIds, peerCreated } = state;
   if (message.type === MessageType.Reply) {
     // A second reply sent before our first data message reached the responder.
     if (!equalBytes(message.senderDh!, their.public)) fail('auth', 'authentication failed');
@@ -535,6 +535,7 @@ function acceptUnderKeys(
     if (!answered) fail('expired', 'the keys of this message were forgotten');
     verifyAuth(parties, reply.auth, replyContext(reply.auth, their.public, answered.public, message.nextDh, reply.payload));
     seenAuthIds = rememberAuthId(state, reply.auth.messageId, policy);
+    peerCreated = Math.max(peerCreated, reply.auth.created);
     payload = reply.payload;
   }
   const pair = pairKey(our.id, their.id);
@@ -563,7 +564,7 @@ function acceptUnderKeys(
   const resweep = sweep({ ...keys, ours, theirs, ackDueSince, received: { ...keys.received, [pair]: window } }, now, policy);
   const kind = 'established' as const;
   return {
-    state: { ...state, kind, keys: resweep.keys, seenAuthIds },
+    state: { ...state, kind, keys: resweep.keys, seenAuthIds, peerCreated },
     payload: payload.length > 0 ? payload : null,
     wipe: [...wipe, ...resweep.wipe],
     resend: null,

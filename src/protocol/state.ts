@@ -49,6 +49,11 @@ export interface Origin {
 export interface Common {
   version: typeof STATE_VERSION;
   origin: Origin;
+  /**
+   * The newest `created` of the peer's first mails and replies in this session: only a first
+   * mail newer than this (by the peer's own clock) restarts the session.
+   */
+  peerCreated: number;
   /** Message ids of first mails and replies already accepted (hex), newest last. */
   seenAuthIds: string[];
   /** Last plaintext we sent, kept for a NAK re-send (paper 5.1). */

@@ -1,0 +1,241 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { describe, it } from 'node:test';
+import { x25519 } from '@noble/curves/ed25519.js';
+import { equalBytes } from '../../src/crypto/bytes.ts';
+import { OpenPgpSealer } from '../../src/crypto/seal.ts';
+import { Conversation, type ReceiveResult, type SendResult } from '../../src/protocol/context.ts';
+import { hmacSha256, x25519PublicKey } from '../../src/protocol/keyschedule.ts';
+import { DEFAULT_POLICY } from '../../src/protocol/session.ts';
+import { liveOwnSecrets } from '../../src/protocol/state.ts';
+import { MemorySessionStore } from '../../src/protocol/store.ts';
+import { decodeSealed, MessageType, peekType } from '../../src/protocol/wire.ts';
+import { conversationPair, identity, partiesFor, str, text, type Pair } from '../helpers/parties.ts';
+
+function sent(result: SendResult): Uint8Array {
+  if (result.kind === 'error') assert.fail(`${result.code}: ${result.message}`);
+  return result.message;
+}
+
+function plaintextOf(result: ReceiveResult): string {
+  if (result.kind !== 'plaintext') assert.fail(`expected plaintext, got ${JSON.stringify(result)}`);
+  return str(result.plaintext);
+}
+
+/** First mail, reply and one data message each way: both sides established. */
+async function established(pair: Pair): Promise<void> {
+  plaintextOf(await pair.bob.receive(sent(await pair.alice.send(text('first')))));
+  plaintextOf(await pair.alice.receive(sent(await pair.bob.send(text('reply')))));
+  plaintextOf(await pair.bob.receive(sent(await pair.alice.send(text('data')))));
+}
+
+describe('key schedule', () => {
+  it('derives X25519 public values like an independent implementation', () => {
+    for (let i = 0; i < 20; i++) {
+      const secret = new Uint8Array(randomBytes(32));
+      assert.ok(equalBytes(x25519PublicKey(secret), x25519.getPublicKey(secret)));
+    }
+  });
+});
+
+describe('forgetting (paper 4.2)', () => {
+  it('holds two own secrets while the peer is silent, however many messages go out', async () => {
+    const pair = await conversationPair();
+    await established(pair);
+    for (let i = 0; i < 10; i++) sent(await pair.alice.send(text(`m${i}`)));
+    const state = (await pair.alice.state())!;
+    assert.equal(liveOwnSecrets(state).length, 2); // sending and next: no new key without an answer
+  });
+
+  it('forgets retired keys after the grace window; late mail under them is expired', async () => {
+    const pair = await conversationPair();
+    await established(pair);
+    const late = sent(await pair.alice.send(text('late')));
+    plaintextOf(await pair.alice.receive(sent(await pair.bob.send(text('b1')))));
+    plaintextOf(await pair.bob.receive(sent(await pair.alice.send(text('a2')))));
+    pair.env.advance(DEFAULT_POLICY.graceMs + 1);
+    plaintextOf(await pair.alice.receive(sent(await pair.bob.send(text('b2')))));
+    const before = await pair.bob.state();
+    const result = await pair.bob.receive(late);
+    assert.equal(result.kind === 'error' && result.code, 'expired');
+    assert.deepEqual(await pair.bob.state(), before);
+    assert.equal(liveOwnSecrets((await pair.bob.state())!).length, 2);
+  });
+});
+
+describe('acknowledgement', () => {
+  it('is due only after the delay, and lets the other side retire its key', async () => {
+    const pair = await conversationPair();
+    await established(pair);
+    sent(await pair.alice.send(text('news')));
+    const news = sent(await pair.alice.send(text('more news')));
+    plaintextOf(await pair.bob.receive(news));
+    assert.equal(await pair.bob.acknowledgeIfDue(), null);
+    pair.env.advance(DEFAULT_POLICY.ackDelayMs);
+    const ack = await pair.bob.acknowledgeIfDue();
+    assert.ok(ack && ack.kind === 'encrypted');
+    assert.equal(peekType(ack.message), MessageType.Ack);
+    const before = liveOwnSecrets((await pair.alice.state())!).map((k) => k.id);
+    const result = await pair.alice.receive(ack.message);
+    assert.equal(result.kind, 'ignore');
+    const after = liveOwnSecrets((await pair.alice.state())!).map((k) => k.id);
+    assert.ok(Math.max(...after) > Math.max(...before), 'the ack made Alice rotate');
+    assert.equal(await pair.bob.acknowledgeIfDue(), null, 'no second ack for the same share');
+  });
+});
+
+describe('MAC key revelation (paper 4.4)', () => {
+  it('reveals a used MAC key once its pair is forgotten, so anyone can re-MAC the old message', async () => {
+    const pair = await conversationPair();
+    await established(pair);
+    const old = sent(await pair.alice.send(text('secret words')));
+    plaintextOf(await pair.bob.receive(old));
+    plaintextOf(await pair.alice.receive(sent(await pair.bob.send(text('ok')))));
+    plaintextOf(await pair.bob.receive(sent(await pair.alice.send(text('ok2')))));
+    plaintextOf(await pair.alice.receive(sent(await pair.bob.send(text('ok3')))));
+    pair.env.advance(DEFAULT_POLICY.graceMs + 1);
+    const carrying = sent(await pair.bob.send(text('later')));
+    const { message } = decodeSealed(carrying);
+    assert.ok(message.reveals.length > 0, 'Bob reveals MAC keys of forgotten pairs');
+    const decoded = decodeSealed(old);
+    const forged = message.reveals.some((key) => equalBytes(hmacSha256(key, decoded.authenticated), decoded.message.mac));
+    assert.ok(forged, 'the revealed key authenticates the old message: it is forgeable now');
+  });
+});
+
+describe('replay', () => {
+  it('rejects a duplicate data message and leaves the state alone', async () => {
+    const pair = await conversationPair();
+    await established(pair);
+    const m = sent(await pair.alice.send(text('once')));
+    assert.equal(plaintextOf(await pair.bob.receive(m)), 'once');
+    const before = await pair.bob.state();
+    const again = await pair.bob.receive(m);
+    assert.equal(again.kind === 'error' && again.code, 'replay');
+    assert.deepEqual(await pair.bob.state(), before);
+  });
+
+  it('rejects a duplicate first mail', async () => {
+    const pair = await conversationPair();
+    const first = sent(await pair.alice.send(text('hi')));
+    plaintextOf(await pair.bob.receive(first));
+    const again = await pair.bob.receive(first);
+    assert.equal(again.kind === 'error' && again.code, 'replay');
+  });
+});
+
+describe('crossing first mails', () => {
+  it('both start at once: both plaintexts arrive and one session results', async () => {
+    const pair = await conversationPair();
+    const fromAlice = sent(await pair.alice.send(text('alice starts')));
+    const fromBob = sent(await pair.bob.send(text('bob starts')));
+    assert.equal(plaintextOf(await pair.bob.receive(fromAlice)), 'alice starts');
+    assert.equal(plaintextOf(await pair.alice.receive(fromBob)), 'bob starts');
+    const kinds = [(await pair.alice.state())!.kind, (await pair.bob.state())!.kind].sort();
+    assert.deepEqual(kinds, ['initiating', 'responding']);
+    const [initiator, responder] = (await pair.alice.state())!.kind === 'initiating' ? [pair.alice, pair.bob] : [pair.bob, pair.alice];
+    plaintextOf(await initiator.receive(sent(await responder.send(text('reply')))));
+    assert.equal(plaintextOf(await responder.receive(sent(await initiator.send(text('data'))))), 'data');
+    assert.equal((await pair.alice.state())!.kind, 'established');
+    assert.equal((await pair.bob.state())!.kind, 'established');
+  });
+});
+
+describe('crossing first mails, delivered late', () => {
+  it("the losing side's first mail arriving after the session is set up only delivers its text", async () => {
+    const pair = await conversationPair();
+    const fromAlice = sent(await pair.alice.send(text('alice starts')));
+    pair.env.advance(10);
+    const fromBob = sent(await pair.bob.send(text('bob starts')));
+    const aliceWins = Buffer.compare(
+      (await pair.alice.state())!.origin.share,
+      (await pair.bob.state())!.origin.share,
+    ) > 0;
+    const [winner, loser, winnersFirst, losersFirst] = aliceWins
+      ? [pair.alice, pair.bob, fromAlice, fromBob]
+      : [pair.bob, pair.alice, fromBob, fromAlice];
+    plaintextOf(await loser.receive(winnersFirst));
+    pair.env.advance(10);
+    plaintextOf(await winner.receive(sent(await loser.send(text('reply')))));
+    plaintextOf(await loser.receive(sent(await winner.send(text('data')))));
+    const before = (await winner.state())!;
+    plaintextOf(await winner.receive(losersFirst));
+    const after = (await winner.state())!;
+    assert.equal(after.kind, 'established');
+    assert.deepEqual(after.kind === 'established' && after.keys, before.kind === 'established' && before.keys);
+    assert.equal(plaintextOf(await loser.receive(sent(await winner.send(text('still one session'))))), 'still one session');
+  });
+});
+
+describe('lost state and NAK (paper 5.1)', () => {
+  async function bobLosesState(pair: Pair) {
+    const b = pair.ids.bob;
+    const a = pair.ids.alice;
+    return new Conversation({
+      store: new MemorySessionStore(),
+      parties: partiesFor(b, a),
+      peerEncryptionKey: a.publicKey,
+      sealer: new OpenPgpSealer([b.privateKey]),
+      env: pair.env,
+    });
+  }
+
+  it('answers an unreadable message with a NAK and a fresh start; the cached message is re-sent once authenticated', async () => {
+    const pair = await conversationPair();
+    await established(pair);
+    const bob2 = await bobLosesState(pair);
+    pair.env.advance(1000);
+    const lost = sent(await pair.alice.send(text('did you get this?')));
+    const result = await bob2.receive(lost);
+    assert.equal(result.kind === 'error' && result.code, 'no_session');
+    assert.equal(result.outgoing.length, 2);
+    const [nak, fresh] = result.outgoing as [Uint8Array, Uint8Array];
+    assert.equal(peekType(nak), MessageType.Nak);
+    assert.equal(peekType(fresh), MessageType.First);
+
+    const onNak = await pair.alice.receive(nak);
+    assert.equal(onNak.kind, 'ignore');
+    assert.equal(onNak.outgoing.length, 0, 'an unauthenticated NAK makes nothing be re-sent');
+
+    const onFresh = await pair.alice.receive(fresh);
+    assert.equal(onFresh.kind, 'ignore');
+    assert.equal(onFresh.outgoing.length, 1, 'the ring-signed fresh start lets the cached message go out');
+    assert.equal(plaintextOf(await bob2.receive(onFresh.outgoing[0]!)), 'did you get this?');
+  });
+
+  it('never re-sends after a NAK alone, nor after a first mail from someone else', async () => {
+    const pair = await conversationPair();
+    await established(pair);
+    sent(await pair.alice.send(text('private')));
+    const bob2 = await bobLosesState(pair);
+    const nak = (await bob2.receive(sent(await pair.alice.send(text('x'))))).outgoing[0]!;
+    assert.equal((await pair.alice.receive(nak)).outgoing.length, 0);
+    // Mallory, with her own keys, sends a first mail to Alice claiming nothing special.
+    const mallory = await identity('mallory');
+    const fake = new Conversation({
+      store: new MemorySessionStore(),
+      parties: partiesFor(mallory, pair.ids.alice),
+      peerEncryptionKey: pair.ids.alice.publicKey,
+      sealer: new OpenPgpSealer([mallory.privateKey]),
+      env: pair.env,
+    });
+    const first = sent(await fake.send(text('please resend')));
+    const result = await pair.alice.receive(first);
+    assert.equal(result.kind, 'error');
+    assert.equal(result.outgoing.length, 0);
+  });
+});
+
+describe('restart', () => {
+  it('a newer first mail from the peer restarts; an older delayed one is only delivered', async () => {
+    const pair = await conversationPair();
+    const early = sent(await pair.alice.send(text('early copy')));
+    plaintextOf(await pair.bob.receive(sent(await pair.alice.send(text('first')))));
+    await (async () => {
+      plaintextOf(await pair.alice.receive(sent(await pair.bob.send(text('reply')))));
+      plaintextOf(await pair.bob.receive(sent(await pair.alice.send(text('data')))));
+    })();
+    assert.equal(plaintextOf(await pair.bob.receive(early)), 'early copy');
+    assert.equal((await pair.bob.state())!.kind, 'established');
+  });
+});
