@@ -1,0 +1,102 @@
+// Tampering: every single-bit flip of a data message, a reply or a first mail is refused
+// with no state change; a flip that leaves the message well-formed is the one 'auth' error.
+import assert from 'node:assert/strict';
+import { randomInt } from 'node:crypto';
+import { describe, it } from 'node:test';
+import { OpenPgpSealer } from '../../src/crypto/seal.ts';
+import type { Conversation, SendResult } from '../../src/protocol/context.ts';
+import { ProtocolError } from '../../src/protocol/errors.ts';
+import { receiveFirst } from '../../src/protocol/session.ts';
+import { decodeFirstInner } from '../../src/protocol/wire.ts';
+import { decodeFirstOuter, decodeSealed, MAC_LENGTH, PREFIX_LENGTH } from '../../src/protocol/wire.ts';
+import { conversationPair, partiesFor, text } from '../helpers/parties.ts';
+
+function sent(result: SendResult): Uint8Array {
+  if (result.kind === 'error') assert.fail(`${result.code}: ${result.message}`);
+  return result.message;
+}
+
+function flip(bytes: Uint8Array, bit: number): Uint8Array {
+  const out = Uint8Array.from(bytes);
+  out[bit >> 3]! ^= 1 << (bit & 7);
+  return out;
+}
+
+function wellFormed(decode: () => unknown): boolean {
+  try {
+    decode();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function assertRejected(receiver: Conversation, bytes: Uint8Array, bits: Iterable<number>, decode: (b: Uint8Array) => unknown) {
+  const before = await receiver.state();
+  for (const bit of bits) {
+    const tampered = flip(bytes, bit);
+    const result = await receiver.receive(tampered);
+    assert.equal(result.kind, 'error', `bit ${bit} was accepted`);
+    if (result.kind !== 'error') continue;
+    if (bit >= PREFIX_LENGTH * 8 && wellFormed(() => decode(tampered))) {
+      assert.equal(result.code, 'auth', `bit ${bit}: ${result.code} (${result.message})`);
+    } else {
+      // A changed type byte can turn the message into another, well-formed kind of message.
+      const allowed = bit < PREFIX_LENGTH * 8 ? ['malformed', 'too_large', 'unsupported_version', 'unexpected', 'auth'] : ['malformed', 'too_large'];
+      assert.ok(allowed.includes(result.code), `bit ${bit}: ${result.code} (${result.message})`);
+    }
+    assert.deepEqual(result.outgoing, []);
+  }
+  assert.deepEqual(await receiver.state(), before, 'state unchanged after every tampered copy');
+}
+
+const range = (n: number) => Array.from({ length: n }, (_, i) => i);
+
+describe('tampering', () => {
+  it('data message: every bit of the authenticated region and MAC', async () => {
+    const pair = await conversationPair();
+    await pair.bob.receive(sent(await pair.alice.send(text('first'))));
+    await pair.alice.receive(sent(await pair.bob.send(text('reply'))));
+    const data = sent(await pair.alice.send(text('the data message under test')));
+    const { authenticated } = decodeSealed(data);
+    await assertRejected(pair.bob, data, range((authenticated.length + MAC_LENGTH) * 8), decodeSealed);
+    assert.equal((await pair.bob.receive(data)).kind, 'plaintext', 'the genuine message still goes through');
+  });
+
+  it('reply: every bit (its ring signature travels inside the encryption)', async () => {
+    const pair = await conversationPair();
+    await pair.bob.receive(sent(await pair.alice.send(text('first'))));
+    const reply = sent(await pair.bob.send(text('reply')));
+    await assertRejected(pair.alice, reply, range(reply.length * 8), decodeSealed);
+    assert.equal((await pair.alice.receive(reply)).kind, 'plaintext');
+  });
+
+  it('first mail: the prefix and a sample of bits across the OpenPGP envelope', async () => {
+    const pair = await conversationPair();
+    const first = sent(await pair.alice.send(text('first mail under test')));
+    const bits = new Set([...range(PREFIX_LENGTH * 8)]);
+    while (bits.size < 400) bits.add(randomInt(first.length * 8));
+    await assertRejected(pair.bob, first, bits, decodeFirstOuter);
+    assert.equal((await pair.bob.receive(first)).kind, 'plaintext');
+  });
+});
+
+describe('tampering inside the envelope', () => {
+  it('first mail: every bit of the signed inner message is caught by the ring signature', async () => {
+    const pair = await conversationPair();
+    const first = sent(await pair.alice.send(text('signed words')));
+    const inner = await new OpenPgpSealer([pair.ids.bob.privateKey]).open(decodeFirstOuter(first));
+    const parties = partiesFor(pair.ids.bob, pair.ids.alice);
+    for (const bit of range(inner.length * 8).slice(PREFIX_LENGTH * 8)) {
+      const tampered = flip(inner, bit);
+      try {
+        receiveFirst(null, parties, tampered, pair.env);
+        assert.fail(`bit ${bit} was accepted`);
+      } catch (error) {
+        assert.ok(error instanceof ProtocolError, String(error));
+        const expected = wellFormed(() => decodeFirstInner(tampered)) ? ['auth'] : ['malformed'];
+        assert.ok(expected.includes(error.code), `bit ${bit}: ${error.code} (${error.message})`);
+      }
+    }
+  });
+});
