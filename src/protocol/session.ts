@@ -493,7 +493,6 @@ function acceptFirstReply(
     pendingReveals: [],
     ackDueSince: now,
   };
-  derivePairKeys(next.secret, next.public, message.nextDh); // refuses a non-contributory next share
   const { ours: _initiatorKeys, ...rest } = state;
   const established: EstablishedState = { ...rest, kind: 'established', keys, seenAuthIds, peerCreated: auth.created };
   return { state: established, payload: payload.length > 0 ? payload : null, wipe: [pairKeys.sendKey, pairKeys.recvKey, pairKeys.sendMac], resend: null };
@@ -553,7 +552,6 @@ function acceptUnderKeys(
   }
   // The peer now sends under the key we knew as newest: its announced next key becomes current.
   if (their.id === theirs.current.id) {
-    derivePairKeys(ours.sending.secret, ours.sending.public, message.nextDh); // refuses a non-contributory share
     theirs = {
       current: { id: theirs.current.id + 1, public: message.nextDh },
       previous: theirs.current,

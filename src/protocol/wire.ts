@@ -104,6 +104,7 @@ class Reader {
   dhPublic(field: string): Uint8Array {
     const value = this.take(DH_LENGTH, field);
     if (!isCanonicalX25519(value)) fail('malformed', `${this.what}: ${field} is not a canonical X25519 value`);
+    if (isLowOrderX25519(value)) fail('malformed', `${this.what}: ${field} is a small-order X25519 value`);
     return value;
   }
 
@@ -114,6 +115,23 @@ class Reader {
   end(): void {
     if (this.remaining !== 0) fail('malformed', `${this.what}: ${this.remaining} trailing bytes`);
   }
+}
+
+/**
+ * The canonical X25519 values of small order: 0, 1, the two order-8 points and p - 1. A share
+ * among them would make the shared secret zero, whatever our secret (libsodium's blocklist,
+ * less the non-canonical p and p + 1, which the canonical check already refuses).
+ */
+const LOW_ORDER_X25519 = [
+  '0000000000000000000000000000000000000000000000000000000000000000',
+  '0100000000000000000000000000000000000000000000000000000000000000',
+  'e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800',
+  '5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157',
+  'ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
+].map((hex) => Buffer.from(hex, 'hex'));
+
+export function isLowOrderX25519(u: Uint8Array): boolean {
+  return LOW_ORDER_X25519.some((bad) => bad.equals(u));
 }
 
 /** Top bit clear and little-endian value below 2^255 - 19 (RFC 7748 allows more; we do not). */

@@ -9,7 +9,7 @@ import { hmacSha256, x25519PublicKey } from '../../src/protocol/keyschedule.ts';
 import { DEFAULT_POLICY } from '../../src/protocol/session.ts';
 import { liveOwnSecrets } from '../../src/protocol/state.ts';
 import { MemorySessionStore } from '../../src/protocol/store.ts';
-import { decodeSealed, MessageType, peekType } from '../../src/protocol/wire.ts';
+import { decodeSealed, isLowOrderX25519, MessageType, peekType } from '../../src/protocol/wire.ts';
 import { conversationPair, identity, partiesFor, str, text, type Pair } from '../helpers/parties.ts';
 
 function sent(result: SendResult): Uint8Array {
@@ -35,6 +35,27 @@ describe('key schedule', () => {
       const secret = new Uint8Array(randomBytes(32));
       assert.ok(equalBytes(x25519PublicKey(secret), x25519.getPublicKey(secret)));
     }
+  });
+});
+
+describe('small-order shares', () => {
+  it('the wire refuses exactly the canonical values whose shared secret is zero', () => {
+    for (let i = 0; i < 256; i++) {
+      const u = new Uint8Array(32);
+      u[0] = i;
+      const zero = (() => {
+        try {
+          x25519.getSharedSecret(new Uint8Array(randomBytes(32)), u);
+          return false;
+        } catch {
+          return true;
+        }
+      })();
+      assert.equal(isLowOrderX25519(u), zero, `u = ${i}`);
+    }
+    const p1 = Uint8Array.from([0xec, ...new Array<number>(30).fill(0xff), 0x7f]);
+    assert.ok(isLowOrderX25519(p1));
+    assert.throws(() => x25519.getSharedSecret(new Uint8Array(randomBytes(32)), p1));
   });
 });
 
