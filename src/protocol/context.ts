@@ -3,9 +3,10 @@
 // This is the impure shell around the session engine: it loads and stores state, seals first
 // mails with OpenPGP, and wipes forgotten secrets once the new state is safely stored.
 import type * as openpgp from 'openpgp';
-import { toHex, wipe } from '../crypto/bytes.ts';
+import { toHex } from '../crypto/bytes.ts';
 import type { Sealer } from '../crypto/seal.ts';
 import { ProtocolError, type ProtocolErrorCode } from './errors.ts';
+import { forgetKeyMaterial } from './keyschedule.ts';
 import {
   acknowledge,
   ackDue,
@@ -162,7 +163,7 @@ export class Conversation {
     for (const step of steps) {
       if ('outgoing' in step) out.push(await this.render(step.outgoing));
     }
-    for (const step of steps) wipe(...step.wipe);
+    for (const step of steps) forgetKeyMaterial(step.wipe);
     return out;
   }
 

@@ -7,6 +7,7 @@ import {
   createPrivateKey,
   createPublicKey,
   diffieHellman,
+  generateKeyPairSync,
   hkdfSync,
   type KeyObject,
 } from 'node:crypto';
@@ -28,13 +29,29 @@ const X25519_BASE = Uint8Array.from({ length: 32 }, (_, i) => (i === 0 ? 9 : 0))
 
 const b64url = (bytes: Uint8Array): string => Buffer.from(bytes).toString('base64url');
 
+// KeyObjects for the DH values a session holds, keyed by the very buffer in the state: a
+// private-key import costs about as much as the DH itself, and a live session uses each key
+// for several messages. forgetKeyMaterial() drops the entry when the key is forgotten.
+const privateKeyObjects = new WeakMap<Uint8Array, KeyObject>();
+const publicKeyObjects = new WeakMap<Uint8Array, KeyObject>();
+
 function privateKeyObject(secret: Uint8Array, publicValue: Uint8Array): KeyObject {
-  // JWK import: DER import costs more than the DH itself (DESIGN.md).
-  return createPrivateKey({ key: { kty: 'OKP', crv: 'X25519', d: b64url(secret), x: b64url(publicValue) }, format: 'jwk' });
+  let key = privateKeyObjects.get(secret);
+  if (!key) {
+    // JWK import: DER import costs more than the DH itself (DESIGN.md).
+    key = createPrivateKey({ key: { kty: 'OKP', crv: 'X25519', d: b64url(secret), x: b64url(publicValue) }, format: 'jwk' });
+    privateKeyObjects.set(secret, key);
+  }
+  return key;
 }
 
 function publicKeyObject(publicValue: Uint8Array): KeyObject {
-  return createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: b64url(publicValue) }, format: 'jwk' });
+  let key = publicKeyObjects.get(publicValue);
+  if (!key) {
+    key = createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: b64url(publicValue) }, format: 'jwk' });
+    publicKeyObjects.set(publicValue, key);
+  }
+  return key;
 }
 
 function x25519(secret: Uint8Array, publicValue: Uint8Array, ownPublic: Uint8Array): Uint8Array {
@@ -46,6 +63,20 @@ function x25519(secret: Uint8Array, publicValue: Uint8Array, ownPublic: Uint8Arr
   }
 }
 
+export interface DhKeyPair {
+  secret: Uint8Array;
+  public: Uint8Array;
+}
+
+/** A fresh X25519 key pair from node:crypto's generator (the fast path of systemEnv). */
+export function generateDhKeyPair(): DhKeyPair {
+  const { privateKey } = generateKeyPairSync('x25519');
+  const jwk = privateKey.export({ format: 'jwk' });
+  const pair = { secret: new Uint8Array(Buffer.from(jwk.d!, 'base64url')), public: new Uint8Array(Buffer.from(jwk.x!, 'base64url')) };
+  privateKeyObjects.set(pair.secret, privateKey);
+  return pair;
+}
+
 /**
  * X25519(secret, 9): the public value. Node cannot import a JWK private key without `x`, and
  * it does not check `x` against `d` for X25519, so the base point stands in for it here; the
@@ -53,7 +84,21 @@ function x25519(secret: Uint8Array, publicValue: Uint8Array, ownPublic: Uint8Arr
  */
 export function x25519PublicKey(secret: Uint8Array): Uint8Array {
   if (secret.length !== 32) fail('malformed', 'X25519 secret must be 32 bytes');
-  return x25519(secret, X25519_BASE, X25519_BASE);
+  const publicValue = new Uint8Array(
+    diffieHellman({
+      privateKey: createPrivateKey({ key: { kty: 'OKP', crv: 'X25519', d: b64url(secret), x: b64url(X25519_BASE) }, format: 'jwk' }),
+      publicKey: publicKeyObject(X25519_BASE),
+    }),
+  );
+  return publicValue;
+}
+
+/** Zeroes forgotten secrets and drops their cached KeyObjects (freed, and cleansed by OpenSSL, on GC). */
+export function forgetKeyMaterial(buffers: Iterable<Uint8Array>): void {
+  for (const buffer of buffers) {
+    privateKeyObjects.delete(buffer);
+    buffer.fill(0);
+  }
 }
 
 export interface PairKeys {

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { compareBytes, concatBytes, equalBytes, toHex, u64be, utf8 } from '../crypto/bytes.ts';
 import { prepareRing, RingError, ringSign, ringVerify, ringVerifyKeys, sortRing, type PreparedRing } from '../crypto/ring.ts';
 import { fail, ProtocolError } from './errors.ts';
-import { aesCtr, derivePairKeys, hmacSha256, LABELS, sha256, x25519PublicKey, type PairKeys } from './keyschedule.ts';
+import { aesCtr, derivePairKeys, generateDhKeyPair, hmacSha256, LABELS, sha256, type DhKeyPair, type PairKeys } from './keyschedule.ts';
 import {
   pairKey,
   STATE_VERSION,
@@ -44,11 +44,14 @@ import {
 export interface Env {
   now(): number;
   random(length: number): Uint8Array;
+  /** A fresh X25519 key pair; a deterministic Env derives it from random(32). */
+  newDhKey(): DhKeyPair;
 }
 
 export const systemEnv: Env = {
   now: () => Date.now(),
   random: (length) => new Uint8Array(randomBytes(length)),
+  newDhKey: generateDhKeyPair,
 };
 
 export interface Policy {
@@ -121,8 +124,7 @@ export interface ReceiveStep {
 // ---------------------------------------------------------------- helpers
 
 function newOwnKey(id: number, env: Env): OwnDhKey {
-  const secret = env.random(32);
-  return { id, secret, public: x25519PublicKey(secret) };
+  return { id, ...env.newDhKey() };
 }
 
 function common(origin: Common['origin'], peerCreated: number, previous: Common | null): Common {
@@ -263,18 +265,10 @@ function sweep(keys: KeyState, now: number, policy: Policy): { keys: KeyState; w
   const goneTheirIds = new Set(theirsGone.map((r) => r.key.id));
   const received: Record<string, ReplayWindow> = {};
   const pendingReveals = [...keys.pendingReveals];
-  const wipe: Uint8Array[] = [];
   for (const [pair, window] of Object.entries(keys.received)) {
     const [ourId, theirId] = pair.split(':').map(Number) as [number, number];
-    if (!goneOurIds.has(ourId) && !goneTheirIds.has(theirId)) {
-      received[pair] = window;
-      continue;
-    }
-    const our = findOurs(keys, ourId)!;
-    const their = findTheirs(keys, theirId)!;
-    const pairKeys = derivePairKeys(our.secret, our.public, their.public);
-    pendingReveals.push(pairKeys.recvMac);
-    wipe.push(pairKeys.sendKey, pairKeys.recvKey, pairKeys.sendMac);
+    if (goneOurIds.has(ourId) || goneTheirIds.has(theirId)) pendingReveals.push(window.macKey);
+    else received[pair] = window;
   }
   const sendCounters = Object.fromEntries(
     Object.entries(keys.sendCounters).filter(([pair]) => {
@@ -282,7 +276,6 @@ function sweep(keys: KeyState, now: number, policy: Policy): { keys: KeyState; w
       return !goneOurIds.has(ourId) && !goneTheirIds.has(theirId);
     }),
   );
-  wipe.push(...oursGone.map((r) => r.key.secret));
   return {
     keys: {
       ...keys,
@@ -292,7 +285,7 @@ function sweep(keys: KeyState, now: number, policy: Policy): { keys: KeyState; w
       sendCounters,
       pendingReveals,
     },
-    wipe,
+    wipe: oursGone.map((r) => r.key.secret),
   };
 }
 
@@ -489,7 +482,7 @@ function acceptFirstReply(
     ours: { sending: first, next, retired: [] },
     theirs: { current: { id: 2, public: message.nextDh }, previous: { id: 1, public: senderDh }, retired: [] },
     sendCounters: {},
-    received: { [pairKey(first.id, 1)]: { max: message.counter, seen: [message.counter] } },
+    received: { [pairKey(first.id, 1)]: { max: message.counter, seen: [message.counter], macKey: pairKeys.recvMac } },
     pendingReveals: [],
     ackDueSince: now,
   };
@@ -498,12 +491,12 @@ function acceptFirstReply(
   return { state: established, payload: payload.length > 0 ? payload : null, wipe: [pairKeys.sendKey, pairKeys.recvKey, pairKeys.sendMac], resend: null };
 }
 
-function checkWindow(window: ReplayWindow | undefined, counter: number, policy: Policy): ReplayWindow {
-  if (!window) return { max: counter, seen: [counter] };
+function checkWindow(window: ReplayWindow | undefined, counter: number, macKey: Uint8Array, policy: Policy): ReplayWindow {
+  if (!window) return { max: counter, seen: [counter], macKey };
   if (counter <= window.max - policy.replayWindow) fail('expired', 'counter is older than the replay window');
   if (window.seen.includes(counter)) fail('replay', 'this message was already accepted');
   const max = Math.max(window.max, counter);
-  return { max, seen: [...window.seen, counter].filter((c) => c > max - policy.replayWindow).sort((a, b) => a - b) };
+  return { ...window, max, seen: [...window.seen, counter].filter((c) => c > max - policy.replayWindow).sort((a, b) => a - b) };
 }
 
 function acceptUnderKeys(
@@ -524,6 +517,7 @@ function acceptUnderKeys(
   if (!their) fail(message.senderKeyId > keys.theirs.current.id ? 'auth' : 'expired', message.senderKeyId > keys.theirs.current.id ? 'authentication failed' : 'the keys of this message were forgotten');
   const pairKeys = derivePairKeys(our.secret, our.public, their.public);
   const wipe = [...swept.wipe, pairKeys.sendKey, pairKeys.recvKey, pairKeys.sendMac];
+  if (keys.received[pairKey(our.id, their.id)]) wipe.push(pairKeys.recvMac); // a fresh pair keeps it in the window
   let payload = openSealed(pairKeys, message, authenticated);
   let { seenAuthIds, peerCreated } = state;
   if (message.type === MessageType.Reply) {
@@ -538,7 +532,7 @@ function acceptUnderKeys(
     payload = reply.payload;
   }
   const pair = pairKey(our.id, their.id);
-  const window = checkWindow(keys.received[pair], message.counter, policy);
+  const window = checkWindow(keys.received[pair], message.counter, pairKeys.recvMac, policy);
 
   let { ours, theirs } = keys;
   let ackDueSince = keys.ackDueSince;

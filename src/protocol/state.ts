@@ -25,6 +25,8 @@ export interface Retired<K> {
 export interface ReplayWindow {
   max: number;
   seen: number[];
+  /** The receive-direction MAC key of the pair, kept so it can be revealed once the pair is gone. */
+  macKey: Uint8Array;
 }
 
 export interface KeyState {

@@ -6,6 +6,7 @@ import { fromHex } from '../../src/crypto/bytes.ts';
 import { generateRingSecret, ringPublicKey } from '../../src/crypto/ring.ts';
 import { OpenPgpSealer } from '../../src/crypto/seal.ts';
 import { Conversation } from '../../src/protocol/context.ts';
+import { generateDhKeyPair, x25519PublicKey, type DhKeyPair } from '../../src/protocol/keyschedule.ts';
 import { DEFAULT_POLICY, type Env, type Parties, type Policy, type RingKeyPair } from '../../src/protocol/session.ts';
 import { MemorySessionStore } from '../../src/protocol/store.ts';
 
@@ -66,6 +67,11 @@ export class TestEnv implements Env {
     // Deterministic for vectors: SHA-512(seed || counter), truncated.
     const block = createHash('sha512').update(this.seed).update(String(this.counter++)).digest();
     return new Uint8Array(block.subarray(0, length));
+  }
+  newDhKey(): DhKeyPair {
+    if (!this.seed) return generateDhKeyPair();
+    const secret = this.random(32);
+    return { secret, public: x25519PublicKey(secret) };
   }
   advance(ms: number): void {
     this.time += ms;

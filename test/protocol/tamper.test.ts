@@ -4,12 +4,13 @@ import assert from 'node:assert/strict';
 import { randomInt } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { OpenPgpSealer } from '../../src/crypto/seal.ts';
-import type { Conversation, SendResult } from '../../src/protocol/context.ts';
+import { Conversation, type SendResult } from '../../src/protocol/context.ts';
+import { MemorySessionStore } from '../../src/protocol/store.ts';
 import { ProtocolError } from '../../src/protocol/errors.ts';
 import { receiveFirst } from '../../src/protocol/session.ts';
 import { decodeFirstInner } from '../../src/protocol/wire.ts';
 import { decodeFirstOuter, decodeSealed, MAC_LENGTH, PREFIX_LENGTH } from '../../src/protocol/wire.ts';
-import { conversationPair, partiesFor, text } from '../helpers/parties.ts';
+import { conversationPair, partiesFor, str, text } from '../helpers/parties.ts';
 
 function sent(result: SendResult): Uint8Array {
   if (result.kind === 'error') assert.fail(`${result.code}: ${result.message}`);
@@ -50,6 +51,16 @@ async function assertRejected(receiver: Conversation, bytes: Uint8Array, bits: I
   assert.deepEqual(await receiver.state(), before, 'state unchanged after every tampered copy');
 }
 
+function freshReceiver(pair: Awaited<ReturnType<typeof conversationPair>>): Conversation {
+  return new Conversation({
+    store: new MemorySessionStore(),
+    parties: partiesFor(pair.ids.bob, pair.ids.alice),
+    peerEncryptionKey: pair.ids.alice.publicKey,
+    sealer: new OpenPgpSealer([pair.ids.bob.privateKey]),
+    env: pair.env,
+  });
+}
+
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 
 describe('tampering', () => {
@@ -73,11 +84,27 @@ describe('tampering', () => {
 
   it('first mail: the prefix and a sample of bits across the OpenPGP envelope', async () => {
     const pair = await conversationPair();
-    const first = sent(await pair.alice.send(text('first mail under test')));
+    const original = 'first mail under test';
+    const first = sent(await pair.alice.send(text(original)));
     const bits = new Set([...range(PREFIX_LENGTH * 8)]);
     while (bits.size < 400) bits.add(randomInt(first.length * 8));
-    await assertRejected(pair.bob, first, bits, decodeFirstOuter);
-    assert.equal((await pair.bob.receive(first)).kind, 'plaintext');
+    let sameContent = 0;
+    for (const bit of bits) {
+      const bob = freshReceiver(pair); // each copy meets Bob as if it came first
+      const result = await bob.receive(flip(first, bit));
+      if (result.kind === 'plaintext') {
+        // OpenPGP leaves some framing unprotected (the key id, MPI bit counts): such a copy
+        // still carries exactly the signed content, and a second copy is a replay.
+        assert.equal(str(result.plaintext), original, `bit ${bit} changed the content`);
+        sameContent++;
+        continue;
+      }
+      assert.equal(result.kind, 'error', `bit ${bit}`);
+      const allowed = bit < PREFIX_LENGTH * 8 ? ['malformed', 'too_large', 'unsupported_version', 'unexpected', 'auth'] : ['auth'];
+      assert.ok(result.kind === 'error' && allowed.includes(result.code), `bit ${bit}: ${JSON.stringify(result)}`);
+      assert.equal(await bob.state(), null, 'nothing stored');
+    }
+    assert.ok(sameContent < bits.size / 20, `${sameContent} flips left the envelope valid`);
   });
 });
 
