@@ -10,7 +10,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { concatBytes, equalBytes, fromHex, toHex, u32be, u64be, utf8 } from '../src/crypto/bytes.ts';
 import { generateRingSecret, prepareRing, ringPublicKey, ringSign, ringVerifyKeys, sortRing } from '../src/crypto/ring.ts';
 import { ProtocolError, type ProtocolErrorCode } from '../src/protocol/errors.ts';
-import { aesCtr, derivePairKeys, hmacSha256, LABELS, macKeyFor, x25519PublicKey } from '../src/protocol/keyschedule.ts';
+import { aesCtr, deriveDirectionKeys, hmacSha256, LABELS, macKeyFor, x25519PublicKey } from '../src/protocol/keyschedule.ts';
 import {
   acknowledge,
   DEFAULT_POLICY,
@@ -396,8 +396,8 @@ function keyRecords(sender: OwnDhKey, recipient: OwnDhKey, next: OwnDhKey): { dh
   const macLowToHigh = sha256(concatBytes(utf8(LABELS.macKey), lowToHigh));
   const macHighToLow = sha256(concatBytes(utf8(LABELS.macKey), highToLow));
   const [sendKey, sendMac] = senderIsLow ? [lowToHigh, macLowToHigh] : [highToLow, macHighToLow];
-  const engine = derivePairKeys(sender.secret, sender.public, recipient.public);
-  check(equalBytes(engine.sendKey, sendKey) && equalBytes(engine.sendMac, sendMac), 'HKDF split matches derivePairKeys');
+  const engine = deriveDirectionKeys(sender.secret, sender.public, recipient.public, 'send');
+  check(equalBytes(engine.key, sendKey) && equalBytes(engine.macKey, sendMac), 'HKDF split matches deriveDirectionKeys');
   check(equalBytes(macKeyFor(sendKey), sendMac), 'MAC key derivation');
   return {
     dh: {

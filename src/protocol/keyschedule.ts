@@ -101,30 +101,29 @@ export function forgetKeyMaterial(buffers: Iterable<Uint8Array>): void {
   }
 }
 
-export interface PairKeys {
-  sendKey: Uint8Array;
-  sendMac: Uint8Array;
-  recvKey: Uint8Array;
-  recvMac: Uint8Array;
+/** The keys of one direction of one pair: the encryption key and the MAC key derived from it. */
+export interface DirectionKeys {
+  key: Uint8Array;
+  macKey: Uint8Array;
 }
 
 /**
- * Keys for one (our key, their key) pair. One HKDF output gives a key per direction, so the
- * two sides never share a keystream; the "low" side (smaller public value) sends with the
- * first half, as OTRv3's send/receive bytes do.
+ * Keys for one (our key, their key) pair, in one direction. One HKDF output holds a key per
+ * direction, so the two sides never share a keystream; the "low" side (smaller public value)
+ * sends with the first half, as OTRv3's send/receive bytes do.
  */
-export function derivePairKeys(ourSecret: Uint8Array, ourPublic: Uint8Array, theirPublic: Uint8Array): PairKeys {
+export function deriveDirectionKeys(ourSecret: Uint8Array, ourPublic: Uint8Array, theirPublic: Uint8Array, direction: 'send' | 'receive'): DirectionKeys {
   const shared = x25519(ourSecret, theirPublic, ourPublic);
   const order = compareBytes(ourPublic, theirPublic);
   if (order === 0) fail('auth', 'DH share echoes our own');
   const [low, high] = order < 0 ? [ourPublic, theirPublic] : [theirPublic, ourPublic];
   const okm = new Uint8Array(hkdfSync('sha256', shared, SALT, concatBytes(INFO, low, high), 64));
   shared.fill(0);
-  const lowToHigh = okm.slice(0, 32);
-  const highToLow = okm.slice(32, 64);
+  const weAreLow = order < 0;
+  const firstHalf = weAreLow === (direction === 'send'); // low->high is the first half
+  const key = firstHalf ? okm.slice(0, 32) : okm.slice(32, 64);
   okm.fill(0);
-  const [sendKey, recvKey] = order < 0 ? [lowToHigh, highToLow] : [highToLow, lowToHigh];
-  return { sendKey, sendMac: macKeyFor(sendKey), recvKey, recvMac: macKeyFor(recvKey) };
+  return { key, macKey: macKeyFor(key) };
 }
 
 /** MAC key = SHA-256(label || encryption key): whoever can read a message can re-MAC it (paper 4.3). */

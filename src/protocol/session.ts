@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { compareBytes, concatBytes, equalBytes, toHex, u64be, utf8 } from '../crypto/bytes.ts';
 import { prepareRing, RingError, ringSign, ringVerify, ringVerifyKeys, sortRing, type PreparedRing } from '../crypto/ring.ts';
 import { fail, ProtocolError } from './errors.ts';
-import { aesCtr, derivePairKeys, generateDhKeyPair, hmacSha256, LABELS, sha256, type DhKeyPair, type PairKeys } from './keyschedule.ts';
+import { aesCtr, deriveDirectionKeys, generateDhKeyPair, hmacSha256, LABELS, sha256, type DhKeyPair, type DirectionKeys } from './keyschedule.ts';
 import {
   pairKey,
   STATE_VERSION,
@@ -253,13 +253,14 @@ function findTheirs(keys: KeyState, id: number): PeerDhKey | null {
  * anything under it again, so publishing it costs nothing and makes the transcript forgeable.
  */
 function sweep(keys: KeyState, now: number, policy: Policy): { keys: KeyState; wipe: Uint8Array[] } {
+  const due = (list: Retired<unknown>[]) => list.length > policy.maxRetired || (list.length > 0 && now - list[0]!.retiredAt >= policy.graceMs);
+  if (!due(keys.ours.retired) && !due(keys.theirs.retired)) return { keys, wipe: [] };
   const expired = <K>(list: Retired<K>[]): [Retired<K>[], Retired<K>[]] => {
     const keep = list.filter((r) => now - r.retiredAt < policy.graceMs).slice(-policy.maxRetired);
     return [keep, list.filter((r) => !keep.includes(r))];
   };
   const [oursKept, oursGone] = expired(keys.ours.retired);
   const [theirsKept, theirsGone] = expired(keys.theirs.retired);
-  if (oursGone.length === 0 && theirsGone.length === 0) return { keys, wipe: [] };
 
   const goneOurIds = new Set(oursGone.map((r) => r.key.id));
   const goneTheirIds = new Set(theirsGone.map((r) => r.key.id));
@@ -331,26 +332,26 @@ function sealUnder(keys: KeyState, type: SealedMessage['type'], plaintext: Uint8
   const pair = pairKey(sending.id, current.id);
   const counter = (keys.sendCounters[pair] ?? 0) + 1;
   if (counter > LIMITS.maxCounter) fail('counter_exhausted', 'counter space of this key pair is used up');
-  const pairKeys = derivePairKeys(sending.secret, sending.public, current.public);
+  const outbound = deriveDirectionKeys(sending.secret, sending.public, current.public, 'send');
   const fields = {
     type,
     senderKeyId: sending.id,
     recipientKeyId: current.id,
     nextDh: next.public,
     counter,
-    ciphertext: aesCtr(pairKeys.sendKey, counter, plaintext),
+    ciphertext: aesCtr(outbound.key, counter, plaintext),
     ...(replyDh ? { senderDh: replyDh } : {}),
   };
   const authenticated = encodeAuthenticated(fields);
   const reveals = keys.pendingReveals.slice(0, LIMITS.maxReveals);
-  const bytes = encodeSealed(authenticated, hmacSha256(pairKeys.sendMac, authenticated), reveals);
+  const bytes = encodeSealed(authenticated, hmacSha256(outbound.macKey, authenticated), reveals);
   const newKeys: KeyState = {
     ...keys,
     sendCounters: { ...keys.sendCounters, [pair]: counter },
     pendingReveals: keys.pendingReveals.slice(reveals.length),
     ackDueSince: null,
   };
-  return { bytes, keys: newKeys, wipe: [pairKeys.sendKey, pairKeys.recvKey, pairKeys.sendMac, pairKeys.recvMac] };
+  return { bytes, keys: newKeys, wipe: [outbound.key, outbound.macKey] };
 }
 
 /**
@@ -456,9 +457,9 @@ export function receiveSealed(state: SessionState | null, parties: Parties, byte
   return acceptUnderKeys(state, parties, message, authenticated, env, policy);
 }
 
-function openSealed(keys: PairKeys, message: SealedMessage, authenticated: Uint8Array): Uint8Array {
-  if (!equalBytes(hmacSha256(keys.recvMac, authenticated), message.mac)) fail('auth', 'authentication failed');
-  return aesCtr(keys.recvKey, message.counter, message.ciphertext);
+function openSealed(keys: DirectionKeys, message: SealedMessage, authenticated: Uint8Array): Uint8Array {
+  if (!equalBytes(hmacSha256(keys.macKey, authenticated), message.mac)) fail('auth', 'authentication failed');
+  return aesCtr(keys.key, message.counter, message.ciphertext);
 }
 
 function acceptFirstReply(
@@ -472,7 +473,7 @@ function acceptFirstReply(
   const { first, next } = state.ours;
   if (message.recipientKeyId !== first.id || message.senderKeyId !== 1) fail('auth', 'authentication failed');
   const senderDh = message.senderDh!;
-  const pairKeys = derivePairKeys(first.secret, first.public, senderDh);
+  const pairKeys = deriveDirectionKeys(first.secret, first.public, senderDh, 'receive');
   const plaintext = openSealed(pairKeys, message, authenticated);
   const { auth, payload } = decodeReplyPlaintext(plaintext);
   verifyAuth(parties, auth, replyContext(auth, senderDh, first.public, message.nextDh, payload));
@@ -482,13 +483,13 @@ function acceptFirstReply(
     ours: { sending: first, next, retired: [] },
     theirs: { current: { id: 2, public: message.nextDh }, previous: { id: 1, public: senderDh }, retired: [] },
     sendCounters: {},
-    received: { [pairKey(first.id, 1)]: { max: message.counter, seen: [message.counter], macKey: pairKeys.recvMac } },
+    received: { [pairKey(first.id, 1)]: { max: message.counter, seen: [message.counter], macKey: pairKeys.macKey } },
     pendingReveals: [],
     ackDueSince: now,
   };
   const { ours: _initiatorKeys, ...rest } = state;
   const established: EstablishedState = { ...rest, kind: 'established', keys, seenAuthIds, peerCreated: auth.created };
-  return { state: established, payload: payload.length > 0 ? payload : null, wipe: [pairKeys.sendKey, pairKeys.recvKey, pairKeys.sendMac], resend: null };
+  return { state: established, payload: payload.length > 0 ? payload : null, wipe: [pairKeys.key], resend: null };
 }
 
 function checkWindow(window: ReplayWindow | undefined, counter: number, macKey: Uint8Array, policy: Policy): ReplayWindow {
@@ -515,9 +516,9 @@ function acceptUnderKeys(
   // Ids we never announced (or the peer never could have) are forgeries; lower ones were forgotten.
   if (!our) fail(message.recipientKeyId > keys.ours.next.id ? 'auth' : 'expired', message.recipientKeyId > keys.ours.next.id ? 'authentication failed' : 'the keys of this message were forgotten');
   if (!their) fail(message.senderKeyId > keys.theirs.current.id ? 'auth' : 'expired', message.senderKeyId > keys.theirs.current.id ? 'authentication failed' : 'the keys of this message were forgotten');
-  const pairKeys = derivePairKeys(our.secret, our.public, their.public);
-  const wipe = [...swept.wipe, pairKeys.sendKey, pairKeys.recvKey, pairKeys.sendMac];
-  if (keys.received[pairKey(our.id, their.id)]) wipe.push(pairKeys.recvMac); // a fresh pair keeps it in the window
+  const pairKeys = deriveDirectionKeys(our.secret, our.public, their.public, 'receive');
+  const wipe = [...swept.wipe, pairKeys.key];
+  if (keys.received[pairKey(our.id, their.id)]) wipe.push(pairKeys.macKey); // a fresh pair keeps it in the window
   let payload = openSealed(pairKeys, message, authenticated);
   let { seenAuthIds, peerCreated } = state;
   if (message.type === MessageType.Reply) {
@@ -532,7 +533,7 @@ function acceptUnderKeys(
     payload = reply.payload;
   }
   const pair = pairKey(our.id, their.id);
-  const window = checkWindow(keys.received[pair], message.counter, pairKeys.recvMac, policy);
+  const window = checkWindow(keys.received[pair], message.counter, pairKeys.macKey, policy);
 
   let { ours, theirs } = keys;
   let ackDueSince = keys.ackDueSince;

@@ -60,11 +60,17 @@ class Reader {
     return this.offset;
   }
 
-  take(length: number, field: string): Uint8Array {
+  /** A view into the input: for bulk fields that are consumed at once (ciphertext, payload). */
+  view(length: number, field: string): Uint8Array {
     if (length > this.remaining) fail('malformed', `${this.what}: truncated in ${field}`);
     const out = this.bytes.subarray(this.offset, this.offset + length);
     this.offset += length;
     return out;
+  }
+
+  /** A copy: small fields may end up in stored state, which must not pin the whole message. */
+  take(length: number, field: string): Uint8Array {
+    return this.view(length, field).slice();
   }
 
   u16(field: string): number {
@@ -109,7 +115,7 @@ class Reader {
   }
 
   rest(): Uint8Array {
-    return this.take(this.remaining, 'body');
+    return this.view(this.remaining, 'body');
   }
 
   end(): void {
@@ -281,7 +287,7 @@ export interface DecodedSealed {
 export function decodeSealed(bytes: Uint8Array): DecodedSealed {
   const type = expectType(bytes, MessageType.Reply, MessageType.Data, MessageType.Ack) as SealedMessage['type'];
   const r = new Reader(bytes, 'sealed message');
-  r.take(PREFIX_LENGTH, 'prefix');
+  r.view(PREFIX_LENGTH, 'prefix');
   const senderKeyId = r.keyId('sender key id');
   const recipientKeyId = r.keyId('recipient key id');
   const nextDh = r.dhPublic('next DH share');
@@ -291,7 +297,7 @@ export function decodeSealed(bytes: Uint8Array): DecodedSealed {
   if (type === MessageType.Ack && ctLength !== 0) fail('malformed', 'an acknowledgement carries no ciphertext');
   if (type === MessageType.Data && ctLength === 0) fail('malformed', 'a data message carries a ciphertext');
   if (type === MessageType.Reply && ctLength < AUTH_BLOCK_LENGTH) fail('malformed', 'reply ciphertext shorter than its auth block');
-  const ciphertext = r.take(ctLength, 'ciphertext');
+  const ciphertext = r.view(ctLength, 'ciphertext');
   const authenticated = bytes.subarray(0, r.position);
   const mac = r.take(MAC_LENGTH, 'MAC');
   if (r.remaining % MAC_KEY_LENGTH !== 0) fail('malformed', 'revealed MAC keys are not a whole number of 32-byte keys');

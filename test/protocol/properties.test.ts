@@ -4,7 +4,7 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { toHex } from '../../src/crypto/bytes.ts';
 import type { Conversation } from '../../src/protocol/context.ts';
-import { derivePairKeys } from '../../src/protocol/keyschedule.ts';
+import { deriveDirectionKeys } from '../../src/protocol/keyschedule.ts';
 import { DEFAULT_POLICY, type Policy } from '../../src/protocol/session.ts';
 import { liveOwnSecrets, type SessionState } from '../../src/protocol/state.ts';
 import { decodeSealed, MessageType, peekType } from '../../src/protocol/wire.ts';
@@ -37,7 +37,7 @@ function liveRecvMacs(state: SessionState | null): Set<string> {
   const { ours, theirs } = state.keys;
   const own = [ours.sending, ours.next, ...ours.retired.map((r) => r.key)];
   const peer = [theirs.current, ...(theirs.previous ? [theirs.previous] : []), ...theirs.retired.map((r) => r.key)];
-  for (const o of own) for (const p of peer) out.add(toHex(derivePairKeys(o.secret, o.public, p.public).recvMac));
+  for (const o of own) for (const p of peer) out.add(toHex(deriveDirectionKeys(o.secret, o.public, p.public, 'receive').macKey));
   return out;
 }
 
@@ -48,7 +48,7 @@ function macKeyUsed(state: SessionState | null, bytes: Uint8Array): string | nul
   const { ours, theirs } = state.keys;
   const o = [ours.sending, ours.next, ...ours.retired.map((r) => r.key)].find((k) => k.id === message.recipientKeyId);
   const p = [theirs.current, theirs.previous, ...theirs.retired.map((r) => r.key)].find((k) => k?.id === message.senderKeyId);
-  return o && p ? toHex(derivePairKeys(o.secret, o.public, p.public).recvMac) : null;
+  return o && p ? toHex(deriveDirectionKeys(o.secret, o.public, p.public, 'receive').macKey) : null;
 }
 
 describe('properties over an unreliable network', () => {
