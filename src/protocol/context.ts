@@ -11,6 +11,7 @@ import {
   acknowledge,
   ackDue,
   DEFAULT_POLICY,
+  expire,
   initiate,
   nakFor,
   receiveFirst,
@@ -41,6 +42,9 @@ export type ReceiveResult = (
   /** Protocol messages to send to the correspondent now (NAK and fresh start, a re-send). */
   outgoing: Uint8Array[];
 };
+
+/** What commit() needs from a step: something to send, or only secrets to wipe. */
+type Step = ReceiveStep | SendStep | { wipe: Uint8Array[] };
 
 export interface ConversationOptions {
   store: SessionStore;
@@ -76,12 +80,26 @@ export class Conversation {
     return (await this.options.store.load(this.local, this.peer))?.state ?? null;
   }
 
+  /** Loads the session with whatever is due for forgetting already forgotten. */
+  private async load(): Promise<{ state: SessionState | null; revision: number; wipe: Uint8Array[] }> {
+    const stored = await this.options.store.load(this.local, this.peer);
+    if (!stored) return { state: null, revision: 0, wipe: [] };
+    const expired = expire(stored.state, this.env, this.policy);
+    return { state: expired.state, revision: stored.revision, wipe: expired.wipe };
+  }
+
+  /** Forgets what is due (retired keys, the re-send copy) without any traffic: run it on a schedule. */
+  async forgetExpired(): Promise<void> {
+    const loaded = await this.load();
+    if (loaded.state && loaded.wipe.length > 0) await this.commit(loaded.revision, loaded.state, [{ wipe: loaded.wipe }]);
+  }
+
   async send(plaintext: Uint8Array): Promise<SendResult> {
     try {
-      const stored = await this.options.store.load(this.local, this.peer);
-      const state = stored?.state ?? initiate(this.env);
+      const loaded = await this.load();
+      const state = loaded.state ?? initiate(this.env);
       const step = send(state, this.options.parties, plaintext, this.env, this.policy);
-      const [message] = await this.commit(stored?.revision ?? 0, step.state, [step]);
+      const [message] = await this.commit(loaded.revision, step.state, [{ wipe: loaded.wipe }, step]);
       return { kind: 'encrypted', message: message! };
     } catch (error) {
       return errorResult(error);
@@ -91,10 +109,10 @@ export class Conversation {
   /** Sends the empty acknowledgement if one is due (paper 4.2); null when none is. */
   async acknowledgeIfDue(): Promise<SendResult | null> {
     try {
-      const stored = await this.options.store.load(this.local, this.peer);
-      if (!stored || !ackDue(stored.state, this.env.now(), this.policy)) return null;
-      const step = acknowledge(stored.state, this.options.parties, this.env, this.policy);
-      const [message] = await this.commit(stored.revision, step.state, [step]);
+      const loaded = await this.load();
+      if (!loaded.state || !ackDue(loaded.state, this.env.now(), this.policy)) return null;
+      const step = acknowledge(loaded.state, this.options.parties, this.env, this.policy);
+      const [message] = await this.commit(loaded.revision, step.state, [{ wipe: loaded.wipe }, step]);
       return { kind: 'encrypted', message: message! };
     } catch (error) {
       return errorResult(error);
@@ -102,22 +120,22 @@ export class Conversation {
   }
 
   async receive(bytes: Uint8Array): Promise<ReceiveResult> {
-    let stored;
+    let loaded;
     try {
-      stored = await this.options.store.load(this.local, this.peer);
-      const state = stored?.state ?? null;
+      loaded = await this.load();
+      const { state } = loaded;
       const step = await this.step(state, bytes);
-      const steps: (ReceiveStep | SendStep)[] = [step];
+      const steps: Step[] = [{ wipe: loaded.wipe }, step];
       let finalState = step.state;
       if (step.resend && finalState) {
         const resend = send(finalState, this.options.parties, step.resend, this.env, this.policy);
         steps.push(resend);
         finalState = resend.state;
       }
-      const outgoing = finalState !== state && finalState ? await this.commit(stored?.revision ?? 0, finalState, steps) : [];
+      const outgoing = finalState !== state && finalState ? await this.commit(loaded.revision, finalState, steps) : [];
       return step.payload ? { kind: 'plaintext', plaintext: step.payload, outgoing } : { kind: 'ignore', outgoing };
     } catch (error) {
-      if (error instanceof ProtocolError && error.code === 'no_session') return this.restart(stored ?? null, bytes, error);
+      if (error instanceof ProtocolError && error.code === 'no_session' && loaded) return this.restart(loaded, bytes, error);
       return { ...errorResult(error), outgoing: [] };
     }
   }
@@ -126,14 +144,15 @@ export class Conversation {
     const { parties } = this.options;
     switch (peekType(bytes)) {
       case MessageType.First: {
-        let inner: Uint8Array;
+        const sealed = decodeFirstOuter(bytes);
+        let opened;
         try {
-          inner = await this.options.sealer.open(decodeFirstOuter(bytes));
-        } catch (error) {
-          if (error instanceof ProtocolError) throw error;
+          opened = await this.options.sealer.open(sealed);
+        } catch {
           throw new ProtocolError('auth', 'authentication failed'); // one error for every envelope failure
         }
-        return receiveFirst(state, parties, inner, this.env, this.policy);
+        if (opened.signatures > 0) throw new ProtocolError('malformed', 'first mail carries an OpenPGP signature, which would make it undeniable: refused');
+        return receiveFirst(state, parties, opened.plaintext, this.env, this.policy);
       }
       case MessageType.Nak:
         return receiveNak(state, bytes, this.env);
@@ -144,20 +163,27 @@ export class Conversation {
     }
   }
 
-  /** We cannot read it because our state is gone: answer with a NAK and a fresh start (paper 5.1). */
-  private async restart(stored: { state: SessionState; revision: number } | null, bytes: Uint8Array, cause: ProtocolError): Promise<ReceiveResult> {
+  /**
+   * We cannot read it because our state is gone: answer with a NAK and a fresh start (paper
+   * 5.1), at most once per nakIntervalMs, since anyone can send us unreadable mail.
+   */
+  private async restart(loaded: { state: SessionState | null; revision: number }, bytes: Uint8Array, cause: ProtocolError): Promise<ReceiveResult> {
+    const error = { kind: 'error' as const, code: cause.code, message: cause.message };
     try {
-      const state = stored?.state.kind === 'initiating' ? stored.state : initiate(this.env);
+      const now = this.env.now();
+      const lastNak = loaded.state?.nakSentAt ?? null;
+      if (lastNak !== null && now - lastNak < this.policy.nakIntervalMs) return { ...error, outgoing: [] };
+      const state = loaded.state?.kind === 'initiating' ? loaded.state : initiate(this.env);
       const step = send(state, this.options.parties, new Uint8Array(0), this.env, this.policy);
-      const [first] = await this.commit(stored?.revision ?? 0, step.state, [step]);
-      return { kind: 'error', code: cause.code, message: cause.message, outgoing: [nakFor(bytes), first!] };
+      const [first] = await this.commit(loaded.revision, { ...step.state, nakSentAt: now }, [step]);
+      return { ...error, outgoing: [nakFor(bytes), first!] };
     } catch (error) {
       return { ...errorResult(error), outgoing: [] };
     }
   }
 
   /** Stores the new state first, then seals what goes out, then wipes what was forgotten. */
-  private async commit(revision: number, state: SessionState, steps: (ReceiveStep | SendStep)[]): Promise<Uint8Array[]> {
+  private async commit(revision: number, state: SessionState, steps: Step[]): Promise<Uint8Array[]> {
     await this.options.store.save(this.local, this.peer, state, revision);
     const out: Uint8Array[] = [];
     for (const step of steps) {

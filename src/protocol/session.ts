@@ -67,6 +67,12 @@ export interface Policy {
   ackDelayMs: number;
   /** How many first-mail and reply ids are remembered against replays. */
   maxSeenAuthIds: number;
+  /** A first mail or reply signed further in the future than this (by our clock) is refused. */
+  maxClockSkewMs: number;
+  /** A first mail or reply signed longer ago than this is refused as expired. */
+  maxAuthAgeMs: number;
+  /** At most one NAK and fresh start per this interval, however many unreadable mails arrive. */
+  nakIntervalMs: number;
 }
 
 const HOUR = 3_600_000;
@@ -77,6 +83,9 @@ export const DEFAULT_POLICY: Policy = {
   resendWindowMs: 7 * 24 * HOUR,
   ackDelayMs: 1 * HOUR,
   maxSeenAuthIds: 256,
+  maxClockSkewMs: 24 * HOUR,
+  maxAuthAgeMs: 30 * 24 * HOUR,
+  nakIntervalMs: 1 * HOUR,
 };
 
 export interface RingKeyPair {
@@ -123,7 +132,10 @@ export interface ReceiveStep {
 
 // ---------------------------------------------------------------- helpers
 
+const MAX_KEY_ID = 0xffffffff;
+
 function newOwnKey(id: number, env: Env): OwnDhKey {
+  if (id > MAX_KEY_ID) fail('counter_exhausted', 'key ids of this session are used up: start a new session');
   return { id, ...env.newDhKey() };
 }
 
@@ -135,6 +147,7 @@ function common(origin: Common['origin'], peerCreated: number, previous: Common 
     seenAuthIds: previous?.seenAuthIds ?? [],
     lastSent: previous?.lastSent ?? null,
     nakAt: previous?.nakAt ?? null,
+    nakSentAt: previous?.nakSentAt ?? null,
   };
 }
 
@@ -199,8 +212,13 @@ function signAuth(parties: Parties, env: Env, context: (unsigned: AuthBlock) => 
     messageId: env.random(MESSAGE_ID_LENGTH),
     signature: new Uint8Array(0),
   };
-  const signature = ringSign(ringFor(local.public, peer), local.secret, context(unsigned), env.random(32));
-  return { ...unsigned, signature };
+  try {
+    const signature = ringSign(ringFor(local.public, peer), local.secret, context(unsigned), env.random(32));
+    return { ...unsigned, signature };
+  } catch (error) {
+    if (error instanceof RingError) fail('unknown_key', `cannot sign with these ring keys (${error.code})`);
+    throw error;
+  }
 }
 
 /**
@@ -223,6 +241,12 @@ function verifyAuth(parties: Parties, auth: AuthBlock, context: Uint8Array): voi
   }
   if (!senderKnown) fail('unknown_key', 'signed with a ring key that is not a valid key of the correspondent');
   if (!recipientKnown) fail('unknown_key', 'signed for a ring key of ours that is not valid');
+}
+
+/** Signed times come from the peer's clock: refuse the absurd ones, and the too old. */
+function checkCreated(auth: AuthBlock, now: number, policy: Policy): void {
+  if (auth.created > now + policy.maxClockSkewMs) fail('unexpected', 'signed with a time in the future; check the clocks');
+  if (auth.created < now - policy.maxAuthAgeMs) fail('expired', 'signed too long ago to be accepted');
 }
 
 function rememberAuthId(state: Common, messageId: Uint8Array, policy: Policy): string[] {
@@ -302,7 +326,11 @@ export function initiate(env: Env): InitiatingState {
   };
 }
 
-function respondTo(share: Uint8Array, created: number, env: Env, previous: Common | null): RespondingState {
+function respondTo(share: Uint8Array, created: number, env: Env, previous: SessionState | null): RespondingState {
+  // MAC keys of the replaced session will never be checked again: they go out with the new one.
+  const carried = previous && previous.kind !== 'initiating'
+    ? [...previous.keys.pendingReveals, ...Object.values(previous.keys.received).map((w) => w.macKey)]
+    : [];
   return {
     ...common({ share, created }, created, previous),
     kind: 'responding',
@@ -311,7 +339,7 @@ function respondTo(share: Uint8Array, created: number, env: Env, previous: Commo
       theirs: { current: { id: 1, public: share }, previous: null, retired: [] },
       sendCounters: {},
       received: {},
-      pendingReveals: [],
+      pendingReveals: carried,
       ackDueSince: env.now(),
     },
   };
@@ -420,6 +448,7 @@ export function receiveFirst(state: SessionState | null, parties: Parties, inner
   const { auth, dhShare, payload } = decodeFirstInner(inner);
   verifyAuth(parties, auth, firstContext(auth, dhShare, payload));
   const now = env.now();
+  checkCreated(auth, now, policy);
   const seenAuthIds = state ? rememberAuthId(state, auth.messageId, policy) : [toHex(auth.messageId)];
 
   const restart = (previous: SessionState | null): ReceiveStep => {
@@ -477,8 +506,9 @@ function acceptFirstReply(
   const plaintext = openSealed(pairKeys, message, authenticated);
   const { auth, payload } = decodeReplyPlaintext(plaintext);
   verifyAuth(parties, auth, replyContext(auth, senderDh, first.public, message.nextDh, payload));
-  const seenAuthIds = rememberAuthId(state, auth.messageId, policy);
   const now = env.now();
+  checkCreated(auth, now, policy);
+  const seenAuthIds = rememberAuthId(state, auth.messageId, policy);
   const keys: KeyState = {
     ours: { sending: first, next, retired: [] },
     theirs: { current: { id: 2, public: message.nextDh }, previous: { id: 1, public: senderDh }, retired: [] },
@@ -488,7 +518,7 @@ function acceptFirstReply(
     ackDueSince: now,
   };
   const { ours: _initiatorKeys, ...rest } = state;
-  const established: EstablishedState = { ...rest, kind: 'established', keys, seenAuthIds, peerCreated: auth.created };
+  const established: EstablishedState = { ...rest, kind: 'established', keys, seenAuthIds, peerCreated: Math.max(state.peerCreated, auth.created) };
   return { state: established, payload: payload.length > 0 ? payload : null, wipe: [pairKeys.key], resend: null };
 }
 
@@ -528,6 +558,7 @@ function acceptUnderKeys(
     const answered = findOurs(keys, 1);
     if (!answered) fail('expired', 'the keys of this message were forgotten');
     verifyAuth(parties, reply.auth, replyContext(reply.auth, their.public, answered.public, message.nextDh, reply.payload));
+    checkCreated(reply.auth, now, policy);
     seenAuthIds = rememberAuthId(state, reply.auth.messageId, policy);
     peerCreated = Math.max(peerCreated, reply.auth.created);
     payload = reply.payload;
@@ -562,6 +593,26 @@ function acceptUnderKeys(
     wipe: [...wipe, ...resweep.wipe],
     resend: null,
   };
+}
+
+/**
+ * Forgetting on schedule, with no traffic needed: retired keys past the grace window, and
+ * the re-send copy of the last plaintext once its window is over. Run it periodically.
+ */
+export function expire(state: SessionState, env: Env, policy: Policy = DEFAULT_POLICY): { state: SessionState; wipe: Uint8Array[] } {
+  const now = env.now();
+  const wipe: Uint8Array[] = [];
+  let next = state;
+  if (state.lastSent && now - state.lastSent.sentAt > policy.resendWindowMs) {
+    wipe.push(state.lastSent.payload);
+    next = { ...next, lastSent: null };
+  }
+  if (next.kind !== 'initiating') {
+    const swept = sweep(next.keys, now, policy);
+    wipe.push(...swept.wipe);
+    if (swept.keys !== next.keys) next = { ...next, keys: swept.keys };
+  }
+  return { state: next, wipe };
 }
 
 /** A NAK says the peer lost its state. It is unauthenticated, so it only marks the session:

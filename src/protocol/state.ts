@@ -62,6 +62,8 @@ export interface Common {
   lastSent: { payload: Uint8Array; sentAt: number } | null;
   /** When the peer told us (unauthenticated) it lost its state. */
   nakAt: number | null;
+  /** When we last answered an unreadable message with a NAK and a fresh start. */
+  nakSentAt: number | null;
 }
 
 export interface InitiatingState extends Common {

@@ -35,7 +35,8 @@ export const LIMITS = {
   maxMessage: 26 * 1024 * 1024,
   maxReveals: 256,
   maxBundleRingKeys: 4096,
-  maxBundleMacKeys: 1 << 20,
+  /** Keeps a bundle under maxMessage: 800,000 keys of 32 bytes are 25.6 MB. */
+  maxBundleMacKeys: 800_000,
   /** Counters are u64 on the wire; this implementation keeps them exact as JS numbers. */
   maxCounter: Number.MAX_SAFE_INTEGER,
 } as const;
@@ -297,6 +298,7 @@ export function decodeSealed(bytes: Uint8Array): DecodedSealed {
   if (type === MessageType.Ack && ctLength !== 0) fail('malformed', 'an acknowledgement carries no ciphertext');
   if (type === MessageType.Data && ctLength === 0) fail('malformed', 'a data message carries a ciphertext');
   if (type === MessageType.Reply && ctLength < AUTH_BLOCK_LENGTH) fail('malformed', 'reply ciphertext shorter than its auth block');
+  if (ctLength > LIMITS.maxPayload + AUTH_BLOCK_LENGTH) fail('too_large', `ciphertext over the ${LIMITS.maxPayload}-byte payload limit`);
   const ciphertext = r.view(ctLength, 'ciphertext');
   const authenticated = bytes.subarray(0, r.position);
   const mac = r.take(MAC_LENGTH, 'MAC');
@@ -388,15 +390,22 @@ export function encodeBundle(b: Bundle): Uint8Array {
   const macKeys = [...b.macKeys].sort(Buffer.compare);
   if (ringKeys.length > LIMITS.maxBundleRingKeys || macKeys.length > LIMITS.maxBundleMacKeys) fail('too_large', 'bundle over its limits');
   if (!strictlyAscending(ringKeys.map((k) => k.publicKey)) || !strictlyAscending(macKeys)) fail('malformed', 'bundle has duplicates');
-  const body = concatBytes(
-    prefix(MessageType.Bundle),
-    b.identity,
-    u64be(b.created),
-    Uint8Array.of(ringKeys.length >> 8, ringKeys.length & 0xff),
-    ...ringKeys.flatMap((k) => [k.publicKey, k.secret, u64be(k.notAfter)]),
-    u32be(macKeys.length),
-    ...macKeys,
-  );
+  // Built in place: hundreds of thousands of keys are too many to spread into one call.
+  const head = concatBytes(prefix(MessageType.Bundle), b.identity, u64be(b.created), Uint8Array.of(ringKeys.length >> 8, ringKeys.length & 0xff));
+  const ringEntry = RING_KEY_LENGTH + 32 + 8;
+  const body = new Uint8Array(head.length + ringKeys.length * ringEntry + 4 + macKeys.length * MAC_KEY_LENGTH);
+  body.set(head);
+  let offset = head.length;
+  for (const k of ringKeys) {
+    body.set(concatBytes(k.publicKey, k.secret, u64be(k.notAfter)), offset);
+    offset += ringEntry;
+  }
+  body.set(u32be(macKeys.length), offset);
+  offset += 4;
+  for (const key of macKeys) {
+    body.set(key, offset);
+    offset += MAC_KEY_LENGTH;
+  }
   return concatBytes(body, checksum(body));
 }
 

@@ -107,7 +107,7 @@ async function establish(): Promise<Fixture> {
   await accepted(bob.receive(sent(ack)));
   assert.equal((await alice.state())?.kind, 'established');
   assert.equal((await bob.state())?.kind, 'established');
-  const firstInner = await new OpenPgpSealer([pair.ids.bob.privateKey]).open(decodeFirstOuter(firstOuter));
+  const { plaintext: firstInner } = await new OpenPgpSealer([pair.ids.bob.privateKey]).open(decodeFirstOuter(firstOuter));
   const a = toHex(pair.ids.alice.fingerprint);
   const b = toHex(pair.ids.bob.fingerprint);
   return {

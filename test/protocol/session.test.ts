@@ -6,11 +6,13 @@ import { equalBytes } from '../../src/crypto/bytes.ts';
 import { OpenPgpSealer } from '../../src/crypto/seal.ts';
 import { Conversation, type ReceiveResult, type SendResult } from '../../src/protocol/context.ts';
 import { hmacSha256, x25519PublicKey } from '../../src/protocol/keyschedule.ts';
-import { DEFAULT_POLICY } from '../../src/protocol/session.ts';
+import { DEFAULT_POLICY, receiveFirst } from '../../src/protocol/session.ts';
 import { liveOwnSecrets } from '../../src/protocol/state.ts';
 import { MemorySessionStore } from '../../src/protocol/store.ts';
-import { decodeSealed, isLowOrderX25519, MessageType, peekType } from '../../src/protocol/wire.ts';
-import { conversationPair, identity, partiesFor, str, text, type Pair } from '../helpers/parties.ts';
+import * as openpgp from 'openpgp';
+import { decodeFirstOuter, decodeSealed, encodeFirstOuter, isLowOrderX25519, MessageType, peekType } from '../../src/protocol/wire.ts';
+import type { ProtocolError } from '../../src/protocol/errors.ts';
+import { conversationPair, identity, partiesFor, str, TestEnv, text, type Pair } from '../helpers/parties.ts';
 
 function sent(result: SendResult): Uint8Array {
   if (result.kind === 'error') assert.fail(`${result.code}: ${result.message}`);
@@ -258,5 +260,99 @@ describe('restart', () => {
     })();
     assert.equal(plaintextOf(await pair.bob.receive(early)), 'early copy');
     assert.equal((await pair.bob.state())!.kind, 'established');
+  });
+});
+
+describe('forgetting on schedule', () => {
+  it('forgetExpired drops retired keys and the re-send copy without any traffic', async () => {
+    const pair = await conversationPair();
+    await established(pair);
+    plaintextOf(await pair.alice.receive(sent(await pair.bob.send(text('b1')))));
+    assert.equal(liveOwnSecrets((await pair.alice.state())!).length, 3);
+    assert.ok((await pair.alice.state())!.lastSent);
+    pair.env.advance(DEFAULT_POLICY.resendWindowMs + 1);
+    await pair.alice.forgetExpired();
+    const state = (await pair.alice.state())!;
+    assert.equal(liveOwnSecrets(state).length, 2);
+    assert.equal(state.lastSent, null, 'the plaintext copy is gone');
+  });
+});
+
+describe('NAK rate limit', () => {
+  it('answers a burst of unreadable mail with one NAK and fresh start per interval', async () => {
+    const pair = await conversationPair();
+    await established(pair);
+    const stranger = new Conversation({
+      store: new MemorySessionStore(),
+      parties: partiesFor(pair.ids.bob, pair.ids.alice),
+      peerEncryptionKey: pair.ids.alice.publicKey,
+      sealer: new OpenPgpSealer([pair.ids.bob.privateKey]),
+      env: pair.env,
+    });
+    const first = await stranger.receive(sent(await pair.alice.send(text('one'))));
+    assert.equal(first.outgoing.length, 2);
+    const second = await stranger.receive(sent(await pair.alice.send(text('two'))));
+    assert.equal(second.kind === 'error' && second.code, 'no_session');
+    assert.equal(second.outgoing.length, 0);
+    pair.env.advance(DEFAULT_POLICY.nakIntervalMs);
+    assert.equal((await stranger.receive(sent(await pair.alice.send(text('three'))))).outgoing.length, 2);
+  });
+});
+
+describe('first mail envelope', () => {
+  it('refuses a first mail that carries an OpenPGP signature', async () => {
+    const pair = await conversationPair();
+    const first = sent(await pair.alice.send(text('hello')));
+    const { plaintext: inner } = await new OpenPgpSealer([pair.ids.bob.privateKey]).open(decodeFirstOuter(first));
+    const signed = await openpgp.encrypt({
+      message: await openpgp.createMessage({ binary: inner }),
+      encryptionKeys: pair.ids.bob.publicKey,
+      signingKeys: pair.ids.alice.privateKey,
+      format: 'binary',
+    });
+    const result = await pair.bob.receive(encodeFirstOuter(signed));
+    assert.equal(result.kind === 'error' && result.code, 'malformed');
+    assert.equal(await pair.bob.state(), null);
+  });
+
+  it('refuses signed times far in the future or too old', async () => {
+    const pair = await conversationPair();
+    const first = sent(await pair.alice.send(text('hello')));
+    const { plaintext: inner } = await new OpenPgpSealer([pair.ids.bob.privateKey]).open(decodeFirstOuter(first));
+    const parties = partiesFor(pair.ids.bob, pair.ids.alice);
+    const at = (time: number) => new TestEnv(time);
+    const code = (time: number) => {
+      try {
+        receiveFirst(null, parties, inner, at(time));
+        return 'accepted';
+      } catch (error) {
+        return (error as ProtocolError).code;
+      }
+    };
+    assert.equal(code(pair.env.time - DEFAULT_POLICY.maxClockSkewMs - 1), 'unexpected');
+    assert.equal(code(pair.env.time + DEFAULT_POLICY.maxAuthAgeMs + 1), 'expired');
+    assert.equal(code(pair.env.time + 1000), 'accepted');
+  });
+});
+
+describe('restart keeps deniability', () => {
+  it('MAC keys of the replaced session are revealed by the new one', async () => {
+    const pair = await conversationPair();
+    await established(pair);
+    const old = sent(await pair.alice.send(text('under the old session')));
+    plaintextOf(await pair.bob.receive(old));
+    // Alice loses her state and starts over; Bob restarts as responder.
+    const alice2 = new Conversation({
+      store: new MemorySessionStore(),
+      parties: partiesFor(pair.ids.alice, pair.ids.bob),
+      peerEncryptionKey: pair.ids.bob.publicKey,
+      sealer: new OpenPgpSealer([pair.ids.alice.privateKey]),
+      env: pair.env,
+    });
+    pair.env.advance(1000);
+    plaintextOf(await pair.bob.receive(sent(await alice2.send(text('new start')))));
+    const reply = decodeSealed(sent(await pair.bob.send(text('welcome back'))));
+    const decoded = decodeSealed(old);
+    assert.ok(reply.message.reveals.some((key) => equalBytes(hmacSha256(key, decoded.authenticated), decoded.message.mac)));
   });
 });

@@ -112,7 +112,7 @@ describe('tampering inside the envelope', () => {
   it('first mail: every bit of the signed inner message is caught by the ring signature', async () => {
     const pair = await conversationPair();
     const first = sent(await pair.alice.send(text('signed words')));
-    const inner = await new OpenPgpSealer([pair.ids.bob.privateKey]).open(decodeFirstOuter(first));
+    const { plaintext: inner } = await new OpenPgpSealer([pair.ids.bob.privateKey]).open(decodeFirstOuter(first));
     const parties = partiesFor(pair.ids.bob, pair.ids.alice);
     for (const bit of range(inner.length * 8).slice(PREFIX_LENGTH * 8)) {
       const tampered = flip(inner, bit);
