@@ -891,7 +891,7 @@ function buildNegatives(wire: Map<string, Uint8Array>): NegativeVector[] {
     put(data, dataCtAt, u32be(data.length - (dataCtAt + 4) + 1)),
     'malformed',
   );
-  neg('ciphertext length 2^32 - 1', 'decodeSealed', put(data, dataCtAt, u32be(0xffffffff)), 'malformed');
+  neg('ciphertext length 2^32 - 1 (over the payload limit)', 'decodeSealed', put(data, dataCtAt, u32be(0xffffffff)), 'too_large');
   neg('data message with an empty ciphertext (length 0, MAC follows)', 'decodeSealed', splice(put(data, dataCtAt, u32be(0)), dataCtAt + 4, dataCtLength), 'malformed');
   neg('acknowledgement carrying a 1-byte ciphertext', 'decodeSealed', splice(put(ack, dataCtAt, u32be(1)), dataCtAt + 4, 0, Uint8Array.of(0)), 'malformed');
   {

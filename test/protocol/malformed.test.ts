@@ -340,7 +340,12 @@ describe('malformed input: fields', () => {
     const macCountAt = ringCountAt + 2 + 2 * 72;
     const withChecksum = (b: Uint8Array): Uint8Array => concatBytes(b, new Uint8Array(createHash('sha256').update(b).digest()));
     const cases: [string, Uint8Array, Decoder, ProtocolErrorCode][] = [];
-    for (const n of [0xffffffff, 0x80000000, LIMITS.maxMessage + 1, LIMITS.maxMessage, data.length]) {
+    // Over the payload limit is refused as such; within it, a length past the end is malformed.
+    for (const n of [0xffffffff, 0x80000000, LIMITS.maxMessage + 1, LIMITS.maxMessage]) {
+      cases.push([`data ciphertext length ${n}`, put(data, dataCt, u32be(n)), 'decodeSealed', 'too_large']);
+      cases.push([`reply ciphertext length ${n}`, put(reply, replyCt, u32be(n)), 'decodeSealed', 'too_large']);
+    }
+    for (const n of [LIMITS.maxPayload, data.length]) {
       cases.push([`data ciphertext length ${n}`, put(data, dataCt, u32be(n)), 'decodeSealed', 'malformed']);
       cases.push([`reply ciphertext length ${n}`, put(reply, replyCt, u32be(n)), 'decodeSealed', 'malformed']);
     }
