@@ -1,0 +1,540 @@
+// One account's local state in one SQLite database (better-sqlite3, synchronous): sessions
+// (the protocol's SessionStore), our identity and short-lived keys, TOFU pins of peers and
+// their short-lived keys, and where the mail pipeline stands.
+//
+// Transactions: every write method is atomic on its own; transaction(fn) groups several
+// into one (one protocol step = one transaction), taking the write lock up front (BEGIN
+// IMMEDIATE) so two processes never both read-then-write the same row.
+//
+// Forgetting: secure_delete zeroes freed content in the database file, but in WAL mode the
+// old page images stay in the -wal file until a checkpoint. So every write that can drop
+// secrets (a session save, destroying a key secret, deleting a session or a key, replacing
+// the identity) is followed, once the outermost transaction has committed, by
+// `PRAGMA wal_checkpoint(TRUNCATE)`, which copies the pages back and empties the WAL.
+import type Database from 'better-sqlite3';
+import { ProtocolError } from '../protocol/errors.ts';
+import type { SessionState } from '../protocol/state.ts';
+import type { SessionStore, StoredSession } from '../protocol/store.ts';
+import { decodeSessionState, encodeSessionState } from './codec.ts';
+import { storeErrorFrom } from './errors.ts';
+import { openDatabase, type OpenOptions } from './open.ts';
+import {
+  bind,
+  checkpointFromRow,
+  identityFromRow,
+  normalizeAddress,
+  normalizeHex,
+  ownKeyFromRow,
+  peerFromRow,
+  peerKeyFromRow,
+  processedFromRow,
+  type CheckpointRow,
+  type IdentityRecord,
+  type IdentityRow,
+  type KeyKind,
+  type MailCheckpoint,
+  type MailRef,
+  type NewOwnKey,
+  type NewPeer,
+  type NewPeerKey,
+  type OwnKeyRecord,
+  type OwnKeyRow,
+  type PeerKeyRecord,
+  type PeerKeyRow,
+  type PeerRecord,
+  type PeerRow,
+  type PendingIdentity,
+  type ProcessedMail,
+  type ProcessedRow,
+} from './records.ts';
+import { userVersion } from './schema.ts';
+
+export interface AccountStoreOptions extends OpenOptions {
+  /** Clock for the times the store records itself (first_seen, destroyed_at, ...); ms since epoch. */
+  clock?: () => number;
+  /**
+   * Checkpoint the WAL after every session save (default true), so an old state's DH
+   * secrets and plaintext copy never outlive the save on disk. false defers that to
+   * forget(), close() and the other forgetting writes (key destruction, deletions).
+   */
+  checkpointAfterSave?: boolean;
+}
+
+export interface SessionSummary {
+  peer: string;
+  revision: number;
+  updatedAt: number;
+}
+
+/** Opens (creating if needed) the database of one account at `path`. */
+export function openAccountStore(path: string, options: AccountStoreOptions = {}): AccountStore {
+  return new AccountStore(openDatabase(path, options), path, options.clock ?? Date.now, options.checkpointAfterSave ?? true);
+}
+
+function sql(db: Database.Database) {
+  return {
+    sessionGet: db.prepare<[string, string], { revision: number; state_json: string }>(
+      'SELECT revision, state_json FROM sessions WHERE local = ? AND peer = ?',
+    ),
+    sessionRevision: db.prepare<[string, string], { revision: number }>('SELECT revision FROM sessions WHERE local = ? AND peer = ?'),
+    sessionInsert: db.prepare('INSERT INTO sessions (local, peer, revision, state_json, updated_at) VALUES (?, ?, 1, ?, ?)'),
+    sessionUpdate: db.prepare(
+      'UPDATE sessions SET revision = revision + 1, state_json = ?, updated_at = ? WHERE local = ? AND peer = ? AND revision = ?',
+    ),
+    sessionList: db.prepare<[string], { peer: string; revision: number; updated_at: number }>(
+      'SELECT peer, revision, updated_at FROM sessions WHERE local = ? ORDER BY peer',
+    ),
+    sessionDelete: db.prepare('DELETE FROM sessions WHERE local = ? AND peer = ?'),
+
+    identityGet: db.prepare<[], IdentityRow>('SELECT v, fingerprint, secret_key, certificate, created FROM identity WHERE id = 1'),
+    identityPut: db.prepare(
+      `INSERT INTO identity (id, v, fingerprint, secret_key, certificate, created) VALUES (1, 1, ?, ?, ?, ?)
+       ON CONFLICT (id) DO UPDATE SET v = 1, fingerprint = excluded.fingerprint, secret_key = excluded.secret_key,
+         certificate = excluded.certificate, created = excluded.created`,
+    ),
+
+    ownKeyGet: db.prepare<[string], OwnKeyRow>('SELECT * FROM own_keys WHERE id = ?'),
+    ownKeysAll: db.prepare<[], OwnKeyRow>('SELECT * FROM own_keys ORDER BY not_before, id'),
+    ownKeysByKind: db.prepare<[string], OwnKeyRow>('SELECT * FROM own_keys WHERE kind = ? ORDER BY not_before, id'),
+    ownKeyInsert: db.prepare(
+      `INSERT INTO own_keys (id, v, kind, public, secret, created, not_before, not_after, certification)
+       VALUES (?, 1, ?, ?, ?, ?, ?, ?, ?)`,
+    ),
+    ownKeyDestroy: db.prepare('UPDATE own_keys SET secret = NULL, destroyed_at = ? WHERE id = ? AND destroyed_at IS NULL'),
+    ownKeyPublish: db.prepare('UPDATE own_keys SET published_at = ? WHERE id = ? AND published_at IS NULL'),
+    ownKeyDelete: db.prepare('DELETE FROM own_keys WHERE id = ?'),
+
+    peerGet: db.prepare<[string], PeerRow>('SELECT * FROM peers WHERE address = ?'),
+    peersAll: db.prepare<[], PeerRow>('SELECT * FROM peers ORDER BY address'),
+    peersByFingerprint: db.prepare<[string], PeerRow>('SELECT * FROM peers WHERE fingerprint = ? ORDER BY address'),
+    peerInsert: db.prepare(
+      `INSERT INTO peers (address, v, fingerprint, certificate, first_seen, verified) VALUES (?, 1, ?, ?, ?, ?)
+       ON CONFLICT (address) DO NOTHING`,
+    ),
+    peerCertificate: db.prepare('UPDATE peers SET certificate = ? WHERE address = ? AND fingerprint = ?'),
+    peerVerified: db.prepare('UPDATE peers SET verified = ? WHERE address = ?'),
+    peerSetPending: db.prepare(
+      'UPDATE peers SET pending_fingerprint = ?, pending_certificate = ?, pending_seen_at = ? WHERE address = ? AND fingerprint != ?',
+    ),
+    peerClearPending: db.prepare(
+      'UPDATE peers SET pending_fingerprint = NULL, pending_certificate = NULL, pending_seen_at = NULL WHERE address = ? AND pending_fingerprint IS NOT NULL',
+    ),
+    peerAcceptPending: db.prepare(
+      `UPDATE peers SET fingerprint = pending_fingerprint, certificate = pending_certificate, first_seen = pending_seen_at,
+         verified = 0, pending_fingerprint = NULL, pending_certificate = NULL, pending_seen_at = NULL
+       WHERE address = ? AND pending_fingerprint IS NOT NULL`,
+    ),
+    peerDelete: db.prepare('DELETE FROM peers WHERE address = ?'),
+
+    peerKeysAll: db.prepare<[string], PeerKeyRow>('SELECT * FROM peer_keys WHERE fingerprint = ? ORDER BY not_before, public'),
+    peerKeysByKind: db.prepare<[string, string], PeerKeyRow>(
+      'SELECT * FROM peer_keys WHERE fingerprint = ? AND kind = ? ORDER BY not_before, public',
+    ),
+    peerKeyInsert: db.prepare(
+      `INSERT INTO peer_keys (fingerprint, kind, public, v, not_before, not_after, certification, seen_at)
+       VALUES (?, ?, ?, 1, ?, ?, ?, ?) ON CONFLICT (fingerprint, kind, public) DO NOTHING`,
+    ),
+    peerKeysExpire: db.prepare('DELETE FROM peer_keys WHERE not_after < ?'),
+
+    checkpointGet: db.prepare<[string], CheckpointRow>('SELECT * FROM mail_checkpoints WHERE mailbox = ?'),
+    checkpointPut: db.prepare(
+      `INSERT INTO mail_checkpoints (mailbox, v, uidvalidity, last_uid, updated_at) VALUES (?, 1, ?, ?, ?)
+       ON CONFLICT (mailbox) DO UPDATE SET v = 1, uidvalidity = excluded.uidvalidity, last_uid = excluded.last_uid,
+         updated_at = excluded.updated_at`,
+    ),
+    processedGet: db.prepare<[string, number, number], ProcessedRow>(
+      'SELECT * FROM processed_mail WHERE mailbox = ? AND uidvalidity = ? AND uid = ?',
+    ),
+    processedByMessageId: db.prepare<[string], ProcessedRow>(
+      'SELECT * FROM processed_mail WHERE message_id = ? ORDER BY processed_at, mailbox, uidvalidity, uid',
+    ),
+    processedInsert: db.prepare(
+      `INSERT INTO processed_mail (mailbox, uidvalidity, uid, v, message_id, processed_at) VALUES (?, ?, ?, 1, ?, ?)
+       ON CONFLICT (mailbox, uidvalidity, uid) DO NOTHING`,
+    ),
+    processedPrune: db.prepare('DELETE FROM processed_mail WHERE processed_at < ?'),
+  };
+}
+
+function checkTime(value: number, name: string): number {
+  if (!Number.isSafeInteger(value)) throw new TypeError(`${name} must be an integer time in ms`);
+  return value;
+}
+
+function checkUid(value: number, name: string, min: number): number {
+  if (!Number.isSafeInteger(value) || value < min || value > 0xffffffff) throw new TypeError(`${name} must be an IMAP number (${min}..2^32-1)`);
+  return value;
+}
+
+export class AccountStore implements SessionStore {
+  private readonly q: ReturnType<typeof sql>;
+  /** A write dropped data that may hold secrets: checkpoint once the outermost transaction ends. */
+  private forgetDue = false;
+
+  constructor(
+    private readonly db: Database.Database,
+    /** The database path, for messages. */
+    readonly path: string,
+    private readonly now: () => number = Date.now,
+    private readonly checkpointAfterSave = true,
+  ) {
+    this.q = sql(db);
+  }
+
+  /** The schema version of the open database (PRAGMA user_version). */
+  get schemaVersion(): number {
+    return userVersion(this.db);
+  }
+
+  get open(): boolean {
+    return this.db.open;
+  }
+
+  // ------------------------------------------------------------ plumbing
+
+  private run<T>(what: string, fn: () => T): T {
+    try {
+      return fn();
+    } catch (error) {
+      throw storeErrorFrom(error, `store ${this.path}: ${what}`);
+    } finally {
+      this.settle();
+    }
+  }
+
+  /** After the outermost transaction: empty the WAL if something was forgotten. Never throws. */
+  private settle(): void {
+    if (!this.forgetDue || !this.db.open || this.db.inTransaction) return;
+    try {
+      this.walCheckpoint();
+    } catch {
+      // Busy or failed: the data is committed; the next write or forget() tries again.
+    }
+  }
+
+  /** Returns true if the WAL was fully copied back and truncated. */
+  private walCheckpoint(): boolean {
+    const [result] = this.db.pragma('wal_checkpoint(TRUNCATE)') as { busy: number; log: number; checkpointed: number }[];
+    const complete = result !== undefined && result.busy === 0;
+    if (complete) this.forgetDue = false;
+    return complete;
+  }
+
+  /**
+   * Runs `fn` as one IMMEDIATE transaction (the write lock is taken up front). Nested calls
+   * become savepoints. `fn` must be synchronous: better-sqlite3 cannot hold a transaction
+   * across an await. A throw rolls everything back and is rethrown.
+   */
+  transaction<T>(fn: () => T): T {
+    return this.immediate('transaction', fn);
+  }
+
+  private immediate<T>(what: string, fn: () => T): T {
+    return this.run(what, () => this.db.transaction(fn).immediate());
+  }
+
+  /**
+   * Makes forgetting final now: copies the WAL back into the database and truncates it, so
+   * freed page images (already zeroed by secure_delete in the main file) leave no copy in
+   * the -wal file. Returns false if another process's reader kept it from completing within
+   * the busy timeout (it is retried after the next write).
+   */
+  forget(): boolean {
+    if (this.db.inTransaction) throw new TypeError('forget() inside a transaction: it runs after the commit by itself');
+    return this.run('checkpoint', () => {
+      this.forgetDue = true;
+      return this.walCheckpoint();
+    });
+  }
+
+  /** Checkpoints and closes. Using the store afterwards throws. */
+  close(): void {
+    if (!this.db.open) return;
+    try {
+      this.forgetDue = true;
+      this.settle();
+    } finally {
+      this.db.close();
+    }
+  }
+
+  // ------------------------------------------------------------ sessions (SessionStore)
+
+  async load(local: string, peer: string): Promise<StoredSession | null> {
+    return this.loadSession(local, peer);
+  }
+
+  async save(local: string, peer: string, state: SessionState, expected: number): Promise<number> {
+    return this.saveSession(local, peer, state, expected);
+  }
+
+  /** Synchronous load, for use inside transaction(). */
+  loadSession(local: string, peer: string): StoredSession | null {
+    return this.run(`load session ${local}/${peer}`, () => {
+      const row = this.q.sessionGet.get(local, peer);
+      if (!row) return null;
+      return { state: decodeSessionState(row.state_json, `session ${local}/${peer}`), revision: row.revision };
+    });
+  }
+
+  /**
+   * Synchronous compare-and-swap save, for use inside transaction(): stores `state` if the
+   * stored revision is still `expected` (0: none stored yet) and returns the new revision;
+   * otherwise throws ProtocolError('state_conflict').
+   */
+  saveSession(local: string, peer: string, state: SessionState, expected: number): number {
+    if (!Number.isSafeInteger(expected) || expected < 0) throw new TypeError('expected revision must be a non-negative integer');
+    const json = encodeSessionState(state);
+    return this.immediate(`save session ${local}/${peer}`, () => {
+      const current = this.q.sessionRevision.get(local, peer)?.revision ?? 0;
+      if (current !== expected) throw new ProtocolError('state_conflict', 'the session was changed by someone else; load it again');
+      const now = this.now();
+      if (current === 0) this.q.sessionInsert.run(local, peer, json, now);
+      else this.q.sessionUpdate.run(json, now, local, peer, current);
+      // The old state's DH secrets and plaintext copy may be gone from the new one.
+      if (this.checkpointAfterSave) this.forgetDue = true;
+      return current + 1;
+    });
+  }
+
+  /** The sessions of `local`, by peer. */
+  sessions(local: string): SessionSummary[] {
+    return this.run('list sessions', () =>
+      this.q.sessionList.all(local).map((r) => ({ peer: r.peer, revision: r.revision, updatedAt: r.updated_at })),
+    );
+  }
+
+  /** Forgets a whole session (its keys included). Returns false if there was none. */
+  deleteSession(local: string, peer: string): boolean {
+    return this.run(`delete session ${local}/${peer}`, () => {
+      const deleted = this.q.sessionDelete.run(local, peer).changes > 0;
+      if (deleted) this.forgetDue = true;
+      return deleted;
+    });
+  }
+
+  // ------------------------------------------------------------ identity
+
+  identity(): IdentityRecord | null {
+    return this.run('load identity', () => {
+      const row = this.q.identityGet.get();
+      return row ? identityFromRow(row) : null;
+    });
+  }
+
+  /** Stores our identity, replacing any before it (a new passphrase re-encrypts the secret key). */
+  setIdentity(identity: IdentityRecord): void {
+    const fingerprint = normalizeHex(identity.fingerprint, 'fingerprint');
+    this.run('store identity', () => {
+      this.q.identityPut.run(fingerprint, identity.secretKey, identity.certificate, checkTime(identity.created, 'created'));
+      this.forgetDue = true; // a replaced armored secret key must not linger in the WAL
+    });
+  }
+
+  // ------------------------------------------------------------ own short-lived keys
+
+  ownKey(id: string): OwnKeyRecord | null {
+    const key = normalizeHex(id, 'key id');
+    return this.run(`load own key ${key}`, () => {
+      const row = this.q.ownKeyGet.get(key);
+      return row ? ownKeyFromRow(row) : null;
+    });
+  }
+
+  /** Our short-lived keys, oldest first, destroyed ones included (their secret is null). */
+  ownKeys(kind?: KeyKind): OwnKeyRecord[] {
+    return this.run('list own keys', () => (kind ? this.q.ownKeysByKind.all(kind) : this.q.ownKeysAll.all()).map(ownKeyFromRow));
+  }
+
+  putOwnKey(key: NewOwnKey): void {
+    const id = normalizeHex(key.id, 'key id');
+    this.run(`store own key ${id}`, () => {
+      this.q.ownKeyInsert.run(
+        id,
+        key.kind,
+        bind(key.public),
+        bind(key.secret),
+        checkTime(key.created, 'created'),
+        checkTime(key.notBefore, 'notBefore'),
+        checkTime(key.notAfter, 'notAfter'),
+        bind(key.certification),
+      );
+    });
+  }
+
+  /**
+   * Destroys the secret of one of our keys: NULL in the row, zeroed in the file by
+   * secure_delete, gone from the WAL by the checkpoint that follows the commit.
+   * Returns false if there was no such key or it was already destroyed.
+   */
+  destroyOwnKeySecret(id: string, at: number = this.now()): boolean {
+    const key = normalizeHex(id, 'key id');
+    return this.run(`destroy own key ${key}`, () => {
+      const destroyed = this.q.ownKeyDestroy.run(checkTime(at, 'at'), key).changes > 0;
+      if (destroyed) this.forgetDue = true;
+      return destroyed;
+    });
+  }
+
+  /** Records that a (ring) key's secret was published. Returns false if unknown or already marked. */
+  markPublished(id: string, at: number = this.now()): boolean {
+    const key = normalizeHex(id, 'key id');
+    return this.run(`mark own key ${key} published`, () => this.q.ownKeyPublish.run(checkTime(at, 'at'), key).changes > 0);
+  }
+
+  /** Removes a key row entirely (secret included). */
+  deleteOwnKey(id: string): boolean {
+    const key = normalizeHex(id, 'key id');
+    return this.run(`delete own key ${key}`, () => {
+      const deleted = this.q.ownKeyDelete.run(key).changes > 0;
+      if (deleted) this.forgetDue = true;
+      return deleted;
+    });
+  }
+
+  // ------------------------------------------------------------ peers (TOFU)
+
+  peer(address: string): PeerRecord | null {
+    const key = normalizeAddress(address);
+    return this.run(`load peer ${key}`, () => {
+      const row = this.q.peerGet.get(key);
+      return row ? peerFromRow(row) : null;
+    });
+  }
+
+  /** All pins, or those of one identity. */
+  peers(fingerprint?: string): PeerRecord[] {
+    return this.run('list peers', () =>
+      (fingerprint ? this.q.peersByFingerprint.all(normalizeHex(fingerprint, 'fingerprint')) : this.q.peersAll.all()).map(peerFromRow),
+    );
+  }
+
+  /**
+   * Pins the identity of an address on first use. Returns false, changing nothing, if the
+   * address is already pinned: a different identity then goes through setPending().
+   */
+  pinPeer(peer: NewPeer): boolean {
+    const address = normalizeAddress(peer.address);
+    const fingerprint = normalizeHex(peer.fingerprint, 'fingerprint');
+    return this.run(`pin peer ${address}`, () => {
+      const firstSeen = checkTime(peer.firstSeen ?? this.now(), 'firstSeen');
+      return this.q.peerInsert.run(address, fingerprint, peer.certificate, firstSeen, peer.verified ? 1 : 0).changes > 0;
+    });
+  }
+
+  /** Refreshes the pinned certificate (new subkeys) of the same identity. False if not pinned to `fingerprint`. */
+  updatePeerCertificate(address: string, fingerprint: string, certificate: string): boolean {
+    const key = normalizeAddress(address);
+    const fp = normalizeHex(fingerprint, 'fingerprint');
+    return this.run(`update peer ${key}`, () => this.q.peerCertificate.run(certificate, key, fp).changes > 0);
+  }
+
+  setPeerVerified(address: string, verified: boolean): boolean {
+    const key = normalizeAddress(address);
+    return this.run(`verify peer ${key}`, () => this.q.peerVerified.run(verified ? 1 : 0, key).changes > 0);
+  }
+
+  /**
+   * Records a changed identity for a pinned address, awaiting the user's decision (the
+   * newest one seen replaces an earlier pending one). Returns false if the address is not
+   * pinned or `pending` is the pinned identity itself.
+   */
+  setPending(address: string, pending: Omit<PendingIdentity, 'seenAt'> & { seenAt?: number }): boolean {
+    const key = normalizeAddress(address);
+    const fp = normalizeHex(pending.fingerprint, 'fingerprint');
+    return this.run(`set pending identity of ${key}`, () => {
+      const seenAt = checkTime(pending.seenAt ?? this.now(), 'seenAt');
+      return this.q.peerSetPending.run(fp, pending.certificate, seenAt, key, fp).changes > 0;
+    });
+  }
+
+  /** The user accepts the changed identity: it becomes the pin (unverified). False if none was pending. */
+  acceptPending(address: string): boolean {
+    const key = normalizeAddress(address);
+    return this.run(`accept pending identity of ${key}`, () => this.q.peerAcceptPending.run(key).changes > 0);
+  }
+
+  /** The user rejects the changed identity. False if none was pending. */
+  rejectPending(address: string): boolean {
+    const key = normalizeAddress(address);
+    return this.run(`reject pending identity of ${key}`, () => this.q.peerClearPending.run(key).changes > 0);
+  }
+
+  deletePeer(address: string): boolean {
+    const key = normalizeAddress(address);
+    return this.run(`delete peer ${key}`, () => this.q.peerDelete.run(key).changes > 0);
+  }
+
+  // ------------------------------------------------------------ peers' short-lived keys
+
+  peerKeys(fingerprint: string, kind?: KeyKind): PeerKeyRecord[] {
+    const fp = normalizeHex(fingerprint, 'fingerprint');
+    return this.run(`list keys of ${fp}`, () =>
+      (kind ? this.q.peerKeysByKind.all(fp, kind) : this.q.peerKeysAll.all(fp)).map(peerKeyFromRow),
+    );
+  }
+
+  /** Remembers a peer key. Returns false if it was already known (same fingerprint, kind, public). */
+  putPeerKey(key: NewPeerKey): boolean {
+    const fp = normalizeHex(key.fingerprint, 'fingerprint');
+    return this.run(`store key of ${fp}`, () =>
+      this.q.peerKeyInsert.run(
+        fp,
+        key.kind,
+        bind(key.public),
+        checkTime(key.notBefore, 'notBefore'),
+        checkTime(key.notAfter, 'notAfter'),
+        bind(key.certification),
+        checkTime(key.seenAt ?? this.now(), 'seenAt'),
+      ).changes > 0,
+    );
+  }
+
+  /** Drops peer keys that expired before `before`; returns how many. */
+  expirePeerKeys(before: number): number {
+    return this.run('expire peer keys', () => this.q.peerKeysExpire.run(checkTime(before, 'before')).changes);
+  }
+
+  // ------------------------------------------------------------ mail pipeline
+
+  checkpoint(mailbox: string): MailCheckpoint | null {
+    return this.run(`load checkpoint of ${mailbox}`, () => {
+      const row = this.q.checkpointGet.get(mailbox);
+      return row ? checkpointFromRow(row) : null;
+    });
+  }
+
+  setCheckpoint(checkpoint: { mailbox: string; uidvalidity: number; lastUid: number }): void {
+    checkUid(checkpoint.uidvalidity, 'uidvalidity', 1);
+    checkUid(checkpoint.lastUid, 'lastUid', 0);
+    this.run(`store checkpoint of ${checkpoint.mailbox}`, () => {
+      this.q.checkpointPut.run(checkpoint.mailbox, checkpoint.uidvalidity, checkpoint.lastUid, this.now());
+    });
+  }
+
+  processed(ref: MailRef): ProcessedMail | null {
+    return this.run(`load processed mail of ${ref.mailbox}`, () => {
+      const row = this.q.processedGet.get(ref.mailbox, ref.uidvalidity, ref.uid);
+      return row ? processedFromRow(row) : null;
+    });
+  }
+
+  processedByMessageId(messageId: string): ProcessedMail[] {
+    return this.run('find processed mail', () => this.q.processedByMessageId.all(messageId).map(processedFromRow));
+  }
+
+  /** Marks a mail processed. Returns false if it already was. */
+  markProcessed(ref: MailRef & { messageId?: string | null; processedAt?: number }): boolean {
+    checkUid(ref.uidvalidity, 'uidvalidity', 1);
+    checkUid(ref.uid, 'uid', 1);
+    return this.run(`mark mail processed in ${ref.mailbox}`, () => {
+      const at = checkTime(ref.processedAt ?? this.now(), 'processedAt');
+      return this.q.processedInsert.run(ref.mailbox, ref.uidvalidity, ref.uid, ref.messageId ?? null, at).changes > 0;
+    });
+  }
+
+  /** Forgets processed-mail records older than `before`; returns how many. */
+  pruneProcessed(before: number): number {
+    return this.run('prune processed mail', () => this.q.processedPrune.run(checkTime(before, 'before')).changes);
+  }
+}

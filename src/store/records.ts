@@ -1,0 +1,254 @@
+// The typed records of an account store and their mapping from rows. Every row carries a
+// record version `v`; a row from a newer offrecord is refused, not misread.
+import { StoreError } from './errors.ts';
+
+export type KeyKind = 'encryption' | 'ring';
+
+/** Our long-term identity: one per account database. */
+export interface IdentityRecord {
+  /** OpenPGP fingerprint, lowercase hex. */
+  fingerprint: string;
+  /** Armored secret key as given; the keys layer has encrypted it with the passphrase. */
+  secretKey: string;
+  /** Armored public certificate. */
+  certificate: string;
+  created: number;
+}
+
+/** One of our short-lived keys (encryption subkey or ring key). */
+export interface OwnKeyRecord {
+  /** Key id, lowercase hex. */
+  id: string;
+  kind: KeyKind;
+  public: Uint8Array;
+  /** null once destroyed. */
+  secret: Uint8Array | null;
+  created: number;
+  notBefore: number;
+  notAfter: number;
+  /** The certification signature binding the key to our identity. */
+  certification: Uint8Array;
+  destroyedAt: number | null;
+  publishedAt: number | null;
+}
+
+export type NewOwnKey = Omit<OwnKeyRecord, 'secret' | 'destroyedAt' | 'publishedAt'> & { secret: Uint8Array };
+
+export interface PendingIdentity {
+  fingerprint: string;
+  certificate: string;
+  seenAt: number;
+}
+
+/** The trust-on-first-use pin of a correspondent's address, and a changed identity awaiting acceptance. */
+export interface PeerRecord {
+  /** Lowercased. */
+  address: string;
+  fingerprint: string;
+  certificate: string;
+  firstSeen: number;
+  /** The user compared fingerprints out of band. */
+  verified: boolean;
+  /** A different identity seen for this address: an alarm until the user accepts or rejects it. */
+  pending: PendingIdentity | null;
+}
+
+export interface NewPeer {
+  address: string;
+  fingerprint: string;
+  certificate: string;
+  firstSeen?: number;
+  verified?: boolean;
+}
+
+/** A short-lived key of a correspondent, learned from a mail's headers. */
+export interface PeerKeyRecord {
+  fingerprint: string;
+  kind: KeyKind;
+  public: Uint8Array;
+  notBefore: number;
+  notAfter: number;
+  certification: Uint8Array;
+  seenAt: number;
+}
+
+export type NewPeerKey = Omit<PeerKeyRecord, 'seenAt'> & { seenAt?: number };
+
+/** How far a mailbox has been read. */
+export interface MailCheckpoint {
+  mailbox: string;
+  uidvalidity: number;
+  lastUid: number;
+  updatedAt: number;
+}
+
+export interface MailRef {
+  mailbox: string;
+  uidvalidity: number;
+  uid: number;
+}
+
+export interface ProcessedMail extends MailRef {
+  messageId: string | null;
+  processedAt: number;
+}
+
+/** The row-level version this code writes and reads. */
+export const ROW_VERSION = 1;
+
+export function checkRowVersion(v: unknown, what: string): void {
+  if (v === ROW_VERSION) return;
+  if (typeof v === 'number' && Number.isSafeInteger(v) && v > ROW_VERSION) {
+    throw new StoreError('too_new', `${what}: record version ${v}, newer than this offrecord reads (${ROW_VERSION})`);
+  }
+  throw new StoreError('corrupt', `${what}: record has no valid version`);
+}
+
+/** A BLOB as a Uint8Array view (better-sqlite3 returns a Buffer of its own). */
+export function blob(value: Buffer): Uint8Array;
+export function blob(value: Buffer | null): Uint8Array | null;
+export function blob(value: Buffer | null): Uint8Array | null {
+  return value === null ? null : new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
+}
+
+/** A Uint8Array as a Buffer view, for binding (no copy of secrets). */
+export function bind(value: Uint8Array): Buffer {
+  return Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+}
+
+export interface IdentityRow {
+  v: number;
+  fingerprint: string;
+  secret_key: string;
+  certificate: string;
+  created: number;
+}
+
+export function identityFromRow(row: IdentityRow): IdentityRecord {
+  checkRowVersion(row.v, 'identity');
+  return { fingerprint: row.fingerprint, secretKey: row.secret_key, certificate: row.certificate, created: row.created };
+}
+
+export interface OwnKeyRow {
+  id: string;
+  v: number;
+  kind: KeyKind;
+  public: Buffer;
+  secret: Buffer | null;
+  created: number;
+  not_before: number;
+  not_after: number;
+  certification: Buffer;
+  destroyed_at: number | null;
+  published_at: number | null;
+}
+
+export function ownKeyFromRow(row: OwnKeyRow): OwnKeyRecord {
+  checkRowVersion(row.v, `own key ${row.id}`);
+  return {
+    id: row.id,
+    kind: row.kind,
+    public: blob(row.public),
+    secret: blob(row.secret),
+    created: row.created,
+    notBefore: row.not_before,
+    notAfter: row.not_after,
+    certification: blob(row.certification),
+    destroyedAt: row.destroyed_at,
+    publishedAt: row.published_at,
+  };
+}
+
+export interface PeerRow {
+  address: string;
+  v: number;
+  fingerprint: string;
+  certificate: string;
+  first_seen: number;
+  verified: number;
+  pending_fingerprint: string | null;
+  pending_certificate: string | null;
+  pending_seen_at: number | null;
+}
+
+export function peerFromRow(row: PeerRow): PeerRecord {
+  checkRowVersion(row.v, `peer ${row.address}`);
+  const pending =
+    row.pending_fingerprint !== null && row.pending_certificate !== null && row.pending_seen_at !== null
+      ? { fingerprint: row.pending_fingerprint, certificate: row.pending_certificate, seenAt: row.pending_seen_at }
+      : null;
+  return {
+    address: row.address,
+    fingerprint: row.fingerprint,
+    certificate: row.certificate,
+    firstSeen: row.first_seen,
+    verified: row.verified === 1,
+    pending,
+  };
+}
+
+export interface PeerKeyRow {
+  fingerprint: string;
+  kind: KeyKind;
+  public: Buffer;
+  v: number;
+  not_before: number;
+  not_after: number;
+  certification: Buffer;
+  seen_at: number;
+}
+
+export function peerKeyFromRow(row: PeerKeyRow): PeerKeyRecord {
+  checkRowVersion(row.v, `peer key of ${row.fingerprint}`);
+  return {
+    fingerprint: row.fingerprint,
+    kind: row.kind,
+    public: blob(row.public),
+    notBefore: row.not_before,
+    notAfter: row.not_after,
+    certification: blob(row.certification),
+    seenAt: row.seen_at,
+  };
+}
+
+export interface CheckpointRow {
+  mailbox: string;
+  v: number;
+  uidvalidity: number;
+  last_uid: number;
+  updated_at: number;
+}
+
+export function checkpointFromRow(row: CheckpointRow): MailCheckpoint {
+  checkRowVersion(row.v, `mail checkpoint ${row.mailbox}`);
+  return { mailbox: row.mailbox, uidvalidity: row.uidvalidity, lastUid: row.last_uid, updatedAt: row.updated_at };
+}
+
+export interface ProcessedRow {
+  mailbox: string;
+  uidvalidity: number;
+  uid: number;
+  v: number;
+  message_id: string | null;
+  processed_at: number;
+}
+
+export function processedFromRow(row: ProcessedRow): ProcessedMail {
+  checkRowVersion(row.v, `processed mail ${row.mailbox}`);
+  return { mailbox: row.mailbox, uidvalidity: row.uidvalidity, uid: row.uid, messageId: row.message_id, processedAt: row.processed_at };
+}
+
+const HEX = /^[0-9a-f]+$/;
+
+/** Fingerprints and key ids are stored lowercase; accept either case from callers. */
+export function normalizeHex(value: string, name: string): string {
+  const hex = value.toLowerCase();
+  if (!HEX.test(hex) || hex.length % 2 !== 0) throw new TypeError(`${name} must be hex`);
+  return hex;
+}
+
+export function normalizeAddress(address: string): string {
+  const normalized = address.trim().toLowerCase();
+  if (normalized.length === 0) throw new TypeError('address must not be empty');
+  return normalized;
+}

@@ -1,0 +1,148 @@
+// The schema, as an ordered list of migrations. `PRAGMA user_version` holds the number of
+// migrations applied; each one runs in its own IMMEDIATE transaction together with the
+// version bump, so a crash leaves the database at one version or the next, never between.
+// Never edit a released migration: append a new one.
+//
+// Conventions: times are integer milliseconds since the Unix epoch (the engine's Env.now());
+// fingerprints and key ids are lowercase hex; addresses are lowercased; every row carries a
+// record version `v` (session rows carry theirs inside state_json, see codec.ts); tables are
+// STRICT so a wrong type is an error, not a silent conversion.
+import type Database from 'better-sqlite3';
+import { StoreError } from './errors.ts';
+
+export interface Migration {
+  /** user_version after this migration. */
+  version: number;
+  description: string;
+  up(db: Database.Database): void;
+}
+
+const HEX = (column: string) => `length(${column}) > 0 AND ${column} NOT GLOB '*[^0-9a-f]*'`;
+const FINGERPRINT = (column: string) => `${HEX(column)} AND length(${column}) IN (40, 64)`;
+const KIND = (column: string) => `${column} IN ('encryption', 'ring')`;
+
+const V1 = `
+CREATE TABLE sessions (
+  local      TEXT    NOT NULL,
+  peer       TEXT    NOT NULL,
+  revision   INTEGER NOT NULL CHECK (revision > 0),
+  state_json TEXT    NOT NULL,
+  updated_at INTEGER NOT NULL,
+  PRIMARY KEY (local, peer)
+) STRICT;
+
+CREATE TABLE identity (
+  id          INTEGER PRIMARY KEY CHECK (id = 1),
+  v           INTEGER NOT NULL DEFAULT 1,
+  fingerprint TEXT    NOT NULL CHECK (${FINGERPRINT('fingerprint')}),
+  secret_key  TEXT    NOT NULL,
+  certificate TEXT    NOT NULL,
+  created     INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE own_keys (
+  id            TEXT    PRIMARY KEY CHECK (${HEX('id')}),
+  v             INTEGER NOT NULL DEFAULT 1,
+  kind          TEXT    NOT NULL CHECK (${KIND('kind')}),
+  public        BLOB    NOT NULL,
+  secret        BLOB,
+  created       INTEGER NOT NULL,
+  not_before    INTEGER NOT NULL,
+  not_after     INTEGER NOT NULL,
+  certification BLOB    NOT NULL,
+  destroyed_at  INTEGER,
+  published_at  INTEGER,
+  CHECK (destroyed_at IS NULL OR secret IS NULL)
+) STRICT;
+CREATE INDEX own_keys_kind ON own_keys (kind, not_before);
+
+CREATE TABLE peers (
+  address             TEXT    PRIMARY KEY CHECK (address = lower(address) AND length(address) > 0),
+  v                   INTEGER NOT NULL DEFAULT 1,
+  fingerprint         TEXT    NOT NULL CHECK (${FINGERPRINT('fingerprint')}),
+  certificate         TEXT    NOT NULL,
+  first_seen          INTEGER NOT NULL,
+  verified            INTEGER NOT NULL DEFAULT 0 CHECK (verified IN (0, 1)),
+  pending_fingerprint TEXT    CHECK (pending_fingerprint IS NULL OR (${FINGERPRINT('pending_fingerprint')})),
+  pending_certificate TEXT,
+  pending_seen_at     INTEGER,
+  CHECK ((pending_fingerprint IS NULL) = (pending_certificate IS NULL)
+     AND (pending_fingerprint IS NULL) = (pending_seen_at IS NULL))
+) STRICT;
+CREATE INDEX peers_fingerprint ON peers (fingerprint);
+
+CREATE TABLE peer_keys (
+  fingerprint   TEXT    NOT NULL CHECK (${FINGERPRINT('fingerprint')}),
+  kind          TEXT    NOT NULL CHECK (${KIND('kind')}),
+  public        BLOB    NOT NULL,
+  v             INTEGER NOT NULL DEFAULT 1,
+  not_before    INTEGER NOT NULL,
+  not_after     INTEGER NOT NULL,
+  certification BLOB    NOT NULL,
+  seen_at       INTEGER NOT NULL,
+  PRIMARY KEY (fingerprint, kind, public)
+) STRICT;
+
+CREATE TABLE mail_checkpoints (
+  mailbox     TEXT    PRIMARY KEY,
+  v           INTEGER NOT NULL DEFAULT 1,
+  uidvalidity INTEGER NOT NULL CHECK (uidvalidity > 0),
+  last_uid    INTEGER NOT NULL CHECK (last_uid >= 0),
+  updated_at  INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE processed_mail (
+  mailbox      TEXT    NOT NULL,
+  uidvalidity  INTEGER NOT NULL CHECK (uidvalidity > 0),
+  uid          INTEGER NOT NULL CHECK (uid > 0),
+  v            INTEGER NOT NULL DEFAULT 1,
+  message_id   TEXT,
+  processed_at INTEGER NOT NULL,
+  PRIMARY KEY (mailbox, uidvalidity, uid)
+) STRICT;
+CREATE INDEX processed_mail_message_id ON processed_mail (message_id) WHERE message_id IS NOT NULL;
+CREATE INDEX processed_mail_processed_at ON processed_mail (processed_at);
+`;
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    description: 'sessions, identity, own and peer keys, TOFU pins, mail checkpoints',
+    up: (db) => db.exec(V1),
+  },
+];
+
+/** The schema version this code writes and reads. */
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+export function userVersion(db: Database.Database): number {
+  return db.pragma('user_version', { simple: true }) as number;
+}
+
+/**
+ * Brings the database up to the last migration. Refuses a database newer than `migrations`
+ * (StoreError 'too_new'). Safe against a second process migrating at the same time: each
+ * step re-reads the version under the write lock.
+ */
+export function migrate(db: Database.Database, migrations: readonly Migration[] = MIGRATIONS, what = 'store'): number {
+  migrations.forEach((m, i) => {
+    if (m.version !== i + 1) throw new TypeError(`migration ${i} must have version ${i + 1}`);
+  });
+  const target = migrations.length;
+  const check = (version: number) => {
+    if (version > target) {
+      throw new StoreError('too_new', `${what}: the database has schema version ${version}, newer than this offrecord knows (${target}); upgrade offrecord`);
+    }
+  };
+  check(userVersion(db));
+  for (const migration of migrations) {
+    db.transaction(() => {
+      const current = userVersion(db);
+      check(current);
+      if (current >= migration.version) return;
+      migration.up(db);
+      db.pragma(`user_version = ${migration.version}`);
+    }).immediate();
+  }
+  return userVersion(db);
+}

@@ -1,0 +1,105 @@
+// Shared by the store tests: temporary databases, raw file scans, real engine states, and
+// a Conversation pair over AccountStores.
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after } from 'node:test';
+import { OpenPgpSealer } from '../../src/crypto/seal.ts';
+import { Conversation } from '../../src/protocol/context.ts';
+import { DEFAULT_POLICY } from '../../src/protocol/session.ts';
+import type { EstablishedState } from '../../src/protocol/state.ts';
+import { openAccountStore, type AccountStore, type AccountStoreOptions } from '../../src/store/index.ts';
+import { conversationPair, identity, partiesFor, TestEnv, text } from '../helpers/parties.ts';
+
+const dirs: string[] = [];
+after(() => {
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+});
+
+/** A fresh directory, removed when the test file ends. */
+export function tempDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'offrecord-store-'));
+  dirs.push(dir);
+  return dir;
+}
+
+/** A fresh database path in a fresh directory. */
+export function tempDb(name = 'account.sqlite'): string {
+  return join(tempDir(), name);
+}
+
+export function openTemp(options?: AccountStoreOptions): { store: AccountStore; path: string } {
+  const path = tempDb();
+  return { store: openAccountStore(path, options), path };
+}
+
+export const FILE_SUFFIXES = ['', '-wal', '-shm', '-journal'];
+
+/** Which of the database's files (main, -wal, -shm, -journal) contain `needle`, byte for byte. */
+export function filesContaining(path: string, needle: Uint8Array | string): string[] {
+  const bytes = typeof needle === 'string' ? Buffer.from(needle, 'utf8') : Buffer.from(needle);
+  const hits: string[] = [];
+  for (const suffix of FILE_SUFFIXES) {
+    const file = path + suffix;
+    if (existsSync(file) && readFileSync(file).includes(bytes)) hits.push(suffix || 'main');
+  }
+  return hits;
+}
+
+/** A real established session state of Alice's (first mail, reply, data both ways). */
+export async function establishedState(): Promise<EstablishedState> {
+  const { alice, bob } = await conversationPair();
+  const send = async (from: Conversation, to: Conversation, body: string) => {
+    const result = await from.send(text(body));
+    if (result.kind !== 'encrypted') throw new Error(`send failed: ${result.kind === 'error' ? result.code : ''}`);
+    const received = await to.receive(result.message);
+    if (received.kind !== 'plaintext') throw new Error(`receive failed: ${received.kind}`);
+  };
+  await send(alice, bob, 'hello');
+  await send(bob, alice, 'hi');
+  for (let i = 0; i < 3; i++) {
+    await send(alice, bob, `a${i}`);
+    await send(bob, alice, `b${i}`);
+  }
+  const state = await alice.state();
+  if (state?.kind !== 'established') throw new Error('not established');
+  return state;
+}
+
+export interface StorePair {
+  alice: Conversation;
+  bob: Conversation;
+  aliceStore: AccountStore;
+  bobStore: AccountStore;
+  env: TestEnv;
+  paths: { alice: string; bob: string };
+  /** New Conversation objects over the same stores (as after a restart). */
+  reconnect(stores?: { alice: AccountStore; bob: AccountStore }): { alice: Conversation; bob: Conversation };
+}
+
+/** Like test/helpers/parties.ts conversationPair(), over one AccountStore per account. */
+export async function storeConversationPair(env = new TestEnv()): Promise<StorePair> {
+  const [a, b] = await Promise.all([identity('alice'), identity('bob')]);
+  const paths = { alice: tempDb('alice.sqlite'), bob: tempDb('bob.sqlite') };
+  const aliceStore = openAccountStore(paths.alice);
+  const bobStore = openAccountStore(paths.bob);
+  const reconnect = (stores = { alice: aliceStore, bob: bobStore }) => ({
+    alice: new Conversation({
+      store: stores.alice,
+      parties: partiesFor(a, b),
+      peerEncryptionKey: b.publicKey,
+      sealer: new OpenPgpSealer([a.privateKey]),
+      env,
+      policy: DEFAULT_POLICY,
+    }),
+    bob: new Conversation({
+      store: stores.bob,
+      parties: partiesFor(b, a),
+      peerEncryptionKey: a.publicKey,
+      sealer: new OpenPgpSealer([b.privateKey]),
+      env,
+      policy: DEFAULT_POLICY,
+    }),
+  });
+  return { ...reconnect(), aliceStore, bobStore, env, paths, reconnect };
+}
