@@ -1,0 +1,52 @@
+// One typed error for everything under src/keys. Messages are fixed, human-readable strings:
+// they never carry key material, passphrases or an underlying library's stack trace, so the
+// CLI can print `error.message` as is.
+
+export type KeyErrorCode =
+  // Secret keys and passphrases
+  | 'passphrase_required'
+  | 'bad_passphrase'
+  | 'not_a_secret_key'
+  | 'locked'
+  // Certificates
+  | 'too_large'
+  | 'malformed'
+  | 'not_a_certificate'
+  | 'multiple_certificates'
+  | 'secret_key_material'
+  | 'unsupported_version'
+  | 'no_user_id'
+  | 'address_mismatch'
+  | 'expired'
+  | 'revoked'
+  | 'not_yet_valid'
+  | 'no_encryption_key'
+  | 'identity_mismatch'
+  // Short-lived keys
+  | 'bad_schedule'
+  | 'bad_argument'
+  | 'bad_ring_key'
+  | 'bad_certification'
+  | 'validity_too_long'
+  | 'no_such_subkey'
+  // Headers
+  | 'bad_header'
+  | 'unknown_attribute'
+  | 'duplicate_attribute'
+  | 'missing_attribute'
+  | 'bad_base64'
+  | 'unsupported_protocol';
+
+export class KeyError extends Error {
+  readonly code: KeyErrorCode;
+  constructor(code: KeyErrorCode, message: string) {
+    super(message);
+    this.name = 'KeyError';
+    this.code = code;
+  }
+}
+
+/** True for a KeyError, optionally of one code: for tests and the CLI's error mapping. */
+export function isKeyError(value: unknown, code?: KeyErrorCode): value is KeyError {
+  return value instanceof KeyError && (code === undefined || value.code === code);
+}
