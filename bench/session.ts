@@ -121,4 +121,5 @@ export async function benchSession(opts: MeasureOptions = {}): Promise<BenchRow[
   return rows;
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1]!).href) await benchSession();
+const entry = process.argv[1];
+if (entry !== undefined && import.meta.url === pathToFileURL(entry).href) await benchSession();

@@ -277,35 +277,36 @@ function findTheirs(keys: KeyState, id: number): PeerDhKey | null {
  * anything under it again, so publishing it costs nothing and makes the transcript forgeable.
  */
 function sweep(keys: KeyState, now: number, policy: Policy): { keys: KeyState; wipe: Uint8Array[] } {
-  const due = (list: Retired<unknown>[]) => list.length > policy.maxRetired || (list.length > 0 && now - list[0]!.retiredAt >= policy.graceMs);
-  if (!due(keys.ours.retired) && !due(keys.theirs.retired)) return { keys, wipe: [] };
-  const expired = <K>(list: Retired<K>[]): [Retired<K>[], Retired<K>[]] => {
-    const keep = list.filter((r) => now - r.retiredAt < policy.graceMs).slice(-policy.maxRetired);
-    return [keep, list.filter((r) => !keep.includes(r))];
+  // Retired lists are in retirement order, so what is due is always a prefix.
+  const dueCount = (list: Retired<unknown>[]): number => {
+    let i = 0;
+    while (i < list.length && (list.length - i > policy.maxRetired || now - list[i]!.retiredAt >= policy.graceMs)) i++;
+    return i;
   };
-  const [oursKept, oursGone] = expired(keys.ours.retired);
-  const [theirsKept, theirsGone] = expired(keys.theirs.retired);
+  const oursDue = dueCount(keys.ours.retired);
+  const theirsDue = dueCount(keys.theirs.retired);
+  if (oursDue === 0 && theirsDue === 0) return { keys, wipe: [] };
 
+  const oursGone = keys.ours.retired.slice(0, oursDue);
   const goneOurIds = new Set(oursGone.map((r) => r.key.id));
-  const goneTheirIds = new Set(theirsGone.map((r) => r.key.id));
+  const goneTheirIds = new Set(keys.theirs.retired.slice(0, theirsDue).map((r) => r.key.id));
+  const alive = (pair: string): boolean => {
+    const colon = pair.indexOf(':');
+    return !goneOurIds.has(Number(pair.slice(0, colon))) && !goneTheirIds.has(Number(pair.slice(colon + 1)));
+  };
   const received: Record<string, ReplayWindow> = {};
   const pendingReveals = [...keys.pendingReveals];
   for (const [pair, window] of Object.entries(keys.received)) {
-    const [ourId, theirId] = pair.split(':').map(Number) as [number, number];
-    if (goneOurIds.has(ourId) || goneTheirIds.has(theirId)) pendingReveals.push(window.macKey);
-    else received[pair] = window;
+    if (alive(pair)) received[pair] = window;
+    else pendingReveals.push(window.macKey);
   }
-  const sendCounters = Object.fromEntries(
-    Object.entries(keys.sendCounters).filter(([pair]) => {
-      const [ourId, theirId] = pair.split(':').map(Number) as [number, number];
-      return !goneOurIds.has(ourId) && !goneTheirIds.has(theirId);
-    }),
-  );
+  const sendCounters: Record<string, number> = {};
+  for (const [pair, counter] of Object.entries(keys.sendCounters)) if (alive(pair)) sendCounters[pair] = counter;
   return {
     keys: {
       ...keys,
-      ours: { ...keys.ours, retired: oursKept },
-      theirs: { ...keys.theirs, retired: theirsKept },
+      ours: { ...keys.ours, retired: keys.ours.retired.slice(oursDue) },
+      theirs: { ...keys.theirs, retired: keys.theirs.retired.slice(theirsDue) },
       received,
       sendCounters,
       pendingReveals,
@@ -466,8 +467,10 @@ export function receiveFirst(state: SessionState | null, parties: Parties, inner
   const delivered = (): ReceiveStep => unchanged({ ...state, seenAuthIds, peerCreated: Math.max(state.peerCreated, auth.created) }, payload);
   if (equalBytes(dhShare, state.origin.share)) return delivered();
   if (state.kind === 'initiating') {
-    // Crossing first mails: the greater share wins, so both sides agree on one session.
-    return compareBytes(dhShare, state.origin.share) > 0 ? restart(state) : delivered();
+    // Crossing first mails: the greater share wins, so both sides agree on one session. A first
+    // mail no newer than one the peer already signed is from a session it abandoned.
+    const wins = compareBytes(dhShare, state.origin.share) > 0 && auth.created > state.peerCreated;
+    return wins ? restart(state) : delivered();
   }
   // Newer than anything the peer signed in this session: it started over (lost its state).
   // Otherwise a late delivery (an earlier session, or the losing side of a crossing).

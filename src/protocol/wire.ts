@@ -298,7 +298,8 @@ export function decodeSealed(bytes: Uint8Array): DecodedSealed {
   if (type === MessageType.Ack && ctLength !== 0) fail('malformed', 'an acknowledgement carries no ciphertext');
   if (type === MessageType.Data && ctLength === 0) fail('malformed', 'a data message carries a ciphertext');
   if (type === MessageType.Reply && ctLength < AUTH_BLOCK_LENGTH) fail('malformed', 'reply ciphertext shorter than its auth block');
-  if (ctLength > LIMITS.maxPayload + AUTH_BLOCK_LENGTH) fail('too_large', `ciphertext over the ${LIMITS.maxPayload}-byte payload limit`);
+  const ctLimit = LIMITS.maxPayload + (type === MessageType.Reply ? AUTH_BLOCK_LENGTH : 0);
+  if (ctLength > ctLimit) fail('too_large', `ciphertext over the ${LIMITS.maxPayload}-byte payload limit`);
   const ciphertext = r.view(ctLength, 'ciphertext');
   const authenticated = bytes.subarray(0, r.position);
   const mac = r.take(MAC_LENGTH, 'MAC');
