@@ -10,6 +10,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { concatBytes, equalBytes, fromHex, toHex, u32be, u64be, utf8 } from '../src/crypto/bytes.ts';
 import { generateRingSecret, prepareRing, ringPublicKey, ringSign, ringVerifyKeys, sortRing } from '../src/crypto/ring.ts';
 import { ProtocolError, type ProtocolErrorCode } from '../src/protocol/errors.ts';
+import { firstContext, replyContext } from '../src/protocol/contexts.ts';
 import { aesCtr, deriveDirectionKeys, hmacSha256, LABELS, macKeyFor, x25519PublicKey } from '../src/protocol/keyschedule.ts';
 import {
   acknowledge,
@@ -311,37 +312,6 @@ function check(condition: boolean, what: string): asserts condition {
   if (!condition) throw new Error(`gen-message-vectors: self-check failed: ${what}`);
 }
 
-function firstContext(auth: AuthBlock, dhShare: Uint8Array, payload: Uint8Array): Uint8Array {
-  return concatBytes(
-    utf8(LABELS.firstContext),
-    Uint8Array.of(0x4f, 0x52, 1, MessageType.First),
-    auth.senderFingerprint,
-    auth.recipientFingerprint,
-    auth.senderRingKey,
-    auth.recipientRingKey,
-    dhShare,
-    u64be(auth.created),
-    auth.messageId,
-    sha256(payload),
-  );
-}
-
-function replyContext(auth: AuthBlock, senderDh: Uint8Array, answeredDh: Uint8Array, nextDh: Uint8Array, payload: Uint8Array): Uint8Array {
-  return concatBytes(
-    utf8(LABELS.replyContext),
-    Uint8Array.of(0x4f, 0x52, 1, MessageType.Reply),
-    auth.senderFingerprint,
-    auth.recipientFingerprint,
-    auth.senderRingKey,
-    auth.recipientRingKey,
-    senderDh,
-    answeredDh,
-    nextDh,
-    u64be(auth.created),
-    auth.messageId,
-    sha256(payload),
-  );
-}
 
 function encodeAuth(a: AuthBlock): Uint8Array {
   return concatBytes(a.senderFingerprint, a.recipientFingerprint, a.senderRingKey, a.recipientRingKey, u64be(a.created), a.messageId, a.signature);

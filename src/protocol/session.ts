@@ -4,10 +4,11 @@
 // Errors are thrown as ProtocolError before anything is returned, so a failed step leaves
 // the caller's state exactly as it was. docs/PROTOCOL.md is the specification.
 import { randomBytes } from 'node:crypto';
-import { compareBytes, concatBytes, equalBytes, toHex, u64be, utf8 } from '../crypto/bytes.ts';
+import { compareBytes, equalBytes, toHex } from '../crypto/bytes.ts';
 import { prepareRing, RingError, ringSign, ringVerify, ringVerifyKeys, sortRing, type PreparedRing } from '../crypto/ring.ts';
+import { firstContext, replyContext } from './contexts.ts';
 import { fail, ProtocolError } from './errors.ts';
-import { aesCtr, deriveDirectionKeys, generateDhKeyPair, hmacSha256, LABELS, sha256, type DhKeyPair, type DirectionKeys } from './keyschedule.ts';
+import { aesCtr, deriveDirectionKeys, generateDhKeyPair, hmacSha256, type DhKeyPair, type DirectionKeys } from './keyschedule.ts';
 import {
   pairKey,
   STATE_VERSION,
@@ -165,38 +166,6 @@ function ringFor(a: Uint8Array, b: Uint8Array): PreparedRing {
     ringCache.set(id, ring);
   }
   return ring;
-}
-
-function firstContext(auth: AuthBlock, dhShare: Uint8Array, payload: Uint8Array): Uint8Array {
-  return concatBytes(
-    utf8(LABELS.firstContext),
-    Uint8Array.of(0x4f, 0x52, 1, MessageType.First),
-    auth.senderFingerprint,
-    auth.recipientFingerprint,
-    auth.senderRingKey,
-    auth.recipientRingKey,
-    dhShare,
-    u64be(auth.created),
-    auth.messageId,
-    sha256(payload),
-  );
-}
-
-function replyContext(auth: AuthBlock, senderDh: Uint8Array, answeredDh: Uint8Array, nextDh: Uint8Array, payload: Uint8Array): Uint8Array {
-  return concatBytes(
-    utf8(LABELS.replyContext),
-    Uint8Array.of(0x4f, 0x52, 1, MessageType.Reply),
-    auth.senderFingerprint,
-    auth.recipientFingerprint,
-    auth.senderRingKey,
-    auth.recipientRingKey,
-    senderDh,
-    answeredDh,
-    nextDh,
-    u64be(auth.created),
-    auth.messageId,
-    sha256(payload),
-  );
 }
 
 function signAuth(parties: Parties, env: Env, context: (unsigned: AuthBlock) => Uint8Array): AuthBlock {
