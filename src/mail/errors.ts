@@ -1,0 +1,19 @@
+// Errors of the mail layer, with stable codes; messages name what was wrong, never content.
+export type MailErrorCode =
+  /** Not a well-formed offrecord mail (missing or duplicated parts, bad headers). */
+  | 'malformed'
+  /** Over the size limit: refused before parsing. */
+  | 'too_large'
+  /** Addressed to someone else, or from an address that does not match. */
+  | 'address'
+  /** The mail spool or mailbox could not be read or written. */
+  | 'io';
+
+export class MailError extends Error {
+  readonly code: MailErrorCode;
+  constructor(code: MailErrorCode, message: string) {
+    super(message);
+    this.name = 'MailError';
+    this.code = code;
+  }
+}

@@ -1,0 +1,103 @@
+// The embedded transport: a local spool of Maildirs, one per address, so the demo and
+// offline use need no mail server. Delivery follows the Maildir convention (write into
+// tmp/, fsync, then rename into new/), so a reader never sees half a mail; processed mail
+// moves to cur/ or to a folder, as any Maildir client (mutt, neomutt) expects.
+import { randomBytes } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { MailError } from './errors.ts';
+import type { Envelope, IncomingMailbox, OutgoingTransport } from './transport.ts';
+
+const SUBDIRS = ['tmp', 'new', 'cur'] as const;
+const ID_PATTERN = /^[0-9]+\.[A-Za-z0-9_]+\.[A-Za-z0-9._-]+$/;
+const FOLDER_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+
+async function io<T>(what: string, action: () => Promise<T>): Promise<T> {
+  try {
+    return await action();
+  } catch (error) {
+    throw new MailError('io', `${what}: ${(error as NodeJS.ErrnoException).code ?? 'failed'}`);
+  }
+}
+
+/** A Maildir (or one of its `.Folder` subfolders) with its three directories. */
+async function ensureMaildir(dir: string): Promise<void> {
+  for (const sub of SUBDIRS) await io(`creating ${join(dir, sub)}`, () => fs.mkdir(join(dir, sub), { recursive: true, mode: 0o700 }));
+}
+
+function uniqueName(): string {
+  const host = hostname().replace(/[^A-Za-z0-9.-]/g, '_');
+  return `${Math.floor(Date.now() / 1000)}.P${process.pid}R${randomBytes(8).toString('hex')}.${host}`;
+}
+
+export class MaildirSpool {
+  constructor(readonly root: string) {}
+
+  /** One Maildir per address, named by the address itself (lowercased, path-safe). */
+  maildir(address: string): string {
+    const name = address.toLowerCase();
+    if (!/^[a-z0-9._%+-]+@[a-z0-9.-]+$/.test(name)) throw new MailError('address', `not a deliverable address: ${JSON.stringify(address)}`);
+    return join(this.root, name);
+  }
+
+  async deliver(address: string, raw: Uint8Array): Promise<string> {
+    const dir = this.maildir(address);
+    await ensureMaildir(dir);
+    const name = uniqueName();
+    const tmp = join(dir, 'tmp', name);
+    await io(`writing ${tmp}`, async () => {
+      const handle = await fs.open(tmp, 'wx', 0o600);
+      try {
+        await handle.writeFile(raw);
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      await fs.rename(tmp, join(dir, 'new', name));
+    });
+    return name;
+  }
+
+  mailbox(address: string): MaildirMailbox {
+    return new MaildirMailbox(this.maildir(address));
+  }
+
+  transport(): OutgoingTransport {
+    return {
+      send: async (raw: Uint8Array, envelope: Envelope) => {
+        for (const to of envelope.to) await this.deliver(to, raw);
+      },
+    };
+  }
+}
+
+export class MaildirMailbox implements IncomingMailbox {
+  constructor(readonly dir: string) {}
+
+  async list(): Promise<string[]> {
+    await ensureMaildir(this.dir);
+    const names = await io(`listing ${this.dir}`, () => fs.readdir(join(this.dir, 'new')));
+    // Names start with the delivery time in seconds: sorting gives arrival order.
+    return names.filter((n) => ID_PATTERN.test(n)).sort();
+  }
+
+  async read(id: string): Promise<Uint8Array> {
+    return new Uint8Array(await io(`reading ${id}`, () => fs.readFile(join(this.dir, 'new', checkedId(id)))));
+  }
+
+  async done(id: string, folder?: string): Promise<void> {
+    let target = this.dir;
+    if (folder !== undefined) {
+      if (!FOLDER_PATTERN.test(folder)) throw new MailError('io', `not a folder name: ${JSON.stringify(folder)}`);
+      target = join(this.dir, `.${folder}`);
+      await ensureMaildir(target);
+    }
+    await io(`moving ${id}`, () => fs.rename(join(this.dir, 'new', checkedId(id)), join(target, 'cur', `${id}:2,S`)));
+  }
+}
+
+function checkedId(id: string): string {
+  if (!ID_PATTERN.test(id)) throw new MailError('io', `not a Maildir message id: ${JSON.stringify(id)}`);
+  return id;
+}

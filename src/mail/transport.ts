@@ -1,0 +1,20 @@
+// One interface for moving mail, whatever carries it: the embedded Maildir spool, or
+// IMAP + SMTP for real accounts.
+
+export interface Envelope {
+  from: string;
+  to: string[];
+}
+
+export interface OutgoingTransport {
+  /** Hands a complete RFC 5322 message over; resolves once it is accepted for delivery. */
+  send(raw: Uint8Array, envelope: Envelope): Promise<void>;
+}
+
+export interface IncomingMailbox {
+  /** Ids of mail not yet processed, oldest first. */
+  list(): Promise<string[]>;
+  read(id: string): Promise<Uint8Array>;
+  /** Marks a mail processed, moving it to `folder` when given (e.g. "OffRecord"). */
+  done(id: string, folder?: string): Promise<void>;
+}
