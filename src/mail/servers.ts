@@ -1,0 +1,155 @@
+// IMAP and SMTP for real accounts: nodemailer sends, imapflow reads. Each IMAP operation
+// uses a new ImapFlow (instances are single-use) with an error listener attached before
+// connect(), named timeouts, and a logout at the end whatever happened.
+import { readFileSync } from 'node:fs';
+import { ImapFlow } from 'imapflow';
+import { createTransport } from 'nodemailer';
+import { MailError } from './errors.ts';
+import { MARKER_HEADER } from './mime.ts';
+import type { Envelope, IncomingMailbox, OutgoingTransport } from './transport.ts';
+
+/** tls: TLS from the first byte; starttls: upgrade required; plain: loopback test servers only. */
+export type Security = 'tls' | 'starttls' | 'plain';
+
+export interface ServerConfig {
+  host: string;
+  port: number;
+  security: Security;
+  user: string;
+  /** Resolved at connection time (environment variable or password command), never stored. */
+  password: () => Promise<string> | string;
+  /** A CA certificate file to trust, for servers with a private CA. */
+  caFile?: string;
+}
+
+export const TIMEOUTS = {
+  connectMs: 15_000,
+  greetingMs: 15_000,
+  socketMs: 120_000,
+} as const;
+
+function tlsOptions(config: ServerConfig) {
+  return config.caFile ? { ca: readFileSync(config.caFile) } : {};
+}
+
+function refusePlainOffLoopback(config: ServerConfig): void {
+  if (config.security === 'plain' && !['127.0.0.1', '::1', 'localhost'].includes(config.host)) {
+    throw new MailError('io', `refusing to send a password in clear text to ${config.host}: use tls or starttls`);
+  }
+}
+
+export class SmtpTransport implements OutgoingTransport {
+  constructor(private readonly config: ServerConfig) {
+    refusePlainOffLoopback(config);
+  }
+
+  async send(raw: Uint8Array, envelope: Envelope): Promise<void> {
+    const { config } = this;
+    const transporter = createTransport({
+      host: config.host,
+      port: config.port,
+      secure: config.security === 'tls',
+      requireTLS: config.security === 'starttls',
+      ignoreTLS: config.security === 'plain',
+      auth: { user: config.user, pass: await config.password() },
+      tls: tlsOptions(config),
+      connectionTimeout: TIMEOUTS.connectMs,
+      greetingTimeout: TIMEOUTS.greetingMs,
+      socketTimeout: TIMEOUTS.socketMs,
+    });
+    try {
+      await transporter.sendMail({ envelope: { from: envelope.from, to: envelope.to }, raw: Buffer.from(raw) });
+    } catch (error) {
+      const e = error as { code?: string; responseCode?: number; message?: string };
+      throw new MailError('io', `SMTP ${config.host}:${config.port} refused or dropped the mail: ${e.code ?? ''} ${e.responseCode ?? ''}`.trim());
+    } finally {
+      transporter.close();
+    }
+  }
+}
+
+/** A mailbox reached over IMAP; ids are "<uidvalidity>:<uid>" so a UIDVALIDITY change is visible. */
+export class ImapMailbox implements IncomingMailbox {
+  constructor(
+    private readonly config: ServerConfig,
+    private readonly path = 'INBOX',
+  ) {
+    refusePlainOffLoopback(config);
+  }
+
+  /** Runs `work` on a fresh connection with the mailbox locked, always logging out. */
+  async session<T>(work: (client: ImapFlow, uidValidity: bigint) => Promise<T>): Promise<T> {
+    const { config } = this;
+    const client = new ImapFlow({
+      host: config.host,
+      port: config.port,
+      secure: config.security === 'tls',
+      doSTARTTLS: config.security === 'starttls' ? true : config.security === 'plain' ? false : undefined,
+      auth: { user: config.user, pass: await config.password() },
+      tls: tlsOptions(config),
+      logger: false,
+      connectionTimeout: TIMEOUTS.connectMs,
+      greetingTimeout: TIMEOUTS.greetingMs,
+      socketTimeout: TIMEOUTS.socketMs,
+    });
+    let failure: Error | null = null;
+    client.on('error', (error: Error) => {
+      failure = error; // an unhandled 'error' event would end the process
+    });
+    try {
+      await client.connect();
+      const lock = await client.getMailboxLock(this.path);
+      try {
+        const mailbox = client.mailbox;
+        const uidValidity = mailbox ? mailbox.uidValidity : 0n;
+        return await work(client, uidValidity);
+      } finally {
+        lock.release();
+      }
+    } catch (error) {
+      if (error instanceof MailError) throw error;
+      const e = (failure ?? error) as { authenticationFailed?: boolean; code?: string; message?: string };
+      if (e.authenticationFailed) throw new MailError('io', `IMAP ${config.host}: authentication failed for ${config.user}`);
+      throw new MailError('io', `IMAP ${config.host}:${config.port}: ${e.code ?? e.message ?? 'connection failed'}`);
+    } finally {
+      await client.logout().catch(() => undefined);
+    }
+  }
+
+  async list(): Promise<string[]> {
+    return this.session(async (client, uidValidity) => {
+      const uids = (await client.search({ header: { [MARKER_HEADER]: true } }, { uid: true })) || [];
+      return uids.sort((a, b) => a - b).map((uid) => `${uidValidity}:${uid}`);
+    });
+  }
+
+  async read(id: string): Promise<Uint8Array> {
+    const uid = parseId(id);
+    return this.session(async (client, uidValidity) => {
+      if (uidValidity !== uid.validity) throw new MailError('io', 'UIDVALIDITY changed: list the mailbox again');
+      const message = await client.fetchOne(String(uid.uid), { source: true }, { uid: true });
+      if (!message || !message.source) throw new MailError('io', `message ${id} is gone`);
+      return new Uint8Array(message.source);
+    });
+  }
+
+  async done(id: string, folder?: string): Promise<void> {
+    const uid = parseId(id);
+    await this.session(async (client, uidValidity) => {
+      if (uidValidity !== uid.validity) throw new MailError('io', 'UIDVALIDITY changed: list the mailbox again');
+      if (folder === undefined) {
+        await client.messageFlagsAdd(String(uid.uid), ['\\Seen'], { uid: true });
+        return;
+      }
+      const exists = (await client.list()).some((box) => box.path === folder);
+      if (!exists) await client.mailboxCreate(folder);
+      if (!(await client.messageMove(String(uid.uid), folder, { uid: true }))) throw new MailError('io', `could not move ${id} to ${folder}`);
+    });
+  }
+}
+
+function parseId(id: string): { validity: bigint; uid: number } {
+  const match = /^([0-9]{1,20}):([0-9]{1,10})$/.exec(id);
+  if (!match) throw new MailError('io', `not an IMAP message id: ${JSON.stringify(id)}`);
+  return { validity: BigInt(match[1]!), uid: Number(match[2]) };
+}
