@@ -15,7 +15,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import {
-  chmodSync, chownSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, utimesSync,
+  chmodSync, chownSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, readlinkSync, rmSync, utimesSync,
   writeFileSync,
 } from 'node:fs';
 import { connect, createServer } from 'node:net';
@@ -95,6 +95,7 @@ export async function startMailServers(options: StartOptions = {}): Promise<Mail
   const domain = options.domain ?? 'example.test';
   const dir = mkdtempSync(join(options.parent ?? '/tmp', 'ors-'));
   chmodSync(dir, 0o755);
+  writeFileSync(join(dir, MARKER), '{}\n'); // lets stopMailServers clean up whatever follows
   try {
     const users = {
       alice: { user: 'alice', pass: randomBytes(15).toString('base64url'), address: `alice@${domain}` },
@@ -401,6 +402,14 @@ function procStat(pid: number): { state: string; pgrp: number } | null {
   }
 }
 
+function executable(pid: number): string | null {
+  try {
+    return readlinkSync(`/proc/${pid}/exe`);
+  } catch {
+    return null;
+  }
+}
+
 /** Live (not zombie) processes in the given process groups. */
 function liveMembers(groups: number[]): number[] {
   if (groups.length === 0) return [];
@@ -416,12 +425,16 @@ function liveMembers(groups: number[]): number[] {
 /** SIGKILL to the process group of each master found through the pid files of `dir`. */
 function killGroups(dir: string): number[] {
   const groups: number[] = [];
-  for (const file of [join(dir, 'dovecot', 'master.pid'), join(dir, 'postfix', 'pid', 'master.pid')]) {
+  const masters: [string, string][] = [
+    [join(dir, 'dovecot', 'master.pid'), '/usr/sbin/dovecot'],
+    [join(dir, 'postfix', 'pid', 'master.pid'), '/usr/lib/postfix/sbin/master'],
+  ];
+  for (const [file, program] of masters) {
     const pid = readPid(file);
     if (pid === null) continue;
     const stat = procStat(pid);
-    // Only a live process that still leads its group (a reused pid would not, or would be someone else's).
-    if (stat === null || stat.state === 'Z' || stat.pgrp !== pid) continue;
+    // Only a live master that still leads its group: a stale pid file may name someone else now.
+    if (stat === null || stat.state === 'Z' || stat.pgrp !== pid || executable(pid) !== program) continue;
     try {
       process.kill(-pid, 'SIGKILL');
     } catch {

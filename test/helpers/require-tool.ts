@@ -52,7 +52,17 @@ export function installDebianPackages(packages: string[], options: InstallOption
       execFileSync('debconf-set-selections', [], { env, input: `${options.debconf.join('\n')}\n`, stdio: ['pipe', 'ignore', 'pipe'] });
     }
     if (!aptUpdated) {
-      execFileSync('apt-get', [...lock, 'update'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+      // DPkg::Lock::Timeout makes install wait for a concurrent apt, but not update (lists lock).
+      for (let waited = 0; ; waited++) {
+        try {
+          execFileSync('apt-get', [...lock, 'update'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+          break;
+        } catch (error) {
+          const busy = /could not get lock|unable to lock/i.test((error as { stderr?: Buffer }).stderr?.toString() ?? '');
+          if (!busy || waited >= 120) throw error;
+          Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1_000);
+        }
+      }
       aptUpdated = true;
     }
     execFileSync('apt-get', [...lock, 'install', '-y', '--no-install-recommends', ...packages], { env, stdio: ['ignore', 'ignore', 'pipe'] });
