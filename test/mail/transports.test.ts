@@ -1,0 +1,72 @@
+// The IMAP and SMTP transports against the real loopback Dovecot and Postfix.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { createTransport } from 'nodemailer';
+import { MailError } from '../../src/mail/errors.ts';
+import { composeProtected, parseProtected } from '../../src/mail/mime.ts';
+import { ImapMailbox, SmtpTransport, type ServerConfig } from '../../src/mail/servers.ts';
+import { encodeNak } from '../../src/protocol/wire.ts';
+import { useMailServers, type MailServers, type MailUserName } from '../helpers/mail-servers.ts';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+const servers = useMailServers();
+
+function config(s: MailServers, who: MailUserName, kind: 'imap' | 'smtp', pass?: string): ServerConfig {
+  const caFile = join(s.dir, 'ca.pem');
+  if (s.tls) writeFileSync(caFile, s.tls.cert);
+  return {
+    host: s[kind].host,
+    port: s[kind].port,
+    security: s.tls ? 'starttls' : 'plain',
+    user: s.users[who].user,
+    password: () => pass ?? s.users[who].pass,
+    ...(s.tls ? { caFile } : {}),
+  };
+}
+
+async function waitFor<T>(probe: () => Promise<T[]>, count: number): Promise<T[]> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const items = await probe();
+    if (items.length >= count || Date.now() > deadline) return items;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+describe('IMAP and SMTP transports', () => {
+  it('sends an offrecord mail over SMTP; IMAP lists only offrecord mail, reads it and files it away', async () => {
+    const s = servers();
+    const alice = s.users.alice.address;
+    const bob = s.users.bob.address;
+    const protocol = encodeNak({ senderKeyId: 1, recipientKeyId: 1, counter: 1 });
+    await new SmtpTransport(config(s, 'alice', 'smtp')).send(await composeProtected({ from: alice, to: bob, protocol }), { from: alice, to: [bob] });
+    // An ordinary mail that the watcher must leave alone.
+    const plain = createTransport({ host: s.smtp.host, port: s.smtp.port, auth: { user: s.users.alice.user, pass: s.users.alice.pass }, tls: { ca: s.tls?.cert } });
+    await plain.sendMail({ from: alice, to: bob, subject: 'lunch?', text: 'ordinary mail' });
+    plain.close();
+
+    const inbox = new ImapMailbox(config(s, 'bob', 'imap'));
+    const ids = await waitFor(() => inbox.list(), 1);
+    assert.equal(ids.length, 1, 'only the offrecord mail is listed');
+    const mail = await parseProtected(await inbox.read(ids[0]!));
+    assert.deepEqual(mail?.protocol, protocol);
+    await inbox.done(ids[0]!, 'OffRecord');
+    assert.deepEqual(await inbox.list(), []);
+    const filed = new ImapMailbox(config(s, 'bob', 'imap'), 'OffRecord');
+    assert.equal((await filed.list()).length, 1);
+  });
+
+  it('reports a wrong password as a MailError, without the password', async () => {
+    const s = servers();
+    const wrong = 'not-the-password';
+    const smtp = new SmtpTransport(config(s, 'alice', 'smtp', wrong));
+    await assert.rejects(smtp.send(new Uint8Array([1]), { from: s.users.alice.address, to: [s.users.bob.address] }), (e: unknown) => e instanceof MailError && e.code === 'io' && !e.message.includes(wrong));
+    const imap = new ImapMailbox(config(s, 'bob', 'imap', wrong));
+    await assert.rejects(imap.list(), (e: unknown) => e instanceof MailError && /authentication failed/.test(e.message) && !e.message.includes(wrong));
+  });
+
+  it('refuses clear-text passwords off loopback', () => {
+    assert.throws(() => new SmtpTransport({ host: 'mail.example.org', port: 25, security: 'plain', user: 'a', password: () => 'x' }), MailError);
+  });
+});
