@@ -1,114 +1,80 @@
-// `npm run demo`: Alice and Bob talk through the protocol core in memory and the demo prints,
-// at each step, what travels (what an eavesdropper sees) next to what the recipient reads.
-// Until the mail pipeline lands this is the whole product; it then moves to the Maildir spool.
-import * as openpgp from 'openpgp';
-import { fromHex } from '../src/crypto/bytes.ts';
-import { generateRingSecret, ringPublicKey } from '../src/crypto/ring.ts';
-import { OpenPgpSealer } from '../src/crypto/seal.ts';
-import { Conversation, type ReceiveResult, type SendResult } from '../src/protocol/context.ts';
-import { DEFAULT_POLICY, systemEnv, type Env } from '../src/protocol/session.ts';
-import { liveOwnSecrets } from '../src/protocol/state.ts';
-import { MemorySessionStore } from '../src/protocol/store.ts';
+// `npm run demo`: Alice and Bob on the embedded Maildir spool (no mail server): Bob's
+// plaintext hello carries his keys, Alice's first mail is ring-signed and sealed, Bob's reply
+// upgrades to OTR, then a few messages each way. For every mail it prints what an
+// eavesdropper on the spool sees next to what the recipient reads.
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Keyring } from '../src/keys/keyring.ts';
+import { formatFingerprint } from '../src/keys/tofu.ts';
+import { MaildirSpool } from '../src/mail/maildir.ts';
+import { fetchMessages, sendMessage, type Draft, type MailAccount } from '../src/mail/pipeline.ts';
 import { decodeSealed, MessageType, peekType } from '../src/protocol/wire.ts';
+import { openAccountStore } from '../src/store/index.ts';
+import { parseProtected } from '../src/mail/mime.ts';
 
-const TYPE_NAMES: Record<number, string> = {
-  [MessageType.First]: 'FIRST (ring-signed, sealed to the recipient)',
-  [MessageType.Reply]: 'REPLY (ring-signed share, OTR-protected body)',
-  [MessageType.Data]: 'DATA (OTR: AES-CTR + HMAC, fresh DH share)',
-  [MessageType.Ack]: 'ACK (empty acknowledgement)',
+const root = await mkdtemp(join(tmpdir(), 'offrecord-demo-'));
+const spool = new MaildirSpool(join(root, 'spool'));
+
+async function person(address: string): Promise<MailAccount> {
+  const store = openAccountStore(join(root, `${address}.sqlite`));
+  const keyring = new Keyring(store);
+  await keyring.init({ email: address });
+  return { address, keyring, sessions: store, privateKey: await keyring.unlock(), outgoing: spool.transport(), incoming: spool.mailbox(address) };
+}
+
+const KINDS: Record<number, string> = {
+  [MessageType.First]: 'first mail: ring-signed, sealed to the recipient\'s short-lived key',
+  [MessageType.Reply]: 'reply: ring-signed DH share, body already under OTR keys',
+  [MessageType.Data]: 'OTR data message: AES-CTR + HMAC, a fresh DH share',
+  [MessageType.Ack]: 'empty acknowledgement',
   [MessageType.Nak]: 'NAK',
 };
 
-async function person(name: string) {
-  const { privateKey, publicKey } = await openpgp.generateKey({
-    type: 'ecc',
-    curve: 'curve25519Legacy',
-    userIDs: [{ name, email: `${name.toLowerCase()}@example.org` }],
-    format: 'object',
-  });
-  const secret = generateRingSecret();
-  return { name, privateKey, publicKey, fingerprint: fromHex(privateKey.getFingerprint()), ring: { secret, public: ringPublicKey(secret) } };
-}
-
-/** The demo's clock runs faster than the wall clock, so the grace window passes in a moment. */
-class DemoClock implements Env {
-  private offset = 0;
-  now = () => Date.now() + this.offset;
-  random = systemEnv.random;
-  newDhKey = systemEnv.newDhKey;
-  skip(ms: number) {
-    this.offset += ms;
+/** What a spool reader without keys learns: headers, sizes, the kind of message. */
+async function eavesdrop(to: MailAccount): Promise<string[]> {
+  const [id] = await to.incoming.list();
+  const raw = await readFile(join(spool.maildir(to.address), 'new', id!), 'utf8');
+  const headers = raw.slice(0, raw.indexOf('\r\n\r\n')).split('\r\n').filter((l) => /^(From|To|Subject|Date):/.test(l));
+  const mail = await parseProtected(new TextEncoder().encode(raw));
+  if (!mail) return [...headers, `(plaintext mail, ${raw.length} bytes, readable by anyone)`];
+  const type = peekType(mail.protocol);
+  let detail = '';
+  if (type === MessageType.Data || type === MessageType.Reply || type === MessageType.Ack) {
+    const { message } = decodeSealed(mail.protocol);
+    detail = `, key ids ${message.senderKeyId}->${message.recipientKeyId}, counter ${message.counter}${message.reveals.length ? `, ${message.reveals.length} revealed MAC key(s)` : ''}`;
   }
+  return [...headers, `${KINDS[type]}${detail}; ${raw.length} bytes of mail`];
 }
-
-const hexPreview = (bytes: Uint8Array) => `${Buffer.from(bytes.subarray(0, 24)).toString('hex')}… (${bytes.length} bytes)`;
-
-function describeWire(bytes: Uint8Array): string {
-  const type = peekType(bytes);
-  let extra = '';
-  if (type === MessageType.Data || type === MessageType.Ack || type === MessageType.Reply) {
-    const { message } = decodeSealed(bytes);
-    extra = ` keys ${message.senderKeyId}->${message.recipientKeyId}, counter ${message.counter}` + (message.reveals.length ? `, ${message.reveals.length} revealed MAC key(s)` : '');
-  }
-  return `${TYPE_NAMES[type] ?? type}${extra}`;
-}
-
-function read(result: ReceiveResult): string {
-  if (result.kind === 'plaintext') return JSON.stringify(new TextDecoder().decode(result.plaintext));
-  if (result.kind === 'ignore') return '(protocol message, nothing to show)';
-  return `error ${result.code}: ${result.message}`;
-}
-
-function wire(result: SendResult): Uint8Array {
-  if (result.kind === 'error') throw new Error(`${result.code}: ${result.message}`);
-  return result.message;
-}
-
-const clock = new DemoClock();
-const [alice, bob] = await Promise.all([person('Alice'), person('Bob')]);
-const talk = (me: typeof alice, them: typeof alice) =>
-  new Conversation({
-    store: new MemorySessionStore(),
-    parties: {
-      local: { fingerprint: me.fingerprint, ringKeys: [me.ring] },
-      peer: { fingerprint: them.fingerprint, ringKeys: [them.ring.public] },
-    },
-    peerEncryptionKey: them.publicKey,
-    sealer: new OpenPgpSealer([me.privateKey]),
-    env: clock,
-  });
-const convo = { Alice: talk(alice, bob), Bob: talk(bob, alice) };
 
 let step = 0;
-async function say(from: 'Alice' | 'Bob', text: string) {
-  const to = from === 'Alice' ? 'Bob' : 'Alice';
-  const bytes = wire(await convo[from].send(new TextEncoder().encode(text)));
-  const result = await convo[to].receive(bytes);
-  console.log(`\n${++step}. ${from} -> ${to}: ${describeWire(bytes)}`);
-  console.log(`   eavesdropper sees: ${hexPreview(bytes)}`);
-  console.log(`   ${to} reads:        ${read(result)}`);
-  const state = await convo[from].state();
-  if (state) console.log(`   ${from}'s session: ${state.kind}, own DH secrets held: ${liveOwnSecrets(state).length}`);
+async function mail(from: MailAccount, to: MailAccount, draft: Omit<Draft, 'to'>, options = {}) {
+  const outcome = await sendMessage(from, { ...draft, to: to.address }, options);
+  console.log(`\n${++step}. ${from.address} -> ${to.address} (${outcome.kind === 'encrypted' ? outcome.type : 'plaintext'})`);
+  for (const line of await eavesdrop(to)) console.log(`   eavesdropper sees: ${line}`);
+  for (const report of await fetchMessages(to)) {
+    if (report.kind === 'message') {
+      console.log(`   ${to.address} reads: "${report.message.subject}": ${JSON.stringify(report.message.text?.trim())}`);
+      console.log(`   from ${report.from}, ${formatFingerprint(report.fingerprint)} (${report.verified ? 'verified' : 'trusted on first use'})`);
+    } else if (report.kind === 'ordinary') {
+      console.log(`   ${to.address} reads it in any mail client${report.advertises ? `; offrecord learns ${report.advertises}'s keys from its headers` : ''}`);
+    } else if (report.kind === 'skipped') {
+      console.log(`   ${to.address}: skipped (${report.code}): ${report.reason}`);
+    }
+  }
 }
 
-console.log('offrecord demo: Alice and Bob, in memory (no mail server needed)');
-console.log(`Alice ${alice.privateKey.getFingerprint().toUpperCase()}\nBob   ${bob.privateKey.getFingerprint().toUpperCase()}`);
-await say('Alice', 'Hi Bob, lunch on Friday? (first mail: Bob may be offline)');
-await say('Bob', 'Friday works. (reply: my share is ring-signed, the body already under OTR keys)');
-await say('Alice', 'Great, the usual place.');
-await say('Bob', 'See you there.');
-await say('Alice', 'Bring the notes.');
-
-clock.skip(DEFAULT_POLICY.ackDelayMs);
-const ack = await convo.Bob.acknowledgeIfDue();
-if (ack?.kind === 'encrypted') {
-  const result = await convo.Alice.receive(ack.message);
-  console.log(`\n${++step}. Bob -> Alice: ${describeWire(ack.message)} after ${DEFAULT_POLICY.ackDelayMs / 3_600_000} h of silence`);
-  console.log(`   Alice reads:        ${read(result)}; she can now forget her older DH secret`);
+try {
+  console.log('offrecord demo: Alice and Bob on a local Maildir spool, no mail server needed');
+  const [alice, bob] = [await person('alice@example.test'), await person('bob@example.test')];
+  await mail(bob, alice, { subject: 'Hello', text: 'Hi Alice, I use offrecord now.' }, { allowPlaintext: true });
+  await mail(alice, bob, { subject: 'Lunch on Friday?', text: 'Shall we meet at noon? (Bob may be offline: this is the first mail)' });
+  await mail(bob, alice, { subject: 'Re: Lunch on Friday?', text: 'Noon works.' });
+  await mail(alice, bob, { subject: 'Re: Lunch on Friday?', text: 'Great, the usual place.' });
+  await mail(bob, alice, { subject: 'Re: Lunch on Friday?', text: 'See you there.' });
+  await mail(alice, bob, { subject: 'Notes', text: 'Bring the notes, please.' });
+  console.log('\nThe spool holds only "..." subjects and attached ciphertext; processed mail sits in .OffRecord.');
+  console.log('Nobody but Alice and Bob could read it, and neither can prove to anyone else who wrote what.');
+} finally {
+  await rm(root, { recursive: true, force: true });
 }
-
-clock.skip(DEFAULT_POLICY.graceMs);
-console.log(`\n(${DEFAULT_POLICY.graceMs / 3_600_000} hours later: retired keys are forgotten and their MAC keys revealed)`);
-await say('Bob', 'Notes attached, as promised.');
-await say('Alice', 'Thanks!');
-console.log('\nThe revealed MAC keys let anyone re-MAC the old messages: they prove nothing to a third party.');

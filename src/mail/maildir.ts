@@ -95,6 +95,11 @@ export class MaildirMailbox implements IncomingMailbox {
     }
     await io(`moving ${id}`, () => fs.rename(join(this.dir, 'new', checkedId(id)), join(target, 'cur', `${id}:2,S`)));
   }
+
+  /** new/ to cur/ without the Seen flag: what a mail client does with mail it has shown in a list. */
+  async examined(id: string): Promise<void> {
+    await io(`moving ${id}`, () => fs.rename(join(this.dir, 'new', checkedId(id)), join(this.dir, 'cur', `${id}:2,`)));
+  }
 }
 
 function checkedId(id: string): string {

@@ -138,6 +138,16 @@ export async function parseProtected(raw: Uint8Array): Promise<IncomingMail | nu
   };
 }
 
+/** Keys an ordinary (plaintext) mail from an offrecord user advertises (paper 5.1), or null. */
+export async function parseAdvertisement(raw: Uint8Array): Promise<{ from: string; autocrypt: string[]; offrecordKeys: string } | null> {
+  if (raw.length > MAX_MAIL_BYTES) throw new MailError('too_large', `mail of ${raw.length} bytes is over the ${MAX_MAIL_BYTES}-byte limit`);
+  const parsed = await simpleParser(Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength), { skipHtmlToText: true, skipTextToHtml: true, skipTextLinks: true });
+  const keys = headerValues(parsed, 'Offrecord-Keys');
+  const from = addresses(parsed.from);
+  if (keys.length !== 1 || from.length !== 1) return null;
+  return { from: from[0]!, autocrypt: headerValues(parsed, 'Autocrypt'), offrecordKeys: keys[0]! };
+}
+
 export interface Attachment {
   filename: string;
   contentType: string;

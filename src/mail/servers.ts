@@ -2,7 +2,7 @@
 // uses a new ImapFlow (instances are single-use) with an error listener attached before
 // connect(), named timeouts, and a logout at the end whatever happened.
 import { readFileSync } from 'node:fs';
-import { ImapFlow } from 'imapflow';
+import { ImapFlow, type SearchObject } from 'imapflow';
 import { createTransport } from 'nodemailer';
 import { MailError } from './errors.ts';
 import { MARKER_HEADER } from './mime.ts';
@@ -118,7 +118,10 @@ export class ImapMailbox implements IncomingMailbox {
 
   async list(): Promise<string[]> {
     return this.session(async (client, uidValidity) => {
-      const uids = (await client.search({ header: { [MARKER_HEADER]: true } }, { uid: true })) || [];
+      // Offrecord mail, and ordinary mail that advertises offrecord keys (paper 5.1).
+      const byHeader = (name: string): SearchObject => ({ header: { [name]: true } });
+      const query: SearchObject = { or: [byHeader(MARKER_HEADER), byHeader('Offrecord-Keys')], not: { keyword: EXAMINED_KEYWORD } };
+      const uids = (await client.search(query, { uid: true })) || [];
       return uids.sort((a, b) => a - b).map((uid) => `${uidValidity}:${uid}`);
     });
   }
@@ -130,6 +133,14 @@ export class ImapMailbox implements IncomingMailbox {
       const message = await client.fetchOne(String(uid.uid), { source: true }, { uid: true });
       if (!message || !message.source) throw new MailError('io', `message ${id} is gone`);
       return new Uint8Array(message.source);
+    });
+  }
+
+  async examined(id: string): Promise<void> {
+    const uid = parseId(id);
+    await this.session(async (client, uidValidity) => {
+      if (uidValidity !== uid.validity) throw new MailError('io', 'UIDVALIDITY changed: list the mailbox again');
+      await client.messageFlagsAdd(String(uid.uid), [EXAMINED_KEYWORD], { uid: true });
     });
   }
 
@@ -147,6 +158,9 @@ export class ImapMailbox implements IncomingMailbox {
     });
   }
 }
+
+/** Set on ordinary mail whose advertised keys we learned, so it is not examined again. */
+const EXAMINED_KEYWORD = '$OffrecordExamined';
 
 function parseId(id: string): { validity: bigint; uid: number } {
   const match = /^([0-9]{1,20}):([0-9]{1,10})$/.exec(id);

@@ -17,4 +17,6 @@ export interface IncomingMailbox {
   read(id: string): Promise<Uint8Array>;
   /** Marks a mail processed, moving it to `folder` when given (e.g. "OffRecord"). */
   done(id: string, folder?: string): Promise<void>;
+  /** Ordinary mail we only learned keys from: left unread for the user, not listed again. */
+  examined(id: string): Promise<void>;
 }

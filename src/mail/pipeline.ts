@@ -1,0 +1,201 @@
+// The mail pipeline: a user message out as an offrecord mail, and offrecord mail in as the
+// user's message. It joins the keyring (who is who, which keys), the session engine
+// (Conversation), the MIME carriage and a transport. A mail that cannot be processed is left
+// where it is, untouched, with the reason in the report.
+import type * as openpgp from 'openpgp';
+import { isKeyError } from '../keys/errors.ts';
+import { autocryptHeaderFor, formatOffrecordKeysHeader, parseOffrecordKeysHeader, selectAutocryptHeader, SUPPORTED_PROTOCOL_VERSIONS } from '../keys/headers.ts';
+import { isKeyringError, type Keyring } from '../keys/keyring.ts';
+import { Conversation } from '../protocol/context.ts';
+import type { Policy } from '../protocol/session.ts';
+import type { SessionStore } from '../protocol/store.ts';
+import { MessageType } from '../protocol/wire.ts';
+import { MailError } from './errors.ts';
+import { composeInner, composeProtected, parseAdvertisement, parseInner, parseProtected, type Attachment, type UserMessage } from './mime.ts';
+import type { IncomingMailbox, OutgoingTransport } from './transport.ts';
+import MailComposer from 'nodemailer/lib/mail-composer';
+
+export interface MailAccount {
+  address: string;
+  keyring: Keyring;
+  sessions: SessionStore;
+  /** Our unlocked identity: opens first mails, certifies nothing here. */
+  privateKey: openpgp.PrivateKey;
+  outgoing: OutgoingTransport;
+  incoming: IncomingMailbox;
+  /** Where processed ciphertext mail goes (it is unreadable once its keys are forgotten). */
+  processedFolder?: string;
+  policy?: Policy;
+  clock?: () => number;
+}
+
+export interface Draft {
+  to: string;
+  subject: string;
+  text?: string;
+  html?: string;
+  attachments?: Attachment[];
+  inReplyTo?: string;
+  references?: string[];
+}
+
+export type SendOutcome = { kind: 'encrypted'; type: 'first' | 'reply' | 'data' } | { kind: 'plaintext' };
+
+export class PipelineError extends Error {
+  constructor(
+    readonly code: 'no_keys' | 'identity_changed' | 'protocol' | 'transport',
+    message: string,
+    readonly hint?: string,
+  ) {
+    super(message);
+    this.name = 'PipelineError';
+  }
+}
+
+const now = (account: MailAccount) => (account.clock ?? Date.now)();
+
+async function advertHeaders(account: MailAccount) {
+  return {
+    autocrypt: await autocryptHeaderFor(account.privateKey, account.address, now(account)),
+    offrecordKeys: formatOffrecordKeysHeader({ versions: [...SUPPORTED_PROTOCOL_VERSIONS], ring: account.keyring.ringAdverts() }),
+  };
+}
+
+async function conversationWith(account: MailAccount, address: string): Promise<Conversation> {
+  const peer = await account.keyring.peerParty(address);
+  return new Conversation({
+    store: account.sessions,
+    parties: { local: account.keyring.localParty(), peer: peer.party },
+    peerEncryptionKey: peer.encryptionKey,
+    sealer: await account.keyring.sealer(account.privateKey),
+    ...(account.policy ? { policy: account.policy } : {}),
+  });
+}
+
+/** Sends a protocol message (user message, NAK, re-send) as an offrecord mail. */
+async function dispatch(account: MailAccount, to: string, protocol: Uint8Array, threading: Pick<Draft, 'inReplyTo' | 'references'> = {}) {
+  const raw = await composeProtected({ from: account.address, to, protocol, ...(await advertHeaders(account)), ...threading });
+  try {
+    await account.outgoing.send(raw, { from: account.address, to: [to] });
+  } catch (error) {
+    throw new PipelineError('transport', error instanceof Error ? error.message : String(error), 'the message was not sent; its session counter stays used, so sending again is safe');
+  }
+}
+
+const TYPE_OF: Partial<Record<MessageType, 'first' | 'reply' | 'data'>> = {
+  [MessageType.First]: 'first',
+  [MessageType.Reply]: 'reply',
+  [MessageType.Data]: 'data',
+};
+
+/**
+ * Sends a user message. Without keys for the recipient it goes out in plaintext only with
+ * `allowPlaintext` (paper 5.1: it carries our keys, so their reply can start the exchange).
+ */
+export async function sendMessage(account: MailAccount, draft: Draft, options: { allowPlaintext?: boolean } = {}): Promise<SendOutcome> {
+  const user: UserMessage = {
+    from: account.address,
+    to: draft.to,
+    subject: draft.subject,
+    date: new Date(now(account)),
+    ...(draft.text !== undefined ? { text: draft.text } : {}),
+    ...(draft.html !== undefined ? { html: draft.html } : {}),
+    attachments: draft.attachments ?? [],
+  };
+  let conversation: Conversation;
+  try {
+    conversation = await conversationWith(account, draft.to);
+  } catch (error) {
+    if (isKeyringError(error, 'identity_changed')) throw new PipelineError('identity_changed', error.message, error.details.warning);
+    if (!isKeyringError(error, 'unknown_peer') && !isKeyringError(error, 'no_ring_key')) throw error;
+    if (!options.allowPlaintext) {
+      throw new PipelineError('no_keys', `no offrecord keys are known for ${draft.to}: refusing to send in plaintext`, 'import their key (offrecord keys import), or allow one plaintext mail that carries your keys (--plaintext)');
+    }
+    await sendPlaintext(account, user, draft);
+    return { kind: 'plaintext' };
+  }
+  const result = await conversation.send(await composeInner(user));
+  if (result.kind === 'error') throw new PipelineError('protocol', `${result.code}: ${result.message}`);
+  await dispatch(account, draft.to, result.message, draft);
+  return { kind: 'encrypted', type: TYPE_OF[result.message[3] as MessageType] ?? 'data' };
+}
+
+async function sendPlaintext(account: MailAccount, user: UserMessage, draft: Draft): Promise<void> {
+  const headers = await advertHeaders(account);
+  const raw = await new MailComposer({
+    from: user.from,
+    to: user.to,
+    subject: user.subject,
+    date: user.date,
+    text: user.text,
+    html: user.html,
+    inReplyTo: draft.inReplyTo,
+    references: draft.references,
+    headers: { Autocrypt: headers.autocrypt, 'Offrecord-Keys': headers.offrecordKeys },
+    attachments: user.attachments.map((a) => ({ filename: a.filename, contentType: a.contentType, content: Buffer.from(a.content) })),
+  })
+    .compile()
+    .build();
+  await account.outgoing.send(new Uint8Array(raw), { from: account.address, to: [user.to] });
+}
+
+export type FetchReport =
+  | { id: string; kind: 'message'; from: string; fingerprint: string; verified: boolean; message: UserMessage }
+  | { id: string; kind: 'protocol'; from: string }
+  | { id: string; kind: 'ordinary'; advertises?: string }
+  | { id: string; kind: 'skipped'; reason: string; code: string; alarm?: string };
+
+/** Learns the keys a mail from `from` advertises (Autocrypt identity, Offrecord-Keys ring keys). */
+async function learnKeys(account: MailAccount, from: string, autocrypt: string[], offrecordKeys: string | null): Promise<void> {
+  const header = selectAutocryptHeader(autocrypt, from);
+  if (header) {
+    const imported = await account.keyring.importPeer(header.keydata, { expectedAddress: from });
+    if (imported.status === 'changed') throw new PipelineError('identity_changed', `the identity key of ${from} has changed`, imported.warning);
+  }
+  if (offrecordKeys !== null) {
+    await account.keyring.learnRingKeys(from, parseOffrecordKeysHeader(offrecordKeys).ring, header ? { certificate: header.keydata } : {});
+  }
+}
+
+function skipped(id: string, error: unknown): FetchReport {
+  if (error instanceof PipelineError) return { id, kind: 'skipped', code: error.code, reason: error.message, ...(error.hint ? { alarm: error.hint } : {}) };
+  if (isKeyringError(error, 'identity_changed')) return { id, kind: 'skipped', code: 'identity_changed', reason: error.message, ...(error.details.warning ? { alarm: error.details.warning } : {}) };
+  if (isKeyringError(error) || isKeyError(error) || error instanceof MailError) return { id, kind: 'skipped', code: error.code, reason: error.message };
+  throw error;
+}
+
+/** One mail: processed and filed away, or left untouched with the reason. */
+async function processOne(account: MailAccount, id: string): Promise<FetchReport> {
+  try {
+    const raw = await account.incoming.read(id);
+    const mail = await parseProtected(raw);
+    if (!mail) {
+      // Ordinary mail stays where it is; if it advertises offrecord keys, we learn them.
+      const advert = await parseAdvertisement(raw);
+      if (advert) await learnKeys(account, advert.from, advert.autocrypt, advert.offrecordKeys);
+      await account.incoming.examined(id);
+      return { id, kind: 'ordinary', ...(advert ? { advertises: advert.from } : {}) };
+    }
+    if (!mail.to.includes(account.address.toLowerCase())) {
+      throw new MailError('address', `addressed to ${mail.to.join(', ') || 'nobody'}, not to ${account.address}`);
+    }
+    await learnKeys(account, mail.from, mail.autocrypt, mail.offrecordKeys);
+    const conversation = await conversationWith(account, mail.from);
+    const result = await conversation.receive(mail.protocol);
+    for (const out of result.outgoing) await dispatch(account, mail.from, out, mail.messageId ? { inReplyTo: mail.messageId } : {});
+    if (result.kind === 'error') throw new PipelineError('protocol', `${result.code}: ${result.message}`);
+    await account.incoming.done(id, account.processedFolder ?? 'OffRecord');
+    if (result.kind === 'ignore') return { id, kind: 'protocol', from: mail.from };
+    const who = await account.keyring.fingerprint(mail.from);
+    return { id, kind: 'message', from: mail.from, fingerprint: who.fingerprint, verified: who.verified, message: await parseInner(result.plaintext) };
+  } catch (error) {
+    return skipped(id, error);
+  }
+}
+
+/** One pass over new mail, oldest first. */
+export async function fetchMessages(account: MailAccount): Promise<FetchReport[]> {
+  const reports: FetchReport[] = [];
+  for (const id of await account.incoming.list()) reports.push(await processOne(account, id));
+  return reports;
+}

@@ -1,0 +1,84 @@
+// The whole exchange through the mail pipeline, over the embedded Maildir spool: plaintext
+// mail that carries keys (paper 5.1), first mail, reply, OTR upgrade, then data both ways.
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { Keyring } from '../../src/keys/keyring.ts';
+import { MaildirSpool } from '../../src/mail/maildir.ts';
+import { fetchMessages, PipelineError, sendMessage, type FetchReport, type MailAccount } from '../../src/mail/pipeline.ts';
+import { openAccountStore } from '../../src/store/index.ts';
+
+const root = await mkdtemp(join(tmpdir(), 'offrecord-pipeline-'));
+after(() => rm(root, { recursive: true, force: true }));
+
+async function account(spool: MaildirSpool, address: string): Promise<MailAccount> {
+  const store = openAccountStore(join(root, `${address}.sqlite`));
+  const keyring = new Keyring(store);
+  await keyring.init({ email: address });
+  return { address, keyring, sessions: store, privateKey: await keyring.unlock(), outgoing: spool.transport(), incoming: spool.mailbox(address) };
+}
+
+function messages(reports: FetchReport[]) {
+  return reports.flatMap((r) => (r.kind === 'message' ? [r] : []));
+}
+
+describe('mail pipeline over the Maildir spool', async () => {
+  const spool = new MaildirSpool(join(root, 'spool'));
+  const alice = await account(spool, 'alice@example.test');
+  const bob = await account(spool, 'bob@example.test');
+
+  it('refuses plaintext without consent, and with consent sends one that carries the keys', async () => {
+    await assert.rejects(sendMessage(bob, { to: alice.address, subject: 'hi', text: 'hello' }), (e: unknown) => e instanceof PipelineError && e.code === 'no_keys' && e.hint !== undefined);
+    assert.deepEqual(await sendMessage(bob, { to: alice.address, subject: 'hi', text: 'plain hello' }, { allowPlaintext: true }), { kind: 'plaintext' });
+    const reports = await fetchMessages(alice);
+    assert.deepEqual(reports.map((r) => r.kind === 'ordinary' && r.advertises), [bob.address]);
+    assert.equal((await alice.keyring.fingerprint(bob.address)).fingerprint.length, 40, 'Alice pinned Bob');
+  });
+
+  it('first mail, reply, upgrade, then messages both ways; the spool holds no plaintext', async () => {
+    const secretSubject = 'Geheimes Treffen — Freitag';
+    assert.deepEqual(await sendMessage(alice, { to: bob.address, subject: secretSubject, text: 'Lunch, Friday? Grüße' }), { kind: 'encrypted', type: 'first' });
+    const atBob = await fetchMessages(bob);
+    const [first] = messages(atBob);
+    assert.ok(first, JSON.stringify(atBob));
+    assert.equal(first.message.subject, secretSubject);
+    assert.equal(first.message.text?.trim(), 'Lunch, Friday? Grüße');
+    assert.equal(first.fingerprint, (await alice.keyring.identity()).fingerprint);
+
+    assert.deepEqual(await sendMessage(bob, { to: alice.address, subject: 'Re: lunch', text: 'Friday works.' }), { kind: 'encrypted', type: 'reply' });
+    assert.equal(messages(await fetchMessages(alice))[0]?.message.text?.trim(), 'Friday works.');
+
+    for (let i = 0; i < 3; i++) {
+      assert.deepEqual(await sendMessage(alice, { to: bob.address, subject: `a${i}`, text: `from alice ${i}`, html: `<p>from <b>alice</b> ${i}</p>` }), { kind: 'encrypted', type: 'data' });
+      const got = messages(await fetchMessages(bob))[0];
+      assert.equal(got?.message.subject, `a${i}`);
+      assert.equal(got?.message.html?.trim(), `<p>from <b>alice</b> ${i}</p>`);
+      await sendMessage(bob, { to: alice.address, subject: `b${i}`, text: `from bob ${i}` });
+      assert.equal(messages(await fetchMessages(alice))[0]?.message.text?.trim(), `from bob ${i}`);
+    }
+
+    // What an eavesdropper on the spool sees: processed ciphertext filed in .OffRecord, no plaintext.
+    for (const who of [alice, bob]) {
+      const dir = join(spool.maildir(who.address), '.OffRecord', 'cur');
+      for (const name of await readdir(dir)) {
+        const raw = await readFile(join(dir, name), 'utf8');
+        assert.ok(raw.includes('Subject: ...'));
+        for (const secret of [secretSubject, 'Lunch, Friday', 'Friday works', 'from alice', 'from bob']) assert.ok(!raw.includes(secret), `${secret} leaked`);
+      }
+    }
+  });
+
+  it('leaves a mail addressed to someone else untouched', async () => {
+    const carol = await account(spool, 'carol@example.test');
+    await sendMessage(alice, { to: bob.address, subject: 'for bob', text: 'x' });
+    const [id] = await bob.incoming.list();
+    const raw = await bob.incoming.read(id!);
+    await spool.deliver(carol.address, raw);
+    const reports = await fetchMessages(carol);
+    assert.equal(reports[0]?.kind, 'skipped');
+    assert.equal(reports[0]?.kind === 'skipped' && reports[0].code, 'address');
+    assert.equal((await carol.incoming.list()).length, 1, 'still there');
+  });
+});
