@@ -7,7 +7,7 @@ import { isKeyError } from '../keys/errors.ts';
 import { autocryptHeaderFor, formatOffrecordKeysHeader, parseOffrecordKeysHeader, selectAutocryptHeader, SUPPORTED_PROTOCOL_VERSIONS } from '../keys/headers.ts';
 import { isKeyringError, type Keyring } from '../keys/keyring.ts';
 import { Conversation } from '../protocol/context.ts';
-import type { Policy } from '../protocol/session.ts';
+import { systemEnv, type Policy } from '../protocol/session.ts';
 import type { SessionStore } from '../protocol/store.ts';
 import { MessageType } from '../protocol/wire.ts';
 import { MailError } from './errors.ts';
@@ -69,6 +69,7 @@ async function conversationWith(account: MailAccount, address: string): Promise<
     peerEncryptionKey: peer.encryptionKey,
     sealer: await account.keyring.sealer(account.privateKey),
     ...(account.policy ? { policy: account.policy } : {}),
+    ...(account.clock ? { env: { ...systemEnv, now: account.clock } } : {}),
   });
 }
 
