@@ -1,0 +1,137 @@
+// Exit codes and error reporting of the offrecord CLI. Expected errors print one line
+// `offrecord: <message>` (more lines for an alarm) and a `hint:` line, never a stack trace;
+// anything else is a bug and says so. docs/KEYS-CLI.md documents the codes.
+import { KeyError } from '../src/keys/errors.ts';
+import { KeyringError } from '../src/keys/keyring.ts';
+import { StoreError } from '../src/store/errors.ts';
+
+export const EXIT = {
+  ok: 0,
+  /** Wrong command line: unknown command or option, missing argument, no/ambiguous account. */
+  usage: 1,
+  /** The input is unusable: corrupt, truncated or foreign certificate, unreadable file. */
+  input: 2,
+  /** Trust alarm: a correspondent's identity changed, or a fingerprint does not match. */
+  trust: 3,
+  /** The passphrase is wrong or missing. */
+  passphrase: 4,
+  /** The local store cannot be used: locked by another process, damaged, too new, I/O. */
+  store: 5,
+  /** A bug in offrecord. */
+  internal: 70,
+  /** Interrupted at a prompt (Ctrl-C). */
+  interrupted: 130,
+} as const;
+
+export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
+
+/** An expected failure with its exit code and a hint for the user. */
+export class CliError extends Error {
+  constructor(
+    readonly exitCode: ExitCode,
+    message: string,
+    readonly hint?: string,
+  ) {
+    super(message);
+    this.name = 'CliError';
+  }
+}
+
+export interface Report {
+  exitCode: ExitCode;
+  message: string;
+  hint?: string;
+}
+
+const PASSPHRASE_HINT = 'set OFFRECORD_PASSPHRASE, or run offrecord in a terminal to be asked';
+
+function fromKeyError(error: KeyError): Report {
+  switch (error.code) {
+    case 'passphrase_required':
+      return { exitCode: EXIT.passphrase, message: error.message, hint: PASSPHRASE_HINT };
+    case 'bad_passphrase':
+      return { exitCode: EXIT.passphrase, message: error.message, hint: 'check OFFRECORD_PASSPHRASE (or what you typed) and try again' };
+    case 'locked':
+      return { exitCode: EXIT.passphrase, message: error.message, hint: PASSPHRASE_HINT };
+    case 'bad_argument':
+      return { exitCode: EXIT.usage, message: error.message, hint: 'see offrecord --help' };
+    case 'secret_key_material':
+      return { exitCode: EXIT.input, message: error.message, hint: 'export the public certificate: gpg --export --armor ADDRESS > key.asc' };
+    case 'multiple_certificates':
+      return { exitCode: EXIT.input, message: error.message, hint: 'export one certificate: gpg --export --armor ADDRESS > key.asc' };
+    case 'address_mismatch':
+      return { exitCode: EXIT.input, message: error.message, hint: 'check that this is the certificate of the address you expect' };
+    case 'too_large':
+    case 'malformed':
+    case 'not_a_certificate':
+      return {
+        exitCode: EXIT.input,
+        message: error.message,
+        hint: 'import an OpenPGP public certificate, armored or binary (e.g. from gpg --export --armor ADDRESS)',
+      };
+    default:
+      return { exitCode: EXIT.input, message: error.message, hint: 'ask your correspondent for a current certificate' };
+  }
+}
+
+function fromKeyringError(error: KeyringError): Report {
+  const address = error.details.address ?? 'ADDRESS';
+  switch (error.code) {
+    case 'no_identity':
+      return { exitCode: EXIT.usage, message: error.message, hint: 'create one: offrecord init --email ADDRESS' };
+    case 'identity_exists':
+      return { exitCode: EXIT.usage, message: error.message, hint: 'see it with: offrecord keys list' };
+    case 'unknown_peer':
+      return { exitCode: EXIT.input, message: error.message, hint: `import their certificate first: offrecord keys import FILE` };
+    case 'identity_changed':
+      return { exitCode: EXIT.trust, message: error.details.warning ?? error.message };
+    case 'fingerprint_mismatch':
+      return {
+        exitCode: EXIT.trust,
+        message: error.message,
+        hint: `nothing was changed; compare the fingerprint with ${address} again (offrecord keys fingerprint ${address})`,
+      };
+    case 'no_ring_key':
+      return { exitCode: EXIT.input, message: error.message, hint: 'their ring keys arrive with their first offrecord mail' };
+    case 'no_encryption_key':
+      return { exitCode: EXIT.input, message: error.message, hint: 'offrecord keys rotate' };
+    case 'own_identity':
+      return { exitCode: EXIT.input, message: error.message, hint: 'import your correspondent\'s certificate, not your own' };
+    case 'conflict':
+      return { exitCode: EXIT.store, message: error.message, hint: 'run the command again' };
+  }
+}
+
+function fromStoreError(error: StoreError): Report {
+  const hints: Record<StoreError['code'], string> = {
+    locked: 'another offrecord process is using this account; try again in a moment',
+    corrupt: 'the database is damaged; restore it from a backup (see docs/KEYS-CLI.md, "Where the data lives")',
+    too_new: 'this account was written by a newer offrecord: upgrade offrecord',
+    io: 'check the permissions of the data directory and the free disk space',
+    constraint: 'this is a bug: please report it',
+  };
+  return { exitCode: EXIT.store, message: error.message, hint: hints[error.code] };
+}
+
+/** What to print and which exit code to use for an error thrown by a command. */
+export function report(error: unknown): Report {
+  if (error instanceof CliError) return { exitCode: error.exitCode, message: error.message, ...(error.hint ? { hint: error.hint } : {}) };
+  if (error instanceof KeyringError) return fromKeyringError(error);
+  if (error instanceof KeyError) return fromKeyError(error);
+  if (error instanceof StoreError) return fromStoreError(error);
+  const message = error instanceof Error ? error.message : String(error);
+  return {
+    exitCode: EXIT.internal,
+    message: `internal error: ${message}`,
+    hint: 'this is a bug in offrecord, please report it with the command you ran (never include keys or passphrases); OFFRECORD_DEBUG=1 shows the stack trace',
+  };
+}
+
+/** Prints a report to stderr in the `offrecord: ...` / `hint: ...` form. */
+export function printReport(r: Report, error: unknown, stderr: NodeJS.WritableStream = process.stderr): void {
+  stderr.write(`offrecord: ${r.message}\n`);
+  if (r.hint) stderr.write(`hint: ${r.hint}\n`);
+  if (r.exitCode === EXIT.internal && process.env.OFFRECORD_DEBUG && error instanceof Error && error.stack) {
+    stderr.write(`${error.stack}\n`);
+  }
+}

@@ -1,0 +1,164 @@
+// Text and JSON renderings of the keyring for the CLI. JSON output is stable: the field names and
+// the `version` below only change with a new version number; times are ISO 8601 UTC strings and
+// fingerprints/ids lowercase hex.
+import type { ImportResult, KeyringListing, OwnKeyInfo, PeerFingerprint, PeerInfo, RotationResult } from '../src/keys/keyring.ts';
+import { formatFingerprint } from '../src/keys/tofu.ts';
+
+export const JSON_VERSION = 1;
+
+const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
+const day = (ms: number): string => `${new Date(ms).toISOString().slice(0, 16).replace('T', ' ')}Z`;
+
+/** v4 key id (last 16 hex digits of the fingerprint) for subkeys, the first 16 for ring keys. */
+export const shortId = (kind: string, id: string): string => (kind === 'encryption' ? id.slice(-16) : id.slice(0, 16)).toUpperCase();
+
+export function json(value: unknown): string {
+  return `${JSON.stringify(value, null, 2)}\n`;
+}
+
+export function listingJson(account: string, listing: KeyringListing): unknown {
+  return {
+    version: JSON_VERSION,
+    account,
+    identity: {
+      address: listing.identity.address,
+      userId: listing.identity.userId,
+      fingerprint: listing.identity.fingerprint,
+      created: iso(listing.identity.created),
+      protected: listing.identity.protected,
+    },
+    rotationDue: listing.rotationDue,
+    ownKeys: listing.ownKeys.map((k) => ({
+      kind: k.kind,
+      id: k.id,
+      state: k.state,
+      created: iso(k.created),
+      notBefore: iso(k.notBefore),
+      notAfter: iso(k.notAfter),
+      destroyedAt: iso(k.destroyedAt),
+      publishedAt: iso(k.publishedAt),
+      publicationDue: k.publicationDue,
+    })),
+    peers: listing.peers.map((p) => ({
+      address: p.address,
+      fingerprint: p.fingerprint,
+      userId: p.userId,
+      verified: p.verified,
+      firstSeen: iso(p.firstSeen),
+      pending: p.pending ? { fingerprint: p.pending.fingerprint, seenAt: iso(p.pending.seenAt) } : null,
+      keys: p.keys.map((k) => ({ kind: k.kind, id: k.id, state: k.state, notBefore: iso(k.notBefore), notAfter: iso(k.notAfter) })),
+    })),
+  };
+}
+
+function ownKeyLine(k: OwnKeyInfo): string {
+  let state: string = k.state;
+  if (k.state === 'expired' && k.kind === 'ring') state = k.publicationDue ? 'expired, publication due' : 'expired, kept until published';
+  if (k.state === 'destroyed' && k.destroyedAt !== null) state = `destroyed ${day(k.destroyedAt)}`;
+  if (k.state === 'published' && k.publishedAt !== null) state = `published ${day(k.publishedAt)}`;
+  return `  ${k.kind.padEnd(10)}  ${shortId(k.kind, k.id)}  ${day(k.notBefore)} .. ${day(k.notAfter)}  ${state}`;
+}
+
+function peerLines(p: PeerInfo): string[] {
+  const trust = p.verified ? 'verified' : 'unverified';
+  const valid = p.keys.filter((k) => k.state === 'valid' || k.state === 'grace');
+  const counts = (['encryption', 'ring'] as const).map((kind) => `${valid.filter((k) => k.kind === kind).length} ${kind}`).join(', ');
+  const lines = [
+    `  ${p.address}${p.userId ? `  (${p.userId})` : ''}`,
+    `      ${formatFingerprint(p.fingerprint)}  ${trust}, pinned ${day(p.firstSeen)}; keys: ${counts}`,
+  ];
+  if (p.pending) {
+    lines.push(
+      `      CHANGED: a different identity was seen ${day(p.pending.seenAt)}:`,
+      `      ${formatFingerprint(p.pending.fingerprint)}`,
+      `      compare it with ${p.address}; only if it matches: offrecord keys trust ${p.address} --fingerprint ${p.pending.fingerprint.toUpperCase()}`,
+    );
+  }
+  return lines;
+}
+
+export function listingText(listing: KeyringListing): string {
+  const id = listing.identity;
+  const lines = [
+    `identity    ${id.userId}`,
+    `            ${formatFingerprint(id.fingerprint)}`,
+    `            created ${day(id.created)}, ${id.protected ? 'passphrase-protected' : 'NOT passphrase-protected'}`,
+    '',
+    'own short-lived keys',
+    ...listing.ownKeys.map(ownKeyLine),
+    ...(listing.rotationDue ? ['  new keys are due or old secrets are to be destroyed: run offrecord keys rotate'] : []),
+    '',
+  ];
+  if (listing.peers.length === 0) lines.push('correspondents: none yet (offrecord keys import FILE)');
+  else lines.push('correspondents', ...listing.peers.flatMap(peerLines));
+  return `${lines.join('\n')}\n`;
+}
+
+export function fingerprintJson(f: PeerFingerprint): unknown {
+  return {
+    version: JSON_VERSION,
+    address: f.address,
+    fingerprint: f.fingerprint,
+    formatted: formatFingerprint(f.fingerprint),
+    own: f.own,
+    verified: f.verified,
+    pending: f.pending ? { fingerprint: f.pending, formatted: formatFingerprint(f.pending) } : null,
+  };
+}
+
+export function fingerprintText(f: PeerFingerprint): string {
+  const what = f.own ? 'your identity' : f.verified ? 'pinned, verified' : 'pinned, not verified';
+  const lines = [`${f.address} (${what})`, `  ${formatFingerprint(f.fingerprint)}`];
+  if (f.pending) {
+    lines.push(
+      'CHANGED: a different identity was seen for this address:',
+      `  ${formatFingerprint(f.pending)}`,
+      `compare it with ${f.address}; only if it matches: offrecord keys trust ${f.address} --fingerprint ${f.pending.toUpperCase()}`,
+    );
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+export function rotationJson(r: RotationResult): unknown {
+  return {
+    version: JSON_VERSION,
+    changed: r.changed,
+    created: r.created.map((c) => ({ kind: c.kind, id: c.id, notBefore: iso(c.notBefore), notAfter: iso(c.notAfter) })),
+    destroyed: r.destroyed.map((d) => ({ kind: d.kind, id: d.id })),
+    publicationDue: r.publicationDue.map((p) => ({ kind: p.kind, id: p.id })),
+  };
+}
+
+export function rotationText(r: RotationResult): string {
+  const lines: string[] = [];
+  for (const c of r.created) lines.push(`created ${c.kind} key ${shortId(c.kind, c.id)}, valid ${day(c.notBefore)} .. ${day(c.notAfter)}`);
+  for (const d of r.destroyed) lines.push(`destroyed the secret of ${d.kind} key ${shortId(d.kind, d.id)}`);
+  for (const p of r.publicationDue) lines.push(`ring key ${shortId(p.kind, p.id)}: publication due (its secret is kept until published)`);
+  if (lines.length === 0) lines.push('nothing was due');
+  return `${lines.join('\n')}\n`;
+}
+
+export function importJson(r: ImportResult): unknown {
+  return {
+    version: JSON_VERSION,
+    status: r.status,
+    address: r.address,
+    fingerprint: r.fingerprint,
+    userId: r.userId,
+    encryptionKeys: r.encryptionKeys,
+    pinned: r.pinned ?? null,
+  };
+}
+
+export function importText(r: ImportResult): string {
+  if (r.status === 'pinned') {
+    return [
+      `pinned ${r.address} (${r.userId}) on first use:`,
+      `  ${formatFingerprint(r.fingerprint)}`,
+      `compare this fingerprint with ${r.address} (in person, by phone), then mark it verified:`,
+      `  offrecord keys trust ${r.address} --fingerprint ${r.fingerprint.toUpperCase()}`,
+      '',
+    ].join('\n');
+  }
+  return `${r.address}: known identity ${formatFingerprint(r.fingerprint)}; ${r.encryptionKeys.length} valid encryption subkey(s)\n`;
+}

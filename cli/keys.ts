@@ -1,0 +1,215 @@
+// The handlers of `offrecord init` and `offrecord keys ...`. Each returns the exit code; errors
+// are thrown and turned into messages by cli/errors.ts.
+import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { isValidEmail } from '../src/keys/identity.ts';
+import { normalizeFingerprint } from '../src/keys/tofu.ts';
+import { KeyError } from '../src/keys/errors.ts';
+import { formatFingerprint } from '../src/keys/tofu.ts';
+import { checkAddress, createAccount, dataDirectory, openAccount, unlockAndRotate, type OpenedAccount } from './account.ts';
+import { CliError, EXIT, type ExitCode } from './errors.ts';
+import {
+  fingerprintJson,
+  fingerprintText,
+  importJson,
+  importText,
+  json,
+  listingJson,
+  listingText,
+  rotationJson,
+  rotationText,
+} from './format.ts';
+import { newPassphrase } from './passphrase.ts';
+
+const out = (text: string) => process.stdout.write(text);
+const warn = (text: string) => process.stderr.write(`offrecord: ${text}\n`);
+
+/** Stands for "-" (standard input or output) on the command line: see main() in offrecord.ts. */
+export const STDIO = '\u0000-';
+
+/** Certificates are small; anything much bigger is not one (importCertificate's own limit is lower). */
+const MAX_INPUT_BYTES = 1024 * 1024;
+
+async function withAccount<T>(account: string | undefined, fn: (opened: OpenedAccount) => Promise<T>): Promise<T> {
+  const opened = openAccount(account);
+  try {
+    return await fn(opened);
+  } finally {
+    opened.close();
+  }
+}
+
+/** Prints what an opportunistic rotation did (on stderr: stdout may be a key being exported). */
+function noteRotation(rotated: { created: unknown[]; destroyed: unknown[] }): void {
+  if (rotated.created.length > 0 || rotated.destroyed.length > 0) {
+    warn(`rotated keys on schedule: ${rotated.created.length} created, ${rotated.destroyed.length} secret(s) destroyed`);
+  }
+}
+
+// ─── init ────────────────────────────────────────────────────────────────────────────────
+
+export interface InitArgs {
+  email: string;
+  name?: string;
+  account?: string;
+}
+
+export async function init(args: InitArgs): Promise<ExitCode> {
+  if (!isValidEmail(args.email.trim())) {
+    throw new CliError(EXIT.usage, `"${args.email}" is not a plain email address`, 'offrecord init --email alice@example.org [--name "Alice"]');
+  }
+  const account = checkAddress(args.email, '--email');
+  if (args.account !== undefined && checkAddress(args.account, '--account') !== account) {
+    throw new CliError(EXIT.usage, '--account and --email name different addresses', `the new account is named after its address: offrecord init --email ${account}`);
+  }
+  const opened = createAccount(account);
+  let done = false;
+  try {
+    if (opened.keyring.hasIdentity()) {
+      throw new CliError(EXIT.usage, `the account ${account} already has an identity`, 'see it with: offrecord keys list');
+    }
+    const passphrase = await newPassphrase(account);
+    const created = await opened.keyring.init({
+      email: args.email.trim(),
+      ...(args.name !== undefined ? { name: args.name } : {}),
+      ...(passphrase !== undefined ? { passphrase } : {}),
+    });
+    done = true;
+    // Like GnuPG's openpgp-revocs.d: kept next to the account, to be copied somewhere safe.
+    const revocation = join(dataDirectory(), `${account}.revocation.asc`);
+    writeOutput(revocation, created.revocationCertificate, { secret: true, force: true });
+    if (!created.protected) {
+      warn('WARNING: the secret key is stored WITHOUT a passphrase: anyone who can read your files can use it.');
+      process.stderr.write('hint: set OFFRECORD_PASSPHRASE, or run offrecord init in a terminal to be asked for one\n');
+    }
+    out(
+      [
+        `created the identity of ${created.userId}`,
+        `  ${formatFingerprint(created.fingerprint)}`,
+        `stored in ${join(dataDirectory(), `${account}.sqlite`)}`,
+        `revocation certificate: ${revocation} (keep a copy somewhere safe)`,
+        'give your correspondents your certificate (offrecord keys export) and compare this fingerprint with them',
+        '',
+      ].join('\n'),
+    );
+    return EXIT.ok;
+  } finally {
+    if (!done && opened.created) opened.remove();
+    else opened.close();
+  }
+}
+
+// ─── keys ────────────────────────────────────────────────────────────────────────────────
+
+export async function list(args: { account?: string; json?: boolean }): Promise<ExitCode> {
+  return withAccount(args.account, async ({ account, keyring }) => {
+    const listing = await keyring.list();
+    out(args.json ? json(listingJson(account, listing)) : listingText(listing));
+    return EXIT.ok;
+  });
+}
+
+function writeOutput(file: string, text: string, options: { secret: boolean; force: boolean }): void {
+  let fd: number;
+  try {
+    fd = openSync(file, options.force ? 'w' : 'wx', options.secret ? 0o600 : 0o644);
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    if (code === 'EEXIST') throw new CliError(EXIT.usage, `${file} exists already`, 'choose another file, or add --force to overwrite it');
+    throw new CliError(EXIT.input, `cannot write ${file} (${code ?? 'error'})`, 'check the path and its permissions');
+  }
+  try {
+    writeSync(fd, text);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export async function exportKey(args: { account?: string; secret?: boolean; output?: string; force?: boolean }): Promise<ExitCode> {
+  return withAccount(args.account, async (opened) => {
+    let text: string;
+    if (args.secret) {
+      // The secret key as stored (under your passphrase), after the rotation this unlock brings.
+      noteRotation(await unlockAndRotate(opened));
+      text = opened.keyring.exportSecret();
+    } else {
+      text = await opened.keyring.exportPublic();
+    }
+    if (!text.endsWith('\n')) text += '\n';
+    if (args.output !== undefined && args.output !== STDIO && args.output !== '-') {
+      writeOutput(args.output, text, { secret: args.secret === true, force: args.force === true });
+      process.stderr.write(`offrecord: wrote the ${args.secret ? 'SECRET key' : 'public certificate'} to ${args.output}\n`);
+    } else {
+      out(text);
+    }
+    return EXIT.ok;
+  });
+}
+
+function readInput(argument: string): Uint8Array {
+  const file = argument === STDIO ? '-' : argument;
+  try {
+    const bytes = file === '-' ? readFileSync(0) : readFileSync(file);
+    if (bytes.length > MAX_INPUT_BYTES) throw new CliError(EXIT.input, `${file} is too large to be a certificate`, 'import one OpenPGP public certificate');
+    if (bytes.length === 0) throw new CliError(EXIT.input, `${file === '-' ? 'standard input' : file} is empty`, 'import an OpenPGP public certificate (gpg --export --armor ADDRESS)');
+    return new Uint8Array(bytes);
+  } catch (error) {
+    if (error instanceof CliError) throw error;
+    const code = (error as { code?: string }).code;
+    const hint = code === 'ENOENT' ? 'check the file name; use - to read standard input' : 'check the file and its permissions';
+    throw new CliError(EXIT.input, `cannot read ${file} (${code ?? 'error'})`, hint);
+  }
+}
+
+export async function importKey(args: { account?: string; file: string; expect?: string; json?: boolean }): Promise<ExitCode> {
+  const bytes = readInput(args.file);
+  const expected = args.expect !== undefined ? checkAddress(args.expect, '--expect') : undefined;
+  return withAccount(args.account, async ({ keyring }) => {
+    const result = await keyring.importPeer(bytes, expected !== undefined ? { expectedAddress: expected } : {});
+    if (args.json) out(json(importJson(result)));
+    if (result.status === 'changed') {
+      process.stderr.write(`offrecord: ${result.warning}\n`);
+      return EXIT.trust;
+    }
+    if (!args.json) out(importText(result));
+    return EXIT.ok;
+  });
+}
+
+export async function fingerprint(args: { account?: string; address?: string; json?: boolean }): Promise<ExitCode> {
+  const address = args.address !== undefined ? checkAddress(args.address, 'the address') : undefined;
+  return withAccount(args.account, async ({ keyring }) => {
+    const result = await keyring.fingerprint(address);
+    out(args.json ? json(fingerprintJson(result)) : fingerprintText(result));
+    return EXIT.ok;
+  });
+}
+
+export async function trust(args: { account?: string; address: string; fingerprint: string }): Promise<ExitCode> {
+  const address = checkAddress(args.address, 'the address');
+  let given: string;
+  try {
+    given = normalizeFingerprint(args.fingerprint);
+  } catch (error) {
+    if (!(error instanceof KeyError)) throw error;
+    throw new CliError(EXIT.usage, `"${args.fingerprint}" is not a fingerprint (40 hexadecimal digits)`, `copy it from: offrecord keys fingerprint ${address}`);
+  }
+  return withAccount(args.account, async ({ keyring }) => {
+    const result = await keyring.trust(address, given);
+    if (result.replaced) {
+      out(`${result.address}: the new identity ${formatFingerprint(result.fingerprint)} replaces ${formatFingerprint(result.replaced)} (verified)\n`);
+    } else {
+      out(`${result.address}: ${formatFingerprint(result.fingerprint)} marked verified\n`);
+      if (result.discarded) out(`discarded the changed identity ${formatFingerprint(result.discarded)}\n`);
+    }
+    return EXIT.ok;
+  });
+}
+
+export async function rotate(args: { account?: string; force?: boolean; json?: boolean }): Promise<ExitCode> {
+  return withAccount(args.account, async (opened) => {
+    const result = await unlockAndRotate(opened, { force: args.force === true });
+    out(args.json ? json(rotationJson(result)) : rotationText(result));
+    return EXIT.ok;
+  });
+}

@@ -1,0 +1,167 @@
+#!/usr/bin/env -S node --import tsx
+// The offrecord command line. Run it as `npx offrecord ...` (or `npm exec offrecord -- ...`)
+// inside the project, or `node --import tsx cli/offrecord.ts ...` from anywhere.
+// docs/KEYS-CLI.md is the user's guide (commands, passphrases, trust alarms, exit codes).
+import { readFileSync } from 'node:fs';
+import yargs, { type Argv } from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { CliError, EXIT, printReport, report, type ExitCode } from './errors.ts';
+import * as keys from './keys.ts';
+import { STDIO } from './keys.ts';
+
+function version(): string {
+  try {
+    return (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
+}
+
+const EPILOG = `Environment:
+  OFFRECORD_PASSPHRASE  the passphrase of your secret key (otherwise asked on a terminal)
+  XDG_DATA_HOME         data lives in $XDG_DATA_HOME/offrecord (default ~/.local/share/offrecord)
+
+Exit codes: 0 ok, 1 usage error, 2 bad input, 3 trust alarm, 4 wrong or missing passphrase,
+5 store error, 70 internal error (a bug), 130 interrupted.`;
+
+/** A hint for a yargs usage error, from its message and the words on the command line. */
+function usageHint(message: string, argv: string[]): string {
+  const words = argv.filter((a) => !a.startsWith('-'));
+  const [command, sub] = words;
+  if (/Missing required argument: fingerprint/i.test(message)) {
+    const address = words[2] ?? 'ADDRESS';
+    return `compare fingerprints with ${address} first (offrecord keys fingerprint ${address}), then: offrecord keys trust ${address} --fingerprint "XXXX XXXX ..."`;
+  }
+  if (/Missing required argument: email/i.test(message)) return 'offrecord init --email alice@example.org [--name "Alice"]';
+  if (command === 'init' && words.length > 1) return 'give the address as an option: offrecord init --email ADDRESS';
+  if (command === 'keys' && sub === 'import' && /Not enough non-option arguments/i.test(message)) {
+    return 'name the certificate file, or - for standard input: offrecord keys import bob.asc';
+  }
+  if (command === 'keys' && sub === 'trust' && /Unknown argument/i.test(message)) {
+    return 'the fingerprint goes in --fingerprint: offrecord keys trust ADDRESS --fingerprint "XXXX XXXX ..."';
+  }
+  if (/passphrase/i.test(message)) return 'passphrases are never given on the command line: use OFFRECORD_PASSPHRASE or the prompt';
+  if (command === 'keys' && (sub === undefined || /Unknown argument|Not enough/i.test(message))) return 'offrecord keys --help lists the key commands';
+  if (command && command !== 'keys' && command !== 'init') return 'offrecord --help lists the commands';
+  return `offrecord ${[command, sub].filter(Boolean).join(' ')}${command ? ' ' : ''}--help`.replace(/\s+/g, ' ');
+}
+
+type Handler<A> = (args: A) => Promise<ExitCode>;
+
+/** Runs a command handler and records its exit code (errors go up to main). */
+function run<A>(handler: Handler<A>) {
+  return async (args: A) => {
+    process.exitCode = await handler(args);
+  };
+}
+
+const jsonOption = { type: 'boolean', default: false, describe: 'machine-readable output (stable fields, see docs/KEYS-CLI.md)' } as const;
+
+function keysCommands(y: Argv<{ account: string | undefined }>) {
+  return y
+    .usage('offrecord keys <command>\n\nYour identity, your short-lived keys, your correspondents.')
+    .command(
+      'list',
+      'show your identity, short-lived keys and correspondents',
+      (c) => c.option('json', jsonOption).example('offrecord keys list --json', 'for scripts'),
+      run((a) => keys.list({ account: a.account, json: a.json })),
+    )
+    .command(
+      'export',
+      'print your public certificate (armored)',
+      (c) =>
+        c
+          .option('secret', { type: 'boolean', default: false, describe: 'export the SECRET key instead (still under your passphrase)' })
+          .option('output', { alias: 'o', type: 'string', describe: 'write to FILE instead of standard output', requiresArg: true })
+          .option('force', { type: 'boolean', default: false, describe: 'overwrite FILE if it exists' })
+          .example('offrecord keys export > alice.asc', 'give alice.asc to your correspondents')
+          .example('offrecord keys export --secret -o backup.asc', 'a backup of your secret key'),
+      run((a) => keys.exportKey({ account: a.account, secret: a.secret, ...(a.output !== undefined ? { output: a.output } : {}), force: a.force })),
+    )
+    .command(
+      'import <file>',
+      'import a correspondent\'s certificate (- for stdin)',
+      (c) =>
+        c
+          .positional('file', { type: 'string', demandOption: true, describe: 'an OpenPGP certificate, armored or binary, or -' })
+          .option('expect', { type: 'string', describe: 'refuse the certificate unless it is for ADDRESS', requiresArg: true })
+          .option('json', jsonOption)
+          .example('gpg --export --armor bob@example.org | offrecord keys import -', 'from GnuPG'),
+      run((a) => keys.importKey({ account: a.account, file: a.file, ...(a.expect !== undefined ? { expect: a.expect } : {}), json: a.json })),
+    )
+    .command(
+      'fingerprint [address]',
+      'show your fingerprint or the one pinned for ADDRESS',
+      (c) => c.positional('address', { type: 'string', describe: 'a correspondent (default: you)' }).option('json', jsonOption),
+      run((a) => keys.fingerprint({ account: a.account, ...(a.address !== undefined ? { address: a.address } : {}), json: a.json })),
+    )
+    .command(
+      'trust <address>',
+      'mark a key verified, or accept a changed one',
+      (c) =>
+        c
+          .positional('address', { type: 'string', demandOption: true })
+          .option('fingerprint', { type: 'string', demandOption: true, requiresArg: true, describe: 'the fingerprint you compared (spaces allowed)' })
+          .example('offrecord keys trust bob@example.org --fingerprint "28D6 3B13 ..."', ''),
+      run((a) => keys.trust({ account: a.account, address: a.address, fingerprint: a.fingerprint })),
+    )
+    .command(
+      'rotate',
+      'create due short-lived keys, destroy expired secrets',
+      (c) =>
+        c
+          .option('force', { type: 'boolean', default: false, describe: 'create new short-lived keys now, whatever the schedule says' })
+          .option('json', jsonOption),
+      run((a) => keys.rotate({ account: a.account, force: a.force, json: a.json })),
+    )
+    .demandCommand(1, 'name a keys command');
+}
+
+export function parser(argv: string[]) {
+  return yargs(argv)
+    .scriptName('offrecord')
+    .usage('offrecord <command> [options]\n\nOff-the-record email: deniable and forward-secret.')
+    .option('account', {
+      type: 'string',
+      global: true,
+      requiresArg: true,
+      describe: 'the account (your address) to use; default: the only one',
+    })
+    .command(
+      'init',
+      'create your identity and first short-lived keys',
+      (c) =>
+        c
+          .option('email', { type: 'string', demandOption: true, requiresArg: true, describe: 'your address' })
+          .option('name', { type: 'string', requiresArg: true, describe: 'your name, shown to correspondents' })
+          .example('OFFRECORD_PASSPHRASE=... offrecord init --email alice@example.org --name Alice', ''),
+      run((a) => keys.init({ email: a.email, ...(a.name !== undefined ? { name: a.name } : {}), ...(a.account !== undefined ? { account: a.account } : {}) })),
+    )
+    .command('keys', 'manage keys: list, export, import, fingerprint, trust, rotate', keysCommands)
+    .demandCommand(1, 'name a command')
+    .recommendCommands()
+    .strict()
+    .help()
+    .alias('h', 'help')
+    .version(version())
+    .epilog(EPILOG)
+    .wrap(100)
+    .exitProcess(false)
+    .fail((message, error) => {
+      if (error) throw error;
+      throw new CliError(EXIT.usage, message || 'bad usage', usageHint(message ?? '', argv));
+    });
+}
+
+export async function main(argv: string[]): Promise<void> {
+  try {
+    // yargs-parser turns a lone "-" into "" or true; NUL never occurs in a real argument.
+    await parser(argv.map((a) => (a === '-' ? STDIO : a))).parseAsync();
+  } catch (error) {
+    const r = report(error);
+    printReport(r, error);
+    process.exitCode = r.exitCode;
+  }
+}
+
+await main(hideBin(process.argv));
