@@ -4,6 +4,8 @@
 import { KeyError } from '../src/keys/errors.ts';
 import { KeyringError } from '../src/keys/keyring.ts';
 import { StoreError } from '../src/store/errors.ts';
+import { MailError } from '../src/mail/errors.ts';
+import { PipelineError } from '../src/mail/pipeline.ts';
 
 export const EXIT = {
   ok: 0,
@@ -17,6 +19,10 @@ export const EXIT = {
   passphrase: 4,
   /** The local store cannot be used: locked by another process, damaged, too new, I/O. */
   store: 5,
+  /** The mail server refused, dropped the connection, or could not be reached; nothing was marked sent. */
+  mail: 6,
+  /** Some mail could not be processed: it was left untouched on the server (fetch). */
+  partial: 7,
   /** A bug in offrecord. */
   internal: 70,
   /** Interrupted at a prompt (Ctrl-C). */
@@ -119,6 +125,11 @@ export function report(error: unknown): Report {
   if (error instanceof KeyringError) return fromKeyringError(error);
   if (error instanceof KeyError) return fromKeyError(error);
   if (error instanceof StoreError) return fromStoreError(error);
+  if (error instanceof PipelineError) {
+    const exitCode = error.code === 'identity_changed' ? EXIT.trust : error.code === 'transport' ? EXIT.mail : EXIT.input;
+    return { exitCode, message: error.message, ...(error.hint ? { hint: error.hint } : {}) };
+  }
+  if (error instanceof MailError) return { exitCode: error.code === 'io' ? EXIT.mail : EXIT.input, message: error.message, hint: 'check the account settings: offrecord account show' };
   const message = error instanceof Error ? error.message : String(error);
   return {
     exitCode: EXIT.internal,

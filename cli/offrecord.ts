@@ -7,6 +7,7 @@ import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { CliError, EXIT, printReport, report, type ExitCode } from './errors.ts';
 import * as keys from './keys.ts';
+import * as mail from './mail.ts';
 import { STDIO } from './keys.ts';
 
 function version(): string {
@@ -22,7 +23,7 @@ const EPILOG = `Environment:
   XDG_DATA_HOME         data lives in $XDG_DATA_HOME/offrecord (default ~/.local/share/offrecord)
 
 Exit codes: 0 ok, 1 usage error, 2 bad input, 3 trust alarm, 4 wrong or missing passphrase,
-5 store error, 70 internal error (a bug), 130 interrupted.`;
+5 store error, 6 mail server error, 7 some mail left unprocessed, 70 internal error (a bug), 130 interrupted.`;
 
 /** A hint for a yargs usage error, from its message and the words on the command line. */
 function usageHint(message: string, argv: string[]): string {
@@ -117,6 +118,47 @@ function keysCommands(y: Argv<{ account: string | undefined }>) {
     .demandCommand(1, 'name a keys command');
 }
 
+function accountCommands(y: Argv<{ account: string | undefined }>) {
+  return y
+    .usage('offrecord account <command>\n\nWhere your mail comes from and goes to.')
+    .command(
+      'add',
+      'set the mail servers of your account (default: the local Maildir spool)',
+      (c) =>
+        c
+          .option('imap-host', { type: 'string', requiresArg: true })
+          .option('imap-port', { type: 'number', requiresArg: true, describe: 'default 993 (tls) or 143' })
+          .option('smtp-host', { type: 'string', requiresArg: true })
+          .option('smtp-port', { type: 'number', requiresArg: true, describe: 'default 465 (tls) or 587' })
+          .option('security', { choices: ['tls', 'starttls', 'plain'] as const, default: 'tls' as const, describe: 'plain is refused off loopback' })
+          .option('user', { type: 'string', requiresArg: true, describe: 'the login name on both servers' })
+          .option('ca-file', { type: 'string', requiresArg: true, describe: 'trust this CA certificate (a private CA)' })
+          .option('password-env', { type: 'string', requiresArg: true, describe: 'read the password from this environment variable' })
+          .option('password-command', { type: 'string', requiresArg: true, describe: 'run this command to get the password' })
+          .option('maildir', { type: 'string', requiresArg: true, describe: 'use a local Maildir spool at DIR instead of servers' })
+          .option('folder', { type: 'string', default: 'OffRecord', describe: 'where processed ciphertext mail is moved' })
+          .example('offrecord account add --imap-host imap.example.org --smtp-host smtp.example.org --user alice --password-command "pass show mail"', ''),
+      run((a) =>
+        mail.accountAdd({
+          account: a.account,
+          maildir: a.maildir,
+          imapHost: a['imap-host'],
+          imapPort: a['imap-port'],
+          smtpHost: a['smtp-host'],
+          smtpPort: a['smtp-port'],
+          security: a.security,
+          user: a.user,
+          caFile: a['ca-file'],
+          passwordEnv: a['password-env'],
+          passwordCommand: a['password-command'],
+          folder: a.folder,
+        }),
+      ),
+    )
+    .command('show', 'show the mail settings', (c) => c.option('json', jsonOption), run((a) => mail.accountShow({ account: a.account, json: a.json })))
+    .demandCommand(1, 'name an account command');
+}
+
 export function parser(argv: string[]) {
   return yargs(argv)
     .scriptName('offrecord')
@@ -138,6 +180,33 @@ export function parser(argv: string[]) {
       run((a) => keys.init({ email: a.email, ...(a.name !== undefined ? { name: a.name } : {}), ...(a.account !== undefined ? { account: a.account } : {}) })),
     )
     .command('keys', 'manage keys: list, export, import, fingerprint, trust, rotate', keysCommands)
+    .command('account', 'mail settings: add, show', accountCommands)
+    .command(
+      'send',
+      'send a message (body from stdin or --body-file)',
+      (c) =>
+        c
+          .option('to', { type: 'string', demandOption: true, requiresArg: true })
+          .option('subject', { type: 'string', default: '', describe: 'travels inside the protection' })
+          .option('attach', { type: 'string', array: true, default: [] as string[], describe: 'attach FILE (repeatable)' })
+          .option('body-file', { type: 'string', requiresArg: true })
+          .option('html-file', { type: 'string', requiresArg: true, describe: 'an HTML alternative of the body' })
+          .option('plaintext', { type: 'boolean', default: false, describe: 'without keys for the recipient, send this once in PLAINTEXT, carrying your keys' })
+          .example('echo "Lunch on Friday?" | offrecord send --to bob@example.org --subject Lunch', ''),
+      run((a) =>
+        mail.send({
+          account: a.account,
+          to: a.to,
+          subject: a.subject,
+          attach: a.attach,
+          ...(a['body-file'] !== undefined ? { bodyFile: a['body-file'] } : {}),
+          ...(a['html-file'] !== undefined ? { htmlFile: a['html-file'] } : {}),
+          plaintext: a.plaintext,
+        }),
+      ),
+    )
+    .command('fetch', 'read new mail once: decrypt offrecord mail, learn keys', (c) => c.option('json', jsonOption), run((a) => mail.fetch({ account: a.account, json: a.json })))
+    .command('sessions', 'who you talk to, and in which state', (c) => c.option('json', jsonOption), run((a) => mail.sessions({ account: a.account, json: a.json })))
     .demandCommand(1, 'name a command')
     .recommendCommands()
     .strict()

@@ -426,6 +426,11 @@ export class Keyring {
     return key;
   }
 
+  /** The key unlock() opened, as rotate() last updated it. */
+  unlockedKey(): openpgp.PrivateKey {
+    return this.requireUnlocked().key;
+  }
+
   /** Drops the unlocked key and passphrase from the keyring. */
   lock(): void {
     this.unlocked = null;

@@ -141,7 +141,7 @@ async function sendPlaintext(account: MailAccount, user: UserMessage, draft: Dra
 }
 
 export type FetchReport =
-  | { id: string; kind: 'message'; from: string; fingerprint: string; verified: boolean; message: UserMessage }
+  | { id: string; kind: 'message'; from: string; fingerprint: string; verified: boolean; message: UserMessage; raw: Uint8Array }
   | { id: string; kind: 'protocol'; from: string }
   | { id: string; kind: 'ordinary'; advertises?: string }
   | { id: string; kind: 'skipped'; reason: string; code: string; alarm?: string };
@@ -188,15 +188,19 @@ async function processOne(account: MailAccount, id: string): Promise<FetchReport
     await account.incoming.done(id, account.processedFolder ?? 'OffRecord');
     if (result.kind === 'ignore') return { id, kind: 'protocol', from: mail.from };
     const who = await account.keyring.fingerprint(mail.from);
-    return { id, kind: 'message', from: mail.from, fingerprint: who.fingerprint, verified: who.verified, message: await parseInner(result.plaintext) };
+    return { id, kind: 'message', from: mail.from, fingerprint: who.fingerprint, verified: who.verified, message: await parseInner(result.plaintext), raw: result.plaintext };
   } catch (error) {
     return skipped(id, error);
   }
 }
 
-/** One pass over new mail, oldest first. */
-export async function fetchMessages(account: MailAccount): Promise<FetchReport[]> {
+/** One pass over new mail, oldest first; `progress` hears after each mail. */
+export async function fetchMessages(account: MailAccount, progress?: (done: number, total: number) => void): Promise<FetchReport[]> {
   const reports: FetchReport[] = [];
-  for (const id of await account.incoming.list()) reports.push(await processOne(account, id));
+  const ids = await account.incoming.list();
+  for (const id of ids) {
+    reports.push(await processOne(account, id));
+    progress?.(reports.length, ids.length);
+  }
   return reports;
 }

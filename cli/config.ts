@@ -1,0 +1,103 @@
+// Per-account mail settings: $XDG_CONFIG_HOME/offrecord/<account>.json (mode 0600). No
+// password is ever stored: only the name of an environment variable or a command that
+// prints it (e.g. `pass show mail/alice`).
+import { execFile } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { MaildirSpool } from '../src/mail/maildir.ts';
+import { ImapMailbox, SmtpTransport, type Security, type ServerConfig } from '../src/mail/servers.ts';
+import type { IncomingMailbox, OutgoingTransport } from '../src/mail/transport.ts';
+import { accountFileName, defaultStoreDirectory } from '../src/store/index.ts';
+import { CliError, EXIT } from './errors.ts';
+
+export interface ServerSettings {
+  host: string;
+  port: number;
+  security: Security;
+  caFile?: string;
+}
+
+export interface MailSettings {
+  v: 1;
+  transport: 'maildir' | 'imap';
+  /** The spool directory of the embedded transport. */
+  spool?: string;
+  imap?: ServerSettings;
+  smtp?: ServerSettings;
+  user?: string;
+  password?: { env: string } | { command: string };
+  /** Where processed ciphertext mail is moved. */
+  folder: string;
+}
+
+export function configDirectory(env: NodeJS.ProcessEnv = process.env): string {
+  const base = env.XDG_CONFIG_HOME && env.XDG_CONFIG_HOME.startsWith('/') ? env.XDG_CONFIG_HOME : join(homedir(), '.config');
+  return join(base, 'offrecord');
+}
+
+/** The embedded default: a Maildir spool beside the account databases. */
+export function defaultSpool(env: NodeJS.ProcessEnv = process.env): string {
+  return join(defaultStoreDirectory(env), 'spool');
+}
+
+function settingsPath(account: string): string {
+  return join(configDirectory(), `${accountFileName(account)}.json`);
+}
+
+export function saveSettings(account: string, settings: MailSettings): string {
+  mkdirSync(configDirectory(), { recursive: true, mode: 0o700 });
+  const path = settingsPath(account);
+  writeFileSync(path, `${JSON.stringify(settings, null, 2)}\n`, { mode: 0o600 });
+  return path;
+}
+
+export function loadSettings(account: string): MailSettings {
+  const path = settingsPath(account);
+  if (!existsSync(path)) return { v: 1, transport: 'maildir', spool: defaultSpool(), folder: 'OffRecord' };
+  let settings: MailSettings;
+  try {
+    settings = JSON.parse(readFileSync(path, 'utf8')) as MailSettings;
+  } catch {
+    throw new CliError(EXIT.input, `the settings in ${path} are not valid JSON`, 'fix or remove the file, then: offrecord account add ...');
+  }
+  if (settings.v !== 1 || (settings.transport !== 'maildir' && settings.transport !== 'imap')) {
+    throw new CliError(EXIT.input, `the settings in ${path} are of an unknown version`, 'remove the file and run offrecord account add again');
+  }
+  return settings;
+}
+
+const run = promisify(execFile);
+
+async function password(settings: MailSettings): Promise<string> {
+  const source = settings.password;
+  if (!source) throw new CliError(EXIT.usage, 'no password source is configured', 'offrecord account add ... --password-env VAR or --password-command CMD');
+  if ('env' in source) {
+    const value = process.env[source.env];
+    if (!value) throw new CliError(EXIT.usage, `the environment variable ${source.env} (the mail password) is not set`, `export ${source.env}=...`);
+    return value;
+  }
+  try {
+    const { stdout } = await run('/bin/sh', ['-c', source.command], { timeout: 30_000, maxBuffer: 64 * 1024 });
+    const value = stdout.replace(/\r?\n$/, '');
+    if (!value) throw new Error('empty output');
+    return value;
+  } catch {
+    throw new CliError(EXIT.mail, 'the password command failed or printed nothing', `check it by hand: ${source.command}`);
+  }
+}
+
+function server(settings: MailSettings, which: 'imap' | 'smtp'): ServerConfig {
+  const s = settings[which];
+  if (!s || !settings.user) throw new CliError(EXIT.usage, `no ${which.toUpperCase()} server is configured`, 'offrecord account add --help');
+  return { host: s.host, port: s.port, security: s.security, user: settings.user, password: () => password(settings), ...(s.caFile ? { caFile: s.caFile } : {}) };
+}
+
+export function transports(account: string, settings: MailSettings): { outgoing: OutgoingTransport; incoming: IncomingMailbox } {
+  if (settings.transport === 'maildir') {
+    const spool = new MaildirSpool(settings.spool ?? defaultSpool());
+    return { outgoing: spool.transport(), incoming: spool.mailbox(account) };
+  }
+  return { outgoing: new SmtpTransport(server(settings, 'smtp')), incoming: new ImapMailbox(server(settings, 'imap')) };
+}

@@ -1,0 +1,183 @@
+// The handlers of `offrecord account`, `send`, `fetch` and `sessions`.
+import { readFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { formatFingerprint } from '../src/keys/tofu.ts';
+import { MaildirSpool } from '../src/mail/maildir.ts';
+import { fetchMessages, sendMessage, type MailAccount } from '../src/mail/pipeline.ts';
+import type { Security } from '../src/mail/servers.ts';
+import { defaultStoreDirectory } from '../src/store/index.ts';
+import { checkAddress, openAccount, resolveAccount, unlockAndRotate, type OpenedAccount } from './account.ts';
+import { configDirectory, defaultSpool, loadSettings, saveSettings, transports, type MailSettings } from './config.ts';
+import { CliError, EXIT, type ExitCode } from './errors.ts';
+import { json } from './format.ts';
+
+const out = (text: string) => process.stdout.write(text);
+
+/** Where fetched plaintext is delivered: a Maildir any mail client can read. */
+export function plaintextMaildir(account: string): string {
+  return new MaildirSpool(join(defaultStoreDirectory(process.env), 'mail')).maildir(account);
+}
+
+async function withMailAccount<T>(requested: string | undefined, fn: (mail: MailAccount, opened: OpenedAccount, settings: MailSettings) => Promise<T>): Promise<T> {
+  const opened = openAccount(requested);
+  try {
+    await unlockAndRotate(opened);
+    const settings = loadSettings(opened.account);
+    const mail: MailAccount = {
+      address: opened.account,
+      keyring: opened.keyring,
+      sessions: opened.store,
+      privateKey: opened.keyring.unlockedKey(),
+      ...transports(opened.account, settings),
+      processedFolder: settings.folder,
+    };
+    return await fn(mail, opened, settings);
+  } finally {
+    opened.close();
+  }
+}
+
+export interface AccountAddArgs {
+  account?: string;
+  maildir?: string;
+  imapHost?: string;
+  imapPort?: number;
+  smtpHost?: string;
+  smtpPort?: number;
+  security: Security;
+  user?: string;
+  caFile?: string;
+  passwordEnv?: string;
+  passwordCommand?: string;
+  folder: string;
+}
+
+export async function accountAdd(args: AccountAddArgs): Promise<ExitCode> {
+  const account = resolveAccount(args.account);
+  let settings: MailSettings;
+  if (args.imapHost === undefined && args.smtpHost === undefined) {
+    settings = { v: 1, transport: 'maildir', spool: args.maildir ?? defaultSpool(), folder: args.folder };
+  } else {
+    if (!args.imapHost || !args.smtpHost || !args.user) {
+      throw new CliError(EXIT.usage, 'a real account needs --imap-host, --smtp-host and --user', 'offrecord account add --imap-host imap.example.org --smtp-host smtp.example.org --user alice --password-env MAIL_PASSWORD');
+    }
+    if ((args.passwordEnv === undefined) === (args.passwordCommand === undefined)) {
+      throw new CliError(EXIT.usage, 'give exactly one of --password-env and --password-command', 'the password itself is never stored: --password-env MAIL_PASSWORD, or --password-command "pass show mail/alice"');
+    }
+    const standard = { tls: [993, 465], starttls: [143, 587], plain: [143, 587] }[args.security];
+    settings = {
+      v: 1,
+      transport: 'imap',
+      imap: { host: args.imapHost, port: args.imapPort ?? standard[0]!, security: args.security, ...(args.caFile ? { caFile: args.caFile } : {}) },
+      smtp: { host: args.smtpHost, port: args.smtpPort ?? standard[1]!, security: args.security, ...(args.caFile ? { caFile: args.caFile } : {}) },
+      user: args.user,
+      password: args.passwordEnv !== undefined ? { env: args.passwordEnv } : { command: args.passwordCommand! },
+      folder: args.folder,
+    };
+  }
+  const path = saveSettings(account, settings);
+  out(`mail settings of ${account} saved in ${path}\n`);
+  return EXIT.ok;
+}
+
+export async function accountShow(args: { account?: string; json: boolean }): Promise<ExitCode> {
+  const account = resolveAccount(args.account);
+  const settings = loadSettings(account);
+  if (args.json) out(json({ account, settings, config: configDirectory(), plaintext: plaintextMaildir(account) }));
+  else {
+    out(`account   ${account}\n`);
+    if (settings.transport === 'maildir') out(`transport local Maildir spool ${settings.spool}\n`);
+    else {
+      out(`imap      ${settings.imap!.host}:${settings.imap!.port} (${settings.imap!.security})\n`);
+      out(`smtp      ${settings.smtp!.host}:${settings.smtp!.port} (${settings.smtp!.security})\n`);
+      out(`user      ${settings.user}; password from ${'env' in settings.password! ? `$${settings.password.env}` : `command: ${settings.password!.command}`}\n`);
+    }
+    out(`processed mail moves to ${settings.folder}; read messages land in ${plaintextMaildir(account)}\n`);
+  }
+  return EXIT.ok;
+}
+
+export interface SendArgs {
+  account?: string;
+  to: string;
+  subject: string;
+  attach: string[];
+  bodyFile?: string;
+  htmlFile?: string;
+  plaintext: boolean;
+}
+
+function readBody(args: SendArgs): string {
+  if (args.bodyFile !== undefined) return readFileSync(args.bodyFile, 'utf8');
+  if (process.stdin.isTTY) throw new CliError(EXIT.usage, 'no message body', 'pipe it in (echo hi | offrecord send --to ...) or use --body-file FILE');
+  return readFileSync(0, 'utf8');
+}
+
+export async function send(args: SendArgs): Promise<ExitCode> {
+  const to = checkAddress(args.to, '--to');
+  const attachments = args.attach.map((file) => {
+    try {
+      return { filename: basename(file), contentType: 'application/octet-stream', content: new Uint8Array(readFileSync(file)) };
+    } catch {
+      throw new CliError(EXIT.input, `cannot read the attachment ${file}`);
+    }
+  });
+  const text = readBody(args);
+  const html = args.htmlFile !== undefined ? readFileSync(args.htmlFile, 'utf8') : undefined;
+  return withMailAccount(args.account, async (mail) => {
+    const outcome = await sendMessage(mail, { to, subject: args.subject, text, ...(html !== undefined ? { html } : {}), attachments }, { allowPlaintext: args.plaintext });
+    out(outcome.kind === 'plaintext' ? `sent to ${to} in PLAINTEXT, carrying your keys (their reply can start the protected exchange)\n` : `sent to ${to} (${outcome.type} message)\n`);
+    return EXIT.ok;
+  });
+}
+
+export async function fetch(args: { account?: string; json: boolean }): Promise<ExitCode> {
+  return withMailAccount(args.account, async (mail, opened) => {
+    const showProgress = process.stderr.isTTY && !args.json;
+    const reports = await fetchMessages(mail, showProgress ? (done, total) => {
+      if (total >= 10) process.stderr.write(`\r[${'#'.repeat(Math.round((20 * done) / total)).padEnd(20)}] ${done}/${total}`);
+    } : undefined);
+    if (showProgress && reports.length >= 10) process.stderr.write('\n');
+    const inbox = new MaildirSpool(join(defaultStoreDirectory(process.env), 'mail'));
+    for (const r of reports) if (r.kind === 'message') await inbox.deliver(opened.account, r.raw);
+    if (args.json) {
+      out(json(reports.map((r) => (r.kind === 'message' ? { id: r.id, kind: r.kind, from: r.from, fingerprint: r.fingerprint, verified: r.verified, subject: r.message.subject, date: r.message.date.toISOString(), text: r.message.text ?? null, attachments: r.message.attachments.map((a) => a.filename) } : r))));
+    } else {
+      for (const r of reports) {
+        if (r.kind === 'message') {
+          out(`From ${r.from}  ${formatFingerprint(r.fingerprint)}  ${r.verified ? '[verified]' : '[trusted on first use]'}\n`);
+          out(`Subject: ${r.message.subject}\nDate: ${r.message.date.toISOString()}\n\n${(r.message.text ?? '(no text part)').trimEnd()}\n`);
+          if (r.message.attachments.length > 0) out(`[attachments: ${r.message.attachments.map((a) => a.filename).join(', ')}]\n`);
+          out('\n');
+        } else if (r.kind === 'ordinary' && r.advertises) {
+          out(`learned the offrecord keys of ${r.advertises} from an ordinary mail (left unread for your mail client)\n\n`);
+        } else if (r.kind === 'skipped') {
+          process.stderr.write(`offrecord: left mail ${r.id} untouched: ${r.reason} (${r.code})\n${r.alarm ? `${r.alarm}\n` : ''}`);
+        }
+      }
+      const read = reports.filter((r) => r.kind === 'message').length;
+      out(`${read} message(s) read${read > 0 ? `, saved in ${plaintextMaildir(opened.account)}` : ''}\n`);
+    }
+    if (reports.some((r) => r.kind === 'skipped' && r.code === 'identity_changed')) return EXIT.trust;
+    return reports.some((r) => r.kind === 'skipped') ? EXIT.partial : EXIT.ok;
+  });
+}
+
+export async function sessions(args: { account?: string; json: boolean }): Promise<ExitCode> {
+  const opened = openAccount(args.account);
+  try {
+    const identity = await opened.keyring.identity();
+    const peers = new Map((await opened.keyring.list()).peers.map((p) => [p.fingerprint, p]));
+    const rows = opened.store.sessions(identity.fingerprint).map((s) => {
+      const state = opened.store.loadSession(identity.fingerprint, s.peer)?.state;
+      const peer = peers.get(s.peer);
+      return { peer: peer?.address ?? null, fingerprint: s.peer, state: state?.kind ?? 'none', revision: s.revision, updated: new Date(s.updatedAt).toISOString() };
+    });
+    if (args.json) out(json(rows));
+    else if (rows.length === 0) out('no sessions yet\n');
+    else for (const r of rows) out(`${(r.peer ?? '(unknown)').padEnd(32)} ${r.state.padEnd(12)} ${formatFingerprint(r.fingerprint)}  last change ${r.updated}\n`);
+    return EXIT.ok;
+  } finally {
+    opened.close();
+  }
+}
