@@ -1,0 +1,133 @@
+// offrecord account / send / fetch / sessions as a user runs them: real processes, over the
+// embedded Maildir spool and over the real loopback Dovecot and Postfix.
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { useMailServers } from '../helpers/mail-servers.ts';
+
+const ROOT = resolve(import.meta.dirname, '../..');
+const dirs: string[] = [];
+after(() => {
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+});
+
+function home(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'offrecord-mailcli-'));
+  dirs.push(dir);
+  return dir;
+}
+
+interface Run {
+  status: number;
+  stdout: string;
+  stderr: string;
+}
+
+function cli(dir: string, args: string[], input = '', extraEnv: NodeJS.ProcessEnv = {}): Promise<Run> {
+  const env: NodeJS.ProcessEnv = { ...process.env, XDG_DATA_HOME: join(dir, 'data'), XDG_CONFIG_HOME: join(dir, 'config'), OFFRECORD_PASSPHRASE: 'correct horse', ...extraEnv };
+  return new Promise((done, fail) => {
+    const child = execFile(process.execPath, ['--import', 'tsx', join(ROOT, 'cli/offrecord.ts'), ...args], { cwd: ROOT, env, maxBuffer: 8 * 1024 * 1024 }, (error, stdout, stderr) => {
+      const status = error ? (typeof error.code === 'number' ? error.code : null) : 0;
+      if (status === null) fail(error);
+      else done({ status, stdout, stderr });
+    });
+    child.stdin?.end(input);
+  });
+}
+
+async function ok(dir: string, args: string[], input = '', env: NodeJS.ProcessEnv = {}): Promise<string> {
+  const r = await cli(dir, args, input, env);
+  assert.equal(r.status, 0, `${args.join(' ')}: ${r.stderr}`);
+  return r.stdout;
+}
+
+const ALICE = ['--account', 'alice@example.test'];
+const BOB = ['--account', 'bob@example.test'];
+
+/** Two identities in one home (they share the default spool), or in two homes. */
+async function initBoth(aliceHome: string, bobHome: string): Promise<void> {
+  await Promise.all([
+    ok(aliceHome, ['init', '--email', 'alice@example.test', '--name', 'Alice']),
+    ok(bobHome, ['init', '--email', 'bob@example.test', '--name', 'Bob']),
+  ]);
+}
+
+describe('offrecord send and fetch on the local Maildir spool', () => {
+  it('refuses plaintext without consent, then plaintext hello, first mail, reply and data', async () => {
+    const dir = home();
+    await initBoth(dir, dir);
+    const refused = await cli(dir, [...BOB, 'send', '--to', 'alice@example.test', '--subject', 'hi'], 'hello');
+    assert.equal(refused.status, 2);
+    assert.match(refused.stderr, /refusing to send in plaintext[\s\S]*hint: .*--plaintext/);
+    assert.match(await ok(dir, [...BOB, 'send', '--to', 'alice@example.test', '--subject', 'hi', '--plaintext'], 'hello'), /PLAINTEXT/);
+    assert.match(await ok(dir, [...ALICE, 'fetch']), /learned the offrecord keys of bob@example.test/);
+
+    const attachment = join(dir, 'notes.txt');
+    writeFileSync(attachment, 'the notes');
+    assert.match(await ok(dir, [...ALICE, 'send', '--to', 'bob@example.test', '--subject', 'Grüße: Lunch?', '--attach', attachment], 'Freitag um zwölf?\n'), /first message/);
+    const read = JSON.parse(await ok(dir, [...BOB, 'fetch', '--json'])) as { kind: string; subject: string; text: string; attachments: string[]; verified: boolean }[];
+    assert.equal(read.length, 1);
+    assert.deepEqual([read[0]!.subject, read[0]!.text.trim(), read[0]!.attachments, read[0]!.verified], ['Grüße: Lunch?', 'Freitag um zwölf?', ['notes.txt'], false]);
+    assert.equal(readdirSync(join(dir, 'data/offrecord/mail/bob@example.test/new')).length, 1, 'the plaintext lands in a local Maildir');
+
+    assert.match(await ok(dir, [...BOB, 'send', '--to', 'alice@example.test', '--subject', 'Re: Lunch'], 'Ja.\n'), /reply message/);
+    assert.match(await ok(dir, [...ALICE, 'fetch']), /Subject: Re: Lunch[\s\S]*Ja\./);
+    assert.match(await ok(dir, [...ALICE, 'send', '--to', 'bob@example.test', '--subject', 'ok'], 'Bis dann.\n'), /data message/);
+    assert.match(await ok(dir, [...BOB, 'fetch']), /Bis dann\./);
+    assert.match(await ok(dir, [...BOB, 'sessions']), /alice@example.test\s+established/);
+    assert.match(await ok(dir, [...BOB, 'fetch']), /0 message\(s\) read/);
+  });
+
+  it('account add validates its options and never stores a password', async () => {
+    const dir = home();
+    await ok(dir, ['init', '--email', 'alice@example.test']);
+    const missing = await cli(dir, ['account', 'add', '--imap-host', 'imap.example.org', '--smtp-host', 'smtp.example.org', '--user', 'alice']);
+    assert.equal(missing.status, 1);
+    assert.match(missing.stderr, /password-env/);
+    await ok(dir, ['account', 'add', '--imap-host', 'imap.example.org', '--smtp-host', 'smtp.example.org', '--user', 'alice', '--password-env', 'MAIL_PW']);
+    const shown = JSON.parse(await ok(dir, ['account', 'show', '--json'])) as { settings: { imap: { port: number }; password: { env: string } } };
+    assert.equal(shown.settings.imap.port, 993);
+    assert.deepEqual(shown.settings.password, { env: 'MAIL_PW' });
+  });
+});
+
+describe('offrecord over real IMAP and SMTP accounts', () => {
+  const servers = useMailServers();
+
+  it('account add, plaintext hello, first mail, reply, data; a dropped SMTP server is exit code 6', async () => {
+    const s = servers();
+    const [aliceHome, bobHome] = [home(), home()];
+    await initBoth(aliceHome, bobHome);
+    const ca = join(aliceHome, 'ca.pem');
+    writeFileSync(ca, s.tls?.cert ?? '');
+    const add = (who: 'alice' | 'bob', dir: string) =>
+      ok(dir, ['account', 'add', '--imap-host', s.imap.host, '--imap-port', String(s.imap.port), '--smtp-host', s.smtp.host, '--smtp-port', String(s.smtp.port), '--security', s.tls ? 'starttls' : 'plain', ...(s.tls ? ['--ca-file', ca] : []), '--user', s.users[who].user, '--password-env', 'MAIL_PW']);
+    await Promise.all([add('alice', aliceHome), add('bob', bobHome)]);
+    const as = (who: 'alice' | 'bob') => ({ MAIL_PW: s.users[who].pass });
+    const aliceAddress = s.users.alice.address;
+    const bobAddress = s.users.bob.address;
+    const poll = async (dir: string, who: 'alice' | 'bob', pattern: RegExp) => {
+      for (let i = 0; i < 20; i++) {
+        const outText = await ok(dir, ['fetch'], '', as(who));
+        if (pattern.test(outText)) return outText;
+        await new Promise((r) => setTimeout(r, 300));
+      }
+      assert.fail(`${who} never saw ${pattern}`);
+    };
+    await ok(bobHome, ['send', '--to', aliceAddress, '--subject', 'hi', '--plaintext'], 'hello', as('bob'));
+    await poll(aliceHome, 'alice', /learned the offrecord keys/);
+    await ok(aliceHome, ['send', '--to', bobAddress, '--subject', 'Geheim'], 'first words\n', as('alice'));
+    await poll(bobHome, 'bob', /first words/);
+    await ok(bobHome, ['send', '--to', aliceAddress, '--subject', 'Re'], 'reply words\n', as('bob'));
+    await poll(aliceHome, 'alice', /reply words/);
+    await ok(aliceHome, ['send', '--to', bobAddress, '--subject', 'data'], 'data words\n', as('alice'));
+    await poll(bobHome, 'bob', /data words/);
+
+    const wrong = await cli(aliceHome, ['send', '--to', bobAddress, '--subject', 'x'], 'x', { MAIL_PW: 'wrong password' });
+    assert.equal(wrong.status, 6, wrong.stderr);
+    assert.ok(!wrong.stderr.includes('wrong password'));
+  });
+});
