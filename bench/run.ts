@@ -1,4 +1,6 @@
 // `npm run bench`: every benchmark, each against a baseline measured in the same run.
+import { benchFirstMail } from './firstmail.ts';
+import { benchMail } from './mail.ts';
 import { benchRing } from './ring.ts';
 import { benchSession } from './session.ts';
 
@@ -6,3 +8,7 @@ console.log('== OTR session: the paper\'s micro-benchmark (section 5.3) ==');
 await benchSession();
 console.log('\n== Ring signature ==');
 await benchRing();
+console.log('\n== First mail: build and open, against openpgp.js sign+encrypt / decrypt+verify ==');
+await benchFirstMail();
+console.log('\n== Mail over loopback Dovecot + Postfix, against plain nodemailer / imapflow ==');
+await benchMail();

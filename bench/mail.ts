@@ -1,0 +1,330 @@
+// Mail throughput over real servers (issue 4): Dovecot + Postfix on loopback
+// (scripts/mail-servers.ts). A batch of established-session data messages Alice→Bob through
+// sendMessage, then fetchMessages on Bob for the same batch; against plain nodemailer sending
+// and plain imapflow fetching (search + fetch source + move) of as many mails of the same size,
+// in the same run. `npx tsx bench/mail.ts`, or via bench/run.ts.
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { ImapFlow } from 'imapflow';
+import { createTransport } from 'nodemailer';
+import MailComposer from 'nodemailer/lib/mail-composer';
+import { Keyring } from '../src/keys/keyring.ts';
+import { fetchMessages, sendMessage, type Draft, type MailAccount } from '../src/mail/pipeline.ts';
+import { ImapMailbox, SmtpTransport, type ServerConfig } from '../src/mail/servers.ts';
+import type { OutgoingTransport } from '../src/mail/transport.ts';
+import { openAccountStore, type AccountStore } from '../src/store/index.ts';
+import { killMailServersSync, startMailServers, type MailServers, type MailUser } from '../scripts/mail-servers.ts';
+import { report, type BenchRow } from './harness.ts';
+
+export interface MailBenchOptions {
+  /** Mails per batch; 50 by default. */
+  batch?: number;
+  /** Batches each way, alternating which pipeline goes first; 2 by default. */
+  rounds?: number;
+  /** Characters of the user's text in each offrecord mail; 1024 by default. */
+  textBytes?: number;
+  /** STARTTLS on both servers, as for real accounts; true by default (`--no-tls` standalone). */
+  tls?: boolean;
+}
+
+/** Offrecord may cost at most this multiple of the plain pipeline. */
+const TARGET_COST_RATIO = 1.5;
+const ARRIVAL_TIMEOUT_MS = 30_000;
+const PLAIN_FOLDER = 'PlainDone';
+
+type Who = 'alice' | 'bob';
+
+interface Bench {
+  servers: MailServers;
+  config(who: Who, kind: 'imap' | 'smtp'): ServerConfig;
+}
+
+function benchFor(servers: MailServers): Bench {
+  return {
+    servers,
+    config: (who, kind) => ({
+      host: servers[kind].host,
+      port: servers[kind].port,
+      security: servers.tls ? 'starttls' : 'plain',
+      user: servers.users[who].user,
+      password: () => servers.users[who].pass,
+      ...(servers.tls ? { caFile: servers.tls.certFile } : {}),
+    }),
+  };
+}
+
+/** A keyring-backed account on the real servers; `sizes` records the raw size of every mail it sends. */
+async function account(bench: Bench, dir: string, who: Who, sizes: number[]): Promise<MailAccount & { sessions: AccountStore }> {
+  const user: MailUser = bench.servers.users[who];
+  const store = openAccountStore(join(dir, `${who}.sqlite`));
+  const keyring = new Keyring(store);
+  await keyring.init({ email: user.address });
+  const smtp = new SmtpTransport(bench.config(who, 'smtp'));
+  const outgoing: OutgoingTransport = {
+    send: (raw, envelope) => {
+      sizes.push(raw.length);
+      return smtp.send(raw, envelope);
+    },
+  };
+  return { address: user.address, keyring, sessions: store, privateKey: await keyring.unlock(), outgoing, incoming: new ImapMailbox(bench.config(who, 'imap')) };
+}
+
+/** Both pin each other and know each other's ring keys (what the plaintext first contact teaches). */
+async function introduce(a: MailAccount, b: MailAccount): Promise<void> {
+  for (const [self, peer] of [[a, b], [b, a]] as const) {
+    await self.keyring.importPeer(await peer.keyring.exportPublic(), { expectedAddress: peer.address });
+    await self.keyring.learnRingKeys(peer.address, peer.keyring.ringAdverts());
+  }
+}
+
+/** Messages in `client`'s INBOX (STATUS); 0 when the server answers nothing usable. */
+async function messageCount(client: ImapFlow): Promise<number> {
+  const status = await client.status('INBOX', { messages: true });
+  return (status && status.messages) || 0;
+}
+
+async function imapClient(bench: Bench, who: Who): Promise<ImapFlow> {
+  const { servers } = bench;
+  const client = new ImapFlow({
+    host: servers.imap.host,
+    port: servers.imap.port,
+    secure: false,
+    doSTARTTLS: servers.tls !== null,
+    ...(servers.tls ? { tls: { ca: servers.tls.cert } } : {}),
+    auth: { user: servers.users[who].user, pass: servers.users[who].pass },
+    logger: false,
+  });
+  client.on('error', () => undefined); // failures reject the commands; the event alone would be fatal
+  await client.connect();
+  return client;
+}
+
+/** Waits (off the clock) until `who`'s INBOX holds at least `count` mails. */
+async function arrived(bench: Bench, who: Who, count: number): Promise<void> {
+  const client = await imapClient(bench, who);
+  try {
+    const deadline = Date.now() + ARRIVAL_TIMEOUT_MS;
+    for (;;) {
+      const messages = await messageCount(client);
+      if (messages >= count) return;
+      if (Date.now() > deadline) throw new Error(`only ${messages} of ${count} mails reached ${who}'s INBOX within ${ARRIVAL_TIMEOUT_MS} ms`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  } finally {
+    await client.logout().catch(() => undefined);
+  }
+}
+
+async function inboxCount(bench: Bench, who: Who): Promise<number> {
+  const client = await imapClient(bench, who);
+  try {
+    return await messageCount(client);
+  } finally {
+    await client.logout().catch(() => undefined);
+  }
+}
+
+/** A text of `length` characters in 76-character lines (stays 7bit, no re-encoding). */
+function textOf(length: number): string {
+  const chars = randomBytes(length).toString('base64').slice(0, length).split('');
+  for (let i = 75; i < chars.length; i += 76) chars[i] = '\n';
+  return chars.join('');
+}
+
+/** A plain mail of about `target` bytes on the wire, as nodemailer composes it. */
+async function plainDraft(from: string, to: string, target: number): Promise<{ from: string; to: string; subject: string; text: string; size: number }> {
+  const build = async (length: number) => {
+    const draft = { from, to, subject: 'plain bench', text: textOf(Math.max(0, length)) };
+    return { ...draft, size: (await new MailComposer(draft).compile().build()).length };
+  };
+  let draft = await build(target);
+  for (let i = 0; i < 3 && draft.size !== target; i++) draft = await build(draft.text.length + target - draft.size);
+  return draft;
+}
+
+const rate = (name: string, mails: number, ms: number): BenchRow => ({ name, opsPerSec: (mails * 1000) / ms, iterations: mails });
+
+interface Timed<T> {
+  ms: number;
+  /** This process's CPU time (user + system) over the same span: the rest is waiting on the servers. */
+  cpuMs: number;
+  value: T;
+}
+
+async function timed<T>(work: () => Promise<T>): Promise<Timed<T>> {
+  const cpu = process.cpuUsage();
+  const start = performance.now();
+  const value = await work();
+  const ms = performance.now() - start;
+  const used = process.cpuUsage(cpu);
+  return { ms, cpuMs: (used.user + used.system) / 1000, value };
+}
+
+async function offrecordRound(alice: MailAccount, bob: MailAccount, bench: Bench, batch: number, text: string, round: number) {
+  const drafts: Draft[] = Array.from({ length: batch }, (_, i) => ({ to: bob.address, subject: `bench ${round}.${i}`, text }));
+  const sent = await timed(async () => {
+    for (const draft of drafts) {
+      const outcome = await sendMessage(alice, draft);
+      if (outcome.kind !== 'encrypted' || outcome.type !== 'data') throw new Error(`expected a data message, got ${JSON.stringify(outcome)}`);
+    }
+  });
+  await arrived(bench, 'bob', batch);
+  const fetched = await timed(() => fetchMessages(bob));
+  const got = fetched.value.flatMap((r) => (r.kind === 'message' ? [r.message] : []));
+  if (got.length !== batch || got.some((m) => m.text?.trim() !== text.trim())) {
+    throw new Error(`offrecord fetch: ${got.length} of ${batch} messages read: ${JSON.stringify(fetched.value.filter((r) => r.kind !== 'message'))}`);
+  }
+  return { send: sent, fetch: fetched };
+}
+
+async function plainRound(bench: Bench, batch: number, mail: Awaited<ReturnType<typeof plainDraft>>) {
+  const { servers } = bench;
+  const sent = await timed(async () => {
+    // The default (unpooled) transport: one connection per mail, as SmtpTransport does.
+    const transporter = createTransport({
+      host: servers.smtp.host,
+      port: servers.smtp.port,
+      secure: false,
+      ...(servers.tls ? { requireTLS: true, tls: { ca: servers.tls.cert } } : { ignoreTLS: true }),
+      auth: { user: servers.users.alice.user, pass: servers.users.alice.pass },
+    });
+    try {
+      for (let i = 0; i < batch; i++) await transporter.sendMail({ from: mail.from, to: mail.to, subject: mail.subject, text: mail.text });
+    } finally {
+      transporter.close();
+    }
+  });
+  await arrived(bench, 'bob', batch);
+  const fetched = await timed(async () => {
+    const client = await imapClient(bench, 'bob');
+    let bytes = 0;
+    try {
+      if (!(await client.list()).some((box) => box.path === PLAIN_FOLDER)) await client.mailboxCreate(PLAIN_FOLDER);
+      const lock = await client.getMailboxLock('INBOX');
+      try {
+        const uids = ((await client.search({ seen: false }, { uid: true })) || []).sort((a, b) => a - b);
+        for (const uid of uids) {
+          const message = await client.fetchOne(String(uid), { source: true }, { uid: true });
+          if (!message || !message.source) throw new Error(`plain fetch: message ${uid} is gone`);
+          bytes += message.source.length;
+          if (!(await client.messageMove(String(uid), PLAIN_FOLDER, { uid: true }))) throw new Error(`plain fetch: could not move ${uid}`);
+        }
+        if (uids.length !== batch) throw new Error(`plain fetch: ${uids.length} of ${batch} mails found`);
+      } finally {
+        lock.release();
+      }
+    } finally {
+      await client.logout().catch(() => undefined);
+    }
+    return bytes / batch;
+  });
+  return { send: sent, fetch: fetched, storedSize: fetched.value };
+}
+
+type Round = { send: Timed<unknown>; fetch: Timed<unknown> };
+
+/** Sums the rounds of one pipeline: wall and CPU milliseconds of sending and of fetching. */
+function total(rounds: Round[]) {
+  const sum = (pick: (r: Round) => number) => rounds.reduce((a, r) => a + pick(r), 0);
+  return { sendMs: sum((r) => r.send.ms), sendCpuMs: sum((r) => r.send.cpuMs), fetchMs: sum((r) => r.fetch.ms), fetchCpuMs: sum((r) => r.fetch.cpuMs) };
+}
+
+export async function benchMail(options: MailBenchOptions = {}): Promise<BenchRow[]> {
+  const batch = options.batch ?? 50;
+  const rounds = options.rounds ?? 2;
+  const text = textOf(options.textBytes ?? 1024);
+  const started = performance.now();
+  const servers = await startMailServers({ tls: options.tls ?? true });
+  // Whatever happens (an exception, Ctrl-C), no daemons outlive the benchmark.
+  const emergency = (): void => killMailServersSync(servers.dir);
+  const onSignal = (signal: NodeJS.Signals): void => {
+    emergency();
+    process.kill(process.pid, signal);
+  };
+  process.once('exit', emergency);
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  const dir = mkdtempSync(join(tmpdir(), 'offrecord-bench-mail-'));
+  const stores: AccountStore[] = [];
+  try {
+    console.log(`mail servers up in ${servers.startMs.toFixed(0)} ms (STARTTLS ${servers.tls ? 'on' : 'off'}); ${rounds} x ${batch} mails each way`);
+    const bench = benchFor(servers);
+    const sizes: number[] = [];
+    const alice = await account(bench, dir, 'alice', sizes);
+    const bob = await account(bench, dir, 'bob', []);
+    stores.push(alice.sessions, bob.sessions);
+    await introduce(alice, bob);
+
+    // Establish the session (first mail, reply), off the clock.
+    if ((await sendMessage(alice, { to: bob.address, subject: 'hello', text })).kind !== 'encrypted') throw new Error('first mail not sent encrypted');
+    await arrived(bench, 'bob', 1);
+    if (!(await fetchMessages(bob)).some((r) => r.kind === 'message')) throw new Error('Bob could not read the first mail');
+    if ((await sendMessage(bob, { to: alice.address, subject: 'Re: hello', text: 'hi' })).kind !== 'encrypted') throw new Error('reply not sent encrypted');
+    await arrived(bench, 'alice', 1);
+    if (!(await fetchMessages(alice)).some((r) => r.kind === 'message')) throw new Error('Alice could not read the reply');
+
+    // The plain mails match the size of an established-session data mail on the wire.
+    sizes.length = 0;
+    await offrecordRound(alice, bob, bench, 1, text, 0);
+    const mail = await plainDraft(servers.users.alice.address, servers.users.bob.address, sizes[0]!);
+    sizes.length = 0;
+
+    // Alternating order (ours, plain, plain, ours, ...), so neither profits from going second.
+    const ours: Round[] = [];
+    const plain: Round[] = [];
+    let storedSize = 0;
+    for (let round = 1; round <= rounds; round++) {
+      const order = round % 2 === 1 ? ['ours', 'plain'] : ['plain', 'ours'];
+      for (const which of order) {
+        if ((await inboxCount(bench, 'bob')) !== 0) throw new Error('mail left over in the INBOX');
+        if (which === 'ours') ours.push(await offrecordRound(alice, bob, bench, batch, text, round));
+        else {
+          const r = await plainRound(bench, batch, mail);
+          storedSize = r.storedSize;
+          plain.push(r);
+        }
+      }
+    }
+    const wireSize = Math.round(sizes.reduce((a, b) => a + b, 0) / sizes.length);
+    const mails = rounds * batch;
+    const o = total(ours);
+    const p = total(plain);
+    const rows = [
+      rate(`offrecord sendMessage (data mail, ${wireSize} B)`, mails, o.sendMs),
+      rate(`plain nodemailer sendMail (${mail.size} B)`, mails, p.sendMs),
+      rate('offrecord fetchMessages', mails, o.fetchMs),
+      rate('plain imapflow search + fetch source + move', mails, p.fetchMs),
+    ];
+    console.log(`user text ${text.length} B; offrecord mail ${wireSize} B, plain mail ${mail.size} B as composed (${Math.round(storedSize)} B as stored)`);
+    report(rows);
+    console.log();
+    const perMail = (ms: number) => (ms / mails).toFixed(1).padStart(6);
+    console.log('ms per mail       wall  (client CPU)');
+    console.log(`offrecord send  ${perMail(o.sendMs)}  (${perMail(o.sendCpuMs)})`);
+    console.log(`plain send      ${perMail(p.sendMs)}  (${perMail(p.sendCpuMs)})`);
+    console.log(`offrecord fetch ${perMail(o.fetchMs)}  (${perMail(o.fetchCpuMs)})`);
+    console.log(`plain fetch     ${perMail(p.fetchMs)}  (${perMail(p.fetchCpuMs)})`);
+    const verdict = (ourMs: number, plainMs: number) => {
+      const ratio = ourMs / plainMs;
+      return `${ratio.toFixed(2)}x (target <= ${TARGET_COST_RATIO}x: ${ratio <= TARGET_COST_RATIO ? 'met' : 'NOT met'})`;
+    };
+    console.log();
+    console.log(`cost(offrecord send)  / cost(plain send):  ${verdict(o.sendMs, p.sendMs)}`);
+    console.log(`cost(offrecord fetch) / cost(plain fetch): ${verdict(o.fetchMs, p.fetchMs)}`);
+    console.log(`(whole benchmark ${((performance.now() - started) / 1000).toFixed(1)} s; "iterations" = mails)`);
+    return rows;
+  } finally {
+    for (const store of stores) store.close();
+    rmSync(dir, { recursive: true, force: true });
+    await servers.stop();
+    process.removeListener('exit', emergency);
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
+  }
+}
+
+const entry = process.argv[1];
+if (entry !== undefined && import.meta.url === pathToFileURL(entry).href) await benchMail({ tls: !process.argv.includes('--no-tls') });
