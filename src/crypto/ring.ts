@@ -140,6 +140,11 @@ interface RingState {
   readonly points: readonly [EdwardsPoint, EdwardsPoint];
   /** False only for the vector generator's deliberately broken rings; verification refuses them. */
   readonly checked: boolean;
+  /**
+   * Member index per signing secret (keyed by SHA-256 of the secret), so a live session does not
+   * pay a base multiplication per signature to find which member it is.
+   */
+  readonly signers: Map<string, 0 | 1>;
 }
 
 // State lives outside the object so that nothing but this module can build or read a ring.
@@ -174,7 +179,7 @@ function buildRing(p0: Uint8Array, p1: Uint8Array, tables: boolean): PreparedRin
   if (compareBytes(p0, p1) >= 0) throw new RingError('ring-order', 'ring keys must be distinct and sorted (P0 < P1)');
   if (tables) for (const p of points) p.precompute(RING_WINDOW, false);
   const keys = [Uint8Array.from(p0), Uint8Array.from(p1)] as const;
-  return new PreparedRing(BRAND, { keys, points, checked: true });
+  return new PreparedRing(BRAND, { keys, points, checked: true, signers: new Map() });
 }
 
 /** Validates [P0, P1] (canonical, prime-order, non-identity, P0 < P1) and builds multiplication tables. */
@@ -190,7 +195,7 @@ export function prepareRing(p0: Uint8Array, p1: Uint8Array): PreparedRing {
 export function _prepareRingUncheckedForVectors(p0: Uint8Array, p1: Uint8Array): PreparedRing {
   const points = [Point.fromBytes(p0, true), Point.fromBytes(p1, true)] as const;
   const keys = [Uint8Array.from(p0), Uint8Array.from(p1)] as const;
-  return new PreparedRing(BRAND, { keys, points, checked: false });
+  return new PreparedRing(BRAND, { keys, points, checked: false, signers: new Map() });
 }
 
 /** Everything up to and including m is fixed for one signature; both challenges extend a copy. */
@@ -253,18 +258,23 @@ export function ringSignTrace(
   message: Uint8Array,
   rand: Uint8Array = randomBytes(RAND_LENGTH),
 ): RingSignTrace {
-  const { keys, points } = stateOf(ring);
+  const { keys, points, signers } = stateOf(ring);
   if (!(message instanceof Uint8Array)) throw new TypeError('ring: message must be a Uint8Array');
   assertBytes(rand, RAND_LENGTH, 'signing randomness');
   const x = decodeSecret(secret);
 
-  // Find our index without an early exit on which member matched; the index is what the ring hides.
-  const own = G.multiply(x).toBytes();
-  const is0 = equalBytes(own, keys[0]);
-  const is1 = equalBytes(own, keys[1]);
-  if (!is0 && !is1) throw new RingError('not-a-member', 'secret does not belong to a ring member');
-  const j: 0 | 1 = is0 ? 0 : 1;
-  const o: 0 | 1 = is0 ? 1 : 0;
+  const signerId = createHash('sha256').update(secret).digest('hex');
+  let j = signers.get(signerId);
+  if (j === undefined) {
+    // Find our index without an early exit on which member matched; the index is what the ring hides.
+    const own = G.multiply(x).toBytes();
+    const is0 = equalBytes(own, keys[0]);
+    const is1 = equalBytes(own, keys[1]);
+    if (!is0 && !is1) throw new RingError('not-a-member', 'secret does not belong to a ring member');
+    j = is0 ? 0 : 1;
+    signers.set(signerId, j);
+  }
+  const o: 0 | 1 = j === 0 ? 1 : 0;
 
   const alpha = hedged(TAG_NONCE, secret, keys, message, rand);
   const sO = hedged(TAG_FILL, secret, keys, message, rand);

@@ -4,6 +4,8 @@ export type MailErrorCode =
   | 'malformed'
   /** Over the size limit: refused before parsing. */
   | 'too_large'
+  /** An offrecord message of a protocol version we do not speak. */
+  | 'unsupported_version'
   /** Addressed to someone else, or from an address that does not match. */
   | 'address'
   /** The mail spool or mailbox could not be read or written. */

@@ -96,6 +96,10 @@ export class MaildirMailbox implements IncomingMailbox {
     await io(`moving ${id}`, () => fs.rename(join(this.dir, 'new', checkedId(id)), join(target, 'cur', `${id}:2,S`)));
   }
 
+  async close(): Promise<void> {
+    // Nothing held open between calls.
+  }
+
   /** new/ to cur/ without the Seen flag: what a mail client does with mail it has shown in a list. */
   async examined(id: string): Promise<void> {
     await io(`moving ${id}`, () => fs.rename(join(this.dir, 'new', checkedId(id)), join(this.dir, 'cur', `${id}:2,`)));

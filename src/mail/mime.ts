@@ -6,6 +6,7 @@
 // text, HTML, attachments), so nothing of it shows on the outside.
 import { simpleParser, type AddressObject, type ParsedMail } from 'mailparser';
 import MailComposer from 'nodemailer/lib/mail-composer';
+import { ProtocolError } from '../protocol/errors.ts';
 import { LIMITS, MessageType, peekType } from '../protocol/wire.ts';
 import { MailError } from './errors.ts';
 
@@ -118,6 +119,7 @@ export async function parseProtected(raw: Uint8Array): Promise<IncomingMail | nu
   try {
     type = peekType(protocol);
   } catch (error) {
+    if (error instanceof ProtocolError && error.code === 'unsupported_version') throw new MailError('unsupported_version', error.message);
     throw new MailError('malformed', `attachment is not an offrecord message: ${(error as Error).message}`);
   }
   if (markers[0] !== `v=1; type=${TYPE_NAMES[type]}`) throw new MailError('malformed', `${MARKER_HEADER} header does not match the attached message`);

@@ -2,6 +2,7 @@
 // user's message. It joins the keyring (who is who, which keys), the session engine
 // (Conversation), the MIME carriage and a transport. A mail that cannot be processed is left
 // where it is, untouched, with the reason in the report.
+import { createHash } from 'node:crypto';
 import type * as openpgp from 'openpgp';
 import { isKeyError } from '../keys/errors.ts';
 import { autocryptHeaderFor, formatOffrecordKeysHeader, parseOffrecordKeysHeader, selectAutocryptHeader, SUPPORTED_PROTOCOL_VERSIONS } from '../keys/headers.ts';
@@ -146,8 +147,21 @@ export type FetchReport =
   | { id: string; kind: 'ordinary'; advertises?: string }
   | { id: string; kind: 'skipped'; reason: string; code: string; alarm?: string };
 
+// Headers already learned from, per keyring: a sender repeats the same keys in every mail,
+// and verifying them again costs more than the rest of processing the mail.
+const learned = new WeakMap<Keyring, Map<string, string>>();
+
 /** Learns the keys a mail from `from` advertises (Autocrypt identity, Offrecord-Keys ring keys). */
 async function learnKeys(account: MailAccount, from: string, autocrypt: string[], offrecordKeys: string | null): Promise<void> {
+  const digest = createHash('sha256').update(JSON.stringify([autocrypt, offrecordKeys])).digest('hex');
+  let seen = learned.get(account.keyring);
+  if (!seen) learned.set(account.keyring, (seen = new Map()));
+  if (seen.get(from) === digest) return;
+  await learnKeysNow(account, from, autocrypt, offrecordKeys);
+  seen.set(from, digest);
+}
+
+async function learnKeysNow(account: MailAccount, from: string, autocrypt: string[], offrecordKeys: string | null): Promise<void> {
   const header = selectAutocryptHeader(autocrypt, from);
   if (header) {
     const imported = await account.keyring.importPeer(header.keydata, { expectedAddress: from });
@@ -197,10 +211,14 @@ async function processOne(account: MailAccount, id: string): Promise<FetchReport
 /** One pass over new mail, oldest first; `progress` hears after each mail. */
 export async function fetchMessages(account: MailAccount, progress?: (done: number, total: number) => void): Promise<FetchReport[]> {
   const reports: FetchReport[] = [];
-  const ids = await account.incoming.list();
-  for (const id of ids) {
-    reports.push(await processOne(account, id));
-    progress?.(reports.length, ids.length);
+  try {
+    const ids = await account.incoming.list();
+    for (const id of ids) {
+      reports.push(await processOne(account, id));
+      progress?.(reports.length, ids.length);
+    }
+  } finally {
+    await account.incoming.close();
   }
   return reports;
 }

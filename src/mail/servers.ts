@@ -68,8 +68,15 @@ export class SmtpTransport implements OutgoingTransport {
   }
 }
 
-/** A mailbox reached over IMAP; ids are "<uidvalidity>:<uid>" so a UIDVALIDITY change is visible. */
+/**
+ * A mailbox reached over IMAP; ids are "<uidvalidity>:<uid>" so a UIDVALIDITY change is
+ * visible. One connection serves a whole pass (list, read, done...) until close(); after any
+ * failure the connection is dropped and the next call opens a new one (ImapFlow instances are
+ * single-use).
+ */
 export class ImapMailbox implements IncomingMailbox {
+  private open: { client: ImapFlow; release: () => void; uidValidity: bigint } | null = null;
+
   constructor(
     private readonly config: ServerConfig,
     private readonly path = 'INBOX',
@@ -77,8 +84,9 @@ export class ImapMailbox implements IncomingMailbox {
     refusePlainOffLoopback(config);
   }
 
-  /** Runs `work` on a fresh connection with the mailbox locked, always logging out. */
-  async session<T>(work: (client: ImapFlow, uidValidity: bigint) => Promise<T>): Promise<T> {
+  private async connect(): Promise<{ client: ImapFlow; uidValidity: bigint }> {
+    if (this.open && this.open.client.usable) return this.open;
+    await this.close();
     const { config } = this;
     const client = new ImapFlow({
       host: config.host,
@@ -92,28 +100,35 @@ export class ImapMailbox implements IncomingMailbox {
       greetingTimeout: TIMEOUTS.greetingMs,
       socketTimeout: TIMEOUTS.socketMs,
     });
-    let failure: Error | null = null;
-    client.on('error', (error: Error) => {
-      failure = error; // an unhandled 'error' event would end the process
+    client.on('error', () => {
+      // Reported through the failing call; an unhandled 'error' event would end the process.
     });
+    await client.connect();
+    const lock = await client.getMailboxLock(this.path);
+    this.open = { client, release: () => lock.release(), uidValidity: client.mailbox ? client.mailbox.uidValidity : 0n };
+    return this.open;
+  }
+
+  /** Runs `work` on the pass's connection; any failure drops the connection and becomes a MailError. */
+  private async session<T>(work: (client: ImapFlow, uidValidity: bigint) => Promise<T>): Promise<T> {
     try {
-      await client.connect();
-      const lock = await client.getMailboxLock(this.path);
-      try {
-        const mailbox = client.mailbox;
-        const uidValidity = mailbox ? mailbox.uidValidity : 0n;
-        return await work(client, uidValidity);
-      } finally {
-        lock.release();
-      }
+      const { client, uidValidity } = await this.connect();
+      return await work(client, uidValidity);
     } catch (error) {
+      await this.close();
       if (error instanceof MailError) throw error;
-      const e = (failure ?? error) as { authenticationFailed?: boolean; code?: string; message?: string };
-      if (e.authenticationFailed) throw new MailError('io', `IMAP ${config.host}: authentication failed for ${config.user}`);
-      throw new MailError('io', `IMAP ${config.host}:${config.port}: ${e.code ?? e.message ?? 'connection failed'}`);
-    } finally {
-      await client.logout().catch(() => undefined);
+      const e = error as { authenticationFailed?: boolean; code?: string; message?: string };
+      if (e.authenticationFailed) throw new MailError('io', `IMAP ${this.config.host}: authentication failed for ${this.config.user}`);
+      throw new MailError('io', `IMAP ${this.config.host}:${this.config.port}: ${e.code ?? e.message ?? 'connection failed'}`);
     }
+  }
+
+  async close(): Promise<void> {
+    const open = this.open;
+    this.open = null;
+    if (!open) return;
+    open.release();
+    await open.client.logout().catch(() => undefined);
   }
 
   async list(): Promise<string[]> {
@@ -126,35 +141,37 @@ export class ImapMailbox implements IncomingMailbox {
     });
   }
 
+  /** The uid of `id` in the open mailbox, refusing ids from before a UIDVALIDITY change. */
+  private uid(id: string, uidValidity: bigint): string {
+    const parsed = parseId(id);
+    if (uidValidity !== parsed.validity) throw new MailError('io', 'UIDVALIDITY changed: list the mailbox again');
+    return String(parsed.uid);
+  }
+
   async read(id: string): Promise<Uint8Array> {
-    const uid = parseId(id);
     return this.session(async (client, uidValidity) => {
-      if (uidValidity !== uid.validity) throw new MailError('io', 'UIDVALIDITY changed: list the mailbox again');
-      const message = await client.fetchOne(String(uid.uid), { source: true }, { uid: true });
+      const message = await client.fetchOne(this.uid(id, uidValidity), { source: true }, { uid: true });
       if (!message || !message.source) throw new MailError('io', `message ${id} is gone`);
       return new Uint8Array(message.source);
     });
   }
 
   async examined(id: string): Promise<void> {
-    const uid = parseId(id);
     await this.session(async (client, uidValidity) => {
-      if (uidValidity !== uid.validity) throw new MailError('io', 'UIDVALIDITY changed: list the mailbox again');
-      await client.messageFlagsAdd(String(uid.uid), [EXAMINED_KEYWORD], { uid: true });
+      await client.messageFlagsAdd(this.uid(id, uidValidity), [EXAMINED_KEYWORD], { uid: true });
     });
   }
 
   async done(id: string, folder?: string): Promise<void> {
-    const uid = parseId(id);
     await this.session(async (client, uidValidity) => {
-      if (uidValidity !== uid.validity) throw new MailError('io', 'UIDVALIDITY changed: list the mailbox again');
+      const uid = this.uid(id, uidValidity);
       if (folder === undefined) {
-        await client.messageFlagsAdd(String(uid.uid), ['\\Seen'], { uid: true });
+        await client.messageFlagsAdd(uid, ['\\Seen'], { uid: true });
         return;
       }
       const exists = (await client.list()).some((box) => box.path === folder);
       if (!exists) await client.mailboxCreate(folder);
-      if (!(await client.messageMove(String(uid.uid), folder, { uid: true }))) throw new MailError('io', `could not move ${id} to ${folder}`);
+      if (!(await client.messageMove(uid, folder, { uid: true }))) throw new MailError('io', `could not move ${id} to ${folder}`);
     });
   }
 }

@@ -19,4 +19,6 @@ export interface IncomingMailbox {
   done(id: string, folder?: string): Promise<void>;
   /** Ordinary mail we only learned keys from: left unread for the user, not listed again. */
   examined(id: string): Promise<void>;
+  /** Ends a pass: releases the connection, if the transport keeps one. */
+  close(): Promise<void>;
 }
