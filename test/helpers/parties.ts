@@ -5,7 +5,8 @@ import * as openpgp from 'openpgp';
 import { fromHex } from '../../src/crypto/bytes.ts';
 import { generateRingSecret, ringPublicKey } from '../../src/crypto/ring.ts';
 import { OpenPgpSealer } from '../../src/crypto/seal.ts';
-import { Conversation } from '../../src/protocol/context.ts';
+import assert from 'node:assert/strict';
+import { Conversation, type SendResult } from '../../src/protocol/context.ts';
 import { generateDhKeyPair, x25519PublicKey, type DhKeyPair } from '../../src/protocol/keyschedule.ts';
 import { DEFAULT_POLICY, type Env, type Parties, type Policy, type RingKeyPair } from '../../src/protocol/session.ts';
 import { MemorySessionStore } from '../../src/protocol/store.ts';
@@ -112,3 +113,33 @@ export async function conversationPair(policy: Policy = DEFAULT_POLICY, env = ne
 
 export const text = (s: string): Uint8Array => new TextEncoder().encode(s);
 export const str = (b: Uint8Array): string => new TextDecoder().decode(b);
+
+/** The message of a successful send; fails the test with the error otherwise. */
+export function sent(result: SendResult): Uint8Array {
+  if (result.kind === 'error') assert.fail(`${result.code}: ${result.message}`);
+  return result.message;
+}
+
+/**
+ * The basic exchange every SessionStore must carry: first mail, reply, five data messages each
+ * way, and the first mail refused when it comes again.
+ */
+export async function assertExchange(alice: Conversation, bob: Conversation): Promise<void> {
+  const first = sent(await alice.send(text('hello bob')));
+  const r1 = await bob.receive(first);
+  assert.equal(r1.kind === 'plaintext' && str(r1.plaintext), 'hello bob');
+  assert.equal((await bob.state())?.kind, 'responding');
+
+  const r2 = await alice.receive(sent(await bob.send(text('hi alice'))));
+  assert.equal(r2.kind === 'plaintext' && str(r2.plaintext), 'hi alice');
+  assert.equal((await alice.state())?.kind, 'established');
+
+  for (let i = 0; i < 5; i++) {
+    const ra = await bob.receive(sent(await alice.send(text(`a${i}`))));
+    assert.equal(ra.kind === 'plaintext' && str(ra.plaintext), `a${i}`);
+    const rb = await alice.receive(sent(await bob.send(text(`b${i}`))));
+    assert.equal(rb.kind === 'plaintext' && str(rb.plaintext), `b${i}`);
+  }
+  assert.equal((await bob.state())?.kind, 'established');
+  assert.equal((await bob.receive(first)).kind, 'error');
+}

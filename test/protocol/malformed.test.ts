@@ -33,7 +33,7 @@ import {
   peekType,
   VERSION,
 } from '../../src/protocol/wire.ts';
-import { conversationPair, text, type Pair } from '../helpers/parties.ts';
+import { conversationPair, type Pair, sent, text } from '../helpers/parties.ts';
 
 /** Every code of the union, checked by the compiler in both directions. */
 const CODE_TABLE: Record<ProtocolErrorCode, true> = {
@@ -70,10 +70,6 @@ interface Fixture {
   };
 }
 
-function sent(result: SendResult): Uint8Array {
-  assert.equal(result.kind, 'encrypted', result.kind === 'error' ? `${result.code}: ${result.message}` : '');
-  return (result as { message: Uint8Array }).message;
-}
 
 async function accepted(result: Promise<ReceiveResult>): Promise<void> {
   const r = await result;

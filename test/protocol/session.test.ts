@@ -4,7 +4,7 @@ import { describe, it } from 'node:test';
 import { x25519 } from '@noble/curves/ed25519.js';
 import { equalBytes } from '../../src/crypto/bytes.ts';
 import { OpenPgpSealer } from '../../src/crypto/seal.ts';
-import { Conversation, type ReceiveResult, type SendResult } from '../../src/protocol/context.ts';
+import { Conversation, type ReceiveResult } from '../../src/protocol/context.ts';
 import { hmacSha256, x25519PublicKey } from '../../src/protocol/keyschedule.ts';
 import { DEFAULT_POLICY, receiveFirst } from '../../src/protocol/session.ts';
 import { liveOwnSecrets } from '../../src/protocol/state.ts';
@@ -12,12 +12,8 @@ import { MemorySessionStore } from '../../src/protocol/store.ts';
 import * as openpgp from 'openpgp';
 import { decodeFirstOuter, decodeSealed, encodeFirstOuter, isLowOrderX25519, MessageType, peekType } from '../../src/protocol/wire.ts';
 import type { ProtocolError } from '../../src/protocol/errors.ts';
-import { conversationPair, identity, partiesFor, str, TestEnv, text, type Pair } from '../helpers/parties.ts';
+import { conversationPair, identity, type Pair, partiesFor, sent, str, TestEnv, text } from '../helpers/parties.ts';
 
-function sent(result: SendResult): Uint8Array {
-  if (result.kind === 'error') assert.fail(`${result.code}: ${result.message}`);
-  return result.message;
-}
 
 function plaintextOf(result: ReceiveResult): string {
   if (result.kind !== 'plaintext') assert.fail(`expected plaintext, got ${JSON.stringify(result)}`);

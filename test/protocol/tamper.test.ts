@@ -4,18 +4,14 @@ import assert from 'node:assert/strict';
 import { randomInt } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { OpenPgpSealer } from '../../src/crypto/seal.ts';
-import { Conversation, type SendResult } from '../../src/protocol/context.ts';
+import { Conversation } from '../../src/protocol/context.ts';
 import { MemorySessionStore } from '../../src/protocol/store.ts';
 import { ProtocolError } from '../../src/protocol/errors.ts';
 import { receiveFirst } from '../../src/protocol/session.ts';
 import { decodeFirstInner } from '../../src/protocol/wire.ts';
 import { decodeFirstOuter, decodeSealed, MAC_LENGTH, PREFIX_LENGTH } from '../../src/protocol/wire.ts';
-import { conversationPair, partiesFor, str, text } from '../helpers/parties.ts';
+import { conversationPair, partiesFor, sent, str, text } from '../helpers/parties.ts';
 
-function sent(result: SendResult): Uint8Array {
-  if (result.kind === 'error') assert.fail(`${result.code}: ${result.message}`);
-  return result.message;
-}
 
 function flip(bytes: Uint8Array, bit: number): Uint8Array {
   const out = Uint8Array.from(bytes);
