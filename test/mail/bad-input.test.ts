@@ -178,8 +178,8 @@ describe('bad input over the real loopback Dovecot and Postfix', () => {
 
     const v2 = Uint8Array.from(protocol);
     v2[2] = 2;
-    // docs/PROTOCOL.md §14 calls this unsupported_version; the mail layer reports it as malformed.
-    await expectUntouched(bob, alice, () => deliverToBob(withProtocol(raw, v2)), { code: ['unsupported_version', 'malformed'], reason: /version 2 is not supported/ });
+    // docs/PROTOCOL.md §14: left untouched, no NAK, and the user is told.
+    await expectUntouched(bob, alice, () => deliverToBob(withProtocol(raw, v2)), { code: 'unsupported_version', reason: /version 2 is not supported/ });
 
     // The untouched original still reads: nothing above disturbed the session.
     await deliverToBob(raw);
