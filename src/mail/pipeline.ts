@@ -7,6 +7,7 @@ import type * as openpgp from 'openpgp';
 import { isKeyError } from '../keys/errors.ts';
 import { autocryptHeaderFor, formatOffrecordKeysHeader, parseOffrecordKeysHeader, selectAutocryptHeader, SUPPORTED_PROTOCOL_VERSIONS } from '../keys/headers.ts';
 import { isKeyringError, type Keyring } from '../keys/keyring.ts';
+import type { Sealer } from '../crypto/seal.ts';
 import { Conversation } from '../protocol/context.ts';
 import { systemEnv, type Policy } from '../protocol/session.ts';
 import type { SessionStore } from '../protocol/store.ts';
@@ -62,13 +63,23 @@ async function advertHeaders(account: MailAccount) {
   };
 }
 
+/** Builds the OpenPGP sealer only when a first mail needs it: most mail never does. */
+function lazySealer(account: MailAccount): Sealer {
+  let sealer: Promise<Sealer> | null = null;
+  const get = () => (sealer ??= account.keyring.sealer(account.privateKey));
+  return {
+    seal: async (plaintext, recipient) => (await get()).seal(plaintext, recipient),
+    open: async (sealed) => (await get()).open(sealed),
+  };
+}
+
 async function conversationWith(account: MailAccount, address: string): Promise<Conversation> {
   const peer = await account.keyring.peerParty(address);
   return new Conversation({
     store: account.sessions,
     parties: { local: account.keyring.localParty(), peer: peer.party },
     peerEncryptionKey: peer.encryptionKey,
-    sealer: await account.keyring.sealer(account.privateKey),
+    sealer: lazySealer(account),
     ...(account.policy ? { policy: account.policy } : {}),
     ...(account.clock ? { env: { ...systemEnv, now: account.clock } } : {}),
   });
@@ -151,14 +162,39 @@ export type FetchReport =
 // and verifying them again costs more than the rest of processing the mail.
 const learned = new WeakMap<Keyring, Map<string, string>>();
 
-/** Learns the keys a mail from `from` advertises (Autocrypt identity, Offrecord-Keys ring keys). */
-async function learnKeys(account: MailAccount, from: string, autocrypt: string[], offrecordKeys: string | null): Promise<void> {
+/**
+ * Learns the keys a mail from `from` advertises (Autocrypt identity, Offrecord-Keys ring keys);
+ * true when something was learned anew (anything derived from the old keys is stale).
+ */
+async function learnKeys(account: MailAccount, from: string, autocrypt: string[], offrecordKeys: string | null): Promise<boolean> {
   const digest = createHash('sha256').update(JSON.stringify([autocrypt, offrecordKeys])).digest('hex');
   let seen = learned.get(account.keyring);
   if (!seen) learned.set(account.keyring, (seen = new Map()));
-  if (seen.get(from) === digest) return;
+  if (seen.get(from) === digest) return false;
   await learnKeysNow(account, from, autocrypt, offrecordKeys);
   seen.set(from, digest);
+  return true;
+}
+
+/** What one fetch pass reuses across the mails of one sender. */
+interface Correspondent {
+  conversation: Conversation;
+  fingerprint: string;
+  verified: boolean;
+}
+type PassCache = Map<string, Promise<Correspondent>>;
+
+function correspondent(account: MailAccount, cache: PassCache, from: string): Promise<Correspondent> {
+  let entry = cache.get(from);
+  if (!entry) {
+    entry = (async () => {
+      const who = await account.keyring.fingerprint(from);
+      return { conversation: await conversationWith(account, from), fingerprint: who.fingerprint, verified: who.verified };
+    })();
+    entry.catch(() => cache.delete(from));
+    cache.set(from, entry);
+  }
+  return entry;
 }
 
 async function learnKeysNow(account: MailAccount, from: string, autocrypt: string[], offrecordKeys: string | null): Promise<void> {
@@ -180,28 +216,27 @@ function skipped(id: string, error: unknown): FetchReport {
 }
 
 /** One mail: processed and filed away, or left untouched with the reason. */
-async function processOne(account: MailAccount, id: string): Promise<FetchReport> {
+async function processOne(account: MailAccount, id: string, cache: PassCache): Promise<FetchReport> {
   try {
     const raw = await account.incoming.read(id);
     const mail = await parseProtected(raw);
     if (!mail) {
       // Ordinary mail stays where it is; if it advertises offrecord keys, we learn them.
       const advert = await parseAdvertisement(raw);
-      if (advert) await learnKeys(account, advert.from, advert.autocrypt, advert.offrecordKeys);
+      if (advert && (await learnKeys(account, advert.from, advert.autocrypt, advert.offrecordKeys))) cache.delete(advert.from);
       await account.incoming.examined(id);
       return { id, kind: 'ordinary', ...(advert ? { advertises: advert.from } : {}) };
     }
     if (!mail.to.includes(account.address.toLowerCase())) {
       throw new MailError('address', `addressed to ${mail.to.join(', ') || 'nobody'}, not to ${account.address}`);
     }
-    await learnKeys(account, mail.from, mail.autocrypt, mail.offrecordKeys);
-    const conversation = await conversationWith(account, mail.from);
-    const result = await conversation.receive(mail.protocol);
+    if (await learnKeys(account, mail.from, mail.autocrypt, mail.offrecordKeys)) cache.delete(mail.from);
+    const who = await correspondent(account, cache, mail.from);
+    const result = await who.conversation.receive(mail.protocol);
     for (const out of result.outgoing) await dispatch(account, mail.from, out, mail.messageId ? { inReplyTo: mail.messageId } : {});
     if (result.kind === 'error') throw new PipelineError('protocol', `${result.code}: ${result.message}`);
     await account.incoming.done(id, account.processedFolder ?? 'OffRecord');
     if (result.kind === 'ignore') return { id, kind: 'protocol', from: mail.from };
-    const who = await account.keyring.fingerprint(mail.from);
     return { id, kind: 'message', from: mail.from, fingerprint: who.fingerprint, verified: who.verified, message: await parseInner(result.plaintext), raw: result.plaintext };
   } catch (error) {
     return skipped(id, error);
@@ -211,10 +246,11 @@ async function processOne(account: MailAccount, id: string): Promise<FetchReport
 /** One pass over new mail, oldest first; `progress` hears after each mail. */
 export async function fetchMessages(account: MailAccount, progress?: (done: number, total: number) => void): Promise<FetchReport[]> {
   const reports: FetchReport[] = [];
+  const cache: PassCache = new Map();
   try {
     const ids = await account.incoming.list();
     for (const id of ids) {
-      reports.push(await processOne(account, id));
+      reports.push(await processOne(account, id, cache));
       progress?.(reports.length, ids.length);
     }
   } finally {
