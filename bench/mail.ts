@@ -59,7 +59,8 @@ function benchFor(servers: MailServers): Bench {
 /** A keyring-backed account on the real servers; `sizes` records the raw size of every mail it sends. */
 async function account(bench: Bench, dir: string, who: Who, sizes: number[]): Promise<MailAccount & { sessions: AccountStore }> {
   const user: MailUser = bench.servers.users[who];
-  const store = openAccountStore(join(dir, `${who}.sqlite`));
+  // As the CLI opens it: forgotten secrets leave the WAL in one checkpoint per pass (forget()).
+  const store = openAccountStore(join(dir, `${who}.sqlite`), { checkpointAfterSave: false });
   const keyring = new Keyring(store);
   await keyring.init({ email: user.address });
   const smtp = new SmtpTransport(bench.config(who, 'smtp'));
@@ -163,16 +164,21 @@ async function timed<T>(work: () => Promise<T>): Promise<Timed<T>> {
   return { ms, cpuMs: (used.user + used.system) / 1000, value };
 }
 
-async function offrecordRound(alice: MailAccount, bob: MailAccount, bench: Bench, batch: number, text: string, round: number) {
+async function offrecordRound(alice: MailAccount & { sessions: AccountStore }, bob: MailAccount & { sessions: AccountStore }, bench: Bench, batch: number, text: string, round: number) {
   const drafts: Draft[] = Array.from({ length: batch }, (_, i) => ({ to: bob.address, subject: `bench ${round}.${i}`, text }));
   const sent = await timed(async () => {
     for (const draft of drafts) {
       const outcome = await sendMessage(alice, draft);
       if (outcome.kind !== 'encrypted' || outcome.type !== 'data') throw new Error(`expected a data message, got ${JSON.stringify(outcome)}`);
     }
+    alice.sessions.forget();
   });
   await arrived(bench, 'bob', batch);
-  const fetched = await timed(() => fetchMessages(bob));
+  const fetched = await timed(async () => {
+    const reports = await fetchMessages(bob);
+    bob.sessions.forget();
+    return reports;
+  });
   const got = fetched.value.flatMap((r) => (r.kind === 'message' ? [r.message] : []));
   if (got.length !== batch || got.some((m) => m.text?.trim() !== text.trim())) {
     throw new Error(`offrecord fetch: ${got.length} of ${batch} messages read: ${JSON.stringify(fetched.value.filter((r) => r.kind !== 'message'))}`);
