@@ -30,6 +30,8 @@ export interface MailSettings {
   password?: { env: string } | { command: string };
   /** Where processed ciphertext mail is moved. */
   folder: string;
+  /** require-encryption: never send in plaintext, even with --plaintext. */
+  policy?: 'opportunistic' | 'require-encryption';
 }
 
 export function configDirectory(env: NodeJS.ProcessEnv = process.env): string {

@@ -50,13 +50,14 @@ export interface AccountAddArgs {
   passwordEnv?: string;
   passwordCommand?: string;
   folder: string;
+  policy: 'opportunistic' | 'require-encryption';
 }
 
 export async function accountAdd(args: AccountAddArgs): Promise<ExitCode> {
   const account = resolveAccount(args.account);
   let settings: MailSettings;
   if (args.imapHost === undefined && args.smtpHost === undefined) {
-    settings = { v: 1, transport: 'maildir', spool: args.maildir ?? defaultSpool(), folder: args.folder };
+    settings = { v: 1, transport: 'maildir', spool: args.maildir ?? defaultSpool(), folder: args.folder, policy: args.policy };
   } else {
     if (!args.imapHost || !args.smtpHost || !args.user) {
       throw new CliError(EXIT.usage, 'a real account needs --imap-host, --smtp-host and --user', 'offrecord account add --imap-host imap.example.org --smtp-host smtp.example.org --user alice --password-env MAIL_PASSWORD');
@@ -73,6 +74,7 @@ export async function accountAdd(args: AccountAddArgs): Promise<ExitCode> {
       user: args.user,
       password: args.passwordEnv !== undefined ? { env: args.passwordEnv } : { command: args.passwordCommand! },
       folder: args.folder,
+      policy: args.policy,
     };
   }
   const path = saveSettings(account, settings);
@@ -92,6 +94,7 @@ export async function accountShow(args: { account?: string; json: boolean }): Pr
       out(`smtp      ${settings.smtp!.host}:${settings.smtp!.port} (${settings.smtp!.security})\n`);
       out(`user      ${settings.user}; password from ${'env' in settings.password! ? `$${settings.password.env}` : `command: ${settings.password!.command}`}\n`);
     }
+    out(`policy    ${settings.policy ?? 'opportunistic'}\n`);
     out(`processed mail moves to ${settings.folder}; read messages land in ${plaintextMaildir(account)}\n`);
   }
   return EXIT.ok;
@@ -124,7 +127,10 @@ export async function send(args: SendArgs): Promise<ExitCode> {
   });
   const text = readBody(args);
   const html = args.htmlFile !== undefined ? readFileSync(args.htmlFile, 'utf8') : undefined;
-  return withMailAccount(args.account, async (mail) => {
+  return withMailAccount(args.account, async (mail, _opened, settings) => {
+    if (args.plaintext && settings.policy === 'require-encryption') {
+      throw new CliError(EXIT.usage, 'this account\'s policy is require-encryption: it never sends in plaintext', 'import the recipient\'s key first (offrecord keys import), or change the policy with offrecord account add --policy opportunistic');
+    }
     const outcome = await sendMessage(mail, { to, subject: args.subject, text, ...(html !== undefined ? { html } : {}), attachments }, { allowPlaintext: args.plaintext });
     out(outcome.kind === 'plaintext' ? `sent to ${to} in PLAINTEXT, carrying your keys (their reply can start the protected exchange)\n` : `sent to ${to} (${outcome.type} message)\n`);
     return EXIT.ok;

@@ -137,6 +137,11 @@ function accountCommands(y: Argv<{ account: string | undefined }>) {
           .option('password-command', { type: 'string', requiresArg: true, describe: 'run this command to get the password' })
           .option('maildir', { type: 'string', requiresArg: true, describe: 'use a local Maildir spool at DIR instead of servers' })
           .option('folder', { type: 'string', default: 'OffRecord', describe: 'where processed ciphertext mail is moved' })
+          .option('policy', {
+            choices: ['opportunistic', 'require-encryption'] as const,
+            default: 'opportunistic' as const,
+            describe: 'require-encryption refuses plaintext even with send --plaintext',
+          })
           .example('offrecord account add --imap-host imap.example.org --smtp-host smtp.example.org --user alice --password-command "pass show mail"', ''),
       run((a) =>
         mail.accountAdd({
@@ -152,6 +157,7 @@ function accountCommands(y: Argv<{ account: string | undefined }>) {
           passwordEnv: a['password-env'],
           passwordCommand: a['password-command'],
           folder: a.folder,
+          policy: a.policy,
         }),
       ),
     )

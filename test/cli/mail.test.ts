@@ -92,6 +92,15 @@ describe('offrecord send and fetch on the local Maildir spool', () => {
     assert.equal(shown.settings.imap.port, 993);
     assert.deepEqual(shown.settings.password, { env: 'MAIL_PW' });
   });
+
+  it('a require-encryption account refuses --plaintext', async () => {
+    const dir = home();
+    await ok(dir, ['init', '--email', 'alice@example.test']);
+    await ok(dir, ['account', 'add', '--policy', 'require-encryption']);
+    const refused = await cli(dir, ['send', '--to', 'bob@example.test', '--plaintext'], 'hello');
+    assert.equal(refused.status, 1);
+    assert.match(refused.stderr, /require-encryption/);
+  });
 });
 
 describe('offrecord over real IMAP and SMTP accounts', () => {
