@@ -234,7 +234,8 @@ async function processOne(account: MailAccount, id: string, cache: PassCache): P
     const who = await correspondent(account, cache, mail.from);
     const result = await who.conversation.receive(mail.protocol);
     for (const out of result.outgoing) await dispatch(account, mail.from, out, mail.messageId ? { inReplyTo: mail.messageId } : {});
-    if (result.kind === 'error') throw new PipelineError('protocol', `${result.code}: ${result.message}`);
+    // Left where it is, with the protocol's own code (replay, expired, auth, malformed...).
+    if (result.kind === 'error') return { id, kind: 'skipped', code: result.code, reason: result.message };
     await account.incoming.done(id, account.processedFolder ?? 'OffRecord');
     if (result.kind === 'ignore') return { id, kind: 'protocol', from: mail.from };
     return { id, kind: 'message', from: mail.from, fingerprint: who.fingerprint, verified: who.verified, message: await parseInner(result.plaintext), raw: result.plaintext };

@@ -166,7 +166,7 @@ describe('bad input over the real loopback Dovecot and Postfix', () => {
   it('a truncated payload, a corrupted payload (one bit flipped), an unknown protocol version; then the genuine mail is read', async () => {
     const { raw, protocol, subject } = await intercepted();
     const truncated = protocol.subarray(0, Math.floor(protocol.length / 2));
-    await expectUntouched(bob, alice, () => deliverToBob(withProtocol(raw, truncated)), { code: 'protocol', reason: /^malformed: / });
+    await expectUntouched(bob, alice, () => deliverToBob(withProtocol(raw, truncated)), { code: 'malformed', reason: /./ });
 
     // Inside the ciphertext: 4 prefix + 2×4 key ids + 32 next share + 8 counter + 4 length = 56.
     const flipped = Uint8Array.from(protocol);
@@ -174,7 +174,7 @@ describe('bad input over the real loopback Dovecot and Postfix', () => {
     flipped[60]! ^= 0x10;
     const corrupted = withProtocol(raw, flipped);
     assert.ok((await parseProtected(corrupted)) !== null, 're-encoded as a valid offrecord mail');
-    await expectUntouched(bob, alice, () => deliverToBob(corrupted), { code: 'protocol', reason: /^auth: / });
+    await expectUntouched(bob, alice, () => deliverToBob(corrupted), { code: 'auth', reason: /authentication failed/ });
 
     const v2 = Uint8Array.from(protocol);
     v2[2] = 2;
@@ -223,7 +223,7 @@ describe('bad input over the real loopback Dovecot and Postfix', () => {
     await waitForCount(() => pending(bob), 1);
     const first = await fetchMessages(bob);
     assert.ok(first.length === 1 && first[0]?.kind === 'message' && first[0].message.subject === subject, JSON.stringify(first));
-    await expectUntouched(bob, alice, () => deliverToBob(raw), { code: 'protocol', reason: /^replay: / });
+    await expectUntouched(bob, alice, () => deliverToBob(raw), { code: 'replay', reason: /already accepted/ });
   });
 
   it('a mail under keys already forgotten (the injected clock past the grace period)', async () => {
@@ -241,8 +241,8 @@ describe('bad input over the real loopback Dovecot and Postfix', () => {
     // Bob's injected clock (MailAccount.clock, which the pipeline hands to the engine, and his
     // Keyring's) moves past the grace period: the retired keys are forgotten on loading.
     await expectUntouched(bob, alice, () => deliverToBob(raw), {
-      code: 'protocol',
-      reason: /^expired: the keys of this message were forgotten/,
+      code: 'expired',
+      reason: /^the keys of this message were forgotten/,
       around: async (fetch) => {
         bobSkew = DEFAULT_POLICY.graceMs + HOUR;
         try {
