@@ -69,8 +69,8 @@ export function changedIdentityWarning(
 ): string {
   return [
     `WARNING: the identity key of ${address} has CHANGED.`,
-    `  pinned${decision.pinned.verified ? ' (verified)' : ''}: ${formatFingerprint(decision.pinned.fingerprint)}`,
-    `  now seen:         ${formatFingerprint(decision.seen.fingerprint)}`,
+    `  ${`pinned${decision.pinned.verified ? ' (verified)' : ''}:`.padEnd(18)}${formatFingerprint(decision.pinned.fingerprint)}`,
+    `  ${'now seen:'.padEnd(18)}${formatFingerprint(decision.seen.fingerprint)}`,
     'Mail under the new key is neither decrypted nor answered. Someone may be impersonating',
     `${address}, or they made a new key. Compare the new fingerprint with them in person or by`,
     'phone; only if it matches, accept it with:',
