@@ -16,6 +16,7 @@ import { createHash, randomBytes, type Hash } from 'node:crypto';
 import { ed25519 } from '@noble/curves/ed25519.js';
 import type { EdwardsPoint } from '@noble/curves/abstract/edwards.js';
 import { bytesToNumberLE, numberToBytesLE } from '@noble/curves/utils.js';
+import { CodedError } from './errors.ts';
 import { compareBytes, equalBytes, u64be, wipe } from './bytes.ts';
 
 const Point = ed25519.Point;
@@ -51,12 +52,9 @@ export type RingErrorCode =
   | 'bad-secret';
 
 /** Every failure of this module. Messages are fixed strings: they never carry key or nonce bytes. */
-export class RingError extends Error {
-  readonly code: RingErrorCode;
+export class RingError extends CodedError<RingErrorCode> {
   constructor(code: RingErrorCode, message: string) {
-    super(`ring: ${message}`);
-    this.name = 'RingError';
-    this.code = code;
+    super(code, `ring: ${message}`);
   }
 }
 

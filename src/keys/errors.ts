@@ -1,6 +1,7 @@
 // One typed error for everything under src/keys. Messages are fixed, human-readable strings:
 // they never carry key material, passphrases or an underlying library's stack trace, so the
 // CLI can print `error.message` as is.
+import { CodedError } from '../crypto/errors.ts';
 
 export type KeyErrorCode =
   // Secret keys and passphrases
@@ -37,14 +38,7 @@ export type KeyErrorCode =
   | 'bad_base64'
   | 'unsupported_protocol';
 
-export class KeyError extends Error {
-  readonly code: KeyErrorCode;
-  constructor(code: KeyErrorCode, message: string) {
-    super(message);
-    this.name = 'KeyError';
-    this.code = code;
-  }
-}
+export class KeyError extends CodedError<KeyErrorCode> {}
 
 /** True for a KeyError, optionally of one code: for tests and the CLI's error mapping. */
 export function isKeyError(value: unknown, code?: KeyErrorCode): value is KeyError {

@@ -1,4 +1,5 @@
 // Errors of the mail layer, with stable codes; messages name what was wrong, never content.
+import { CodedError } from '../crypto/errors.ts';
 export type MailErrorCode =
   /** Not a well-formed offrecord mail (missing or duplicated parts, bad headers). */
   | 'malformed'
@@ -11,11 +12,4 @@ export type MailErrorCode =
   /** The mail spool or mailbox could not be read or written. */
   | 'io';
 
-export class MailError extends Error {
-  readonly code: MailErrorCode;
-  constructor(code: MailErrorCode, message: string) {
-    super(message);
-    this.name = 'MailError';
-    this.code = code;
-  }
-}
+export class MailError extends CodedError<MailErrorCode> {}

@@ -1,5 +1,6 @@
 // Stable error codes of the protocol layer. Callers branch on `code`; messages are for
 // people and never carry secret material or plaintext.
+import { CodedError } from '../crypto/errors.ts';
 
 export type ProtocolErrorCode =
   /** Structure, length or encoding is wrong (includes non-canonical values). */
@@ -25,14 +26,7 @@ export type ProtocolErrorCode =
   /** The per-key counter space is used up; a new key pair is needed first. */
   | 'counter_exhausted';
 
-export class ProtocolError extends Error {
-  readonly code: ProtocolErrorCode;
-  constructor(code: ProtocolErrorCode, message: string) {
-    super(message);
-    this.name = 'ProtocolError';
-    this.code = code;
-  }
-}
+export class ProtocolError extends CodedError<ProtocolErrorCode> {}
 
 export function fail(code: ProtocolErrorCode, message: string): never {
   throw new ProtocolError(code, message);

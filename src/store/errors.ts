@@ -1,5 +1,6 @@
 // Stable error codes of the local store. Callers branch on `code`; messages name the
 // database and the record, never the stored values (they hold secrets and plaintext).
+import { CodedError } from '../crypto/errors.ts';
 
 export type StoreErrorCode =
   /** The file or a stored record cannot be read back: not a database, bad JSON, bad shape. */
@@ -13,14 +14,7 @@ export type StoreErrorCode =
   /** A write broke a uniqueness or check rule of the schema: a bug in the caller. */
   | 'constraint';
 
-export class StoreError extends Error {
-  readonly code: StoreErrorCode;
-  constructor(code: StoreErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'StoreError';
-    this.code = code;
-  }
-}
+export class StoreError extends CodedError<StoreErrorCode> {}
 
 /** better-sqlite3 throws SqliteError with SQLite's extended result code as a string in `code`. */
 function sqliteCode(error: unknown): string | null {
