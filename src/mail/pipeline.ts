@@ -215,17 +215,22 @@ function skipped(id: string, error: unknown): FetchReport {
   throw error;
 }
 
-/** One mail: processed and filed away, or left untouched with the reason. */
-async function processOne(account: MailAccount, id: string, cache: PassCache): Promise<FetchReport> {
+/**
+ * One mail: processed and filed away, or left untouched with the reason. Resolves once the
+ * mail's session step is committed; `filed` then settles once the mail is filed away (the
+ * pass overlaps that round trip with the next mail's work).
+ */
+async function processOne(account: MailAccount, id: string, cache: PassCache, read: Promise<Uint8Array>): Promise<{ filed: Promise<FetchReport> }> {
+  const settled = (report: FetchReport) => ({ filed: Promise.resolve(report) });
   try {
-    const raw = await account.incoming.read(id);
+    const raw = await read;
     const mail = await parseProtected(raw);
     if (!mail) {
       // Ordinary mail stays where it is; if it advertises offrecord keys, we learn them.
       const advert = await parseAdvertisement(raw);
       if (advert && (await learnKeys(account, advert.from, advert.autocrypt, advert.offrecordKeys))) cache.delete(advert.from);
       await account.incoming.examined(id);
-      return { id, kind: 'ordinary', ...(advert ? { advertises: advert.from } : {}) };
+      return settled({ id, kind: 'ordinary', ...(advert ? { advertises: advert.from } : {}) });
     }
     if (!mail.to.includes(account.address.toLowerCase())) {
       throw new MailError('address', `addressed to ${mail.to.join(', ') || 'nobody'}, not to ${account.address}`);
@@ -235,26 +240,72 @@ async function processOne(account: MailAccount, id: string, cache: PassCache): P
     const result = await who.conversation.receive(mail.protocol);
     for (const out of result.outgoing) await dispatch(account, mail.from, out, mail.messageId ? { inReplyTo: mail.messageId } : {});
     // Left where it is, with the protocol's own code (replay, expired, auth, malformed...).
-    if (result.kind === 'error') return { id, kind: 'skipped', code: result.code, reason: result.message };
-    await account.incoming.done(id, account.processedFolder ?? 'OffRecord');
-    if (result.kind === 'ignore') return { id, kind: 'protocol', from: mail.from };
-    return { id, kind: 'message', from: mail.from, fingerprint: who.fingerprint, verified: who.verified, message: await parseInner(result.plaintext), raw: result.plaintext };
+    if (result.kind === 'error') return settled({ id, kind: 'skipped', code: result.code, reason: result.message });
+    // The step is committed: file the mail away, and read its inner message meanwhile.
+    const done = account.incoming.done(id, account.processedFolder ?? 'OffRecord');
+    done.catch(() => undefined); // handled below; the inner parse may throw first
+    let report: FetchReport;
+    if (result.kind === 'ignore') report = { id, kind: 'protocol', from: mail.from };
+    else {
+      let message: UserMessage;
+      try {
+        message = await parseInner(result.plaintext);
+      } catch (error) {
+        await done.catch(() => undefined); // nothing left in flight behind a thrown error
+        throw error;
+      }
+      report = { id, kind: 'message', from: mail.from, fingerprint: who.fingerprint, verified: who.verified, message, raw: result.plaintext };
+    }
+    return {
+      filed: done.then(
+        () => report,
+        (error: unknown) => skipped(id, error),
+      ),
+    };
   } catch (error) {
-    return skipped(id, error);
+    return settled(skipped(id, error));
   }
 }
 
-/** One pass over new mail, oldest first; `progress` hears after each mail. */
+/** Mails read ahead of the one being processed (the server's MOVE and FETCH queue on one connection). */
+const READ_AHEAD = 2;
+
+/**
+ * One pass over new mail, oldest first; `progress` hears after each mail. While one mail is
+ * processed, the next ones are already being read and the one before is being filed away: each
+ * mail is still filed only after its own session step is committed.
+ */
 export async function fetchMessages(account: MailAccount, progress?: (done: number, total: number) => void): Promise<FetchReport[]> {
   const reports: FetchReport[] = [];
   const cache: PassCache = new Map();
+  // A read overlapped with other work that fails (e.g. the connection dropped under it) is tried once more.
+  const readAhead = (id: string): Promise<Uint8Array> => {
+    const read = account.incoming.read(id).catch(() => account.incoming.read(id));
+    read.catch(() => undefined); // awaited by processOne, which reports the failure
+    return read;
+  };
+  let filing: Promise<FetchReport> | null = null;
   try {
     const ids = await account.incoming.list();
-    for (const id of ids) {
-      reports.push(await processOne(account, id, cache));
+    const settle = async () => {
+      if (!filing) return;
+      const report = await filing;
+      filing = null;
+      reports.push(report);
       progress?.(reports.length, ids.length);
+    };
+    const reads: Promise<Uint8Array>[] = [];
+    for (let i = 0; i < ids.length; i++) {
+      while (reads.length < Math.min(ids.length, i + 1 + READ_AHEAD)) reads.push(readAhead(ids[reads.length]!));
+      const read = reads[i]!;
+      delete reads[i]; // the pass holds at most READ_AHEAD mails beyond the current one
+      const { filed } = await processOne(account, ids[i]!, cache, read);
+      await settle();
+      filing = filed;
     }
+    await settle();
   } finally {
+    if (filing) await (filing as Promise<FetchReport>).catch(() => undefined);
     await account.incoming.close();
   }
   return reports;

@@ -68,6 +68,14 @@ export class SmtpTransport implements OutgoingTransport {
   }
 }
 
+/** The pass's connection, with the folders known to exist on it. */
+interface Open {
+  client: ImapFlow;
+  release: () => void;
+  uidValidity: bigint;
+  folders: Set<string>;
+}
+
 /**
  * A mailbox reached over IMAP; ids are "<uidvalidity>:<uid>" so a UIDVALIDITY change is
  * visible. One connection serves a whole pass (list, read, done...) until close(); after any
@@ -75,7 +83,7 @@ export class SmtpTransport implements OutgoingTransport {
  * single-use).
  */
 export class ImapMailbox implements IncomingMailbox {
-  private open: { client: ImapFlow; release: () => void; uidValidity: bigint } | null = null;
+  private open: Open | null = null;
 
   constructor(
     private readonly config: ServerConfig,
@@ -84,8 +92,18 @@ export class ImapMailbox implements IncomingMailbox {
     refusePlainOffLoopback(config);
   }
 
-  private async connect(): Promise<{ client: ImapFlow; uidValidity: bigint }> {
-    if (this.open && this.open.client.usable) return this.open;
+  /** The connection being opened, so that overlapping calls share it. */
+  private opening: Promise<Open> | null = null;
+
+  private connect(): Promise<Open> {
+    if (this.open && this.open.client.usable) return Promise.resolve(this.open);
+    this.opening ??= this.openConnection().finally(() => {
+      this.opening = null;
+    });
+    return this.opening;
+  }
+
+  private async openConnection(): Promise<Open> {
     await this.close();
     const { config } = this;
     const client = new ImapFlow({
@@ -103,19 +121,28 @@ export class ImapMailbox implements IncomingMailbox {
     client.on('error', () => {
       // Reported through the failing call; an unhandled 'error' event would end the process.
     });
-    await client.connect();
-    const lock = await client.getMailboxLock(this.path);
-    this.open = { client, release: () => lock.release(), uidValidity: client.mailbox ? client.mailbox.uidValidity : 0n };
+    try {
+      await client.connect();
+      const lock = await client.getMailboxLock(this.path);
+      this.open = { client, release: () => lock.release(), uidValidity: client.mailbox ? client.mailbox.uidValidity : 0n, folders: new Set() };
+    } catch (error) {
+      client.close(); // never opened for use: no LOGOUT to wait for
+      throw error;
+    }
     return this.open;
   }
 
-  /** Runs `work` on the pass's connection; any failure drops the connection and becomes a MailError. */
-  private async session<T>(work: (client: ImapFlow, uidValidity: bigint) => Promise<T>): Promise<T> {
+  /**
+   * Runs `work` on the pass's connection; any failure drops that connection (not one opened
+   * since by an overlapping call) and becomes a MailError.
+   */
+  private async session<T>(work: (client: ImapFlow, uidValidity: bigint, folders: Set<string>) => Promise<T>): Promise<T> {
+    let used: Open | null = null;
     try {
-      const { client, uidValidity } = await this.connect();
-      return await work(client, uidValidity);
+      used = await this.connect();
+      return await work(used.client, used.uidValidity, used.folders);
     } catch (error) {
-      await this.close();
+      if (used !== null && this.open === used) await this.close();
       if (error instanceof MailError) throw error;
       const e = error as { authenticationFailed?: boolean; code?: string; message?: string };
       if (e.authenticationFailed) throw new MailError('io', `IMAP ${this.config.host}: authentication failed for ${this.config.user}`);
@@ -163,14 +190,19 @@ export class ImapMailbox implements IncomingMailbox {
   }
 
   async done(id: string, folder?: string): Promise<void> {
-    await this.session(async (client, uidValidity) => {
+    await this.session(async (client, uidValidity, folders) => {
       const uid = this.uid(id, uidValidity);
       if (folder === undefined) {
         await client.messageFlagsAdd(uid, ['\\Seen'], { uid: true });
         return;
       }
-      const exists = (await client.list()).some((box) => box.path === folder);
-      if (!exists) await client.mailboxCreate(folder);
+      // Looked up once per connection: a folder deleted meanwhile makes the MOVE fail (a
+      // MailError that drops the connection), and the next connection looks again.
+      if (!folders.has(folder)) {
+        const exists = (await client.list()).some((box) => box.path === folder);
+        if (!exists) await client.mailboxCreate(folder);
+        folders.add(folder);
+      }
       if (!(await client.messageMove(uid, folder, { uid: true }))) throw new MailError('io', `could not move ${id} to ${folder}`);
     });
   }
