@@ -29,6 +29,16 @@ const X25519_BASE = Uint8Array.from({ length: 32 }, (_, i) => (i === 0 ? 9 : 0))
 
 const b64url = (bytes: Uint8Array): string => Buffer.from(bytes).toString('base64url');
 
+/**
+ * A plain Uint8Array over a node:crypto result without copying it, when the Buffer owns its
+ * whole ArrayBuffer; a Buffer carved from Node's shared pool is copied, so that nothing stored
+ * in state ever pins (or exposes) the pool.
+ */
+function owned(buffer: Buffer): Uint8Array {
+  const { buffer: ab, byteOffset, byteLength } = buffer;
+  return byteOffset === 0 && ab.byteLength === byteLength ? new Uint8Array(ab, 0, byteLength) : new Uint8Array(buffer);
+}
+
 // KeyObjects for the DH values a session holds, keyed by the very buffer in the state: a
 // private-key import costs about as much as the DH itself, and a live session uses each key
 // for several messages. forgetKeyMaterial() drops the entry when the key is forgotten.
@@ -56,7 +66,7 @@ function publicKeyObject(publicValue: Uint8Array): KeyObject {
 
 function x25519(secret: Uint8Array, publicValue: Uint8Array, ownPublic: Uint8Array): Uint8Array {
   try {
-    return new Uint8Array(diffieHellman({ privateKey: privateKeyObject(secret, ownPublic), publicKey: publicKeyObject(publicValue) }));
+    return diffieHellman({ privateKey: privateKeyObject(secret, ownPublic), publicKey: publicKeyObject(publicValue) });
   } catch {
     // OpenSSL refuses an all-zero result: the peer's value has low order (RFC 7748 §6.1).
     return fail('auth', 'DH share is not contributory');
@@ -128,18 +138,21 @@ export function deriveDirectionKeys(ourSecret: Uint8Array, ourPublic: Uint8Array
 
 /** MAC key = SHA-256(label || encryption key): whoever can read a message can re-MAC it (paper 4.3). */
 export function macKeyFor(encryptionKey: Uint8Array): Uint8Array {
-  return new Uint8Array(createHash('sha256').update(MAC_LABEL).update(encryptionKey).digest());
+  return owned(createHash('sha256').update(MAC_LABEL).update(encryptionKey).digest());
 }
 
 /** AES-256-CTR with IV = counter (64-bit big-endian) || 0^64: each counter starts a fresh block range. */
 export function aesCtr(key: Uint8Array, counter: number, data: Uint8Array): Uint8Array {
-  const iv = concatBytes(u64be(counter), new Uint8Array(8));
+  const iv = new Uint8Array(16);
+  iv.set(u64be(counter));
   const cipher = createCipheriv('aes-256-ctr', key, iv);
-  return new Uint8Array(Buffer.concat([cipher.update(data), cipher.final()]));
+  const body = cipher.update(data);
+  const tail = cipher.final(); // empty for CTR, kept for form
+  return tail.length === 0 ? owned(body) : new Uint8Array(Buffer.concat([body, tail]));
 }
 
 export function hmacSha256(key: Uint8Array, data: Uint8Array): Uint8Array {
-  return new Uint8Array(createHmac('sha256', key).update(data).digest());
+  return owned(createHmac('sha256', key).update(data).digest());
 }
 
 export function sha256(...parts: Uint8Array[]): Uint8Array {

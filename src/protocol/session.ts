@@ -134,6 +134,8 @@ export interface ReceiveStep {
 // ---------------------------------------------------------------- helpers
 
 const MAX_KEY_ID = 0xffffffff;
+/** Shared by steps that wipe nothing: never pushed to (callers only spread or iterate it). */
+const NO_WIPE: Uint8Array[] = [];
 
 function newOwnKey(id: number, env: Env): OwnDhKey {
   if (id > MAX_KEY_ID) fail('counter_exhausted', 'key ids of this session are used up: start a new session');
@@ -230,14 +232,49 @@ function findOurs(keys: KeyState, id: number): OwnDhKey | null {
   const { ours } = keys;
   if (ours.sending.id === id) return ours.sending;
   if (ours.next.id === id) return ours.next;
-  return ours.retired.find((r) => r.key.id === id)?.key ?? null;
+  for (const r of ours.retired) if (r.key.id === id) return r.key;
+  return null;
 }
 
 function findTheirs(keys: KeyState, id: number): PeerDhKey | null {
   const { theirs } = keys;
   if (theirs.current.id === id) return theirs.current;
   if (theirs.previous?.id === id) return theirs.previous;
-  return theirs.retired.find((r) => r.key.id === id)?.key ?? null;
+  for (const r of theirs.retired) if (r.key.id === id) return r.key;
+  return null;
+}
+
+/**
+ * An empty plain object for per-pair records ("ourId:theirId" keys), put in V8's dictionary
+ * mode at once: pair keys are ever new strings, and giving every fresh record its own chain of
+ * hidden classes costs more than all of a step's bookkeeping. Same prototype, same key order.
+ */
+function emptyRecord<T>(): Record<string, T> {
+  const record: Record<string, unknown> = { a: 0, b: 0 };
+  delete record.a;
+  delete record.b;
+  return record as Record<string, T>;
+}
+
+/** { ...record, [pair]: value }, built as an emptyRecord(). */
+function withEntry<T>(record: Record<string, T>, pair: string, value: T): Record<string, T> {
+  const out = emptyRecord<T>();
+  for (const key in record) out[key] = record[key]!;
+  out[pair] = value;
+  return out;
+}
+
+/** Retired lists are in retirement order, so what is due is always a prefix. */
+function dueCount(list: Retired<unknown>[], now: number, policy: Policy): number {
+  let i = 0;
+  while (i < list.length && (list.length - i > policy.maxRetired || now - list[i]!.retiredAt >= policy.graceMs)) i++;
+  return i;
+}
+
+/** Whether id is among the key ids of the first `count` entries of a retired list. */
+function idIn(list: Retired<{ id: number }>[], count: number, id: number): boolean {
+  for (let i = 0; i < count; i++) if (list[i]!.key.id === id) return true;
+  return false;
 }
 
 /**
@@ -245,42 +282,59 @@ function findTheirs(keys: KeyState, id: number): PeerDhKey | null {
  * the MAC key we verified messages with is queued for revelation: we will never accept
  * anything under it again, so publishing it costs nothing and makes the transcript forgeable.
  */
-function sweep(keys: KeyState, now: number, policy: Policy): { keys: KeyState; wipe: Uint8Array[] } {
-  // Retired lists are in retirement order, so what is due is always a prefix.
-  const dueCount = (list: Retired<unknown>[]): number => {
-    let i = 0;
-    while (i < list.length && (list.length - i > policy.maxRetired || now - list[i]!.retiredAt >= policy.graceMs)) i++;
-    return i;
-  };
-  const oursDue = dueCount(keys.ours.retired);
-  const theirsDue = dueCount(keys.theirs.retired);
-  if (oursDue === 0 && theirsDue === 0) return { keys, wipe: [] };
+function sweep(keys: KeyState, now: number, policy: Policy, update?: { pair: string; window: ReplayWindow }): { keys: KeyState; wipe: Uint8Array[] } {
+  const oursRetired = keys.ours.retired;
+  const theirsRetired = keys.theirs.retired;
+  const oursDue = dueCount(oursRetired, now, policy);
+  const theirsDue = dueCount(theirsRetired, now, policy);
+  if (oursDue === 0 && theirsDue === 0) {
+    // `update` is the replay window just accepted: the same as sweeping { ...received, [pair]: window }.
+    return { keys: update ? { ...keys, received: withEntry(keys.received, update.pair, update.window) } : keys, wipe: NO_WIPE };
+  }
 
-  const oursGone = keys.ours.retired.slice(0, oursDue);
-  const goneOurIds = new Set(oursGone.map((r) => r.key.id));
-  const goneTheirIds = new Set(keys.theirs.retired.slice(0, theirsDue).map((r) => r.key.id));
+  // Pair keys are "ourId:theirId" (pairKey), both decimal: parsed in place, without slicing.
   const alive = (pair: string): boolean => {
-    const colon = pair.indexOf(':');
-    return !goneOurIds.has(Number(pair.slice(0, colon))) && !goneTheirIds.has(Number(pair.slice(colon + 1)));
+    let ourId = 0;
+    let i = 0;
+    for (; i < pair.length; i++) {
+      const c = pair.charCodeAt(i);
+      if (c === 58) break; // ':'
+      ourId = ourId * 10 + (c - 48);
+    }
+    let theirId = 0;
+    for (i++; i < pair.length; i++) theirId = theirId * 10 + (pair.charCodeAt(i) - 48);
+    return !idIn(oursRetired, oursDue, ourId) && !idIn(theirsRetired, theirsDue, theirId);
   };
-  const received: Record<string, ReplayWindow> = {};
-  const pendingReveals = [...keys.pendingReveals];
-  for (const [pair, window] of Object.entries(keys.received)) {
+  const received = emptyRecord<ReplayWindow>();
+  const pendingReveals = keys.pendingReveals.slice();
+  let updated = false;
+  for (const pair in keys.received) {
+    let window = keys.received[pair]!;
+    if (update && pair === update.pair) {
+      window = update.window;
+      updated = true;
+    }
     if (alive(pair)) received[pair] = window;
     else pendingReveals.push(window.macKey);
   }
-  const sendCounters: Record<string, number> = {};
-  for (const [pair, counter] of Object.entries(keys.sendCounters)) if (alive(pair)) sendCounters[pair] = counter;
+  if (update && !updated) {
+    if (alive(update.pair)) received[update.pair] = update.window;
+    else pendingReveals.push(update.window.macKey);
+  }
+  const sendCounters = emptyRecord<number>();
+  for (const pair in keys.sendCounters) if (alive(pair)) sendCounters[pair] = keys.sendCounters[pair]!;
+  const wipe: Uint8Array[] = [];
+  for (let i = 0; i < oursDue; i++) wipe.push(oursRetired[i]!.key.secret);
   return {
     keys: {
       ...keys,
-      ours: { ...keys.ours, retired: keys.ours.retired.slice(oursDue) },
-      theirs: { ...keys.theirs, retired: keys.theirs.retired.slice(theirsDue) },
+      ours: oursDue === 0 ? keys.ours : { ...keys.ours, retired: oursRetired.slice(oursDue) },
+      theirs: theirsDue === 0 ? keys.theirs : { ...keys.theirs, retired: theirsRetired.slice(theirsDue) },
       received,
       sendCounters,
       pendingReveals,
     },
-    wipe: oursGone.map((r) => r.key.secret),
+    wipe,
   };
 }
 
@@ -345,7 +399,7 @@ function sealUnder(keys: KeyState, type: SealedMessage['type'], plaintext: Uint8
   const bytes = encodeSealed(authenticated, hmacSha256(outbound.macKey, authenticated), reveals);
   const newKeys: KeyState = {
     ...keys,
-    sendCounters: { ...keys.sendCounters, [pair]: counter },
+    sendCounters: withEntry(keys.sendCounters, pair, counter),
     pendingReveals: keys.pendingReveals.slice(reveals.length),
     ackDueSince: null,
   };
@@ -499,7 +553,19 @@ function checkWindow(window: ReplayWindow | undefined, counter: number, macKey: 
   if (counter <= window.max - policy.replayWindow) fail('expired', 'counter is older than the replay window');
   if (window.seen.includes(counter)) fail('replay', 'this message was already accepted');
   const max = Math.max(window.max, counter);
-  return { ...window, max, seen: [...window.seen, counter].filter((c) => c > max - policy.replayWindow).sort((a, b) => a - b) };
+  const floor = max - policy.replayWindow;
+  // seen is ascending: keep what is above the floor, with counter in its place.
+  const seen: number[] = [];
+  let placed = false;
+  for (const c of window.seen) {
+    if (!placed && counter < c) {
+      if (counter > floor) seen.push(counter);
+      placed = true;
+    }
+    if (c > floor) seen.push(c);
+  }
+  if (!placed && counter > floor) seen.push(counter);
+  return { max, seen, macKey: window.macKey };
 }
 
 function acceptUnderKeys(
@@ -557,7 +623,7 @@ function acceptUnderKeys(
     };
     ackDueSince = ackDueSince ?? now;
   }
-  const resweep = sweep({ ...keys, ours, theirs, ackDueSince, received: { ...keys.received, [pair]: window } }, now, policy);
+  const resweep = sweep({ ...keys, ours, theirs, ackDueSince }, now, policy, { pair, window });
   const kind = 'established' as const;
   return {
     state: { ...state, kind, keys: resweep.keys, seenAuthIds, peerCreated },
