@@ -282,10 +282,12 @@ export function ringSignTrace(
   // AOS §4: start the chain at our own index with a fresh commitment...
   const rJ = G.multiply(alpha).toBytes();
   const cO = challenge(prefix, rJ);
-  // ...simulate the other member with a random response (noble's multiply rejects 0, and a zero
-  // challenge only happens if SHA-512 is broken)...
+  // ...simulate the other member with a random response (a zero challenge only happens if
+  // SHA-512 is broken). s_o is published in the signature and c_o is what every verifier
+  // recomputes, so this step handles public values only and may use variable-time arithmetic;
+  // alpha and x, the secrets, stay on the constant-time path.
   if (cO === 0n) throw new Error('ring: zero challenge; retry with fresh randomness');
-  const rO = G.multiply(sO).add(points[o].multiply(cO)).toBytes();
+  const rO = G.multiplyUnsafe(sO).add(points[o].multiplyUnsafe(cO)).toBytes();
   const cJ = challenge(prefix, rO);
   // ...and close the ring with our secret.
   const sJ = (((alpha - cJ * x) % ORDER) + ORDER) % ORDER;
