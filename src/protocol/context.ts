@@ -67,6 +67,7 @@ export class Conversation {
   private readonly policy: Policy;
   private readonly local: string;
   private readonly peer: string;
+  private lastCommitted: { state: SessionState; revision: number } | null = null;
 
   constructor(private readonly options: ConversationOptions) {
     this.env = options.env ?? systemEnv;
@@ -82,7 +83,10 @@ export class Conversation {
 
   /** Loads the session with whatever is due for forgetting already forgotten. */
   private async load(): Promise<{ state: SessionState | null; revision: number; wipe: Uint8Array[] }> {
-    const stored = await this.options.store.load(this.local, this.peer);
+    // The state this conversation stored last is reused while nobody else saved since: decoding
+    // a stored state costs more than a step. The save's compare-and-swap still guards the rest.
+    const cached = this.lastCommitted;
+    const stored = cached && cached.revision === (await this.options.store.revision(this.local, this.peer)) ? cached : await this.options.store.load(this.local, this.peer);
     if (!stored) return { state: null, revision: 0, wipe: [] };
     const expired = expire(stored.state, this.env, this.policy);
     return { state: expired.state, revision: stored.revision, wipe: expired.wipe };
@@ -184,7 +188,7 @@ export class Conversation {
 
   /** Stores the new state first, then seals what goes out, then wipes what was forgotten. */
   private async commit(revision: number, state: SessionState, steps: Step[]): Promise<Uint8Array[]> {
-    await this.options.store.save(this.local, this.peer, state, revision);
+    this.lastCommitted = { state, revision: await this.options.store.save(this.local, this.peer, state, revision) };
     const out: Uint8Array[] = [];
     for (const step of steps) {
       if ('outgoing' in step) out.push(await this.render(step.outgoing));

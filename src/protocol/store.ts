@@ -11,6 +11,8 @@ export interface StoredSession {
 
 export interface SessionStore {
   load(local: string, peer: string): Promise<StoredSession | null>;
+  /** The stored revision alone (0: nothing stored): lets a caller reuse a state it holds. */
+  revision(local: string, peer: string): Promise<number>;
   /**
    * Stores `state` if the stored revision is still `expected` (0: nothing stored yet) and
    * returns the new revision; otherwise throws ProtocolError('state_conflict'), so two
@@ -25,6 +27,10 @@ export class MemorySessionStore implements SessionStore {
   async load(local: string, peer: string): Promise<StoredSession | null> {
     const stored = this.sessions.get(`${local}/${peer}`);
     return stored ? { state: structuredClone(stored.state), revision: stored.revision } : null;
+  }
+
+  async revision(local: string, peer: string): Promise<number> {
+    return this.sessions.get(`${local}/${peer}`)?.revision ?? 0;
   }
 
   async save(local: string, peer: string, state: SessionState, expected: number): Promise<number> {

@@ -268,6 +268,10 @@ export class AccountStore implements SessionStore {
     return this.saveSession(local, peer, state, expected);
   }
 
+  async revision(local: string, peer: string): Promise<number> {
+    return this.run(`read the revision of session ${local}/${peer}`, () => this.q.sessionRevision.get(local, peer)?.revision ?? 0);
+  }
+
   /** Synchronous load, for use inside transaction(). */
   loadSession(local: string, peer: string): StoredSession | null {
     return this.run(`load session ${local}/${peer}`, () => {

@@ -90,6 +90,10 @@ class CountingStore implements SessionStore {
     return this.inner.load(local, peer);
   }
 
+  revision(local: string, peer: string): Promise<number> {
+    return this.inner.revision(local, peer);
+  }
+
   async save(local: string, peer: string, state: SessionState, expected: number): Promise<number> {
     try {
       const revision = await this.inner.save(local, peer, state, expected);
