@@ -28,7 +28,7 @@ import { fromHex, toHex } from '../crypto/bytes.ts';
 import { OpenPgpSealer } from '../crypto/seal.ts';
 import type { LocalParty, PeerParty, RingKeyPair } from '../protocol/session.ts';
 import type { AccountStore } from '../store/account-store.ts';
-import type { OwnKeyRecord, PeerKeyRecord, PeerRecord } from '../store/records.ts';
+import type { NewOwnKey, OwnKeyRecord, PeerKeyRecord, PeerRecord } from '../store/records.ts';
 import { importCertificate } from './certificate.ts';
 import { KeyError } from './errors.ts';
 import type { RingKeyAdvert } from './headers.ts';
@@ -50,6 +50,7 @@ import {
   type Schedule,
   type ShortLivedKeyRecord,
   type ShortLivedKind,
+  type CertifiedRingKey,
 } from './shortlived.ts';
 import {
   acceptPeerKeys,
@@ -257,6 +258,20 @@ function toRecord(key: OwnKeyRecord): ShortLivedKeyRecord {
   };
 }
 
+/** The own_keys row of a new certified ring key (its secret kept until published). */
+function ringKeyRow(ring: CertifiedRingKey, now: number): NewOwnKey {
+  return {
+    id: toHex(ring.public),
+    kind: 'ring',
+    public: ring.public,
+    secret: ring.secret,
+    created: now,
+    notBefore: ring.notBefore,
+    notAfter: ring.notAfter,
+    certification: ring.certification,
+  };
+}
+
 /** The body of a subkey's public key packet (what own_keys/peer_keys keep as `public`). */
 function publicPacketBytes(subkey: openpgp.Subkey): Uint8Array {
   const packet = subkey.keyPacket as unknown as { writePublicKey(): Uint8Array };
@@ -383,16 +398,7 @@ export class Keyring {
           notAfter: encryptionSubkey.notAfter!,
           certification: bindingBytes(subkey),
         });
-        this.store.putOwnKey({
-          id: toHex(ring.public),
-          kind: 'ring',
-          public: ring.public,
-          secret: ring.secret,
-          created: now,
-          notBefore: ring.notBefore,
-          notAfter: ring.notAfter,
-          certification: ring.certification,
-        });
+        this.store.putOwnKey(ringKeyRow(ring, now));
       });
     } finally {
       ring.secret.fill(0);
@@ -500,7 +506,7 @@ export class Keyring {
 
     // The OpenPGP work, before the transaction.
     let key = unlocked.key;
-    const newOwnKeys: Parameters<AccountStore['putOwnKey']>[0][] = [];
+    const newOwnKeys: NewOwnKey[] = [];
     const ringSecrets: Uint8Array[] = [];
     try {
       for (const create of due.create) {
@@ -522,18 +528,9 @@ export class Keyring {
         } else {
           const ring = await createRingKey(key, { now, validForMs: this.schedule.validForMs });
           ringSecrets.push(ring.secret);
-          const id = toHex(ring.public);
-          newOwnKeys.push({
-            id,
-            kind: 'ring',
-            public: ring.public,
-            secret: ring.secret,
-            created: now,
-            notBefore: ring.notBefore,
-            notAfter: ring.notAfter,
-            certification: ring.certification,
-          });
-          result.created.push({ kind: 'ring', id, notBefore: ring.notBefore, notAfter: ring.notAfter });
+          const row = ringKeyRow(ring, now);
+          newOwnKeys.push(row);
+          result.created.push({ kind: 'ring', id: row.id, notBefore: ring.notBefore, notAfter: ring.notAfter });
         }
       }
       const keyChanged = key !== unlocked.key || destroyEncryption.size > 0;
