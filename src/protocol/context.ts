@@ -123,7 +123,11 @@ export class Conversation {
     }
   }
 
-  async receive(bytes: Uint8Array): Promise<ReceiveResult> {
+  /**
+   * `alongside` (synchronous) commits atomically with the step's new state; it does not run when
+   * the step changed nothing or failed.
+   */
+  async receive(bytes: Uint8Array, options: { alongside?: () => void } = {}): Promise<ReceiveResult> {
     let loaded;
     try {
       loaded = await this.load();
@@ -136,7 +140,7 @@ export class Conversation {
         steps.push(resend);
         finalState = resend.state;
       }
-      const outgoing = finalState !== state && finalState ? await this.commit(loaded.revision, finalState, steps) : [];
+      const outgoing = finalState !== state && finalState ? await this.commit(loaded.revision, finalState, steps, options.alongside) : [];
       return step.payload ? { kind: 'plaintext', plaintext: step.payload, outgoing } : { kind: 'ignore', outgoing };
     } catch (error) {
       if (error instanceof ProtocolError && error.code === 'no_session' && loaded) return this.restart(loaded, bytes, error);
@@ -187,8 +191,8 @@ export class Conversation {
   }
 
   /** Stores the new state first, then seals what goes out, then wipes what was forgotten. */
-  private async commit(revision: number, state: SessionState, steps: Step[]): Promise<Uint8Array[]> {
-    this.lastCommitted = { state, revision: await this.options.store.save(this.local, this.peer, state, revision) };
+  private async commit(revision: number, state: SessionState, steps: Step[], alongside?: () => void): Promise<Uint8Array[]> {
+    this.lastCommitted = { state, revision: await this.options.store.save(this.local, this.peer, state, revision, alongside) };
     const out: Uint8Array[] = [];
     for (const step of steps) {
       if ('outgoing' in step) out.push(await this.render(step.outgoing));

@@ -17,8 +17,10 @@ export interface SessionStore {
    * Stores `state` if the stored revision is still `expected` (0: nothing stored yet) and
    * returns the new revision; otherwise throws ProtocolError('state_conflict'), so two
    * processes can never both advance the same session from one state (no counter reuse).
+   * `alongside` runs atomically with the save (a throw undoes both): what a caller records
+   * about the step, such as the mail it came from, commits together with the state.
    */
-  save(local: string, peer: string, state: SessionState, expected: number): Promise<number>;
+  save(local: string, peer: string, state: SessionState, expected: number, alongside?: () => void): Promise<number>;
 }
 
 export class MemorySessionStore implements SessionStore {
@@ -33,10 +35,11 @@ export class MemorySessionStore implements SessionStore {
     return this.sessions.get(`${local}/${peer}`)?.revision ?? 0;
   }
 
-  async save(local: string, peer: string, state: SessionState, expected: number): Promise<number> {
+  async save(local: string, peer: string, state: SessionState, expected: number, alongside?: () => void): Promise<number> {
     const key = `${local}/${peer}`;
     const current = this.sessions.get(key)?.revision ?? 0;
     if (current !== expected) throw new ProtocolError('state_conflict', 'the session was changed by someone else; load it again');
+    alongside?.();
     this.sessions.set(key, { state: structuredClone(state), revision: current + 1 });
     return current + 1;
   }

@@ -21,6 +21,7 @@ import { openDatabase, type OpenOptions } from './open.ts';
 import {
   bind,
   checkpointFromRow,
+  deliveryFromRow,
   identityFromRow,
   normalizeAddress,
   normalizeHex,
@@ -29,6 +30,8 @@ import {
   peerKeyFromRow,
   processedFromRow,
   type CheckpointRow,
+  type Delivery,
+  type DeliveryRow,
   type IdentityRecord,
   type IdentityRow,
   type KeyKind,
@@ -142,17 +145,20 @@ function sql(db: Database.Database) {
        ON CONFLICT (mailbox) DO UPDATE SET v = 1, uidvalidity = excluded.uidvalidity, last_uid = excluded.last_uid,
          updated_at = excluded.updated_at`,
     ),
-    processedGet: db.prepare<[string, number, number], ProcessedRow>(
-      'SELECT * FROM processed_mail WHERE mailbox = ? AND uidvalidity = ? AND uid = ?',
-    ),
-    processedByMessageId: db.prepare<[string], ProcessedRow>(
-      'SELECT * FROM processed_mail WHERE message_id = ? ORDER BY processed_at, mailbox, uidvalidity, uid',
+    processedGet: db.prepare<[string, string], ProcessedRow>('SELECT * FROM processed_mail WHERE mailbox = ? AND mail_id = ?'),
+    processedByMessageId: db.prepare<[string, string], ProcessedRow>(
+      'SELECT * FROM processed_mail WHERE mailbox = ? AND message_id = ? ORDER BY processed_at, mail_id',
     ),
     processedInsert: db.prepare(
-      `INSERT INTO processed_mail (mailbox, uidvalidity, uid, v, message_id, processed_at) VALUES (?, ?, ?, 1, ?, ?)
-       ON CONFLICT (mailbox, uidvalidity, uid) DO NOTHING`,
+      `INSERT INTO processed_mail (mailbox, mail_id, v, epoch, message_id, processed_at) VALUES (?, ?, 1, ?, ?, ?)
+       ON CONFLICT (mailbox, mail_id) DO NOTHING`,
     ),
     processedPrune: db.prepare('DELETE FROM processed_mail WHERE processed_at < ?'),
+    deliveryInsert: db.prepare(
+      'INSERT INTO deliveries (id, v, sender, fingerprint, verified, message, received_at) VALUES (?, 1, ?, ?, ?, ?, ?)',
+    ),
+    deliveriesAll: db.prepare<[], DeliveryRow>('SELECT * FROM deliveries ORDER BY received_at, id'),
+    deliveryDelete: db.prepare('DELETE FROM deliveries WHERE id = ?'),
   };
 }
 
@@ -264,8 +270,8 @@ export class AccountStore implements SessionStore {
     return this.loadSession(local, peer);
   }
 
-  async save(local: string, peer: string, state: SessionState, expected: number): Promise<number> {
-    return this.saveSession(local, peer, state, expected);
+  async save(local: string, peer: string, state: SessionState, expected: number, alongside?: () => void): Promise<number> {
+    return this.saveSession(local, peer, state, expected, alongside);
   }
 
   async revision(local: string, peer: string): Promise<number> {
@@ -284,9 +290,10 @@ export class AccountStore implements SessionStore {
   /**
    * Synchronous compare-and-swap save, for use inside transaction(): stores `state` if the
    * stored revision is still `expected` (0: none stored yet) and returns the new revision;
-   * otherwise throws ProtocolError('state_conflict').
+   * otherwise throws ProtocolError('state_conflict'). `alongside` runs in the same transaction
+   * (the mail pipeline records the processed mail and its plaintext there).
    */
-  saveSession(local: string, peer: string, state: SessionState, expected: number): number {
+  saveSession(local: string, peer: string, state: SessionState, expected: number, alongside?: () => void): number {
     if (!Number.isSafeInteger(expected) || expected < 0) throw new TypeError('expected revision must be a non-negative integer');
     const json = encodeSessionState(state);
     return this.immediate(`save session ${local}/${peer}`, () => {
@@ -295,6 +302,7 @@ export class AccountStore implements SessionStore {
       const now = this.now();
       if (current === 0) this.q.sessionInsert.run(local, peer, json, now);
       else this.q.sessionUpdate.run(json, now, local, peer, current);
+      alongside?.();
       // The old state's DH secrets and plaintext copy may be gone from the new one.
       if (this.checkpointAfterSave) this.forgetDue = true;
       return current + 1;
@@ -516,29 +524,54 @@ export class AccountStore implements SessionStore {
     });
   }
 
-  processed(ref: MailRef): ProcessedMail | null {
+  processed(ref: Pick<MailRef, 'mailbox' | 'id'>): ProcessedMail | null {
     return this.run(`load processed mail of ${ref.mailbox}`, () => {
-      const row = this.q.processedGet.get(ref.mailbox, ref.uidvalidity, ref.uid);
+      const row = this.q.processedGet.get(ref.mailbox, ref.id);
       return row ? processedFromRow(row) : null;
     });
   }
 
-  processedByMessageId(messageId: string): ProcessedMail[] {
-    return this.run('find processed mail', () => this.q.processedByMessageId.all(messageId).map(processedFromRow));
+  /** The processed mails of `mailbox` with this Message-ID (a UIDVALIDITY change renumbers mail). */
+  processedByMessageId(mailbox: string, messageId: string): ProcessedMail[] {
+    return this.run('find processed mail', () => this.q.processedByMessageId.all(mailbox, messageId).map(processedFromRow));
   }
 
   /** Marks a mail processed. Returns false if it already was. */
   markProcessed(ref: MailRef & { messageId?: string | null; processedAt?: number }): boolean {
-    checkUid(ref.uidvalidity, 'uidvalidity', 1);
-    checkUid(ref.uid, 'uid', 1);
+    if (ref.id.length === 0) throw new TypeError('mail id must not be empty');
     return this.run(`mark mail processed in ${ref.mailbox}`, () => {
       const at = checkTime(ref.processedAt ?? this.now(), 'processedAt');
-      return this.q.processedInsert.run(ref.mailbox, ref.uidvalidity, ref.uid, ref.messageId ?? null, at).changes > 0;
+      return this.q.processedInsert.run(ref.mailbox, ref.id, ref.epoch, ref.messageId ?? null, at).changes > 0;
     });
   }
 
   /** Forgets processed-mail records older than `before`; returns how many. */
   pruneProcessed(before: number): number {
     return this.run('prune processed mail', () => this.q.processedPrune.run(checkTime(before, 'before')).changes);
+  }
+
+  // ------------------------------------------------------------ the plaintext outbox
+
+  addDelivery(delivery: Delivery): void {
+    const id = normalizeHex(delivery.id, 'delivery id');
+    const fingerprint = normalizeHex(delivery.fingerprint, 'fingerprint');
+    this.run('store delivery', () => {
+      this.q.deliveryInsert.run(id, delivery.sender, fingerprint, delivery.verified ? 1 : 0, bind(delivery.message), checkTime(delivery.receivedAt, 'receivedAt'));
+    });
+  }
+
+  /** Deliveries not yet handed over, oldest first. */
+  deliveries(): Delivery[] {
+    return this.run('list deliveries', () => this.q.deliveriesAll.all().map(deliveryFromRow));
+  }
+
+  /** The delivery landed: its plaintext copy goes (zeroed by secure_delete, out of the WAL after the commit). */
+  deliveryDone(id: string): boolean {
+    const key = normalizeHex(id, 'delivery id');
+    return this.run(`remove delivery ${key}`, () => {
+      const removed = this.q.deliveryDelete.run(key).changes > 0;
+      if (removed) this.forgetDue = true;
+      return removed;
+    });
   }
 }

@@ -5,6 +5,7 @@ export { StoreError, type StoreErrorCode } from './errors.ts';
 export { DEFAULT_BUSY_TIMEOUT_MS, type OpenOptions } from './open.ts';
 export { accountFileName, defaultStoreDirectory, defaultStorePath } from './paths.ts';
 export type {
+  Delivery,
   IdentityRecord,
   KeyKind,
   MailCheckpoint,

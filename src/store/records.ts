@@ -82,15 +82,28 @@ export interface MailCheckpoint {
   updatedAt: number;
 }
 
+/** A mail in a mailbox: the transport's id, and the epoch it is valid in (IMAP UIDVALIDITY). */
 export interface MailRef {
   mailbox: string;
-  uidvalidity: number;
-  uid: number;
+  id: string;
+  epoch: string;
 }
 
 export interface ProcessedMail extends MailRef {
   messageId: string | null;
   processedAt: number;
+}
+
+/** Plaintext decrypted and committed, waiting to be handed to the user's mail store. */
+export interface Delivery {
+  /** 128 random bits, hex: names the delivery wherever it lands, so a retry finds it there. */
+  id: string;
+  sender: string;
+  fingerprint: string;
+  verified: boolean;
+  /** The inner MIME entity, as the sender wrote it. */
+  message: Uint8Array;
+  receivedAt: number;
 }
 
 /** The row-level version this code writes and reads. */
@@ -226,16 +239,31 @@ export function checkpointFromRow(row: CheckpointRow): MailCheckpoint {
 
 export interface ProcessedRow {
   mailbox: string;
-  uidvalidity: number;
-  uid: number;
+  mail_id: string;
   v: number;
+  epoch: string;
   message_id: string | null;
   processed_at: number;
 }
 
 export function processedFromRow(row: ProcessedRow): ProcessedMail {
   checkRowVersion(row.v, `processed mail ${row.mailbox}`);
-  return { mailbox: row.mailbox, uidvalidity: row.uidvalidity, uid: row.uid, messageId: row.message_id, processedAt: row.processed_at };
+  return { mailbox: row.mailbox, id: row.mail_id, epoch: row.epoch, messageId: row.message_id, processedAt: row.processed_at };
+}
+
+export interface DeliveryRow {
+  id: string;
+  v: number;
+  sender: string;
+  fingerprint: string;
+  verified: number;
+  message: Buffer;
+  received_at: number;
+}
+
+export function deliveryFromRow(row: DeliveryRow): Delivery {
+  checkRowVersion(row.v, `delivery ${row.id}`);
+  return { id: row.id, sender: row.sender, fingerprint: row.fingerprint, verified: row.verified === 1, message: blob(row.message), receivedAt: row.received_at };
 }
 
 const HEX = /^[0-9a-f]+$/;

@@ -104,11 +104,46 @@ CREATE INDEX processed_mail_message_id ON processed_mail (message_id) WHERE mess
 CREATE INDEX processed_mail_processed_at ON processed_mail (processed_at);
 `;
 
+// processed_mail is keyed by the transport's own id (IMAP "<uidvalidity>:<uid>", a Maildir file
+// name) with the epoch (UIDVALIDITY) beside it, so Maildir mail fits too. Nothing wrote the v1
+// table yet. deliveries is the outbox of plaintext not yet handed to the user's mail store: a
+// row is written in the same transaction as the session step that decrypted it.
+const V2 = `
+DROP TABLE processed_mail;
+CREATE TABLE processed_mail (
+  mailbox      TEXT    NOT NULL,
+  mail_id      TEXT    NOT NULL CHECK (length(mail_id) > 0),
+  v            INTEGER NOT NULL DEFAULT 1,
+  epoch        TEXT    NOT NULL,
+  message_id   TEXT,
+  processed_at INTEGER NOT NULL,
+  PRIMARY KEY (mailbox, mail_id)
+) STRICT;
+CREATE INDEX processed_mail_message_id ON processed_mail (mailbox, message_id) WHERE message_id IS NOT NULL;
+CREATE INDEX processed_mail_processed_at ON processed_mail (processed_at);
+
+CREATE TABLE deliveries (
+  id          TEXT    PRIMARY KEY CHECK (${HEX('id')} AND length(id) = 32),
+  v           INTEGER NOT NULL DEFAULT 1,
+  sender      TEXT    NOT NULL,
+  fingerprint TEXT    NOT NULL CHECK (${FINGERPRINT('fingerprint')}),
+  verified    INTEGER NOT NULL CHECK (verified IN (0, 1)),
+  message     BLOB    NOT NULL,
+  received_at INTEGER NOT NULL
+) STRICT;
+CREATE INDEX deliveries_received_at ON deliveries (received_at, id);
+`;
+
 export const MIGRATIONS: readonly Migration[] = [
   {
     version: 1,
     description: 'sessions, identity, own and peer keys, TOFU pins, mail checkpoints',
     up: (db) => db.exec(V1),
+  },
+  {
+    version: 2,
+    description: 'processed mail by transport id; the outbox of plaintext deliveries',
+    up: (db) => db.exec(V2),
   },
 ];
 

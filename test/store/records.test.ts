@@ -163,21 +163,38 @@ describe('mail pipeline records', () => {
     store.setCheckpoint({ mailbox: 'INBOX', uidvalidity: 3, lastUid: 12 });
     assert.deepEqual(store.checkpoint('INBOX'), { mailbox: 'INBOX', uidvalidity: 3, lastUid: 12, updatedAt: 1000 });
     assert.throws(() => store.setCheckpoint({ mailbox: 'INBOX', uidvalidity: 0, lastUid: 1 }), TypeError);
-    const ref = { mailbox: 'INBOX', uidvalidity: 3, uid: 12 };
+    const ref = { mailbox: 'INBOX', id: '3:12', epoch: '3' };
     assert.equal(store.markProcessed({ ...ref, messageId: '<a@b>' }), true);
     assert.equal(store.markProcessed({ ...ref, messageId: '<a@b>' }), false);
-    assert.equal(store.markProcessed({ mailbox: 'Archive', uidvalidity: 1, uid: 4, messageId: '<a@b>', processedAt: 500 }), true);
+    assert.equal(store.markProcessed({ mailbox: 'INBOX', id: '4:2', epoch: '4', messageId: '<a@b>', processedAt: 500 }), true);
+    assert.equal(store.markProcessed({ mailbox: 'Archive', id: '1:4', epoch: '1', messageId: '<a@b>', processedAt: 500 }), true);
     assert.deepEqual(store.processed(ref), { ...ref, messageId: '<a@b>', processedAt: 1000 });
-    assert.equal(store.processed({ ...ref, uidvalidity: 4 }), null, 'a new UIDVALIDITY is a new mailbox');
+    assert.equal(store.processed({ mailbox: 'INBOX', id: '4:12' }), null, 'a new UIDVALIDITY is a new mail');
     assert.deepEqual(
-      store.processedByMessageId('<a@b>').map((p) => p.mailbox),
-      ['Archive', 'INBOX'],
+      store.processedByMessageId('INBOX', '<a@b>').map((p) => p.id),
+      ['4:2', '3:12'],
     );
-    assert.equal(store.pruneProcessed(600), 1);
+    assert.equal(store.pruneProcessed(600), 2);
     assert.deepEqual(
-      store.processedByMessageId('<a@b>').map((p) => p.mailbox),
-      ['INBOX'],
+      store.processedByMessageId('INBOX', '<a@b>').map((p) => p.id),
+      ['3:12'],
     );
+    assert.throws(() => store.markProcessed({ mailbox: 'INBOX', id: '', epoch: '' }), TypeError);
+    store.close();
+  });
+});
+
+describe('the plaintext outbox', () => {
+  it('keeps deliveries oldest first until each is done', () => {
+    const { store } = openTemp();
+    const delivery = (id: string, receivedAt: number) => ({ id: id.repeat(32), sender: 'bob@example.org', fingerprint: FP_B, verified: true, message: new TextEncoder().encode(`hi ${id}`), receivedAt });
+    store.addDelivery(delivery('b', 2));
+    store.addDelivery(delivery('a', 3));
+    assert.deepEqual(store.deliveries(), [delivery('b', 2), delivery('a', 3)]);
+    assert.throws(() => store.addDelivery(delivery('a', 4)), storeError('constraint'));
+    assert.equal(store.deliveryDone('b'.repeat(32)), true);
+    assert.equal(store.deliveryDone('b'.repeat(32)), false);
+    assert.deepEqual(store.deliveries().map((d) => d.receivedAt), [3]);
     store.close();
   });
 });

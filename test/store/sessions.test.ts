@@ -82,14 +82,16 @@ describe('sessions: the SessionStore contract', () => {
         store.transaction(() => {
           store.saveSession('alice', 'bob', state, 0);
           store.setCheckpoint({ mailbox: 'INBOX', uidvalidity: 9, lastUid: 41 });
-          store.markProcessed({ mailbox: 'INBOX', uidvalidity: 9, uid: 41, messageId: '<m@x>' });
+          store.markProcessed({ mailbox: 'INBOX', id: '9:41', epoch: '9', messageId: '<m@x>' });
+          store.addDelivery({ id: 'ab'.repeat(16), sender: 'bob@x', fingerprint: 'cd'.repeat(20), verified: false, message: new Uint8Array(3), receivedAt: 1 });
           throw new Error('delivery failed');
         }),
       /delivery failed/,
     );
     assert.equal(store.loadSession('alice', 'bob'), null);
     assert.equal(store.checkpoint('INBOX'), null);
-    assert.equal(store.processed({ mailbox: 'INBOX', uidvalidity: 9, uid: 41 }), null);
+    assert.equal(store.processed({ mailbox: 'INBOX', id: '9:41' }), null);
+    assert.deepEqual(store.deliveries(), []);
     const revision = store.transaction(() => {
       const r = store.saveSession('alice', 'bob', state, 0);
       store.setCheckpoint({ mailbox: 'INBOX', uidvalidity: 9, lastUid: 41 });
