@@ -84,12 +84,19 @@ interface Open {
  */
 export class ImapMailbox implements IncomingMailbox {
   private open: Open | null = null;
+  readonly name: string;
 
   constructor(
     private readonly config: ServerConfig,
     private readonly path = 'INBOX',
   ) {
     refusePlainOffLoopback(config);
+    this.name = `imap://${encodeURIComponent(config.user)}@${config.host}:${config.port}/${path}`;
+  }
+
+  position(id: string): { uidvalidity: number; uid: number } {
+    const { validity, uid } = parseId(id);
+    return { uidvalidity: Number(validity), uid };
   }
 
   /** The connection being opened, so that overlapping calls share it. */

@@ -12,6 +12,10 @@ export interface OutgoingTransport {
 }
 
 export interface IncomingMailbox {
+  /** Names this mailbox among all others (processed mail is recorded under it). */
+  readonly name: string;
+  /** Where `id` sits in an IMAP mailbox (its UIDVALIDITY and UID); null where there is no such thing. */
+  position(id: string): { uidvalidity: number; uid: number } | null;
   /** Ids of mail not yet processed, oldest first. */
   list(): Promise<string[]>;
   read(id: string): Promise<Uint8Array>;

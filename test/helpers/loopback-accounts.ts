@@ -50,7 +50,6 @@ export async function loopbackAccount(s: MailServers, who: MailUserName, options
   return {
     address,
     keyring,
-    sessions: store,
     store,
     fingerprint: init.fingerprint.toLowerCase(),
     privateKey: await keyring.unlock(),
