@@ -129,7 +129,7 @@ export function report(error: unknown): Report {
     const exitCode = error.code === 'identity_changed' ? EXIT.trust : error.code === 'transport' ? EXIT.mail : EXIT.input;
     return { exitCode, message: error.message, ...(error.hint ? { hint: error.hint } : {}) };
   }
-  if (error instanceof MailError) return { exitCode: error.code === 'io' ? EXIT.mail : EXIT.input, message: error.message, hint: 'check the account settings: offrecord account show' };
+  if (error instanceof MailError) return { exitCode: error.code === 'io' || error.code === 'auth' ? EXIT.mail : EXIT.input, message: error.message, hint: 'check the account settings: offrecord account show' };
   const message = error instanceof Error ? error.message : String(error);
   return {
     exitCode: EXIT.internal,

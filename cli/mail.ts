@@ -18,7 +18,7 @@ export function plaintextMaildir(account: string): string {
   return new MaildirSpool(join(defaultStoreDirectory(process.env), 'mail')).maildir(account);
 }
 
-async function withMailAccount<T>(requested: string | undefined, fn: (mail: MailAccount, opened: OpenedAccount, settings: MailSettings) => Promise<T>): Promise<T> {
+export async function withMailAccount<T>(requested: string | undefined, fn: (mail: MailAccount, opened: OpenedAccount, settings: MailSettings) => Promise<T>): Promise<T> {
   const opened = openAccount(requested);
   try {
     await unlockAndRotate(opened);

@@ -6,12 +6,14 @@ import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
+import { abortableDelay } from './delay.ts';
 import { MailError } from './errors.ts';
 import type { Delivery } from '../store/records.ts';
 import type { DeliverySink } from './delivery.ts';
 import type { Envelope, IncomingMailbox, OutgoingTransport } from './transport.ts';
 
 const SUBDIRS = ['tmp', 'new', 'cur'] as const;
+const MAILDIR_POLL_MS = 250;
 const ID_PATTERN = /^[0-9]+\.[A-Za-z0-9_]+\.[A-Za-z0-9._-]+$/;
 const FOLDER_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 
@@ -119,6 +121,11 @@ export class MaildirMailbox implements IncomingMailbox {
 
   async close(): Promise<void> {
     // Nothing held open between calls.
+  }
+
+  /** Listing a local directory is cheap: poll it. */
+  async waitForMail(maxWaitMs: number, signal?: AbortSignal): Promise<void> {
+    await abortableDelay(Math.min(maxWaitMs, MAILDIR_POLL_MS), signal);
   }
 
   /** new/ to cur/ without the Seen flag: what a mail client does with mail it has shown in a list. */

@@ -8,6 +8,7 @@ import { isKeyError } from '../keys/errors.ts';
 import { autocryptHeaderFor, formatOffrecordKeysHeader, parseOffrecordKeysHeader, selectAutocryptHeader, SUPPORTED_PROTOCOL_VERSIONS } from '../keys/headers.ts';
 import { isKeyringError, type Keyring } from '../keys/keyring.ts';
 import type { Sealer } from '../crypto/seal.ts';
+import { toHex } from '../crypto/bytes.ts';
 import { Conversation } from '../protocol/context.ts';
 import { systemEnv, type Policy } from '../protocol/session.ts';
 import type { SessionStore } from '../protocol/store.ts';
@@ -28,6 +29,8 @@ export interface MailLedger extends Outbox {
   setCheckpoint(checkpoint: { mailbox: string; uidvalidity: number; lastUid: number }): void;
   addDelivery(delivery: Delivery): void;
   transaction<T>(fn: () => T): T;
+  sessions(local: string): { peer: string }[];
+  peers(): { address: string; fingerprint: string }[];
 }
 
 export interface MailAccount {
@@ -324,6 +327,10 @@ export interface FetchOptions {
   progress?: (done: number, total: number) => void;
   /** Keep the mailbox's connection for the next pass (the watcher); the caller closes it. */
   keepOpen?: boolean;
+  /** Mail not to look at in this pass (the watcher's list of mail it already skipped). */
+  ignore?: ReadonlySet<string>;
+  /** Stops the pass before the next mail; the mail in hand is finished first. */
+  signal?: AbortSignal;
 }
 
 /**
@@ -345,7 +352,7 @@ export async function fetchMessages(account: MailAccount, options: FetchOptions 
   };
   let filing: Promise<FetchReport> | null = null;
   try {
-    const ids = await account.incoming.list();
+    const ids = (await account.incoming.list()).filter((id) => !options.ignore?.has(id));
     const settle = async () => {
       if (!filing) return;
       const report = await filing;
@@ -354,7 +361,7 @@ export async function fetchMessages(account: MailAccount, options: FetchOptions 
       progress?.(reports.length, ids.length);
     };
     const reads: Promise<Uint8Array>[] = [];
-    for (let i = 0; i < ids.length; i++) {
+    for (let i = 0; i < ids.length && !options.signal?.aborted; i++) {
       while (reads.length < Math.min(ids.length, i + 1 + READ_AHEAD)) reads.push(readAhead(ids[reads.length]!));
       const read = reads[i]!;
       delete reads[i]; // the pass holds at most READ_AHEAD mails beyond the current one
@@ -368,4 +375,36 @@ export async function fetchMessages(account: MailAccount, options: FetchOptions 
     if (!options.keepOpen) await account.incoming.close();
   }
   return reports;
+}
+
+/**
+ * What time asks of an account with nothing to read: forget what is due in every session, and
+ * send the empty acknowledgement where a new share arrived and the user has not replied (paper
+ * 4.2), so the correspondent can forget its old key. Returns the addresses acknowledged.
+ */
+export async function performDuties(account: MailAccount): Promise<{ acknowledged: string[]; skipped: { address: string; reason: string }[] }> {
+  const local = toHex(account.keyring.localParty().fingerprint);
+  const addressOf = new Map<string, string>();
+  for (const peer of account.store.peers()) if (!addressOf.has(peer.fingerprint)) addressOf.set(peer.fingerprint, peer.address);
+  const acknowledged: string[] = [];
+  const skippedPeers: { address: string; reason: string }[] = [];
+  for (const { peer } of account.store.sessions(local)) {
+    const address = addressOf.get(peer);
+    if (!address) continue;
+    let conversation: Conversation;
+    try {
+      conversation = await conversationWith(account, address);
+    } catch (error) {
+      if (!isKeyringError(error)) throw error;
+      skippedPeers.push({ address, reason: error.message }); // e.g. a changed identity awaiting the user
+      continue;
+    }
+    await conversation.forgetExpired();
+    const ack = await conversation.acknowledgeIfDue();
+    if (ack?.kind === 'encrypted') {
+      await dispatch(account, address, ack.message);
+      acknowledged.push(address);
+    } else if (ack?.kind === 'error') skippedPeers.push({ address, reason: `${ack.code}: ${ack.message}` });
+  }
+  return { acknowledged, skipped: skippedPeers };
 }

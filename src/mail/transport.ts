@@ -23,6 +23,11 @@ export interface IncomingMailbox {
   done(id: string, folder?: string): Promise<void>;
   /** Ordinary mail we only learned keys from: left unread for the user, not listed again. */
   examined(id: string): Promise<void>;
+  /**
+   * Waits until new mail may have arrived (IMAP IDLE, or a short poll), at most `maxWaitMs`, or
+   * until `signal` aborts. Resolving says nothing for sure: the caller lists again.
+   */
+  waitForMail(maxWaitMs: number, signal?: AbortSignal): Promise<void>;
   /** Ends a pass: releases the connection, if the transport keeps one. */
   close(): Promise<void>;
 }
