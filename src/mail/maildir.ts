@@ -8,6 +8,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { abortableDelay } from './delay.ts';
 import { MailError } from './errors.ts';
+import { checkMailSize } from './mime.ts';
 import type { Delivery } from '../store/records.ts';
 import type { DeliverySink } from './delivery.ts';
 import type { Envelope, IncomingMailbox, OutgoingTransport } from './transport.ts';
@@ -106,7 +107,9 @@ export class MaildirMailbox implements IncomingMailbox {
   }
 
   async read(id: string): Promise<Uint8Array> {
-    return new Uint8Array(await io(`reading ${id}`, () => fs.readFile(join(this.dir, 'new', checkedId(id)))));
+    const path = join(this.dir, 'new', checkedId(id));
+    checkMailSize((await io(`reading ${id}`, () => fs.stat(path))).size);
+    return new Uint8Array(await io(`reading ${id}`, () => fs.readFile(path)));
   }
 
   async done(id: string, folder?: string): Promise<void> {

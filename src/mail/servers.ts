@@ -6,7 +6,7 @@ import { ImapFlow, type SearchObject } from 'imapflow';
 import { createTransport } from 'nodemailer';
 import { abortableDelay } from './delay.ts';
 import { MailError } from './errors.ts';
-import { MARKER_HEADER } from './mime.ts';
+import { checkMailSize, MARKER_HEADER } from './mime.ts';
 import type { Envelope, IncomingMailbox, OutgoingTransport } from './transport.ts';
 
 /** tls: TLS from the first byte; starttls: upgrade required; plain: loopback test servers only. */
@@ -95,7 +95,8 @@ export class ImapMailbox implements IncomingMailbox {
     private readonly path = 'INBOX',
   ) {
     refusePlainOffLoopback(config);
-    this.name = `imap://${encodeURIComponent(config.user)}@${config.host}:${config.port}/${path}`;
+    // The account and folder, not the route to them (a port or a proxy may change).
+    this.name = `imap://${encodeURIComponent(config.user)}@${config.host}/${path}`;
   }
 
   position(id: string): { uidvalidity: number; uid: number } {
@@ -169,6 +170,9 @@ export class ImapMailbox implements IncomingMailbox {
     await open.client.logout().catch(() => undefined);
   }
 
+  /** RFC822.SIZE of each mail the last list() returned. */
+  private readonly sizes = new Map<string, number>();
+
   /** The message count the last list() saw: a different count when waiting means news already. */
   private listedExists: number | null = null;
 
@@ -210,8 +214,15 @@ export class ImapMailbox implements IncomingMailbox {
       // Offrecord mail, and ordinary mail that advertises offrecord keys (paper 5.1).
       const byHeader = (name: string): SearchObject => ({ header: { [name]: true } });
       const query: SearchObject = { or: [byHeader(MARKER_HEADER), byHeader('Offrecord-Keys')], not: { keyword: EXAMINED_KEYWORD } };
-      const uids = (await client.search(query, { uid: true })) || [];
-      return uids.sort((a, b) => a - b).map((uid) => `${uidValidity}:${uid}`);
+      const uids = ((await client.search(query, { uid: true })) || []).sort((a, b) => a - b);
+      // Sizes first, in one round trip: an oversized mail is refused without downloading it.
+      this.sizes.clear();
+      if (uids.length > 0) {
+        for await (const message of client.fetch(uids.join(','), { uid: true, size: true }, { uid: true })) {
+          if (message.size !== undefined) this.sizes.set(`${uidValidity}:${message.uid}`, message.size);
+        }
+      }
+      return uids.map((uid) => `${uidValidity}:${uid}`);
     });
   }
 
@@ -223,6 +234,7 @@ export class ImapMailbox implements IncomingMailbox {
   }
 
   async read(id: string): Promise<Uint8Array> {
+    checkMailSize(this.sizes.get(id) ?? 0);
     return this.session(async (client, uidValidity) => {
       const message = await client.fetchOne(this.uid(id, uidValidity), { source: true }, { uid: true });
       if (!message || !message.source) throw new MailError('io', `message ${id} is gone`);
