@@ -1,0 +1,154 @@
+// `offrecord watch` and `offrecord status` as a user runs them, over the real loopback Dovecot
+// and Postfix: Bob is a CLI home, Alice a library account writing to him. One conversation is
+// bootstrapped for the whole file; each test sends mail with subjects and bodies of its own.
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { before, describe, it } from 'node:test';
+import { sendMessage } from '../../src/mail/pipeline.ts';
+import { addLoopbackAccount, cliHome, homeEnv, ok, runCli, spawnCli } from '../helpers/cli.ts';
+import { bootstrapCliBob, captureOutput, logEvents, maildirMessages, until } from '../helpers/daemon.ts';
+import { useMailServers } from '../helpers/mail-servers.ts';
+import { loopbackAccount, type LoopbackAccount } from '../helpers/loopback-accounts.ts';
+
+const servers = useMailServers();
+
+describe('offrecord watch and status over real IMAP and SMTP', () => {
+  const bobHome = cliHome('offrecord-watchcli-');
+  const maildir = join(bobHome, 'plaintext');
+  const dataDir = join(bobHome, 'data', 'offrecord');
+  let alice: LoopbackAccount;
+  let bobAddress: string;
+  let bobEnv: NodeJS.ProcessEnv;
+  /** Every subject and body sent in this file: none may ever show up in a watcher's log. */
+  const secrets: string[] = [];
+
+  before(async () => {
+    const s = servers();
+    bobAddress = s.users.bob.address;
+    bobEnv = { MAIL_PW: s.users.bob.pass };
+    alice = await loopbackAccount(s, 'alice', { root: bobHome });
+    await ok(bobHome, ['init', '--email', bobAddress, '--name', 'Bob']);
+    await addLoopbackAccount(bobHome, s, 'bob');
+    await bootstrapCliBob(alice, bobHome, bobEnv, bobAddress);
+  });
+
+  /** A mail from Alice with a random subject and body; returns both. */
+  const send = async (tag: string) => {
+    const mail = { subject: `${tag} subject ${randomBytes(6).toString('hex')}`, text: `${tag} body ${randomBytes(6).toString('hex')}` };
+    secrets.push(mail.subject, mail.text);
+    await sendMessage(alice, { to: bobAddress, ...mail });
+    return mail;
+  };
+  const delivered = async (text: string) => ((await maildirMessages(maildir)).some((m) => m.includes(text)) ? true : null);
+  const watch = (args: string[] = [], env: NodeJS.ProcessEnv = {}) => {
+    const child = spawnCli(['watch', '--maildir', maildir, ...args], homeEnv(bobHome, { ...bobEnv, ...env }));
+    return { child, io: captureOutput(child) };
+  };
+  type Watch = ReturnType<typeof watch>;
+  const started = (w: Watch) => until('watch.start', () => (logEvents(w.io.stderr()).some((e) => e.event === 'watch.start') ? true : null));
+  const status = () => ok(bobHome, ['status'], '', bobEnv);
+  const noSecrets = (stderr: string) => {
+    for (const secret of secrets) assert.ok(!stderr.includes(secret), `the log shows ${JSON.stringify(secret)}`);
+  };
+
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    it(`${signal} stops a running watcher with exit 0 after logging out`, async () => {
+      const w = watch();
+      await started(w);
+      const mail = await send(signal);
+      await until('the delivery', () => delivered(mail.text));
+      w.child.kill(signal);
+      const end = await w.io.exited;
+      assert.deepEqual(end, { code: 0, signal: null }, w.io.stderr());
+      const events = logEvents(w.io.stderr());
+      assert.ok(events.some((e) => e.event === 'watch.signal' && e.signal === signal), w.io.stderr());
+      // watch.stop comes after the connection's LOGOUT (the watcher's finally), and is the last word.
+      assert.equal(events.at(-1)?.event, 'watch.stop', w.io.stderr());
+      assert.ok(events.some((e) => e.event === 'mail.delivered'));
+      noSecrets(w.io.stderr());
+    });
+  }
+
+  it('a second watcher is refused (exit 5); a lock left by a SIGKILLed one is taken over; status follows', async () => {
+    const first = watch();
+    await started(first);
+    const second = await runCli(['watch', '--maildir', maildir], homeEnv(bobHome, bobEnv));
+    assert.equal(second.status, 5, second.stderr);
+    assert.match(second.stderr, new RegExp(`already being watched by process ${first.child.pid}`));
+
+    first.child.kill('SIGKILL');
+    assert.equal((await first.io.exited).signal, 'SIGKILL');
+    const locks = (await readdir(dataDir)).filter((name) => name.endsWith('.watch.lock'));
+    assert.equal(locks.length, 1, 'SIGKILL leaves the lock behind');
+    assert.match(await status(), /not watching/);
+
+    const third = watch();
+    await started(third);
+    assert.equal((await readFile(join(dataDir, locks[0]!), 'utf8')).trim(), String(third.child.pid), 'the new watcher holds the lock');
+    const line = await until('status: idle', async () => {
+      const text = await status();
+      return text.includes(`watching (pid ${third.child.pid}): idle`) ? text : null;
+    });
+    assert.match(line, new RegExp(`^${bobAddress.replace(/\./g, '\\.')}  watching \\(pid ${third.child.pid}\\): idle since \\S+; last pass \\S+; delivered \\d+, skipped 0; outbox 0; 1 session\\(s\\)\\n$`));
+    third.child.kill('SIGTERM');
+    assert.equal((await third.io.exited).code, 0, third.io.stderr());
+    assert.match(await status(), /^\S+ {2}not watching \(last seen \S+\);/);
+    assert.deepEqual((await readdir(dataDir)).filter((name) => name.endsWith('.watch.lock')), [], 'a clean stop removes the lock');
+    const json = JSON.parse(await ok(bobHome, ['status', '--json'], '', bobEnv)) as { watching: boolean; pid: number | null; outbox: number }[];
+    assert.deepEqual(json.map((r) => [r.watching, r.pid, r.outbox]), [[false, null, 0]]);
+  });
+
+  it('--once delivers what is there and exits by itself', async () => {
+    const mail = await send('once');
+    // Wait until Dovecot has it: --once looks once.
+    await until('the mail in Bob\'s INBOX', async () => {
+      const r = await runCli(['watch', '--once', '--maildir', maildir], homeEnv(bobHome, bobEnv));
+      assert.equal(r.status, 0, r.stderr);
+      noSecrets(r.stderr);
+      return delivered(mail.text);
+    });
+  });
+
+  it('--exec gets each message on stdin with OFFRECORD_* set; --json writes one line per message', async () => {
+    const outDir = cliHome('offrecord-watchexec-');
+    // The command sees the watcher's environment: OUT_DIR comes from there.
+    const exec = 'cat > "$OUT_DIR/$OFFRECORD_DELIVERY_ID.eml" && printf "%s\\n" "$OFFRECORD_FROM" "$OFFRECORD_FINGERPRINT" "$OFFRECORD_VERIFIED" > "$OUT_DIR/$OFFRECORD_DELIVERY_ID.env"';
+    const w = watch(['--exec', exec, '--json'], { OUT_DIR: outDir });
+    await started(w);
+    const mail = await send('exec');
+    const envFile = await until('the command\'s output', async () => (await readdir(outDir)).find((name) => name.endsWith('.env')) ?? null);
+    const id = envFile.slice(0, -'.env'.length);
+    const lines = await until('a JSON line', () => {
+      const got = w.io.stdout().split('\n').filter((l) => l.length > 0);
+      return got.length > 0 && w.io.stdout().endsWith('\n') ? got : null;
+    });
+    w.child.kill('SIGTERM');
+    assert.equal((await w.io.exited).code, 0, w.io.stderr());
+
+    const stdin = await readFile(join(outDir, `${id}.eml`), 'utf8');
+    assert.match(stdin, new RegExp(`Subject: ${mail.subject}`));
+    assert.ok(stdin.includes(mail.text), 'the message came on stdin');
+    const [from, fingerprint, verified] = (await readFile(join(outDir, `${id}.env`), 'utf8')).split('\n');
+    assert.deepEqual([from, fingerprint, verified], [alice.address, alice.fingerprint, '0']);
+
+    assert.equal(lines.length, 1, w.io.stdout());
+    const line = JSON.parse(lines[0]!) as { delivery: string; from: string; fingerprint: string; subject: string; text: string };
+    assert.deepEqual([line.delivery, line.from, line.fingerprint, line.subject, line.text.trim()], [id, alice.address, alice.fingerprint, mail.subject, mail.text]);
+    noSecrets(w.io.stderr());
+  });
+
+  it('a wrong password ends the watcher with exit 6, naming authentication and not the password', async () => {
+    const password = `wrong-${randomBytes(6).toString('hex')}`;
+    const w = watch([], { MAIL_PW: password });
+    // No timing assertion, but a watcher that retried a refused password forever would hang here.
+    const timer = setTimeout(() => w.child.kill('SIGKILL'), 60_000);
+    const end = await w.io.exited;
+    clearTimeout(timer);
+    assert.deepEqual(end, { code: 6, signal: null }, w.io.stderr());
+    assert.match(w.io.stderr(), /authentication/i);
+    assert.ok(!w.io.stderr().includes(password) && !w.io.stdout().includes(password));
+    assert.match(await status(), /not watching/);
+  });
+});
