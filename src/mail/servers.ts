@@ -165,12 +165,13 @@ export class ImapMailbox implements IncomingMailbox {
   async close(): Promise<void> {
     const open = this.open;
     this.open = null;
+    this.sizes.clear(); // they belong to the pass
     if (!open) return;
     open.release();
     await open.client.logout().catch(() => undefined);
   }
 
-  /** RFC822.SIZE of each mail the last list() returned. */
+  /** RFC822.SIZE of each mail the last list() of this pass returned. */
   private readonly sizes = new Map<string, number>();
 
   /** The message count the last list() saw: a different count when waiting means news already. */
