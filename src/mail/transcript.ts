@@ -147,6 +147,7 @@ interface Context {
   claims: Claims;
   /** First-mail shares from claimed inner forms: what a reply's signature binds. */
   firstShares: Uint8Array[];
+  macKeys: Uint8Array[];
 }
 
 function signatureChecks(kind: 'first mail' | 'reply', valid: boolean, senderRing: Uint8Array, recipientRing: Uint8Array, parties: Party[], keys: PublishedKeys | null): Check[] {
@@ -202,10 +203,10 @@ async function verifyFirst(t: TranscriptMail, parties: Party[], ctx: Context): P
 function verifySealed(t: TranscriptMail, parties: Party[], ctx: Context): Check[] {
   const bytes = t.mail.protocol;
   const { message } = decodeSealed(bytes);
-  const key = ctx.keys ? findMacKey(bytes, ctx.keys.macKeys) : null;
+  const key = findMacKey(bytes, ctx.macKeys);
   const checks: Check[] = [
     key
-      ? { check: 'MAC', result: 'pass', detail: 'authenticates under a published MAC key: anyone holding that key could have made it' }
+      ? { check: 'MAC', result: 'pass', detail: 'authenticates under a MAC key made public (revealed in band or published): anyone could have made it' }
       : { check: 'MAC', result: 'unchecked', detail: 'no published MAC key authenticates it: only the two correspondents can check it' },
   ];
   if (message.reveals.length > 0) checks.push({ check: 'reveals', result: 'pass', detail: `carries ${message.reveals.length} revealed MAC key(s) of earlier messages, outside its MAC` });
@@ -260,7 +261,7 @@ export async function verifyTranscript(transcript: readonly TranscriptMail[], ke
       if (!(error instanceof ProtocolError)) throw error;
     }
   }
-  const ctx: Context = { transcript, keys, claims, firstShares };
+  const ctx: Context = { transcript, keys, claims, firstShares, macKeys: publicMacKeys(transcript, keys) };
   const out: MailVerification[] = [];
   for (const t of transcript) {
     const parties = [await party(t.mail.from, transcript, keys), await party(t.mail.to[0] ?? '', transcript, keys)];
@@ -313,8 +314,25 @@ async function recompose(t: TranscriptMail, protocol: Uint8Array): Promise<Uint8
   });
 }
 
-function requirePublishedMac(t: TranscriptMail, keys: PublishedKeys): Uint8Array {
-  const key = findMacKey(t.mail.protocol, keys.macKeys);
+/**
+ * Every MAC key made public: those revealed in band by the transcript's own messages (a third
+ * party reads them off the wire) and those published in bundles.
+ */
+export function publicMacKeys(transcript: readonly TranscriptMail[], keys: PublishedKeys | null): Uint8Array[] {
+  const revealed = transcript.flatMap((t) => {
+    if (t.mail.type !== MessageType.Reply && t.mail.type !== MessageType.Data && t.mail.type !== MessageType.Ack) return [];
+    try {
+      return decodeSealed(t.mail.protocol).message.reveals;
+    } catch (error) {
+      if (error instanceof ProtocolError) return [];
+      throw error;
+    }
+  });
+  return [...revealed, ...(keys?.macKeys ?? [])];
+}
+
+function requirePublishedMac(t: TranscriptMail, transcript: readonly TranscriptMail[], keys: PublishedKeys): Uint8Array {
+  const key = findMacKey(t.mail.protocol, publicMacKeys(transcript, keys));
   if (!key) throw new ForgeError('not_published', `${t.name}: the MAC key of this ${TYPE_NAMES[t.mail.type]} is not published (yet): it cannot be altered`);
   return key;
 }
@@ -376,14 +394,14 @@ export async function forgeMail(t: TranscriptMail, transcript: readonly Transcri
         break;
       case MessageType.Data:
         if (!request.known || !request.payload) throw new ForgeError('needs_plaintext', `${t.name}: a data message is altered through its known (or guessed) plaintext: give it, and the new content`);
-        forged = forgeSealed(bytes, requirePublishedMac(t, keys), { known: request.known, replacement: request.payload, ...(request.nextDh ? { nextDh: request.nextDh } : {}) });
+        forged = forgeSealed(bytes, requirePublishedMac(t, transcript, keys), { known: request.known, replacement: request.payload, ...(request.nextDh ? { nextDh: request.nextDh } : {}) });
         break;
       case MessageType.Ack:
         // An acknowledgement says only "this is my next share": the forgery announces another one.
-        forged = forgeSealed(bytes, requirePublishedMac(t, keys), { nextDh: request.nextDh ?? generateDhKeyPair().public });
+        forged = forgeSealed(bytes, requirePublishedMac(t, transcript, keys), { nextDh: request.nextDh ?? generateDhKeyPair().public });
         break;
       case MessageType.Reply: {
-        const macKey = requirePublishedMac(t, keys);
+        const macKey = requirePublishedMac(t, transcript, keys);
         if (!request.known || !request.payload || !request.answeredDh) {
           throw new ForgeError('needs_plaintext', `${t.name}: a reply is altered through its whole known plaintext (auth block and payload) and the first share it answers: give both, and the new content`);
         }
