@@ -53,6 +53,8 @@ export async function envelopeKeyIds(sealed: Uint8Array): Promise<string[]> {
  * Never signed, like every envelope.
  */
 export async function sealToSubkey(plaintext: Uint8Array, recipient: openpgp.PublicKey, keyId: string, date: Date): Promise<Uint8Array> {
+  const subkey = recipient.subkeys.find((s) => s.getKeyID().toHex() === keyId.toLowerCase());
+  if (!subkey) throw new Error(`no subkey ${keyId} in the certificate`);
   const message = await openpgp.createMessage({ binary: plaintext, format: 'binary', date });
-  return openpgp.encrypt({ message, encryptionKeys: recipient, encryptionKeyIDs: [openpgp.KeyID.fromID(keyId)], date, format: 'binary' });
+  return openpgp.encrypt({ message, encryptionKeys: recipient, encryptionKeyIDs: [subkey.getKeyID()], date, format: 'binary' });
 }

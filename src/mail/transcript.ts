@@ -113,6 +113,22 @@ function ringKeyName(key: Uint8Array, parties: Party[]): string {
   return `ring key ${short(hex)}${owner ? ` of ${owner.address}` : ' (not advertised by either party)'}`;
 }
 
+function validAt(k: RingKeyAdvert, time: number): boolean {
+  return k.notBefore <= time && time < k.notAfter;
+}
+
+/**
+ * The ring keys a genuine first mail was signed for: the sender's newest advertised one (its
+ * own mail's header), and the recipient's newest one valid at the mail's date.
+ */
+function ringInUse(t: TranscriptMail, sender: Party, recipient: Party): { senderRing?: Uint8Array; recipientRing?: Uint8Array } {
+  const time = t.mail.date?.getTime() ?? Date.now();
+  const newestValid = (keys: RingKeyAdvert[]) => [...keys].filter((k) => validAt(k, time)).sort((a, b) => b.notBefore - a.notBefore)[0];
+  const senderRing = (t.ringKeys[0] ?? newestValid(sender.ringKeys))?.public;
+  const recipientRing = newestValid(recipient.ringKeys)?.public;
+  return { ...(senderRing ? { senderRing } : {}), ...(recipientRing ? { recipientRing } : {}) };
+}
+
 // ─── verifying ───────────────────────────────────────────────────────────────────────────
 
 export type CheckResult = 'pass' | 'fail' | 'unchecked';
@@ -188,6 +204,15 @@ async function verifyFirst(t: TranscriptMail, parties: Party[], ctx: Context): P
   const claim = ctx.claims.get(t.name);
   if (!claim) {
     checks.push({ check: 'ring signature', result: 'unchecked', detail: 'the signature is inside the envelope: without a claimed plaintext there is nothing to check' });
+    const { senderRing, recipientRing } = ringInUse(t, parties[0]!, recipient);
+    const published = [senderRing, recipientRing].filter((k): k is Uint8Array => k !== undefined && ctx.keys?.ringKey(k) !== null && ctx.keys !== null);
+    if (published.length > 0) {
+      checks.push({
+        check: 'ring secrets',
+        result: 'pass',
+        detail: `the secret of ${published.map((k) => ringKeyName(k, parties)).join(' and of ')}, in use at the time, is published: anyone can make a first mail like it`,
+      });
+    }
     return checks;
   }
   let inner: FirstInner;
@@ -337,9 +362,6 @@ function requirePublishedMac(t: TranscriptMail, transcript: readonly TranscriptM
   return key;
 }
 
-function validAt(k: RingKeyAdvert, time: number): boolean {
-  return k.notBefore <= time && time < k.notAfter;
-}
 
 async function forgeFirst(t: TranscriptMail, transcript: readonly TranscriptMail[], keys: PublishedKeys, request: ForgeRequest, random: (n: number) => Uint8Array): Promise<Uint8Array> {
   if (!request.payload) throw new ForgeError('needs_plaintext', `${t.name}: say what the forged first mail should contain`);
@@ -348,10 +370,7 @@ async function forgeFirst(t: TranscriptMail, transcript: readonly TranscriptMail
     throw new ForgeError('missing', `${t.name}: the identities of both correspondents are needed (their Autocrypt headers or bundles)`);
   }
   const time = t.mail.date?.getTime() ?? Date.now();
-  // The keys a genuine sender would have used then: its newest advertised ring key, and the
-  // recipient's newest one valid at the time.
-  const senderRing = (t.ringKeys[0] ?? [...sender.ringKeys].filter((k) => validAt(k, time)).sort((a, b) => b.notBefore - a.notBefore)[0])?.public;
-  const recipientRing = [...recipient.ringKeys].filter((k) => validAt(k, time)).sort((a, b) => b.notBefore - a.notBefore)[0]?.public;
+  const { senderRing, recipientRing } = ringInUse(t, sender, recipient);
   if (!senderRing || !recipientRing) throw new ForgeError('missing', `${t.name}: no ring key of ${senderRing ? recipient.address : sender.address} valid at the time of the mail is known`);
   const signer = keys.ringKey(senderRing) ?? keys.ringKey(recipientRing);
   if (!signer) {
