@@ -388,6 +388,12 @@ async function readDirectory(dir: string, identity: string | undefined): Promise
   }
   const index = await readFile(join(where, INDEX_FILE), 'utf8').catch(() => null);
   const names = index !== null ? indexNames(index, join(where, INDEX_FILE)) : (await readdir(where)).filter((n) => NAME.test(n)).sort();
+  if (names.length === 0 && identity === undefined) {
+    // A root of the published layout: every <fingerprint>/ folder in it.
+    const folders = (await readdir(where, { withFileTypes: true })).filter((e) => e.isDirectory() && /^[0-9a-f]{40}$/.test(e.name));
+    const nested = await Promise.all(folders.map((f) => readDirectory(join(where, f.name), f.name)));
+    if (nested.flat().length > 0) return nested.flat();
+  }
   if (names.length === 0) throw new PublicationError('not_found', `${where}: no published bundles there`);
   return Promise.all(names.map(async (name) => ({ name, bytes: checkSize(new Uint8Array(await readFile(join(where, name))), name) })));
 }
