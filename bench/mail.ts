@@ -57,7 +57,7 @@ function benchFor(servers: MailServers): Bench {
 }
 
 /** A keyring-backed account on the real servers; `sizes` records the raw size of every mail it sends. */
-async function account(bench: Bench, dir: string, who: Who, sizes: number[]): Promise<MailAccount & { sessions: AccountStore }> {
+async function account(bench: Bench, dir: string, who: Who, sizes: number[]): Promise<MailAccount & { store: AccountStore }> {
   const user: MailUser = bench.servers.users[who];
   // As the CLI opens it: forgotten secrets leave the WAL in one checkpoint per pass (forget()).
   const store = openAccountStore(join(dir, `${who}.sqlite`), { checkpointAfterSave: false });
@@ -70,7 +70,7 @@ async function account(bench: Bench, dir: string, who: Who, sizes: number[]): Pr
       return smtp.send(raw, envelope);
     },
   };
-  return { address: user.address, keyring, sessions: store, privateKey: await keyring.unlock(), outgoing, incoming: new ImapMailbox(bench.config(who, 'imap')) };
+  return { address: user.address, keyring, store, privateKey: await keyring.unlock(), outgoing, incoming: new ImapMailbox(bench.config(who, 'imap')) };
 }
 
 /** Both pin each other and know each other's ring keys (what the plaintext first contact teaches). */
@@ -164,19 +164,19 @@ async function timed<T>(work: () => Promise<T>): Promise<Timed<T>> {
   return { ms, cpuMs: (used.user + used.system) / 1000, value };
 }
 
-async function offrecordRound(alice: MailAccount & { sessions: AccountStore }, bob: MailAccount & { sessions: AccountStore }, bench: Bench, batch: number, text: string, round: number) {
+async function offrecordRound(alice: MailAccount & { store: AccountStore }, bob: MailAccount & { store: AccountStore }, bench: Bench, batch: number, text: string, round: number) {
   const drafts: Draft[] = Array.from({ length: batch }, (_, i) => ({ to: bob.address, subject: `bench ${round}.${i}`, text }));
   const sent = await timed(async () => {
     for (const draft of drafts) {
       const outcome = await sendMessage(alice, draft);
       if (outcome.kind !== 'encrypted' || outcome.type !== 'data') throw new Error(`expected a data message, got ${JSON.stringify(outcome)}`);
     }
-    alice.sessions.forget();
+    alice.store.forget();
   });
   await arrived(bench, 'bob', batch);
   const fetched = await timed(async () => {
     const reports = await fetchMessages(bob);
-    bob.sessions.forget();
+    bob.store.forget();
     return reports;
   });
   const got = fetched.value.flatMap((r) => (r.kind === 'message' ? [r.message] : []));
@@ -261,7 +261,7 @@ export async function benchMail(options: MailBenchOptions = {}): Promise<BenchRo
     const sizes: number[] = [];
     const alice = await account(bench, dir, 'alice', sizes);
     const bob = await account(bench, dir, 'bob', []);
-    stores.push(alice.sessions, bob.sessions);
+    stores.push(alice.store, bob.store);
     await introduce(alice, bob);
 
     // Establish the session (first mail, reply), off the clock.

@@ -3,6 +3,7 @@ import { benchFirstMail } from './firstmail.ts';
 import { benchMail } from './mail.ts';
 import { benchRing } from './ring.ts';
 import { benchSession } from './session.ts';
+import { benchWatch } from './watch.ts';
 
 console.log('== OTR session: the paper\'s micro-benchmark (section 5.3) ==');
 await benchSession();
@@ -12,3 +13,5 @@ console.log('\n== First mail: build and open, against openpgp.js sign+encrypt / 
 await benchFirstMail();
 console.log('\n== Mail over loopback Dovecot + Postfix, against plain nodemailer / imapflow ==');
 await benchMail();
+console.log('\n== Watcher daemon over loopback Dovecot + Postfix: latency against plain IDLE, resident memory ==');
+await benchWatch();

@@ -20,7 +20,7 @@ async function person(address: string): Promise<MailAccount> {
   const store = openAccountStore(join(root, `${address}.sqlite`));
   const keyring = new Keyring(store);
   await keyring.init({ email: address });
-  return { address, keyring, sessions: store, privateKey: await keyring.unlock(), outgoing: spool.transport(), incoming: spool.mailbox(address) };
+  return { address, keyring, store, privateKey: await keyring.unlock(), outgoing: spool.transport(), incoming: spool.mailbox(address) };
 }
 
 const KINDS: Record<number, string> = {

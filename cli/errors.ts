@@ -145,7 +145,7 @@ export function report(error: unknown): Report {
     };
     return { exitCode: EXIT.input, message: error.message, hint: hints[error.code] };
   }
-  if (error instanceof MailError) return { exitCode: error.code === 'io' ? EXIT.mail : EXIT.input, message: error.message, hint: 'check the account settings: offrecord account show' };
+  if (error instanceof MailError) return { exitCode: error.code === 'io' || error.code === 'auth' ? EXIT.mail : EXIT.input, message: error.message, hint: 'check the account settings: offrecord account show' };
   const message = error instanceof Error ? error.message : String(error);
   return {
     exitCode: EXIT.internal,

@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { formatFingerprint } from '../src/keys/tofu.ts';
-import { MaildirSpool } from '../src/mail/maildir.ts';
+import { MaildirDelivery, MaildirSpool } from '../src/mail/maildir.ts';
 import { fetchMessages, sendMessage, type MailAccount } from '../src/mail/pipeline.ts';
 import type { Security } from '../src/mail/servers.ts';
 import { defaultStoreDirectory } from '../src/store/index.ts';
@@ -18,7 +18,7 @@ export function plaintextMaildir(account: string): string {
   return new MaildirSpool(join(defaultStoreDirectory(process.env), 'mail')).maildir(account);
 }
 
-async function withMailAccount<T>(requested: string | undefined, fn: (mail: MailAccount, opened: OpenedAccount, settings: MailSettings) => Promise<T>): Promise<T> {
+export async function withMailAccount<T>(requested: string | undefined, fn: (mail: MailAccount, opened: OpenedAccount, settings: MailSettings) => Promise<T>): Promise<T> {
   const opened = openAccount(requested);
   try {
     await unlockAndRotate(opened);
@@ -26,10 +26,11 @@ async function withMailAccount<T>(requested: string | undefined, fn: (mail: Mail
     const mail: MailAccount = {
       address: opened.account,
       keyring: opened.keyring,
-      sessions: opened.store,
+      store: opened.store,
       privateKey: opened.keyring.unlockedKey(),
       ...transports(opened.account, settings),
       processedFolder: settings.folder,
+      delivery: new MaildirDelivery(plaintextMaildir(opened.account)),
     };
     return await fn(mail, opened, settings);
   } finally {
@@ -140,12 +141,11 @@ export async function send(args: SendArgs): Promise<ExitCode> {
 export async function fetch(args: { account?: string; json: boolean }): Promise<ExitCode> {
   return withMailAccount(args.account, async (mail, opened) => {
     const showProgress = process.stderr.isTTY && !args.json;
-    const reports = await fetchMessages(mail, showProgress ? (done, total) => {
+    const progress = (done: number, total: number) => {
       if (total >= 10) process.stderr.write(`\r[${'#'.repeat(Math.round((20 * done) / total)).padEnd(20)}] ${done}/${total}`);
-    } : undefined);
+    };
+    const reports = await fetchMessages(mail, showProgress ? { progress } : {});
     if (showProgress && reports.length >= 10) process.stderr.write('\n');
-    const inbox = new MaildirSpool(join(defaultStoreDirectory(process.env), 'mail'));
-    for (const r of reports) if (r.kind === 'message') await inbox.deliver(opened.account, r.raw);
     if (args.json) {
       out(json(reports.map((r) => (r.kind === 'message' ? { id: r.id, kind: r.kind, from: r.from, fingerprint: r.fingerprint, verified: r.verified, subject: r.message.subject, date: r.message.date.toISOString(), text: r.message.text ?? null, attachments: r.message.attachments.map((a) => a.filename) } : r))));
     } else {

@@ -10,6 +10,7 @@ import * as forge from './forge.ts';
 import * as keys from './keys.ts';
 import * as mail from './mail.ts';
 import * as publish from './publish.ts';
+import * as watcher from './watch.ts';
 import { STDIO } from './keys.ts';
 
 function version(): string {
@@ -249,6 +250,39 @@ export function parser(argv: string[]) {
       ),
     )
     .command('fetch', 'read new mail once: decrypt offrecord mail, learn keys', (c) => c.option('json', jsonOption), run((a) => mail.fetch({ account: a.account, json: a.json })))
+    .command(
+      'watch',
+      'keep watching the mailbox (IMAP IDLE): decrypt new mail into your Maildir as it arrives',
+      (c) =>
+        c
+          .option('once', { type: 'boolean', default: false, describe: 'one pass and the timed duties, then exit (for cron)' })
+          .option('maildir', { type: 'string', requiresArg: true, describe: 'deliver read messages into this Maildir (default: the one `account show` names)' })
+          .option('exec', { type: 'string', requiresArg: true, describe: 'also run this shell command per message, the message on its stdin' })
+          .option('json', { type: 'boolean', default: false, describe: 'also write each message as a JSON line on stdout' })
+          .option('ack-delay', { type: 'number', requiresArg: true, describe: 'seconds to wait for your reply before acknowledging a new key (default 3600)' })
+          .option('idle-restart', { type: 'number', requiresArg: true, describe: 'seconds between IDLE restarts (default 100)' })
+          .check((a) => {
+            for (const name of ['ack-delay', 'idle-restart'] as const) {
+              const value = a[name];
+              if (value !== undefined && (!Number.isFinite(value) || value <= 0)) throw new Error(`--${name} must be a positive number of seconds`);
+            }
+            return true;
+          })
+          .example('offrecord watch', 'runs until SIGTERM or Ctrl-C; logs JSON lines on stderr')
+          .example('offrecord watch --once', 'from cron'),
+      run((a) =>
+        watcher.watch({
+          account: a.account,
+          once: a.once,
+          jsonLines: a.json,
+          ...(a.maildir !== undefined ? { maildir: a.maildir } : {}),
+          ...(a.exec !== undefined ? { exec: a.exec } : {}),
+          ...(a['ack-delay'] !== undefined ? { ackDelay: a['ack-delay'] } : {}),
+          ...(a['idle-restart'] !== undefined ? { idleRestart: a['idle-restart'] } : {}),
+        }),
+      ),
+    )
+    .command('status', 'what each account\'s watcher is doing', (c) => c.option('json', jsonOption), run((a) => watcher.status({ ...(a.account !== undefined ? { account: a.account } : {}), json: a.json })))
     .command('sessions', 'who you talk to, and in which state', (c) => c.option('json', jsonOption), run((a) => mail.sessions({ account: a.account, json: a.json })))
     .command(
       'forge <mail>',

@@ -7,6 +7,10 @@
 //   npx tsx scripts/mail-servers.ts start [--domain D] [--parent DIR]   prints the servers as JSON
 //   npx tsx scripts/mail-servers.ts stop DIR                            kills them, removes DIR
 //
+// Fault injection: stopDovecot/startDovecot (or restartDovecot) take IMAP (and LMTP, and SMTP
+// AUTH, which Postfix asks Dovecot for) away and bring it back on the same ports, configuration
+// and mail storage while Postfix keeps running.
+//
 // TLS: when openssl is present a self-signed certificate for 127.0.0.1/localhost is made per
 // run. Both servers offer STARTTLS, and clients that upgrade (nodemailer and imapflow do so by
 // default when it is offered) must trust it: pass `tls: { ca: servers.tls.cert }`, or turn the
@@ -38,7 +42,10 @@ export interface MailServers {
   users: { alice: MailUser; bob: MailUser };
   /** The self-signed certificate both servers present for STARTTLS (PEM), or null without openssl. */
   tls: { cert: string; certFile: string } | null;
-  /** Process ids of the two masters; each leads the process group of its daemons. */
+  /**
+   * Process ids of the two masters; each leads the process group of its daemons. startDovecot
+   * updates `dovecot` (after stopDovecot it names the killed master until then).
+   */
   pids: { dovecot: number; postfix: number };
   /** Milliseconds spent installing the Debian packages in this call (0 when they were there). */
   installMs: number;
@@ -109,7 +116,7 @@ export async function startMailServers(options: StartOptions = {}): Promise<Mail
       writeFileSync(join(dir, MARKER), `${JSON.stringify({ domain, imap: { host: HOST, port: imapPort }, smtp: { host: HOST, port: smtpPort }, users, tls: tls ? { certFile: tls.certFile } : null }, null, 2)}\n`);
       try {
         const pids = await launch(dir);
-        await waitReady(imapPort, smtpPort, options.readyTimeoutMs ?? 10_000, dir);
+        await waitReady(dir, options.readyTimeoutMs ?? 10_000, { imap: imapPort, smtp: smtpPort });
         return {
           dir, domain,
           imap: { host: HOST, port: imapPort },
@@ -146,6 +153,37 @@ export function killMailServersSync(dir: string): void {
   if (!existsSync(join(dir, MARKER))) return;
   killGroups(dir);
   rmSync(dir, { recursive: true, force: true });
+}
+
+/**
+ * Kills Dovecot alone (SIGKILL to its process group) and waits until its processes are gone.
+ * Postfix keeps running; meanwhile it defers deliveries (retrying every second) and refuses
+ * SMTP AUTH, which it asks Dovecot for.
+ */
+export async function stopDovecot(servers: MailServers): Promise<void> {
+  const left = await waitGone(killGroups(servers.dir, ['dovecot']), 5_000);
+  if (left.length > 0) throw new Error(`Dovecot processes ${left.join(', ')} of ${servers.dir} still alive 5 s after SIGKILL`);
+}
+
+/**
+ * Starts Dovecot again after stopDovecot, on the same ports, configuration and mail storage,
+ * records its new master in `servers.pids.dovecot` and waits until IMAP answers.
+ */
+export async function startDovecot(servers: MailServers, options: { readyTimeoutMs?: number } = {}): Promise<void> {
+  const { dir } = servers;
+  if (liveMaster(dir, 'dovecot') !== null) throw new Error(`Dovecot of ${dir} is already running`);
+  // The killed master may linger as a zombie, and Dovecot refuses to start while its pid file
+  // names a process that exists.
+  rmSync(MASTERS.dovecot.pidFile(dir), { force: true });
+  servers.pids.dovecot = await launchDaemon(dir, 'dovecot');
+  await waitReady(dir, options.readyTimeoutMs ?? 10_000, { imap: servers.imap.port });
+}
+
+/** stopDovecot, `downMs` (0 by default) without it, then startDovecot. */
+export async function restartDovecot(servers: MailServers, options: { downMs?: number; readyTimeoutMs?: number } = {}): Promise<void> {
+  await stopDovecot(servers);
+  if (options.downMs) await new Promise((ok) => setTimeout(ok, options.downMs));
+  await startDovecot(servers, options);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -371,15 +409,41 @@ function spawnAsync(command: string, args: string[], out: number, cwd: string): 
   });
 }
 
-/** Starts both masters (each daemonizes into its own process group) and returns their pids. */
+type Daemon = 'dovecot' | 'postfix';
+
+/** How each master is started and found again: its pid file and the program it runs. */
+const MASTERS: Record<Daemon, { start: (dir: string) => [string, string[]]; pidFile: (dir: string) => string; program: string }> = {
+  dovecot: {
+    start: (dir) => ['/usr/sbin/dovecot', ['-c', join(dir, 'dovecot.conf')]],
+    pidFile: (dir) => join(dir, 'dovecot', 'master.pid'),
+    program: '/usr/sbin/dovecot',
+  },
+  postfix: {
+    start: (dir) => ['/usr/sbin/postfix', ['-c', join(dir, 'etc'), 'start']],
+    pidFile: (dir) => join(dir, 'postfix', 'pid', 'master.pid'),
+    program: '/usr/lib/postfix/sbin/master',
+  },
+};
+
+/** Starts one master (it daemonizes into its own process group) and returns its pid. */
+async function launchDaemon(dir: string, daemon: Daemon): Promise<number> {
+  const [command, args] = MASTERS[daemon].start(dir);
+  await spawnDaemon(command, args, dir, `${daemon}.out`);
+  // Dovecot's starter exits before the daemonized master has written its pid file.
+  const deadline = Date.now() + 5_000;
+  for (;;) {
+    const pid = liveMaster(dir, daemon);
+    if (pid !== null) return pid;
+    if (Date.now() > deadline) throw new Error(`${daemon} wrote no pid file of a live master in ${dir} within 5 s`);
+    await new Promise((ok) => setTimeout(ok, 5));
+  }
+}
+
+/** Starts both masters and returns their pids. */
 async function launch(dir: string): Promise<{ dovecot: number; postfix: number }> {
   // Dovecot first, so Postfix finds the auth and LMTP sockets.
-  await spawnDaemon('/usr/sbin/dovecot', ['-c', join(dir, 'dovecot.conf')], dir, 'dovecot.out');
-  await spawnDaemon('/usr/sbin/postfix', ['-c', join(dir, 'etc'), 'start'], dir, 'postfix.out');
-  const dovecot = readPid(join(dir, 'dovecot', 'master.pid'));
-  const postfix = readPid(join(dir, 'postfix', 'pid', 'master.pid'));
-  if (dovecot === null || postfix === null) throw new Error(`a master wrote no pid file in ${dir}`);
-  return { dovecot, postfix };
+  const dovecot = await launchDaemon(dir, 'dovecot');
+  return { dovecot, postfix: await launchDaemon(dir, 'postfix') };
 }
 
 function readPid(file: string): number | null {
@@ -422,19 +486,22 @@ function liveMembers(groups: number[]): number[] {
   return live;
 }
 
-/** SIGKILL to the process group of each master found through the pid files of `dir`. */
-function killGroups(dir: string): number[] {
+/** The pid of `daemon`'s master of `dir` when it is alive and still leads its process group. */
+function liveMaster(dir: string, daemon: Daemon): number | null {
+  const pid = readPid(MASTERS[daemon].pidFile(dir));
+  if (pid === null) return null;
+  const stat = procStat(pid);
+  // A stale pid file may name someone else now.
+  if (stat === null || stat.state === 'Z' || stat.pgrp !== pid || executable(pid) !== MASTERS[daemon].program) return null;
+  return pid;
+}
+
+/** SIGKILL to the process group of each master (both by default) found through the pid files of `dir`. */
+function killGroups(dir: string, daemons: readonly Daemon[] = ['dovecot', 'postfix']): number[] {
   const groups: number[] = [];
-  const masters: [string, string][] = [
-    [join(dir, 'dovecot', 'master.pid'), '/usr/sbin/dovecot'],
-    [join(dir, 'postfix', 'pid', 'master.pid'), '/usr/lib/postfix/sbin/master'],
-  ];
-  for (const [file, program] of masters) {
-    const pid = readPid(file);
+  for (const daemon of daemons) {
+    const pid = liveMaster(dir, daemon);
     if (pid === null) continue;
-    const stat = procStat(pid);
-    // Only a live master that still leads its group: a stale pid file may name someone else now.
-    if (stat === null || stat.state === 'Z' || stat.pgrp !== pid || executable(pid) !== program) continue;
     try {
       process.kill(-pid, 'SIGKILL');
     } catch {
@@ -455,8 +522,8 @@ async function waitGone(groups: number[], timeoutMs: number): Promise<number[]> 
   }
 }
 
-/** Waits for the SMTP greeting and EHLO answer, and for the IMAP greeting. */
-async function waitReady(imapPort: number, smtpPort: number, timeoutMs: number, dir: string): Promise<void> {
+/** Waits for the IMAP greeting, and for the SMTP greeting and EHLO answer when `smtp` is given. */
+async function waitReady(dir: string, timeoutMs: number, ports: { imap: number; smtp?: number }): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   const attempt = async (check: () => Promise<void>, what: string): Promise<void> => {
     for (;;) {
@@ -473,9 +540,10 @@ async function waitReady(imapPort: number, smtpPort: number, timeoutMs: number, 
       }
     }
   };
+  const { imap, smtp } = ports;
   await Promise.all([
-    attempt(() => converse(smtpPort, [[null, /^220 /m], ['EHLO ready.test\r\n', /^250 /m], ['QUIT\r\n', /^221 /m]]), `SMTP on ${HOST}:${smtpPort}`),
-    attempt(() => converse(imapPort, [[null, /^\* OK/m], ['a LOGOUT\r\n', /^a OK/m]]), `IMAP on ${HOST}:${imapPort}`),
+    ...(smtp === undefined ? [] : [attempt(() => converse(smtp, [[null, /^220 /m], ['EHLO ready.test\r\n', /^250 /m], ['QUIT\r\n', /^221 /m]]), `SMTP on ${HOST}:${smtp}`)]),
+    attempt(() => converse(imap, [[null, /^\* OK/m], ['a LOGOUT\r\n', /^a OK/m]]), `IMAP on ${HOST}:${imap}`),
   ]);
 }
 

@@ -9,7 +9,9 @@ export type MailErrorCode =
   | 'unsupported_version'
   /** Addressed to someone else, or from an address that does not match. */
   | 'address'
-  /** The mail spool or mailbox could not be read or written. */
-  | 'io';
+  /** The mail spool or mailbox could not be read or written (transient: try again later). */
+  | 'io'
+  /** The server refused our credentials: trying again will not help. */
+  | 'auth';
 
 export class MailError extends CodedError<MailErrorCode> {}

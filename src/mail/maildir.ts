@@ -6,10 +6,15 @@ import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
+import { abortableDelay } from './delay.ts';
 import { MailError } from './errors.ts';
+import { checkMailSize } from './mime.ts';
+import type { Delivery } from '../store/records.ts';
+import type { DeliverySink } from './delivery.ts';
 import type { Envelope, IncomingMailbox, OutgoingTransport } from './transport.ts';
 
 const SUBDIRS = ['tmp', 'new', 'cur'] as const;
+const MAILDIR_POLL_MS = 250;
 const ID_PATTERN = /^[0-9]+\.[A-Za-z0-9_]+\.[A-Za-z0-9._-]+$/;
 const FOLDER_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 
@@ -31,6 +36,27 @@ function uniqueName(): string {
   return `${Math.floor(Date.now() / 1000)}.P${process.pid}R${randomBytes(8).toString('hex')}.${host}`;
 }
 
+/** tmp/, fsync, rename into new/, fsync new/: once this resolves the mail survives a power cut. */
+async function writeIntoNew(dir: string, name: string, raw: Uint8Array): Promise<void> {
+  const tmp = join(dir, 'tmp', name);
+  await io(`writing ${tmp}`, async () => {
+    const handle = await fs.open(tmp, 'w', 0o600);
+    try {
+      await handle.writeFile(raw);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await fs.rename(tmp, join(dir, 'new', name));
+    const directory = await fs.open(join(dir, 'new'), 'r');
+    try {
+      await directory.sync();
+    } finally {
+      await directory.close();
+    }
+  });
+}
+
 export class MaildirSpool {
   constructor(readonly root: string) {}
 
@@ -45,17 +71,7 @@ export class MaildirSpool {
     const dir = this.maildir(address);
     await ensureMaildir(dir);
     const name = uniqueName();
-    const tmp = join(dir, 'tmp', name);
-    await io(`writing ${tmp}`, async () => {
-      const handle = await fs.open(tmp, 'wx', 0o600);
-      try {
-        await handle.writeFile(raw);
-        await handle.sync();
-      } finally {
-        await handle.close();
-      }
-      await fs.rename(tmp, join(dir, 'new', name));
-    });
+    await writeIntoNew(dir, name, raw);
     return name;
   }
 
@@ -73,7 +89,15 @@ export class MaildirSpool {
 }
 
 export class MaildirMailbox implements IncomingMailbox {
-  constructor(readonly dir: string) {}
+  readonly name: string;
+
+  constructor(readonly dir: string) {
+    this.name = `maildir:${dir}`;
+  }
+
+  position(): null {
+    return null; // Maildir names are unique for good: no renumbering to watch for
+  }
 
   async list(): Promise<string[]> {
     await ensureMaildir(this.dir);
@@ -83,7 +107,9 @@ export class MaildirMailbox implements IncomingMailbox {
   }
 
   async read(id: string): Promise<Uint8Array> {
-    return new Uint8Array(await io(`reading ${id}`, () => fs.readFile(join(this.dir, 'new', checkedId(id)))));
+    const path = join(this.dir, 'new', checkedId(id));
+    checkMailSize((await io(`reading ${id}`, () => fs.stat(path))).size);
+    return new Uint8Array(await io(`reading ${id}`, () => fs.readFile(path)));
   }
 
   async done(id: string, folder?: string): Promise<void> {
@@ -100,9 +126,32 @@ export class MaildirMailbox implements IncomingMailbox {
     // Nothing held open between calls.
   }
 
+  /** Listing a local directory is cheap: poll it. */
+  async waitForMail(maxWaitMs: number, signal?: AbortSignal): Promise<void> {
+    await abortableDelay(Math.min(maxWaitMs, MAILDIR_POLL_MS), signal);
+  }
+
   /** new/ to cur/ without the Seen flag: what a mail client does with mail it has shown in a list. */
   async examined(id: string): Promise<void> {
     await io(`moving ${id}`, () => fs.rename(join(this.dir, 'new', checkedId(id)), join(this.dir, 'cur', `${id}:2,`)));
+  }
+}
+
+/**
+ * Delivers decrypted mail into a Maildir, named by the delivery's own id: delivering the same one
+ * again (after a crash before the outbox heard of it) finds it in new/ or cur/ and does nothing.
+ */
+export class MaildirDelivery implements DeliverySink {
+  constructor(readonly dir: string) {}
+
+  async deliver(delivery: Delivery): Promise<void> {
+    await ensureMaildir(this.dir);
+    const name = `${Math.floor(delivery.receivedAt / 1000)}.D${delivery.id}.offrecord`;
+    for (const sub of ['new', 'cur']) {
+      const names = await io(`listing ${join(this.dir, sub)}`, () => fs.readdir(join(this.dir, sub)));
+      if (names.some((n) => n === name || n.startsWith(`${name}:`))) return;
+    }
+    await writeIntoNew(this.dir, name, delivery.message);
   }
 }
 

@@ -18,6 +18,11 @@ export const OUTER_SUBJECT = '...';
 /** Base64 of the largest protocol message plus headroom for headers and the explanation. */
 export const MAX_MAIL_BYTES = Math.ceil((LIMITS.maxMessage * 4) / 3 * (78 / 76)) + 256 * 1024;
 
+/** Refuses a mail over the size limit, before it is parsed (or, where the size is known, read). */
+export function checkMailSize(bytes: number): void {
+  if (bytes > MAX_MAIL_BYTES) throw new MailError('too_large', `mail of ${bytes} bytes is over the ${MAX_MAIL_BYTES}-byte limit`);
+}
+
 const TYPE_NAMES: Record<MessageType, string> = {
   [MessageType.First]: 'first',
   [MessageType.Reply]: 'reply',
@@ -105,7 +110,7 @@ function addresses(field: AddressObject | AddressObject[] | undefined): string[]
  * leave it alone; throws MailError for an offrecord mail that is not well-formed.
  */
 export async function parseProtected(raw: Uint8Array): Promise<IncomingMail | null> {
-  if (raw.length > MAX_MAIL_BYTES) throw new MailError('too_large', `mail of ${raw.length} bytes is over the ${MAX_MAIL_BYTES}-byte limit`);
+  checkMailSize(raw.length);
   const parsed = await simpleParser(Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength), { skipHtmlToText: true, skipTextToHtml: true, skipTextLinks: true });
   const markers = headerValues(parsed, MARKER_HEADER);
   if (markers.length === 0) return null;
@@ -142,7 +147,7 @@ export async function parseProtected(raw: Uint8Array): Promise<IncomingMail | nu
 
 /** Keys an ordinary (plaintext) mail from an offrecord user advertises (paper 5.1), or null. */
 export async function parseAdvertisement(raw: Uint8Array): Promise<{ from: string; autocrypt: string[]; offrecordKeys: string } | null> {
-  if (raw.length > MAX_MAIL_BYTES) throw new MailError('too_large', `mail of ${raw.length} bytes is over the ${MAX_MAIL_BYTES}-byte limit`);
+  checkMailSize(raw.length);
   const parsed = await simpleParser(Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength), { skipHtmlToText: true, skipTextToHtml: true, skipTextLinks: true });
   const keys = headerValues(parsed, 'Offrecord-Keys');
   const from = addresses(parsed.from);

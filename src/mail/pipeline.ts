@@ -2,12 +2,13 @@
 // user's message. It joins the keyring (who is who, which keys), the session engine
 // (Conversation), the MIME carriage and a transport. A mail that cannot be processed is left
 // where it is, untouched, with the reason in the report.
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type * as openpgp from 'openpgp';
 import { isKeyError } from '../keys/errors.ts';
 import { autocryptHeaderFor, formatOffrecordKeysHeader, parseOffrecordKeysHeader, selectAutocryptHeader, SUPPORTED_PROTOCOL_VERSIONS } from '../keys/headers.ts';
 import { isKeyringError, type Keyring } from '../keys/keyring.ts';
 import type { Sealer } from '../crypto/seal.ts';
+import { toHex } from '../crypto/bytes.ts';
 import { Conversation } from '../protocol/context.ts';
 import { systemEnv, type Policy } from '../protocol/session.ts';
 import type { SessionStore } from '../protocol/store.ts';
@@ -15,18 +16,38 @@ import { MessageType } from '../protocol/wire.ts';
 import { MailError } from './errors.ts';
 import { composeInner, composeProtected, parseAdvertisement, parseInner, parseProtected, type Attachment, type UserMessage } from './mime.ts';
 import type { IncomingMailbox, OutgoingTransport } from './transport.ts';
+import { flushOutbox, type DeliverySink, type Outbox } from './delivery.ts';
+import type { Delivery, MailCheckpoint, MailRef, ProcessedMail } from '../store/records.ts';
 import MailComposer from 'nodemailer/lib/mail-composer';
+
+/** What the pipeline keeps in the account's store besides sessions: which mail is done, the outbox. */
+export interface MailLedger extends Outbox {
+  processed(ref: Pick<MailRef, 'mailbox' | 'id'>): ProcessedMail | null;
+  processedByMessageId(mailbox: string, messageId: string): ProcessedMail[];
+  markProcessed(ref: MailRef & { messageId?: string | null }): boolean;
+  checkpoint(mailbox: string): MailCheckpoint | null;
+  setCheckpoint(checkpoint: { mailbox: string; uidvalidity: number; lastUid: number }): void;
+  addDelivery(delivery: Delivery): void;
+  transaction<T>(fn: () => T): T;
+  sessions(local: string): { peer: string }[];
+  peers(): { address: string; fingerprint: string }[];
+}
 
 export interface MailAccount {
   address: string;
   keyring: Keyring;
-  sessions: SessionStore;
+  store: SessionStore & MailLedger;
   /** Our unlocked identity: opens first mails, certifies nothing here. */
   privateKey: openpgp.PrivateKey;
   outgoing: OutgoingTransport;
   incoming: IncomingMailbox;
   /** Where processed ciphertext mail goes (it is unreadable once its keys are forgotten). */
   processedFolder?: string;
+  /**
+   * Where decrypted messages go, exactly once: each is committed to the store's outbox with the
+   * session step, then handed here. Without a sink they are only in the fetch reports.
+   */
+  delivery?: DeliverySink;
   policy?: Policy;
   clock?: () => number;
 }
@@ -76,7 +97,7 @@ function lazySealer(account: MailAccount): Sealer {
 async function conversationWith(account: MailAccount, address: string): Promise<Conversation> {
   const peer = await account.keyring.peerParty(address);
   return new Conversation({
-    store: account.sessions,
+    store: account.store,
     parties: { local: account.keyring.localParty(), peer: peer.party },
     peerEncryptionKey: peer.encryptionKey,
     sealer: lazySealer(account),
@@ -155,6 +176,8 @@ async function sendPlaintext(account: MailAccount, user: UserMessage, draft: Dra
 export type FetchReport =
   | { id: string; kind: 'message'; from: string; fingerprint: string; verified: boolean; message: UserMessage; raw: Uint8Array }
   | { id: string; kind: 'protocol'; from: string }
+  /** Processed in an earlier pass that stopped before filing it away: filed now. */
+  | { id: string; kind: 'refiled' }
   | { id: string; kind: 'ordinary'; advertises?: string }
   | { id: string; kind: 'skipped'; reason: string; code: string; alarm?: string };
 
@@ -222,46 +245,75 @@ function skipped(id: string, error: unknown): FetchReport {
  */
 async function processOne(account: MailAccount, id: string, cache: PassCache, read: Promise<Uint8Array>): Promise<{ filed: Promise<FetchReport> }> {
   const settled = (report: FetchReport) => ({ filed: Promise.resolve(report) });
+  const { incoming, store } = account;
+  const folder = account.processedFolder ?? 'OffRecord';
+  const fileAway = (report: FetchReport) => {
+    const done = incoming.done(id, folder);
+    return done.then(
+      () => report,
+      (error: unknown) => skipped(id, error),
+    );
+  };
+  const position = incoming.position(id);
+  const ref: MailRef = { mailbox: incoming.name, id, epoch: position ? String(position.uidvalidity) : '' };
   try {
+    if (store.processed(ref)) return { filed: fileAway({ id, kind: 'refiled' }) };
     const raw = await read;
     const mail = await parseProtected(raw);
     if (!mail) {
       // Ordinary mail stays where it is; if it advertises offrecord keys, we learn them.
       const advert = await parseAdvertisement(raw);
       if (advert && (await learnKeys(account, advert.from, advert.autocrypt, advert.offrecordKeys))) cache.delete(advert.from);
-      await account.incoming.examined(id);
+      await incoming.examined(id);
       return settled({ id, kind: 'ordinary', ...(advert ? { advertises: advert.from } : {}) });
+    }
+    // After a UIDVALIDITY change the same mail comes back under a new id: known by its Message-ID
+    // from the old epoch (a Message-ID repeated within one epoch is a different mail).
+    if (mail.messageId && store.processedByMessageId(ref.mailbox, mail.messageId).some((p) => p.epoch !== ref.epoch)) {
+      store.markProcessed({ ...ref, messageId: mail.messageId });
+      return { filed: fileAway({ id, kind: 'refiled' }) };
     }
     if (!mail.to.includes(account.address.toLowerCase())) {
       throw new MailError('address', `addressed to ${mail.to.join(', ') || 'nobody'}, not to ${account.address}`);
     }
     if (await learnKeys(account, mail.from, mail.autocrypt, mail.offrecordKeys)) cache.delete(mail.from);
     const who = await correspondent(account, cache, mail.from);
-    const result = await who.conversation.receive(mail.protocol);
+    // What commits with the session step: the mail is done, and its plaintext waits in the outbox.
+    const committed: { recorded: boolean; delivery: Delivery | null } = { recorded: false, delivery: null };
+    const record = (plaintext: Uint8Array | null) => {
+      store.markProcessed({ ...ref, messageId: mail.messageId ?? null });
+      if (position) {
+        const last = store.checkpoint(ref.mailbox);
+        const lastUid = last && last.uidvalidity === position.uidvalidity ? Math.max(last.lastUid, position.uid) : position.uid;
+        store.setCheckpoint({ mailbox: ref.mailbox, uidvalidity: position.uidvalidity, lastUid });
+      }
+      if (plaintext && account.delivery) {
+        committed.delivery = { id: randomBytes(16).toString('hex'), sender: mail.from, fingerprint: who.fingerprint, verified: who.verified, message: plaintext, receivedAt: now(account) };
+        store.addDelivery(committed.delivery);
+      }
+      committed.recorded = true;
+    };
+    const result = await who.conversation.receive(mail.protocol, { alongside: record });
     for (const out of result.outgoing) await dispatch(account, mail.from, out, mail.messageId ? { inReplyTo: mail.messageId } : {});
     // Left where it is, with the protocol's own code (replay, expired, auth, malformed...).
     if (result.kind === 'error') return settled({ id, kind: 'skipped', code: result.code, reason: result.message });
-    // The step is committed: file the mail away, and read its inner message meanwhile.
-    const done = account.incoming.done(id, account.processedFolder ?? 'OffRecord');
-    done.catch(() => undefined); // handled below; the inner parse may throw first
-    let report: FetchReport;
-    if (result.kind === 'ignore') report = { id, kind: 'protocol', from: mail.from };
-    else {
-      let message: UserMessage;
-      try {
-        message = await parseInner(result.plaintext);
-      } catch (error) {
-        await done.catch(() => undefined); // nothing left in flight behind a thrown error
-        throw error;
-      }
-      report = { id, kind: 'message', from: mail.from, fingerprint: who.fingerprint, verified: who.verified, message, raw: result.plaintext };
+    if (!committed.recorded) store.transaction(() => record(null)); // a step that changed no state
+    if (committed.delivery && account.delivery) {
+      await account.delivery.deliver(committed.delivery);
+      store.deliveryDone(committed.delivery.id);
     }
-    return {
-      filed: done.then(
-        () => report,
-        (error: unknown) => skipped(id, error),
-      ),
-    };
+    if (result.kind === 'ignore') return { filed: fileAway({ id, kind: 'protocol', from: mail.from }) };
+    // The step is committed: file the mail away, and read its inner message meanwhile.
+    const filed = fileAway({ id, kind: 'protocol', from: mail.from });
+    let message: UserMessage;
+    try {
+      message = await parseInner(result.plaintext);
+    } catch (error) {
+      await filed; // nothing left in flight behind a thrown error
+      throw error;
+    }
+    const report: FetchReport = { id, kind: 'message', from: mail.from, fingerprint: who.fingerprint, verified: who.verified, message, raw: result.plaintext };
+    return { filed: filed.then((r) => (r.kind === 'skipped' ? r : report)) };
   } catch (error) {
     return settled(skipped(id, error));
   }
@@ -270,13 +322,27 @@ async function processOne(account: MailAccount, id: string, cache: PassCache, re
 /** Mails read ahead of the one being processed (the server's MOVE and FETCH queue on one connection). */
 const READ_AHEAD = 2;
 
+export interface FetchOptions {
+  /** Hears after each mail. */
+  progress?: (done: number, total: number) => void;
+  /** Keep the mailbox's connection for the next pass (the watcher); the caller closes it. */
+  keepOpen?: boolean;
+  /** Mail not to look at in this pass (the watcher's list of mail it already skipped). */
+  ignore?: ReadonlySet<string>;
+  /** Stops the pass before the next mail; the mail in hand is finished first. */
+  signal?: AbortSignal;
+}
+
 /**
  * One pass over new mail, oldest first; `progress` hears after each mail. While one mail is
  * processed, the next ones are already being read and the one before is being filed away: each
  * mail is still filed only after its own session step is committed.
  */
-export async function fetchMessages(account: MailAccount, progress?: (done: number, total: number) => void): Promise<FetchReport[]> {
+export async function fetchMessages(account: MailAccount, options: FetchOptions = {}): Promise<FetchReport[]> {
+  const { progress } = options;
   const reports: FetchReport[] = [];
+  // Plaintext committed by an earlier pass that stopped before handing it over goes first.
+  if (account.delivery) await flushOutbox(account.store, account.delivery);
   const cache: PassCache = new Map();
   // A read overlapped with other work that fails (e.g. the connection dropped under it) is tried once more.
   const readAhead = (id: string): Promise<Uint8Array> => {
@@ -286,7 +352,7 @@ export async function fetchMessages(account: MailAccount, progress?: (done: numb
   };
   let filing: Promise<FetchReport> | null = null;
   try {
-    const ids = await account.incoming.list();
+    const ids = (await account.incoming.list()).filter((id) => !options.ignore?.has(id));
     const settle = async () => {
       if (!filing) return;
       const report = await filing;
@@ -295,7 +361,7 @@ export async function fetchMessages(account: MailAccount, progress?: (done: numb
       progress?.(reports.length, ids.length);
     };
     const reads: Promise<Uint8Array>[] = [];
-    for (let i = 0; i < ids.length; i++) {
+    for (let i = 0; i < ids.length && !options.signal?.aborted; i++) {
       while (reads.length < Math.min(ids.length, i + 1 + READ_AHEAD)) reads.push(readAhead(ids[reads.length]!));
       const read = reads[i]!;
       delete reads[i]; // the pass holds at most READ_AHEAD mails beyond the current one
@@ -306,7 +372,39 @@ export async function fetchMessages(account: MailAccount, progress?: (done: numb
     await settle();
   } finally {
     if (filing) await (filing as Promise<FetchReport>).catch(() => undefined);
-    await account.incoming.close();
+    if (!options.keepOpen) await account.incoming.close();
   }
   return reports;
+}
+
+/**
+ * What time asks of an account with nothing to read: forget what is due in every session, and
+ * send the empty acknowledgement where a new share arrived and the user has not replied (paper
+ * 4.2), so the correspondent can forget its old key. Returns the addresses acknowledged.
+ */
+export async function performDuties(account: MailAccount): Promise<{ acknowledged: string[]; skipped: { address: string; reason: string }[] }> {
+  const local = toHex(account.keyring.localParty().fingerprint);
+  const addressOf = new Map<string, string>();
+  for (const peer of account.store.peers()) if (!addressOf.has(peer.fingerprint)) addressOf.set(peer.fingerprint, peer.address);
+  const acknowledged: string[] = [];
+  const skippedPeers: { address: string; reason: string }[] = [];
+  for (const { peer } of account.store.sessions(local)) {
+    const address = addressOf.get(peer);
+    if (!address) continue;
+    let conversation: Conversation;
+    try {
+      conversation = await conversationWith(account, address);
+    } catch (error) {
+      if (!isKeyringError(error)) throw error;
+      skippedPeers.push({ address, reason: error.message }); // e.g. a changed identity awaiting the user
+      continue;
+    }
+    await conversation.forgetExpired();
+    const ack = await conversation.acknowledgeIfDue();
+    if (ack?.kind === 'encrypted') {
+      await dispatch(account, address, ack.message);
+      acknowledged.push(address);
+    } else if (ack?.kind === 'error') skippedPeers.push({ address, reason: `${ack.code}: ${ack.message}` });
+  }
+  return { acknowledged, skipped: skippedPeers };
 }

@@ -4,8 +4,9 @@
 import { readFileSync } from 'node:fs';
 import { ImapFlow, type SearchObject } from 'imapflow';
 import { createTransport } from 'nodemailer';
+import { abortableDelay } from './delay.ts';
 import { MailError } from './errors.ts';
-import { MARKER_HEADER } from './mime.ts';
+import { checkMailSize, MARKER_HEADER } from './mime.ts';
 import type { Envelope, IncomingMailbox, OutgoingTransport } from './transport.ts';
 
 /** tls: TLS from the first byte; starttls: upgrade required; plain: loopback test servers only. */
@@ -26,6 +27,8 @@ export const TIMEOUTS = {
   connectMs: 15_000,
   greetingMs: 15_000,
   socketMs: 120_000,
+  /** Without IDLE on the server, how often the watcher looks again. */
+  pollMs: 60_000,
 } as const;
 
 function tlsOptions(config: ServerConfig) {
@@ -61,6 +64,7 @@ export class SmtpTransport implements OutgoingTransport {
       await transporter.sendMail({ envelope: { from: envelope.from, to: envelope.to }, raw: Buffer.from(raw) });
     } catch (error) {
       const e = error as { code?: string; responseCode?: number; message?: string };
+      if (e.code === 'EAUTH') throw new MailError('auth', `SMTP ${config.host}: authentication failed for ${config.user}`);
       throw new MailError('io', `SMTP ${config.host}:${config.port} refused or dropped the mail: ${e.code ?? ''} ${e.responseCode ?? ''}`.trim());
     } finally {
       transporter.close();
@@ -84,12 +88,20 @@ interface Open {
  */
 export class ImapMailbox implements IncomingMailbox {
   private open: Open | null = null;
+  readonly name: string;
 
   constructor(
     private readonly config: ServerConfig,
     private readonly path = 'INBOX',
   ) {
     refusePlainOffLoopback(config);
+    // The account and folder, not the route to them (a port or a proxy may change).
+    this.name = `imap://${encodeURIComponent(config.user)}@${config.host}/${path}`;
+  }
+
+  position(id: string): { uidvalidity: number; uid: number } {
+    const { validity, uid } = parseId(id);
+    return { uidvalidity: Number(validity), uid };
   }
 
   /** The connection being opened, so that overlapping calls share it. */
@@ -145,7 +157,7 @@ export class ImapMailbox implements IncomingMailbox {
       if (used !== null && this.open === used) await this.close();
       if (error instanceof MailError) throw error;
       const e = error as { authenticationFailed?: boolean; code?: string; message?: string };
-      if (e.authenticationFailed) throw new MailError('io', `IMAP ${this.config.host}: authentication failed for ${this.config.user}`);
+      if (e.authenticationFailed) throw new MailError('auth', `IMAP ${this.config.host}: authentication failed for ${this.config.user}`);
       throw new MailError('io', `IMAP ${this.config.host}:${this.config.port}: ${e.code ?? e.message ?? 'connection failed'}`);
     }
   }
@@ -158,13 +170,59 @@ export class ImapMailbox implements IncomingMailbox {
     await open.client.logout().catch(() => undefined);
   }
 
+  /** RFC822.SIZE of each mail the last list() returned. */
+  private readonly sizes = new Map<string, number>();
+
+  /** The message count the last list() saw: a different count when waiting means news already. */
+  private listedExists: number | null = null;
+
+  async waitForMail(maxWaitMs: number, signal?: AbortSignal): Promise<void> {
+    await this.session(async (client) => {
+      if (signal?.aborted || (client.mailbox && client.mailbox.exists !== this.listedExists)) return;
+      if (!client.capabilities.has('IDLE')) {
+        await abortableDelay(Math.min(maxWaitMs, TIMEOUTS.pollMs), signal);
+        return;
+      }
+      await new Promise<void>((resolve, reject) => {
+        let settled = false;
+        const finish = (error?: unknown) => {
+          if (settled) return;
+          settled = true;
+          clearTimeout(timer);
+          client.off('exists', onExists);
+          client.off('close', onClose);
+          signal?.removeEventListener('abort', onExists);
+          if (error) reject(error instanceof Error ? error : new MailError('io', 'IDLE failed'));
+          else resolve();
+        };
+        const onExists = () => finish();
+        const onClose = () => finish(new MailError('io', `IMAP ${this.config.host}: the connection closed during IDLE`));
+        const timer = setTimeout(onExists, maxWaitMs);
+        client.on('exists', onExists);
+        client.on('close', onClose);
+        signal?.addEventListener('abort', onExists, { once: true });
+        // IDLE ends on its own only if the server ends it; a NOOP below ends ours.
+        client.idle().then(() => finish(), finish);
+      });
+      if (client.idling) await client.noop();
+    });
+  }
+
   async list(): Promise<string[]> {
     return this.session(async (client, uidValidity) => {
+      this.listedExists = client.mailbox ? client.mailbox.exists : null;
       // Offrecord mail, and ordinary mail that advertises offrecord keys (paper 5.1).
       const byHeader = (name: string): SearchObject => ({ header: { [name]: true } });
       const query: SearchObject = { or: [byHeader(MARKER_HEADER), byHeader('Offrecord-Keys')], not: { keyword: EXAMINED_KEYWORD } };
-      const uids = (await client.search(query, { uid: true })) || [];
-      return uids.sort((a, b) => a - b).map((uid) => `${uidValidity}:${uid}`);
+      const uids = ((await client.search(query, { uid: true })) || []).sort((a, b) => a - b);
+      // Sizes first, in one round trip: an oversized mail is refused without downloading it.
+      this.sizes.clear();
+      if (uids.length > 0) {
+        for await (const message of client.fetch(uids.join(','), { uid: true, size: true }, { uid: true })) {
+          if (message.size !== undefined) this.sizes.set(`${uidValidity}:${message.uid}`, message.size);
+        }
+      }
+      return uids.map((uid) => `${uidValidity}:${uid}`);
     });
   }
 
@@ -176,6 +234,7 @@ export class ImapMailbox implements IncomingMailbox {
   }
 
   async read(id: string): Promise<Uint8Array> {
+    checkMailSize(this.sizes.get(id) ?? 0);
     return this.session(async (client, uidValidity) => {
       const message = await client.fetchOne(this.uid(id, uidValidity), { source: true }, { uid: true });
       if (!message || !message.source) throw new MailError('io', `message ${id} is gone`);

@@ -12,6 +12,10 @@ export interface OutgoingTransport {
 }
 
 export interface IncomingMailbox {
+  /** Names this mailbox among all others (processed mail is recorded under it). */
+  readonly name: string;
+  /** Where `id` sits in an IMAP mailbox (its UIDVALIDITY and UID); null where there is no such thing. */
+  position(id: string): { uidvalidity: number; uid: number } | null;
   /** Ids of mail not yet processed, oldest first. */
   list(): Promise<string[]>;
   read(id: string): Promise<Uint8Array>;
@@ -19,6 +23,11 @@ export interface IncomingMailbox {
   done(id: string, folder?: string): Promise<void>;
   /** Ordinary mail we only learned keys from: left unread for the user, not listed again. */
   examined(id: string): Promise<void>;
+  /**
+   * Waits until new mail may have arrived (IMAP IDLE, or a short poll), at most `maxWaitMs`, or
+   * until `signal` aborts. Resolving says nothing for sure: the caller lists again.
+   */
+  waitForMail(maxWaitMs: number, signal?: AbortSignal): Promise<void>;
   /** Ends a pass: releases the connection, if the transport keeps one. */
   close(): Promise<void>;
 }

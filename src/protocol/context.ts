@@ -124,10 +124,10 @@ export class Conversation {
   }
 
   /**
-   * `alongside` (synchronous) commits atomically with the step's new state; it does not run when
-   * the step changed nothing or failed.
+   * `alongside` (synchronous, given the plaintext if any) commits atomically with the step's new
+   * state; it does not run when the step changed nothing or failed.
    */
-  async receive(bytes: Uint8Array, options: { alongside?: () => void } = {}): Promise<ReceiveResult> {
+  async receive(bytes: Uint8Array, options: { alongside?: (plaintext: Uint8Array | null) => void } = {}): Promise<ReceiveResult> {
     let loaded;
     try {
       loaded = await this.load();
@@ -140,7 +140,7 @@ export class Conversation {
         steps.push(resend);
         finalState = resend.state;
       }
-      const outgoing = finalState !== state && finalState ? await this.commit(loaded.revision, finalState, steps, options.alongside) : [];
+      const outgoing = finalState !== state && finalState ? await this.commit(loaded.revision, finalState, steps, options.alongside && (() => options.alongside!(step.payload ?? null))) : [];
       return step.payload ? { kind: 'plaintext', plaintext: step.payload, outgoing } : { kind: 'ignore', outgoing };
     } catch (error) {
       if (error instanceof ProtocolError && error.code === 'no_session' && loaded) return this.restart(loaded, bytes, error);

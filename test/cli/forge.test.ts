@@ -10,7 +10,7 @@ import { DAY_MS } from '../../src/keys/schedule.ts';
 import { Keyring } from '../../src/keys/keyring.ts';
 import { DirectoryTarget, publishDue } from '../../src/keys/publication.ts';
 import { defaultStorePath, openAccountStore } from '../../src/store/index.ts';
-import { runCli, type CliRun } from '../helpers/cli.ts';
+import { homeEnv, runCli, type Run as CliRun } from '../helpers/cli.ts';
 import { runConversation, silence, type Scenario } from '../helpers/published-conversation.ts';
 
 function failed(run: CliRun, status: number, message: RegExp, label: string): void {
@@ -25,8 +25,9 @@ describe('offrecord keys publish, fetch-published, forge, verify', () => {
   let s: Scenario;
   let home: string;
   const path = (...parts: string[]) => join(home, ...parts);
+  const cli = (args: string[]): Promise<CliRun> => runCli(args, homeEnv(home));
   const ok = async (args: string[]): Promise<string> => {
-    const run = await runCli(home, args);
+    const run = await cli(args);
     assert.equal(run.status, 0, `${args.join(' ')}: ${run.stderr}`);
     return run.stdout;
   };
@@ -55,7 +56,7 @@ describe('offrecord keys publish, fetch-published, forge, verify', () => {
     const monthAgo = Date.now() - 30 * DAY_MS;
     await new Keyring(store, { clock: () => monthAgo }).init({ email: 'carol@example.test' });
     store.close();
-    failed(await runCli(home, ['keys', 'publish', '--to', 'http://127.0.0.1:1/']), 6, /cannot connect/, 'unreachable target');
+    failed(await cli(['keys', 'publish', '--to', 'http://127.0.0.1:1/']), 6, /cannot connect/, 'unreachable target');
     // The bundle was recorded with what it holds: the next run delivers it, and it alone.
     const first = await ok(['keys', 'publish', '--to', path('www')]);
     assert.match(first, /^delivered bundle-\d+-[0-9a-f]{16}\.offrecord \(recorded earlier\): 1 ring secret\(s\), 0 MAC key\(s\) -> /m);
@@ -81,7 +82,7 @@ describe('offrecord keys publish, fetch-published, forge, verify', () => {
       [[path('truncated.offrecord')], /checksum mismatch/, 'truncated'],
       [[path('nowhere')], /no such file or directory/, 'missing'],
     ];
-    const runs = await Promise.all(cases.map(([args]) => runCli(home, ['keys', 'fetch-published', ...args])));
+    const runs = await Promise.all(cases.map(([args]) => cli(['keys', 'fetch-published', ...args])));
     runs.forEach((run, i) => failed(run, 2, cases[i]![1], cases[i]![2]));
   });
 
@@ -89,8 +90,8 @@ describe('offrecord keys publish, fetch-published, forge, verify', () => {
     const data = path('mails', 'alice-data-0.eml');
     const [noKeys, tooLong] = await Promise.all([
       // Without bundles, and without the later mails that reveal its MAC key in band.
-      runCli(home, ['forge', data, '--transcript', path('mails', 'first.eml'), '--known', path('known.txt'), '--text', 'x']),
-      runCli(home, ['forge', data, '--transcript', path('mails'), '--keys', path('collected'), '--known', path('known.txt'), '--text', 'x'.repeat(2000)]),
+      cli(['forge', data, '--transcript', path('mails', 'first.eml'), '--known', path('known.txt'), '--text', 'x']),
+      cli(['forge', data, '--transcript', path('mails'), '--keys', path('collected'), '--known', path('known.txt'), '--text', 'x'.repeat(2000)]),
       ok(['forge', data, '--transcript', path('mails'), '--keys', path('collected'), '--known', path('known.txt'), '--text', 'I confess everything.', '-o', path('forged.eml')]),
       ok(['forge', path('mails', 'first.eml'), '--transcript', path('mails'), '--keys', path('collected'), '--subject', 'Documents', '--text', 'Here are the stolen documents.', '-o', path('forged-first.eml')]),
     ]);

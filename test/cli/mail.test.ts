@@ -1,48 +1,14 @@
 // offrecord account / send / fetch / sessions as a user runs them: real processes, over the
 // embedded Maildir spool and over the real loopback Dovecot and Postfix.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { after, describe, it } from 'node:test';
+import { readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { addLoopbackAccount, cliHome, homeEnv, ok, runCli } from '../helpers/cli.ts';
 import { useMailServers } from '../helpers/mail-servers.ts';
 
-const ROOT = resolve(import.meta.dirname, '../..');
-const dirs: string[] = [];
-after(() => {
-  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
-});
-
-function home(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'offrecord-mailcli-'));
-  dirs.push(dir);
-  return dir;
-}
-
-interface Run {
-  status: number;
-  stdout: string;
-  stderr: string;
-}
-
-function cli(dir: string, args: string[], input = '', extraEnv: NodeJS.ProcessEnv = {}): Promise<Run> {
-  const env: NodeJS.ProcessEnv = { ...process.env, XDG_DATA_HOME: join(dir, 'data'), XDG_CONFIG_HOME: join(dir, 'config'), OFFRECORD_PASSPHRASE: 'correct horse', ...extraEnv };
-  return new Promise((done, fail) => {
-    const child = execFile(process.execPath, ['--import', 'tsx', join(ROOT, 'cli/offrecord.ts'), ...args], { cwd: ROOT, env, maxBuffer: 8 * 1024 * 1024 }, (error, stdout, stderr) => {
-      const status = error ? (typeof error.code === 'number' ? error.code : null) : 0;
-      if (status === null) fail(error);
-      else done({ status, stdout, stderr });
-    });
-    child.stdin?.end(input);
-  });
-}
-
-async function ok(dir: string, args: string[], input = '', env: NodeJS.ProcessEnv = {}): Promise<string> {
-  const r = await cli(dir, args, input, env);
-  assert.equal(r.status, 0, `${args.join(' ')}: ${r.stderr}`);
-  return r.stdout;
-}
+const home = () => cliHome('offrecord-mailcli-');
+const cli = (dir: string, args: string[], input = '', extraEnv: NodeJS.ProcessEnv = {}) => runCli(args, homeEnv(dir, extraEnv), input);
 
 const ALICE = ['--account', 'alice@example.test'];
 const BOB = ['--account', 'bob@example.test'];
@@ -110,11 +76,7 @@ describe('offrecord over real IMAP and SMTP accounts', () => {
     const s = servers();
     const [aliceHome, bobHome] = [home(), home()];
     await initBoth(aliceHome, bobHome);
-    const ca = join(aliceHome, 'ca.pem');
-    writeFileSync(ca, s.tls?.cert ?? '');
-    const add = (who: 'alice' | 'bob', dir: string) =>
-      ok(dir, ['account', 'add', '--imap-host', s.imap.host, '--imap-port', String(s.imap.port), '--smtp-host', s.smtp.host, '--smtp-port', String(s.smtp.port), '--security', s.tls ? 'starttls' : 'plain', ...(s.tls ? ['--ca-file', ca] : []), '--user', s.users[who].user, '--password-env', 'MAIL_PW']);
-    await Promise.all([add('alice', aliceHome), add('bob', bobHome)]);
+    await Promise.all([addLoopbackAccount(aliceHome, s, 'alice'), addLoopbackAccount(bobHome, s, 'bob')]);
     const as = (who: 'alice' | 'bob') => ({ MAIL_PW: s.users[who].pass });
     const aliceAddress = s.users.alice.address;
     const bobAddress = s.users.bob.address;

@@ -1,24 +1,69 @@
-// Runs the offrecord CLI as a process, with its own data and config directories.
-import { execFile } from 'node:child_process';
+// The offrecord CLI as a user runs it, for tests: real processes (node --import tsx
+// cli/offrecord.ts) with a home of their own (XDG data and config directories).
+import assert from 'node:assert/strict';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { after } from 'node:test';
+import type { MailServers } from './mail-servers.ts';
 
-const ROOT = resolve(import.meta.dirname, '../..');
+export const ROOT = resolve(import.meta.dirname, '../..');
+const CLI = ['--import', 'tsx', join(ROOT, 'cli/offrecord.ts')];
 
-export interface CliRun {
+export interface Run {
   status: number;
   stdout: string;
   stderr: string;
 }
 
-export function runCli(home: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliRun> {
-  const full: NodeJS.ProcessEnv = { ...process.env, XDG_DATA_HOME: join(home, 'data'), XDG_CONFIG_HOME: join(home, 'config'), LC_ALL: 'C', ...env };
-  delete full.OFFRECORD_PASSPHRASE;
+const homes: string[] = [];
+let cleanup = false;
+
+/** A temporary home, removed after the test file. */
+export function cliHome(prefix = 'offrecord-cli-'): string {
+  if (!cleanup) {
+    cleanup = true;
+    after(() => {
+      for (const dir of homes) rmSync(dir, { recursive: true, force: true });
+    });
+  }
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  homes.push(dir);
+  return dir;
+}
+
+/** The environment of a CLI run in `home`: its own data and config, the test passphrase. */
+export function homeEnv(home: string, extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  return { ...process.env, XDG_DATA_HOME: join(home, 'data'), XDG_CONFIG_HOME: join(home, 'config'), OFFRECORD_PASSPHRASE: 'correct horse', ...extra };
+}
+
+/** Runs the CLI to its end; stdin is a pipe (never a terminal) carrying `input`. */
+export function runCli(args: string[], env: NodeJS.ProcessEnv, input = ''): Promise<Run> {
   return new Promise((done, fail) => {
-    const child = execFile(process.execPath, ['--import', 'tsx', join(ROOT, 'cli/offrecord.ts'), ...args], { cwd: ROOT, env: full, maxBuffer: 8 * 1024 * 1024 }, (error, stdout, stderr) => {
+    const child = execFile(process.execPath, [...CLI, ...args], { cwd: ROOT, env, maxBuffer: 8 * 1024 * 1024 }, (error, stdout, stderr) => {
       const status = error ? (typeof error.code === 'number' ? error.code : null) : 0;
       if (status === null) fail(error);
       else done({ status, stdout, stderr });
     });
-    child.stdin?.end();
+    child.stdin?.end(input);
   });
+}
+
+/** Starts a long-running CLI command (the watcher); stdin is closed. */
+export function spawnCli(args: string[], env: NodeJS.ProcessEnv): ChildProcess {
+  return spawn(process.execPath, [...CLI, ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+export async function ok(home: string, args: string[], input = '', env: NodeJS.ProcessEnv = {}): Promise<string> {
+  const r = await runCli(args, homeEnv(home, env), input);
+  assert.equal(r.status, 0, `${args.join(' ')}: ${r.stderr}`);
+  return r.stdout;
+}
+
+/** `offrecord account add` for `who` on the loopback servers; the password comes from $MAIL_PW. */
+export async function addLoopbackAccount(home: string, s: MailServers, who: 'alice' | 'bob'): Promise<void> {
+  const ca = join(home, 'ca.pem');
+  writeFileSync(ca, s.tls?.cert ?? '');
+  await ok(home, ['account', 'add', '--imap-host', s.imap.host, '--imap-port', String(s.imap.port), '--smtp-host', s.smtp.host, '--smtp-port', String(s.smtp.port), '--security', s.tls ? 'starttls' : 'plain', ...(s.tls ? ['--ca-file', ca] : []), '--user', s.users[who].user, '--password-env', 'MAIL_PW']);
 }

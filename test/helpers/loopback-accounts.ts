@@ -5,7 +5,7 @@
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Keyring } from '../../src/keys/keyring.ts';
-import type { MailAccount } from '../../src/mail/pipeline.ts';
+import { fetchMessages, sendMessage, type FetchReport, type MailAccount } from '../../src/mail/pipeline.ts';
 import type { IncomingMailbox } from '../../src/mail/transport.ts';
 import { ImapMailbox, SmtpTransport, type ServerConfig } from '../../src/mail/servers.ts';
 import { openAccountStore, type AccountStore } from '../../src/store/index.ts';
@@ -50,7 +50,6 @@ export async function loopbackAccount(s: MailServers, who: MailUserName, options
   return {
     address,
     keyring,
-    sessions: store,
     store,
     fingerprint: init.fingerprint.toLowerCase(),
     privateKey: await keyring.unlock(),
@@ -136,4 +135,28 @@ export function dovecotMaildir(s: MailServers, who: MailUserName): string {
 export async function filesBelow(dir: string): Promise<string[]> {
   const entries = await readdir(dir, { recursive: true, withFileTypes: true });
   return entries.filter((e) => e.isFile()).map((e) => join(e.parentPath ?? e.path, e.name));
+}
+
+/** Fetch passes for `account` until one reports a mail of `kind`; fails after `timeoutMs`. */
+export async function fetchUntil(account: MailAccount, kind: FetchReport['kind'], timeoutMs = 15_000): Promise<FetchReport[]> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const reports = await fetchMessages(account);
+    if (reports.some((r) => r.kind === kind)) return reports;
+    if (Date.now() > deadline) throw new Error(`${account.address} saw no ${kind} mail: ${JSON.stringify(reports)}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/**
+ * Brings up a session the way users do: `initiator`'s correspondent sends a plaintext mail that
+ * carries its keys, then the first mail and the reply. Both sides can then send data messages.
+ */
+export async function establish(initiator: MailAccount, responder: MailAccount): Promise<void> {
+  await sendMessage(responder, { to: initiator.address, subject: 'keys', text: 'my keys, in plaintext by consent' }, { allowPlaintext: true });
+  await fetchUntil(initiator, 'ordinary');
+  await sendMessage(initiator, { to: responder.address, subject: 'first', text: 'first mail' });
+  await fetchUntil(responder, 'message');
+  await sendMessage(responder, { to: initiator.address, subject: 'reply', text: 'reply' });
+  await fetchUntil(initiator, 'message');
 }

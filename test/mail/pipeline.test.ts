@@ -17,7 +17,7 @@ async function account(spool: MaildirSpool, address: string): Promise<MailAccoun
   const store = openAccountStore(join(root, `${address}.sqlite`));
   const keyring = new Keyring(store);
   await keyring.init({ email: address });
-  return { address, keyring, sessions: store, privateKey: await keyring.unlock(), outgoing: spool.transport(), incoming: spool.mailbox(address) };
+  return { address, keyring, store, privateKey: await keyring.unlock(), outgoing: spool.transport(), incoming: spool.mailbox(address) };
 }
 
 function messages(reports: FetchReport[]) {

@@ -57,13 +57,13 @@ describe('IMAP and SMTP transports', () => {
     assert.equal((await filed.list()).length, 1);
   });
 
-  it('reports a wrong password as a MailError, without the password', async () => {
+  it('reports a wrong password as a MailError auth (not worth retrying), without the password', async () => {
     const s = servers();
     const wrong = 'not-the-password';
     const smtp = new SmtpTransport(config(s, 'alice', 'smtp', wrong));
-    await assert.rejects(smtp.send(new Uint8Array([1]), { from: s.users.alice.address, to: [s.users.bob.address] }), (e: unknown) => e instanceof MailError && e.code === 'io' && !e.message.includes(wrong));
+    await assert.rejects(smtp.send(new Uint8Array([1]), { from: s.users.alice.address, to: [s.users.bob.address] }), (e: unknown) => e instanceof MailError && e.code === 'auth' && !e.message.includes(wrong));
     const imap = new ImapMailbox(config(s, 'bob', 'imap', wrong));
-    await assert.rejects(imap.list(), (e: unknown) => e instanceof MailError && /authentication failed/.test(e.message) && !e.message.includes(wrong));
+    await assert.rejects(imap.list(), (e: unknown) => e instanceof MailError && e.code === 'auth' && /authentication failed/.test(e.message) && !e.message.includes(wrong));
   });
 
   it('refuses clear-text passwords off loopback', () => {

@@ -1,0 +1,193 @@
+// The handlers of `offrecord watch` (the daemon) and `offrecord status`.
+//
+// One watcher per account: a lock file (<account>.watch.lock, holding the pid) keeps a second
+// one out; a lock left by a killed watcher is taken over. The watcher writes its state to
+// <account>.watch.json whenever it changes, which is what `status` reads.
+import { closeSync, existsSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { allSinks, type DeliverySink } from '../src/mail/delivery.ts';
+import { MaildirDelivery } from '../src/mail/maildir.ts';
+import { jsonLogger } from '../src/daemon/log.ts';
+import { execSink, jsonLinesSink } from '../src/daemon/sinks.ts';
+import { WatchError, Watcher, type WatchStatus } from '../src/daemon/watcher.ts';
+import { DEFAULT_POLICY } from '../src/protocol/session.ts';
+import { accountFileName } from '../src/store/index.ts';
+import { dataDirectory, listAccounts, openAccount, resolveAccount } from './account.ts';
+import { CliError, EXIT, type ExitCode } from './errors.ts';
+import { json } from './format.ts';
+import { plaintextMaildir, withMailAccount } from './mail.ts';
+
+const out = (text: string) => process.stdout.write(text);
+
+export interface WatchArgs {
+  account?: string;
+  once: boolean;
+  maildir?: string;
+  exec?: string;
+  jsonLines: boolean;
+  /** Seconds before the empty acknowledgement goes out (paper 4.2). */
+  ackDelay?: number;
+  /** Seconds between IDLE restarts. */
+  idleRestart?: number;
+}
+
+function watchFile(account: string, suffix: 'lock' | 'json'): string {
+  return join(dataDirectory(), `${accountFileName(account)}.watch.${suffix}`);
+}
+
+/** Alive and not a zombie: a killed watcher's pid may linger as one. */
+function running(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return true; // no /proc: trust kill(0)
+  }
+}
+
+function readPid(path: string): number | null {
+  try {
+    const pid = Number(readFileSync(path, 'utf8').trim());
+    return Number.isSafeInteger(pid) && pid > 0 ? pid : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Takes the account's watch lock, or says who holds it. Returns the release. */
+function lockAccount(account: string): () => void {
+  const path = watchFile(account, 'lock');
+  for (let tries = 0; tries < 2; tries++) {
+    try {
+      const fd = openSync(path, 'wx', 0o600);
+      writeSync(fd, `${process.pid}\n`);
+      closeSync(fd);
+      return () => rmSync(path, { force: true });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      const holder = readPid(path);
+      if (holder !== null && holder !== process.pid && running(holder)) {
+        throw new CliError(EXIT.store, `${account} is already being watched by process ${holder}`, 'stop that watcher first (kill it with SIGTERM), or see: offrecord status');
+      }
+      rmSync(path, { force: true }); // left by a watcher that was killed
+    }
+  }
+  throw new CliError(EXIT.store, `could not take the watch lock ${path}`);
+}
+
+/** Written whole to a temporary file and renamed: a reader never sees half a status. */
+function writeStatus(account: string, status: WatchStatus): void {
+  const path = watchFile(account, 'json');
+  const tmp = `${path}.${process.pid}.tmp`;
+  const fd = openSync(tmp, 'w', 0o600);
+  try {
+    writeSync(fd, `${JSON.stringify({ ...status, pid: process.pid })}\n`);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, path);
+}
+
+export async function watch(args: WatchArgs): Promise<ExitCode> {
+  return withMailAccount(args.account, async (mail, opened) => {
+    const release = lockAccount(opened.account);
+    const controller = new AbortController();
+    const log = jsonLogger((line) => process.stderr.write(line));
+    const stop = (signal: NodeJS.Signals) => {
+      log.log('info', 'watch.signal', { signal });
+      controller.abort(); // the mail in hand is finished, then the connection logs out
+    };
+    process.on('SIGTERM', stop);
+    process.on('SIGINT', stop);
+    try {
+      const sinks: DeliverySink[] = [new MaildirDelivery(args.maildir ?? plaintextMaildir(opened.account))];
+      if (args.exec !== undefined) sinks.push(execSink(args.exec));
+      if (args.jsonLines) sinks.push(jsonLinesSink((line) => new Promise<void>((resolve) => process.stdout.write(line, () => resolve()))));
+      const watcher = new Watcher({
+        account: {
+          ...mail,
+          delivery: allSinks(sinks),
+          ...(args.ackDelay !== undefined ? { policy: { ...DEFAULT_POLICY, ackDelayMs: args.ackDelay * 1000 } } : {}),
+        },
+        log,
+        once: args.once,
+        ...(args.idleRestart !== undefined ? { timings: { idleRestartMs: args.idleRestart * 1000 } } : {}),
+        onStatus: (status) => writeStatus(opened.account, status),
+        // A long-running watcher keeps the key schedule itself: new keys made, old secrets destroyed.
+        duties: async () => {
+          const rotated = await opened.keyring.rotate();
+          if (rotated.created.length + rotated.destroyed.length > 0) log.log('info', 'keys.rotated', { created: rotated.created.length, destroyed: rotated.destroyed.length });
+        },
+      });
+      await watcher.run(controller.signal);
+      return EXIT.ok;
+    } catch (error) {
+      throw error instanceof WatchError && error.cause !== undefined ? error.cause : error;
+    } finally {
+      process.off('SIGTERM', stop);
+      process.off('SIGINT', stop);
+      release();
+    }
+  });
+}
+
+interface StatusRow {
+  account: string;
+  watching: boolean;
+  pid: number | null;
+  state: string;
+  since: string | null;
+  lastPass: string | null;
+  delivered: number;
+  skipped: number;
+  error: string | null;
+  /** Decrypted messages waiting to be handed to the Maildir. */
+  outbox: number;
+  sessions: number;
+}
+
+function statusOf(account: string): StatusRow {
+  const file = watchFile(account, 'json');
+  const saved = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as WatchStatus & { pid: number }) : null;
+  const lockHolder = readPid(watchFile(account, 'lock'));
+  const watching = lockHolder !== null && running(lockHolder);
+  const opened = openAccount(account);
+  try {
+    const identity = opened.store.identity();
+    const iso = (t: number | null | undefined) => (typeof t === 'number' ? new Date(t).toISOString() : null);
+    return {
+      account,
+      watching,
+      pid: watching ? lockHolder : null,
+      state: watching ? (saved?.state.kind ?? 'starting') : 'not watching',
+      since: iso(saved?.since),
+      lastPass: iso(saved?.lastPass),
+      delivered: saved?.delivered ?? 0,
+      skipped: saved?.skipped ?? 0,
+      error: saved && (saved.state.kind === 'backoff' || saved.state.kind === 'stopped') ? (saved.state.error ?? null) : null,
+      outbox: opened.store.deliveries().length,
+      sessions: identity ? opened.store.sessions(identity.fingerprint).length : 0,
+    };
+  } finally {
+    opened.close();
+  }
+}
+
+export async function status(args: { account?: string; json: boolean }): Promise<ExitCode> {
+  const accounts = args.account !== undefined ? [resolveAccount(args.account)] : listAccounts();
+  if (accounts.length === 0) throw new CliError(EXIT.usage, `no account yet (looked in ${dataDirectory()})`, 'create one with: offrecord init --email ADDRESS');
+  const rows = accounts.map(statusOf);
+  if (args.json) out(json(rows));
+  else {
+    for (const r of rows) {
+      const watching = r.watching ? `watching (pid ${r.pid}): ${r.state} since ${r.since}` : `not watching${r.since ? ` (last ${r.state === 'not watching' ? 'seen' : r.state} ${r.since})` : ''}`;
+      const last = r.lastPass ? `last pass ${r.lastPass}` : 'no pass yet';
+      out(`${r.account}  ${watching}; ${last}; delivered ${r.delivered}, skipped ${r.skipped}; outbox ${r.outbox}; ${r.sessions} session(s)${r.error ? `; last error: ${r.error}` : ''}\n`);
+    }
+  }
+  return EXIT.ok;
+}

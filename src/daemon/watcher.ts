@@ -1,0 +1,199 @@
+// The watcher: one account's mailbox watched for as long as it runs. Each round is a pass over
+// new mail (the same pipeline as `offrecord fetch`, exactly once through the store's outbox),
+// the protocol's timed duties when due, then a wait for news (IMAP IDLE, or a poll). Any failure
+// drops the connection and retries after an exponential backoff with jitter; a failure that no
+// retry can mend (the server refused the password, the store is damaged) ends the watch.
+//
+// States, for logs and `offrecord status`:
+//   starting -> catching_up -> idle -> catching_up -> ...   (the normal cycle)
+//   any -> backoff -> catching_up                            (a transient failure)
+//   any -> stopped                                           (signal, --once done, or permanent failure)
+import { randomInt } from 'node:crypto';
+import { abortableDelay } from '../mail/delay.ts';
+import { MailError } from '../mail/errors.ts';
+import { fetchMessages, performDuties, PipelineError, type FetchReport, type MailAccount } from '../mail/pipeline.ts';
+import { StoreError } from '../store/errors.ts';
+import type { Logger } from './log.ts';
+
+export interface WatchTimings {
+  /** IDLE is ended and begun again this often: RFC 2177 asks for under 29 minutes, and a quiet
+   * connection this long is also how a silently dead one is found. */
+  idleRestartMs: number;
+  /** Acknowledgements, forgetting, key rotation and publication are looked at this often. */
+  dutiesEveryMs: number;
+  /** Mail skipped for a lasting reason (malformed, not for us...) is looked at again this often. */
+  retrySkippedMs: number;
+  backoffBaseMs: number;
+  backoffMaxMs: number;
+}
+
+export const DEFAULT_TIMINGS: WatchTimings = {
+  idleRestartMs: 100_000,
+  dutiesEveryMs: 60_000,
+  retrySkippedMs: 3_600_000,
+  backoffBaseMs: 1_000,
+  backoffMaxMs: 300_000,
+};
+
+export type WatchState =
+  | { kind: 'starting' }
+  | { kind: 'catching_up' }
+  | { kind: 'idle' }
+  | { kind: 'backoff'; attempt: number; delayMs: number; error: string }
+  | { kind: 'stopped'; reason: 'signal' | 'once' | 'failed'; error?: string };
+
+export interface WatchStatus {
+  account: string;
+  state: WatchState;
+  since: number;
+  lastPass: number | null;
+  delivered: number;
+  skipped: number;
+}
+
+export interface WatcherOptions {
+  account: MailAccount;
+  log: Logger;
+  timings?: Partial<WatchTimings>;
+  /** One pass (and the duties), then stop: for cron. */
+  once?: boolean;
+  /** Hears every change of state and every pass's counts. */
+  onStatus?: (status: WatchStatus) => void;
+  /** Extra timed work with the duties (key rotation, publication). */
+  duties?: () => Promise<void>;
+  clock?: () => number;
+}
+
+/** Ended by a failure that retrying cannot mend. */
+export class WatchError extends Error {
+  override name = 'WatchError';
+}
+
+/** Failures worth a retry: the network, the server, a busy store. */
+function transient(error: unknown): boolean {
+  if (error instanceof MailError) return error.code === 'io';
+  if (error instanceof PipelineError) return error.code === 'transport';
+  if (error instanceof StoreError) return error.code === 'locked';
+  return false;
+}
+
+/** Per-mail outcomes that say the connection or the outgoing server failed, not the mail. */
+const TRANSIENT_SKIPS = new Set(['io', 'transport', 'state_conflict']);
+
+export class Watcher {
+  private readonly timings: WatchTimings;
+  private readonly clock: () => number;
+  private status: WatchStatus;
+  /** Mail skipped for a lasting reason, not read again until retrySkippedMs has passed. */
+  private ignored = new Set<string>();
+  private ignoredSince: number;
+
+  constructor(private readonly options: WatcherOptions) {
+    this.timings = { ...DEFAULT_TIMINGS, ...options.timings };
+    this.clock = options.clock ?? Date.now;
+    this.ignoredSince = this.clock();
+    this.status = { account: options.account.address, state: { kind: 'starting' }, since: this.clock(), lastPass: null, delivered: 0, skipped: 0 };
+  }
+
+  private enter(state: WatchState): void {
+    this.status = { ...this.status, state, since: this.clock() };
+    this.options.onStatus?.(this.status);
+  }
+
+  /** Runs until `signal` aborts (or one pass with `once`). Throws WatchError on a permanent failure. */
+  async run(signal: AbortSignal): Promise<void> {
+    const { account, log } = this.options;
+    log.log('info', 'watch.start', { account: account.address, mailbox: account.incoming.name, once: this.options.once ?? false });
+    let attempt = 0;
+    let dutiesAt = -Infinity;
+    try {
+      while (!signal.aborted) {
+        try {
+          this.enter({ kind: 'catching_up' });
+          await this.pass(signal);
+          attempt = 0;
+          if (this.clock() - dutiesAt >= this.timings.dutiesEveryMs && !signal.aborted) {
+            await this.duties();
+            dutiesAt = this.clock();
+          }
+          if (this.options.once || signal.aborted) break;
+          this.enter({ kind: 'idle' });
+          await account.incoming.waitForMail(this.timings.idleRestartMs, signal);
+        } catch (error) {
+          if (signal.aborted) break;
+          const message = error instanceof Error ? error.message : String(error);
+          if (!transient(error) || this.options.once) {
+            log.log('error', 'watch.failed', { error: message, code: (error as { code?: string }).code ?? null });
+            this.enter({ kind: 'stopped', reason: 'failed', error: message });
+            throw new WatchError(message, { cause: error });
+          }
+          attempt++;
+          const delayMs = this.backoff(attempt);
+          log.log('warn', 'watch.backoff', { attempt, delayMs, error: message });
+          this.enter({ kind: 'backoff', attempt, delayMs, error: message });
+          await account.incoming.close().catch(() => undefined);
+          this.ignored.clear(); // a fresh connection looks at everything again
+          await abortableDelay(delayMs, signal);
+        }
+      }
+      this.enter({ kind: 'stopped', reason: signal.aborted ? 'signal' : 'once' });
+    } finally {
+      await account.incoming.close().catch(() => undefined);
+      log.log('info', 'watch.stop', { account: account.address, delivered: this.status.delivered, skipped: this.status.skipped });
+    }
+  }
+
+  /** Exponential, capped, with "equal jitter": between half and all of the step, so restarts spread out. */
+  private backoff(attempt: number): number {
+    const step = Math.min(this.timings.backoffMaxMs, this.timings.backoffBaseMs * 2 ** Math.min(attempt - 1, 30));
+    const half = Math.floor(step / 2);
+    return half + randomInt(half + 1);
+  }
+
+  private async pass(signal: AbortSignal): Promise<void> {
+    const { account, log } = this.options;
+    if (this.clock() - this.ignoredSince >= this.timings.retrySkippedMs) {
+      this.ignored.clear();
+      this.ignoredSince = this.clock();
+    }
+    const reports = await fetchMessages(account, { keepOpen: true, ignore: this.ignored, signal });
+    let failed: FetchReport | null = null;
+    for (const report of reports) this.note(report);
+    for (const report of reports) if (report.kind === 'skipped' && TRANSIENT_SKIPS.has(report.code)) failed ??= report;
+    this.status = { ...this.status, lastPass: this.clock() };
+    if (reports.length > 0) log.log('info', 'watch.pass', { mails: reports.length });
+    // Retried after a backoff on a new connection, rather than at the next news.
+    if (failed?.kind === 'skipped') throw new MailError('io', `mail ${failed.id} could not be finished: ${failed.reason}`);
+  }
+
+  private note(report: FetchReport): void {
+    const { log } = this.options;
+    switch (report.kind) {
+      case 'message':
+        this.status.delivered++;
+        log.log('info', 'mail.delivered', { id: report.id, from: report.from, verified: report.verified });
+        return;
+      case 'protocol':
+        log.log('info', 'mail.protocol', { id: report.id, from: report.from });
+        return;
+      case 'refiled':
+        log.log('info', 'mail.refiled', { id: report.id });
+        return;
+      case 'ordinary':
+        if (report.advertises) log.log('info', 'mail.keys_learned', { id: report.id, from: report.advertises });
+        return;
+      case 'skipped':
+        this.status.skipped++;
+        if (!TRANSIENT_SKIPS.has(report.code)) this.ignored.add(report.id);
+        log.log('warn', 'mail.skipped', { id: report.id, code: report.code, reason: report.reason, ...(report.alarm ? { alarm: report.alarm } : {}) });
+    }
+  }
+
+  private async duties(): Promise<void> {
+    const { account, log } = this.options;
+    await this.options.duties?.();
+    const done = await performDuties(account);
+    for (const address of done.acknowledged) log.log('info', 'ack.sent', { to: address });
+    for (const skipped of done.skipped) log.log('warn', 'duty.skipped', { peer: skipped.address, reason: skipped.reason });
+  }
+}

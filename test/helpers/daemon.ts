@@ -1,0 +1,161 @@
+// Shared by the watcher tests over the real loopback servers: a conversation bootstrapped once
+// (library-level, or with Bob as a CLI home), what landed in a Maildir, what sits in an IMAP
+// folder, the (key ids, counter) of every sealed message there, and a spawned CLI's stderr.
+import assert from 'node:assert/strict';
+import type { ChildProcess } from 'node:child_process';
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parseProtected } from '../../src/mail/mime.ts';
+import { fetchMessages, sendMessage } from '../../src/mail/pipeline.ts';
+import { decodeSealed, MessageType } from '../../src/protocol/wire.ts';
+import { ok } from './cli.ts';
+import { connectImap, type MailServers, type MailUserName } from './mail-servers.ts';
+import { pending, waitForCount, type LoopbackAccount } from './loopback-accounts.ts';
+
+/** Polls `probe` every 100 ms until it returns non-null; fails after `timeoutMs` with `what`. */
+export async function until<T>(what: string, probe: () => Promise<T | null> | T | null, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== null) return value;
+    if (Date.now() > deadline) assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/** Fetches `account` until at least `count` decrypted messages came (the mails are in flight). */
+async function fetchUntil(account: LoopbackAccount, count: number): Promise<void> {
+  let got = 0;
+  await until(`${count} message(s) for ${account.address}`, async () => {
+    await waitForCount(() => pending(account), 1, 5_000);
+    const reports = await fetchMessages(account);
+    for (const r of reports) assert.notEqual(r.kind, 'skipped', JSON.stringify(r));
+    got += reports.filter((r) => r.kind === 'message').length;
+    return got >= count ? true : null;
+  });
+}
+
+/**
+ * Plaintext hello from Bob (Alice learns his keys), Alice's first mail, Bob's reply: Alice is
+ * `established`, so from now on what she sends Bob is DATA.
+ */
+export async function bootstrapPair(alice: LoopbackAccount, bob: LoopbackAccount): Promise<void> {
+  await sendMessage(bob, { to: alice.address, subject: 'hello', text: 'my keys' }, { allowPlaintext: true });
+  await until('Bob\'s keys at Alice', async () => {
+    await fetchMessages(alice);
+    return (await alice.keyring.fingerprint(bob.address).catch(() => null)) ? true : null;
+  });
+  await sendMessage(alice, { to: bob.address, subject: 'first', text: 'first words' });
+  await fetchUntil(bob, 1);
+  await sendMessage(bob, { to: alice.address, subject: 'reply', text: 'reply words' });
+  await fetchUntil(alice, 1);
+  assert.equal((await alice.store.load(alice.fingerprint, bob.fingerprint))?.state.kind, 'established');
+}
+
+/**
+ * The same with Bob as a CLI home (already `init` and `account add`ed as `bobAddress`) and Alice
+ * library-level. Bob's `fetch` delivers into his default Maildir.
+ */
+export async function bootstrapCliBob(alice: LoopbackAccount, bobHome: string, bobEnv: NodeJS.ProcessEnv, bobAddress: string): Promise<void> {
+  await ok(bobHome, ['send', '--to', alice.address, '--subject', 'hello', '--plaintext'], 'my keys', bobEnv);
+  await until('Bob\'s keys at Alice', async () => {
+    await fetchMessages(alice);
+    return (await alice.keyring.fingerprint(bobAddress).catch(() => null)) ? true : null;
+  });
+  await sendMessage(alice, { to: bobAddress, subject: 'first', text: 'first words' });
+  await until('the first mail at Bob', async () => (/first words/.test(await ok(bobHome, ['fetch'], '', bobEnv)) ? true : null));
+  await ok(bobHome, ['send', '--to', alice.address, '--subject', 'reply'], 'reply words\n', bobEnv);
+  await fetchUntil(alice, 1);
+}
+
+/** The contents of every message in a Maildir's new/ and cur/ (tmp/ is not delivered). */
+export async function maildirMessages(dir: string): Promise<string[]> {
+  const texts: string[] = [];
+  for (const sub of ['new', 'cur']) {
+    const names = await readdir(join(dir, sub)).catch(() => [] as string[]);
+    for (const name of names.sort()) texts.push(await readFile(join(dir, sub, name), 'utf8'));
+  }
+  return texts;
+}
+
+/** How many times each `pattern` capture (group 1) occurs over `texts`. */
+export function tally(texts: string[], pattern: RegExp): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const text of texts) {
+    const key = pattern.exec(text)?.[1];
+    if (key !== undefined) counts.set(key, (counts.get(key) ?? 0) + 1);
+  }
+  return counts;
+}
+
+/** The raw source of every mail in `who`'s `mailbox` (empty when the folder does not exist). */
+export async function folderSources(s: MailServers, who: MailUserName, mailbox: string): Promise<Buffer[]> {
+  const client = await connectImap(s, who, { socketTimeout: 120_000 });
+  try {
+    if (!(await client.list()).some((box) => box.path === mailbox)) return [];
+    const lock = await client.getMailboxLock(mailbox);
+    try {
+      const sources: Buffer[] = [];
+      if (!client.mailbox || client.mailbox.exists === 0) return sources;
+      for await (const message of client.fetch('1:*', { source: true })) if (message.source) sources.push(message.source);
+      return sources;
+    } finally {
+      lock.release();
+    }
+  } finally {
+    await client.logout().catch(() => undefined);
+  }
+}
+
+export interface SealedSeen {
+  from: string;
+  type: 'reply' | 'data' | 'ack';
+  /** sender key id / recipient key id / counter: what must never carry two different messages. */
+  slot: string;
+  /** The MAC'd bytes' MAC: equal for a mail sent twice, different for a reused counter. */
+  mac: string;
+}
+
+const SEALED_TYPES: Partial<Record<number, SealedSeen['type']>> = { [MessageType.Reply]: 'reply', [MessageType.Data]: 'data', [MessageType.Ack]: 'ack' };
+
+/** The sealed (REPLY, DATA, ACK) offrecord mails among `sources`, decoded down to their counters. */
+export async function sealedMessages(sources: Buffer[]): Promise<SealedSeen[]> {
+  const seen: SealedSeen[] = [];
+  for (const source of sources) {
+    const mail = await parseProtected(new Uint8Array(source));
+    const type = mail ? SEALED_TYPES[mail.type] : undefined;
+    if (!mail || !type) continue;
+    const { message } = decodeSealed(mail.protocol);
+    seen.push({ from: mail.from, type, slot: `${mail.from} ${message.senderKeyId}/${message.recipientKeyId}#${message.counter}`, mac: Buffer.from(message.mac).toString('hex') });
+  }
+  return seen;
+}
+
+/** Slots that carry two different messages: a counter used twice under one key pair. */
+export function reusedCounters(seen: SealedSeen[]): string[] {
+  const bySlot = new Map<string, Set<string>>();
+  for (const m of seen) {
+    const macs = bySlot.get(m.slot) ?? new Set<string>();
+    macs.add(m.mac);
+    bySlot.set(m.slot, macs);
+  }
+  return [...bySlot].filter(([, macs]) => macs.size > 1).map(([slot]) => slot);
+}
+
+/** Collects a spawned CLI's stderr (and stdout) as it comes; `exited` settles once both are read to their end. */
+export function captureOutput(child: ChildProcess): { stderr: () => string; stdout: () => string; exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }> } {
+  let err = '';
+  let out = '';
+  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (err += chunk));
+  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('close', (code, signal) => resolve({ code, signal })));
+  return { stderr: () => err, stdout: () => out, exited };
+}
+
+/** The JSON-lines log events in a watcher's stderr (other lines, e.g. a final error, are skipped). */
+export function logEvents(stderr: string): { event: string; [field: string]: unknown }[] {
+  return stderr
+    .split('\n')
+    .filter((line) => line.startsWith('{'))
+    .map((line) => JSON.parse(line) as { event: string });
+}

@@ -1,0 +1,103 @@
+// Exactly-once delivery through the pipeline: the session step, the processed-mail record and
+// the plaintext in the outbox commit together; a failure after that commit (the Maildir write,
+// the move on the server) is made good by the next pass without losing or repeating a message.
+import assert from 'node:assert/strict';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { Keyring } from '../../src/keys/keyring.ts';
+import type { DeliverySink } from '../../src/mail/delivery.ts';
+import { MailError } from '../../src/mail/errors.ts';
+import { MaildirDelivery, MaildirSpool } from '../../src/mail/maildir.ts';
+import { fetchMessages, sendMessage, type MailAccount } from '../../src/mail/pipeline.ts';
+import { openAccountStore, type AccountStore } from '../../src/store/index.ts';
+
+const root = await mkdtemp(join(tmpdir(), 'offrecord-once-'));
+after(() => rm(root, { recursive: true, force: true }));
+
+type Account = MailAccount & { store: AccountStore };
+
+async function account(spool: MaildirSpool, address: string, delivery?: DeliverySink): Promise<Account> {
+  const store = openAccountStore(join(root, `${address}.sqlite`));
+  const keyring = new Keyring(store);
+  await keyring.init({ email: address });
+  return { address, keyring, store, privateKey: await keyring.unlock(), outgoing: spool.transport(), incoming: spool.mailbox(address), ...(delivery ? { delivery } : {}) };
+}
+
+async function delivered(dir: string): Promise<string[]> {
+  const texts: string[] = [];
+  for (const sub of ['new', 'cur']) {
+    for (const name of (await readdir(join(dir, sub)).catch(() => [])).sort()) texts.push(await readFile(join(dir, sub, name), 'utf8'));
+  }
+  return texts;
+}
+
+const bodies = (texts: string[]) => texts.map((t) => /note (\d+)/.exec(t)?.[1]).sort();
+
+describe('exactly once, over the Maildir spool', async () => {
+  const spool = new MaildirSpool(join(root, 'spool'));
+  const inbox = join(root, 'plaintext');
+  let failDelivery = false;
+  const maildir = new MaildirDelivery(inbox);
+  const flaky: DeliverySink = {
+    deliver: async (d) => {
+      if (failDelivery) throw new Error('disk full');
+      await maildir.deliver(d);
+    },
+  };
+  const alice = await account(spool, 'alice@example.test');
+  const bob = await account(spool, 'bob@example.test', flaky);
+  // Keys both ways, then the first mail and the reply: the session is up.
+  await sendMessage(alice, { to: bob.address, subject: 'hi', text: 'keys' }, { allowPlaintext: true });
+  await fetchMessages(bob);
+  await sendMessage(bob, { to: alice.address, subject: 'hi', text: 'keys' }, { allowPlaintext: true });
+  await fetchMessages(alice);
+
+  it('a delivered message is in the Maildir once, and the outbox is empty', async () => {
+    await sendMessage(alice, { to: bob.address, subject: 's', text: 'note 1' });
+    const reports = await fetchMessages(bob);
+    assert.deepEqual(reports.map((r) => r.kind), ['message']);
+    assert.deepEqual(bodies(await delivered(inbox)), ['1']);
+    assert.deepEqual(bob.store.deliveries(), []);
+  });
+
+  it('a failed Maildir write after the commit: the plaintext waits in the outbox and lands on the next pass', async () => {
+    await sendMessage(alice, { to: bob.address, subject: 's', text: 'note 2' });
+    failDelivery = true;
+    await assert.rejects(fetchMessages(bob), /disk full/);
+    assert.equal(bob.store.deliveries().length, 1, 'committed with the session step');
+    assert.equal((await spool.mailbox(bob.address).list()).length, 1, 'the ciphertext stays until the plaintext is safe');
+    failDelivery = false;
+    const reports = await fetchMessages(bob);
+    assert.deepEqual(reports.map((r) => r.kind), ['refiled'], 'not decrypted twice: that would be a replay');
+    assert.deepEqual(bodies(await delivered(inbox)), ['1', '2']);
+    assert.deepEqual(bob.store.deliveries(), []);
+    assert.deepEqual(await spool.mailbox(bob.address).list(), []);
+  });
+
+  it('a delivery repeated after a crash before the outbox heard of it lands once', async () => {
+    const [d] = [{ id: 'ab'.repeat(16), sender: alice.address, fingerprint: 'cd'.repeat(20), verified: false, message: new TextEncoder().encode('Subject: x\r\n\r\nnote 3\r\n'), receivedAt: 5_000 }];
+    await maildir.deliver(d!);
+    await maildir.deliver(d!);
+    assert.deepEqual(bodies(await delivered(inbox)), ['1', '2', '3']);
+  });
+
+  it('a mail whose move failed after delivery is filed on the next pass, not delivered again', async () => {
+    await sendMessage(alice, { to: bob.address, subject: 's', text: 'note 4' });
+    const incoming = bob.incoming;
+    let moves = 0;
+    bob.incoming = Object.assign(Object.create(incoming) as typeof incoming, {
+      done: async (id: string, folder?: string) => {
+        if (moves++ === 0) throw new MailError('io', 'connection dropped');
+        return incoming.done(id, folder);
+      },
+    });
+    assert.deepEqual((await fetchMessages(bob)).map((r) => (r.kind === 'skipped' ? r.code : r.kind)), ['io']);
+    assert.deepEqual(bodies(await delivered(inbox)), ['1', '2', '3', '4']);
+    const reports = await fetchMessages(bob);
+    bob.incoming = incoming;
+    assert.deepEqual(reports.map((r) => r.kind), ['refiled']);
+    assert.deepEqual(bodies(await delivered(inbox)), ['1', '2', '3', '4']);
+  });
+});
