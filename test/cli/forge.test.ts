@@ -40,7 +40,7 @@ describe('offrecord keys publish, fetch-published, forge, verify', () => {
     writeFileSync(path('known.txt'), s.byName('alice-data-0').payload);
     await silence(s, 4);
     await silence(s, 18);
-    for (const side of [s.alice, s.bob]) await publishDue({ store: side.store, target: new DirectoryTarget(path('published')), clock: s.clock.now });
+    for (const side of [s.alice, s.bob]) await publishDue({ store: side.store, target: new DirectoryTarget(path('published')), clock: () => s.clock.now() });
   });
   after(() => {
     s.cleanup();

@@ -18,18 +18,14 @@ import { liveOwnSecrets, type SessionState } from '../../src/protocol/state.ts';
 import { MemorySessionStore } from '../../src/protocol/store.ts';
 import { openAccountStore, type AccountStore } from '../../src/store/index.ts';
 import { OpenPgpSealer } from '../../src/crypto/seal.ts';
+import { TestEnv } from './parties.ts';
 
 export { DAY_MS };
 /** Now, to the second: OpenPGP seals with the real clock, so the keys must be valid today. */
 export const T0 = Math.floor(Date.now() / 1000) * 1000;
 
-export class Clock {
-  constructor(public time = T0) {}
-  now = (): number => this.time;
-  advance(ms: number): void {
-    this.time += ms;
-  }
-}
+/** The moving clock of a scenario (its randomness is node:crypto's). */
+export type Clock = TestEnv;
 
 export interface Side {
   address: string;
@@ -71,8 +67,8 @@ const peerKey = (side: Side, other: Side) => [side.fingerprint, other.fingerprin
 
 async function newSide(dir: string, name: string, clock: Clock): Promise<Side> {
   const address = `${name}@example.test`;
-  const store = openAccountStore(join(dir, `${name}.sqlite`), { clock: clock.now });
-  const keyring = new Keyring(store, { clock: clock.now });
+  const store = openAccountStore(join(dir, `${name}.sqlite`), { clock: () => clock.now() });
+  const keyring = new Keyring(store, { clock: () => clock.now() });
   const init = await keyring.init({ email: address, name: name[0]!.toUpperCase() + name.slice(1) });
   const privateKey = await keyring.unlock();
   return { address, fingerprint: init.fingerprint.toLowerCase(), store, keyring, privateKey, originalSecret: keyring.exportSecret() };
@@ -86,7 +82,7 @@ async function conversation(side: Side, other: Side, clock: Clock): Promise<{ co
     parties,
     peerEncryptionKey: peer.encryptionKey,
     sealer: await side.keyring.sealer(side.privateKey),
-    env: { ...systemEnv, now: clock.now },
+    env: { ...systemEnv, now: () => clock.now() },
   });
   return { conv, parties };
 }
@@ -97,7 +93,7 @@ async function conversation(side: Side, other: Side, clock: Clock): Promise<{ co
  */
 export async function runConversation(rounds = 3): Promise<Scenario> {
   const dir = mkdtempSync(join(tmpdir(), 'offrecord-published-'));
-  const clock = new Clock();
+  const clock = new TestEnv(T0);
   const alice = await newSide(dir, 'alice', clock);
   const bob = await newSide(dir, 'bob', clock);
   for (const [a, b] of [[alice, bob], [bob, alice]] as const) {

@@ -89,7 +89,7 @@ describe('keys publish', () => {
   after(() => s.cleanup());
 
   const run = async (who: 'alice' | 'bob', target: PublicationTarget = new DirectoryTarget(dir)): Promise<PublishResult> => {
-    const result = await publishDue({ store: s[who].store, target, clock: s.clock.now });
+    const result = await publishDue({ store: s[who].store, target, clock: () => s.clock.now() });
     for (const p of s[who].store.publications()) if (!published.some((b) => Buffer.compare(b, p.bundle) === 0)) published.push(p.bundle);
     return result;
   };
@@ -233,7 +233,7 @@ describe('keys publish', () => {
     try {
       fresh.clock.advance(DAY_MS);
       for (const side of [fresh.alice, fresh.bob]) {
-        assert.deepEqual(await publishDue({ store: side.store, target: new DirectoryTarget(tempDir()), clock: fresh.clock.now }), { bundle: null, redelivered: [] });
+        assert.deepEqual(await publishDue({ store: side.store, target: new DirectoryTarget(tempDir()), clock: () => fresh.clock.now() }), { bundle: null, redelivered: [] });
       }
     } finally {
       fresh.cleanup();

@@ -125,7 +125,7 @@ describe('forge and verify', () => {
       await silence(s, 4); // retired pairs forgotten: their MAC keys queued
       await silence(s, 18); // ring keys past expiry plus the publication grace
       const dir = join(root, 'published');
-      for (const side of [s.alice, s.bob]) await publishDue({ store: side.store, target: new DirectoryTarget(dir), clock: s.clock.now });
+      for (const side of [s.alice, s.bob]) await publishDue({ store: side.store, target: new DirectoryTarget(dir), clock: () => s.clock.now() });
       keys = await loadPublished([join(dir, s.alice.fingerprint), join(dir, s.bob.fingerprint)]);
       assert.equal(keys.bundles.filter((b) => b.ringKeys.length > 0).length, 2, 'both ring secrets are published');
       transcript = await readTranscript(files(s.mails));
