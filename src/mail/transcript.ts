@@ -1,6 +1,6 @@
 // Transcripts: the raw .eml files of a conversation, as an eavesdropper or a correspondent holds
 // them. What a third party can check about them with published keys (verifyTranscript), and
-// how anyone can alter them once the keys are published (forgeMail): docs/PROTOCOL.md §25.
+// how anyone can alter them once the keys are published (forgeMail): docs/PROTOCOL.md §20.8.
 //
 // The verifier reports each check with the same words for a genuine mail and for a forgery that
 // passes it: it never shows the bytes that differ (ciphertext, MAC, signature, message id).

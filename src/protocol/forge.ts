@@ -1,5 +1,5 @@
 // Forging and checking protocol messages with published keys: the deniability claim made
-// executable (docs/PROTOCOL.md §20.5 and §25), as the OTR toolkit's remac and readforge did for
+// executable (docs/PROTOCOL.md §20.5 and §20.8), as the OTR toolkit's remac and readforge did for
 // OTR. Pure functions over wire bytes and keys; finding the keys and the mail is the caller's.
 //
 // What each kind of message needs to be altered:
