@@ -231,38 +231,42 @@ export async function publishDue(options: PublishOptions): Promise<PublishResult
   const env = { ...systemEnv, now: () => now };
   const wipe: Uint8Array[] = [];
 
-  const taken = store.transaction((): Taken | null => {
-    const ring = dueRingKeys(store, now, schedule);
-    const macKeys = new Map<string, Uint8Array>();
-    const sessions: { peer: string; revision: number; state: ReturnType<typeof expire>['state'] }[] = [];
-    for (const { peer } of store.sessions(identity.fingerprint)) {
-      const stored = store.loadSession(identity.fingerprint, peer);
-      if (!stored) continue;
-      // Forget first what is due, as any load does: its MAC keys join the queue (§9.1, §10.1).
-      const expired = expire(stored.state, env, policy);
-      wipe.push(...expired.wipe);
-      const { state } = expired;
-      if (state.kind === 'initiating' || state.keys.pendingReveals.length === 0) continue;
-      if (macKeys.size + state.keys.pendingReveals.length > LIMITS.maxBundleMacKeys) break; // the rest next time
-      for (const key of state.keys.pendingReveals) macKeys.set(toHex(key), key);
-      sessions.push({ peer, revision: stored.revision, state: { ...state, keys: { ...state.keys, pendingReveals: [] } } });
-    }
-    if (ring.length === 0 && macKeys.size === 0) return null;
-    const bundle = encodeBundle({
-      identity: Buffer.from(identity.fingerprint, 'hex'),
-      created: now,
-      certificate,
-      ringKeys: ring.map((r) => r.key),
-      macKeys: [...macKeys.values()],
+  let taken: Taken | null;
+  try {
+    taken = store.transaction((): Taken | null => {
+      const ring = dueRingKeys(store, now, schedule);
+      const macKeys = new Map<string, Uint8Array>();
+      const sessions: { peer: string; revision: number; state: ReturnType<typeof expire>['state'] }[] = [];
+      for (const { peer } of store.sessions(identity.fingerprint)) {
+        const stored = store.loadSession(identity.fingerprint, peer);
+        if (!stored) continue;
+        // Forget first what is due, as any load does: its MAC keys join the queue (§9.1, §10.1).
+        const expired = expire(stored.state, env, policy);
+        wipe.push(...expired.wipe);
+        const { state } = expired;
+        if (state.kind === 'initiating' || state.keys.pendingReveals.length === 0) continue;
+        if (macKeys.size + state.keys.pendingReveals.length > LIMITS.maxBundleMacKeys) break; // the rest next time
+        for (const key of state.keys.pendingReveals) macKeys.set(toHex(key), key);
+        sessions.push({ peer, revision: stored.revision, state: { ...state, keys: { ...state.keys, pendingReveals: [] } } });
+      }
+      if (ring.length === 0 && macKeys.size === 0) return null;
+      const bundle = encodeBundle({
+        identity: Buffer.from(identity.fingerprint, 'hex'),
+        created: now,
+        certificate,
+        ringKeys: ring.map((r) => r.key),
+        macKeys: [...macKeys.values()],
     });
     const name = `bundle-${now}-${toHex(sha256(bundle)).slice(0, 16)}.offrecord`;
     store.addPublication({ name, created: now, ringKeys: ring.length, macKeys: macKeys.size, bundle });
     for (const r of ring) store.markPublished(r.id, now);
     for (const s of sessions) store.saveSession(identity.fingerprint, s.peer, s.state, s.revision);
     return { name, bundle, created: now, ringKeys: ring.length, macKeys: macKeys.size };
-  });
-  // The loaded copies of forgotten DH secrets; the stored state no longer has them.
-  forgetKeyMaterial(wipe);
+    });
+  } finally {
+    // The loaded copies of forgotten DH secrets: stored or not, nothing needs them any more.
+    forgetKeyMaterial(wipe);
+  }
 
   const result: PublishResult = { bundle: null, redelivered: [] };
   for (const p of store.publications({ undelivered: true })) {
