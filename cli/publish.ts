@@ -5,7 +5,8 @@ import { formatFingerprint } from '../src/keys/tofu.ts';
 import { MailTarget } from '../src/mail/publication.ts';
 import { checkAddress, dataDirectory, openAccount } from './account.ts';
 import { loadSettings, transports } from './config.ts';
-import { EXIT, type ExitCode } from './errors.ts';
+import { CliError, EXIT, type ExitCode } from './errors.ts';
+import { ProtocolError } from '../src/protocol/errors.ts';
 import { json, JSON_VERSION } from './format.ts';
 
 const out = (text: string) => process.stdout.write(text);
@@ -42,7 +43,11 @@ export async function publish(args: { account?: string; to?: string; json?: bool
   const opened = openAccount(args.account);
   try {
     const t = target(args.to, opened.account);
-    const result = await publishDue({ store: opened.store, target: t, schedule: opened.keyring.schedule });
+    const result = await publishDue({ store: opened.store, target: t, schedule: opened.keyring.schedule }).catch((error: unknown) => {
+      // A conversation saved by another process (the watcher) between our read and our write.
+      if (error instanceof ProtocolError && error.code === 'state_conflict') throw new CliError(EXIT.store, 'a conversation changed meanwhile: nothing was published', 'run the command again');
+      throw error;
+    });
     out(args.json ? json({ version: JSON_VERSION, target: t.description, bundle: result.bundle, redelivered: result.redelivered }) : publishText(result, t.description));
     return EXIT.ok;
   } finally {
