@@ -6,6 +6,8 @@ import { KeyringError } from '../src/keys/keyring.ts';
 import { StoreError } from '../src/store/errors.ts';
 import { MailError } from '../src/mail/errors.ts';
 import { PipelineError } from '../src/mail/pipeline.ts';
+import { PublicationError } from '../src/keys/publication.ts';
+import { ForgeError } from '../src/mail/transcript.ts';
 
 export const EXIT = {
   ok: 0,
@@ -19,7 +21,7 @@ export const EXIT = {
   passphrase: 4,
   /** The local store cannot be used: locked by another process, damaged, too new, I/O. */
   store: 5,
-  /** The mail server refused, dropped the connection, or could not be reached; nothing was marked sent. */
+  /** The mail server (or a publication target) refused, dropped the connection, or could not be reached; nothing was marked sent. */
   mail: 6,
   /** Some mail could not be processed: it was left untouched on the server (fetch). */
   partial: 7,
@@ -128,6 +130,20 @@ export function report(error: unknown): Report {
   if (error instanceof PipelineError) {
     const exitCode = error.code === 'identity_changed' ? EXIT.trust : error.code === 'transport' ? EXIT.mail : EXIT.input;
     return { exitCode, message: error.message, ...(error.hint ? { hint: error.hint } : {}) };
+  }
+  if (error instanceof PublicationError) {
+    if (error.code === 'target') return { exitCode: EXIT.mail, message: error.message, hint: 'check the target (directory, URL or address) and try again: what was recorded goes out with the next run' };
+    if (error.code === 'no_identity') return { exitCode: EXIT.usage, message: error.message, hint: 'create one: offrecord init --email ADDRESS' };
+    return { exitCode: EXIT.input, message: error.message, hint: 'nothing was kept: ask the publisher for its current bundles' };
+  }
+  if (error instanceof ForgeError) {
+    const hints: Record<ForgeError['code'], string> = {
+      not_published: 'a key is public once revealed in a later mail or published in a bundle: collect bundles with offrecord keys fetch-published',
+      needs_plaintext: 'give --known (the plaintext you know or guess) and --text or --payload (the new content, no longer)',
+      unsupported: 'give an offrecord first mail, reply, data message or acknowledgement (.eml)',
+      missing: 'add more mails of the conversation with --transcript, or the bundles with --keys',
+    };
+    return { exitCode: EXIT.input, message: error.message, hint: hints[error.code] };
   }
   if (error instanceof MailError) return { exitCode: error.code === 'io' || error.code === 'auth' ? EXIT.mail : EXIT.input, message: error.message, hint: 'check the account settings: offrecord account show' };
   const message = error instanceof Error ? error.message : String(error);

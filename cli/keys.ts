@@ -109,7 +109,7 @@ export async function list(args: { account?: string; json?: boolean }): Promise<
   });
 }
 
-function writeOutput(file: string, text: string, options: { secret: boolean; force: boolean }): void {
+export function writeOutput(file: string, text: string | Uint8Array, options: { secret: boolean; force: boolean }): void {
   let fd: number;
   try {
     fd = openSync(file, options.force ? 'w' : 'wx', options.secret ? 0o600 : 0o644);
@@ -119,7 +119,7 @@ function writeOutput(file: string, text: string, options: { secret: boolean; for
     throw new CliError(EXIT.input, `cannot write ${file} (${code ?? 'error'})`, 'check the path and its permissions');
   }
   try {
-    writeSync(fd, text);
+    writeSync(fd, typeof text === 'string' ? Buffer.from(text, 'utf8') : text);
   } finally {
     closeSync(fd);
   }

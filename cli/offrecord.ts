@@ -6,8 +6,10 @@ import { readFileSync } from 'node:fs';
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { CliError, EXIT, printReport, report, type ExitCode } from './errors.ts';
+import * as forge from './forge.ts';
 import * as keys from './keys.ts';
 import * as mail from './mail.ts';
+import * as publish from './publish.ts';
 import * as watcher from './watch.ts';
 import { STDIO } from './keys.ts';
 
@@ -24,7 +26,8 @@ const EPILOG = `Environment:
   XDG_DATA_HOME         data lives in $XDG_DATA_HOME/offrecord (default ~/.local/share/offrecord)
 
 Exit codes: 0 ok, 1 usage error, 2 bad input, 3 trust alarm, 4 wrong or missing passphrase,
-5 store error, 6 mail server error, 7 some mail left unprocessed, 70 internal error (a bug), 130 interrupted.`;
+5 store error, 6 mail server or publication target error, 7 some mail left unprocessed, 70 internal error (a bug),
+130 interrupted.`;
 
 /** A hint for a yargs usage error, from its message and the words on the command line. */
 function usageHint(message: string, argv: string[]): string {
@@ -116,6 +119,40 @@ function keysCommands(y: Argv<{ account: string | undefined }>) {
           .option('json', jsonOption),
       run((a) => keys.rotate({ account: a.account, force: a.force, json: a.json })),
     )
+    .command(
+      'publish',
+      'publish expired ring secrets and unrevealed MAC keys (never decryption keys)',
+      (c) =>
+        c
+          .option('to', {
+            type: 'string',
+            requiresArg: true,
+            describe: 'a directory (default: $XDG_DATA_HOME/offrecord/published), an http(s) URL (PUT), or mailto:ADDRESS',
+          })
+          .option('json', jsonOption)
+          .example('offrecord keys publish --to /var/www/keys', 'a directory to serve as is')
+          .example('offrecord keys publish --to https://dav.example.org/offrecord/', 'HTTP PUT'),
+      run((a) => publish.publish({ account: a.account, ...(a.to !== undefined ? { to: a.to } : {}), json: a.json })),
+    )
+    .command(
+      'fetch-published <source>',
+      "collect and check a correspondent's published keys (a URL, directory or bundle file)",
+      (c) =>
+        c
+          .positional('source', { type: 'string', demandOption: true })
+          .option('identity', { type: 'string', requiresArg: true, describe: 'refuse bundles of any other identity (fingerprint)' })
+          .option('output', { alias: 'o', type: 'string', requiresArg: true, describe: 'keep the checked bundles here (default: $XDG_DATA_HOME/offrecord/collected)' })
+          .option('json', jsonOption)
+          .example('offrecord keys fetch-published https://example.org/offrecord/ --identity 6299DF35...', ''),
+      run((a) =>
+        publish.fetchPublished({
+          source: a.source,
+          ...(a.identity !== undefined ? { identity: a.identity } : {}),
+          ...(a.output !== undefined ? { output: a.output } : {}),
+          json: a.json,
+        }),
+      ),
+    )
     .demandCommand(1, 'name a keys command');
 }
 
@@ -186,7 +223,7 @@ export function parser(argv: string[]) {
           .example('OFFRECORD_PASSPHRASE=... offrecord init --email alice@example.org --name Alice', ''),
       run((a) => keys.init({ email: a.email, ...(a.name !== undefined ? { name: a.name } : {}), ...(a.account !== undefined ? { account: a.account } : {}) })),
     )
-    .command('keys', 'manage keys: list, export, import, fingerprint, trust, rotate', keysCommands)
+    .command('keys', 'manage keys: list, export, import, fingerprint, trust, rotate, publish, fetch-published', keysCommands)
     .command('account', 'mail settings: add, show', accountCommands)
     .command(
       'send',
@@ -247,6 +284,48 @@ export function parser(argv: string[]) {
     )
     .command('status', 'what each account\'s watcher is doing', (c) => c.option('json', jsonOption), run((a) => watcher.status({ ...(a.account !== undefined ? { account: a.account } : {}), json: a.json })))
     .command('sessions', 'who you talk to, and in which state', (c) => c.option('json', jsonOption), run((a) => mail.sessions({ account: a.account, json: a.json })))
+    .command(
+      'forge <mail>',
+      'alter a mail of a transcript with published keys: why your mail is deniable',
+      (c) =>
+        c
+          .positional('mail', { type: 'string', demandOption: true, describe: 'the .eml to alter' })
+          .option('transcript', { type: 'string', array: true, default: [] as string[], describe: 'the other .eml files of the conversation (or directories of them)' })
+          .option('keys', { type: 'string', array: true, default: [] as string[], describe: 'published bundles: files, directories or URLs (repeatable)' })
+          .option('known', { type: 'string', requiresArg: true, describe: 'the plaintext you know or guess (data message: its inner message; reply: auth block and payload)' })
+          .option('text', { type: 'string', requiresArg: true, describe: 'the new text' })
+          .option('payload', { type: 'string', requiresArg: true, describe: 'the new inner message, whole, from FILE' })
+          .option('subject', { type: 'string', requiresArg: true, describe: 'the subject of a new first mail' })
+          .option('answered-share', { type: 'string', requiresArg: true, describe: "reply: the first mail's DH share it answers (hex)" })
+          .option('output', { alias: 'o', type: 'string', requiresArg: true, describe: 'write the altered mail to FILE (default: standard output)' })
+          .option('force', { type: 'boolean', default: false, describe: 'overwrite FILE' })
+          .example('offrecord forge data.eml --transcript mails/ --keys collected/ --known data.txt --text "I confess." -o forged.eml', ''),
+      run((a) =>
+        forge.forge({
+          mail: a.mail,
+          transcript: a.transcript,
+          keys: a.keys,
+          ...(a.known !== undefined ? { known: a.known } : {}),
+          ...(a.text !== undefined ? { text: a.text } : {}),
+          ...(a.payload !== undefined ? { payload: a.payload } : {}),
+          ...(a.subject !== undefined ? { subject: a.subject } : {}),
+          ...(a['answered-share'] !== undefined ? { answeredShare: a['answered-share'] } : {}),
+          ...(a.output !== undefined ? { output: a.output } : {}),
+          force: a.force,
+        }),
+      ),
+    )
+    .command(
+      'verify <files..>',
+      'what a third party can check about a transcript, and what it proves',
+      (c) =>
+        c
+          .positional('files', { type: 'string', array: true, demandOption: true, describe: '.eml files or directories of them' })
+          .option('keys', { type: 'string', array: true, default: [] as string[], describe: 'published bundles: files, directories or URLs (repeatable)' })
+          .option('claim', { type: 'string', array: true, default: [] as string[], describe: 'MAIL.eml=FILE: a plaintext someone claims for a first mail (inner form) or reply' })
+          .option('json', jsonOption),
+      run((a) => forge.verify({ files: a.files, keys: a.keys, claim: a.claim, json: a.json })),
+    )
     .demandCommand(1, 'name a command')
     .recommendCommands()
     .strict()

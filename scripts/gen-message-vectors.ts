@@ -208,9 +208,20 @@ export interface BundleVector {
   type_name: 'Bundle';
   decoder: 'decodeBundle';
   fields: {
+    format: number;
     identity: string;
     created: number;
-    ring_keys: { public_key: string; secret: string; secret_label: string; not_after: number }[];
+    certificate: string;
+    certificate_label: string;
+    ring_keys: {
+      public_key: string;
+      secret: string;
+      secret_label: string;
+      not_before: number;
+      not_after: number;
+      certification: string;
+      certification_label: string;
+    }[];
     mac_keys: string[];
   };
   /** Everything before the checksum, and the checksum SHA-256(body). */
@@ -667,18 +678,33 @@ export function buildMessageVectors(): MessageVectors {
   doReceive('alice', tick(), 'nak');
 
   // Alice's publication bundle: two retired ring keys and the MAC keys revealed in this conversation.
+  // The certificate and certifications are opaque to the wire layer (src/keys/publication.ts checks
+  // them): here they are labelled pseudo-random bytes of realistic size, so the vector stays fixed.
+  const opaque = (label: string, length: number): Uint8Array => concatBytes(sha512(`${label}|0`), sha512(`${label}|1`), sha512(`${label}|2`)).subarray(0, length);
   const oldRing = ['2023', '2024'].map((year) => {
     const label = `offrecord/v1 message vector ring secret|alice|${year}`;
     const secret = generateRingSecret(sha512(label));
-    return { publicKey: ringPublicKey(secret), secret, label, notAfter: Date.UTC(Number(year), 11, 31) };
+    const certificationLabel = `offrecord/v1 message vector ring certification|alice|${year}`;
+    return {
+      publicKey: ringPublicKey(secret),
+      secret,
+      label,
+      notBefore: Date.UTC(Number(year), 11, 17),
+      notAfter: Date.UTC(Number(year), 11, 31),
+      certificationLabel,
+      certification: opaque(certificationLabel, 119),
+    };
   });
+  const certificateLabel = 'offrecord/v1 message vector certificate|alice';
+  const certificate = opaque(certificateLabel, 150);
   const macKeys = positive.flatMap((v) => (v.kind === 'sealed' ? v.revealed.map((r) => r.mac_key) : []));
   check(macKeys.length >= 2, 'at least two revealed MAC keys');
   const bundleCreated = tick();
   const bundle = encodeBundle({
     identity: A.fp,
     created: bundleCreated,
-    ringKeys: oldRing.map(({ publicKey, secret, notAfter }) => ({ publicKey, secret, notAfter })),
+    certificate,
+    ringKeys: oldRing.map(({ publicKey, secret, notBefore, notAfter, certification }) => ({ publicKey, secret, notBefore, notAfter, certification })),
     macKeys: macKeys.map(fromHex),
   });
   const sortedRing = [...oldRing].sort((x, y) => Buffer.compare(x.publicKey, y.publicKey));
@@ -687,13 +713,25 @@ export function buildMessageVectors(): MessageVectors {
     name: 'alice_bundle',
     kind: 'bundle',
     comment:
-      "Alice's publication bundle: two retired ring keys with their secrets (sorted by public key) and the MAC keys revealed in this conversation (sorted), then SHA-256 of everything before it.",
+      "Alice's publication bundle (format 1): her certificate, two retired ring keys with their secrets, validity and certification (sorted by public key) and the MAC keys revealed in this conversation (sorted), then SHA-256 of everything before it. " +
+      'The certificate and certifications are opaque bytes to the wire layer; here they are SHA-512 expansions of their labels, not real OpenPGP packets.',
     type_name: 'Bundle',
     decoder: 'decodeBundle',
     fields: {
+      format: 1,
       identity: A.fingerprint,
       created: bundleCreated,
-      ring_keys: sortedRing.map((k) => ({ public_key: hex(k.publicKey), secret: hex(k.secret), secret_label: k.label, not_after: k.notAfter })),
+      certificate: hex(certificate),
+      certificate_label: certificateLabel,
+      ring_keys: sortedRing.map((k) => ({
+        public_key: hex(k.publicKey),
+        secret: hex(k.secret),
+        secret_label: k.label,
+        not_before: k.notBefore,
+        not_after: k.notAfter,
+        certification: hex(k.certification),
+        certification_label: k.certificationLabel,
+      })),
       mac_keys: [...macKeys].sort(),
     },
     body: hex(bundle.subarray(0, bundle.length - 32)),
@@ -734,8 +772,9 @@ export function buildMessageVectors(): MessageVectors {
       reply_plaintext: 'auth_block || payload.',
       nak: 'prefix(Nak) || sender_key_id u32 (!= 0) || recipient_key_id u32 (!= 0) || counter u64 (1 .. 2^53-1): exactly 20 bytes.',
       bundle:
-        'body = prefix(Bundle) || identity[20] || created u64 || ring_count u16 (<= 4096) || ring_count * (public_key[32] || secret[32] (canonical scalar, 1 <= s < l) || not_after u64) || ' +
-        'mac_count u32 (<= 2^20) || mac_count * mac_key[32]; bundle = body || SHA-256(body). Ring keys strictly ascending by public key, MAC keys strictly ascending.',
+        'body = prefix(Bundle) || format u8 (1) || identity[20] || created u64 || cert_len u16 (1..16384) || certificate[cert_len] || ring_count u16 (<= 4096) || ' +
+        'ring_count * (public_key[32] || secret[32] (canonical scalar, 1 <= s < l) || not_before u64 || not_after u64 (not_before < not_after) || len u16 (40..512) || certification[len]) || ' +
+        'mac_count u32 (<= 750000) || mac_count * mac_key[32]; bundle = body || SHA-256(body). Ring keys strictly ascending by public key, MAC keys strictly ascending. Another format: unsupported_version.',
     },
     key_schedule:
       'shared = X25519(own secret, peer public); low/high = the two public values in bytewise order; okm = HKDF-SHA256(ikm = shared, salt = "offrecord/v1 session salt", ' +
@@ -790,12 +829,16 @@ function buildNegatives(wire: Map<string, Uint8Array>): NegativeVector[] {
   const dataCtLength = new DataView(data.buffer, data.byteOffset + dataCtAt, 4).getUint32(0);
   const dataMacAt = dataCtAt + 4 + dataCtLength;
   const replyCtAt = S.afterCounter + 32;
-  // Bundle layout: prefix 4, identity 20, created 8, ring count 2, entries of 72, MAC count 4, MAC keys.
-  const B = { identity: 4, created: 24, ringCount: 32, ring0: 34 } as const;
+  // Bundle layout: prefix 4, format 1, identity 20, created 8, certificate length 2, certificate,
+  // ring count 2, entries (public 32, secret 32, not_before 8, not_after 8, length 2, certification),
+  // MAC count 4, MAC keys. The vector's certifications all have one length, so entries do too.
+  const certLength = (body[33]! << 8) | body[34]!;
+  const B = { format: 4, identity: 5, created: 25, certLength: 33, certificate: 35, ringCount: 35 + certLength, ring0: 37 + certLength } as const;
   const ringCount = (body[B.ringCount]! << 8) | body[B.ringCount + 1]!;
-  const macCountAt = B.ring0 + 72 * ringCount;
+  const entryLength = 82 + ((body[B.ring0 + 80]! << 8) | body[B.ring0 + 81]!);
+  const macCountAt = B.ring0 + entryLength * ringCount;
   const mac0 = macCountAt + 4;
-  const entry = (i: number): Uint8Array => body.subarray(B.ring0 + 72 * i, B.ring0 + 72 * (i + 1));
+  const entry = (i: number): Uint8Array => body.subarray(B.ring0 + entryLength * i, B.ring0 + entryLength * (i + 1));
   const macKey = (i: number): Uint8Array => body.subarray(mac0 + 32 * i, mac0 + 32 * (i + 1));
   const cutBundle = (end: number): Uint8Array => withChecksum(body.subarray(0, end));
   const half = (offset: number, length: number): number => offset + Math.max(1, length >> 1);
@@ -925,10 +968,15 @@ function buildNegatives(wire: Map<string, Uint8Array>): NegativeVector[] {
   const truncBundle: [string, number, number][] = [
     ['identity fingerprint', B.identity, 20],
     ['created time', B.created, 8],
+    ['certificate length', B.certLength, 2],
+    ['certificate', B.certificate, certLength],
     ['ring key count', B.ringCount, 2],
     ['ring public key', B.ring0, 32],
     ['ring secret', B.ring0 + 32, 32],
-    ['ring key expiry', B.ring0 + 64, 8],
+    ['ring key start', B.ring0 + 64, 8],
+    ['ring key expiry', B.ring0 + 72, 8],
+    ['certification length', B.ring0 + 80, 2],
+    ['certification', B.ring0 + 82, entryLength - 82],
     ['MAC key count', macCountAt, 4],
     ['MAC key', mac0, 32],
   ];
@@ -964,9 +1012,16 @@ function buildNegatives(wire: Map<string, Uint8Array>): NegativeVector[] {
   neg('bundle whose first ring secret = 2^256 - 1', 'decodeBundle', withChecksum(put(body, B.ring0 + 32, leBytes(2n ** 256n - 1n))), 'malformed');
   neg('bundle whose first ring secret is zero', 'decodeBundle', withChecksum(put(body, B.ring0 + 32, new Uint8Array(32))), 'malformed');
   neg('bundle whose created time is 2^53 (out of range)', 'decodeBundle', withChecksum(put(body, B.created, u64be(2n ** 53n))), 'malformed');
-  neg('bundle whose first ring key expiry is 2^64 - 1 (out of range)', 'decodeBundle', withChecksum(put(body, B.ring0 + 64, u64max)), 'malformed');
+  neg('bundle whose first ring key expiry is 2^64 - 1 (out of range)', 'decodeBundle', withChecksum(put(body, B.ring0 + 72, u64max)), 'malformed');
+  neg('bundle whose first ring key starts when it expires', 'decodeBundle', withChecksum(put(body, B.ring0 + 64, body.subarray(B.ring0 + 72, B.ring0 + 80))), 'malformed');
+  neg('bundle whose first certification length is 39 (under the minimum)', 'decodeBundle', withChecksum(put(body, B.ring0 + 80, Uint8Array.of(0, 39))), 'malformed');
+  neg('bundle whose first certification length is 513 (over the maximum)', 'decodeBundle', withChecksum(put(body, B.ring0 + 80, Uint8Array.of(2, 1))), 'malformed');
+  neg('bundle with an empty certificate', 'decodeBundle', withChecksum(concatBytes(body.subarray(0, B.certLength), Uint8Array.of(0, 0), body.subarray(B.ringCount))), 'malformed');
+  neg('bundle claiming a 16385-byte certificate (over the limit)', 'decodeBundle', withChecksum(put(body, B.certLength, Uint8Array.of(0x40, 0x01))), 'too_large');
+  neg('bundle of format 2 (unknown)', 'decodeBundle', withChecksum(put(body, B.format, Uint8Array.of(2))), 'unsupported_version');
+  neg('bundle of format 0 (unknown)', 'decodeBundle', withChecksum(put(body, B.format, Uint8Array.of(0))), 'unsupported_version');
   neg('bundle claiming 4097 ring keys (over the limit)', 'decodeBundle', withChecksum(put(body, B.ringCount, Uint8Array.of(0x10, 0x01))), 'too_large');
-  neg('bundle claiming 2^20 + 1 MAC keys (over the limit)', 'decodeBundle', withChecksum(put(body, macCountAt, u32be(2 ** 20 + 1))), 'too_large');
+  neg('bundle claiming 750001 MAC keys (over the limit)', 'decodeBundle', withChecksum(put(body, macCountAt, u32be(750_001))), 'too_large');
   return out;
 }
 

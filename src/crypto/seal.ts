@@ -40,3 +40,21 @@ export class OpenPgpSealer implements Sealer {
     return { plaintext: data, signatures: signatures.length };
   }
 }
+
+/** The key ids (16 hex digits) a sealed first mail is encrypted to: readable by anyone, like the PKESK packets. */
+export async function envelopeKeyIds(sealed: Uint8Array): Promise<string[]> {
+  const message = await openpgp.readMessage({ binaryMessage: sealed });
+  return message.getEncryptionKeyIDs().map((id) => id.toHex());
+}
+
+/**
+ * Seals to one named subkey of `recipient` as of `date`: what a forger does to re-seal an old
+ * first mail to the subkey the original named (openpgp.js picks the newest valid one otherwise).
+ * Never signed, like every envelope.
+ */
+export async function sealToSubkey(plaintext: Uint8Array, recipient: openpgp.PublicKey, keyId: string, date: Date): Promise<Uint8Array> {
+  const subkey = recipient.subkeys.find((s) => s.getKeyID().toHex() === keyId.toLowerCase());
+  if (!subkey) throw new Error(`no subkey ${keyId} in the certificate`);
+  const message = await openpgp.createMessage({ binary: plaintext, format: 'binary', date });
+  return openpgp.encrypt({ message, encryptionKeys: recipient, encryptionKeyIDs: [subkey.getKeyID()], date, format: 'binary' });
+}

@@ -246,7 +246,7 @@ const EMPTY = new Uint8Array(0);
 /** Clock difference tolerated for correspondents' keys (acceptPeerKeys' default). */
 const MAX_CLOCK_SKEW_MS = DAY_MS;
 
-function toRecord(key: OwnKeyRecord): ShortLivedKeyRecord {
+export function toRecord(key: OwnKeyRecord): ShortLivedKeyRecord {
   return {
     kind: key.kind,
     id: key.id,

@@ -183,9 +183,16 @@ function signAuth(parties: Parties, env: Env, context: (unsigned: AuthBlock) => 
     messageId: env.random(MESSAGE_ID_LENGTH),
     signature: new Uint8Array(0),
   };
+  return signAuthBlock(unsigned, ringFor(local.public, peer), local.secret, context(unsigned), env.random(32));
+}
+
+/**
+ * Ring-signs an auth block over `context` with `secret`, which must belong to one of its two
+ * ring keys: ours when sending, a published one when forging (src/protocol/forge.ts).
+ */
+export function signAuthBlock(unsigned: AuthBlock, ring: PreparedRing, secret: Uint8Array, context: Uint8Array, random: Uint8Array): AuthBlock {
   try {
-    const signature = ringSign(ringFor(local.public, peer), local.secret, context(unsigned), env.random(32));
-    return { ...unsigned, signature };
+    return { ...unsigned, signature: ringSign(ring, secret, context, random) };
   } catch (error) {
     if (error instanceof RingError) fail('unknown_key', `cannot sign with these ring keys (${error.code})`);
     throw error;

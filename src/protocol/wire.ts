@@ -35,8 +35,13 @@ export const LIMITS = {
   maxMessage: 26 * 1024 * 1024,
   maxReveals: 256,
   maxBundleRingKeys: 4096,
-  /** Keeps a bundle under maxMessage: 800,000 keys of 32 bytes are 25.6 MB. */
-  maxBundleMacKeys: 800_000,
+  /**
+   * Keeps a full bundle under maxMessage: 750,000 keys of 32 bytes (24 MB) plus 4096 ring
+   * entries of at most 594 bytes (2.4 MB) plus the certificate (16 KiB) and headers.
+   */
+  maxBundleMacKeys: 750_000,
+  /** The identity certificate in a bundle: a minimal EdDSA certificate is well under 1 KiB. */
+  maxBundleCertificate: 16 * 1024,
   /** Counters are u64 on the wire; this implementation keeps them exact as JS numbers. */
   maxCounter: Number.MAX_SAFE_INTEGER,
 } as const;
@@ -349,15 +354,27 @@ export function decodeNak(bytes: Uint8Array): Nak {
 
 // ---------------------------------------------------------------- publication bundle
 
+/** The bundle's own layout version, after the prefix: a new layout gets a new number, not a new protocol version. */
+export const BUNDLE_FORMAT = 1;
+export const SUPPORTED_BUNDLE_FORMATS: readonly number[] = [BUNDLE_FORMAT];
+/** A ring key certification is one OpenPGP signature packet (docs/PROTOCOL.md §15.1). */
+export const MIN_RING_CERTIFICATION = 40;
+export const MAX_RING_CERTIFICATION = 512;
+
 export interface PublishedRingKey {
   publicKey: Uint8Array;
   secret: Uint8Array;
+  notBefore: number;
   notAfter: number;
+  /** The identity's certification of the key for [notBefore, notAfter): opaque bytes here. */
+  certification: Uint8Array;
 }
 
 export interface Bundle {
   identity: Uint8Array;
   created: number;
+  /** The identity's binary OpenPGP certificate, so a bundle can be checked on its own: opaque here. */
+  certificate: Uint8Array;
   ringKeys: PublishedRingKey[];
   macKeys: Uint8Array[];
 }
@@ -386,20 +403,45 @@ function checksum(data: Uint8Array): Uint8Array {
   return new Uint8Array(createHash('sha256').update(data).digest());
 }
 
+const u16be = (n: number): Uint8Array => Uint8Array.of(n >> 8, n & 0xff);
+
+function checkRingEntry(k: PublishedRingKey): void {
+  if (k.publicKey.length !== RING_KEY_LENGTH || !isCanonicalScalar(k.secret) || k.secret.length !== 32) {
+    fail('malformed', 'bundle: a ring entry needs a 32-byte key and a canonical non-zero secret');
+  }
+  if (!(k.notBefore < k.notAfter) || k.notAfter > Number.MAX_SAFE_INTEGER || k.notBefore < 0) fail('malformed', 'bundle: ring key validity must be not_before < not_after');
+  if (k.certification.length < MIN_RING_CERTIFICATION || k.certification.length > MAX_RING_CERTIFICATION) {
+    fail('malformed', `bundle: a ring key certification is ${MIN_RING_CERTIFICATION} to ${MAX_RING_CERTIFICATION} bytes`);
+  }
+}
+
 export function encodeBundle(b: Bundle): Uint8Array {
   const ringKeys = [...b.ringKeys].sort((x, y) => Buffer.compare(x.publicKey, y.publicKey));
   const macKeys = [...b.macKeys].sort(Buffer.compare);
   if (ringKeys.length > LIMITS.maxBundleRingKeys || macKeys.length > LIMITS.maxBundleMacKeys) fail('too_large', 'bundle over its limits');
+  if (b.identity.length !== FINGERPRINT_LENGTH) fail('malformed', 'bundle: the identity is a 20-byte fingerprint');
+  if (b.certificate.length < 1 || b.certificate.length > LIMITS.maxBundleCertificate) fail('too_large', 'bundle: identity certificate empty or over its limit');
   if (!strictlyAscending(ringKeys.map((k) => k.publicKey)) || !strictlyAscending(macKeys)) fail('malformed', 'bundle has duplicates');
+  ringKeys.forEach(checkRingEntry);
+  if (macKeys.some((k) => k.length !== MAC_KEY_LENGTH)) fail('malformed', 'bundle: MAC keys are 32 bytes');
   // Built in place: hundreds of thousands of keys are too many to spread into one call.
-  const head = concatBytes(prefix(MessageType.Bundle), b.identity, u64be(b.created), Uint8Array.of(ringKeys.length >> 8, ringKeys.length & 0xff));
-  const ringEntry = RING_KEY_LENGTH + 32 + 8;
-  const body = new Uint8Array(head.length + ringKeys.length * ringEntry + 4 + macKeys.length * MAC_KEY_LENGTH);
+  const head = concatBytes(
+    prefix(MessageType.Bundle),
+    Uint8Array.of(BUNDLE_FORMAT),
+    b.identity,
+    u64be(b.created),
+    u16be(b.certificate.length),
+    b.certificate,
+    u16be(ringKeys.length),
+  );
+  const entries = ringKeys.map((k) => concatBytes(k.publicKey, k.secret, u64be(k.notBefore), u64be(k.notAfter), u16be(k.certification.length), k.certification));
+  const ringLength = entries.reduce((n, e) => n + e.length, 0);
+  const body = new Uint8Array(head.length + ringLength + 4 + macKeys.length * MAC_KEY_LENGTH);
   body.set(head);
   let offset = head.length;
-  for (const k of ringKeys) {
-    body.set(concatBytes(k.publicKey, k.secret, u64be(k.notAfter)), offset);
-    offset += ringEntry;
+  for (const e of entries) {
+    body.set(e, offset);
+    offset += e.length;
   }
   body.set(u32be(macKeys.length), offset);
   offset += 4;
@@ -412,12 +454,18 @@ export function encodeBundle(b: Bundle): Uint8Array {
 
 export function decodeBundle(bytes: Uint8Array): Bundle {
   expectType(bytes, MessageType.Bundle);
-  if (bytes.length < PREFIX_LENGTH + 32) fail('malformed', 'bundle: truncated');
+  if (bytes.length < PREFIX_LENGTH + 1 + 32) fail('malformed', 'bundle: truncated');
   const body = bytes.subarray(0, bytes.length - 32);
   if (!equalBytes(checksum(body), bytes.subarray(bytes.length - 32))) fail('malformed', 'bundle: checksum mismatch (truncated or altered)');
   const r = new Reader(body.subarray(PREFIX_LENGTH), 'bundle');
+  const format = r.take(1, 'format')[0]!;
+  if (!SUPPORTED_BUNDLE_FORMATS.includes(format)) fail('unsupported_version', `bundle format ${format} is not supported (supported: ${SUPPORTED_BUNDLE_FORMATS.join(', ')})`);
   const identity = r.take(FINGERPRINT_LENGTH, 'identity fingerprint');
   const created = r.timestamp('created');
+  const certLength = r.u16('certificate length');
+  if (certLength === 0) fail('malformed', 'bundle: empty identity certificate');
+  if (certLength > LIMITS.maxBundleCertificate) fail('too_large', 'bundle: identity certificate over its limit');
+  const certificate = r.take(certLength, 'identity certificate');
   const ringCount = r.u16('ring key count');
   if (ringCount > LIMITS.maxBundleRingKeys) fail('too_large', 'bundle: too many ring keys');
   const ringKeys: PublishedRingKey[] = [];
@@ -425,7 +473,12 @@ export function decodeBundle(bytes: Uint8Array): Bundle {
     const publicKey = r.take(RING_KEY_LENGTH, 'ring public key');
     const secret = r.take(32, 'ring secret');
     if (!isCanonicalScalar(secret)) fail('malformed', 'bundle: ring secret is not a canonical scalar');
-    ringKeys.push({ publicKey, secret, notAfter: r.timestamp('ring key expiry') });
+    const notBefore = r.timestamp('ring key start');
+    const notAfter = r.timestamp('ring key expiry');
+    if (!(notBefore < notAfter)) fail('malformed', 'bundle: ring key validity must be not_before < not_after');
+    const length = r.u16('certification length');
+    if (length < MIN_RING_CERTIFICATION || length > MAX_RING_CERTIFICATION) fail('malformed', 'bundle: ring key certification length out of range');
+    ringKeys.push({ publicKey, secret, notBefore, notAfter, certification: r.take(length, 'ring key certification') });
   }
   const macCount = r.u32('MAC key count');
   if (macCount > LIMITS.maxBundleMacKeys) fail('too_large', 'bundle: too many MAC keys');
@@ -435,5 +488,5 @@ export function decodeBundle(bytes: Uint8Array): Bundle {
   if (!strictlyAscending(ringKeys.map((k) => k.publicKey)) || !strictlyAscending(macKeys)) {
     fail('malformed', 'bundle: entries are not in strictly ascending order');
   }
-  return { identity, created, ringKeys, macKeys };
+  return { identity, created, certificate, ringKeys, macKeys };
 }

@@ -49,6 +49,9 @@ import {
   type PendingIdentity,
   type ProcessedMail,
   type ProcessedRow,
+  publicationFromRow,
+  type Publication,
+  type PublicationRow,
 } from './records.ts';
 import { userVersion } from './schema.ts';
 
@@ -162,6 +165,15 @@ function sql(db: Database.Database) {
   };
 }
 
+function publicationSql(db: Database.Database) {
+  return {
+    insert: db.prepare('INSERT INTO publications (name, v, created, ring_keys, mac_keys, bundle) VALUES (?, 1, ?, ?, ?, ?)'),
+    all: db.prepare<[], PublicationRow>('SELECT * FROM publications ORDER BY created, name'),
+    undelivered: db.prepare<[], PublicationRow>('SELECT * FROM publications WHERE delivered_at IS NULL ORDER BY created, name'),
+    delivered: db.prepare('UPDATE publications SET delivered_at = ?, location = ? WHERE name = ? AND delivered_at IS NULL'),
+  };
+}
+
 function checkTime(value: number, name: string): number {
   if (!Number.isSafeInteger(value)) throw new TypeError(`${name} must be an integer time in ms`);
   return value;
@@ -174,6 +186,7 @@ function checkUid(value: number, name: string, min: number): number {
 
 export class AccountStore implements SessionStore {
   private readonly q: ReturnType<typeof sql>;
+  private readonly pub: ReturnType<typeof publicationSql>;
   /** A write dropped data that may hold secrets: checkpoint once the outermost transaction ends. */
   private forgetDue = false;
 
@@ -185,6 +198,7 @@ export class AccountStore implements SessionStore {
     private readonly checkpointAfterSave = true,
   ) {
     this.q = sql(db);
+    this.pub = publicationSql(db);
   }
 
   /** The schema version of the open database (PRAGMA user_version). */
@@ -573,5 +587,24 @@ export class AccountStore implements SessionStore {
       if (removed) this.forgetDue = true;
       return removed;
     });
+  }
+
+  // ------------------------------------------------------------ publication
+
+  /** Records a bundle taken out of the store (call it inside the transaction that marks what it holds). */
+  addPublication(publication: Omit<Publication, 'deliveredAt' | 'location'>): void {
+    this.run(`record publication ${publication.name}`, () => {
+      this.pub.insert.run(publication.name, checkTime(publication.created, 'created'), publication.ringKeys, publication.macKeys, bind(publication.bundle));
+    });
+  }
+
+  /** Every recorded bundle (or only those the target does not have yet), oldest first. */
+  publications(options: { undelivered?: boolean } = {}): Publication[] {
+    return this.run('list publications', () => (options.undelivered ? this.pub.undelivered : this.pub.all).all().map(publicationFromRow));
+  }
+
+  /** The target has the bundle. False if unknown or already marked. */
+  markPublicationDelivered(name: string, location: string, at: number = this.now()): boolean {
+    return this.run(`mark publication ${name} delivered`, () => this.pub.delivered.run(checkTime(at, 'at'), location, name).changes > 0);
   }
 }

@@ -18,5 +18,6 @@ export type {
   PeerRecord,
   PendingIdentity,
   ProcessedMail,
+  Publication,
 } from './records.ts';
 export { MIGRATIONS, SCHEMA_VERSION, type Migration } from './schema.ts';

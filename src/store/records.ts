@@ -280,3 +280,38 @@ export function normalizeAddress(address: string): string {
   if (normalized.length === 0) throw new TypeError('address must not be empty');
   return normalized;
 }
+
+/** A bundle that `keys publish` took out of the store, and whether its target has it yet. */
+export interface Publication {
+  name: string;
+  created: number;
+  ringKeys: number;
+  macKeys: number;
+  bundle: Uint8Array;
+  deliveredAt: number | null;
+  location: string | null;
+}
+
+export interface PublicationRow {
+  name: string;
+  v: number;
+  created: number;
+  ring_keys: number;
+  mac_keys: number;
+  bundle: Buffer;
+  delivered_at: number | null;
+  location: string | null;
+}
+
+export function publicationFromRow(row: PublicationRow): Publication {
+  checkRowVersion(row.v, `publication ${row.name}`);
+  return {
+    name: row.name,
+    created: row.created,
+    ringKeys: row.ring_keys,
+    macKeys: row.mac_keys,
+    bundle: blob(row.bundle),
+    deliveredAt: row.delivered_at,
+    location: row.location,
+  };
+}

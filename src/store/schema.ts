@@ -134,6 +134,23 @@ CREATE TABLE deliveries (
 CREATE INDEX deliveries_received_at ON deliveries (received_at, id);
 `;
 
+// publications is the record of what `keys publish` took out of the store: the bundle is written
+// here in the same transaction that marks its ring keys published and takes its MAC keys out of
+// the sessions, then handed to the target; delivered_at is set once the target has it.
+const V3 = `
+CREATE TABLE publications (
+  name         TEXT    PRIMARY KEY CHECK (length(name) > 0 AND name NOT GLOB '*[^0-9a-zA-Z._-]*'),
+  v            INTEGER NOT NULL DEFAULT 1,
+  created      INTEGER NOT NULL,
+  ring_keys    INTEGER NOT NULL CHECK (ring_keys >= 0),
+  mac_keys     INTEGER NOT NULL CHECK (mac_keys >= 0),
+  bundle       BLOB    NOT NULL,
+  delivered_at INTEGER,
+  location     TEXT
+) STRICT;
+CREATE INDEX publications_undelivered ON publications (created) WHERE delivered_at IS NULL;
+`;
+
 export const MIGRATIONS: readonly Migration[] = [
   {
     version: 1,
@@ -144,6 +161,11 @@ export const MIGRATIONS: readonly Migration[] = [
     version: 2,
     description: 'processed mail by transport id; the outbox of plaintext deliveries',
     up: (db) => db.exec(V2),
+  },
+  {
+    version: 3,
+    description: 'the record of published bundles',
+    up: (db) => db.exec(V3),
   },
 ];
 

@@ -79,10 +79,10 @@ async function accepted(result: Promise<ReceiveResult>): Promise<void> {
 function sampleBundle(identity: Uint8Array): Uint8Array {
   const ring = ['a', 'b'].map((label) => {
     const secret = generateRingSecret(new Uint8Array(64).fill(label.charCodeAt(0)));
-    return { publicKey: ringPublicKey(secret), secret, notAfter: 1_700_000_000_000 };
+    return { publicKey: ringPublicKey(secret), secret, notBefore: 1_690_000_000_000, notAfter: 1_700_000_000_000, certification: new Uint8Array(100).fill(9) };
   });
   const macKeys = [1, 2, 3].map((i) => new Uint8Array(32).fill(i * 17));
-  return encodeBundle({ identity, created: 1_700_000_000_000, ringKeys: ring, macKeys });
+  return encodeBundle({ identity, created: 1_700_000_000_000, certificate: new Uint8Array(200).fill(5), ringKeys: ring, macKeys });
 }
 
 /** Alice and Bob both established, each having received a data message; plus one valid message of each type. */
@@ -332,8 +332,8 @@ describe('malformed input: fields', () => {
     const dataCt = 52;
     const replyCt = 84;
     const body = bundle.subarray(0, bundle.length - 32);
-    const ringCountAt = 4 + 20 + 8;
-    const macCountAt = ringCountAt + 2 + 2 * 72;
+    const ringCountAt = 4 + 1 + 20 + 8 + 2 + 200; // prefix, format, identity, created, certificate length, certificate
+    const macCountAt = ringCountAt + 2 + 2 * (82 + 100);
     const withChecksum = (b: Uint8Array): Uint8Array => concatBytes(b, new Uint8Array(createHash('sha256').update(b).digest()));
     const cases: [string, Uint8Array, Decoder, ProtocolErrorCode][] = [];
     // Over the payload limit is refused as such; within it, a length past the end is malformed.

@@ -299,16 +299,31 @@ function checkNak(v: NakVector): void {
   assertHex(nakFor(h(of.bytes)), v.bytes, 'nakFor');
 }
 
+function withoutLabel({ certificate_label: _label, ...rest }: BundleVector['fields']): Omit<BundleVector['fields'], 'certificate_label'> {
+  return rest;
+}
+
 function checkBundle(v: BundleVector): void {
   const b = decodeBundle(h(v.bytes));
   assert.deepEqual(
     {
+      format: 1,
       identity: toHex(b.identity),
       created: b.created,
-      ring_keys: b.ringKeys.map((k) => ({ public_key: toHex(k.publicKey), secret: toHex(k.secret), not_after: k.notAfter })),
+      certificate: toHex(b.certificate),
+      ring_keys: b.ringKeys.map((k) => ({
+        public_key: toHex(k.publicKey),
+        secret: toHex(k.secret),
+        not_before: k.notBefore,
+        not_after: k.notAfter,
+        certification: toHex(k.certification),
+      })),
       mac_keys: b.macKeys.map(toHex),
     },
-    { ...v.fields, ring_keys: v.fields.ring_keys.map(({ secret_label: _label, ...rest }) => rest) },
+    {
+      ...withoutLabel(v.fields),
+      ring_keys: v.fields.ring_keys.map(({ secret_label: _label, certification_label: _cert, ...rest }) => rest),
+    },
   );
   assertHex(encodeBundle(b), v.bytes, 're-encoding');
   assertHex(sha256(h(v.body)), v.checksum, 'checksum');

@@ -1,0 +1,75 @@
+// The handlers of `offrecord keys publish` and `offrecord keys fetch-published`.
+import { join } from 'node:path';
+import { DirectoryTarget, HttpTarget, publishDue, readPublished, verifyBundle, type PublicationTarget, type PublishResult } from '../src/keys/publication.ts';
+import { formatFingerprint } from '../src/keys/tofu.ts';
+import { MailTarget } from '../src/mail/publication.ts';
+import { checkAddress, dataDirectory, openAccount } from './account.ts';
+import { loadSettings, transports } from './config.ts';
+import { CliError, EXIT, type ExitCode } from './errors.ts';
+import { ProtocolError } from '../src/protocol/errors.ts';
+import { json, JSON_VERSION } from './format.ts';
+
+const out = (text: string) => process.stdout.write(text);
+const iso = (ms: number) => new Date(ms).toISOString();
+
+/** Where `keys publish` writes by default: a directory to serve as is. */
+export const defaultPublishDirectory = (): string => join(dataDirectory(), 'published');
+/** Where `keys fetch-published` keeps what it checked, by default. */
+export const defaultCollectDirectory = (): string => join(dataDirectory(), 'collected');
+
+function target(to: string | undefined, account: string): PublicationTarget {
+  if (to === undefined) return new DirectoryTarget(defaultPublishDirectory());
+  if (/^https?:\/\//i.test(to)) return new HttpTarget(to);
+  if (/^mailto:/i.test(to)) {
+    const address = checkAddress(to.slice('mailto:'.length), '--to mailto:');
+    return new MailTarget(transports(account, loadSettings(account)).outgoing, account, address);
+  }
+  return new DirectoryTarget(to);
+}
+
+function publishText(result: PublishResult, where: string): string {
+  const lines: string[] = [];
+  for (const r of result.redelivered) lines.push(`delivered ${r.name} (recorded earlier): ${r.ringKeys} ring secret(s), ${r.macKeys} MAC key(s) -> ${r.location}`);
+  if (result.bundle) {
+    const b = result.bundle;
+    lines.push(`published ${b.name}: ${b.ringKeys} ring secret(s), ${b.macKeys} MAC key(s) -> ${b.location}`);
+  } else {
+    lines.push(`nothing new is due for publication (${where})`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+export async function publish(args: { account?: string; to?: string; json?: boolean }): Promise<ExitCode> {
+  const opened = openAccount(args.account);
+  try {
+    const t = target(args.to, opened.account);
+    const result = await publishDue({ store: opened.store, target: t, schedule: opened.keyring.schedule }).catch((error: unknown) => {
+      // A conversation saved by another process (the watcher) between our read and our write.
+      if (error instanceof ProtocolError && error.code === 'state_conflict') throw new CliError(EXIT.store, 'a conversation changed meanwhile: nothing was published', 'run the command again');
+      throw error;
+    });
+    out(args.json ? json({ version: JSON_VERSION, target: t.description, bundle: result.bundle, redelivered: result.redelivered }) : publishText(result, t.description));
+    return EXIT.ok;
+  } finally {
+    opened.close();
+  }
+}
+
+export async function fetchPublished(args: { source: string; identity?: string; output?: string; json?: boolean }): Promise<ExitCode> {
+  const identity = args.identity?.replace(/\s+/g, '').toLowerCase();
+  const fetched = await readPublished(args.source, identity);
+  // Every bundle is checked before anything is kept: one bad bundle refuses the whole fetch.
+  const verified = [];
+  for (const f of fetched) verified.push(await verifyBundle(f.bytes, { name: f.name, ...(identity !== undefined ? { expectedIdentity: identity } : {}) }));
+  const keep = new DirectoryTarget(args.output ?? defaultCollectDirectory());
+  const rows = [];
+  for (const b of verified) {
+    rows.push({ name: b.name, identity: b.identity, created: iso(b.created), ringKeys: b.ringKeys.length, macKeys: b.macKeys.length, location: await keep.deliver(b.identity, b.name, b.bytes) });
+  }
+  if (args.json) {
+    out(json({ version: JSON_VERSION, bundles: rows }));
+  } else {
+    for (const r of rows) out(`${r.name}: ${formatFingerprint(r.identity)}, ${r.ringKeys} ring secret(s), ${r.macKeys} MAC key(s), checked; kept in ${r.location}\n`);
+  }
+  return EXIT.ok;
+}
