@@ -261,6 +261,7 @@ export function parser(argv: string[]) {
           .option('json', { type: 'boolean', default: false, describe: 'also write each message as a JSON line on stdout' })
           .option('ack-delay', { type: 'number', requiresArg: true, describe: 'seconds to wait for your reply before acknowledging a new key (default 3600)' })
           .option('idle-restart', { type: 'number', requiresArg: true, describe: 'seconds between IDLE restarts (default 100)' })
+          .option('publish-to', { type: 'string', requiresArg: true, describe: 'publish due keys daily to DIR, an http(s) URL or mailto:ADDRESS (as keys publish), or none' })
           .check((a) => {
             for (const name of ['ack-delay', 'idle-restart'] as const) {
               const value = a[name];
@@ -279,6 +280,7 @@ export function parser(argv: string[]) {
           ...(a.exec !== undefined ? { exec: a.exec } : {}),
           ...(a['ack-delay'] !== undefined ? { ackDelay: a['ack-delay'] } : {}),
           ...(a['idle-restart'] !== undefined ? { idleRestart: a['idle-restart'] } : {}),
+          ...(a['publish-to'] !== undefined ? { publishTo: a['publish-to'] } : {}),
         }),
       ),
     )

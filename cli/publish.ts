@@ -17,7 +17,8 @@ export const defaultPublishDirectory = (): string => join(dataDirectory(), 'publ
 /** Where `keys fetch-published` keeps what it checked, by default. */
 export const defaultCollectDirectory = (): string => join(dataDirectory(), 'collected');
 
-function target(to: string | undefined, account: string): PublicationTarget {
+/** DIR, http(s)://URL or mailto:ADDRESS; the default directory when none is named. */
+export function publicationTarget(to: string | undefined, account: string): PublicationTarget {
   if (to === undefined) return new DirectoryTarget(defaultPublishDirectory());
   if (/^https?:\/\//i.test(to)) return new HttpTarget(to);
   if (/^mailto:/i.test(to)) {
@@ -42,7 +43,7 @@ function publishText(result: PublishResult, where: string): string {
 export async function publish(args: { account?: string; to?: string; json?: boolean }): Promise<ExitCode> {
   const opened = openAccount(args.account);
   try {
-    const t = target(args.to, opened.account);
+    const t = publicationTarget(args.to, opened.account);
     const result = await publishDue({ store: opened.store, target: t, schedule: opened.keyring.schedule }).catch((error: unknown) => {
       // A conversation saved by another process (the watcher) between our read and our write.
       if (error instanceof ProtocolError && error.code === 'state_conflict') throw new CliError(EXIT.store, 'a conversation changed meanwhile: nothing was published', 'run the command again');

@@ -16,6 +16,8 @@ import { dataDirectory, listAccounts, openAccount, resolveAccount } from './acco
 import { CliError, EXIT, type ExitCode } from './errors.ts';
 import { json } from './format.ts';
 import { plaintextMaildir, withMailAccount } from './mail.ts';
+import { publicationTarget } from './publish.ts';
+import { publishDue } from '../src/keys/publication.ts';
 
 const out = (text: string) => process.stdout.write(text);
 
@@ -29,7 +31,12 @@ export interface WatchArgs {
   ackDelay?: number;
   /** Seconds between IDLE restarts. */
   idleRestart?: number;
+  /** Where due keys are published (as `keys publish --to`); `none` turns it off. */
+  publishTo?: string;
 }
+
+/** Publication runs at start and then daily: bundles need not be fresher than the grace periods. */
+const PUBLISH_EVERY_MS = 24 * 3_600_000;
 
 function watchFile(account: string, suffix: 'lock' | 'json'): string {
   return join(dataDirectory(), `${accountFileName(account)}.watch.${suffix}`);
@@ -104,6 +111,8 @@ export async function watch(args: WatchArgs): Promise<ExitCode> {
     process.on('SIGTERM', stop);
     process.on('SIGINT', stop);
     try {
+      const publication = args.publishTo === 'none' ? null : publicationTarget(args.publishTo, opened.account);
+      let publishedAt = -Infinity;
       const sinks: DeliverySink[] = [new MaildirDelivery(args.maildir ?? plaintextMaildir(opened.account))];
       if (args.exec !== undefined) sinks.push(execSink(args.exec));
       if (args.jsonLines) sinks.push(jsonLinesSink((line) => new Promise<void>((resolve) => process.stdout.write(line, () => resolve()))));
@@ -117,10 +126,21 @@ export async function watch(args: WatchArgs): Promise<ExitCode> {
         once: args.once,
         ...(args.idleRestart !== undefined ? { timings: { idleRestartMs: args.idleRestart * 1000 } } : {}),
         onStatus: (status) => writeStatus(opened.account, status),
-        // A long-running watcher keeps the key schedule itself: new keys made, old secrets destroyed.
+        // A long-running watcher keeps the key schedule itself: new keys made, old secrets
+        // destroyed, expired ring secrets and unrevealed MAC keys published.
         duties: async () => {
           const rotated = await opened.keyring.rotate();
           if (rotated.created.length + rotated.destroyed.length > 0) log.log('info', 'keys.rotated', { created: rotated.created.length, destroyed: rotated.destroyed.length });
+          if (publication && Date.now() - publishedAt >= PUBLISH_EVERY_MS) {
+            try {
+              const result = await publishDue({ store: opened.store, target: publication, schedule: opened.keyring.schedule });
+              for (const b of [...result.redelivered, ...(result.bundle ? [result.bundle] : [])]) log.log('info', 'keys.published', { bundle: b.name, ringKeys: b.ringKeys, macKeys: b.macKeys, to: b.location });
+              publishedAt = Date.now();
+            } catch (error) {
+              // Recorded bundles go out on the next try; the watcher itself carries on.
+              log.log('warn', 'keys.publish_failed', { error: error instanceof Error ? error.message : String(error) });
+            }
+          }
         },
       });
       await watcher.run(controller.signal);
