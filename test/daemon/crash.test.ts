@@ -62,11 +62,9 @@ describe('crash: SIGKILL at 30 random points while mail arrives', () => {
       return { child, io: captureOutput(child) };
     };
     let sent = 0;
-    let lastSent = 0;
     const send = async () => {
       const n = sent++;
       await sendMessage(alice, { to: bobAddress, subject: `crash ${n}`, text: `crash body ${n}` });
-      lastSent = Date.now();
     };
     /** The state the watcher last wrote for `offrecord status` (<account>...watch.json in the data directory). */
     const dataDir = join(bobHome, 'data', 'offrecord');
@@ -82,40 +80,48 @@ describe('crash: SIGKILL at 30 random points while mail arrives', () => {
     const events = (io: { stderr: () => string }, name: string) => logEvents(io.stderr()).filter((e) => e.event === name).length;
 
     const points: string[] = [];
+    // Acknowledgements: Bob's ACK of Alice's newest share falls due a second after the first mail
+    // under it, and goes out with the duties, which run after a start's first pass (then only every
+    // minute). Alice reads each ACK at the end of a round, so her next mail is under a new key and
+    // the next ACK falls due: mode 2 lets it, mode 1 and the next mode 0 send it.
     for (let kill = 0; kill < KILLS; kill++) {
       const mode = kill % 3;
-      // An acknowledgement falls due a second after a mail under Alice's new key: let it, so this
-      // start's duties send one.
-      if (mode === 2) await sleep(Math.max(0, lastSent + 1200 - Date.now()));
       const { child, io } = watch();
+      const idle = () =>
+        until('idle', async () => {
+          const state = await watchState();
+          return state !== null && state.pid === child.pid && state.state.kind === 'idle' ? true : null;
+        });
+      const delivery = async () => {
+        const before = events(io, 'mail.delivered');
+        await send();
+        await until('a delivery', () => (events(io, 'mail.delivered') > before ? true : null), 30_000);
+      };
       if (mode === 0) {
-        // Anywhere from start-up (unlock, key rotation, lock) into the first pass, a mail on its way.
+        // Anywhere from start-up (unlock, key rotation, lock) into the first pass and the duties,
+        // a mail on its way.
         const delay = Math.floor(rand() * 2500);
         await Promise.all([send(), sleep(delay)]);
         points.push(`${delay}ms after spawn`);
+      } else if (mode === 1) {
+        // Past the first pass and the duties, then right after mail arrives: the kill lands while
+        // it is read, decrypted, committed or filed.
+        await idle();
+        const mails = 1 + Math.floor(rand() * 3);
+        for (let i = 0; i < mails; i++) await send();
+        const delay = Math.floor(rand() * 300);
+        await sleep(delay);
+        points.push(`${delay}ms after ${mails} mail(s)`);
       } else {
-        await until('watch.start', () => (events(io, 'watch.start') > 0 ? true : null), 30_000);
-        if (mode === 1) {
-          // Right after mail arrives: the kill lands while it is read, decrypted, committed or filed.
-          const mails = 1 + Math.floor(rand() * 3);
-          for (let i = 0; i < mails; i++) await send();
-          const delay = Math.floor(rand() * 300);
-          await sleep(delay);
-          points.push(`${delay}ms after ${mails} mail(s)`);
-        } else {
-          // Past the duties (idle), then just after a delivery was logged: the kill lands in the MOVE
-          // or the next round.
-          await until('idle', async () => {
-            const state = await watchState();
-            return state !== null && state.pid === child.pid && state.state.kind === 'idle' ? true : null;
-          });
-          const before = events(io, 'mail.delivered');
-          await send();
-          await until('a delivery', () => (events(io, 'mail.delivered') > before ? true : null), 30_000);
-          const delay = Math.floor(rand() * 40);
-          await sleep(delay);
-          points.push(`${delay}ms after a delivery`);
-        }
+        // A delivery, a second for the ACK to fall due, another delivery, and the kill just after
+        // it: in the MOVE or the next round.
+        await idle();
+        await delivery();
+        await sleep(1100);
+        await delivery();
+        const delay = Math.floor(rand() * 40);
+        await sleep(delay);
+        points.push(`${delay}ms after a delivery`);
       }
       child.kill('SIGKILL');
       const end = await io.exited;
