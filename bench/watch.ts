@@ -17,7 +17,7 @@
 // (bench/watch-child.ts) under the same runtime (node --import tsx), and the watcher's own RSS
 // right after start-up.
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, watch, type FSWatcher } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, watch, type FSWatcher } from 'node:fs';
 import type { ChildProcess } from 'node:child_process';
 import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
@@ -377,6 +377,13 @@ function watchStatus(home: string): { state: { kind: string }; delivered: number
   }
 }
 
+/** Bytes in the watcher's store WAL (<account>.sqlite-wal): old page images not yet checkpointed away; null without one. */
+function walBytes(home: string): number | null {
+  const dir = join(home, 'data', 'offrecord');
+  const file = readdirSync(dir).find((n) => n.endsWith('.sqlite-wal'));
+  return file ? statSync(join(dir, file)).size : null;
+}
+
 /**
  * An OutgoingTransport that hands mail to one pooled SMTP transport and returns at once, up to
  * `parallel` mails in flight; settle() waits for all and throws the first failure. sendMessage
@@ -491,6 +498,7 @@ export async function benchWatchMemory(options: { mails?: number; batch?: number
     }
     const seconds = (performance.now() - sendStart) / 1000;
     const plainEndMb = mb(memoryOf(plainChild.pid!).rssKb);
+    const wal = walBytes(home);
     const trouble = watchOut.lines.filter((l) => /"level":"(warn|error)"/.test(l));
     await ended(watcher);
     await ended(plainChild);
@@ -515,6 +523,7 @@ export async function benchWatchMemory(options: { mails?: number; batch?: number
       );
     }
     console.log(`baseline (same run): plain imapflow IDLE client ${plainIdleMb.toFixed(1)} MB at start, ${plainEndMb.toFixed(1)} MB at the end; offrecord watch / plain = ${(last.rssMb / plainIdleMb).toFixed(2)}x; offrecord watch at start-up ${startupMb.toFixed(1)} MB, now ${(last.rssMb / startupMb).toFixed(2)}x that`);
+    console.log(`the watcher's store WAL before it stopped: ${wal === null ? 'no -wal file' : `${(wal / 2 ** 20).toFixed(2)} MB`}`);
     console.log(`${total} mails sent and delivered in ${seconds.toFixed(1)} s (Alice's sending ${(sendMs / 1000).toFixed(1)} s of it); ${trouble.length} warn/error log lines from the watcher${trouble.length > 0 ? `, e.g. ${trouble[0]}` : ''}`);
     report([{ name: 'offrecord watch: mails sent and delivered into the Maildir', opsPerSec: total / seconds, iterations: total }]);
     console.log(`(memory benchmark ${((performance.now() - started) / 1000).toFixed(1)} s)`);
