@@ -9,7 +9,7 @@ import { promisify } from 'node:util';
 import { MaildirSpool } from '../src/mail/maildir.ts';
 import { ImapMailbox, SmtpTransport, type Security, type ServerConfig } from '../src/mail/servers.ts';
 import type { IncomingMailbox, OutgoingTransport } from '../src/mail/transport.ts';
-import { accountFileName, defaultStoreDirectory } from '../src/store/index.ts';
+import { accountName, defaultStoreDirectory } from '../src/store/index.ts';
 import { CliError, EXIT } from './errors.ts';
 
 export interface ServerSettings {
@@ -45,7 +45,7 @@ export function defaultSpool(env: NodeJS.ProcessEnv = process.env): string {
 }
 
 function settingsPath(account: string): string {
-  return join(configDirectory(), `${accountFileName(account)}.json`);
+  return join(configDirectory(), `${accountName(account)}.json`);
 }
 
 export function saveSettings(account: string, settings: MailSettings): string {

@@ -7,11 +7,11 @@ import { closeSync, existsSync, openSync, readFileSync, renameSync, rmSync, writ
 import { join } from 'node:path';
 import { allSinks, type DeliverySink } from '../src/mail/delivery.ts';
 import { MaildirDelivery } from '../src/mail/maildir.ts';
-import { jsonLogger } from '../src/daemon/log.ts';
+import { jsonLogger, type Logger } from '../src/daemon/log.ts';
 import { execSink, jsonLinesSink } from '../src/daemon/sinks.ts';
-import { WatchError, Watcher, type WatchStatus } from '../src/daemon/watcher.ts';
+import { DEFAULT_TIMINGS, WatchError, Watcher, type WatchStatus } from '../src/daemon/watcher.ts';
 import { DEFAULT_POLICY } from '../src/protocol/session.ts';
-import { accountFileName } from '../src/store/index.ts';
+import { accountName } from '../src/store/index.ts';
 import { dataDirectory, listAccounts, openAccount, resolveAccount } from './account.ts';
 import { CliError, EXIT, type ExitCode } from './errors.ts';
 import { json } from './format.ts';
@@ -39,7 +39,7 @@ export interface WatchArgs {
 const PUBLISH_EVERY_MS = 24 * 3_600_000;
 
 function watchFile(account: string, suffix: 'lock' | 'json'): string {
-  return join(dataDirectory(), `${accountFileName(account)}.watch.${suffix}`);
+  return join(dataDirectory(), `${accountName(account)}.watch.${suffix}`);
 }
 
 /** Alive and not a zombie: a killed watcher's pid may linger as one. */
@@ -100,16 +100,26 @@ function writeStatus(account: string, status: WatchStatus): void {
 }
 
 export async function watch(args: WatchArgs): Promise<ExitCode> {
+  // Signals are heard from the start: one during unlocking stops the watcher before its first pass.
+  const controller = new AbortController();
+  const log = jsonLogger((line) => process.stderr.write(line));
+  const stop = (signal: NodeJS.Signals) => {
+    log.log('info', 'watch.signal', { signal });
+    controller.abort(); // the mail in hand is finished, then the connection logs out
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+  try {
+    return await watchAccount(args, controller.signal, log);
+  } finally {
+    process.off('SIGTERM', stop);
+    process.off('SIGINT', stop);
+  }
+}
+
+async function watchAccount(args: WatchArgs, signal: AbortSignal, log: Logger): Promise<ExitCode> {
   return withMailAccount(args.account, async (mail, opened) => {
     const release = lockAccount(opened.account);
-    const controller = new AbortController();
-    const log = jsonLogger((line) => process.stderr.write(line));
-    const stop = (signal: NodeJS.Signals) => {
-      log.log('info', 'watch.signal', { signal });
-      controller.abort(); // the mail in hand is finished, then the connection logs out
-    };
-    process.on('SIGTERM', stop);
-    process.on('SIGINT', stop);
     try {
       const publication = args.publishTo === 'none' ? null : publicationTarget(args.publishTo, opened.account);
       let publishedAt = -Infinity;
@@ -124,7 +134,11 @@ export async function watch(args: WatchArgs): Promise<ExitCode> {
         },
         log,
         once: args.once,
-        ...(args.idleRestart !== undefined ? { timings: { idleRestartMs: args.idleRestart * 1000 } } : {}),
+        timings: {
+          ...(args.idleRestart !== undefined ? { idleRestartMs: args.idleRestart * 1000 } : {}),
+          // An acknowledgement is looked for at least as often as it can fall due.
+          ...(args.ackDelay !== undefined ? { dutiesEveryMs: Math.min(DEFAULT_TIMINGS.dutiesEveryMs, args.ackDelay * 1000) } : {}),
+        },
         onStatus: (status) => writeStatus(opened.account, status),
         // A long-running watcher keeps the key schedule itself: new keys made, old secrets
         // destroyed, expired ring secrets and unrevealed MAC keys published.
@@ -143,13 +157,11 @@ export async function watch(args: WatchArgs): Promise<ExitCode> {
           }
         },
       });
-      await watcher.run(controller.signal);
+      await watcher.run(signal);
       return EXIT.ok;
     } catch (error) {
       throw error instanceof WatchError && error.cause !== undefined ? error.cause : error;
     } finally {
-      process.off('SIGTERM', stop);
-      process.off('SIGINT', stop);
       release();
     }
   });

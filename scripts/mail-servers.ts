@@ -321,6 +321,9 @@ function writeConfig(dir: string, c: ConfigInput): void {
     'queue_run_delay = 1s',
     'minimal_backoff_time = 1s',
     'maximal_backoff_time = 2s',
+    // A failed LMTP delivery (Dovecot restarted by a test) would otherwise suspend the whole
+    // transport for a minute.
+    'transport_retry_time = 1s',
     'lmtp_connect_timeout = 5s',
     '',
   ].join('\n');

@@ -19,7 +19,8 @@ export interface WatchTimings {
   /** IDLE is ended and begun again this often: RFC 2177 asks for under 29 minutes, and a quiet
    * connection this long is also how a silently dead one is found. */
   idleRestartMs: number;
-  /** Acknowledgements, forgetting, key rotation and publication are looked at this often. */
+  /** Acknowledgements, forgetting, key rotation and publication are looked at this often
+   * (IDLE is ended for them, so this also bounds how long IDLE runs). */
   dutiesEveryMs: number;
   /** Mail skipped for a lasting reason (malformed, not for us...) is looked at again this often. */
   retrySkippedMs: number;
@@ -118,7 +119,9 @@ export class Watcher {
           }
           if (this.options.once || signal.aborted) break;
           this.enter({ kind: 'idle' });
-          await account.incoming.waitForMail(this.timings.idleRestartMs, signal);
+          // Woken for the next duties too: an acknowledgement must not wait for news.
+          const untilDuties = Math.max(0, dutiesAt + this.timings.dutiesEveryMs - this.clock());
+          await account.incoming.waitForMail(Math.min(this.timings.idleRestartMs, untilDuties), signal);
         } catch (error) {
           if (signal.aborted) break;
           const message = error instanceof Error ? error.message : String(error);

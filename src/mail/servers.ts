@@ -64,7 +64,8 @@ export class SmtpTransport implements OutgoingTransport {
       await transporter.sendMail({ envelope: { from: envelope.from, to: envelope.to }, raw: Buffer.from(raw) });
     } catch (error) {
       const e = error as { code?: string; responseCode?: number; message?: string };
-      if (e.code === 'EAUTH') throw new MailError('auth', `SMTP ${config.host}: authentication failed for ${config.user}`);
+      // 4xx is the server's own trouble (e.g. its password database is down): worth a retry.
+      if (e.code === 'EAUTH' && !(e.responseCode !== undefined && e.responseCode < 500)) throw new MailError('auth', `SMTP ${config.host}: authentication failed for ${config.user}`);
       throw new MailError('io', `SMTP ${config.host}:${config.port} refused or dropped the mail: ${e.code ?? ''} ${e.responseCode ?? ''}`.trim());
     } finally {
       transporter.close();
@@ -156,8 +157,9 @@ export class ImapMailbox implements IncomingMailbox {
     } catch (error) {
       if (used !== null && this.open === used) await this.close();
       if (error instanceof MailError) throw error;
-      const e = error as { authenticationFailed?: boolean; code?: string; message?: string };
-      if (e.authenticationFailed) throw new MailError('auth', `IMAP ${this.config.host}: authentication failed for ${this.config.user}`);
+      const e = error as { authenticationFailed?: boolean; serverResponseCode?: string; code?: string; message?: string };
+      // [UNAVAILABLE] (RFC 5530) is a temporary failure, e.g. a server still starting.
+      if (e.authenticationFailed && e.serverResponseCode !== 'UNAVAILABLE') throw new MailError('auth', `IMAP ${this.config.host}: authentication failed for ${this.config.user}`);
       throw new MailError('io', `IMAP ${this.config.host}:${this.config.port}: ${e.code ?? e.message ?? 'connection failed'}`);
     }
   }

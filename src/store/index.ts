@@ -3,7 +3,7 @@ export { AccountStore, openAccountStore, type AccountStoreOptions, type SessionS
 export { decodeRecord, decodeSessionState, encodeRecord, encodeSessionState, RECORD_VERSION } from './codec.ts';
 export { StoreError, type StoreErrorCode } from './errors.ts';
 export { DEFAULT_BUSY_TIMEOUT_MS, type OpenOptions } from './open.ts';
-export { accountFileName, defaultStoreDirectory, defaultStorePath } from './paths.ts';
+export { accountFileName, accountName, defaultStoreDirectory, defaultStorePath } from './paths.ts';
 export type {
   Delivery,
   IdentityRecord,

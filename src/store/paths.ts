@@ -7,10 +7,15 @@ import { isAbsolute, join } from 'node:path';
 /** Account names become file names: an address-like name, lowercased, nothing path-like. */
 const ACCOUNT = /^[a-z0-9_%+@-][a-z0-9._%+@-]{0,253}$/;
 
-export function accountFileName(account: string): string {
+/** The account's name as files beside its database are named (settings, watcher lock and status). */
+export function accountName(account: string): string {
   const name = account.trim().toLowerCase();
   if (!ACCOUNT.test(name)) throw new TypeError('account name must look like an email address (letters, digits, . _ % + @ -)');
-  return `${name}.sqlite`;
+  return name;
+}
+
+export function accountFileName(account: string): string {
+  return `${accountName(account)}.sqlite`;
 }
 
 /** The directory for offrecord's databases; XDG says a relative XDG_DATA_HOME is ignored. */

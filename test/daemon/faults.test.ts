@@ -76,14 +76,20 @@ describe('the watcher against server faults', () => {
     const watcher = watch(bob, inbox);
     try {
       for (let round = 0; round < 10; round++) {
-        await until('the watcher to idle', () => watcher.state() === 'idle');
+        await until('the watcher to idle', () => {
+          assert.notEqual(watcher.state(), 'stopped', JSON.stringify(watcher.log.lines.at(-1)));
+          return watcher.state() === 'idle';
+        });
         await stopDovecot(s);
         await until('the watcher to notice', () => watcher.state() === 'backoff');
         await startDovecot(s);
         // Sent while the watcher may still be backing off: the catch-up pass must find them.
         for (let i = 0; i < 2; i++) await sendMessage(alice, { to: bob.address, subject: 's', text: `note r-${String(round * 2 + i).padStart(2, '0')}` });
       }
-      await until('20 deliveries', async () => (await bodies(inbox)).length >= 20);
+      await until('20 deliveries', async () => {
+        assert.notEqual(watcher.state(), 'stopped', JSON.stringify(watcher.log.lines.at(-1)));
+        return (await bodies(inbox)).length >= 20;
+      }, 60_000);
     } finally {
       await watcher.stop();
     }
