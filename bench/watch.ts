@@ -13,9 +13,10 @@
 // Memory: the real CLI, `offrecord watch` for Bob (configured with `account add`), as a child
 // process; Alice (library, this process) sends data mails in batches, the SMTP hand-overs in
 // parallel; after each batch is delivered into the watcher's Maildir, the child's VmRSS is read
-// from /proc. Against, in the same run, the RSS of a plain imapflow IDLE client process
-// (bench/watch-child.ts) under the same runtime (node --import tsx), and the watcher's own RSS
-// right after start-up.
+// from /proc. The child is the compiled CLI (dist/, `npm run build`), as `npx offrecord` runs
+// it: under the tsx loader the same watcher takes about 60 MB more. Against, in the same run,
+// the RSS of a plain imapflow IDLE client process (bench/watch-child.ts, compiled the same way),
+// and the watcher's own RSS right after start-up.
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, watch, type FSWatcher } from 'node:fs';
 import type { ChildProcess } from 'node:child_process';
@@ -33,7 +34,7 @@ import { ImapMailbox, SmtpTransport } from '../src/mail/servers.ts';
 import type { OutgoingTransport } from '../src/mail/transport.ts';
 import { openAccountStore, type AccountStore } from '../src/store/index.ts';
 import { killMailServersSync, startMailServers, type MailServers } from '../scripts/mail-servers.ts';
-import { addLoopbackAccount, homeEnv, ok, ROOT, spawnCli } from '../test/helpers/cli.ts';
+import { addLoopbackAccount, homeEnv, ok, ROOT } from '../test/helpers/cli.ts';
 import { serverConfig } from '../test/helpers/loopback-accounts.ts';
 import { smtpOptions } from '../test/helpers/mail-servers.ts';
 import { report, type BenchRow } from './harness.ts';
@@ -458,9 +459,13 @@ export async function benchWatchMemory(options: { mails?: number; batch?: number
     await fetchUntil(alice, "Bob's reply", (r) => r.kind === 'message');
     alice.outgoing = smtp.transport;
 
+    // What `npx offrecord` runs: the compiled CLI (npm run bench builds it first), started the
+    // way its #! line says.
+    const cli = join(ROOT, 'dist/cli/offrecord.js');
+    const shebangFlags = (/^#!.*\bnode((?:\s+--\S+)*)/.exec(readFileSync(cli, 'utf8'))?.[1] ?? '').trim().split(/\s+/).filter(Boolean);
     // The baseline: a plain imapflow client idling on Bob's INBOX, same runtime as the CLI.
     const ca = servers.tls?.cert;
-    const plainChild = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'bench/watch-child.ts')], {
+    const plainChild = spawn(process.execPath, [...shebangFlags, join(ROOT, 'dist/bench/watch-child.js')], {
       cwd: ROOT,
       env: { ...process.env, OFFRECORD_BENCH_IMAP: JSON.stringify({ host: servers.imap.host, port: servers.imap.port, user: servers.users.bob.user, pass: servers.users.bob.pass, ...(ca ? { ca } : {}) }) },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -471,7 +476,7 @@ export async function benchWatchMemory(options: { mails?: number; batch?: number
 
     // The daemon: offrecord watch, delivering into a Maildir of our own.
     mkdirSync(join(maildir, 'new'), { recursive: true });
-    const watcher = spawnCli(['watch', '--maildir', maildir], env);
+    const watcher = spawn(process.execPath, [...shebangFlags, cli, 'watch', '--maildir', maildir], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
     children.add(watcher);
     const watchOut = drain(watcher);
     await waitFor('offrecord watch in IDLE', () => watchStatus(home)?.state.kind === 'idle', 30_000, watcher, watchOut.text);
