@@ -5,8 +5,11 @@
 import type { Delivery } from '../store/records.ts';
 
 export interface DeliverySink {
-  /** Resolves once the message is durably wherever this sink puts it. */
-  deliver(delivery: Delivery): Promise<void>;
+  /**
+   * Resolves once the message is durably wherever this sink puts it. `retry`: the delivery may
+   * have been attempted before (it was left in the outbox by an earlier run), so look first.
+   */
+  deliver(delivery: Delivery, retry: boolean): Promise<void>;
 }
 
 /** The store's side of the outbox. */
@@ -19,7 +22,7 @@ export interface Outbox {
 export async function flushOutbox(outbox: Outbox, sink: DeliverySink): Promise<number> {
   let count = 0;
   for (const delivery of outbox.deliveries()) {
-    await sink.deliver(delivery);
+    await sink.deliver(delivery, true);
     outbox.deliveryDone(delivery.id);
     count++;
   }
@@ -29,8 +32,8 @@ export async function flushOutbox(outbox: Outbox, sink: DeliverySink): Promise<n
 /** Several sinks, in order: each must be idempotent, since a retry starts again at the first. */
 export function allSinks(sinks: DeliverySink[]): DeliverySink {
   return {
-    deliver: async (delivery) => {
-      for (const sink of sinks) await sink.deliver(delivery);
+    deliver: async (delivery, retry) => {
+      for (const sink of sinks) await sink.deliver(delivery, retry);
     },
   };
 }

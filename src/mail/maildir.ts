@@ -138,16 +138,18 @@ export class MaildirMailbox implements IncomingMailbox {
 }
 
 /**
- * Delivers decrypted mail into a Maildir, named by the delivery's own id: delivering the same one
- * again (after a crash before the outbox heard of it) finds it in new/ or cur/ and does nothing.
+ * Delivers decrypted mail into a Maildir, named by the delivery's own id: retrying one (after a
+ * crash before the outbox heard of it) finds it in new/ or cur/ (a client may have moved it and
+ * added flags to its name) and does nothing.
  */
 export class MaildirDelivery implements DeliverySink {
   constructor(readonly dir: string) {}
 
-  async deliver(delivery: Delivery): Promise<void> {
+  async deliver(delivery: Delivery, retry: boolean): Promise<void> {
     await ensureMaildir(this.dir);
     const name = `${Math.floor(delivery.receivedAt / 1000)}.D${delivery.id}.offrecord`;
-    for (const sub of ['new', 'cur']) {
+    // A first attempt cannot find its random name taken: only a retry pays for the listings.
+    for (const sub of retry ? ['new', 'cur'] : []) {
       const names = await io(`listing ${join(this.dir, sub)}`, () => fs.readdir(join(this.dir, sub)));
       if (names.some((n) => n === name || n.startsWith(`${name}:`))) return;
     }

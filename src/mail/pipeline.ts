@@ -299,7 +299,7 @@ async function processOne(account: MailAccount, id: string, cache: PassCache, re
     if (result.kind === 'error') return settled({ id, kind: 'skipped', code: result.code, reason: result.message });
     if (!committed.recorded) store.transaction(() => record(null)); // a step that changed no state
     if (committed.delivery && account.delivery) {
-      await account.delivery.deliver(committed.delivery);
+      await account.delivery.deliver(committed.delivery, false);
       store.deliveryDone(committed.delivery.id);
     }
     if (result.kind === 'ignore') return { filed: fileAway({ id, kind: 'protocol', from: mail.from }) };

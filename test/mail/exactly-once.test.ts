@@ -2,7 +2,7 @@
 // the plaintext in the outbox commit together; a failure after that commit (the Maildir write,
 // the move on the server) is made good by the next pass without losing or repeating a message.
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -41,9 +41,9 @@ describe('exactly once, over the Maildir spool', async () => {
   let failDelivery = false;
   const maildir = new MaildirDelivery(inbox);
   const flaky: DeliverySink = {
-    deliver: async (d) => {
+    deliver: async (d, retry) => {
       if (failDelivery) throw new Error('disk full');
-      await maildir.deliver(d);
+      await maildir.deliver(d, retry);
     },
   };
   const alice = await account(spool, 'alice@example.test');
@@ -78,8 +78,13 @@ describe('exactly once, over the Maildir spool', async () => {
 
   it('a delivery repeated after a crash before the outbox heard of it lands once', async () => {
     const [d] = [{ id: 'ab'.repeat(16), sender: alice.address, fingerprint: 'cd'.repeat(20), verified: false, message: new TextEncoder().encode('Subject: x\r\n\r\nnote 3\r\n'), receivedAt: 5_000 }];
-    await maildir.deliver(d!);
-    await maildir.deliver(d!);
+    await maildir.deliver(d!, false);
+    await maildir.deliver(d!, true);
+    assert.deepEqual(bodies(await delivered(inbox)), ['1', '2', '3']);
+    // A mail client read it meanwhile: moved to cur/ with a flag in its name.
+    const [name] = (await readdir(join(inbox, 'new'))).filter((n) => n.includes(d!.id));
+    await rename(join(inbox, 'new', name!), join(inbox, 'cur', `${name}:2,S`));
+    await maildir.deliver(d!, true);
     assert.deepEqual(bodies(await delivered(inbox)), ['1', '2', '3']);
   });
 
