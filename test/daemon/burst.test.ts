@@ -11,9 +11,9 @@ import { Watcher } from '../../src/daemon/watcher.ts';
 import { MaildirDelivery } from '../../src/mail/maildir.ts';
 import { sendMessage } from '../../src/mail/pipeline.ts';
 import type { OutgoingTransport } from '../../src/mail/transport.ts';
-import { bootstrapPair, folderSources, maildirMessages, tally, until } from '../helpers/daemon.ts';
+import { folderSources, maildirMessages, tally, until } from '../helpers/daemon.ts';
 import { useMailServers } from '../helpers/mail-servers.ts';
-import { loopbackAccount, pending } from '../helpers/loopback-accounts.ts';
+import { establish, loopbackAccount, pending } from '../helpers/loopback-accounts.ts';
 
 const servers = useMailServers();
 const root = await mkdtemp(join(tmpdir(), 'offrecord-burst-'));
@@ -53,7 +53,7 @@ describe('burst: 500 mails while the watcher runs', () => {
     const s = servers();
     const alice = await loopbackAccount(s, 'alice', { root });
     const bob = await loopbackAccount(s, 'bob', { root });
-    await bootstrapPair(alice, bob);
+    await establish(alice, bob);
 
     const inbox = join(root, 'bob-plaintext');
     const log = memoryLogger();

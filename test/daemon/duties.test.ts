@@ -2,7 +2,7 @@
 // acknowledgement after the delay (paper 4.2), and the NAK with a fresh start for mail of a lost
 // session, with the re-send only under a session authenticated anew (paper 5.1).
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -16,26 +16,11 @@ import { DEFAULT_POLICY } from '../../src/protocol/session.ts';
 import type { EstablishedState, SessionState } from '../../src/protocol/state.ts';
 import { encodeNak } from '../../src/protocol/wire.ts';
 import { appendMail, establish, fetchUntil, loopbackAccount, pending, type LoopbackAccount } from '../helpers/loopback-accounts.ts';
+import { maildirMessages, until } from '../helpers/daemon.ts';
 import { useMailServers } from '../helpers/mail-servers.ts';
 
 const root = await mkdtemp(join(tmpdir(), 'offrecord-duties-'));
 after(() => rm(root, { recursive: true, force: true }));
-
-async function until(what: string, probe: () => Promise<boolean> | boolean, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await probe())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-async function texts(dir: string): Promise<string[]> {
-  const found: string[] = [];
-  for (const sub of ['new', 'cur']) {
-    for (const name of await readdir(join(dir, sub)).catch(() => [] as string[])) found.push(await readFile(join(dir, sub, name), 'utf8'));
-  }
-  return found;
-}
 
 function state(of: LoopbackAccount, peer: LoopbackAccount): SessionState {
   const stored = of.store.loadSession(of.fingerprint, peer.fingerprint);
@@ -100,7 +85,7 @@ describe('protocol duties carried out by the watcher', () => {
     const before = established(state(alice, bob));
     const oldKey = before.keys.ours.sending.id;
     const log = await withWatcher(inbox, async (log) => {
-      await until('the message', async () => (await texts(inbox)).some((t) => t.includes('a new share rides along')));
+      await until('the message', async () => (await maildirMessages(inbox)).some((t) => t.includes('a new share rides along')));
       await until('the acknowledgement', () => log.lines.some((l) => l.event === 'ack.sent'));
     });
     assert.deepEqual(log.lines.filter((l) => l.event === 'ack.sent').map((l) => l.fields.to), [alice.address], 'one acknowledgement');
@@ -122,10 +107,10 @@ describe('protocol duties carried out by the watcher', () => {
       // Alice reads the NAK and Bob's ring-signed fresh start, and answers with her cached copy.
       await until('Alice re-sends', async () => {
         await fetchMessages(alice);
-        return (await texts(inbox)).some((t) => t.includes('note sent into the void'));
+        return (await maildirMessages(inbox)).some((t) => t.includes('note sent into the void'));
       });
     });
-    assert.equal((await texts(inbox)).filter((t) => t.includes('note sent into the void')).length, 1, 'delivered once');
+    assert.equal((await maildirMessages(inbox)).filter((t) => t.includes('note sent into the void')).length, 1, 'delivered once');
     assert.equal(log.lines.filter((l) => l.event === 'mail.skipped' && l.fields.code === 'no_session').length, 1, 'skipped once, not re-read every pass');
     assert.equal(established(state(bob, alice)).kind, 'established');
     assert.equal((await pending(bob)).length, 1, 'the unreadable mail stays on the server');

@@ -2,7 +2,7 @@
 // connections cut in the middle of a FETCH (a TCP proxy in front of the real Dovecot), and bad
 // mail in the inbox. Whatever happens, every mail is delivered once and nothing is lost.
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -13,6 +13,7 @@ import { MaildirDelivery } from '../../src/mail/maildir.ts';
 import { sendMessage } from '../../src/mail/pipeline.ts';
 import { ImapMailbox } from '../../src/mail/servers.ts';
 import { appendMail, establish, loopbackAccount, pending, serverConfig, type LoopbackAccount } from '../helpers/loopback-accounts.ts';
+import { maildirMessages, until } from '../helpers/daemon.ts';
 import { useMailServers } from '../helpers/mail-servers.ts';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.ts';
 
@@ -22,22 +23,7 @@ after(() => rm(root, { recursive: true, force: true }));
 const FAST = { backoffBaseMs: 50, backoffMaxMs: 400, dutiesEveryMs: 3_600_000 };
 
 async function bodies(dir: string): Promise<string[]> {
-  const found: string[] = [];
-  for (const sub of ['new', 'cur']) {
-    for (const name of await readdir(join(dir, sub)).catch(() => [] as string[])) {
-      const match = /note ([\w-]+)/.exec(await readFile(join(dir, sub, name), 'utf8'));
-      if (match) found.push(match[1]!);
-    }
-  }
-  return found.sort();
-}
-
-async function until(what: string, probe: () => Promise<boolean> | boolean, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await probe())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  return (await maildirMessages(dir)).flatMap((text) => /note ([\w-]+)/.exec(text)?.[1] ?? []).sort();
 }
 
 /** Bob's watcher, running until stop(); its states and log are kept for the assertions. */

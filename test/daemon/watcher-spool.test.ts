@@ -7,35 +7,18 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { memoryLogger } from '../../src/daemon/log.ts';
 import { Watcher } from '../../src/daemon/watcher.ts';
-import { Keyring } from '../../src/keys/keyring.ts';
 import { MaildirDelivery, MaildirSpool } from '../../src/mail/maildir.ts';
-import { fetchMessages, sendMessage, type MailAccount } from '../../src/mail/pipeline.ts';
-import { openAccountStore } from '../../src/store/index.ts';
+import { fetchMessages, sendMessage } from '../../src/mail/pipeline.ts';
+import { until } from '../helpers/daemon.ts';
+import { spoolAccount } from '../helpers/spool.ts';
 
 const root = await mkdtemp(join(tmpdir(), 'offrecord-watch-'));
 after(() => rm(root, { recursive: true, force: true }));
 
-async function account(spool: MaildirSpool, address: string): Promise<MailAccount> {
-  const store = openAccountStore(join(root, `${address}.sqlite`));
-  const keyring = new Keyring(store);
-  await keyring.init({ email: address });
-  return { address, keyring, store, privateKey: await keyring.unlock(), outgoing: spool.transport(), incoming: spool.mailbox(address) };
-}
-
-async function until<T>(probe: () => Promise<T | null>, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== null) return value;
-    if (Date.now() > deadline) throw new Error('timed out waiting');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 describe('watcher over the Maildir spool', async () => {
   const spool = new MaildirSpool(join(root, 'spool'));
-  const alice = await account(spool, 'alice@example.test');
-  const bob = await account(spool, 'bob@example.test');
+  const alice = await spoolAccount(root, spool, 'alice@example.test');
+  const bob = await spoolAccount(root, spool, 'bob@example.test');
   await sendMessage(alice, { to: bob.address, subject: 'hi', text: 'keys' }, { allowPlaintext: true });
   await fetchMessages(bob);
   const inbox = join(root, 'bob-plaintext');
@@ -51,7 +34,7 @@ describe('watcher over the Maildir spool', async () => {
     await fetchMessages(alice); // the first mail: Alice answers it
     await sendMessage(alice, { to: bob.address, subject: 'reply', text: 'hello bob' });
     for (let i = 0; i < 5; i++) await sendMessage(alice, { to: bob.address, subject: `n${i}`, text: `note ${i}` });
-    await until(async () => ((await count()) === 6 ? true : null));
+    await until('six deliveries', async () => (await count()) === 6);
     controller.abort();
     await running;
     assert.equal(await count(), 6);

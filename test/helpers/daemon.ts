@@ -10,51 +10,22 @@ import { fetchMessages, sendMessage } from '../../src/mail/pipeline.ts';
 import { decodeSealed, MessageType } from '../../src/protocol/wire.ts';
 import { ok } from './cli.ts';
 import { connectImap, type MailServers, type MailUserName } from './mail-servers.ts';
-import { pending, waitForCount, type LoopbackAccount } from './loopback-accounts.ts';
+import { fetchUntil, type LoopbackAccount } from './loopback-accounts.ts';
 
-/** Polls `probe` every 100 ms until it returns non-null; fails after `timeoutMs` with `what`. */
-export async function until<T>(what: string, probe: () => Promise<T | null> | T | null, timeoutMs = 30_000): Promise<T> {
+/** Polls `probe` every 100 ms until it yields something other than null or false; fails after `timeoutMs` naming `what`. */
+export async function until<T>(what: string, probe: () => Promise<T | null | false> | T | null | false, timeoutMs = 30_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await probe();
-    if (value !== null) return value;
+    if (value !== null && value !== false) return value;
     if (Date.now() > deadline) assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }
 
-/** Fetches `account` until at least `count` decrypted messages came (the mails are in flight). */
-async function fetchUntil(account: LoopbackAccount, count: number): Promise<void> {
-  let got = 0;
-  await until(`${count} message(s) for ${account.address}`, async () => {
-    await waitForCount(() => pending(account), 1, 5_000);
-    const reports = await fetchMessages(account);
-    for (const r of reports) assert.notEqual(r.kind, 'skipped', JSON.stringify(r));
-    got += reports.filter((r) => r.kind === 'message').length;
-    return got >= count ? true : null;
-  });
-}
-
 /**
- * Plaintext hello from Bob (Alice learns his keys), Alice's first mail, Bob's reply: Alice is
- * `established`, so from now on what she sends Bob is DATA.
- */
-export async function bootstrapPair(alice: LoopbackAccount, bob: LoopbackAccount): Promise<void> {
-  await sendMessage(bob, { to: alice.address, subject: 'hello', text: 'my keys' }, { allowPlaintext: true });
-  await until('Bob\'s keys at Alice', async () => {
-    await fetchMessages(alice);
-    return (await alice.keyring.fingerprint(bob.address).catch(() => null)) ? true : null;
-  });
-  await sendMessage(alice, { to: bob.address, subject: 'first', text: 'first words' });
-  await fetchUntil(bob, 1);
-  await sendMessage(bob, { to: alice.address, subject: 'reply', text: 'reply words' });
-  await fetchUntil(alice, 1);
-  assert.equal((await alice.store.load(alice.fingerprint, bob.fingerprint))?.state.kind, 'established');
-}
-
-/**
- * The same with Bob as a CLI home (already `init` and `account add`ed as `bobAddress`) and Alice
- * library-level. Bob's `fetch` delivers into his default Maildir.
+ * `establish` (loopback-accounts.ts) with Bob as a CLI home (already `init` and `account add`ed
+ * as `bobAddress`) and Alice library-level. Bob's `fetch` delivers into his default Maildir.
  */
 export async function bootstrapCliBob(alice: LoopbackAccount, bobHome: string, bobEnv: NodeJS.ProcessEnv, bobAddress: string): Promise<void> {
   await ok(bobHome, ['send', '--to', alice.address, '--subject', 'hello', '--plaintext'], 'my keys', bobEnv);
@@ -65,7 +36,7 @@ export async function bootstrapCliBob(alice: LoopbackAccount, bobHome: string, b
   await sendMessage(alice, { to: bobAddress, subject: 'first', text: 'first words' });
   await until('the first mail at Bob', async () => (/first words/.test(await ok(bobHome, ['fetch'], '', bobEnv)) ? true : null));
   await ok(bobHome, ['send', '--to', alice.address, '--subject', 'reply'], 'reply words\n', bobEnv);
-  await fetchUntil(alice, 1);
+  await fetchUntil(alice, 'message');
 }
 
 /** The contents of every message in a Maildir's new/ and cur/ (tmp/ is not delivered). */

@@ -6,24 +6,14 @@ import { mkdtemp, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { Keyring } from '../../src/keys/keyring.ts';
 import type { DeliverySink } from '../../src/mail/delivery.ts';
 import { MailError } from '../../src/mail/errors.ts';
 import { MaildirDelivery, MaildirSpool } from '../../src/mail/maildir.ts';
-import { fetchMessages, sendMessage, type MailAccount } from '../../src/mail/pipeline.ts';
-import { openAccountStore, type AccountStore } from '../../src/store/index.ts';
+import { fetchMessages, sendMessage } from '../../src/mail/pipeline.ts';
+import { spoolAccount } from '../helpers/spool.ts';
 
 const root = await mkdtemp(join(tmpdir(), 'offrecord-once-'));
 after(() => rm(root, { recursive: true, force: true }));
-
-type Account = MailAccount & { store: AccountStore };
-
-async function account(spool: MaildirSpool, address: string, delivery?: DeliverySink): Promise<Account> {
-  const store = openAccountStore(join(root, `${address}.sqlite`));
-  const keyring = new Keyring(store);
-  await keyring.init({ email: address });
-  return { address, keyring, store, privateKey: await keyring.unlock(), outgoing: spool.transport(), incoming: spool.mailbox(address), ...(delivery ? { delivery } : {}) };
-}
 
 async function delivered(dir: string): Promise<string[]> {
   const texts: string[] = [];
@@ -46,8 +36,8 @@ describe('exactly once, over the Maildir spool', async () => {
       await maildir.deliver(d, retry);
     },
   };
-  const alice = await account(spool, 'alice@example.test');
-  const bob = await account(spool, 'bob@example.test', flaky);
+  const alice = await spoolAccount(root, spool, 'alice@example.test');
+  const bob = { ...(await spoolAccount(root, spool, 'bob@example.test')), delivery: flaky };
   // Keys both ways, then the first mail and the reply: the session is up.
   await sendMessage(alice, { to: bob.address, subject: 'hi', text: 'keys' }, { allowPlaintext: true });
   await fetchMessages(bob);

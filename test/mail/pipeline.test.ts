@@ -5,20 +5,12 @@ import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { Keyring } from '../../src/keys/keyring.ts';
 import { MaildirSpool } from '../../src/mail/maildir.ts';
-import { fetchMessages, PipelineError, sendMessage, type FetchReport, type MailAccount } from '../../src/mail/pipeline.ts';
-import { openAccountStore } from '../../src/store/index.ts';
+import { fetchMessages, PipelineError, sendMessage, type FetchReport } from '../../src/mail/pipeline.ts';
+import { spoolAccount } from '../helpers/spool.ts';
 
 const root = await mkdtemp(join(tmpdir(), 'offrecord-pipeline-'));
 after(() => rm(root, { recursive: true, force: true }));
-
-async function account(spool: MaildirSpool, address: string): Promise<MailAccount> {
-  const store = openAccountStore(join(root, `${address}.sqlite`));
-  const keyring = new Keyring(store);
-  await keyring.init({ email: address });
-  return { address, keyring, store, privateKey: await keyring.unlock(), outgoing: spool.transport(), incoming: spool.mailbox(address) };
-}
 
 function messages(reports: FetchReport[]) {
   return reports.flatMap((r) => (r.kind === 'message' ? [r] : []));
@@ -26,8 +18,8 @@ function messages(reports: FetchReport[]) {
 
 describe('mail pipeline over the Maildir spool', async () => {
   const spool = new MaildirSpool(join(root, 'spool'));
-  const alice = await account(spool, 'alice@example.test');
-  const bob = await account(spool, 'bob@example.test');
+  const alice = await spoolAccount(root, spool, 'alice@example.test');
+  const bob = await spoolAccount(root, spool, 'bob@example.test');
 
   it('refuses plaintext without consent, and with consent sends one that carries the keys', async () => {
     await assert.rejects(sendMessage(bob, { to: alice.address, subject: 'hi', text: 'hello' }), (e: unknown) => e instanceof PipelineError && e.code === 'no_keys' && e.hint !== undefined);
@@ -71,7 +63,7 @@ describe('mail pipeline over the Maildir spool', async () => {
   });
 
   it('leaves a mail addressed to someone else untouched', async () => {
-    const carol = await account(spool, 'carol@example.test');
+    const carol = await spoolAccount(root, spool, 'carol@example.test');
     await sendMessage(alice, { to: bob.address, subject: 'for bob', text: 'x' });
     const [id] = await bob.incoming.list();
     const raw = await bob.incoming.read(id!);
