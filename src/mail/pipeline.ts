@@ -297,7 +297,7 @@ async function processOne(account: MailAccount, id: string, cache: PassCache, re
     for (const out of result.outgoing) await dispatch(account, mail.from, out, mail.messageId ? { inReplyTo: mail.messageId } : {});
     // Left where it is, with the protocol's own code (replay, expired, auth, malformed...).
     if (result.kind === 'error') return settled({ id, kind: 'skipped', code: result.code, reason: result.message });
-    if (!committed.recorded) store.transaction(() => record(null)); // a step that changed no state
+    if (!committed.recorded) store.transaction(() => record(result.kind === 'plaintext' ? result.plaintext : null)); // a step that changed no state
     if (committed.delivery && account.delivery) {
       await account.delivery.deliver(committed.delivery, false);
       store.deliveryDone(committed.delivery.id);
