@@ -2,7 +2,7 @@
 // connections cut in the middle of a FETCH (a TCP proxy in front of the real Dovecot), and bad
 // mail in the inbox. Whatever happens, every mail is delivered once and nothing is lost.
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -10,9 +10,10 @@ import { startDovecot, stopDovecot } from '../../scripts/mail-servers.ts';
 import { memoryLogger } from '../../src/daemon/log.ts';
 import { Watcher, type WatchState } from '../../src/daemon/watcher.ts';
 import { MaildirDelivery } from '../../src/mail/maildir.ts';
-import { sendMessage } from '../../src/mail/pipeline.ts';
+import { MailError } from '../../src/mail/errors.ts';
+import { fetchMessages, sendMessage } from '../../src/mail/pipeline.ts';
 import { ImapMailbox } from '../../src/mail/servers.ts';
-import { appendMail, establish, loopbackAccount, pending, serverConfig, type LoopbackAccount } from '../helpers/loopback-accounts.ts';
+import { appendMail, dovecotMaildir, establish, loopbackAccount, pending, serverConfig, type LoopbackAccount } from '../helpers/loopback-accounts.ts';
 import { maildirMessages, until } from '../helpers/daemon.ts';
 import { useMailServers } from '../helpers/mail-servers.ts';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.ts';
@@ -106,6 +107,31 @@ describe('the watcher against server faults', () => {
     }
     assert.deepEqual(await bodies(inbox), expected('c', 6), 'each once');
     assert.deepEqual(await pending(bob), [], 'nothing left behind in the INBOX');
+  });
+
+  it('a UIDVALIDITY change is no failure: mail processed before it is known by its Message-ID and filed, not decrypted again', async () => {
+    const s = servers();
+    const inbox = join(root, 'uidvalidity');
+    await sendMessage(alice, { to: bob.address, subject: 's', text: 'note u-00' });
+    await until('the mail at Bob', async () => (await pending(bob)).length === 1);
+    const [before] = await pending(bob);
+    // Decrypted and committed, then the MOVE fails: the mail stays in the INBOX.
+    const incoming = bob.incoming;
+    const stuck = Object.assign(Object.create(incoming) as typeof incoming, { done: async () => Promise.reject(new MailError('io', 'connection dropped')) });
+    const first = await fetchMessages({ ...bob, incoming: stuck, delivery: new MaildirDelivery(inbox) });
+    assert.deepEqual(first.map((r) => (r.kind === 'skipped' ? r.code : r.kind)), ['io']);
+    assert.deepEqual(await bodies(inbox), ['u-00']);
+    // The server renumbers its mailbox (as after an index rebuild): a new UIDVALIDITY.
+    await stopDovecot(s);
+    for (const name of await readdir(dovecotMaildir(s, 'bob'))) if (name.startsWith('dovecot')) await rm(join(dovecotMaildir(s, 'bob'), name), { force: true });
+    await new Promise((r) => setTimeout(r, 1_100)); // Dovecot derives the new UIDVALIDITY from the time
+    await startDovecot(s);
+    const [after] = await pending(bob);
+    assert.notEqual(after!.split(':')[0], before!.split(':')[0], 'UIDVALIDITY changed');
+    const second = await fetchMessages({ ...bob, delivery: new MaildirDelivery(inbox) });
+    assert.deepEqual(second.map((r) => r.kind), ['refiled'], 'recognised, not a replay');
+    assert.deepEqual(await bodies(inbox), ['u-00'], 'delivered once');
+    assert.deepEqual(await pending(bob), []);
   });
 
   it('bad mail is skipped with a logged reason and left on the server; the watcher keeps running', async () => {
