@@ -17,7 +17,7 @@ import { CliError, EXIT, type ExitCode } from './errors.ts';
 import { json } from './format.ts';
 import { plaintextMaildir, withMailAccount } from './mail.ts';
 import { publicationTarget } from './publish.ts';
-import { publishDue } from '../src/keys/publication.ts';
+import { publicationDuty } from '../src/daemon/publication.ts';
 
 const out = (text: string) => process.stdout.write(text);
 
@@ -35,8 +35,6 @@ export interface WatchArgs {
   publishTo?: string;
 }
 
-/** Publication runs at start and then daily: bundles need not be fresher than the grace periods. */
-const PUBLISH_EVERY_MS = 24 * 3_600_000;
 
 function watchFile(account: string, suffix: 'lock' | 'json'): string {
   return join(dataDirectory(), `${accountName(account)}.watch.${suffix}`);
@@ -121,8 +119,7 @@ async function watchAccount(args: WatchArgs, signal: AbortSignal, log: Logger): 
   return withMailAccount(args.account, async (mail, opened) => {
     const release = lockAccount(opened.account);
     try {
-      const publication = args.publishTo === 'none' ? null : publicationTarget(args.publishTo, opened.account);
-      let publishedAt = -Infinity;
+      const publish = args.publishTo === 'none' ? null : publicationDuty({ store: opened.store, target: publicationTarget(args.publishTo, opened.account), schedule: opened.keyring.schedule, log });
       const sinks: DeliverySink[] = [new MaildirDelivery(args.maildir ?? plaintextMaildir(opened.account))];
       if (args.exec !== undefined) sinks.push(execSink(args.exec));
       if (args.jsonLines) sinks.push(jsonLinesSink((line) => new Promise<void>((resolve) => process.stdout.write(line, () => resolve()))));
@@ -145,16 +142,7 @@ async function watchAccount(args: WatchArgs, signal: AbortSignal, log: Logger): 
         duties: async () => {
           const rotated = await opened.keyring.rotate();
           if (rotated.created.length + rotated.destroyed.length > 0) log.log('info', 'keys.rotated', { created: rotated.created.length, destroyed: rotated.destroyed.length });
-          if (publication && Date.now() - publishedAt >= PUBLISH_EVERY_MS) {
-            try {
-              const result = await publishDue({ store: opened.store, target: publication, schedule: opened.keyring.schedule });
-              for (const b of [...result.redelivered, ...(result.bundle ? [result.bundle] : [])]) log.log('info', 'keys.published', { bundle: b.name, ringKeys: b.ringKeys, macKeys: b.macKeys, to: b.location });
-              publishedAt = Date.now();
-            } catch (error) {
-              // Recorded bundles go out on the next try; the watcher itself carries on.
-              log.log('warn', 'keys.publish_failed', { error: error instanceof Error ? error.message : String(error) });
-            }
-          }
+          await publish?.();
         },
       });
       await watcher.run(signal);
