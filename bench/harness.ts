@@ -1,4 +1,6 @@
 // Minimal micro-benchmark harness: warm up, then run until a time budget is spent.
+import type { ChildProcess } from 'node:child_process';
+import { killMailServersSync, type MailServers } from '../scripts/mail-servers.ts';
 export interface BenchRow {
   name: string;
   opsPerSec: number;
@@ -58,4 +60,27 @@ export function report(rows: readonly BenchRow[]): void {
   console.log(line(header));
   console.log(widths.map((w) => '-'.repeat(w)).join('  '));
   for (const c of cells) console.log(line(c));
+}
+
+/**
+ * Whatever happens (an exception, Ctrl-C), no mail server or child process outlives the
+ * benchmark. Returns the release, for the benchmark's own orderly end.
+ */
+export function guardMailServers(servers: MailServers, children: ReadonlySet<ChildProcess> = new Set()): () => void {
+  const emergency = (): void => {
+    for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    killMailServersSync(servers.dir);
+  };
+  const onSignal = (signal: NodeJS.Signals): void => {
+    emergency();
+    process.kill(process.pid, signal);
+  };
+  process.once('exit', emergency);
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  return () => {
+    process.removeListener('exit', emergency);
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
+  };
 }

@@ -16,8 +16,8 @@ import { fetchMessages, sendMessage, type Draft, type MailAccount } from '../src
 import { ImapMailbox, SmtpTransport, type ServerConfig } from '../src/mail/servers.ts';
 import type { OutgoingTransport } from '../src/mail/transport.ts';
 import { openAccountStore, type AccountStore } from '../src/store/index.ts';
-import { killMailServersSync, startMailServers, type MailServers, type MailUser } from '../scripts/mail-servers.ts';
-import { report, type BenchRow } from './harness.ts';
+import { startMailServers, type MailServers, type MailUser } from '../scripts/mail-servers.ts';
+import { guardMailServers, report, type BenchRow } from './harness.ts';
 
 export interface MailBenchOptions {
   /** Mails per batch; 50 by default. */
@@ -244,15 +244,7 @@ export async function benchMail(options: MailBenchOptions = {}): Promise<BenchRo
   const text = textOf(options.textBytes ?? 1024);
   const started = performance.now();
   const servers = await startMailServers({ tls: options.tls ?? true });
-  // Whatever happens (an exception, Ctrl-C), no daemons outlive the benchmark.
-  const emergency = (): void => killMailServersSync(servers.dir);
-  const onSignal = (signal: NodeJS.Signals): void => {
-    emergency();
-    process.kill(process.pid, signal);
-  };
-  process.once('exit', emergency);
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  const unguard = guardMailServers(servers);
   const dir = mkdtempSync(join(tmpdir(), 'offrecord-bench-mail-'));
   const stores: AccountStore[] = [];
   try {
@@ -326,9 +318,7 @@ export async function benchMail(options: MailBenchOptions = {}): Promise<BenchRo
     for (const store of stores) store.close();
     rmSync(dir, { recursive: true, force: true });
     await servers.stop();
-    process.removeListener('exit', emergency);
-    process.removeListener('SIGINT', onSignal);
-    process.removeListener('SIGTERM', onSignal);
+    unguard();
   }
 }
 

@@ -33,11 +33,11 @@ import { fetchMessages, sendMessage, type FetchReport, type MailAccount } from '
 import { ImapMailbox, SmtpTransport } from '../src/mail/servers.ts';
 import type { OutgoingTransport } from '../src/mail/transport.ts';
 import { openAccountStore, type AccountStore } from '../src/store/index.ts';
-import { killMailServersSync, startMailServers, type MailServers } from '../scripts/mail-servers.ts';
+import { startMailServers, type MailServers } from '../scripts/mail-servers.ts';
 import { addLoopbackAccount, homeEnv, ok, ROOT } from '../test/helpers/cli.ts';
 import { serverConfig } from '../test/helpers/loopback-accounts.ts';
 import { smtpOptions } from '../test/helpers/mail-servers.ts';
-import { report, type BenchRow } from './harness.ts';
+import { guardMailServers, report, type BenchRow } from './harness.ts';
 import { percentile, plainIdleLatency } from './idle-baseline.ts';
 
 export interface WatchBenchOptions {
@@ -96,26 +96,6 @@ async function fetchUntil(account: MailAccount, what: string, wanted: (r: FetchR
 
 function sendsData(outcome: Awaited<ReturnType<typeof sendMessage>>): void {
   if (outcome.kind !== 'encrypted' || outcome.type !== 'data') throw new Error(`expected a data message, got ${JSON.stringify(outcome)}`);
-}
-
-function hookCleanup(servers: MailServers, children: Set<ChildProcess>): () => void {
-  // Whatever happens (an exception, Ctrl-C), no daemons or children outlive the benchmark.
-  const emergency = (): void => {
-    for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    killMailServersSync(servers.dir);
-  };
-  const onSignal = (signal: NodeJS.Signals): void => {
-    emergency();
-    process.kill(process.pid, signal);
-  };
-  process.once('exit', emergency);
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
-  return () => {
-    process.removeListener('exit', emergency);
-    process.removeListener('SIGINT', onSignal);
-    process.removeListener('SIGTERM', onSignal);
-  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -231,7 +211,7 @@ export async function benchWatchLatency(options: { mails?: number; chunk?: numbe
   const chunk = Math.min(options.chunk ?? 50, mails);
   const started = performance.now();
   const servers = await startMailServers({ tls: true });
-  const unhook = hookCleanup(servers, new Set());
+  const unhook = guardMailServers(servers);
   const dir = mkdtempSync(join(tmpdir(), 'offrecord-bench-watch-'));
   const stores: AccountStore[] = [];
   try {
@@ -432,7 +412,7 @@ export async function benchWatchMemory(options: { mails?: number; batch?: number
   const started = performance.now();
   const servers = await startMailServers({ tls: true });
   const children = new Set<ChildProcess>();
-  const unhook = hookCleanup(servers, children);
+  const unhook = guardMailServers(servers, children);
   const dir = mkdtempSync(join(tmpdir(), 'offrecord-bench-watch-mem-'));
   const home = join(dir, 'bob-home');
   const maildir = join(dir, 'bob-plaintext');
