@@ -9,7 +9,7 @@ import { after, describe, it } from 'node:test';
 import type { DeliverySink } from '../../src/mail/delivery.ts';
 import { MailError } from '../../src/mail/errors.ts';
 import { MaildirDelivery, MaildirSpool } from '../../src/mail/maildir.ts';
-import { fetchMessages, sendMessage } from '../../src/mail/pipeline.ts';
+import { fetchMessages, performDuties, PROCESSED_KEPT_MS, sendMessage } from '../../src/mail/pipeline.ts';
 import { spoolAccount } from '../helpers/spool.ts';
 
 const root = await mkdtemp(join(tmpdir(), 'offrecord-once-'));
@@ -94,5 +94,16 @@ describe('exactly once, over the Maildir spool', async () => {
     bob.incoming = incoming;
     assert.deepEqual(reports.map((r) => r.kind), ['refiled']);
     assert.deepEqual(bodies(await delivered(inbox)), ['1', '2', '3', '4']);
+  });
+
+  it('processed-mail records are dropped by the duties once they are a month old', async () => {
+    const mailbox = bob.incoming.name;
+    const old = { mailbox, id: 'old-mail', epoch: '' };
+    const recent = { mailbox, id: 'recent-mail', epoch: '' };
+    bob.store.markProcessed({ ...old, processedAt: Date.now() - PROCESSED_KEPT_MS - 60_000 });
+    bob.store.markProcessed({ ...recent, processedAt: Date.now() - PROCESSED_KEPT_MS + 60_000 });
+    await performDuties(bob);
+    assert.equal(bob.store.processed(old), null);
+    assert.notEqual(bob.store.processed(recent), null);
   });
 });
