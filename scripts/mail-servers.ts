@@ -66,6 +66,8 @@ export interface StartOptions {
   readyTimeoutMs?: number;
   /** Fixed ports instead of free ones found per run (no retry when they are taken). */
   ports?: { imap: number; smtp: number };
+  /** Extra dovecot.conf lines (e.g. an `imap_capability` without IDLE). */
+  dovecotSettings?: string[];
 }
 
 const PACKAGES = [
@@ -112,7 +114,7 @@ export async function startMailServers(options: StartOptions = {}): Promise<Mail
     // A port found free can be taken before the daemon binds it: try again with new ports.
     for (let attempt = 1; ; attempt++) {
       const [imapPort, smtpPort] = options.ports ? [options.ports.imap, options.ports.smtp] : await freePortPair();
-      writeConfig(dir, { domain, users, tls: tls !== null, imapPort, smtpPort });
+      writeConfig(dir, { domain, users, tls: tls !== null, imapPort, smtpPort, dovecotSettings: options.dovecotSettings ?? [] });
       writeFileSync(join(dir, MARKER), `${JSON.stringify({ domain, imap: { host: HOST, port: imapPort }, smtp: { host: HOST, port: smtpPort }, users, tls: tls ? { certFile: tls.certFile } : null }, null, 2)}\n`);
       try {
         const pids = await launch(dir);
@@ -194,6 +196,7 @@ interface ConfigInput {
   tls: boolean;
   imapPort: number;
   smtpPort: number;
+  dovecotSettings: string[];
 }
 
 function ids(file: string, name: string, fallback: number): number {
@@ -247,6 +250,7 @@ function writeConfig(dir: string, c: ConfigInput): void {
     // No growing per-IP delay after failed logins (2, 4, 8, 15 s for every later login from
     // 127.0.0.1, successful ones too): tests try wrong passwords on purpose.
     'service anvil {\n  unix_listener anvil-auth-penalty {\n    mode = 0\n  }\n}',
+    ...c.dovecotSettings,
     '',
   ].join('\n');
   writeFileSync(join(dir, 'dovecot.conf'), dovecot);
