@@ -160,6 +160,8 @@ export class Watcher {
       this.ignoredSince = this.clock();
     }
     const reports = await fetchMessages(account, { keepOpen: true, ignore: this.ignored, signal });
+    // Keys a pass forgot leave the disk now, not when the watcher stops: one WAL checkpoint a pass.
+    if (reports.length > 0) account.store.forget();
     let failed: FetchReport | null = null;
     for (const report of reports) this.note(report);
     for (const report of reports) if (report.kind === 'skipped' && TRANSIENT_SKIPS.has(report.code)) failed ??= report;
@@ -196,6 +198,7 @@ export class Watcher {
     const { account, log } = this.options;
     await this.options.duties?.();
     const done = await performDuties(account);
+    account.store.forget();
     for (const address of done.acknowledged) log.log('info', 'ack.sent', { to: address });
     for (const skipped of done.skipped) log.log('warn', 'duty.skipped', { peer: skipped.address, reason: skipped.reason });
   }

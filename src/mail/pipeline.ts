@@ -30,6 +30,8 @@ export interface MailLedger extends Outbox {
   addDelivery(delivery: Delivery): void;
   transaction<T>(fn: () => T): T;
   pruneProcessed(before: number): number;
+  /** Makes forgetting final on disk (the WAL's copies of dropped secrets); false if it could not yet. */
+  forget(): boolean;
   sessions(local: string): { peer: string }[];
   peers(): { address: string; fingerprint: string }[];
 }
