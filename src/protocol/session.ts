@@ -629,6 +629,10 @@ function acceptUnderKeys(
       retired: theirs.previous ? [...theirs.retired, { key: theirs.previous, retiredAt: now }] : theirs.retired,
     };
     ackDueSince = ackDueSince ?? now;
+  } else if (theirs.previous && their.id === theirs.previous.id) {
+    // Still under its older key after we answered the newer one: what we sent was lost or is
+    // late, so acknowledge again, or the peer would keep its old key alive (paper 4.2).
+    ackDueSince = ackDueSince ?? now;
   }
   const resweep = sweep({ ...keys, ours, theirs, ackDueSince }, now, policy, { pair, window });
   const kind = 'established' as const;

@@ -101,6 +101,24 @@ describe('acknowledgement', () => {
     assert.ok(Math.max(...after) > Math.max(...before), 'the ack made Alice rotate');
     assert.equal(await pair.bob.acknowledgeIfDue(), null, 'no second ack for the same share');
   });
+
+  it('is due again when the peer still writes under its older key: the first one was lost', async () => {
+    const pair = await conversationPair();
+    await established(pair);
+    plaintextOf(await pair.bob.receive(sent(await pair.alice.send(text('news')))));
+    pair.env.advance(DEFAULT_POLICY.ackDelayMs);
+    const lost = await pair.bob.acknowledgeIfDue();
+    assert.ok(lost && lost.kind === 'encrypted', 'an ack that never reaches Alice');
+    plaintextOf(await pair.bob.receive(sent(await pair.alice.send(text('still under the old key')))));
+    assert.equal(await pair.bob.acknowledgeIfDue(), null, 'not before the delay');
+    pair.env.advance(DEFAULT_POLICY.ackDelayMs);
+    const again = await pair.bob.acknowledgeIfDue();
+    assert.ok(again && again.kind === 'encrypted', 'acknowledged again');
+    const before = liveOwnSecrets((await pair.alice.state())!).map((k) => k.id);
+    assert.equal((await pair.alice.receive(again.message)).kind, 'ignore');
+    const after = liveOwnSecrets((await pair.alice.state())!).map((k) => k.id);
+    assert.ok(Math.max(...after) > Math.max(...before), 'this one made Alice rotate');
+  });
 });
 
 describe('MAC key revelation (paper 4.4)', () => {
