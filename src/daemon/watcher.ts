@@ -11,7 +11,7 @@
 import { randomInt } from 'node:crypto';
 import { abortableDelay } from '../mail/delay.ts';
 import { MailError } from '../mail/errors.ts';
-import { fetchMessages, performDuties, PipelineError, type FetchReport, type MailAccount } from '../mail/pipeline.ts';
+import { performDuties, PipelineError, processNewMail, type FetchReport, type MailAccount } from '../mail/pipeline.ts';
 import { StoreError } from '../store/errors.ts';
 import type { Logger } from './log.ts';
 
@@ -159,16 +159,24 @@ export class Watcher {
       this.ignored.clear();
       this.ignoredSince = this.clock();
     }
-    const reports = await fetchMessages(account, { keepOpen: true, ignore: this.ignored, signal });
-    // Keys a pass forgot leave the disk now, not when the watcher stops: one WAL checkpoint a pass.
-    if (reports.length > 0) account.store.forget();
-    let failed: FetchReport | null = null;
-    for (const report of reports) this.note(report);
-    for (const report of reports) if (report.kind === 'skipped' && TRANSIENT_SKIPS.has(report.code)) failed ??= report;
+    const seen: { mails: number; failed: Extract<FetchReport, { kind: 'skipped' }> | null } = { mails: 0, failed: null };
+    await processNewMail(
+      account,
+      (report) => {
+        seen.mails++;
+        this.note(report);
+        if (report.kind === 'skipped' && TRANSIENT_SKIPS.has(report.code)) seen.failed ??= report;
+      },
+      { keepOpen: true, ignore: this.ignored, signal },
+    );
     this.status = { ...this.status, lastPass: this.clock() };
-    if (reports.length > 0) log.log('info', 'watch.pass', { mails: reports.length });
+    if (seen.mails > 0) {
+      // Keys a pass forgot leave the disk now, not when the watcher stops: one WAL checkpoint a pass.
+      account.store.forget();
+      log.log('info', 'watch.pass', { mails: seen.mails });
+    }
     // Retried after a backoff on a new connection, rather than at the next news.
-    if (failed?.kind === 'skipped') throw new MailError('io', `mail ${failed.id} could not be finished: ${failed.reason}`);
+    if (seen.failed) throw new MailError('io', `mail ${seen.failed.id} could not be finished: ${seen.failed.reason}`);
   }
 
   private note(report: FetchReport): void {

@@ -331,9 +331,7 @@ async function processOne(account: MailAccount, id: string, cache: PassCache, re
 /** Mails read ahead of the one being processed (the server's MOVE and FETCH queue on one connection). */
 const READ_AHEAD = 2;
 
-export interface FetchOptions {
-  /** Hears after each mail. */
-  progress?: (done: number, total: number) => void;
+export interface PassOptions {
   /** Keep the mailbox's connection for the next pass (the watcher); the caller closes it. */
   keepOpen?: boolean;
   /** Mail not to look at in this pass (the watcher's list of mail it already skipped). */
@@ -342,14 +340,18 @@ export interface FetchOptions {
   signal?: AbortSignal;
 }
 
+export interface FetchOptions extends PassOptions {
+  /** Hears after each mail. */
+  progress?: (done: number, total: number) => void;
+}
+
 /**
- * One pass over new mail, oldest first; `progress` hears after each mail. While one mail is
+ * One pass over new mail, oldest first; `onReport` hears each mail's outcome as it settles, and
+ * the pass keeps none of them (a long backlog does not pile up in memory). While one mail is
  * processed, the next ones are already being read and the one before is being filed away: each
  * mail is still filed only after its own session step is committed.
  */
-export async function fetchMessages(account: MailAccount, options: FetchOptions = {}): Promise<FetchReport[]> {
-  const { progress } = options;
-  const reports: FetchReport[] = [];
+export async function processNewMail(account: MailAccount, onReport: (report: FetchReport, done: number, total: number) => void, options: PassOptions = {}): Promise<void> {
   // Plaintext committed by an earlier pass that stopped before handing it over goes first.
   if (account.delivery) await flushOutbox(account.store, account.delivery);
   const cache: PassCache = new Map();
@@ -362,12 +364,12 @@ export async function fetchMessages(account: MailAccount, options: FetchOptions 
   let filing: Promise<FetchReport> | null = null;
   try {
     const ids = (await account.incoming.list()).filter((id) => !options.ignore?.has(id));
+    let done = 0;
     const settle = async () => {
       if (!filing) return;
       const report = await filing;
       filing = null;
-      reports.push(report);
-      progress?.(reports.length, ids.length);
+      onReport(report, ++done, ids.length);
     };
     const reads: Promise<Uint8Array>[] = [];
     for (let i = 0; i < ids.length && !options.signal?.aborted; i++) {
@@ -383,13 +385,27 @@ export async function fetchMessages(account: MailAccount, options: FetchOptions 
     if (filing) await (filing as Promise<FetchReport>).catch(() => undefined);
     if (!options.keepOpen) await account.incoming.close();
   }
+}
+
+/** One pass over new mail (processNewMail), its reports in a list: for `offrecord fetch`. */
+export async function fetchMessages(account: MailAccount, options: FetchOptions = {}): Promise<FetchReport[]> {
+  const reports: FetchReport[] = [];
+  await processNewMail(
+    account,
+    (report, done, total) => {
+      reports.push(report);
+      options.progress?.(done, total);
+    },
+    options,
+  );
   return reports;
 }
 
 /**
  * What time asks of an account with nothing to read: drop old processed-mail records, forget
- * what is due in every session, and send the empty acknowledgement where a new share arrived and the user has not replied (paper
- * 4.2), so the correspondent can forget its old key. Returns the addresses acknowledged.
+ * what is due in every session, and send the empty acknowledgement where a new share arrived
+ * and the user has not replied (paper 4.2), so the correspondent can forget its old key.
+ * Returns the addresses acknowledged.
  */
 export async function performDuties(account: MailAccount): Promise<{ acknowledged: string[]; skipped: { address: string; reason: string }[] }> {
   account.store.pruneProcessed(now(account) - PROCESSED_KEPT_MS);
