@@ -2,18 +2,9 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { initiate } from '../../src/protocol/session.ts';
-import { decodeRecord, decodeSessionState, encodeRecord, encodeSessionState, RECORD_VERSION, StoreError } from '../../src/store/index.ts';
+import { decodeRecord, decodeSessionState, encodeRecord, encodeSessionState, RECORD_VERSION } from '../../src/store/index.ts';
 import { TestEnv } from '../helpers/parties.ts';
-import { establishedState } from './helpers.ts';
-
-function storeError(code: StoreError['code'], pattern?: RegExp) {
-  return (error: unknown) => {
-    assert.ok(error instanceof StoreError, `expected StoreError, got ${String(error)}`);
-    assert.equal(error.code, code, error.message);
-    if (pattern) assert.match(error.message, pattern);
-    return true;
-  };
-}
+import { establishedState, storeError } from './helpers.ts';
 
 describe('codec', () => {
   it('wraps records as {"v": 1, "state": ...} with bytes as {"$b": base64}', () => {

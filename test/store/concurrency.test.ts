@@ -1,44 +1,21 @@
 // Two processes hammer one session in one database: compare-and-swap must let every save
 // through exactly once and lose none.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
-import { createInterface } from 'node:readline';
 import { describe, it } from 'node:test';
 import { initiate } from '../../src/protocol/session.ts';
 import { openAccountStore } from '../../src/store/index.ts';
 import { TestEnv } from '../helpers/parties.ts';
-import { filesContaining, tempDb } from './helpers.ts';
+import { filesContaining, startWorker, tempDb } from './helpers.ts';
 
 const SAVES = 200;
 const worker = fileURLToPath(new URL('./worker.ts', import.meta.url));
-const root = fileURLToPath(new URL('../..', import.meta.url));
 
 interface Report {
   id: string;
   saves: number;
   conflicts: number;
   revisions: number[];
-}
-
-function start(path: string, id: string) {
-  const child: ChildProcessWithoutNullStreams = spawn(process.execPath, ['--import', 'tsx', worker, path, id, String(SAVES)], { cwd: root });
-  const lines = createInterface({ input: child.stdout });
-  const output: string[] = [];
-  let stderr = '';
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const ready = new Promise<void>((resolve) =>
-    lines.on('line', (line) => {
-      output.push(line);
-      if (line === 'ready') resolve();
-    }),
-  );
-  const exited = once(child, 'exit').then(([code]) => {
-    assert.equal(code, 0, `worker ${id} failed: ${stderr}`);
-    return JSON.parse(output.at(-1)!) as Report;
-  });
-  return { child, ready, exited };
 }
 
 describe('concurrency', () => {
@@ -49,7 +26,7 @@ describe('concurrency', () => {
     await setup.save('alice', 'bob', initial, 0);
     setup.close();
 
-    const workers = [start(path, 'w1'), start(path, 'w2')];
+    const workers = (['w1', 'w2'] as const).map((id) => startWorker<Report>(worker, [path, id, String(SAVES)], id));
     await Promise.all(workers.map((w) => w.ready));
     for (const w of workers) w.child.stdin.end('go\n');
     const reports = await Promise.all(workers.map((w) => w.exited));

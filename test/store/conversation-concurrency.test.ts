@@ -2,12 +2,9 @@
 // one receiving: no update may be lost and no counter reused (compare-and-swap on the
 // session revision, conflicts retried by the caller).
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { randomInt } from 'node:crypto';
-import { once } from 'node:events';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { toHex } from '../../src/crypto/bytes.ts';
@@ -20,30 +17,10 @@ import { decodeSealed } from '../../src/protocol/wire.ts';
 import { openAccountStore } from '../../src/store/index.ts';
 import { identity, partiesFor, str, TestEnv, text, type TestIdentity } from '../helpers/parties.ts';
 import { INBOX_DIR, SENT_DIR, serializeIdentity, SETUP_FILE, STORE_FILE, type SharedSetup, type WorkerReport } from './conversation-worker.ts';
-import { tempDir } from './helpers.ts';
+import { startWorker, tempDir } from './helpers.ts';
 
 const COUNT = 100;
 const worker = fileURLToPath(new URL('./conversation-worker.ts', import.meta.url));
-const root = fileURLToPath(new URL('../..', import.meta.url));
-
-function start(dir: string, role: 'send' | 'receive') {
-  const child: ChildProcessWithoutNullStreams = spawn(process.execPath, ['--import', 'tsx', worker, dir, role, String(COUNT)], { cwd: root });
-  const lines = createInterface({ input: child.stdout });
-  const output: string[] = [];
-  let stderr = '';
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const ready = new Promise<void>((resolve) =>
-    lines.on('line', (line) => {
-      output.push(line);
-      if (line === 'ready') resolve();
-    }),
-  );
-  const exited = once(child, 'exit').then(([code]) => {
-    assert.equal(code, 0, `worker ${role} failed: ${stderr}`);
-    return JSON.parse(output.at(-1)!) as WorkerReport;
-  });
-  return { child, ready, exited };
-}
 
 function conversation(store: SessionStore, local: TestIdentity, peer: TestIdentity, env: TestEnv): Conversation {
   return new Conversation({
@@ -127,7 +104,7 @@ describe('conversation concurrency', () => {
 
     // Both workers on Alice's store at once.
     const workersBegan = performance.now();
-    const workers = [start(dir, 'send'), start(dir, 'receive')];
+    const workers = (['send', 'receive'] as const).map((role) => startWorker<WorkerReport>(worker, [dir, role, String(COUNT)], role));
     await Promise.all(workers.map((w) => w.ready));
     for (const w of workers) w.child.stdin.end('go\n');
     const [sender, receiver] = await Promise.all(workers.map((w) => w.exited));

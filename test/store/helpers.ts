@@ -1,6 +1,11 @@
-// Shared by the store tests: temporary databases, raw file scans, real engine states, and
-// a Conversation pair over AccountStores.
+// Shared by the store tests: temporary databases, raw file scans, real engine states, a
+// Conversation pair over AccountStores, StoreError checks, and worker processes.
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { once } from 'node:events';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after } from 'node:test';
@@ -8,7 +13,7 @@ import { OpenPgpSealer } from '../../src/crypto/seal.ts';
 import { Conversation } from '../../src/protocol/context.ts';
 import { DEFAULT_POLICY } from '../../src/protocol/session.ts';
 import type { EstablishedState } from '../../src/protocol/state.ts';
-import { openAccountStore, type AccountStore, type AccountStoreOptions } from '../../src/store/index.ts';
+import { openAccountStore, StoreError, type AccountStore, type AccountStoreOptions } from '../../src/store/index.ts';
 import { conversationPair, identity, partiesFor, TestEnv, text } from '../helpers/parties.ts';
 
 const dirs: string[] = [];
@@ -102,4 +107,39 @@ export async function storeConversationPair(env = new TestEnv()): Promise<StoreP
     }),
   });
   return { ...reconnect(), aliceStore, bobStore, env, paths, reconnect };
+}
+
+/** For assert.throws: a StoreError with this code (and a message matching `pattern`). */
+export function storeError(code: StoreError['code'], pattern?: RegExp) {
+  return (error: unknown) => {
+    assert.ok(error instanceof StoreError, `expected StoreError, got ${String(error)}`);
+    assert.equal(error.code, code, error.message);
+    if (pattern) assert.match(error.message, pattern);
+    return true;
+  };
+}
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+/**
+ * Starts a test worker script (`node --import tsx script ...args`): `ready` once it prints
+ * "ready", `exited` with its last line parsed as JSON, after checking it exited 0.
+ */
+export function startWorker<Report>(script: string, args: string[], label: string) {
+  const child: ChildProcessWithoutNullStreams = spawn(process.execPath, ['--import', 'tsx', script, ...args], { cwd: ROOT });
+  const lines = createInterface({ input: child.stdout });
+  const output: string[] = [];
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const ready = new Promise<void>((resolve) =>
+    lines.on('line', (line) => {
+      output.push(line);
+      if (line === 'ready') resolve();
+    }),
+  );
+  const exited = once(child, 'exit').then(([code]) => {
+    assert.equal(code, 0, `worker ${label} failed: ${stderr}`);
+    return JSON.parse(output.at(-1)!) as Report;
+  });
+  return { child, ready, exited };
 }

@@ -11,20 +11,10 @@ import {
   defaultStorePath,
   openAccountStore,
   SCHEMA_VERSION,
-  StoreError,
 } from '../../src/store/index.ts';
-import { tempDb, tempDir } from './helpers.ts';
+import { storeError, tempDb, tempDir } from './helpers.ts';
 
 const mode = (path: string) => statSync(path).mode & 0o777;
-
-function storeError(code: StoreError['code'], pattern?: RegExp) {
-  return (error: unknown) => {
-    assert.ok(error instanceof StoreError, `expected StoreError, got ${String(error)}`);
-    assert.equal(error.code, code, error.message);
-    if (pattern) assert.match(error.message, pattern);
-    return true;
-  };
-}
 
 describe('opening a store', () => {
   it('creates the file 0600 in a new directory 0700, with -wal/-shm 0600 too', () => {
