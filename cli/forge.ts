@@ -8,7 +8,7 @@ import { composeInner, parseInner } from '../src/mail/mime.ts';
 import { forgeMail, readTranscript, verifyTranscript, type MailVerification, type TranscriptMail } from '../src/mail/transcript.ts';
 import { MessageType } from '../src/protocol/wire.ts';
 import { CliError, EXIT, type ExitCode } from './errors.ts';
-import { json, JSON_VERSION } from './format.ts';
+import { json, JSON_VERSION, terminalLine } from './format.ts';
 import { STDIO, writeOutput } from './keys.ts';
 
 const out = (text: string | Uint8Array) => process.stdout.write(text);
@@ -100,8 +100,8 @@ export async function forge(args: ForgeArgs): Promise<ExitCode> {
 }
 
 function verificationText(v: MailVerification): string {
-  const lines = [`${v.file}: ${v.type} from ${v.from} to ${v.to.join(', ')}${v.date ? `, ${v.date}` : ''}`];
-  for (const c of v.checks) lines.push(`  ${c.result.padEnd(9)} ${c.check}: ${c.detail}`);
+  const lines = [terminalLine(`${v.file}: ${v.type} from ${v.from} to ${v.to.join(', ')}${v.date ? `, ${v.date}` : ''}`)];
+  for (const c of v.checks) lines.push(`  ${c.result.padEnd(9)} ${terminalLine(`${c.check}: ${c.detail}`)}`);
   lines.push(`  => ${v.meaning}`, '');
   return lines.join('\n');
 }

@@ -12,6 +12,22 @@ const day = (ms: number): string => `${new Date(ms).toISOString().slice(0, 16).r
 /** v4 key id (last 16 hex digits of the fingerprint) for subkeys, the first 16 for ring keys. */
 export const shortId = (kind: string, id: string): string => (kind === 'encryption' ? id.slice(-16) : id.slice(0, 16)).toUpperCase();
 
+// Control characters, C1 controls (ESC [ as one byte) and the bidi controls that reorder what
+// follows them (an "exe.txt" that shows as "txt.exe"): never sent to a terminal as they are.
+// eslint-disable-next-line no-control-regex
+const UNSAFE_IN_TEXT = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+// eslint-disable-next-line no-control-regex
+const UNSAFE_IN_LINE = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+const escaped = (c: string): string => {
+  const code = c.charCodeAt(0);
+  return code < 0x100 ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`;
+};
+
+/** Untrusted text for a terminal: line breaks and tabs stay, other controls show as \xHH or \uHHHH. */
+export const terminalText = (text: string): string => text.replace(/\r\n/g, '\n').replace(UNSAFE_IN_TEXT, escaped);
+/** Untrusted text that must stay on its line (a subject, an address, a file name): line breaks escaped too. */
+export const terminalLine = (text: string): string => text.replace(UNSAFE_IN_LINE, escaped);
+
 export function json(value: unknown): string {
   return `${JSON.stringify(value, null, 2)}\n`;
 }
@@ -64,7 +80,7 @@ function peerLines(p: PeerInfo): string[] {
   const valid = p.keys.filter((k) => k.state === 'valid' || k.state === 'grace');
   const counts = (['encryption', 'ring'] as const).map((kind) => `${valid.filter((k) => k.kind === kind).length} ${kind}`).join(', ');
   const lines = [
-    `  ${p.address}${p.userId ? `  (${p.userId})` : ''}`,
+    `  ${terminalLine(p.address)}${p.userId ? `  (${terminalLine(p.userId)})` : ''}`,
     `      ${formatFingerprint(p.fingerprint)}  ${trust}, pinned ${day(p.firstSeen)}; keys: ${counts}`,
   ];
   if (p.pending) {

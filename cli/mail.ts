@@ -9,7 +9,8 @@ import { defaultStoreDirectory } from '../src/store/index.ts';
 import { checkAddress, openAccount, resolveAccount, unlockAndRotate, type OpenedAccount } from './account.ts';
 import { configDirectory, defaultSpool, loadSettings, saveSettings, transports, type MailSettings } from './config.ts';
 import { CliError, EXIT, type ExitCode } from './errors.ts';
-import { json } from './format.ts';
+import { json, terminalLine, terminalText } from './format.ts';
+import { formatVerifiedSender, ORIGINAL_HEADER_PREFIX, VERIFIED_SENDER_HEADER } from '../src/mail/sender.ts';
 
 const out = (text: string) => process.stdout.write(text);
 
@@ -147,18 +148,20 @@ export async function fetch(args: { account?: string; json: boolean }): Promise<
     const reports = await fetchMessages(mail, showProgress ? { progress } : {});
     if (showProgress && reports.length >= 10) process.stderr.write('\n');
     if (args.json) {
-      out(json(reports.map((r) => (r.kind === 'message' ? { id: r.id, kind: r.kind, from: r.from, fingerprint: r.fingerprint, verified: r.verified, subject: r.message.subject, date: r.message.date.toISOString(), text: r.message.text ?? null, attachments: r.message.attachments.map((a) => a.filename) } : r))));
+      out(json(reports.map((r) => (r.kind === 'message' ? { id: r.id, kind: r.kind, from: r.from, fingerprint: r.fingerprint, verified: r.verified, trust: r.sender.trust, verifiedSender: formatVerifiedSender(r.sender), renamed: r.renamed, subject: r.message.subject, date: r.message.date.toISOString(), text: r.message.text ?? null, attachments: r.message.attachments.map((a) => a.filename) } : r))));
     } else {
       for (const r of reports) {
         if (r.kind === 'message') {
           out(`From ${r.from}  ${formatFingerprint(r.fingerprint)}  ${r.verified ? '[verified]' : '[trusted on first use]'}\n`);
-          out(`Subject: ${r.message.subject}\nDate: ${r.message.date.toISOString()}\n\n${(r.message.text ?? '(no text part)').trimEnd()}\n`);
-          if (r.message.attachments.length > 0) out(`[attachments: ${r.message.attachments.map((a) => a.filename).join(', ')}]\n`);
+          out(`${VERIFIED_SENDER_HEADER}: ${formatVerifiedSender(r.sender)}\n`);
+          if (r.renamed.length > 0) out(`NOTE: the message's own ${r.renamed.join(', ')} did not name ${r.from}: not shown as sender, kept as ${r.renamed.map((n) => ORIGINAL_HEADER_PREFIX + n).join(', ')}\n`);
+          out(`Subject: ${terminalLine(r.message.subject)}\nDate: ${r.message.date.toISOString()}\n\n${terminalText((r.message.text ?? '(no text part)').trimEnd())}\n`);
+          if (r.message.attachments.length > 0) out(`[attachments: ${r.message.attachments.map((a) => terminalLine(a.filename)).join(', ')}]\n`);
           out('\n');
         } else if (r.kind === 'ordinary' && r.advertises) {
-          out(`learned the offrecord keys of ${r.advertises} from an ordinary mail (left unread for your mail client)\n\n`);
+          out(`learned the offrecord keys of ${terminalLine(r.advertises)} from an ordinary mail (left unread for your mail client)\n\n`);
         } else if (r.kind === 'skipped') {
-          process.stderr.write(`offrecord: left mail ${r.id} untouched: ${r.reason} (${r.code})\n${r.alarm ? `${r.alarm}\n` : ''}`);
+          process.stderr.write(`offrecord: left mail ${terminalLine(r.id)} untouched: ${terminalLine(r.reason)} (${r.code})\n${r.alarm ? `${terminalText(r.alarm)}\n` : ''}`);
         }
       }
       const read = reports.filter((r) => r.kind === 'message').length;

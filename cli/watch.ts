@@ -14,7 +14,7 @@ import { DEFAULT_POLICY } from '../src/protocol/session.ts';
 import { accountName } from '../src/store/index.ts';
 import { dataDirectory, listAccounts, openAccount, resolveAccount } from './account.ts';
 import { CliError, EXIT, type ExitCode } from './errors.ts';
-import { json } from './format.ts';
+import { json, terminalLine } from './format.ts';
 import { plaintextMaildir, withMailAccount } from './mail.ts';
 import { publicationTarget } from './publish.ts';
 import { publicationDuty } from '../src/daemon/publication.ts';
@@ -206,7 +206,7 @@ export async function status(args: { account?: string; json: boolean }): Promise
     for (const r of rows) {
       const watching = r.watching ? `watching (pid ${r.pid}): ${r.state} since ${r.since}` : `not watching${r.since ? ` (last ${r.state === 'not watching' ? 'seen' : r.state} ${r.since})` : ''}`;
       const last = r.lastPass ? `last pass ${r.lastPass}` : 'no pass yet';
-      out(`${r.account}  ${watching}; ${last}; delivered ${r.delivered}, skipped ${r.skipped}; outbox ${r.outbox}; ${r.sessions} session(s)${r.error ? `; last error: ${r.error}` : ''}\n`);
+      out(`${r.account}  ${watching}; ${last}; delivered ${r.delivered}, skipped ${r.skipped}; outbox ${r.outbox}; ${r.sessions} session(s)${r.error ? `; last error: ${terminalLine(r.error)}` : ''}\n`);
     }
   }
   return EXIT.ok;

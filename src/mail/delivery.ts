@@ -3,6 +3,7 @@
 // removed. A crash anywhere in between delivers it on the next run: sinks must treat a delivery
 // id they have already taken as done.
 import type { Delivery } from '../store/records.ts';
+import { attestSender, type VerifiedSender } from './sender.ts';
 
 export interface DeliverySink {
   /**
@@ -18,11 +19,26 @@ export interface Outbox {
   deliveryDone(id: string): boolean;
 }
 
+/** Who sent a delivery, as the session authenticated them when it was committed. */
+export function senderOf(delivery: Pick<Delivery, 'sender' | 'fingerprint' | 'verified'>): VerifiedSender {
+  return { address: delivery.sender, fingerprint: delivery.fingerprint, trust: delivery.verified ? 'verified' : 'unverified' };
+}
+
+/**
+ * Hands one delivery to `sink` as the user gets it: its header attests the authenticated sender
+ * (§18.6, step 7). The outbox keeps the plaintext as decrypted; the same delivery always gives
+ * the same bytes, so a retry finds what the first attempt left.
+ */
+export async function handOver(sink: DeliverySink, delivery: Delivery, retry: boolean): Promise<void> {
+  const { message } = await attestSender(delivery.message, senderOf(delivery));
+  await sink.deliver({ ...delivery, message }, retry);
+}
+
 /** Hands every waiting delivery to `sink`, oldest first; returns how many. */
 export async function flushOutbox(outbox: Outbox, sink: DeliverySink): Promise<number> {
   let count = 0;
   for (const delivery of outbox.deliveries()) {
-    await sink.deliver(delivery, true);
+    await handOver(sink, delivery, true);
     outbox.deliveryDone(delivery.id);
     count++;
   }

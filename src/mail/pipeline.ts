@@ -16,7 +16,8 @@ import { MessageType } from '../protocol/wire.ts';
 import { MailError } from './errors.ts';
 import { composeInner, composeProtected, parseAdvertisement, parseInner, parseProtected, type Attachment, type UserMessage } from './mime.ts';
 import type { IncomingMailbox, OutgoingTransport } from './transport.ts';
-import { flushOutbox, type DeliverySink, type Outbox } from './delivery.ts';
+import { flushOutbox, handOver, senderOf, type DeliverySink, type Outbox } from './delivery.ts';
+import { attestSender, type VerifiedSender } from './sender.ts';
 import type { Delivery, MailCheckpoint, MailRef, ProcessedMail } from '../store/records.ts';
 import MailComposer from 'nodemailer/lib/mail-composer';
 
@@ -183,7 +184,8 @@ async function sendPlaintext(account: MailAccount, user: UserMessage, draft: Dra
 }
 
 export type FetchReport =
-  | { id: string; kind: 'message'; from: string; fingerprint: string; verified: boolean; message: UserMessage; raw: Uint8Array }
+  /** `raw` and `message` are as the user gets them: the header attests `sender` (§18.6, step 7). */
+  | { id: string; kind: 'message'; from: string; fingerprint: string; verified: boolean; sender: VerifiedSender; renamed: string[]; message: UserMessage; raw: Uint8Array }
   | { id: string; kind: 'protocol'; from: string }
   /** Processed in an earlier pass that stopped before filing it away: filed now. */
   | { id: string; kind: 'refiled' }
@@ -308,20 +310,23 @@ async function processOne(account: MailAccount, id: string, cache: PassCache, re
     if (result.kind === 'error') return settled({ id, kind: 'skipped', code: result.code, reason: result.message });
     if (!committed.recorded) store.transaction(() => record(result.kind === 'plaintext' ? result.plaintext : null)); // a step that changed no state
     if (committed.delivery && account.delivery) {
-      await account.delivery.deliver(committed.delivery, false);
+      await handOver(account.delivery, committed.delivery, false);
       store.deliveryDone(committed.delivery.id);
     }
     if (result.kind === 'ignore') return { filed: fileAway({ id, kind: 'protocol', from: mail.from }) };
     // The step is committed: file the mail away, and read its inner message meanwhile.
     const filed = fileAway({ id, kind: 'protocol', from: mail.from });
+    const sender = senderOf({ sender: mail.from, fingerprint: who.fingerprint, verified: who.verified });
     let message: UserMessage;
+    let attested: Awaited<ReturnType<typeof attestSender>>;
     try {
-      message = await parseInner(result.plaintext);
+      attested = await attestSender(result.plaintext, sender);
+      message = await parseInner(attested.message);
     } catch (error) {
       await filed; // nothing left in flight behind a thrown error
       throw error;
     }
-    const report: FetchReport = { id, kind: 'message', from: mail.from, fingerprint: who.fingerprint, verified: who.verified, message, raw: result.plaintext };
+    const report: FetchReport = { id, kind: 'message', from: mail.from, fingerprint: who.fingerprint, verified: who.verified, sender, renamed: attested.renamed, message, raw: attested.message };
     return { filed: filed.then((r) => (r.kind === 'skipped' ? r : report)) };
   } catch (error) {
     return settled(skipped(id, error));

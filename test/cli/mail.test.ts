@@ -47,6 +47,28 @@ describe('offrecord send and fetch on the local Maildir spool', () => {
     assert.match(await ok(dir, [...BOB, 'fetch']), /0 message\(s\) read/);
   });
 
+  it('fetch and keys list neutralise control characters and bidi overrides from the correspondent', async () => {
+    const dir = home();
+    await Promise.all([
+      ok(dir, ['init', '--email', 'alice@example.test', '--name', 'Alice \u202egnp.exe']),
+      ok(dir, ['init', '--email', 'bob@example.test', '--name', 'Bob']),
+    ]);
+    await ok(dir, [...BOB, 'send', '--to', 'alice@example.test', '--subject', 'hi', '--plaintext'], 'hello');
+    await ok(dir, [...ALICE, 'fetch']);
+    const subject = 'pay now\x1b]0;owned\x07\x1b[2J\u009b31m';
+    await ok(dir, [...ALICE, 'send', '--to', 'bob@example.test', '--subject', subject], 'text \x1b[1;31mred\r\x1b[8m hidden \u202e\n');
+    const shown = await ok(dir, [...BOB, 'fetch']);
+    const listed = await ok(dir, [...BOB, 'keys', 'list']);
+    for (const output of [shown, listed]) {
+      // eslint-disable-next-line no-control-regex
+      assert.doesNotMatch(output, /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/, output);
+    }
+    assert.ok(shown.includes('Subject: pay now\\x1b]0;owned\\x07\\x1b[2J\\x9b31m\n'), shown);
+    assert.ok(shown.includes('text \\x1b[1;31mred\\x0d\\x1b[8m hidden \\u202e'), shown);
+    assert.match(shown, /^Offrecord-Verified-Sender: alice@example\.test; fingerprint=[0-9a-f]{40}; trust=unverified$/m);
+    assert.ok(listed.includes('(Alice \\u202egnp.exe <alice@example.test>)'), listed);
+  });
+
   it('account add validates its options and never stores a password', async () => {
     const dir = home();
     await ok(dir, ['init', '--email', 'alice@example.test']);

@@ -111,11 +111,11 @@ describe('offrecord watch and status over real IMAP and SMTP', () => {
     });
   });
 
-  it('--exec gets each message on stdin with OFFRECORD_* set; --json writes one line per message', async () => {
+  it('--exec gets each message on stdin with OFFRECORD_* set and none of our secrets; --json writes one line per message', async () => {
     const outDir = cliHome('offrecord-watchexec-');
-    // The command sees the watcher's environment: OUT_DIR comes from there.
-    const exec = 'cat > "$OUT_DIR/$OFFRECORD_DELIVERY_ID.eml" && printf "%s\\n" "$OFFRECORD_FROM" "$OFFRECORD_FINGERPRINT" "$OFFRECORD_VERIFIED" > "$OUT_DIR/$OFFRECORD_DELIVERY_ID.env"';
-    const w = watch(['--exec', exec, '--json'], { OUT_DIR: outDir });
+    // The command inherits only PATH, HOME, locale and the like (sinks.ts): OUT_DIR is set in the command itself.
+    const exec = `OUT_DIR='${outDir}'; env > "$OUT_DIR/$OFFRECORD_DELIVERY_ID.allenv" && cat > "$OUT_DIR/$OFFRECORD_DELIVERY_ID.eml" && printf "%s\\n" "$OFFRECORD_FROM" "$OFFRECORD_FINGERPRINT" "$OFFRECORD_VERIFIED" "$OFFRECORD_TRUST" "$OFFRECORD_VERIFIED_SENDER" > "$OUT_DIR/$OFFRECORD_DELIVERY_ID.env"`;
+    const w = watch(['--exec', exec, '--json'], { WATCHER_ONLY: 'not for the command' });
     await started(w);
     const mail = await send('exec');
     const envFile = await until('the command\'s output', async () => (await readdir(outDir)).find((name) => name.endsWith('.env')) ?? null);
@@ -127,15 +127,20 @@ describe('offrecord watch and status over real IMAP and SMTP', () => {
     w.child.kill('SIGTERM');
     assert.equal((await w.io.exited).code, 0, w.io.stderr());
 
+    const verifiedSender = `${alice.address}; fingerprint=${alice.fingerprint}; trust=unverified`;
     const stdin = await readFile(join(outDir, `${id}.eml`), 'utf8');
     assert.match(stdin, new RegExp(`Subject: ${mail.subject}`));
+    assert.ok(stdin.startsWith(`Offrecord-Verified-Sender: ${verifiedSender}\r\n`), 'the message attests its sender');
     assert.ok(stdin.includes(mail.text), 'the message came on stdin');
-    const [from, fingerprint, verified] = (await readFile(join(outDir, `${id}.env`), 'utf8')).split('\n');
-    assert.deepEqual([from, fingerprint, verified], [alice.address, alice.fingerprint, '0']);
+    const [from, fingerprint, verified, trust, attested] = (await readFile(join(outDir, `${id}.env`), 'utf8')).split('\n');
+    assert.deepEqual([from, fingerprint, verified, trust, attested], [alice.address, alice.fingerprint, '0', 'unverified', verifiedSender]);
+    const inherited = (await readFile(join(outDir, `${id}.allenv`), 'utf8')).split('\n').map((l) => l.slice(0, l.indexOf('=')));
+    for (const secret of ['OFFRECORD_PASSPHRASE', 'MAIL_PW', 'WATCHER_ONLY']) assert.ok(!inherited.includes(secret), `${secret} reached the command`);
+    assert.ok(inherited.includes('PATH') && inherited.includes('HOME'));
 
     assert.equal(lines.length, 1, w.io.stdout());
-    const line = JSON.parse(lines[0]!) as { delivery: string; from: string; fingerprint: string; subject: string; text: string };
-    assert.deepEqual([line.delivery, line.from, line.fingerprint, line.subject, line.text.trim()], [id, alice.address, alice.fingerprint, mail.subject, mail.text]);
+    const line = JSON.parse(lines[0]!) as { delivery: string; from: string; fingerprint: string; trust: string; verifiedSender: string; subject: string; text: string };
+    assert.deepEqual([line.delivery, line.from, line.fingerprint, line.trust, line.verifiedSender, line.subject, line.text.trim()], [id, alice.address, alice.fingerprint, 'unverified', verifiedSender, mail.subject, mail.text]);
     noSecrets(w.io.stderr());
   });
 
