@@ -498,7 +498,7 @@ export function buildMessageVectors(): MessageVectors {
     alice_ack: 'An empty acknowledgement (type Ack) from Alice: answers the share Bob announced, carries no ciphertext.',
     alice_reveals: `Alice's data message after the clock moved ${DEFAULT_POLICY.graceMs / HOUR} + 1 hours (past graceMs): sweep() forgot her key 1 and Bob's key 1, so the MAC key of the reply is revealed after the MAC.`,
     bob_reveals: "Bob's data message after the grace period: it reveals the MAC key of Alice's first data message.",
-    nak: "The NAK Bob would send had he lost his state when alice_reveals arrived (nakFor of its bytes); Alice's engine marks the session (nakAt).",
+    nak: "The NAK Bob would send had he lost his state when alice_reveals arrived (nakFor of its bytes). It names Alice's re-send copy exactly, so her engine records it (nakAt); bob_reveals, received next, clears it (section 13.2).",
   };
 
   const at = (time: number): void => {
@@ -656,7 +656,6 @@ export function buildMessageVectors(): MessageVectors {
   doSend('alice', t, 'alice_reveals', 'after the grace period');
   doReceive('bob', tick(), 'alice_reveals');
   doSend('bob', tick(), 'bob_reveals', 'bob after the grace period');
-  doReceive('alice', tick(), 'bob_reveals');
 
   at(tick());
   const nak = nakFor(wireBytes.get('alice_reveals')!);
@@ -676,6 +675,9 @@ export function buildMessageVectors(): MessageVectors {
     bytes: hex(nak),
   });
   doReceive('alice', tick(), 'nak');
+  // Authentic mail from Bob (under Alice's newest key) clears the NAK and acknowledges her copy.
+  doReceive('alice', tick(), 'bob_reveals');
+  check(states.alice!.nakAt === null && states.alice!.lastSent === null, 'bob_reveals clears the NAK and the re-send copy');
 
   // Alice's publication bundle: two retired ring keys and the MAC keys revealed in this conversation.
   // The certificate and certifications are opaque to the wire layer (src/keys/publication.ts checks

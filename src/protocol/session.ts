@@ -16,11 +16,13 @@ import {
   type EstablishedState,
   type InitiatingState,
   type KeyState,
+  type LastSent,
   type OwnDhKey,
   type PeerDhKey,
   type ReplayWindow,
   type RespondingState,
   type Retired,
+  type SentAs,
   type SessionState,
 } from './state.ts';
 import {
@@ -64,6 +66,8 @@ export interface Policy {
   replayWindow: number;
   /** How long the last sent plaintext is kept for a NAK re-send. */
   resendWindowMs: number;
+  /** A NAK naming the last sent message allows a re-send only if the peer's fresh first mail follows within this. */
+  nakResendWindowMs: number;
   /** After a new peer share arrives, how long to wait for the user before acknowledging. */
   ackDelayMs: number;
   /** How many first-mail and reply ids are remembered against replays. */
@@ -82,6 +86,7 @@ export const DEFAULT_POLICY: Policy = {
   maxRetired: 8,
   replayWindow: 1024,
   resendWindowMs: 7 * 24 * HOUR,
+  nakResendWindowMs: 1 * HOUR,
   ackDelayMs: 1 * HOUR,
   maxSeenAuthIds: 256,
   maxClockSkewMs: 24 * HOUR,
@@ -410,7 +415,8 @@ function sealUnder(keys: KeyState, type: SealedMessage['type'], plaintext: Uint8
     pendingReveals: keys.pendingReveals.slice(reveals.length),
     ackDueSince: null,
   };
-  return { bytes, keys: newKeys, wipe: [outbound.key, outbound.macKey] };
+  const sentAs: SentAs = { senderKeyId: sending.id, recipientKeyId: current.id, counter };
+  return { bytes, keys: newKeys, sentAs, wipe: [outbound.key, outbound.macKey] };
 }
 
 /**
@@ -420,12 +426,12 @@ function sealUnder(keys: KeyState, type: SealedMessage['type'], plaintext: Uint8
  */
 export function send(state: SessionState, parties: Parties, payload: Uint8Array, env: Env, policy: Policy = DEFAULT_POLICY): SendStep {
   if (payload.length > LIMITS.maxPayload) fail('too_large', `payload over the ${LIMITS.maxPayload}-byte limit`);
-  const lastSent = payload.length > 0 ? { payload, sentAt: env.now() } : state.lastSent;
   if (state.kind === 'initiating') {
+    // No copy is kept of a first mail: no NAK can name one (§13.3).
     const dhShare = state.ours.first.public;
     const auth = signAuth(parties, env, (a) => firstContext(a, dhShare, payload));
     const inner = encodeFirstInner({ auth, dhShare, payload });
-    return { state: { ...state, lastSent }, outgoing: { kind: 'first', inner }, wipe: [] };
+    return { state, outgoing: { kind: 'first', inner }, wipe: [] };
   }
   const swept = sweep(state.keys, env.now(), policy);
   let sealed;
@@ -436,10 +442,15 @@ export function send(state: SessionState, parties: Parties, payload: Uint8Array,
   } else {
     sealed = sealUnder(swept.keys, payload.length > 0 ? MessageType.Data : MessageType.Ack, payload);
   }
+  // The re-send copy is the last non-empty message; a NAK recorded for the one before no longer counts.
+  const replaced = payload.length > 0;
+  const lastSent: LastSent | null = replaced ? { payload: payload.slice(), sentAt: env.now(), sentAs: sealed.sentAs } : state.lastSent;
+  const wipe = [...swept.wipe, ...sealed.wipe];
+  if (replaced && state.lastSent) wipe.push(state.lastSent.payload);
   return {
-    state: { ...state, keys: sealed.keys, lastSent },
+    state: { ...state, keys: sealed.keys, lastSent, nakAt: replaced ? null : state.nakAt },
     outgoing: { kind: 'wire', bytes: sealed.bytes },
-    wipe: [...swept.wipe, ...sealed.wipe],
+    wipe,
   };
 }
 
@@ -468,9 +479,13 @@ function unchanged(state: SessionState | null, payload: Uint8Array | null): Rece
   return { state, payload: payload && payload.length > 0 ? payload : null, wipe: [], resend: null };
 }
 
-/** Whether the cached plaintext should go out again now that the peer proved itself anew. */
+/**
+ * Whether the cached plaintext goes out again now that the peer proved itself anew (§13.3): only
+ * if a NAK named it (nakAt is set only then) shortly before, and the copy is within its window.
+ */
 function resendAfterRestart(state: Common, now: number, policy: Policy): Uint8Array | null {
   if (state.nakAt === null || state.lastSent === null) return null;
+  if (now - state.nakAt > policy.nakResendWindowMs) return null;
   return now - state.lastSent.sentAt <= policy.resendWindowMs ? state.lastSent.payload : null;
 }
 
@@ -485,16 +500,20 @@ export function receiveFirst(state: SessionState | null, parties: Parties, inner
   const restart = (previous: SessionState | null): ReceiveStep => {
     const next = respondTo(dhShare, auth.created, env, previous);
     const resend = previous ? resendAfterRestart(previous, now, policy) : null;
+    // The copy belongs to the replaced session: a re-send makes a new one under the new session.
+    const wipe = previous ? allSecrets(previous) : [];
+    if (previous?.lastSent && !resend) wipe.push(previous.lastSent.payload);
     return {
-      state: { ...next, seenAuthIds, nakAt: null, lastSent: resend ? previous!.lastSent : null },
+      state: { ...next, seenAuthIds, nakAt: null, lastSent: null },
       payload: payload.length > 0 ? payload : null,
-      wipe: previous ? allSecrets(previous) : [],
+      wipe,
       resend,
     };
   };
 
   if (!state) return restart(null);
-  const delivered = (): ReceiveStep => unchanged({ ...state, seenAuthIds, peerCreated: Math.max(state.peerCreated, auth.created) }, payload);
+  // Authentic mail from the peer: whatever a NAK claimed, its sender is alive (§13.2).
+  const delivered = (): ReceiveStep => unchanged({ ...state, seenAuthIds, peerCreated: Math.max(state.peerCreated, auth.created), nakAt: null }, payload);
   if (equalBytes(dhShare, state.origin.share)) return delivered();
   if (state.kind === 'initiating') {
     // Crossing first mails: the greater share wins, so both sides agree on one session. A first
@@ -551,7 +570,7 @@ function acceptFirstReply(
     ackDueSince: now,
   };
   const { ours: _initiatorKeys, ...rest } = state;
-  const established: EstablishedState = { ...rest, kind: 'established', keys, seenAuthIds, peerCreated: Math.max(state.peerCreated, auth.created) };
+  const established: EstablishedState = { ...rest, kind: 'established', keys, seenAuthIds, peerCreated: Math.max(state.peerCreated, auth.created), nakAt: null };
   return { state: established, payload: payload.length > 0 ? payload : null, wipe: [pairKeys.key], resend: null };
 }
 
@@ -636,8 +655,15 @@ function acceptUnderKeys(
   }
   const resweep = sweep({ ...keys, ours, theirs, ackDueSince }, now, policy, { pair, window });
   const kind = 'established' as const;
+  // The peer used a key of ours newer than the one the copy went under: its state is past that
+  // key, so the copy is acknowledged and erased (§13.3).
+  let { lastSent } = state;
+  if (lastSent && message.recipientKeyId > lastSent.sentAs.senderKeyId) {
+    wipe.push(lastSent.payload);
+    lastSent = null;
+  }
   return {
-    state: { ...state, kind, keys: resweep.keys, seenAuthIds, peerCreated },
+    state: { ...state, kind, keys: resweep.keys, seenAuthIds, peerCreated, lastSent, nakAt: null },
     payload: payload.length > 0 ? payload : null,
     wipe: [...wipe, ...resweep.wipe],
     resend: null,
@@ -654,7 +680,7 @@ export function expire(state: SessionState, env: Env, policy: Policy = DEFAULT_P
   let next = state;
   if (state.lastSent && now - state.lastSent.sentAt > policy.resendWindowMs) {
     wipe.push(state.lastSent.payload);
-    next = { ...next, lastSent: null };
+    next = { ...next, lastSent: null, nakAt: null };
   }
   if (next.kind !== 'initiating') {
     const swept = sweep(next.keys, now, policy);
@@ -664,12 +690,21 @@ export function expire(state: SessionState, env: Env, policy: Policy = DEFAULT_P
   return { state: next, wipe };
 }
 
-/** A NAK says the peer lost its state. It is unauthenticated, so it only marks the session:
- * the cached plaintext goes out again only after a ring-signed first mail from the same peer. */
+/**
+ * A NAK says the peer lost its state. It is unauthenticated, so it only marks the session, and
+ * only if it names the message we keep a copy of (§13.2): that copy goes out again only if a
+ * ring-signed first mail from the same peer follows within nakResendWindowMs. Any other NAK
+ * changes nothing.
+ */
 export function receiveNak(state: SessionState | null, bytes: Uint8Array, env: Env): ReceiveStep {
-  decodeNak(bytes);
-  if (!state) return unchanged(null, null);
+  const nak = decodeNak(bytes);
+  const sentAs = state?.lastSent?.sentAs;
+  if (!state || !sentAs || !namesMessage(nak, sentAs)) return unchanged(state, null);
   return { state: { ...state, nakAt: env.now() }, payload: null, wipe: [], resend: null };
+}
+
+function namesMessage(nak: Nak, sentAs: SentAs): boolean {
+  return nak.senderKeyId === sentAs.senderKeyId && nak.recipientKeyId === sentAs.recipientKeyId && nak.counter === sentAs.counter;
 }
 
 export { ProtocolError };

@@ -48,6 +48,19 @@ export interface Origin {
   created: number;
 }
 
+/** The ids and counter a sealed message went out under: what a NAK must echo to name it. */
+export interface SentAs {
+  senderKeyId: number;
+  recipientKeyId: number;
+  counter: number;
+}
+
+export interface LastSent {
+  payload: Uint8Array;
+  sentAt: number;
+  sentAs: SentAs;
+}
+
 export interface Common {
   version: typeof STATE_VERSION;
   origin: Origin;
@@ -58,9 +71,15 @@ export interface Common {
   peerCreated: number;
   /** Message ids of first mails and replies already accepted (hex), newest last. */
   seenAuthIds: string[];
-  /** Last plaintext we sent, kept for a NAK re-send (paper 5.1). */
-  lastSent: { payload: Uint8Array; sentAt: number } | null;
-  /** When the peer told us (unauthenticated) it lost its state. */
+  /**
+   * Last non-empty plaintext we sent as a sealed message, kept for a NAK re-send (paper 5.1,
+   * PROTOCOL.md §13.3) until the peer acknowledges it or resendWindowMs passes.
+   */
+  lastSent: LastSent | null;
+  /**
+   * When a NAK naming `lastSent` arrived (unauthenticated, §13.2). Cleared by any authenticated
+   * message from the peer and whenever `lastSent` changes.
+   */
   nakAt: number | null;
   /** When we last answered an unreadable message with a NAK and a fresh start. */
   nakSentAt: number | null;

@@ -68,7 +68,7 @@ const common = {
   origin: object({ share: bytes, created: int }),
   peerCreated: int,
   seenAuthIds: array(string),
-  lastSent: nullable(object({ payload: bytes, sentAt: int })),
+  lastSent: nullable(object({ payload: bytes, sentAt: int, sentAs: object({ senderKeyId: int, recipientKeyId: int, counter: int }) })),
   nakAt: nullable(int),
   nakSentAt: nullable(int),
 };

@@ -1,7 +1,8 @@
 // Malformed input, through the Conversation API of an established pair and through the raw
 // decoders. Properties: receive() never throws, it answers junk with {kind: 'error'} and a code
 // of the ProtocolErrorCode union, and the stored sessions are untouched. The one exception is
-// a well-formed NAK, which is unauthenticated by design: it may set nakAt and nothing else.
+// a well-formed NAK, which is unauthenticated by design: it may set nakAt (if it names the
+// re-send copy, §13.2) and nothing else.
 // The raw decoders either throw a ProtocolError or return a value that re-encodes to exactly
 // the input bytes (one encoding per message).
 import assert from 'node:assert/strict';
@@ -148,13 +149,18 @@ async function receiveChecked(f: Fixture, who: Party, bytes: Uint8Array, expect?
     assert.deepStrictEqual(after, before, `${who}'s stored session changed on a refused input (${result.code})`);
     return result;
   }
-  // Only a well-formed NAK is accepted from junk; it marks the session and changes nothing else.
+  // Only a well-formed NAK is accepted from junk. It marks the session only if it names the
+  // re-send copy exactly (§13.2), and changes nothing else.
   assert.ok(isWellFormedNak(bytes), `${who} accepted ${result.kind} for ${toHex(bytes.subarray(0, 64))}…`);
   assert.equal(expect, undefined, `expected ${expect}, got ${result.kind}`);
   assert.equal(result.kind, 'ignore');
   assert.deepEqual(result.outgoing, []);
   assert.ok(before && after);
-  assert.equal(after.state.nakAt, f.pair.env.now());
+  const sentAs = before.state.lastSent?.sentAs;
+  const nak = decodeNak(bytes);
+  const names = sentAs !== undefined && nak.senderKeyId === sentAs.senderKeyId && nak.recipientKeyId === sentAs.recipientKeyId && nak.counter === sentAs.counter;
+  if (names) assert.equal(after.state.nakAt, f.pair.env.now());
+  else assert.deepStrictEqual(after, before, 'a NAK that names nothing we keep changes nothing');
   assert.deepStrictEqual({ ...after.state, nakAt: null }, { ...before.state, nakAt: null }, 'a NAK only sets nakAt');
   return result;
 }

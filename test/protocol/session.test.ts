@@ -6,11 +6,11 @@ import { equalBytes } from '../../src/crypto/bytes.ts';
 import { OpenPgpSealer } from '../../src/crypto/seal.ts';
 import { Conversation, type ReceiveResult } from '../../src/protocol/context.ts';
 import { hmacSha256, x25519PublicKey } from '../../src/protocol/keyschedule.ts';
-import { DEFAULT_POLICY, receiveFirst } from '../../src/protocol/session.ts';
+import { DEFAULT_POLICY, nakFor, receiveFirst } from '../../src/protocol/session.ts';
 import { liveOwnSecrets } from '../../src/protocol/state.ts';
 import { MemorySessionStore } from '../../src/protocol/store.ts';
 import * as openpgp from 'openpgp';
-import { decodeFirstOuter, decodeSealed, encodeFirstOuter, isLowOrderX25519, MessageType, peekType } from '../../src/protocol/wire.ts';
+import { decodeFirstOuter, decodeSealed, encodeFirstOuter, encodeNak, isLowOrderX25519, MessageType, peekType } from '../../src/protocol/wire.ts';
 import type { ProtocolError } from '../../src/protocol/errors.ts';
 import { conversationPair, identity, type Pair, partiesFor, sent, str, TestEnv, text } from '../helpers/parties.ts';
 
@@ -263,6 +263,98 @@ describe('lost state and NAK (paper 5.1)', () => {
   });
 });
 
+describe('the OTR re-send attack (§13)', () => {
+  /** Mallory holds Alice's current ring secret (stolen or leaked) and nothing else of hers. */
+  async function mallory(pair: Pair): Promise<Conversation> {
+    const m = await identity('mallory');
+    return new Conversation({
+      store: new MemorySessionStore(),
+      parties: partiesFor(pair.ids.alice, pair.ids.bob),
+      peerEncryptionKey: pair.ids.bob.publicKey,
+      sealer: new OpenPgpSealer([m.privateKey]),
+      env: pair.env,
+    });
+  }
+
+  /** Established, then Bob's secret under (his key 2, Alice's key 2), not yet read by Alice. */
+  async function bobSendsSecret(pair: Pair): Promise<Uint8Array> {
+    await established(pair);
+    return sent(await pair.bob.send(text('TOP SECRET from Bob')));
+  }
+
+  /** Mallory's fresh start, signed a second later than anything Alice signed: Bob's session is replaced. */
+  async function assertNoResend(pair: Pair, payload = ''): Promise<void> {
+    pair.env.advance(1000);
+    const result = await pair.bob.receive(sent(await (await mallory(pair)).send(text(payload))));
+    assert.notEqual(result.kind, 'error', 'the forged fresh start is accepted: it is ring-signed');
+    assert.deepEqual(result.outgoing, [], 'Bob re-sends nothing into the new session');
+    const state = (await pair.bob.state())!;
+    assert.equal(state.kind, 'responding', 'the session was replaced');
+    assert.equal(state.lastSent, null, 'and no copy of the old plaintext is kept');
+  }
+
+  it('a NAK naming nothing of ours, authenticated mail, then a fresh first mail days later: nothing re-sent', async () => {
+    const pair = await conversationPair();
+    const secret = await bobSendsSecret(pair);
+    plaintextOf(await pair.alice.receive(secret));
+    const stray = await pair.bob.receive(encodeNak({ senderKeyId: 7, recipientKeyId: 7, counter: 7 }));
+    assert.equal(stray.kind, 'ignore');
+    plaintextOf(await pair.bob.receive(sent(await pair.alice.send(text('thanks')))));
+    pair.env.advance(4 * 24 * 3_600_000);
+    await assertNoResend(pair, 'hi again, resend please');
+  });
+
+  it('a NAK that names the message (its ids are on the wire) counts only within the short window', async () => {
+    const pair = await conversationPair();
+    const secret = await bobSendsSecret(pair);
+    const before = await pair.bob.state();
+    assert.equal((await pair.bob.receive(nakFor(secret))).kind, 'ignore');
+    assert.notDeepEqual(await pair.bob.state(), before, 'the naming NAK is recorded');
+    pair.env.advance(DEFAULT_POLICY.nakResendWindowMs + 1);
+    await assertNoResend(pair);
+  });
+
+  it('a NAK naming the message is cancelled by any authenticated mail from the peer', async () => {
+    const pair = await conversationPair();
+    const secret = await bobSendsSecret(pair);
+    await pair.bob.receive(nakFor(secret));
+    // Alice is alive: her mail (written before she read Bob's) proves the NAK false.
+    plaintextOf(await pair.bob.receive(sent(await pair.alice.send(text('still here')))));
+    assert.ok((await pair.bob.state())!.lastSent, 'this mail does not acknowledge the secret: the copy stays');
+    await assertNoResend(pair);
+  });
+
+  it('a message the peer acknowledged is no longer kept, so no NAK can name it', async () => {
+    const pair = await conversationPair();
+    const secret = await bobSendsSecret(pair);
+    plaintextOf(await pair.alice.receive(secret));
+    plaintextOf(await pair.bob.receive(sent(await pair.alice.send(text('got it')))));
+    assert.equal((await pair.bob.state())!.lastSent, null, 'Alice answered under the key Bob announced with it');
+    const before = await pair.bob.state();
+    await pair.bob.receive(nakFor(secret));
+    assert.deepEqual(await pair.bob.state(), before, 'the NAK names nothing we keep: ignored');
+    await assertNoResend(pair);
+  });
+
+  it('control: a naming NAK and the fresh start within the window do re-send (what the attacks lack)', async () => {
+    const pair = await conversationPair();
+    const secret = await bobSendsSecret(pair);
+    await pair.bob.receive(nakFor(secret));
+    pair.env.advance(DEFAULT_POLICY.nakResendWindowMs); // the window's last instant (now − nakAt ≤ nakResendWindowMs)
+    const result = await pair.bob.receive(sent(await (await mallory(pair)).send(text(''))));
+    assert.equal(result.outgoing.length, 1, 'the re-send: a thief with the NAK in time gets the one unacknowledged message');
+  });
+
+  it('a NAK for an older message than the copy does not count', async () => {
+    const pair = await conversationPair();
+    const older = await bobSendsSecret(pair);
+    sent(await pair.bob.send(text('a later message')));
+    const before = await pair.bob.state();
+    await pair.bob.receive(nakFor(older));
+    assert.deepEqual(await pair.bob.state(), before);
+  });
+});
+
 describe('restart', () => {
   it('a newer first mail from the peer restarts; an older delayed one is only delivered', async () => {
     const pair = await conversationPair();
@@ -282,6 +374,7 @@ describe('forgetting on schedule', () => {
     const pair = await conversationPair();
     await established(pair);
     plaintextOf(await pair.alice.receive(sent(await pair.bob.send(text('b1')))));
+    sent(await pair.alice.send(text('a2, not yet acknowledged')));
     assert.equal(liveOwnSecrets((await pair.alice.state())!).length, 3);
     assert.ok((await pair.alice.state())!.lastSent);
     pair.env.advance(DEFAULT_POLICY.resendWindowMs + 1);

@@ -68,7 +68,7 @@ describe('forgetting', () => {
     const store = openAccountStore(path);
     const established = await establishedState();
     const plaintext = new Uint8Array(randomBytes(20_000)); // spills over several pages
-    const big: EstablishedState = { ...established, lastSent: { payload: plaintext, sentAt: 1 } };
+    const big: EstablishedState = { ...established, lastSent: { payload: plaintext, sentAt: 1, sentAs: { senderKeyId: 1, recipientKeyId: 1, counter: 1 } } };
     const retiredSecret = Uint8Array.from(big.keys.ours.sending.secret);
     await store.save('alice', 'bob', big, 0);
     const marker = plaintext.subarray(6000, 6048); // base64 of an aligned slice appears inside the whole one
