@@ -1,7 +1,7 @@
 // Text and JSON renderings of the keyring for the CLI. JSON output is stable: the field names and
 // the `version` below only change with a new version number; times are ISO 8601 UTC strings and
 // fingerprints/ids lowercase hex.
-import type { ImportResult, KeyringListing, OwnKeyInfo, PeerFingerprint, PeerInfo, RotationResult } from '../src/keys/keyring.ts';
+import { trustCommand, type ImportResult, type KeyringListing, type OwnKeyInfo, type PeerFingerprint, type PeerInfo, type RotationResult } from '../src/keys/keyring.ts';
 import { formatFingerprint } from '../src/keys/tofu.ts';
 
 export const JSON_VERSION = 1;
@@ -87,7 +87,8 @@ function peerLines(p: PeerInfo): string[] {
     lines.push(
       `      CHANGED: a different identity was seen ${day(p.pending.seenAt)}:`,
       `      ${formatFingerprint(p.pending.fingerprint)}`,
-      `      compare it with ${p.address}; only if it matches: offrecord keys trust ${p.address} --fingerprint ${p.pending.fingerprint.toUpperCase()}`,
+      `      compare it with ${p.address}; accept it only if it matches: ${trustCommand(p.address, p.pending.fingerprint)}`,
+      `      or reject it, keeping the pinned one: ${trustCommand(p.address, p.fingerprint)}`,
     );
   }
   return lines;
@@ -129,7 +130,8 @@ export function fingerprintText(f: PeerFingerprint): string {
     lines.push(
       'CHANGED: a different identity was seen for this address:',
       `  ${formatFingerprint(f.pending)}`,
-      `compare it with ${f.address}; only if it matches: offrecord keys trust ${f.address} --fingerprint ${f.pending.toUpperCase()}`,
+      `compare it with ${f.address}; accept it only if it matches: ${trustCommand(f.address, f.pending)}`,
+      `or reject it, keeping the pinned one: ${trustCommand(f.address, f.fingerprint)}`,
     );
   }
   return `${lines.join('\n')}\n`;
@@ -172,7 +174,7 @@ export function importText(r: ImportResult): string {
       `pinned ${r.address} (${r.userId}) on first use:`,
       `  ${formatFingerprint(r.fingerprint)}`,
       `compare this fingerprint with ${r.address} (in person, by phone), then mark it verified:`,
-      `  offrecord keys trust ${r.address} --fingerprint ${r.fingerprint.toUpperCase()}`,
+      `  ${trustCommand(r.address, r.fingerprint)}`,
       '',
     ].join('\n');
   }

@@ -109,8 +109,8 @@ export function isKeyringError(value: unknown, code?: KeyringErrorCode): value i
   return value instanceof KeyringError && (code === undefined || value.code === code);
 }
 
-/** The command that accepts a changed identity, as printed in the alarm. */
-export function acceptCommand(address: string, fingerprint: string): string {
+/** The command that keeps `fingerprint` as the identity of `address`: the alarm's accept (the new one) and reject (the pinned one). */
+export function trustCommand(address: string, fingerprint: string): string {
   return `offrecord keys trust ${address} --fingerprint ${normalizeFingerprint(fingerprint).toUpperCase()}`;
 }
 
@@ -668,7 +668,7 @@ export class Keyring {
       pinned: { fingerprint: peer.fingerprint, verified: peer.verified },
       seen: { fingerprint: pending.fingerprint },
     };
-    const warning = changedIdentityWarning(decision, peer.address, acceptCommand(peer.address, pending.fingerprint));
+    const warning = changedIdentityWarning(decision, peer.address, (fingerprint) => trustCommand(peer.address, fingerprint));
     return new KeyringError('identity_changed', `the identity key of ${peer.address} has changed: nothing is sent or read until you decide`, {
       address: peer.address,
       pinned: peer.fingerprint,
@@ -722,7 +722,7 @@ export class Keyring {
 
     if (decision.kind === 'changed') {
       this.store.setPending(address, { fingerprint: imported.fingerprint, certificate: imported.certificate.armor(), seenAt: now });
-      const warning = changedIdentityWarning(decision, address, acceptCommand(address, imported.fingerprint));
+      const warning = changedIdentityWarning(decision, address, (fingerprint) => trustCommand(address, fingerprint));
       return { ...base, status: 'changed', encryptionKeys: [], rejected: [], pinned: decision.pinned.fingerprint, warning };
     }
 

@@ -59,22 +59,26 @@ export function decideTrust(pinned: PinnedIdentity | null, seen: SeenIdentity): 
 }
 
 /**
- * The text to show for a 'changed' decision: both fingerprints and how to accept.
- * `acceptCommand` is the command that pins the new identity (the CLI supplies it).
+ * The text to show for a 'changed' decision: both fingerprints and both ways out, each with its
+ * command: `trustCommand(fingerprint)` keeps that identity (the CLI supplies it).
  */
 export function changedIdentityWarning(
   decision: Extract<TrustDecision, { kind: 'changed' }>,
   address: string,
-  acceptCommand: string,
+  trustCommand: (fingerprint: string) => string,
 ): string {
+  // One column for the fingerprints, wide enough for the longest label and a space.
+  const label = (text: string) => text.padEnd('pinned (verified): '.length);
   return [
     `WARNING: the identity key of ${address} has CHANGED.`,
-    `  ${`pinned${decision.pinned.verified ? ' (verified)' : ''}:`.padEnd(18)}${formatFingerprint(decision.pinned.fingerprint)}`,
-    `  ${'now seen:'.padEnd(18)}${formatFingerprint(decision.seen.fingerprint)}`,
+    `  ${label(`pinned${decision.pinned.verified ? ' (verified)' : ''}:`)}${formatFingerprint(decision.pinned.fingerprint)}`,
+    `  ${label('now seen:')}${formatFingerprint(decision.seen.fingerprint)}`,
     'Mail under the new key is neither decrypted nor answered. Someone may be impersonating',
-    `${address}, or they made a new key. Compare the new fingerprint with them in person or by`,
-    'phone; only if it matches, accept it with:',
-    `  ${acceptCommand}`,
+    `${address}, or they made a new key. Compare both fingerprints with them in person or by`,
+    'phone, then either accept the new key (only if it is theirs):',
+    `  ${trustCommand(decision.seen.fingerprint)}`,
+    'or reject it and keep the pinned one:',
+    `  ${trustCommand(decision.pinned.fingerprint)}`,
   ].join('\n');
 }
 

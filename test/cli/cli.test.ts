@@ -251,17 +251,32 @@ describe('offrecord CLI', () => {
     assert.ok(mine.stdout.includes(aliceLine), `${mine.stdout} / ${aliceLine}`);
   });
 
-  it('a changed identity is an alarm (exit 3, both fingerprints); keys trust accepts it', async () => {
+  it('a changed identity is an alarm (exit 3, both fingerprints, both ways out); keys trust rejects or accepts it', async () => {
     const gpg2 = new Gpg();
     gpgs.push(gpg2);
     const newFpr = gpgKey(gpg2, 'Bob <bob@example.org>');
     writeFileSync(join(work, 'bob-new.asc'), gpg2.ok(['--export', '--armor', newFpr]).stdout);
+    const accept = `offrecord keys trust bob@example.org --fingerprint ${newFpr.toUpperCase()}`;
+    const reject = `offrecord keys trust bob@example.org --fingerprint ${bobFpr.toUpperCase()}`;
+    /** The alarm's fingerprint lines, in one column whatever the label, and each way out with its command. */
+    const assertAlarm = (run: Run, pinnedLabel: string) => {
+      assertFailure(run, 3, /CHANGED/, 'changed identity');
+      const width = 'pinned (verified): '.length;
+      assert.ok(run.stderr.includes(`\n  ${pinnedLabel.padEnd(width)}${formatFingerprint(bobFpr)}\n  ${'now seen:'.padEnd(width)}${formatFingerprint(newFpr)}\n`), run.stderr);
+      assert.match(run.stderr, new RegExp(`accept the new key[^\\n]*:\\n  ${accept}\\n`), run.stderr);
+      assert.match(run.stderr, new RegExp(`reject it and keep the pinned one:\\n  ${reject}\\n`), run.stderr);
+    };
 
+    // Rejected: the pinned key stays, now verified, and the pending one is gone.
+    assertAlarm(await cli(['keys', 'import', join(work, 'bob-new.asc')], { data }), 'pinned:');
+    const rejected = await cli(reject.split(' ').slice(1), { data });
+    assert.equal(rejected.status, 0, rejected.stderr);
+    const kept = JSON.parse((await cli(['keys', 'fingerprint', 'bob@example.org', '--json'], { data })).stdout);
+    assert.deepEqual([kept.fingerprint, kept.verified, kept.pending], [bobFpr, true, null]);
+
+    // The same key again: the alarm again, the pinned key now marked verified.
     const changed = await cli(['keys', 'import', join(work, 'bob-new.asc')], { data });
-    assertFailure(changed, 3, /CHANGED/, 'changed identity');
-    assert.ok(changed.stderr.includes(formatFingerprint(bobFpr)), changed.stderr);
-    assert.ok(changed.stderr.includes(formatFingerprint(newFpr)), changed.stderr);
-    assert.ok(changed.stderr.includes(`offrecord keys trust bob@example.org --fingerprint ${newFpr.toUpperCase()}`));
+    assertAlarm(changed, 'pinned (verified):');
 
     const [list, mismatch] = await Promise.all([
       cli(['keys', 'list', '--json'], { data }),

@@ -55,11 +55,12 @@ describe('decideTrust', () => {
         seen: { fingerprint: FPR_B.toLowerCase() },
       });
       assert.ok(decision.kind === 'changed');
-      const text = changedIdentityWarning(decision, 'bob@example.org', 'offrecord keys accept bob@example.org 28D6...');
+      const text = changedIdentityWarning(decision, 'bob@example.org', (fingerprint) => `keep ${fingerprint}`);
       assert.match(text, /CHANGED/);
-      assert.ok(text.includes(formatFingerprint(FPR_A)));
+      assert.match(text, new RegExp(`:\\s+${formatFingerprint(FPR_A)}\\n`), 'a space after every label');
       assert.ok(text.includes(formatFingerprint(FPR_B)));
-      assert.ok(text.includes('offrecord keys accept bob@example.org'));
+      assert.ok(text.includes(`accept the new key (only if it is theirs):\n  keep ${FPR_B.toLowerCase()}`), text);
+      assert.ok(text.includes(`reject it and keep the pinned one:\n  keep ${FPR_A.toLowerCase()}`), text);
     }
   });
 
