@@ -7,7 +7,8 @@
 // watcher's resident memory down by about 40 MB, at no measurable cost in throughput.
 // docs/KEYS-CLI.md is the user's guide (commands, passphrases, trust alarms, exit codes).
 import { existsSync, readFileSync } from 'node:fs';
-import yargs, { type Argv } from 'yargs';
+import { createRequire } from 'node:module';
+import type { Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { CliError, EXIT, printReport, report, type ExitCode } from './errors.ts';
 import * as forge from './forge.ts';
@@ -16,6 +17,10 @@ import * as mail from './mail.ts';
 import * as publish from './publish.ts';
 import * as watcher from './watch.ts';
 import { STDIO } from './keys.ts';
+
+// yargs's ES module build wraps help text in the middle of words ("den/iable"); its CommonJS
+// build wraps at word boundaries (wrap-ansi).
+const yargs = createRequire(import.meta.url)('yargs') as typeof import('yargs').default;
 
 function version(): string {
   try {
@@ -341,7 +346,7 @@ export function parser(argv: string[]) {
     .alias('h', 'help')
     .version(version())
     .epilog(EPILOG)
-    .wrap(100)
+    .wrap(Math.min(100, process.stdout.columns || 100))
     .exitProcess(false)
     .fail((message, error) => {
       if (error) throw error;

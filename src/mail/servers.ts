@@ -265,6 +265,8 @@ export class ImapMailbox implements IncomingMailbox {
         if (!exists) await client.mailboxCreate(folder);
         folders.add(folder);
       }
+      // Seen before the MOVE, which keeps flags: the user's client shows no unread mail there (§18.6).
+      await client.messageFlagsAdd(uid, ['\\Seen'], { uid: true });
       if (!(await client.messageMove(uid, folder, { uid: true }))) throw new MailError('io', `could not move ${id} to ${folder}`);
     });
   }
