@@ -1,6 +1,6 @@
 // Per-account mail settings: $XDG_CONFIG_HOME/offrecord/<account>.json (mode 0600). No
-// password is ever stored: only the name of an environment variable or a command that
-// prints it (e.g. `pass show mail/alice`).
+// password or access token is ever stored: only the name of an environment variable or a
+// command that prints it (e.g. `pass show mail/alice`, or `oama access alice@gmail.com`).
 import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
@@ -9,8 +9,10 @@ import { promisify } from 'node:util';
 import { MaildirSpool } from '../src/mail/maildir.ts';
 import { ImapMailbox, SmtpTransport, type Security, type ServerConfig } from '../src/mail/servers.ts';
 import type { IncomingMailbox, OutgoingTransport } from '../src/mail/transport.ts';
+import { MailError } from '../src/mail/errors.ts';
 import { accountName, defaultStoreDirectory } from '../src/store/index.ts';
 import { CliError, EXIT } from './errors.ts';
+import { PASSPHRASE_ENV } from './passphrase.ts';
 
 export interface ServerSettings {
   host: string;
@@ -28,6 +30,8 @@ export interface MailSettings {
   smtp?: ServerSettings;
   user?: string;
   password?: { env: string } | { command: string };
+  /** OAuth2 instead of a password: a command that prints an access token (mutt's imap_oauth_refresh_command). */
+  oauth2?: { command: string };
   /** Where processed ciphertext mail is moved. */
   folder: string;
   /** require-encryption: never send in plaintext, even with --plaintext. */
@@ -90,10 +94,42 @@ async function password(settings: MailSettings): Promise<string> {
   }
 }
 
+/** RFC 6750 b64token, bounded: one line of these characters is an access token, anything else is refused. */
+const ACCESS_TOKEN = /^[A-Za-z0-9\-._~+/]{1,16384}=*$/;
+
+/**
+ * Runs the token command for a login (it keeps and refreshes the token itself, as for mutt):
+ * the token is neither kept nor shown, not even in an error, and the command's environment
+ * lacks the passphrase.
+ */
+async function accessToken(command: string): Promise<string> {
+  const env = { ...process.env };
+  delete env[PASSPHRASE_ENV];
+  let stdout: string;
+  try {
+    ({ stdout } = await run('/bin/sh', ['-c', command], { env, timeout: 30_000, maxBuffer: 64 * 1024 }));
+  } catch (error) {
+    const e = error as { code?: unknown; signal?: unknown; killed?: boolean };
+    const why =
+      e.code === 'ERR_CHILD_PROCESS_STDIO_MAXBUFFER' ? 'it printed more than 64 KiB'
+      : e.killed && e.signal === 'SIGTERM' ? 'it ran longer than 30 s'
+      : typeof e.code === 'number' ? `it exited with status ${e.code}`
+      : typeof e.signal === 'string' ? `it was killed by ${e.signal}`
+      : 'it could not be run';
+    throw new MailError('credential', `the OAuth2 token command failed: ${why}`);
+  }
+  const token = stdout.replace(/\r?\n$/, '');
+  if (token === '') throw new MailError('credential', 'the OAuth2 token command printed nothing');
+  if (!ACCESS_TOKEN.test(token)) throw new MailError('credential', 'the OAuth2 token command printed something other than one access token (one line of RFC 6750 token characters)');
+  return token;
+}
+
 function server(settings: MailSettings, which: 'imap' | 'smtp'): ServerConfig {
   const s = settings[which];
   if (!s || !settings.user) throw new CliError(EXIT.usage, `no ${which.toUpperCase()} server is configured`, 'offrecord account add --help');
-  return { host: s.host, port: s.port, security: s.security, user: settings.user, password: () => password(settings), ...(s.caFile ? { caFile: s.caFile } : {}) };
+  const address = { host: s.host, port: s.port, security: s.security, user: settings.user, ...(s.caFile ? { caFile: s.caFile } : {}) };
+  const oauth2 = settings.oauth2;
+  return oauth2 ? { ...address, accessToken: () => accessToken(oauth2.command) } : { ...address, password: () => password(settings) };
 }
 
 export function transports(account: string, settings: MailSettings): { outgoing: OutgoingTransport; incoming: IncomingMailbox } {

@@ -145,6 +145,9 @@ export function report(error: unknown): Report {
     };
     return { exitCode: EXIT.input, message: error.message, hint: hints[error.code] };
   }
+  if (error instanceof MailError && error.code === 'credential') {
+    return { exitCode: EXIT.mail, message: error.message, hint: 'run the token command by hand to see why (offrecord account show names it)' };
+  }
   if (error instanceof MailError) return { exitCode: error.code === 'io' || error.code === 'auth' ? EXIT.mail : EXIT.input, message: error.message, hint: 'check the account settings: offrecord account show' };
   const message = error instanceof Error ? error.message : String(error);
   return {

@@ -47,10 +47,13 @@ export interface AccountAddArgs {
   smtpHost?: string;
   smtpPort?: number;
   security: Security;
+  imapSecurity?: Security | undefined;
+  smtpSecurity?: Security | undefined;
   user?: string;
   caFile?: string;
   passwordEnv?: string;
   passwordCommand?: string;
+  oauth2TokenCommand?: string;
   folder: string;
   policy: 'opportunistic' | 'require-encryption';
 }
@@ -64,17 +67,20 @@ export async function accountAdd(args: AccountAddArgs): Promise<ExitCode> {
     if (!args.imapHost || !args.smtpHost || !args.user) {
       throw new CliError(EXIT.usage, 'a real account needs --imap-host, --smtp-host and --user', 'offrecord account add --imap-host imap.example.org --smtp-host smtp.example.org --user alice --password-env MAIL_PASSWORD');
     }
-    if ((args.passwordEnv === undefined) === (args.passwordCommand === undefined)) {
-      throw new CliError(EXIT.usage, 'give exactly one of --password-env and --password-command', 'the password itself is never stored: --password-env MAIL_PASSWORD, or --password-command "pass show mail/alice"');
+    if ([args.passwordEnv, args.passwordCommand, args.oauth2TokenCommand].filter((given) => given !== undefined).length !== 1) {
+      throw new CliError(EXIT.usage, 'give exactly one of --password-env, --password-command and --oauth2-token-command', 'neither password nor token is ever stored: --password-env MAIL_PASSWORD, --password-command "pass show mail/alice", or --oauth2-token-command "oama access alice@gmail.com"');
     }
-    const standard = { tls: [993, 465], starttls: [143, 587], plain: [143, 587] }[args.security];
+    const imapSecurity = args.imapSecurity ?? args.security;
+    const smtpSecurity = args.smtpSecurity ?? args.security;
     settings = {
       v: 1,
       transport: 'imap',
-      imap: { host: args.imapHost, port: args.imapPort ?? standard[0]!, security: args.security, ...(args.caFile ? { caFile: args.caFile } : {}) },
-      smtp: { host: args.smtpHost, port: args.smtpPort ?? standard[1]!, security: args.security, ...(args.caFile ? { caFile: args.caFile } : {}) },
+      imap: { host: args.imapHost, port: args.imapPort ?? (imapSecurity === 'tls' ? 993 : 143), security: imapSecurity, ...(args.caFile ? { caFile: args.caFile } : {}) },
+      smtp: { host: args.smtpHost, port: args.smtpPort ?? (smtpSecurity === 'tls' ? 465 : 587), security: smtpSecurity, ...(args.caFile ? { caFile: args.caFile } : {}) },
       user: args.user,
-      password: args.passwordEnv !== undefined ? { env: args.passwordEnv } : { command: args.passwordCommand! },
+      ...(args.oauth2TokenCommand !== undefined
+        ? { oauth2: { command: args.oauth2TokenCommand } }
+        : { password: args.passwordEnv !== undefined ? { env: args.passwordEnv } : { command: args.passwordCommand! } }),
       folder: args.folder,
       policy: args.policy,
     };
@@ -94,7 +100,8 @@ export async function accountShow(args: { account?: string; json: boolean }): Pr
     else {
       out(`imap      ${settings.imap!.host}:${settings.imap!.port} (${settings.imap!.security})\n`);
       out(`smtp      ${settings.smtp!.host}:${settings.smtp!.port} (${settings.smtp!.security})\n`);
-      out(`user      ${settings.user}; password from ${'env' in settings.password! ? `$${settings.password.env}` : `command: ${settings.password!.command}`}\n`);
+      const credential = settings.oauth2 ? `OAuth2 token from command: ${settings.oauth2.command}` : 'env' in settings.password! ? `password from $${settings.password.env}` : `password from command: ${settings.password!.command}`;
+      out(`user      ${settings.user}; ${credential}\n`);
     }
     out(`policy    ${settings.policy ?? 'opportunistic'}\n`);
     out(`processed mail moves to ${settings.folder}; read messages land in ${plaintextMaildir(account)}\n`);

@@ -180,10 +180,13 @@ function accountCommands(y: Argv<{ account: string | undefined }>) {
           .option('smtp-host', { type: 'string', requiresArg: true })
           .option('smtp-port', { type: 'number', requiresArg: true, describe: 'default 465 (tls) or 587' })
           .option('security', { choices: ['tls', 'starttls', 'plain'] as const, default: 'tls' as const, describe: 'plain is refused off loopback' })
+          .option('imap-security', { choices: ['tls', 'starttls', 'plain'] as const, describe: 'for IMAP alone (default: --security)' })
+          .option('smtp-security', { choices: ['tls', 'starttls', 'plain'] as const, describe: 'for SMTP alone, e.g. starttls on 587 with IMAP over tls (default: --security)' })
           .option('user', { type: 'string', requiresArg: true, describe: 'the login name on both servers' })
           .option('ca-file', { type: 'string', requiresArg: true, describe: 'trust this CA certificate (a private CA)' })
           .option('password-env', { type: 'string', requiresArg: true, describe: 'read the password from this environment variable' })
           .option('password-command', { type: 'string', requiresArg: true, describe: 'run this command to get the password' })
+          .option('oauth2-token-command', { type: 'string', requiresArg: true, describe: 'OAuth2 (XOAUTH2/OAUTHBEARER): run this command to get an access token at each login' })
           .option('maildir', { type: 'string', requiresArg: true, describe: 'use a local Maildir spool at DIR instead of servers' })
           .option('folder', { type: 'string', default: 'OffRecord', describe: 'where processed ciphertext mail is moved' })
           .option('policy', {
@@ -191,7 +194,8 @@ function accountCommands(y: Argv<{ account: string | undefined }>) {
             default: 'opportunistic' as const,
             describe: 'require-encryption refuses plaintext even with send --plaintext',
           })
-          .example('offrecord account add --imap-host imap.example.org --smtp-host smtp.example.org --user alice --password-command "pass show mail"', ''),
+          .example('offrecord account add --imap-host imap.example.org --smtp-host smtp.example.org --user alice --password-command "pass show mail"', '')
+          .example('offrecord account add --imap-host imap.gmail.com --smtp-host smtp.gmail.com --user alice@gmail.com --oauth2-token-command "oama access alice@gmail.com"', ''),
       run((a) =>
         mail.accountAdd({
           account: a.account,
@@ -201,10 +205,13 @@ function accountCommands(y: Argv<{ account: string | undefined }>) {
           smtpHost: a['smtp-host'],
           smtpPort: a['smtp-port'],
           security: a.security,
+          imapSecurity: a['imap-security'],
+          smtpSecurity: a['smtp-security'],
           user: a.user,
           caFile: a['ca-file'],
           passwordEnv: a['password-env'],
           passwordCommand: a['password-command'],
+          oauth2TokenCommand: a['oauth2-token-command'],
           folder: a.folder,
           policy: a.policy,
         }),

@@ -70,9 +70,9 @@ export class WatchError extends Error {
   override name = 'WatchError';
 }
 
-/** Failures worth a retry: the network, the server, a busy store. */
+/** Failures worth a retry: the network, the server, a busy store, a token command (it may need the network). */
 function transient(error: unknown): boolean {
-  if (error instanceof MailError) return error.code === 'io';
+  if (error instanceof MailError) return error.code === 'io' || error.code === 'credential';
   if (error instanceof PipelineError) return error.code === 'transport';
   if (error instanceof StoreError) return error.code === 'locked';
   return false;

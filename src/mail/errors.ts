@@ -12,6 +12,8 @@ export type MailErrorCode =
   /** The mail spool or mailbox could not be read or written (transient: try again later). */
   | 'io'
   /** The server refused our credentials: trying again will not help. */
-  | 'auth';
+  | 'auth'
+  /** The credential could not be had (the OAuth2 token command failed): the server never saw it. */
+  | 'credential';
 
 export class MailError extends CodedError<MailErrorCode> {}

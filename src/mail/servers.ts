@@ -4,6 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { ImapFlow, type SearchObject } from 'imapflow';
 import { createTransport } from 'nodemailer';
+import type { SMTPTransportAuthOptions } from 'nodemailer/lib/smtp-transport/index.js';
 import { abortableDelay } from './delay.ts';
 import { MailError } from './errors.ts';
 import { checkMailSize, MARKER_HEADER } from './mime.ts';
@@ -12,16 +13,22 @@ import type { Envelope, IncomingMailbox, OutgoingTransport } from './transport.t
 /** tls: TLS from the first byte; starttls: upgrade required; plain: loopback test servers only. */
 export type Security = 'tls' | 'starttls' | 'plain';
 
-export interface ServerConfig {
+interface ServerAddress {
   host: string;
   port: number;
   security: Security;
   user: string;
-  /** Resolved at connection time (environment variable or password command), never stored. */
-  password: () => Promise<string> | string;
   /** A CA certificate file to trust, for servers with a private CA. */
   caFile?: string;
 }
+
+/**
+ * A password, or an OAuth2 access token (XOAUTH2 / OAUTHBEARER). Either is asked for at each
+ * login and never kept: a token that the server refuses is asked for again once, since it may
+ * have expired between being printed and being checked.
+ */
+export type ServerConfig = ServerAddress &
+  ({ password: () => Promise<string> | string; accessToken?: never } | { accessToken: () => Promise<string>; password?: never });
 
 export const TIMEOUTS = {
   connectMs: 15_000,
@@ -48,13 +55,14 @@ export class SmtpTransport implements OutgoingTransport {
 
   async send(raw: Uint8Array, envelope: Envelope): Promise<void> {
     const { config } = this;
+    let tokenFailure: unknown = null;
     const transporter = createTransport({
       host: config.host,
       port: config.port,
       secure: config.security === 'tls',
       requireTLS: config.security === 'starttls',
       ignoreTLS: config.security === 'plain',
-      auth: { user: config.user, pass: await config.password() },
+      auth: await this.auth((error) => (tokenFailure = error)),
       tls: tlsOptions(config),
       connectionTimeout: TIMEOUTS.connectMs,
       greetingTimeout: TIMEOUTS.greetingMs,
@@ -63,6 +71,8 @@ export class SmtpTransport implements OutgoingTransport {
     try {
       await transporter.sendMail({ envelope: { from: envelope.from, to: envelope.to }, raw: Buffer.from(raw) });
     } catch (error) {
+      // nodemailer reports a failed token provision as EAUTH: ours says what failed instead.
+      if (tokenFailure !== null) throw tokenFailure;
       const e = error as { code?: string; responseCode?: number; message?: string };
       // 4xx is the server's own trouble (e.g. its password database is down): worth a retry.
       if (e.code === 'EAUTH' && !(e.responseCode !== undefined && e.responseCode < 500)) throw new MailError('auth', `SMTP ${config.host}: authentication failed for ${config.user}`);
@@ -70,6 +80,27 @@ export class SmtpTransport implements OutgoingTransport {
     } finally {
       transporter.close();
     }
+  }
+
+  private async auth(onTokenFailure: (error: unknown) => void): Promise<SMTPTransportAuthOptions> {
+    const { config } = this;
+    const accessToken = config.accessToken;
+    if (!accessToken) return { user: config.user, pass: await config.password() };
+    // nodemailer's own XOAUTH2: it asks again with renew = true after the server refused a
+    // token; the token is asked for afresh either way, since offrecord keeps none.
+    return {
+      type: 'OAuth2',
+      user: config.user,
+      provisionCallback: (_user, _renew, callback) => {
+        accessToken().then(
+          (token) => callback(null, token, 0),
+          (error: unknown) => {
+            onTokenFailure(error);
+            callback(error instanceof Error ? error : new Error('no access token'), '', 0);
+          },
+        );
+      },
+    };
   }
 }
 
@@ -118,13 +149,23 @@ export class ImapMailbox implements IncomingMailbox {
 
   private async openConnection(): Promise<Open> {
     await this.close();
+    try {
+      return await this.login();
+    } catch (error) {
+      if (!this.config.accessToken || !refused(error)) throw error;
+      return await this.login(); // with a fresh token: the last one may have just expired
+    }
+  }
+
+  private async login(): Promise<Open> {
     const { config } = this;
     const client = new ImapFlow({
       host: config.host,
       port: config.port,
       secure: config.security === 'tls',
       doSTARTTLS: config.security === 'starttls' ? true : config.security === 'plain' ? false : undefined,
-      auth: { user: config.user, pass: await config.password() },
+      // imapflow picks OAUTHBEARER, else XOAUTH2, from what the server offers.
+      auth: config.accessToken ? { user: config.user, accessToken: await config.accessToken() } : { user: config.user, pass: await config.password() },
       tls: tlsOptions(config),
       logger: false,
       connectionTimeout: TIMEOUTS.connectMs,
@@ -157,9 +198,8 @@ export class ImapMailbox implements IncomingMailbox {
     } catch (error) {
       if (used !== null && this.open === used) await this.close();
       if (error instanceof MailError) throw error;
-      const e = error as { authenticationFailed?: boolean; serverResponseCode?: string; code?: string; message?: string };
-      // [UNAVAILABLE] (RFC 5530) is a temporary failure, e.g. a server still starting.
-      if (e.authenticationFailed && e.serverResponseCode !== 'UNAVAILABLE') throw new MailError('auth', `IMAP ${this.config.host}: authentication failed for ${this.config.user}`);
+      const e = error as { code?: string; message?: string };
+      if (refused(error)) throw new MailError('auth', `IMAP ${this.config.host}: authentication failed for ${this.config.user}`);
       throw new MailError('io', `IMAP ${this.config.host}:${this.config.port}: ${e.code ?? e.message ?? 'connection failed'}`);
     }
   }
@@ -270,6 +310,12 @@ export class ImapMailbox implements IncomingMailbox {
       if (!(await client.messageMove(uid, folder, { uid: true }))) throw new MailError('io', `could not move ${id} to ${folder}`);
     });
   }
+}
+
+/** The IMAP server refused the credentials; [UNAVAILABLE] (RFC 5530) is a temporary failure, e.g. a server still starting. */
+function refused(error: unknown): boolean {
+  const e = error as { authenticationFailed?: boolean; serverResponseCode?: string };
+  return e.authenticationFailed === true && e.serverResponseCode !== 'UNAVAILABLE';
 }
 
 /** Set on ordinary mail whose advertised keys we learned, so it is not examined again. */
