@@ -89,8 +89,8 @@ describe('offrecord with an OAuth2 token command', () => {
     const execOut = cliHome('offrecord-oauth2-exec-');
     const first = issue();
     command.hand([first]);
-    const exec = 'env > "$OUT_DIR/$OFFRECORD_DELIVERY_ID.env"; cat > "$OUT_DIR/$OFFRECORD_DELIVERY_ID.eml"';
-    const child = spawnCli(['watch', '--maildir', maildir, '--exec', exec], homeEnv(bobHome, { OUT_DIR: execOut }));
+    const exec = `env > '${execOut}'/"$OFFRECORD_DELIVERY_ID.env"; cat > '${execOut}'/"$OFFRECORD_DELIVERY_ID.eml"`;
+    const child = spawnCli(['watch', '--maildir', maildir, '--exec', exec], homeEnv(bobHome));
     const io = captureOutput(child);
     try {
       await until('watch.start', () => logEvents(io.stderr()).some((e) => e.event === 'watch.start'));
