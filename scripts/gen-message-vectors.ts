@@ -4,14 +4,14 @@
 // nonce is reproducible; every intermediate is recomputed here with node:crypto following
 // src/protocol/keyschedule.ts and checked against what the engine produced.
 // test/protocol/vectors.test.ts checks the committed file against buildMessageVectors().
-import { createHash, createPrivateKey, createPublicKey, diffieHellman, hkdfSync } from 'node:crypto';
+import { createHash, createHmac, createPrivateKey, createPublicKey, diffieHellman, hkdfSync } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { concatBytes, equalBytes, fromHex, toHex, u32be, u64be, utf8 } from '../src/crypto/bytes.ts';
 import { generateRingSecret, prepareRing, ringPublicKey, ringSign, ringVerifyKeys, sortRing } from '../src/crypto/ring.ts';
 import { ProtocolError, type ProtocolErrorCode } from '../src/protocol/errors.ts';
 import { firstContext, replyContext } from '../src/protocol/contexts.ts';
-import { aesCtr, deriveDirectionKeys, hmacSha256, LABELS, macKeyFor, x25519PublicKey } from '../src/protocol/keyschedule.ts';
+import { aesCtr, deriveDirectionKeys, hmacSha256, LABELS, macKeyFor, messageKey, x25519PublicKey } from '../src/protocol/keyschedule.ts';
 import {
   acknowledge,
   DEFAULT_POLICY,
@@ -116,10 +116,12 @@ export interface DhRecord {
 
 export interface HkdfRecord {
   salt: string;
-  /** "offrecord/v1 session keys" || low || high. */
+  /** "offrecord/v1 session keys" || low_public || u32(low_key_id) || high_public || u32(high_key_id). */
   info: string;
   low_public: string;
+  low_key_id: number;
   high_public: string;
+  high_key_id: number;
   okm: string;
   key_low_to_high: string;
   key_high_to_low: string;
@@ -134,6 +136,7 @@ export interface SealedFields {
   recipient_key_id: number;
   next_dh: string;
   counter: number;
+  nonce: string;
   sender_dh: string | null;
   ciphertext_length: number;
   ciphertext: string;
@@ -155,9 +158,11 @@ export interface SealedVector {
   fields: SealedFields;
   dh: DhRecord;
   hkdf: HkdfRecord;
-  /** The direction key and MAC key of this message (sender to recipient). */
-  message_key: string;
+  /** The direction key of the pair (sender to recipient) and its MAC key. */
+  direction_key: string;
   message_mac_key: string;
+  /** HMAC-SHA256(direction_key, "offrecord/v1 message key" || nonce): what AES-256-CTR uses for this message. */
+  message_key: string;
   iv: string;
   /** What AES-256-CTR encrypts: the payload, or for a reply the auth block followed by the payload. */
   plaintext: string;
@@ -357,10 +362,15 @@ function ownKey(state: SessionState, match: (k: OwnDhKey) => boolean, what: stri
   return key;
 }
 
-/** After a signing step the env handed out exactly [message id, ring nonce]. */
+/** A signing step's env draws begin with [message id, ring nonce rand]. */
 function ringRand(draws: Uint8Array[], messageId: Uint8Array): Uint8Array {
-  check(draws.length === 2 && equalBytes(draws[0]!, messageId) && draws[1]!.length === 32, 'signing draws are [message id, rand]');
+  check(draws.length >= 2 && equalBytes(draws[0]!, messageId) && draws[1]!.length === 32, 'signing draws are [message id, rand, ...]');
   return draws[1]!;
+}
+
+/** The per-message key, recomputed with node:crypto's HMAC as PROTOCOL.md section 7 says. */
+function messageKeyOf(directionKey: Uint8Array, nonce: Uint8Array): Uint8Array {
+  return new Uint8Array(createHmac('sha256', directionKey).update(utf8(LABELS.messageKey)).update(nonce).digest());
 }
 
 function keyRecords(sender: OwnDhKey, recipient: OwnDhKey, next: OwnDhKey): { dh: DhRecord; hkdf: HkdfRecord; sendKey: Uint8Array; sendMac: Uint8Array } {
@@ -368,16 +378,16 @@ function keyRecords(sender: OwnDhKey, recipient: OwnDhKey, next: OwnDhKey): { dh
   const shared = x25519(sender.secret, sender.public, recipient.public);
   check(equalBytes(shared, x25519(recipient.secret, recipient.public, sender.public)), 'DH agreement');
   const senderIsLow = Buffer.compare(sender.public, recipient.public) < 0;
-  const [low, high] = senderIsLow ? [sender.public, recipient.public] : [recipient.public, sender.public];
+  const [low, high] = senderIsLow ? [sender, recipient] : [recipient, sender];
   const salt = utf8(LABELS.sessionSalt);
-  const info = concatBytes(utf8(LABELS.sessionInfo), low, high);
+  const info = concatBytes(utf8(LABELS.sessionInfo), low.public, u32be(low.id), high.public, u32be(high.id));
   const okm = new Uint8Array(hkdfSync('sha256', shared, salt, info, 64));
   const lowToHigh = okm.slice(0, 32);
   const highToLow = okm.slice(32);
   const macLowToHigh = sha256(concatBytes(utf8(LABELS.macKey), lowToHigh));
   const macHighToLow = sha256(concatBytes(utf8(LABELS.macKey), highToLow));
   const [sendKey, sendMac] = senderIsLow ? [lowToHigh, macLowToHigh] : [highToLow, macHighToLow];
-  const engine = deriveDirectionKeys(sender.secret, sender.public, recipient.public, 'send');
+  const engine = deriveDirectionKeys(sender.secret, sender, recipient, 'send');
   check(equalBytes(engine.key, sendKey) && equalBytes(engine.macKey, sendMac), 'HKDF split matches deriveDirectionKeys');
   check(equalBytes(macKeyFor(sendKey), sendMac), 'MAC key derivation');
   return {
@@ -395,8 +405,10 @@ function keyRecords(sender: OwnDhKey, recipient: OwnDhKey, next: OwnDhKey): { dh
     hkdf: {
       salt: hex(salt),
       info: hex(info),
-      low_public: hex(low),
-      high_public: hex(high),
+      low_public: hex(low.public),
+      low_key_id: low.id,
+      high_public: hex(high.public),
+      high_key_id: high.id,
       okm: hex(okm),
       key_low_to_high: hex(lowToHigh),
       key_high_to_low: hex(highToLow),
@@ -416,6 +428,7 @@ function sealedFields(m: SealedMessage): SealedFields {
     recipient_key_id: m.recipientKeyId,
     next_dh: hex(m.nextDh),
     counter: m.counter,
+    nonce: hex(m.nonce),
     sender_dh: m.senderDh ? hex(m.senderDh) : null,
     ciphertext_length: m.ciphertext.length,
     ciphertext: hex(m.ciphertext),
@@ -463,7 +476,7 @@ const SMALL_ORDER_X25519: [string, string][] = [
 const ED25519_ORDER = 2n ** 252n + 27742317777372353535851937790883648493n;
 
 // Offsets inside sealed messages and first inners (docs/PROTOCOL.md, "Wire format").
-const S = { senderKeyId: 4, recipientKeyId: 8, nextDh: 12, counter: 44, afterCounter: 52 } as const;
+const S = { senderKeyId: 4, recipientKeyId: 8, nextDh: 12, counter: 44, nonce: 52, afterNonce: 68 } as const;
 const F = { dhShare: 4, senderFp: 36, recipientFp: 56, senderRing: 76, recipientRing: 108, created: 140, messageId: 148, signature: 164, payload: 260 } as const;
 
 // ---------------------------------------------------------------- the conversation
@@ -562,7 +575,10 @@ export function buildMessageVectors(): MessageVectors {
     const recipient = ownKey(receiverState, (k) => k.id === message.recipientKeyId, 'recipient key');
     const keys = keyRecords(sender, recipient, next);
     const iv = concatBytes(u64be(message.counter), new Uint8Array(8));
-    const plaintext = aesCtr(keys.sendKey, message.counter, message.ciphertext);
+    const msgKey = messageKeyOf(keys.sendKey, message.nonce);
+    check(equalBytes(messageKey(keys.sendKey, message.nonce), msgKey), 'message key derivation');
+    const plaintext = aesCtr(msgKey, message.counter, message.ciphertext);
+    check(equalBytes(env.draws.at(-1)!, message.nonce), 'a sealing send draws the nonce last');
     const mac = hmacSha256(keys.sendMac, authenticated);
     check(equalBytes(mac, message.mac), 'MAC recomputes');
     check(equalBytes(encodeSealed(authenticated, mac, message.reveals), bytes), 'sealed re-encodes');
@@ -575,7 +591,7 @@ export function buildMessageVectors(): MessageVectors {
       auth = authRecord(reply.auth, context, reply.payload, ringRand(env.draws, reply.auth.messageId), ringSecretOf[party]);
     } else {
       check(equalBytes(plaintext, payload), 'data plaintext');
-      check(env.draws.length === 0, 'data messages draw no randomness');
+      check(env.draws.length === 1, 'data messages draw only the nonce');
     }
     const revealed = message.reveals.map((key) => {
       const of = positive.find((v) => v.kind === 'sealed' && v.message_mac_key === hex(key));
@@ -596,8 +612,9 @@ export function buildMessageVectors(): MessageVectors {
       fields: sealedFields(message),
       dh: keys.dh,
       hkdf: keys.hkdf,
-      message_key: hex(keys.sendKey),
+      direction_key: hex(keys.sendKey),
       message_mac_key: hex(keys.sendMac),
+      message_key: hex(msgKey),
       iv: hex(iv),
       plaintext: hex(plaintext),
       auth,
@@ -768,7 +785,7 @@ export function buildMessageVectors(): MessageVectors {
       first_inner: 'prefix(First) || dh_share[32] || auth_block || payload[rest].',
       auth_block: 'sender_fingerprint[20] || recipient_fingerprint[20] || sender_ring_key[32] || recipient_ring_key[32] || created u64 (<= 2^53-1) || message_id[16] || ring_signature[96] (224 bytes).',
       sealed:
-        'prefix(Reply|Data|Ack) || sender_key_id u32 (!= 0) || recipient_key_id u32 (!= 0) || next_dh[32] || counter u64 (1 .. 2^53-1, above: too_large) || [Reply only: sender_dh[32]] || ' +
+        'prefix(Reply|Data|Ack) || sender_key_id u32 (!= 0) || recipient_key_id u32 (!= 0) || next_dh[32] || counter u64 (1 .. 2^53-1, above: too_large) || nonce[16] || [Reply only: sender_dh[32]] || ' +
         'ciphertext_length u32 || ciphertext || mac[32] || reveals (k * 32 bytes, k <= 256, more: too_large). Data needs a non-empty ciphertext, Ack an empty one, Reply at least 224 bytes (the auth block). ' +
         'X25519 values must be canonical (top bit clear, below p = 2^255 - 19) and not of small order (0, 1, p - 1, the two order-8 points): malformed.',
       reply_plaintext: 'auth_block || payload.',
@@ -779,9 +796,10 @@ export function buildMessageVectors(): MessageVectors {
         'mac_count u32 (<= 750000) || mac_count * mac_key[32]; bundle = body || SHA-256(body). Ring keys strictly ascending by public key, MAC keys strictly ascending. Another format: unsupported_version.',
     },
     key_schedule:
-      'shared = X25519(own secret, peer public); low/high = the two public values in bytewise order; okm = HKDF-SHA256(ikm = shared, salt = "offrecord/v1 session salt", ' +
-      'info = "offrecord/v1 session keys" || low || high, L = 64); key_low_to_high = okm[0..32], key_high_to_low = okm[32..64] (the side with the lower public value sends with key_low_to_high); ' +
-      'mac key = SHA-256("offrecord/v1 mac key" || key); iv = counter u64 || 0^64; ciphertext = AES-256-CTR(key, iv, plaintext); mac = HMAC-SHA256(mac key, authenticated). ' +
+      'shared = X25519(own secret, peer public); low/high = the two keys (public value and key id) in bytewise order of the public values; okm = HKDF-SHA256(ikm = shared, salt = "offrecord/v1 session salt", ' +
+      'info = "offrecord/v1 session keys" || low_public || u32(low_key_id) || high_public || u32(high_key_id), L = 64); key_low_to_high = okm[0..32], key_high_to_low = okm[32..64] (the side with the lower public value sends with key_low_to_high); ' +
+      'mac key = SHA-256("offrecord/v1 mac key" || direction key); message key = HMAC-SHA256(direction key, "offrecord/v1 message key" || nonce); iv = counter u64 || 0^64; ' +
+      'ciphertext = AES-256-CTR(message key, iv, plaintext); mac = HMAC-SHA256(mac key, authenticated). ' +
       'First-mail signing context = "offrecord/v1 first mail" || 4f520101 || sender_fp || recipient_fp || sender_ring || recipient_ring || dh_share || created u64 || message_id || SHA-256(payload). ' +
       'Reply signing context = "offrecord/v1 reply" || 4f520102 || sender_fp || recipient_fp || sender_ring || recipient_ring || sender_dh || answered_dh (the first-mail share) || next_dh || created u64 || message_id || SHA-256(payload). ' +
       'Ring signatures are those of fixtures/vectors/ring-signature.json over the ring {sender_ring_key, recipient_ring_key}.',
@@ -792,7 +810,7 @@ export function buildMessageVectors(): MessageVectors {
       seed_text: SEED_TEXT,
       random_rule:
         'One TestEnv (test/helpers/parties.ts) serves both parties: the n-th call random(len) (n = 0, 1, ...) returns the first len bytes of SHA-512(seed || decimal(n)). ' +
-        'initiate draws x1 then x2; receiveFirst draws the responder keys 1 and 2; a ring-signing send draws the message id (16) then the signing rand (32); ' +
+        'initiate draws x1 then x2; receiveFirst draws the responder keys 1 and 2; a ring-signing send draws the message id (16) then the signing rand (32); a reply, data or ack send then draws its nonce (16); ' +
         'a receive that rotates our key draws the new next key (32). Time is set to each step\'s "time" before the step.',
       start_time: START,
       policy: DEFAULT_POLICY,
@@ -827,10 +845,10 @@ function buildNegatives(wire: Map<string, Uint8Array>): NegativeVector[] {
   const nak = wire.get('nak')!;
   const bundle = wire.get('alice_bundle')!;
   const body = bundle.subarray(0, bundle.length - 32);
-  const dataCtAt = S.afterCounter; // ciphertext length field of a data message
+  const dataCtAt = S.afterNonce; // ciphertext length field of a data message
   const dataCtLength = new DataView(data.buffer, data.byteOffset + dataCtAt, 4).getUint32(0);
   const dataMacAt = dataCtAt + 4 + dataCtLength;
-  const replyCtAt = S.afterCounter + 32;
+  const replyCtAt = S.afterNonce + 32;
   // Bundle layout: prefix 4, format 1, identity 20, created 8, certificate length 2, certificate,
   // ring count 2, entries (public 32, secret 32, not_before 8, not_after 8, length 2, certification),
   // MAC count 4, MAC keys. The vector's certifications all have one length, so entries do too.
@@ -876,7 +894,8 @@ function buildNegatives(wire: Map<string, Uint8Array>): NegativeVector[] {
     ['recipient key id', data, S.recipientKeyId, 4],
     ['next DH share', data, S.nextDh, 32],
     ['counter', data, S.counter, 8],
-    ['sender DH share (reply)', reply, S.afterCounter, 32],
+    ['nonce', data, S.nonce, 16],
+    ['sender DH share (reply)', reply, S.afterNonce, 32],
     ['ciphertext length', data, dataCtAt, 4],
     ['ciphertext', data, dataCtAt + 4, dataCtLength],
     ['MAC', data, dataMacAt, 32],
@@ -895,11 +914,11 @@ function buildNegatives(wire: Map<string, Uint8Array>): NegativeVector[] {
   neg('next DH share with the top bit set', 'decodeSealed', flipBit(data, S.nextDh + 31, 7), 'malformed');
   neg('next DH share = p = 2^255 - 19 (non-canonical)', 'decodeSealed', put(data, S.nextDh, leBytes(P25519)), 'malformed');
   neg('next DH share = p + 1 (non-canonical)', 'decodeSealed', put(data, S.nextDh, leBytes(P25519 + 1n)), 'malformed');
-  neg('reply whose sender DH share has the top bit set', 'decodeSealed', flipBit(reply, S.afterCounter + 31, 7), 'malformed');
+  neg('reply whose sender DH share has the top bit set', 'decodeSealed', flipBit(reply, S.afterNonce + 31, 7), 'malformed');
   for (const [label, value] of SMALL_ORDER_X25519) {
     neg(`next DH share of small order: ${label}`, 'decodeSealed', put(data, S.nextDh, fromHex(value)), 'malformed');
   }
-  neg('reply whose sender DH share is 0 (small order)', 'decodeSealed', put(reply, S.afterCounter, new Uint8Array(32)), 'malformed');
+  neg('reply whose sender DH share is 0 (small order)', 'decodeSealed', put(reply, S.afterNonce, new Uint8Array(32)), 'malformed');
   neg(
     'ciphertext length one larger than the rest of the message',
     'decodeSealed',
@@ -1082,7 +1101,7 @@ function buildEngineNegatives(
     },
     wrongMac,
   );
-  const flippedCt = flipBit(data, S.afterCounter + 4);
+  const flippedCt = flipBit(data, S.afterNonce + 4);
   add(
     { comment: 'alice_data with the lowest bit of its first ciphertext byte flipped (MAC unchanged)', receiver: 'bob', before: 'alice_data', step: 'receiveSealed', engine_expect: 'auth', bytes: hex(flippedCt) },
     flippedCt,
@@ -1090,6 +1109,41 @@ function buildEngineNegatives(
   add(
     { comment: 'alice_data delivered a second time, after Bob accepted it', receiver: 'bob', before: 'alice_ack', step: 'receiveSealed', engine_expect: 'replay', bytes: hex(data) },
     data,
+  );
+
+  // Alice's data message again, sealed correctly under its pair, with its counter but another
+  // nonce: what Alice sends if her state is restored from a backup taken before alice_data.
+  const resealed = (label: string, edit: Partial<SealedMessage>): Uint8Array => {
+    const { message } = decodeSealed(data);
+    const nonce = edit.nonce ?? sha512(`offrecord/v1 message vector nonce|${label}`).subarray(0, 16);
+    const plaintext = text(label);
+    const fields = { ...message, ...edit, nonce, ciphertext: aesCtr(messageKeyOf(fromHex(dataVec.direction_key), nonce), message.counter, plaintext) };
+    const region = encodeAuthenticated(fields);
+    return encodeSealed(region, hmacSha256(fromHex(dataVec.message_mac_key), region), []);
+  };
+  const rewound = resealed('rewound alice', {});
+  add(
+    {
+      comment: "another message under alice_data's pair and counter with another nonce, correctly MAC'd (Alice's state restored from a backup), after Bob accepted alice_data: section 9.3",
+      receiver: 'bob',
+      before: 'alice_ack',
+      step: 'receiveSealed',
+      engine_expect: 'rewound',
+      bytes: hex(rewound),
+    },
+    rewound,
+  );
+  const reannounced = resealed('reannounced share', { nextDh: fromHex(dataVec.dh.sender_public) });
+  add(
+    {
+      comment: "alice_data with next_dh = Alice's share of key 1 (the one it is sent under), correctly MAC'd: a re-announced share is refused (section 8.4)",
+      receiver: 'bob',
+      before: 'alice_data',
+      step: 'receiveSealed',
+      engine_expect: 'unexpected',
+      bytes: hex(reannounced),
+    },
+    reannounced,
   );
 
   const first = wire.get('alice_first')!;
@@ -1127,14 +1181,15 @@ function buildEngineNegatives(
     const [p0, p1] = sortRing(M.public, A.public);
     const signature = ringSign(prepareRing(p0, p1), M.secret, context, rand);
     const auth = { ...unsigned, signature };
-    const sendKey = fromHex(replyVec.message_key);
-    const ciphertext = aesCtr(sendKey, 1, encodeReplyPlaintext(auth, payload));
+    const nonce = sha512(`offrecord/v1 message vector nonce|${label}`).subarray(0, 16);
+    const ciphertext = aesCtr(messageKeyOf(fromHex(replyVec.direction_key), nonce), 1, encodeReplyPlaintext(auth, payload));
     const authenticatedRegion = encodeAuthenticated({
       type: MessageType.Reply,
       senderKeyId: 1,
       recipientKeyId: 1,
       nextDh,
       counter: 1,
+      nonce,
       senderDh,
       ciphertext,
     });

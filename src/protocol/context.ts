@@ -143,7 +143,8 @@ export class Conversation {
       const outgoing = finalState !== state && finalState ? await this.commit(loaded.revision, finalState, steps, options.alongside && (() => options.alongside!(step.payload ?? null))) : [];
       return step.payload ? { kind: 'plaintext', plaintext: step.payload, outgoing } : { kind: 'ignore', outgoing };
     } catch (error) {
-      if (error instanceof ProtocolError && error.code === 'no_session' && loaded) return this.restart(loaded, bytes, error);
+      // Both mean the peer's state and ours no longer fit: start again (§13.1).
+      if (error instanceof ProtocolError && (error.code === 'no_session' || error.code === 'rewound') && loaded) return this.restart(loaded, bytes, error);
       return { ...errorResult(error), outgoing: [] };
     }
   }
@@ -172,8 +173,9 @@ export class Conversation {
   }
 
   /**
-   * We cannot read it because our state is gone: answer with a NAK and a fresh start (paper
-   * 5.1), at most once per nakIntervalMs, since anyone can send us unreadable mail.
+   * We cannot read it because our state is gone, or the peer's went back (`rewound`): answer with
+   * a NAK and a fresh start (paper 5.1), at most once per nakIntervalMs, since anyone can send us
+   * unreadable mail.
    */
   private async restart(loaded: { state: SessionState | null; revision: number }, bytes: Uint8Array, cause: ProtocolError): Promise<ReceiveResult> {
     const error = { kind: 'error' as const, code: cause.code, message: cause.message };

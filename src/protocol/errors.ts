@@ -13,6 +13,11 @@ export type ProtocolErrorCode =
   | 'auth'
   /** A message already accepted once. */
   | 'replay'
+  /**
+   * Authentic, but under a counter of a pair already accepted with another nonce: the peer's
+   * state went back (restored from a backup, or copied). Answered like no_session (§9.3, §13.1).
+   */
+  | 'rewound'
   /** Its keys were forgotten (or its counter fell out of the replay window): it can no longer be read. */
   | 'expired'
   /** No session with this correspondent: our state was lost or never existed. */

@@ -11,13 +11,14 @@ import {
   hkdfSync,
   type KeyObject,
 } from 'node:crypto';
-import { compareBytes, concatBytes, u64be, utf8 } from '../crypto/bytes.ts';
+import { compareBytes, concatBytes, u32be, u64be, utf8 } from '../crypto/bytes.ts';
 import { fail } from './errors.ts';
 
 export const LABELS = {
   sessionSalt: 'offrecord/v1 session salt',
   sessionInfo: 'offrecord/v1 session keys',
   macKey: 'offrecord/v1 mac key',
+  messageKey: 'offrecord/v1 message key',
   firstContext: 'offrecord/v1 first mail',
   replyContext: 'offrecord/v1 reply',
 } as const;
@@ -25,6 +26,7 @@ export const LABELS = {
 const SALT = utf8(LABELS.sessionSalt);
 const INFO = utf8(LABELS.sessionInfo);
 const MAC_LABEL = utf8(LABELS.macKey);
+const MESSAGE_KEY_LABEL = utf8(LABELS.messageKey);
 const X25519_BASE = Uint8Array.from({ length: 32 }, (_, i) => (i === 0 ? 9 : 0));
 
 const b64url = (bytes: Uint8Array): string => Buffer.from(bytes).toString('base64url');
@@ -117,17 +119,24 @@ export interface DirectionKeys {
   macKey: Uint8Array;
 }
 
+/** One side's DH key in a pair: its id and public value (the secret only for our own). */
+export interface PairKey {
+  id: number;
+  public: Uint8Array;
+}
+
 /**
  * Keys for one (our key, their key) pair, in one direction. One HKDF output holds a key per
  * direction, so the two sides never share a keystream; the "low" side (smaller public value)
- * sends with the first half, as OTRv3's send/receive bytes do.
+ * sends with the first half, as OTRv3's send/receive bytes do. The key ids are in the info, so
+ * a pair of ids has its own keys even if a share came back under another id (§7).
  */
-export function deriveDirectionKeys(ourSecret: Uint8Array, ourPublic: Uint8Array, theirPublic: Uint8Array, direction: 'send' | 'receive'): DirectionKeys {
-  const shared = x25519(ourSecret, theirPublic, ourPublic);
-  const order = compareBytes(ourPublic, theirPublic);
+export function deriveDirectionKeys(ourSecret: Uint8Array, ours: PairKey, theirs: PairKey, direction: 'send' | 'receive'): DirectionKeys {
+  const shared = x25519(ourSecret, theirs.public, ours.public);
+  const order = compareBytes(ours.public, theirs.public);
   if (order === 0) fail('auth', 'DH share echoes our own');
-  const [low, high] = order < 0 ? [ourPublic, theirPublic] : [theirPublic, ourPublic];
-  const okm = new Uint8Array(hkdfSync('sha256', shared, SALT, concatBytes(INFO, low, high), 64));
+  const [low, high] = order < 0 ? [ours, theirs] : [theirs, ours];
+  const okm = new Uint8Array(hkdfSync('sha256', shared, SALT, concatBytes(INFO, low.public, u32be(low.id), high.public, u32be(high.id)), 64));
   shared.fill(0);
   const weAreLow = order < 0;
   const firstHalf = weAreLow === (direction === 'send'); // low->high is the first half
@@ -139,6 +148,15 @@ export function deriveDirectionKeys(ourSecret: Uint8Array, ourPublic: Uint8Array
 /** MAC key = SHA-256(label || encryption key): whoever can read a message can re-MAC it (paper 4.3). */
 export function macKeyFor(encryptionKey: Uint8Array): Uint8Array {
   return owned(createHash('sha256').update(MAC_LABEL).update(encryptionKey).digest());
+}
+
+/**
+ * The key one message is encrypted with: HMAC-SHA256(pair key, label || nonce), the nonce being
+ * 16 random bytes of that message. A sender whose state went back (a restored or copied store)
+ * reuses a counter but not a nonce, so it never repeats a keystream (§7).
+ */
+export function messageKey(pairKey: Uint8Array, nonce: Uint8Array): Uint8Array {
+  return owned(createHmac('sha256', pairKey).update(MESSAGE_KEY_LABEL).update(nonce).digest());
 }
 
 /** AES-256-CTR with IV = counter (64-bit big-endian) || 0^64: each counter starts a fresh block range. */

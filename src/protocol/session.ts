@@ -8,7 +8,7 @@ import { compareBytes, equalBytes, toHex } from '../crypto/bytes.ts';
 import { prepareRing, RingError, ringSign, ringVerify, ringVerifyKeys, sortRing, type PreparedRing } from '../crypto/ring.ts';
 import { firstContext, replyContext } from './contexts.ts';
 import { fail, ProtocolError } from './errors.ts';
-import { aesCtr, deriveDirectionKeys, generateDhKeyPair, hmacSha256, type DhKeyPair, type DirectionKeys } from './keyschedule.ts';
+import { aesCtr, deriveDirectionKeys, generateDhKeyPair, hmacSha256, messageKey, type DhKeyPair, type DirectionKeys } from './keyschedule.ts';
 import {
   pairKey,
   STATE_VERSION,
@@ -38,6 +38,7 @@ import {
   LIMITS,
   MESSAGE_ID_LENGTH,
   MessageType,
+  NONCE_LENGTH,
   type AuthBlock,
   type Nak,
   type SealedMessage,
@@ -390,20 +391,23 @@ function allSecrets(state: SessionState): Uint8Array[] {
 
 // ---------------------------------------------------------------- sending
 
-function sealUnder(keys: KeyState, type: SealedMessage['type'], plaintext: Uint8Array, replyDh?: Uint8Array) {
+function sealUnder(keys: KeyState, type: SealedMessage['type'], plaintext: Uint8Array, env: Env, replyDh?: Uint8Array) {
   const { sending, next } = keys.ours;
   const { current } = keys.theirs;
   const pair = pairKey(sending.id, current.id);
   const counter = (keys.sendCounters[pair] ?? 0) + 1;
   if (counter > LIMITS.maxCounter) fail('counter_exhausted', 'counter space of this key pair is used up');
-  const outbound = deriveDirectionKeys(sending.secret, sending.public, current.public, 'send');
+  const outbound = deriveDirectionKeys(sending.secret, sending, current, 'send');
+  const nonce = env.random(NONCE_LENGTH);
+  const key = messageKey(outbound.key, nonce);
   const fields = {
     type,
     senderKeyId: sending.id,
     recipientKeyId: current.id,
     nextDh: next.public,
     counter,
-    ciphertext: aesCtr(outbound.key, counter, plaintext),
+    nonce,
+    ciphertext: aesCtr(key, counter, plaintext),
     ...(replyDh ? { senderDh: replyDh } : {}),
   };
   const authenticated = encodeAuthenticated(fields);
@@ -416,7 +420,7 @@ function sealUnder(keys: KeyState, type: SealedMessage['type'], plaintext: Uint8
     ackDueSince: null,
   };
   const sentAs: SentAs = { senderKeyId: sending.id, recipientKeyId: current.id, counter };
-  return { bytes, keys: newKeys, sentAs, wipe: [outbound.key, outbound.macKey] };
+  return { bytes, keys: newKeys, sentAs, wipe: [outbound.key, outbound.macKey, key] };
 }
 
 /**
@@ -438,9 +442,9 @@ export function send(state: SessionState, parties: Parties, payload: Uint8Array,
   if (state.kind === 'responding') {
     const { sending, next } = swept.keys.ours;
     const auth = signAuth(parties, env, (a) => replyContext(a, sending.public, state.origin.share, next.public, payload));
-    sealed = sealUnder(swept.keys, MessageType.Reply, encodeReplyPlaintext(auth, payload), sending.public);
+    sealed = sealUnder(swept.keys, MessageType.Reply, encodeReplyPlaintext(auth, payload), env, sending.public);
   } else {
-    sealed = sealUnder(swept.keys, payload.length > 0 ? MessageType.Data : MessageType.Ack, payload);
+    sealed = sealUnder(swept.keys, payload.length > 0 ? MessageType.Data : MessageType.Ack, payload, env);
   }
   // The re-send copy is the last non-empty message; a NAK recorded for the one before no longer counts.
   const replaced = payload.length > 0;
@@ -540,7 +544,22 @@ export function receiveSealed(state: SessionState | null, parties: Parties, byte
 
 function openSealed(keys: DirectionKeys, message: SealedMessage, authenticated: Uint8Array): Uint8Array {
   if (!equalBytes(hmacSha256(keys.macKey, authenticated), message.mac)) fail('auth', 'authentication failed');
-  return aesCtr(keys.key, message.counter, message.ciphertext);
+  const key = messageKey(keys.key, message.nonce);
+  const plaintext = aesCtr(key, message.counter, message.ciphertext);
+  key.fill(0);
+  return plaintext;
+}
+
+/** A peer's announced next share must be new: one it used before would restart counters under old keys (§8.4). */
+function checkFreshShare(keys: KeyState, share: Uint8Array): void {
+  const { ours, theirs } = keys;
+  const held = [theirs.current, theirs.previous, ...theirs.retired.map((r) => r.key), ours.sending, ours.next, ...ours.retired.map((r) => r.key)];
+  if (held.some((k) => k !== null && equalBytes(k.public, share))) fail('unexpected', 'the peer announced a DH share that is already in use');
+}
+
+/** The replay-window tag of a message: the first 8 bytes of its nonce, hex. */
+function nonceTag(nonce: Uint8Array): string {
+  return toHex(nonce.subarray(0, 8));
 }
 
 function acceptFirstReply(
@@ -554,18 +573,21 @@ function acceptFirstReply(
   const { first, next } = state.ours;
   if (message.recipientKeyId !== first.id || message.senderKeyId !== 1) fail('auth', 'authentication failed');
   const senderDh = message.senderDh!;
-  const pairKeys = deriveDirectionKeys(first.secret, first.public, senderDh, 'receive');
+  const pairKeys = deriveDirectionKeys(first.secret, first, { id: 1, public: senderDh }, 'receive');
   const plaintext = openSealed(pairKeys, message, authenticated);
   const { auth, payload } = decodeReplyPlaintext(plaintext);
   verifyAuth(parties, auth, replyContext(auth, senderDh, first.public, message.nextDh, payload));
   const now = env.now();
   checkCreated(auth, now, policy);
   const seenAuthIds = rememberAuthId(state, auth.messageId, policy);
+  if (equalBytes(message.nextDh, senderDh) || equalBytes(message.nextDh, first.public) || equalBytes(message.nextDh, next.public)) {
+    fail('unexpected', 'the peer announced a DH share that is already in use');
+  }
   const keys: KeyState = {
     ours: { sending: first, next, retired: [] },
     theirs: { current: { id: 2, public: message.nextDh }, previous: { id: 1, public: senderDh }, retired: [] },
     sendCounters: {},
-    received: { [pairKey(first.id, 1)]: { max: message.counter, seen: [message.counter], macKey: pairKeys.macKey } },
+    received: { [pairKey(first.id, 1)]: { max: message.counter, seen: [message.counter], nonces: [nonceTag(message.nonce)], macKey: pairKeys.macKey } },
     pendingReveals: [],
     ackDueSince: now,
   };
@@ -574,24 +596,40 @@ function acceptFirstReply(
   return { state: established, payload: payload.length > 0 ? payload : null, wipe: [pairKeys.key], resend: null };
 }
 
-function checkWindow(window: ReplayWindow | undefined, counter: number, macKey: Uint8Array, policy: Policy): ReplayWindow {
-  if (!window) return { max: counter, seen: [counter], macKey };
+function checkWindow(window: ReplayWindow | undefined, counter: number, nonce: Uint8Array, macKey: Uint8Array, policy: Policy): ReplayWindow {
+  const tag = nonceTag(nonce);
+  if (!window) return { max: counter, seen: [counter], nonces: [tag], macKey };
   if (counter <= window.max - policy.replayWindow) fail('expired', 'counter is older than the replay window');
-  if (window.seen.includes(counter)) fail('replay', 'this message was already accepted');
+  const index = window.seen.indexOf(counter);
+  if (index >= 0) {
+    if (window.nonces[index] === tag) fail('replay', 'this message was already accepted');
+    fail('rewound', "another message under a counter already used: the correspondent's state went back (restored or copied)");
+  }
   const max = Math.max(window.max, counter);
   const floor = max - policy.replayWindow;
-  // seen is ascending: keep what is above the floor, with counter in its place.
+  // seen is ascending: keep what is above the floor, with counter (and its tag) in its place.
   const seen: number[] = [];
+  const nonces: string[] = [];
   let placed = false;
-  for (const c of window.seen) {
+  for (let i = 0; i < window.seen.length; i++) {
+    const c = window.seen[i]!;
     if (!placed && counter < c) {
-      if (counter > floor) seen.push(counter);
+      if (counter > floor) {
+        seen.push(counter);
+        nonces.push(tag);
+      }
       placed = true;
     }
-    if (c > floor) seen.push(c);
+    if (c > floor) {
+      seen.push(c);
+      nonces.push(window.nonces[i]!);
+    }
   }
-  if (!placed && counter > floor) seen.push(counter);
-  return { max, seen, macKey: window.macKey };
+  if (!placed && counter > floor) {
+    seen.push(counter);
+    nonces.push(tag);
+  }
+  return { max, seen, nonces, macKey: window.macKey };
 }
 
 function acceptUnderKeys(
@@ -610,7 +648,7 @@ function acceptUnderKeys(
   // Ids we never announced (or the peer never could have) are forgeries; lower ones were forgotten.
   if (!our) fail(message.recipientKeyId > keys.ours.next.id ? 'auth' : 'expired', message.recipientKeyId > keys.ours.next.id ? 'authentication failed' : 'the keys of this message were forgotten');
   if (!their) fail(message.senderKeyId > keys.theirs.current.id ? 'auth' : 'expired', message.senderKeyId > keys.theirs.current.id ? 'authentication failed' : 'the keys of this message were forgotten');
-  const pairKeys = deriveDirectionKeys(our.secret, our.public, their.public, 'receive');
+  const pairKeys = deriveDirectionKeys(our.secret, our, their, 'receive');
   const wipe = [...swept.wipe, pairKeys.key];
   if (keys.received[pairKey(our.id, their.id)]) wipe.push(pairKeys.macKey); // a fresh pair keeps it in the window
   let payload = openSealed(pairKeys, message, authenticated);
@@ -628,7 +666,8 @@ function acceptUnderKeys(
     payload = reply.payload;
   }
   const pair = pairKey(our.id, their.id);
-  const window = checkWindow(keys.received[pair], message.counter, pairKeys.macKey, policy);
+  const window = checkWindow(keys.received[pair], message.counter, message.nonce, pairKeys.macKey, policy);
+  if (their.id === keys.theirs.current.id) checkFreshShare(keys, message.nextDh);
 
   let { ours, theirs } = keys;
   let ackDueSince = keys.ackDueSince;

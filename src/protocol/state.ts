@@ -25,6 +25,11 @@ export interface Retired<K> {
 export interface ReplayWindow {
   max: number;
   seen: number[];
+  /**
+   * Per entry of `seen`, the first 8 bytes (hex) of that message's nonce: the same counter again
+   * is a replay with the same nonce, a rewound sender with another (§9.3).
+   */
+  nonces: string[];
   /** The receive-direction MAC key of the pair, kept so it can be revealed once the pair is gone. */
   macKey: Uint8Array;
 }

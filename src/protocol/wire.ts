@@ -26,6 +26,7 @@ export const DH_LENGTH = 32; // X25519 public value
 export const RING_KEY_LENGTH = 32; // edwards25519 point
 export const RING_SIG_LENGTH = 96;
 export const MESSAGE_ID_LENGTH = 16;
+export const NONCE_LENGTH = 16; // per-message random input of the message key (§7)
 export const MAC_LENGTH = 32; // HMAC-SHA256, untruncated
 export const MAC_KEY_LENGTH = 32;
 
@@ -260,6 +261,8 @@ export interface SealedMessage {
   recipientKeyId: number;
   nextDh: Uint8Array;
   counter: number;
+  /** 16 random bytes: the message key is derived from the pair key and this (§7). */
+  nonce: Uint8Array;
   /** Only in a reply: the sender's DH share for senderKeyId, which the recipient does not know yet. */
   senderDh?: Uint8Array;
   ciphertext: Uint8Array;
@@ -271,7 +274,8 @@ export interface SealedMessage {
 /** Everything the MAC covers: the prefix through the end of the ciphertext. */
 export function encodeAuthenticated(m: Omit<SealedMessage, 'mac' | 'reveals'>): Uint8Array {
   if (m.ciphertext.length > LIMITS.maxMessage) fail('too_large', 'ciphertext over the limit');
-  const parts = [prefix(m.type), u32be(m.senderKeyId), u32be(m.recipientKeyId), m.nextDh, u64be(m.counter)];
+  if (m.nonce.length !== NONCE_LENGTH) fail('malformed', `the nonce is ${NONCE_LENGTH} bytes`);
+  const parts = [prefix(m.type), u32be(m.senderKeyId), u32be(m.recipientKeyId), m.nextDh, u64be(m.counter), m.nonce];
   if (m.type === MessageType.Reply) {
     if (!m.senderDh) fail('malformed', 'a reply needs its sender DH share');
     parts.push(m.senderDh);
@@ -298,6 +302,7 @@ export function decodeSealed(bytes: Uint8Array): DecodedSealed {
   const recipientKeyId = r.keyId('recipient key id');
   const nextDh = r.dhPublic('next DH share');
   const counter = r.counter('counter');
+  const nonce = r.take(NONCE_LENGTH, 'nonce');
   const senderDh = type === MessageType.Reply ? r.dhPublic('sender DH share') : undefined;
   const ctLength = r.u32('ciphertext length');
   if (type === MessageType.Ack && ctLength !== 0) fail('malformed', 'an acknowledgement carries no ciphertext');
@@ -313,7 +318,7 @@ export function decodeSealed(bytes: Uint8Array): DecodedSealed {
   if (count > LIMITS.maxReveals) fail('too_large', `more than ${LIMITS.maxReveals} revealed MAC keys`);
   const reveals: Uint8Array[] = [];
   for (let i = 0; i < count; i++) reveals.push(r.take(MAC_KEY_LENGTH, 'revealed MAC key'));
-  const message: SealedMessage = { type, senderKeyId, recipientKeyId, nextDh, counter, ciphertext, mac, reveals };
+  const message: SealedMessage = { type, senderKeyId, recipientKeyId, nextDh, counter, nonce, ciphertext, mac, reveals };
   if (senderDh) message.senderDh = senderDh;
   return { message, authenticated };
 }

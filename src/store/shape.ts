@@ -52,7 +52,7 @@ const object = (fields: Record<string, Check>): Check => (v, p) => {
 const ownDhKey = object({ id: int, secret: bytes, public: bytes });
 const peerDhKey = object({ id: int, public: bytes });
 const retired = (key: Check) => object({ key, retiredAt: int });
-const replayWindow = object({ max: int, seen: array(int), macKey: bytes });
+const replayWindow = object({ max: int, seen: array(int), nonces: array(string), macKey: bytes });
 
 const keyState = object({
   ours: object({ sending: ownDhKey, next: ownDhKey, retired: array(retired(ownDhKey)) }),

@@ -59,6 +59,8 @@ export interface Scenario {
   dhSecrets: Uint8Array[];
   /** Every DH public value either side ever held (own and peer), for deriving session keys in scans. */
   dhPublics: Uint8Array[];
+  /** The key id of each of dhPublics (the HKDF info binds them, PROTOCOL.md §7). */
+  dhIds: number[];
   byName(name: string): Sent;
   cleanup(): void;
 }
@@ -103,16 +105,22 @@ export async function runConversation(rounds = 3): Promise<Scenario> {
   const mails: Sent[] = [];
   const dhSecrets: Uint8Array[] = [];
   const dhPublics: Uint8Array[] = [];
+  const dhIds: number[] = [];
   const record = (side: Side, other: Side) => {
     const stored = side.store.loadSession(...peerKey(side, other));
     if (!stored) return;
     for (const k of liveOwnSecrets(stored.state)) {
       dhSecrets.push(Uint8Array.from(k.secret));
       dhPublics.push(Uint8Array.from(k.public));
+      dhIds.push(k.id);
     }
     if (stored.state.kind !== 'initiating') {
       const { theirs } = stored.state.keys;
-      for (const k of [theirs.current, theirs.previous, ...theirs.retired.map((r) => r.key)]) if (k) dhPublics.push(Uint8Array.from(k.public));
+      for (const k of [theirs.current, theirs.previous, ...theirs.retired.map((r) => r.key)]) {
+        if (!k) continue;
+        dhPublics.push(Uint8Array.from(k.public));
+        dhIds.push(k.id);
+      }
     }
   };
 
@@ -161,6 +169,7 @@ export async function runConversation(rounds = 3): Promise<Scenario> {
     mails,
     dhSecrets,
     dhPublics,
+    dhIds,
     byName: (name) => mails.find((m) => m.name === name) ?? assert.fail(`no mail ${name}`),
     cleanup: () => {
       alice.store.close();

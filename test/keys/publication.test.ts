@@ -49,13 +49,14 @@ async function rejectsWith(promise: Promise<unknown>, code: PublicationError['co
 async function confidentialSecrets(s: Scenario): Promise<Uint8Array[]> {
   const secrets = [...s.dhSecrets];
   // Session keys of every (own secret, any public) pair, both directions: the AES keys of the messages.
-  const ownPairs = s.dhSecrets.map((secret, i) => ({ secret, public: s.dhPublics[i]! }));
+  const keys = s.dhPublics.map((value, i) => ({ id: s.dhIds[i]!, public: value }));
+  const ownPairs = s.dhSecrets.map((secret, i) => ({ secret, ...keys[i]! }));
   for (const own of ownPairs) {
-    for (const theirs of s.dhPublics) {
-      if (toHex(theirs) === toHex(own.public)) continue;
+    for (const theirs of keys) {
+      if (toHex(theirs.public) === toHex(own.public)) continue;
       for (const direction of ['send', 'receive'] as const) {
         try {
-          secrets.push(deriveDirectionKeys(own.secret, own.public, theirs, direction).key);
+          secrets.push(deriveDirectionKeys(own.secret, own, theirs, direction).key);
         } catch {
           // an all-zero share cannot happen here; skip anything the schedule refuses
         }

@@ -13,7 +13,7 @@ import { DirectoryTarget, loadPublished, PublishedKeys, publishDue } from '../..
 import { composeInner } from '../../src/mail/mime.ts';
 import { ForgeError, forgeMail, readTranscript, verifyTranscript, type Claims, type TranscriptMail } from '../../src/mail/transcript.ts';
 import { forgeFirstInner } from '../../src/protocol/forge.ts';
-import { aesCtr, deriveDirectionKeys, generateDhKeyPair, hmacSha256 } from '../../src/protocol/keyschedule.ts';
+import { aesCtr, deriveDirectionKeys, generateDhKeyPair, hmacSha256, messageKey } from '../../src/protocol/keyschedule.ts';
 import { systemEnv } from '../../src/protocol/session.ts';
 import { decodeFirstOuter, decodeSealed, encodeAuthenticated, encodeFirstOuter, encodeSealed } from '../../src/protocol/wire.ts';
 import * as openpgp from 'openpgp';
@@ -28,8 +28,8 @@ function replyPlaintext(sent: Sent, protocol = sent.protocol): Uint8Array {
   const state = sent.receiver.state;
   assert.ok(state?.kind === 'initiating');
   const { message } = decodeSealed(protocol);
-  const keys = deriveDirectionKeys(state.ours.first.secret, state.ours.first.public, message.senderDh!, 'receive');
-  return aesCtr(keys.key, message.counter, message.ciphertext);
+  const keys = deriveDirectionKeys(state.ours.first.secret, state.ours.first, { id: 1, public: message.senderDh! }, 'receive');
+  return aesCtr(messageKey(keys.key, message.nonce), message.counter, message.ciphertext);
 }
 
 /** A first mail's inner form, as its recipient opened it with its (since destroyed) subkey. */

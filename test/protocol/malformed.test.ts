@@ -43,6 +43,7 @@ const CODE_TABLE: Record<ProtocolErrorCode, true> = {
   unsupported_version: true,
   auth: true,
   replay: true,
+  rewound: true,
   expired: true,
   no_session: true,
   unexpected: true,
@@ -335,8 +336,8 @@ describe('malformed input: fields', () => {
   it('huge length and count fields', async () => {
     const f = await fixture();
     const { data, reply, bundle } = f.valid;
-    const dataCt = 52;
-    const replyCt = 84;
+    const dataCt = 68; // PROTOCOL.md §5.5: after the 16-byte nonce
+    const replyCt = 100;
     const body = bundle.subarray(0, bundle.length - 32);
     const ringCountAt = 4 + 1 + 20 + 8 + 2 + 200; // prefix, format, identity, created, certificate length, certificate
     const macCountAt = ringCountAt + 2 + 2 * (82 + 100);

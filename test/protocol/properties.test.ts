@@ -37,7 +37,7 @@ function liveRecvMacs(state: SessionState | null): Set<string> {
   const { ours, theirs } = state.keys;
   const own = [ours.sending, ours.next, ...ours.retired.map((r) => r.key)];
   const peer = [theirs.current, ...(theirs.previous ? [theirs.previous] : []), ...theirs.retired.map((r) => r.key)];
-  for (const o of own) for (const p of peer) out.add(toHex(deriveDirectionKeys(o.secret, o.public, p.public, 'receive').macKey));
+  for (const o of own) for (const p of peer) out.add(toHex(deriveDirectionKeys(o.secret, o, p, 'receive').macKey));
   return out;
 }
 
@@ -48,7 +48,7 @@ function macKeyUsed(state: SessionState | null, bytes: Uint8Array): string | nul
   const { ours, theirs } = state.keys;
   const o = [ours.sending, ours.next, ...ours.retired.map((r) => r.key)].find((k) => k.id === message.recipientKeyId);
   const p = [theirs.current, theirs.previous, ...theirs.retired.map((r) => r.key)].find((k) => k?.id === message.senderKeyId);
-  return o && p ? toHex(deriveDirectionKeys(o.secret, o.public, p.public, 'receive').macKey) : null;
+  return o && p ? toHex(deriveDirectionKeys(o.secret, o, p, 'receive').macKey) : null;
 }
 
 describe('properties over an unreliable network', () => {

@@ -2,12 +2,12 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { x25519 } from '@noble/curves/ed25519.js';
-import { equalBytes } from '../../src/crypto/bytes.ts';
+import { concatBytes, equalBytes, toHex } from '../../src/crypto/bytes.ts';
 import { OpenPgpSealer } from '../../src/crypto/seal.ts';
 import { Conversation, type ReceiveResult } from '../../src/protocol/context.ts';
-import { hmacSha256, x25519PublicKey } from '../../src/protocol/keyschedule.ts';
-import { DEFAULT_POLICY, nakFor, receiveFirst } from '../../src/protocol/session.ts';
-import { liveOwnSecrets } from '../../src/protocol/state.ts';
+import { deriveDirectionKeys, generateDhKeyPair, hmacSha256, x25519PublicKey } from '../../src/protocol/keyschedule.ts';
+import { DEFAULT_POLICY, initiate, nakFor, receiveFirst, receiveSealed, send, type SendStep } from '../../src/protocol/session.ts';
+import { liveOwnSecrets, type EstablishedState, type SessionState } from '../../src/protocol/state.ts';
 import { MemorySessionStore } from '../../src/protocol/store.ts';
 import * as openpgp from 'openpgp';
 import { decodeFirstOuter, decodeSealed, encodeFirstOuter, encodeNak, isLowOrderX25519, MessageType, peekType } from '../../src/protocol/wire.ts';
@@ -352,6 +352,112 @@ describe('the OTR re-send attack (§13)', () => {
     const before = await pair.bob.state();
     await pair.bob.receive(nakFor(older));
     assert.deepEqual(await pair.bob.state(), before);
+  });
+});
+
+describe('keystream never repeats (§7, §8.4, §9.3)', () => {
+  const xor = (a: Uint8Array, b: Uint8Array): Uint8Array => a.map((x, i) => x ^ b[i]!);
+
+  it('a hostile peer re-announcing its current share is refused, so counters never restart under old keys', async () => {
+    const [a, b] = await Promise.all([identity('alice'), identity('bob')]);
+    const env = new TestEnv();
+    const pa = partiesFor(a, b);
+    const pb = partiesFor(b, a);
+    const first = send(initiate(env), pa, text('first'), env);
+    let alice = first.state;
+    assert.equal(first.outgoing.kind, 'first');
+    let bob = receiveFirst(null, pb, (first.outgoing as { inner: Uint8Array }).inner, env).state!;
+    const wire = (step: SendStep): Uint8Array => (step.outgoing as { bytes: Uint8Array }).bytes;
+    let step = send(bob, pb, text('reply'), env);
+    bob = step.state;
+    alice = receiveSealed(alice, pa, wire(step), env).state!;
+    step = send(alice, pa, text('data'), env);
+    alice = step.state;
+    bob = receiveSealed(bob, pb, wire(step), env).state!;
+    assert.equal(bob.kind, 'established');
+    // Hostile Bob announces, as his "next" share, the one he sends under.
+    const keys = (bob as EstablishedState).keys;
+    const hostile: EstablishedState = { ...(bob as EstablishedState), keys: { ...keys, ours: { ...keys.ours, next: { ...keys.ours.sending, id: keys.ours.next.id } } } };
+    const reannounce = wire(send(hostile, pb, text('same share again'), env));
+    assert.throws(
+      () => receiveSealed(alice, pa, reannounce, env),
+      (error: ProtocolError) => error.code === 'unexpected',
+      'Alice refuses it: she would otherwise count again from 1 under keys she already used',
+    );
+  });
+
+  it('the key ids are in the key schedule: the same two shares under other ids give other keys', () => {
+    const ours = generateDhKeyPair();
+    const theirs = generateDhKeyPair();
+    const k1 = deriveDirectionKeys(ours.secret, { id: 1, public: ours.public }, { id: 2, public: theirs.public }, 'send');
+    const k2 = deriveDirectionKeys(ours.secret, { id: 1, public: ours.public }, { id: 3, public: theirs.public }, 'send');
+    assert.ok(!equalBytes(k1.key, k2.key) && !equalBytes(k1.macKey, k2.macKey));
+  });
+
+  async function restoredBob(pair: Pair, backup: SessionState): Promise<Conversation> {
+    const store = new MemorySessionStore();
+    await store.save(toHex(pair.ids.bob.fingerprint), toHex(pair.ids.alice.fingerprint), backup, 0);
+    return new Conversation({
+      store,
+      parties: partiesFor(pair.ids.bob, pair.ids.alice),
+      peerEncryptionKey: pair.ids.alice.publicKey,
+      sealer: new OpenPgpSealer([pair.ids.bob.privateKey]),
+      env: pair.env,
+    });
+  }
+
+  /** Two messages under the same pair and counter: their ciphertexts do not xor to the plaintexts' xor. */
+  function assertNoKeystreamReuse(c1: Uint8Array, c2: Uint8Array, p1: Uint8Array, p2: Uint8Array): void {
+    const m1 = decodeSealed(c1).message;
+    const m2 = decodeSealed(c2).message;
+    assert.deepEqual([m2.senderKeyId, m2.recipientKeyId, m2.counter], [m1.senderKeyId, m1.recipientKeyId, m1.counter], 'same pair, same counter');
+    assert.equal(p1.length, p2.length);
+    assert.ok(!equalBytes(xor(m1.ciphertext, m2.ciphertext), xor(p1, p2)), 'c1 xor c2 is not p1 xor p2: no keystream repeats');
+  }
+
+  it('a store restored from a backup repeats no keystream; the receiver says rewound and the conversation recovers', async () => {
+    const pair = await conversationPair();
+    await established(pair);
+    const backup = (await pair.bob.state())!;
+    const p1 = text('written before the crash');
+    const p2 = text('written after a restore!');
+    const c1 = sent(await pair.bob.send(p1));
+    assert.equal(plaintextOf(await pair.alice.receive(c1)), str(p1));
+    const bob = await restoredBob(pair, backup);
+    pair.env.advance(1000);
+    const c2 = sent(await bob.send(p2));
+    assertNoKeystreamReuse(c1, c2, p1, p2);
+
+    const before = await pair.alice.state();
+    const result = await pair.alice.receive(c2);
+    assert.equal(result.kind === 'error' && result.code, 'rewound', 'authentic, but the counter was used with another nonce');
+    assert.notDeepEqual(await pair.alice.state(), before, 'Alice starts again');
+    const [nak, fresh] = result.outgoing as [Uint8Array, Uint8Array];
+    assert.equal(peekType(nak), MessageType.Nak);
+    assert.equal(peekType(fresh), MessageType.First);
+    // Recovery as for lost state (§13): the NAK names Bob's last message, the fresh start re-sends it.
+    await bob.receive(nak);
+    const restarted = await bob.receive(fresh);
+    assert.equal(restarted.outgoing.length, 1, 'Bob re-sends what Alice could not accept');
+    assert.equal(plaintextOf(await pair.alice.receive(restarted.outgoing[0]!)), str(p2));
+    assert.equal(plaintextOf(await bob.receive(sent(await pair.alice.send(text('all good again'))))), 'all good again');
+    assert.equal(plaintextOf(await pair.alice.receive(sent(await bob.send(text('yes'))))), 'yes');
+  });
+
+  it('a store copied to a second machine repeats no keystream; the second copy is refused as rewound', async () => {
+    const pair = await conversationPair();
+    await established(pair);
+    const copy = await restoredBob(pair, (await pair.bob.state())!);
+    const p1 = text('from the laptop');
+    const p2 = text('from a desktop');
+    const padded = concatBytes(p2, text('!'));
+    const c1 = sent(await pair.bob.send(p1));
+    const c2 = sent(await copy.send(padded));
+    assertNoKeystreamReuse(c1, c2, p1, padded);
+    assert.equal(plaintextOf(await pair.alice.receive(c1)), str(p1));
+    const result = await pair.alice.receive(c2);
+    assert.equal(result.kind === 'error' && result.code, 'rewound');
+    assert.equal(result.outgoing.length, 2, 'NAK and fresh start');
   });
 });
 

@@ -26,7 +26,7 @@ import {
   type SealedFields,
   type SealedVector,
 } from '../../scripts/gen-message-vectors.ts';
-import { concatBytes, fromHex, toHex, u64be, utf8 } from '../../src/crypto/bytes.ts';
+import { concatBytes, fromHex, toHex, u32be, u64be, utf8 } from '../../src/crypto/bytes.ts';
 import { generateRingSecret, prepareRing, ringPublicKey, ringSign, ringVerifyKeys } from '../../src/crypto/ring.ts';
 import { ProtocolError, type ProtocolErrorCode } from '../../src/protocol/errors.ts';
 import {
@@ -174,6 +174,7 @@ function fieldsOf(m: SealedMessage): SealedFields {
     recipient_key_id: m.recipientKeyId,
     next_dh: toHex(m.nextDh),
     counter: m.counter,
+    nonce: toHex(m.nonce),
     sender_dh: m.senderDh ? toHex(m.senderDh) : null,
     ciphertext_length: m.ciphertext.length,
     ciphertext: toHex(m.ciphertext),
@@ -209,16 +210,19 @@ function checkSealed(v: SealedVector): void {
   assert.equal(k.sender_is_low, senderIsLow);
   assert.equal(k.low_public, senderIsLow ? dh.sender_public : dh.recipient_public);
   assert.equal(k.high_public, senderIsLow ? dh.recipient_public : dh.sender_public);
+  assert.equal(k.low_key_id, senderIsLow ? dh.sender_key_id : dh.recipient_key_id);
+  assert.equal(k.high_key_id, senderIsLow ? dh.recipient_key_id : dh.sender_key_id);
   assertHex(utf8(LABELS.sessionSalt), k.salt, 'salt');
-  assertHex(concatBytes(utf8(LABELS.sessionInfo), h(k.low_public), h(k.high_public)), k.info, 'info');
+  assertHex(concatBytes(utf8(LABELS.sessionInfo), h(k.low_public), u32be(k.low_key_id), h(k.high_public), u32be(k.high_key_id)), k.info, 'info');
   const okm = hkdf(sha256, h(dh.shared_secret), h(k.salt), h(k.info), 64);
   assertHex(okm, k.okm, 'HKDF output');
   assertHex(okm.subarray(0, 32), k.key_low_to_high, 'low-to-high key');
   assertHex(okm.subarray(32), k.key_high_to_low, 'high-to-low key');
   assertHex(macKeyOf(okm.subarray(0, 32)), k.mac_key_low_to_high, 'low-to-high MAC key');
   assertHex(macKeyOf(okm.subarray(32)), k.mac_key_high_to_low, 'high-to-low MAC key');
-  assert.equal(v.message_key, senderIsLow ? k.key_low_to_high : k.key_high_to_low, 'message key is the sender direction');
+  assert.equal(v.direction_key, senderIsLow ? k.key_low_to_high : k.key_high_to_low, 'direction key is the sender direction');
   assert.equal(v.message_mac_key, senderIsLow ? k.mac_key_low_to_high : k.mac_key_high_to_low, 'message MAC key');
+  assertHex(hmac(sha256, h(v.direction_key), concatBytes(utf8(LABELS.messageKey), h(v.fields.nonce))), v.message_key, 'message key');
 
   // Counter, IV, AES-CTR, MAC.
   const iv = concatBytes(u64be(v.fields.counter), new Uint8Array(8));
