@@ -84,7 +84,7 @@ describe('offrecord with an OAuth2 token command', () => {
     });
   }
 
-  it('a token expiring during a long watch: the session ends, the old token is refused once, a fresh one is used; nothing lost, nothing written', async () => {
+  it('a token expiring during a long watch: the session ends, the token command fails once, the old token is refused once, a fresh one is used; nothing lost, nothing written', async () => {
     const { servers: s, provider } = oauth();
     const execOut = cliHome('offrecord-oauth2-exec-');
     const first = issue();
@@ -103,11 +103,12 @@ describe('offrecord with an OAuth2 token command', () => {
       const before = await send('before expiry');
       await until('the mail before expiry', () => delivered(before));
 
-      // The token expires at the provider, which ends the session; the command's cache still
-      // holds the old token for one more run (its clock a little behind the provider's).
+      // The token expires at the provider, which ends the session. The command fails once (its
+      // refresh needs the network, which is away), then its cache still holds the old token
+      // for one more run (its clock a little behind the provider's).
       provider.expire(first);
       const fresh = issue();
-      command.hand([first, fresh]);
+      command.hand([75, first, fresh]);
       const refusedBefore = provider.introspected.filter((t) => t === first).length;
       kick(s, s.users.bob.user);
       const after = await send('after expiry');
@@ -116,7 +117,9 @@ describe('offrecord with an OAuth2 token command', () => {
       assert.ok(provider.introspected.includes(fresh), 'and then logged in with the fresh one');
       const more = await send('still watching');
       await until('the next mail', () => delivered(more));
-      assert.ok(!logEvents(io.stderr()).some((e) => e.event === 'watch.failed'), io.stderr());
+      const events = logEvents(io.stderr());
+      assert.ok(!events.some((e) => e.event === 'watch.failed'), io.stderr());
+      assert.ok(events.some((e) => e.event === 'watch.backoff' && e.error === 'the OAuth2 token command failed: it exited with status 75'), 'the failed command was waited out like a dropped connection');
     } finally {
       child.kill('SIGTERM');
       assert.equal((await io.exited).code, 0, io.stderr());

@@ -97,8 +97,8 @@ export function useOAuth2MailServers(): () => { servers: MailServers; provider: 
 export interface TokenCommand {
   /** The shell command line, for `--oauth2-token-command` (or `sh -c`). */
   command: string;
-  /** What the next runs print, in order; the last one is printed again and again. */
-  hand(tokens: string[]): void;
+  /** What the next runs print, in order (a number: that run fails with this exit status); the last one again and again. */
+  hand(tokens: (string | number)[]): void;
   /** How many times the command ran. */
   runs(): number;
   /** The environment of its last run (one `NAME=value` per line). */
@@ -118,13 +118,15 @@ export function tokenCommand(dir: string): TokenCommand {
     '#!/bin/sh',
     `echo run >> '${runs}'`,
     `env > '${environment}'`,
-    `head -n 1 '${queue}'`,
+    `line=$(head -n 1 '${queue}')`,
     `if [ "$(wc -l < '${queue}')" -gt 1 ]; then tail -n +2 '${queue}' > '${queue}.next' && mv '${queue}.next' '${queue}'; fi`,
+    'case "$line" in "!exit "*) echo "the refresh failed" >&2; exit "${line#!exit }";; esac',
+    'printf "%s\\n" "$line"',
     '',
   ].join('\n'), { mode: 0o755 });
   return {
     command: script,
-    hand: (tokens) => writeFileSync(queue, tokens.map((t) => `${t}\n`).join('')),
+    hand: (tokens) => writeFileSync(queue, tokens.map((t) => (typeof t === 'number' ? `!exit ${t}\n` : `${t}\n`)).join('')),
     runs: () => (existsSync(runs) ? readFileSync(runs, 'utf8').split('\n').filter((l) => l !== '').length : 0),
     lastEnvironment: () => readFileSync(environment, 'utf8'),
   };
