@@ -3,14 +3,16 @@ import { readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { formatFingerprint } from '../src/keys/tofu.ts';
 import { MaildirDelivery, MaildirSpool } from '../src/mail/maildir.ts';
-import { fetchMessages, sendMessage, type MailAccount } from '../src/mail/pipeline.ts';
+import { allSinks, senderOf, type DeliverySink } from '../src/mail/delivery.ts';
+import { parseInner } from '../src/mail/mime.ts';
+import { processNewMail, sendMessage, type FetchReport, type MailAccount } from '../src/mail/pipeline.ts';
 import type { Security } from '../src/mail/servers.ts';
-import { defaultStoreDirectory } from '../src/store/index.ts';
-import { checkAddress, openAccount, resolveAccount, unlockAndRotate, type OpenedAccount } from './account.ts';
+import { accountName, defaultStoreDirectory, takeLock, type HeldLock } from '../src/store/index.ts';
+import { checkAddress, dataDirectory, openAccount, resolveAccount, unlockAndRotate, type OpenedAccount } from './account.ts';
 import { configDirectory, defaultSpool, loadSettings, saveSettings, transports, type MailSettings } from './config.ts';
 import { CliError, EXIT, type ExitCode } from './errors.ts';
 import { json, terminalLine, terminalText } from './format.ts';
-import { formatVerifiedSender, ORIGINAL_HEADER_PREFIX, VERIFIED_SENDER_HEADER } from '../src/mail/sender.ts';
+import { formatVerifiedSender, ORIGINAL_HEADER_PREFIX, renamedIn, VERIFIED_SENDER_HEADER } from '../src/mail/sender.ts';
 
 const out = (text: string) => process.stdout.write(text);
 
@@ -146,36 +148,105 @@ export async function send(args: SendArgs): Promise<ExitCode> {
   });
 }
 
+/** Standard output is gone (the reader closed the pipe, as `| head` does). */
+class OutputClosed extends Error {}
+
+/** Resolves once `text` is handed to standard output; rejects with OutputClosed once it is closed. */
+function write(text: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    process.stdout.write(text, (error) => (error ? reject(new OutputClosed('standard output is closed')) : resolve()));
+  });
+}
+
+/**
+ * Shows each delivered message on standard output. It is the last sink: a message leaves the
+ * outbox only once shown, so one saved by a run that stopped before showing it (killed, a
+ * closed pipe, a failed pass) is shown by the next fetch.
+ */
+function showSink(asJson: boolean, shown: { count: number; entry: (value: unknown) => Promise<void> }): DeliverySink {
+  return {
+    deliver: async (delivery) => {
+      const sender = senderOf(delivery);
+      // The sender's MIME entity did not parse: it is in the Maildir as it came.
+      const message = await parseInner(delivery.message).catch(() => null);
+      const renamed = renamedIn(delivery.message);
+      if (asJson) {
+        await shown.entry({ id: delivery.id, kind: 'message', from: delivery.sender, fingerprint: delivery.fingerprint, verified: delivery.verified, trust: sender.trust, verifiedSender: formatVerifiedSender(sender), renamed, subject: message?.subject ?? null, date: message?.date.toISOString() ?? null, text: message?.text ?? null, attachments: message?.attachments.map((a) => a.filename) ?? [] });
+      } else {
+        const lines = [
+          `From ${delivery.sender}  ${formatFingerprint(delivery.fingerprint)}  ${delivery.verified ? '[verified]' : '[trusted on first use]'}\n`,
+          `${VERIFIED_SENDER_HEADER}: ${formatVerifiedSender(sender)}\n`,
+          renamed.length > 0 ? `NOTE: the message's own ${renamed.join(', ')} did not name ${delivery.sender}: not shown as sender, kept as ${renamed.map((n) => ORIGINAL_HEADER_PREFIX + n).join(', ')}\n` : '',
+          message
+            ? `Subject: ${terminalLine(message.subject)}\nDate: ${message.date.toISOString()}\n\n${terminalText((message.text ?? '(no text part)').trimEnd())}\n`
+            : '\n(the message could not be read as MIME: it is in your Maildir as it came)\n',
+          message && message.attachments.length > 0 ? `[attachments: ${message.attachments.map((a) => terminalLine(a.filename)).join(', ')}]\n` : '',
+          '\n',
+        ];
+        await write(lines.join(''));
+      }
+      shown.count++;
+    },
+  };
+}
+
+/** How long a fetch waits for another fetch of the same account to finish. */
+const FETCH_LOCK_WAIT_MS = 10 * 60_000;
+
+/** One fetch at a time per account: a second one waits, then finds the mail done and shown. */
+function lockFetch(account: string): HeldLock {
+  const path = join(dataDirectory(), `${accountName(account)}.fetch.lock`);
+  const free = takeLock(path, 0);
+  if (free) return free;
+  if (process.stderr.isTTY) process.stderr.write(`waiting for another offrecord fetch of ${account} to finish...\n`);
+  const held = takeLock(path, FETCH_LOCK_WAIT_MS);
+  if (held) return held;
+  throw new CliError(EXIT.store, `another offrecord fetch of ${account} has been running for ${FETCH_LOCK_WAIT_MS / 60_000} minutes`, 'let it finish, or stop it, then fetch again');
+}
+
 export async function fetch(args: { account?: string; json: boolean }): Promise<ExitCode> {
   return withMailAccount(args.account, async (mail, opened) => {
+    const lock = lockFetch(opened.account);
     const showProgress = process.stderr.isTTY && !args.json;
     const progress = (done: number, total: number) => {
       if (total >= 10) process.stderr.write(`\r[${'#'.repeat(Math.round((20 * done) / total)).padEnd(20)}] ${done}/${total}`);
     };
-    const reports = await fetchMessages(mail, showProgress ? { progress } : {});
-    if (showProgress && reports.length >= 10) process.stderr.write('\n');
-    if (args.json) {
-      out(json(reports.map((r) => (r.kind === 'message' ? { id: r.id, kind: r.kind, from: r.from, fingerprint: r.fingerprint, verified: r.verified, trust: r.sender.trust, verifiedSender: formatVerifiedSender(r.sender), renamed: r.renamed, subject: r.message.subject, date: r.message.date.toISOString(), text: r.message.text ?? null, attachments: r.message.attachments.map((a) => a.filename) } : r))));
-    } else {
-      for (const r of reports) {
-        if (r.kind === 'message') {
-          out(`From ${r.from}  ${formatFingerprint(r.fingerprint)}  ${r.verified ? '[verified]' : '[trusted on first use]'}\n`);
-          out(`${VERIFIED_SENDER_HEADER}: ${formatVerifiedSender(r.sender)}\n`);
-          if (r.renamed.length > 0) out(`NOTE: the message's own ${r.renamed.join(', ')} did not name ${r.from}: not shown as sender, kept as ${r.renamed.map((n) => ORIGINAL_HEADER_PREFIX + n).join(', ')}\n`);
-          out(`Subject: ${terminalLine(r.message.subject)}\nDate: ${r.message.date.toISOString()}\n\n${terminalText((r.message.text ?? '(no text part)').trimEnd())}\n`);
-          if (r.message.attachments.length > 0) out(`[attachments: ${r.message.attachments.map((a) => terminalLine(a.filename)).join(', ')}]\n`);
-          out('\n');
-        } else if (r.kind === 'ordinary' && r.advertises) {
-          out(`learned the offrecord keys of ${terminalLine(r.advertises)} from an ordinary mail (left unread for your mail client)\n\n`);
-        } else if (r.kind === 'skipped') {
-          process.stderr.write(`offrecord: left mail ${terminalLine(r.id)} untouched: ${terminalLine(r.reason)} (${r.code})\n${r.alarm ? `${terminalText(r.alarm)}\n` : ''}`);
-        }
-      }
-      const read = reports.filter((r) => r.kind === 'message').length;
-      out(`${read} message(s) read${read > 0 ? `, saved in ${plaintextMaildir(opened.account)}` : ''}\n`);
+    let entries = 0;
+    const shown = {
+      count: 0,
+      // --json: one array, its entries written as they come.
+      entry: (value: unknown) => write(`${entries++ === 0 ? '[\n' : ',\n'}${JSON.stringify(value, null, 2).replace(/^/gm, '  ')}`),
+    };
+    const reports: FetchReport[] = [];
+    const skipped = (r: FetchReport): r is Extract<FetchReport, { kind: 'skipped' }> => r.kind === 'skipped';
+    let pending: Promise<void> = Promise.resolve();
+    try {
+      await processNewMail(
+        { ...mail, delivery: allSinks([mail.delivery!, showSink(args.json, shown)]) },
+        (r, done, total) => {
+          reports.push(r);
+          if (showProgress) progress(done, total);
+          if (args.json) {
+            if (r.kind !== 'message') pending = pending.then(() => shown.entry(r)); // messages were shown when delivered
+          } else if (r.kind === 'ordinary' && r.advertises) {
+            pending = pending.then(() => write(`learned the offrecord keys of ${terminalLine(r.advertises!)} from an ordinary mail (left unread for your mail client)\n\n`));
+          } else if (skipped(r)) {
+            process.stderr.write(`offrecord: left mail ${terminalLine(r.id)} untouched: ${terminalLine(r.reason)} (${r.code})\n${r.alarm ? `${terminalText(r.alarm)}\n` : ''}`);
+          }
+        },
+      );
+      if (showProgress && reports.length >= 10) process.stderr.write('\n');
+      await pending;
+      if (args.json) await write(entries === 0 ? '[]\n' : '\n]\n');
+      else await write(`${shown.count} message(s) read${shown.count > 0 ? `, saved in ${plaintextMaildir(opened.account)}` : ''}\n`);
+    } catch (error) {
+      // The reader went away (`offrecord fetch | head`): what was not shown is shown next time.
+      if (!(error instanceof OutputClosed)) throw error;
+    } finally {
+      lock.release();
     }
-    if (reports.some((r) => r.kind === 'skipped' && r.code === 'identity_changed')) return EXIT.trust;
-    return reports.some((r) => r.kind === 'skipped') ? EXIT.partial : EXIT.ok;
+    if (reports.some((r) => skipped(r) && r.code === 'identity_changed')) return EXIT.trust;
+    return reports.some(skipped) ? EXIT.partial : EXIT.ok;
   });
 }
 

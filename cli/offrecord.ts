@@ -362,6 +362,8 @@ export function parser(argv: string[]) {
 }
 
 export async function main(argv: string[]): Promise<void> {
+  // A reader that closed the pipe (`| head`) is heard by the pending write, never as a crash.
+  process.stdout.on('error', () => undefined);
   try {
     // yargs-parser turns a lone "-" into "" or true; NUL never occurs in a real argument.
     await parser(argv.map((a) => (a === '-' ? STDIO : a))).parseAsync();

@@ -160,3 +160,10 @@ export async function attestSender(message: Uint8Array, sender: VerifiedSender):
   result.set(body, head.length);
   return { message: result, renamed, dropped: all.length - kept.length };
 }
+
+/** What attestSender renamed, read back from the message it made (its Offrecord-Original-* fields). */
+export function renamedIn(attested: Uint8Array): string[] {
+  const prefix = ORIGINAL_HEADER_PREFIX.toLowerCase();
+  const names = fields(splitHeader(attested).lines).filter((f) => f.name.toLowerCase().startsWith(prefix)).map((f) => f.name.slice(prefix.length));
+  return [...new Set(names)];
+}

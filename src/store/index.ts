@@ -4,6 +4,7 @@ export { decodeRecord, decodeSessionState, encodeRecord, encodeSessionState, REC
 export { StoreError, type StoreErrorCode } from './errors.ts';
 export { DEFAULT_BUSY_TIMEOUT_MS, type OpenOptions } from './open.ts';
 export { accountFileName, accountName, defaultStoreDirectory, defaultStorePath } from './paths.ts';
+export { takeLock, type HeldLock } from './lock.ts';
 export type {
   Delivery,
   IdentityRecord,

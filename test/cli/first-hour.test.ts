@@ -6,11 +6,13 @@ import { execFile, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
-import { describe, it } from 'node:test';
-import { addLoopbackAccount, cliHome, ok, ROOT } from '../helpers/cli.ts';
-import { bootstrapCliBob } from '../helpers/daemon.ts';
+import { before, describe, it } from 'node:test';
+import { once } from 'node:events';
+import { sendMessage } from '../../src/mail/pipeline.ts';
+import { addLoopbackAccount, cliHome, homeEnv, ok, ROOT, runCli, spawnCli } from '../helpers/cli.ts';
+import { bootstrapCliBob, maildirMessages, until } from '../helpers/daemon.ts';
 import { connectImap, useMailServers } from '../helpers/mail-servers.ts';
-import { loopbackAccount } from '../helpers/loopback-accounts.ts';
+import { loopbackAccount, type LoopbackAccount } from '../helpers/loopback-accounts.ts';
 import { requireTool } from '../helpers/require-tool.ts';
 
 const run = promisify(execFile);
@@ -70,18 +72,47 @@ describe('--help wraps at word boundaries at the terminal\'s width', () => {
   });
 });
 
-describe('the mail client\'s view over real IMAP', () => {
+describe('over real IMAP and SMTP: what the user sees', () => {
   const servers = useMailServers();
+  let alice: LoopbackAccount;
+  const bobHome = cliHome('offrecord-firsthour-'); // here, not in before(): its cleanup belongs to this suite
+  let bobEnv: NodeJS.ProcessEnv;
+  let bob: string;
+
+  before(async () => {
+    const s = servers();
+    bob = s.users.bob.address;
+    bobEnv = { MAIL_PW: s.users.bob.pass };
+    alice = await loopbackAccount(s, 'alice', { root: bobHome });
+    await ok(bobHome, ['init', '--email', bob]);
+    await addLoopbackAccount(bobHome, s, 'bob');
+    await bootstrapCliBob(alice, bobHome, bobEnv, bob);
+  });
+
+  /** Mail in Bob's INBOX on the server. */
+  async function inbox(): Promise<number> {
+    const client = await connectImap(servers(), 'bob');
+    try {
+      const status = await client.status('INBOX', { messages: true });
+      return status ? (status.messages ?? 0) : 0;
+    } finally {
+      await client.logout().catch(() => undefined);
+    }
+  }
+
+  /** Alice sends `texts` to Bob, each as a data message; resolves once all are in his INBOX. */
+  async function aliceSends(...texts: string[]): Promise<void> {
+    const before = await inbox();
+    for (const [i, text] of texts.entries()) await sendMessage(alice, { to: bob, subject: `message ${i}`, text });
+    await until(`${texts.length} mail(s) in Bob's INBOX`, async () => (await inbox()) >= before + texts.length);
+  }
+
+  /** A message longer than any pipe's buffer: showing it waits for its reader. */
+  const long = (tag: string) => `${tag}\n${'x'.repeat(99)}\n`.repeat(3000) + `end of ${tag}\n`;
+  const plaintextMaildir = () => join(bobHome, 'data/offrecord/mail', bob);
 
   it('ciphertext moved to OffRecord is \\Seen', async () => {
-    const s = servers();
-    const bobHome = cliHome('offrecord-seen-');
-    const alice = await loopbackAccount(s, 'alice', { root: bobHome });
-    await ok(bobHome, ['init', '--email', s.users.bob.address]);
-    await addLoopbackAccount(bobHome, s, 'bob');
-    await bootstrapCliBob(alice, bobHome, { MAIL_PW: s.users.bob.pass }, s.users.bob.address);
-
-    const client = await connectImap(s, 'bob');
+    const client = await connectImap(servers(), 'bob');
     try {
       const lock = await client.getMailboxLock('OffRecord');
       try {
@@ -95,5 +126,41 @@ describe('the mail client\'s view over real IMAP', () => {
     } finally {
       await client.logout().catch(() => undefined);
     }
+  });
+
+  it('fetch | head -1: quiet, the usual exit code; the message not shown whole is shown next time', async () => {
+    await aliceSends(long('into a pipe'));
+    const cli = [process.execPath, '--import', 'tsx', join(ROOT, 'cli/offrecord.ts'), 'fetch'].map((w) => `'${w}'`).join(' ');
+    const piped = spawnSync('bash', ['-c', `${cli} | head -1; echo "fetch exit \${PIPESTATUS[0]}" >&2`], { cwd: ROOT, env: homeEnv(bobHome, bobEnv), encoding: 'utf8' });
+    assert.match(piped.stdout, /^From alice@/);
+    assert.equal(piped.stderr, 'fetch exit 0\n', 'no stack trace, no error');
+    const again = await ok(bobHome, ['fetch'], '', bobEnv);
+    assert.match(again, /end of into a pipe\n[\s\S]*1 message\(s\) read/);
+  });
+
+  it('a fetch killed after saving a message: the next one shows it', async () => {
+    await aliceSends(long('killed'));
+    const fetching = spawnCli(['fetch'], homeEnv(bobHome, bobEnv)); // its output is never read
+    const saved = await until('the message in Bob\'s Maildir', async () => (await maildirMessages(plaintextMaildir())).some((m) => m.includes('end of killed')));
+    assert.ok(saved);
+    fetching.kill('SIGKILL');
+    await once(fetching, 'exit');
+    const again = await ok(bobHome, ['fetch'], '', bobEnv);
+    assert.match(again, /end of killed\n[\s\S]*1 message\(s\) read/);
+    assert.match(await ok(bobHome, ['fetch'], '', bobEnv), /^0 message\(s\) read/m, 'shown once');
+  });
+
+  it('two fetches at once: every message shown once, no false problems', async () => {
+    const texts = Array.from({ length: 6 }, (_, i) => `at once ${i}`);
+    await aliceSends(...texts);
+    const runs = await Promise.all([0, 1].map(() => runCli(['fetch'], homeEnv(bobHome, bobEnv))));
+    for (const r of runs) {
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(r.stderr, '');
+    }
+    const shown = runs.map((r) => r.stdout).join('');
+    for (const text of texts) assert.equal(shown.split(`${text}\n`).length - 1, 1, `${text} shown once:\n${shown}`);
+    const saved = await maildirMessages(plaintextMaildir());
+    for (const text of texts) assert.equal(saved.filter((m) => m.includes(`${text}\r\n`) || m.endsWith(text) || m.includes(`${text}\n`)).length, 1, `${text} saved once`);
   });
 });
