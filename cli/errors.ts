@@ -100,7 +100,7 @@ function fromKeyringError(error: KeyringError): Report {
         hint: `nothing was changed; compare the fingerprint with ${address} again (offrecord keys fingerprint ${address})`,
       };
     case 'no_ring_key':
-      return { exitCode: EXIT.input, message: error.message, hint: 'their ring keys arrive with their first offrecord mail' };
+      return { exitCode: EXIT.input, message: error.message, hint: 'import the file their `offrecord keys export` wrote (offrecord keys import FILE), or wait for their offrecord mail' };
     case 'no_encryption_key':
       return { exitCode: EXIT.input, message: error.message, hint: 'offrecord keys rotate' };
     case 'own_identity':

@@ -164,8 +164,20 @@ export function importJson(r: ImportResult): unknown {
     fingerprint: r.fingerprint,
     userId: r.userId,
     encryptionKeys: r.encryptionKeys,
+    ringKeys: r.ringKeys,
+    refused: r.rejected.map((k) => ({ kind: k.kind, id: k.id, code: k.code, reason: k.reason })),
     pinned: r.pinned ?? null,
   };
+}
+
+/** What arrived with an import: enough for a first mail, or what is missing; refused keys with why. */
+function importedKeysText(r: ImportResult): string[] {
+  const lines = [`  ${r.encryptionKeys.length} encryption subkey(s), ${r.ringKeys.length} ring key(s)`];
+  for (const k of r.rejected) lines.push(`  refused ${k.kind} key${k.id ? ` ${shortId(k.kind, k.id)}` : ''}: ${k.reason} (${k.code})`);
+  if (r.ringKeys.length === 0) {
+    lines.push(`  no usable ring key came with it: a first mail needs one; ask ${r.address} for a fresh export`, '  (offrecord keys export), or wait for an offrecord mail from them');
+  }
+  return lines;
 }
 
 export function importText(r: ImportResult): string {
@@ -173,10 +185,11 @@ export function importText(r: ImportResult): string {
     return [
       `pinned ${r.address} (${r.userId}) on first use:`,
       `  ${formatFingerprint(r.fingerprint)}`,
+      ...importedKeysText(r),
       `compare this fingerprint with ${r.address} (in person, by phone), then mark it verified:`,
       `  ${trustCommand(r.address, r.fingerprint)}`,
       '',
     ].join('\n');
   }
-  return `${r.address}: known identity ${formatFingerprint(r.fingerprint)}; ${r.encryptionKeys.length} valid encryption subkey(s)\n`;
+  return [`${r.address}: known identity ${formatFingerprint(r.fingerprint)}`, ...importedKeysText(r), ''].join('\n');
 }

@@ -57,9 +57,9 @@ export interface RingVectors {
 }
 
 const sha512 = (label: string): Uint8Array => new Uint8Array(createHash('sha512').update(label, 'utf8').digest());
-const secretFor = (name: string): Uint8Array => generateRingSecret(sha512(`offrecord/v1 ring vector secret|${name}`));
-const randFor = (label: string): Uint8Array => sha512(`offrecord/v1 ring vector rand|${label}`).subarray(0, 32);
-const text = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, 'utf8'));
+export const secretFor = (name: string): Uint8Array => generateRingSecret(sha512(`offrecord/v1 ring vector secret|${name}`));
+export const randFor = (label: string): Uint8Array => sha512(`offrecord/v1 ring vector rand|${label}`).subarray(0, 32);
+export const text = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, 'utf8'));
 
 /** n bytes of SHA-512 counter-mode output: a long message nobody has to store. */
 function longMessage(label: string, n: number): Uint8Array {
@@ -72,7 +72,7 @@ const byteCompare = (a: Uint8Array, b: Uint8Array): number => Buffer.compare(a, 
 const ordered = (a: Uint8Array, b: Uint8Array): [Uint8Array, Uint8Array] => (byteCompare(a, b) <= 0 ? [a, b] : [b, a]);
 
 /** Replace the 32-byte scalar at `offset` by its value plus ℓ: same residue, non-canonical bytes. */
-function addOrderAt(signature: Uint8Array, offset: number): Uint8Array {
+export function addOrderAt(signature: Uint8Array, offset: number): Uint8Array {
   const out = Uint8Array.from(signature);
   out.set(numberToBytesLE(bytesToNumberLE(signature.subarray(offset, offset + 32)) + ORDER, 32), offset);
   return out;
@@ -84,7 +84,7 @@ function uncheckedSign(ring: [Uint8Array, Uint8Array], secret: Uint8Array, messa
 }
 
 /** Smallest y (as little-endian bytes, sign bit clear) that is not the y-coordinate of any curve point. */
-function offCurveEncoding(): Uint8Array {
+export function offCurveEncoding(): Uint8Array {
   for (let y = 2n; ; y++) {
     const bytes = numberToBytesLE(y, 32);
     try {

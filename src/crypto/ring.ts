@@ -39,6 +39,11 @@ const RING_WINDOW = 8;
 const TAG_CHALLENGE = Buffer.from('offrecord/v1 ring challenge', 'ascii');
 const TAG_NONCE = Buffer.from('offrecord/v1 ring nonce', 'ascii');
 const TAG_FILL = Buffer.from('offrecord/v1 ring fill', 'ascii');
+const TAG_POSSESSION_CHALLENGE = Buffer.from('offrecord/v1 possession challenge', 'ascii');
+const TAG_POSSESSION_NONCE = Buffer.from('offrecord/v1 possession nonce', 'ascii');
+
+/** A proof of possession of a ring secret: enc(R) || s, a Schnorr signature (PROTOCOL.md §15.3). */
+export const POSSESSION_PROOF_LENGTH = 64;
 
 export type RingErrorCode =
   | 'bad-length'
@@ -49,6 +54,7 @@ export type RingErrorCode =
   | 'ring-order'
   | 'not-a-member'
   | 'invalid-signature'
+  | 'invalid-proof'
   | 'bad-secret';
 
 /** Every failure of this module. Messages are fixed strings: they never carry key or nonce bytes. */
@@ -360,4 +366,79 @@ export function ringVerify(ring: PreparedRing, message: Uint8Array, signature: U
 export function ringVerifyKeys(p0: Uint8Array, p1: Uint8Array, message: Uint8Array, signature: Uint8Array): void {
   const scalars = parseSignature(signature);
   verifyEquation(buildRing(p0, p1, false), message, signature, scalars);
+}
+
+// ─── proof of possession (PROTOCOL.md §15.3) ─────────────────────────────────────────────
+//
+// A Schnorr signature by the ring key itself over the key's certification statement. Without
+// it a correspondent could advertise a key nobody can use (a hash-to-curve point) or someone
+// else's, and a ring signature over {our key, that key} would prove that we wrote it.
+
+/** Intermediates of one proof. `nonce` with the proof reveals the secret: treat as secret. */
+export interface PossessionTrace {
+  nonce: Uint8Array;
+  commitment: Uint8Array;
+  challenge: Uint8Array;
+  response: Uint8Array;
+  proof: Uint8Array;
+}
+
+/** c = SHA-512(tag || P || len64(m) || m || enc(R)) as LE integer mod ℓ. */
+function possessionChallenge(publicKey: Uint8Array, message: Uint8Array, encodedR: Uint8Array): bigint {
+  return wideReduce(
+    createHash('sha512').update(TAG_POSSESSION_CHALLENGE).update(publicKey).update(u64be(message.length)).update(message).update(encodedR).digest(),
+  );
+}
+
+/**
+ * Proves knowledge of `secret` over `message`, returning every intermediate. This IS the proving
+ * code (provePossession only drops the intermediates); exported for test vectors.
+ */
+export function provePossessionTrace(secret: Uint8Array, message: Uint8Array, rand: Uint8Array = randomBytes(RAND_LENGTH)): PossessionTrace {
+  if (!(message instanceof Uint8Array)) throw new TypeError('ring: message must be a Uint8Array');
+  assertBytes(rand, RAND_LENGTH, 'proving randomness');
+  const x = decodeSecret(secret);
+  const publicKey = G.multiply(x).toBytes();
+  const digest = createHash('sha512')
+    .update(TAG_POSSESSION_NONCE)
+    .update(secret)
+    .update(publicKey)
+    .update(u64be(message.length))
+    .update(message)
+    .update(rand)
+    .digest();
+  const k = wideReduce(digest);
+  wipe(digest);
+  if (k === 0n) throw new Error('ring: derived a zero nonce; retry with fresh randomness');
+  const commitment = G.multiply(k).toBytes();
+  const c = possessionChallenge(publicKey, message, commitment);
+  const s = (k + c * x) % ORDER;
+  const proof = new Uint8Array(POSSESSION_PROOF_LENGTH);
+  proof.set(commitment, 0);
+  proof.set(scalarToBytes(s), 32);
+  return { nonce: scalarToBytes(k), commitment, challenge: scalarToBytes(c), response: scalarToBytes(s), proof };
+}
+
+/** The 64-byte proof enc(R) || s that the holder of `secret` knows it, bound to `message`. */
+export function provePossession(secret: Uint8Array, message: Uint8Array, rand: Uint8Array = randomBytes(RAND_LENGTH)): Uint8Array {
+  const trace = provePossessionTrace(secret, message, rand);
+  wipe(trace.nonce);
+  return trace.proof;
+}
+
+/**
+ * Throws RingError unless `proof` proves possession of the secret of `publicKey` over `message`.
+ * Checks in order: length (bad-length), s < ℓ (non-canonical-scalar), the key as a ring member
+ * (non-canonical-point, identity-point, torsion-point), then enc(s·G − c·P) = R (invalid-proof).
+ */
+export function verifyPossession(publicKey: Uint8Array, message: Uint8Array, proof: Uint8Array): void {
+  if (!(message instanceof Uint8Array)) throw new TypeError('ring: message must be a Uint8Array');
+  assertBytes(proof, POSSESSION_PROOF_LENGTH, 'proof');
+  const s = decodeScalar(proof.subarray(32, 64), 's');
+  const point = decodeRingKey(publicKey);
+  const encodedR = proof.subarray(0, 32);
+  const c = possessionChallenge(publicKey, message, encodedR);
+  // Public values only: variable-time multiplication is fine.
+  const expected = G.multiplyUnsafe(s).subtract(point.multiplyUnsafe(c)).toBytes();
+  if (!equalBytes(expected, encodedR)) throw new RingError('invalid-proof', 'the proof of possession does not verify');
 }

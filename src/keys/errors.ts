@@ -28,6 +28,10 @@ export type KeyErrorCode =
   | 'bad_argument'
   | 'bad_ring_key'
   | 'bad_certification'
+  /** A ring key without a valid proof that its holder knows its secret (PROTOCOL.md §15.3). */
+  | 'bad_proof'
+  /** A correspondent advertised one of our own ring keys. */
+  | 'own_ring_key'
   | 'validity_too_long'
   | 'no_such_subkey'
   // Headers

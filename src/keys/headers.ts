@@ -40,6 +40,7 @@
 //     || certification (40..512 bytes: one OpenPGP v4 signature packet by the sender's identity
 //        primary key over the statement of src/keys/ringcert.ts:
 //        "offrecord ring key v1" || identity fingerprint (20) || ring-key || not_before || not_after)
+//        whose hashed area carries the ring key's proof of possession, docs/PROTOCOL.md §15.3)
 //
 //   Rules: `v` comes first and exactly once; versions strictly ascending, at most 16; a header
 //   whose versions do not include 1 is refused ('unsupported_protocol'). `ring` occurs 1..4

@@ -24,14 +24,15 @@
 // transaction; the slow OpenPGP work happens before it, so a failure leaves the store as it was.
 import { createHash } from 'node:crypto';
 import * as openpgp from 'openpgp';
-import { fromHex, toHex } from '../crypto/bytes.ts';
+import { equalBytes, fromHex, toHex } from '../crypto/bytes.ts';
 import { OpenPgpSealer } from '../crypto/seal.ts';
 import type { LocalParty, PeerParty, RingKeyPair } from '../protocol/session.ts';
 import type { AccountStore } from '../store/account-store.ts';
 import type { NewOwnKey, OwnKeyRecord, PeerKeyRecord, PeerRecord } from '../store/records.ts';
 import { importCertificate } from './certificate.ts';
 import { KeyError } from './errors.ts';
-import type { RingKeyAdvert } from './headers.ts';
+import { formatKeyExchange, parseKeyExchange } from './exchange.ts';
+import { formatOffrecordKeysHeader, SUPPORTED_PROTOCOL_VERSIONS, type RingKeyAdvert } from './headers.ts';
 import { createIdentity, lockIdentity, normalizeAddress, unlockIdentity } from './identity.ts';
 import { ANY_TIME, validEncryptionSubkeys } from './pgp.ts';
 import {
@@ -215,6 +216,8 @@ export interface ImportResult {
   userId: string;
   /** For 'known': the pinned identity's encryption subkeys now stored; for 'pinned': the accepted ones. */
   encryptionKeys: string[];
+  /** The offered ring keys accepted and stored (hex); refusals are in `rejected`. */
+  ringKeys: string[];
   rejected: RejectedKey[];
   /** For 'changed': the pinned fingerprint and the alarm text (the new identity is NOT usable). */
   pinned?: string;
@@ -594,6 +597,11 @@ export class Keyring {
     return { fingerprint: fromHex(identity.fingerprint), ringKeys };
   }
 
+  /** Every ring public key of ours, current or past (published ones included). */
+  private ownRingPublics(): Uint8Array[] {
+    return this.store.ownKeys('ring').map((r) => r.public);
+  }
+
   /** Our ring keys to advertise in the Offrecord-Keys header: valid ones, current first (at most 4). */
   ringAdverts(): RingKeyAdvert[] {
     const records = this.store.ownKeys('ring');
@@ -633,16 +641,20 @@ export class Keyring {
     const now = this.now();
     const grace = this.schedule.acceptanceGraceMs;
     // A key from slightly in the future (clock skew, as acceptPeerKeys tolerates) counts as valid.
+    // One of our own keys is never the peer's (refused when offered since §15.3; a store may
+    // hold one learned before): signing toward it would be refused by the ring anyway.
+    const own = this.ownRingPublics();
     const ring = this.store
       .peerKeys(peer.fingerprint, 'ring')
       .filter((k) => k.notBefore <= now + MAX_CLOCK_SKEW_MS && now < k.notAfter + grace)
+      .filter((k) => !own.some((o) => equalBytes(o, k.public)))
       .sort((a, b) => {
         const aValid = now < a.notAfter ? 1 : 0;
         const bValid = now < b.notAfter ? 1 : 0;
         return bValid - aValid || b.notBefore - a.notBefore || b.notAfter - a.notAfter;
       });
     if (ring.length === 0) {
-      throw new KeyringError('no_ring_key', `no valid ring key of ${peer.address} is known yet: it arrives with their offrecord mail`, {
+      throw new KeyringError('no_ring_key', `no valid ring key of ${peer.address} is known yet: it comes with their offrecord mail or their offrecord keys export`, {
         address: peer.address,
       });
     }
@@ -696,8 +708,25 @@ export class Keyring {
     }
   }
 
+  /** Stores the accepted ring keys of a correspondent as peer_keys rows. */
+  private putRingKeys(fingerprint: string, accepted: AcceptedPeerKeys, now: number): void {
+    for (const ring of accepted.ring) {
+      this.store.putPeerKey({
+        fingerprint,
+        kind: 'ring',
+        public: ring.public,
+        notBefore: ring.notBefore,
+        notAfter: ring.notAfter,
+        certification: ring.certification,
+        seenAt: now,
+      });
+    }
+  }
+
   /**
-   * Imports a correspondent's certificate (armored or binary) with trust on first use: a new
+   * Imports a correspondent's keys with trust on first use: a certificate (armored or binary),
+   * optionally followed by an Offrecord-Keys header with ring keys (what exportPublic writes,
+   * §18.11); offered ring keys are checked as a mail's are (§15.1, §15.3): a new
    * address is pinned; the pinned identity refreshes its subkeys; a different identity for a
    * pinned address is recorded as pending and returned as an alarm ('changed'): nothing of it
    * is used until trust() accepts it. Invalid input throws a KeyError and stores nothing.
@@ -705,7 +734,8 @@ export class Keyring {
   async importPeer(input: string | Uint8Array, options: { expectedAddress?: string } = {}): Promise<ImportResult> {
     const own = this.requireIdentity();
     const now = this.now();
-    const imported = await importCertificate(input, {
+    const exchange = parseKeyExchange(input);
+    const imported = await importCertificate(exchange.certificate, {
       now,
       ...(options.expectedAddress !== undefined ? { expectedAddress: options.expectedAddress } : {}),
     });
@@ -723,14 +753,15 @@ export class Keyring {
     if (decision.kind === 'changed') {
       this.store.setPending(address, { fingerprint: imported.fingerprint, certificate: imported.certificate.armor(), seenAt: now });
       const warning = changedIdentityWarning(decision, address, (fingerprint) => trustCommand(address, fingerprint));
-      return { ...base, status: 'changed', encryptionKeys: [], rejected: [], pinned: decision.pinned.fingerprint, warning };
+      return { ...base, status: 'changed', encryptionKeys: [], ringKeys: [], rejected: [], pinned: decision.pinned.fingerprint, warning };
     }
 
     const pinnedCert = decision.kind === 'known' ? await readCertificate(pinned!.certificate) : imported.certificate;
-    const accepted = await acceptPeerKeys(pinnedCert, { certificate: imported.certificate }, {
+    const accepted = await acceptPeerKeys(pinnedCert, { certificate: imported.certificate, ring: exchange.offrecordKeys?.ring ?? [] }, {
       now,
       expectedAddress: address,
       acceptanceGraceMs: this.schedule.acceptanceGraceMs,
+      ownRingKeys: this.ownRingPublics(),
     });
     if (!accepted.certificate) {
       const reason = accepted.rejected.find((r) => r.kind === 'identity');
@@ -746,11 +777,13 @@ export class Keyring {
         this.store.updatePeerCertificate(address, imported.fingerprint, certificate);
       }
       this.putEncryptionKeys(imported.fingerprint, accepted, now);
+      this.putRingKeys(imported.fingerprint, accepted, now);
     });
     return {
       ...base,
       status: decision.kind === 'pin-new' ? 'pinned' : 'known',
       encryptionKeys: accepted.encryption.map((e) => e.id),
+      ringKeys: accepted.ring.map((r) => toHex(r.public)),
       rejected: accepted.rejected,
     };
   }
@@ -768,20 +801,10 @@ export class Keyring {
     const accepted = await acceptPeerKeys(
       pinnedCert,
       { ring: adverts, ...(options.certificate !== undefined ? { certificate: options.certificate } : {}) },
-      { now, expectedAddress: peer.address, acceptanceGraceMs: this.schedule.acceptanceGraceMs },
+      { now, expectedAddress: peer.address, acceptanceGraceMs: this.schedule.acceptanceGraceMs, ownRingKeys: this.ownRingPublics() },
     );
     this.store.transaction(() => {
-      for (const ring of accepted.ring) {
-        this.store.putPeerKey({
-          fingerprint: peer.fingerprint,
-          kind: 'ring',
-          public: ring.public,
-          notBefore: ring.notBefore,
-          notAfter: ring.notAfter,
-          certification: ring.certification,
-          seenAt: now,
-        });
-      }
+      this.putRingKeys(peer.fingerprint, accepted, now);
       if (options.certificate !== undefined && accepted.certificate && accepted.encryption.length > 0) {
         this.store.updatePeerCertificate(peer.address, peer.fingerprint, accepted.certificate.armor());
         this.putEncryptionKeys(peer.fingerprint, accepted, now);
@@ -897,7 +920,11 @@ export class Keyring {
     return { identity, ownKeys, peers, rotationDue: due.create.length > 0 || due.destroy.length > 0 };
   }
 
-  /** Armored public certificate with the encryption subkeys valid now: what a correspondent imports. */
+  /**
+   * What a correspondent imports to write a first mail (§18.11): the armored public certificate
+   * with the encryption subkeys valid now, then the Offrecord-Keys header with our valid ring
+   * keys and their proofs of possession.
+   */
   async exportPublic(): Promise<string> {
     const identity = this.requireIdentity();
     const now = this.now();
@@ -905,7 +932,10 @@ export class Keyring {
     if ((await validEncryptionSubkeys(cert, now)).length === 0) {
       throw new KeyringError('no_encryption_key', 'your identity has no valid encryption subkey: run offrecord keys rotate');
     }
-    return publicCertificate(cert, now);
+    const ring = this.ringAdverts();
+    if (ring.length === 0) throw new KeyringError('no_ring_key', 'we have no valid ring key: run offrecord keys rotate');
+    const header = formatOffrecordKeysHeader({ versions: [...SUPPORTED_PROTOCOL_VERSIONS], ring }, { fold: true });
+    return formatKeyExchange(await publicCertificate(cert, now), header);
   }
 
   /** The armored secret key as stored (passphrase-protected if it has one). Only on explicit request. */

@@ -15,18 +15,26 @@
 // subpackets. It signs a statement about a key, never message content: the tag and the fixed
 // length keep it from being read as anything else.
 //
+// Its hashed area carries the ring key's proof of possession (docs/PROTOCOL.md §15.3): a
+// non-critical notation RING_PROOF_NOTATION whose value is a Schnorr proof by the ring key over
+// `statement` (src/crypto/ring.ts provePossession). Whatever carries a certification (the
+// Offrecord-Keys header, bundles, exported keys) carries the proof with it.
+//
 // openpgp.sign() refuses to sign with a certify-only primary key (it wants the sign-data flag,
 // which our identities deliberately lack), so the packet is made and checked here with
 // openpgp.js's SignaturePacket directly: same bytes as a detached openpgp.sign() signature.
 import * as openpgp from 'openpgp';
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { concatBytes, equalBytes, u64be } from '../crypto/bytes.ts';
+import { POSSESSION_PROOF_LENGTH, provePossession, ringPublicKey, RingError, verifyPossession } from '../crypto/ring.ts';
 import { KeyError } from './errors.ts';
 import { assertTime, fingerprintBytes, signPacket } from './pgp.ts';
 
 export const RING_STATEMENT_TAG = 'offrecord ring key v1';
 const TAG_BYTES = new TextEncoder().encode(RING_STATEMENT_TAG);
 export const RING_PUBLIC_LENGTH = 32;
+/** Name of the notation that carries the proof of possession (§15.3). */
+export const RING_PROOF_NOTATION = 'ring-key-proof@offrecord';
 /** Bounds on the encoded certification (an EdDSA v4 signature packet is ~120-200 bytes). */
 export const MIN_CERTIFICATION_LENGTH = 40;
 export const MAX_CERTIFICATION_LENGTH = 512;
@@ -85,15 +93,44 @@ export interface CertifyOptions {
   now?: number;
 }
 
-/** Detached signature bytes (one OpenPGP signature packet) certifying the ring key for [notBefore, notAfter). */
+/**
+ * Detached signature bytes (one OpenPGP signature packet) certifying the ring key of
+ * `ringSecret` for [notBefore, notAfter), with its proof of possession (§15.3).
+ */
 export async function certifyRingKey(
   privateKey: openpgp.PrivateKey,
-  ringPublic: Uint8Array,
+  ringSecret: Uint8Array,
   notBefore: number,
   notAfter: number,
   options: CertifyOptions = {},
 ): Promise<Uint8Array> {
+  let ringPublic: Uint8Array;
+  try {
+    ringPublic = ringPublicKey(ringSecret);
+  } catch {
+    throw new KeyError('bad_ring_key', 'a ring secret must be a canonical non-zero 32-byte scalar');
+  }
+  const proof = provePossession(ringSecret, ringKeyStatement(fingerprintBytes(privateKey), ringPublic, notBefore, notAfter));
+  return signRingCertification(privateKey, ringPublic, notBefore, notAfter, proof, options);
+}
+
+/**
+ * The certification packet over the statement with `proof` as its possession notation, as
+ * given: certifyRingKey is the honest path (tests use this to play a correspondent who
+ * certifies a key without holding its secret).
+ */
+export async function signRingCertification(
+  privateKey: openpgp.PrivateKey,
+  ringPublic: Uint8Array,
+  notBefore: number,
+  notAfter: number,
+  proof: Uint8Array,
+  options: CertifyOptions = {},
+): Promise<Uint8Array> {
   checkRingPublicKey(ringPublic);
+  if (!(proof instanceof Uint8Array) || proof.length !== POSSESSION_PROOF_LENGTH) {
+    throw new KeyError('bad_argument', `a proof of possession is ${POSSESSION_PROOF_LENGTH} bytes`);
+  }
   const now = options.now ?? Date.now();
   assertTime(now, 'now');
   const primary = privateKey.keyPacket as openpgp.SecretKeyPacket;
@@ -109,6 +146,7 @@ export async function certifyRingKey(
   sig.signatureType = openpgp.enums.signature.binary;
   sig.publicKeyAlgorithm = primary.algorithm;
   sig.hashAlgorithm = openpgp.enums.hash.sha512;
+  sig.rawNotations = [{ name: RING_PROOF_NOTATION, value: Uint8Array.from(proof), humanReadable: false, critical: false }];
   await signPacket(sig, primary, await literal(statement), new Date(now));
   const list = new openpgp.PacketList<openpgp.SignaturePacket>();
   list.push(sig);
@@ -126,8 +164,9 @@ const ACCEPTED_HASHES = new Set<number>([openpgp.enums.hash.sha256, openpgp.enum
 
 /**
  * Throws a KeyError unless `signature` certifies `ringPublic` for exactly [notBefore, notAfter)
- * by the primary key of `certificate`, and that primary key is valid (not revoked, not expired)
- * at `now`. Codes: bad_ring_key, bad_argument, bad_certification, revoked, expired.
+ * by the primary key of `certificate`, that primary key is valid (not revoked, not expired) at
+ * `now`, and the certification carries a valid proof of possession of the ring key (§15.3).
+ * Codes: bad_ring_key, bad_argument, bad_certification, bad_proof, revoked, expired.
  */
 export async function checkRingKeyCertification(
   certificate: openpgp.PublicKey,
@@ -180,6 +219,29 @@ export async function checkRingKeyCertification(
     await sig.verify(primary, openpgp.enums.signature.binary, await literal(statement), new Date(now + skew));
   } catch {
     throw new KeyError('bad_certification', 'the ring key certification does not verify');
+  }
+  checkPossessionProof(sig, ringPublic, statement);
+}
+
+/**
+ * §15.3: exactly one RING_PROOF_NOTATION in the (verified) hashed area, not human-readable,
+ * 64 bytes, a valid proof by the ring key over the statement. Without it the key might be one
+ * nobody can use, and signing toward it would make our ring signatures proof of authorship.
+ */
+function checkPossessionProof(sig: openpgp.SignaturePacket, ringPublic: Uint8Array, statement: Uint8Array): void {
+  const notations = sig.rawNotations.filter((n) => n.name === RING_PROOF_NOTATION);
+  if (notations.length === 0) {
+    throw new KeyError('bad_proof', 'the ring key comes without a proof that its holder knows its secret');
+  }
+  const notation = notations[0]!;
+  if (notations.length > 1 || notation.humanReadable || notation.value.length !== POSSESSION_PROOF_LENGTH) {
+    throw new KeyError('bad_proof', 'the proof of possession of the ring key is malformed');
+  }
+  try {
+    verifyPossession(ringPublic, statement, Uint8Array.from(notation.value));
+  } catch (error) {
+    if (!(error instanceof RingError)) throw error;
+    throw new KeyError('bad_proof', 'the proof of possession of the ring key does not verify: whoever advertised it may not hold its secret');
   }
 }
 

@@ -198,7 +198,7 @@ export async function createRingKey(privateKey: openpgp.PrivateKey, options: Cre
   const secret = generateRingSecret();
   const publicKey = ringPublicKey(secret);
   const notAfter = now + validFor;
-  const certification = await certifyRingKey(privateKey, publicKey, now, notAfter, { now });
+  const certification = await certifyRingKey(privateKey, secret, now, notAfter, { now });
   return { secret, public: publicKey, notBefore: now, notAfter, certification };
 }
 

@@ -3,7 +3,7 @@
 // silently: show both fingerprints and how to accept). Short-lived keys offered in mail headers
 // are accepted quietly only when the pinned identity certified them.
 import * as openpgp from 'openpgp';
-import { toHex } from '../crypto/bytes.ts';
+import { equalBytes, toHex } from '../crypto/bytes.ts';
 import { KeyError, type KeyErrorCode } from './errors.ts';
 import type { RingKeyAdvert } from './headers.ts';
 import { isValidEmail, normalizeAddress } from './identity.ts';
@@ -101,6 +101,8 @@ export interface AcceptOptions {
   maxClockSkewMs?: number;
   /** Ring keys valid longer than this are refused: they would undermine deniability (default 60 days). */
   maxRingValidityMs?: number;
+  /** Every ring public key of ours, current or past: a correspondent offering one is refused (§15.1). */
+  ownRingKeys?: readonly Uint8Array[];
 }
 
 export interface AcceptedEncryptionKey {
@@ -205,7 +207,8 @@ async function subkeyProblem(merged: openpgp.PublicKey, subkey: openpgp.Subkey, 
 /**
  * Checks keys offered in a mail against the pinned identity certificate. Encryption subkeys must
  * be bound by the pinned primary key (binding signature, encryption flags), unexpired and
- * unrevoked; ring keys must carry a certification by the pinned primary key and be within
+ * unrevoked; ring keys must not be one of `ownRingKeys`, must carry a certification by the
+ * pinned primary key with a proof of possession (§15.3) and be within
  * [notBefore - skew, notAfter + acceptanceGrace). An offered certificate of another identity or
  * for another address makes every offered key rejected. Never throws for bad offers: they are
  * listed in `rejected`.
@@ -219,6 +222,7 @@ export async function acceptPeerKeys(
   const grace = options.acceptanceGraceMs ?? DEFAULT_SCHEDULE.acceptanceGraceMs;
   const skew = options.maxClockSkewMs ?? DAY_MS;
   const maxValidity = options.maxRingValidityMs ?? 60 * DAY_MS;
+  const ownRingKeys = options.ownRingKeys ?? [];
   assertTime(now, 'now');
   assertTime(grace, 'acceptanceGraceMs');
   assertTime(skew, 'maxClockSkewMs');
@@ -296,11 +300,15 @@ export async function acceptPeerKeys(
   }
   result.encryption.sort((a, b) => b.notBefore - a.notBefore);
 
-  // Ring keys: certified by the pinned primary key, within their validity (plus grace).
+  // Ring keys: not ours, certified by the pinned primary key with a proof of possession,
+  // within their validity (plus grace).
   const seenRing = new Set<string>();
   for (const advert of offered.ring ?? []) {
     const id = toHex(advert.public);
     try {
+      if (ownRingKeys.some((own) => equalBytes(own, advert.public))) {
+        throw new KeyError('own_ring_key', 'the ring key is one of your own: a correspondent cannot have it');
+      }
       if (now >= advert.notAfter + grace) throw new KeyError('expired', 'the ring key has expired');
       if (advert.notBefore > now + skew) throw new KeyError('not_yet_valid', 'the ring key is not valid yet');
       if (advert.notAfter - advert.notBefore > maxValidity) {

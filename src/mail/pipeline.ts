@@ -153,7 +153,7 @@ export async function sendMessage(account: MailAccount, draft: Draft, options: {
     if (isKeyringError(error, 'identity_changed')) throw new PipelineError('identity_changed', error.message, error.details.warning);
     if (!isKeyringError(error, 'unknown_peer') && !isKeyringError(error, 'no_ring_key')) throw error;
     if (!options.allowPlaintext) {
-      throw new PipelineError('no_keys', `no offrecord keys are known for ${draft.to}: refusing to send in plaintext`, 'import their key (offrecord keys import), or allow one plaintext mail that carries your keys (--plaintext)');
+      throw new PipelineError('no_keys', `no offrecord keys are known for ${draft.to}: refusing to send in plaintext`, 'import the file their `offrecord keys export` wrote (offrecord keys import FILE), or allow one plaintext mail that carries your keys (--plaintext)');
     }
     await sendPlaintext(account, user, draft);
     return { kind: 'plaintext' };

@@ -189,7 +189,15 @@ function signAuth(parties: Parties, env: Env, context: (unsigned: AuthBlock) => 
     messageId: env.random(MESSAGE_ID_LENGTH),
     signature: new Uint8Array(0),
   };
-  return signAuthBlock(unsigned, ringFor(local.public, peer), local.secret, context(unsigned), env.random(32));
+  let ring: PreparedRing;
+  try {
+    ring = ringFor(local.public, peer);
+  } catch (error) {
+    // The peer's key equals ours or is not a valid ring member: a typed refusal of this step.
+    if (error instanceof RingError) fail('unknown_key', `cannot sign toward this ring key of the correspondent (${error.code})`);
+    throw error;
+  }
+  return signAuthBlock(unsigned, ring, local.secret, context(unsigned), env.random(32));
 }
 
 /**

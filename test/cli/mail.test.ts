@@ -99,6 +99,16 @@ describe('offrecord send and fetch on the local Maildir spool', () => {
   });
 });
 
+/** `offrecord fetch` until its output matches `pattern`. */
+async function fetchUntilSeen(dir: string, env: NodeJS.ProcessEnv, pattern: RegExp): Promise<string> {
+  for (let i = 0; i < 20; i++) {
+    const outText = await ok(dir, ['fetch'], '', env);
+    if (pattern.test(outText)) return outText;
+    await new Promise((r) => setTimeout(r, 300));
+  }
+  assert.fail(`${env.MAIL_PW ?? ''} fetch never showed ${pattern}`);
+}
+
 describe('offrecord over real IMAP and SMTP accounts', () => {
   const servers = useMailServers();
 
@@ -110,14 +120,7 @@ describe('offrecord over real IMAP and SMTP accounts', () => {
     const as = (who: 'alice' | 'bob') => ({ MAIL_PW: s.users[who].pass });
     const aliceAddress = s.users.alice.address;
     const bobAddress = s.users.bob.address;
-    const poll = async (dir: string, who: 'alice' | 'bob', pattern: RegExp) => {
-      for (let i = 0; i < 20; i++) {
-        const outText = await ok(dir, ['fetch'], '', as(who));
-        if (pattern.test(outText)) return outText;
-        await new Promise((r) => setTimeout(r, 300));
-      }
-      assert.fail(`${who} never saw ${pattern}`);
-    };
+    const poll = (dir: string, who: 'alice' | 'bob', pattern: RegExp) => fetchUntilSeen(dir, as(who), pattern);
     await ok(bobHome, ['send', '--to', aliceAddress, '--subject', 'hi', '--plaintext'], 'hello', as('bob'));
     await poll(aliceHome, 'alice', /learned the offrecord keys/);
     await ok(aliceHome, ['send', '--to', bobAddress, '--subject', 'Geheim'], 'first words\n', as('alice'));
@@ -130,5 +133,43 @@ describe('offrecord over real IMAP and SMTP accounts', () => {
     const wrong = await cli(aliceHome, ['send', '--to', bobAddress, '--subject', 'x'], 'x', { MAIL_PW: 'wrong password' });
     assert.equal(wrong.status, 6, wrong.stderr);
     assert.ok(!wrong.stderr.includes('wrong password'));
+  });
+});
+
+describe('keys exchanged out of band are enough to write (KEYS-CLI quick start)', () => {
+  const servers = useMailServers();
+
+  it('keys export / keys import both ways, then first mail, reply and data over real IMAP and SMTP', async () => {
+    const s = servers();
+    const [aliceHome, bobHome] = [home(), home()];
+    await initBoth(aliceHome, bobHome);
+    await Promise.all([addLoopbackAccount(aliceHome, s, 'alice'), addLoopbackAccount(bobHome, s, 'bob')]);
+    const as = (who: 'alice' | 'bob') => ({ MAIL_PW: s.users[who].pass });
+    const [aliceAddress, bobAddress] = [s.users.alice.address, s.users.bob.address];
+
+    // Alice's file by --output, Bob's from standard output, as KEYS-CLI shows both.
+    await ok(aliceHome, ['keys', 'export', '--output', join(aliceHome, 'alice.asc')]);
+    const bobExport = await ok(bobHome, ['keys', 'export']);
+    assert.match(bobExport, /-----END PGP PUBLIC KEY BLOCK-----\nOffrecord-Keys: v=1;\n ring=/);
+
+    // The certificate alone (what gpg --export gives) pins Bob but is not enough for a first
+    // mail, and both the import and the refused send say what to do.
+    const certificateOnly = join(aliceHome, 'bob-gpg.asc');
+    writeFileSync(certificateOnly, bobExport.slice(0, bobExport.indexOf('Offrecord-Keys:')));
+    assert.match(await ok(aliceHome, ['keys', 'import', certificateOnly]), /1 encryption subkey\(s\), 0 ring key\(s\)[\s\S]*offrecord keys export/);
+    const refused = await cli(aliceHome, ['send', '--to', bobAddress, '--subject', 'x'], 'x', as('alice'));
+    assert.equal(refused.status, 2, refused.stderr);
+    assert.match(refused.stderr, /hint: import the file their `offrecord keys export` wrote/);
+
+    writeFileSync(join(aliceHome, 'bob.asc'), bobExport);
+    assert.match(await ok(aliceHome, ['keys', 'import', join(aliceHome, 'bob.asc')]), /known identity[\s\S]*1 encryption subkey\(s\), 1 ring key\(s\)/);
+    assert.match(await ok(bobHome, ['keys', 'import', join(aliceHome, 'alice.asc')]), /pinned alice@[\s\S]*1 encryption subkey\(s\), 1 ring key\(s\)/);
+
+    assert.match(await ok(aliceHome, ['send', '--to', bobAddress, '--subject', 'Geheim'], 'first words\n', as('alice')), /first message/);
+    await fetchUntilSeen(bobHome, as('bob'), /first words/);
+    assert.match(await ok(bobHome, ['send', '--to', aliceAddress, '--subject', 'Re'], 'reply words\n', as('bob')), /reply message/);
+    await fetchUntilSeen(aliceHome, as('alice'), /reply words/);
+    assert.match(await ok(aliceHome, ['send', '--to', bobAddress, '--subject', 'data'], 'data words\n', as('alice')), /data message/);
+    await fetchUntilSeen(bobHome, as('bob'), /data words/);
   });
 });

@@ -14,14 +14,18 @@ import {
   _prepareRingUncheckedForVectors,
   generateRingSecret,
   prepareRing,
+  provePossession,
+  provePossessionTrace,
   ringPublicKey,
   ringSign,
   ringSignTrace,
   ringVerify,
   ringVerifyKeys,
   sortRing,
+  verifyPossession,
   type RingErrorCode,
 } from '../../src/crypto/ring.ts';
+import { PROOF_VECTORS_PATH, buildProofVectors, renderProofVectors, type ProofVectors } from '../../scripts/gen-proof-vectors.ts';
 import { RING_VECTORS_PATH, buildRingVectors, renderRingVectors, type RingVectors } from '../../scripts/gen-ring-vectors.ts';
 
 const vectors = JSON.parse(readFileSync(RING_VECTORS_PATH, 'utf8')) as RingVectors;
@@ -282,6 +286,59 @@ describe('ring signature API', () => {
         ringVerify(ring, m, t0.signature);
         ringVerify(ring, m, t1.signature);
         assert.equal(t0.signature.length, t1.signature.length);
+      }),
+      { numRuns: RUNS },
+    );
+  });
+});
+
+describe('proof of possession (PROTOCOL.md §15.3)', () => {
+  const proofVectors = JSON.parse(readFileSync(PROOF_VECTORS_PATH, 'utf8')) as ProofVectors;
+
+  /** Independent of ring.ts: s·G = R + c·P with c hashed as §15.3 says. */
+  function independentlyValid(publicKey: Uint8Array, m: Uint8Array, proof: Uint8Array): boolean {
+    const len = Buffer.alloc(8);
+    len.writeBigUInt64BE(BigInt(m.length));
+    const R = proof.subarray(0, 32);
+    const c = bytesToNumberLE(createHash('sha512').update('offrecord/v1 possession challenge').update(publicKey).update(len).update(m).update(R).digest()) % ORDER;
+    const s = bytesToNumberLE(proof.subarray(32));
+    return s < ORDER && ed25519.Point.BASE.multiplyUnsafe(s).equals(ed25519.Point.fromBytes(R).add(ed25519.Point.fromBytes(publicKey).multiplyUnsafe(c)));
+  }
+
+  it('the committed file is exactly what scripts/gen-proof-vectors.ts produces', () => {
+    assert.equal(readFileSync(PROOF_VECTORS_PATH, 'utf8'), renderProofVectors());
+    assert.deepEqual(buildProofVectors(), proofVectors);
+  });
+
+  it('positive vectors: the prover reproduces every intermediate, and the proof verifies (also independently)', () => {
+    for (const v of proofVectors.positive) {
+      const t = provePossessionTrace(fromHex(v.secret), fromHex(v.statement), fromHex(v.rand));
+      assert.deepEqual([t.nonce, t.commitment, t.challenge, t.response, t.proof].map(toHex), [v.nonce, v.R, v.c, v.s, v.proof], v.comment);
+      assert.equal(toHex(ringPublicKey(fromHex(v.secret))), v.public);
+      verifyPossession(fromHex(v.public), fromHex(v.statement), fromHex(v.proof));
+      assert.ok(independentlyValid(fromHex(v.public), fromHex(v.statement), fromHex(v.proof)), v.comment);
+    }
+  });
+
+  it('negative vectors fail with their stated code, one defect each', () => {
+    assert.ok(proofVectors.negative.length >= 10);
+    for (const v of proofVectors.negative) {
+      assert.throws(
+        () => verifyPossession(fromHex(v.public), fromHex(v.statement), fromHex(v.proof)),
+        (e: unknown) => e instanceof RingError && e.code === v.expect,
+        v.comment,
+      );
+    }
+  });
+
+  it('property: a proof verifies for its key and message only', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 200 }), fc.uint8Array({ minLength: 1, maxLength: 200 }), (m, other) => {
+        const [x, y] = [generateRingSecret(), generateRingSecret()];
+        const proof = provePossession(x, m);
+        verifyPossession(ringPublicKey(x), m, proof);
+        assert.throws(() => verifyPossession(ringPublicKey(y), m, proof), (e: unknown) => e instanceof RingError && e.code === 'invalid-proof');
+        if (toHex(other) !== toHex(m)) assert.throws(() => verifyPossession(ringPublicKey(x), other, proof), (e: unknown) => e instanceof RingError);
       }),
       { numRuns: RUNS },
     );

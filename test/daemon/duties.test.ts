@@ -2,10 +2,11 @@
 // acknowledgement after the delay (paper 4.2), and the NAK with a fresh start for mail of a lost
 // session, with the re-send only under a session authenticated anew (paper 5.1).
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { toHex } from '../../src/crypto/bytes.ts';
 import { memoryLogger } from '../../src/daemon/log.ts';
 import { Watcher, type WatchState } from '../../src/daemon/watcher.ts';
 import { MaildirDelivery } from '../../src/mail/maildir.ts';
@@ -17,6 +18,7 @@ import type { EstablishedState, SessionState } from '../../src/protocol/state.ts
 import { encodeNak } from '../../src/protocol/wire.ts';
 import { appendMail, establish, fetchUntil, loopbackAccount, pending, type LoopbackAccount } from '../helpers/loopback-accounts.ts';
 import { maildirMessages, until } from '../helpers/daemon.ts';
+import { advertising, certifiedWithoutSecret } from '../helpers/hostile.ts';
 import { useMailServers } from '../helpers/mail-servers.ts';
 
 const root = await mkdtemp(join(tmpdir(), 'offrecord-duties-'));
@@ -45,6 +47,27 @@ function counting(transport: OutgoingTransport): OutgoingTransport & { sent: num
   return counter;
 }
 
+/** `who`'s watcher with duties every 100 ms, for the length of `work`; it must not have failed. */
+async function withWatcher(who: LoopbackAccount, inbox: string, work: (log: ReturnType<typeof memoryLogger>) => Promise<void>): Promise<ReturnType<typeof memoryLogger>> {
+  const log = memoryLogger();
+  const controller = new AbortController();
+  const states: WatchState[] = [];
+  const running = new Watcher({
+    account: { ...who, delivery: new MaildirDelivery(inbox) },
+    log,
+    timings: { dutiesEveryMs: 100, idleRestartMs: 200, backoffBaseMs: 50, backoffMaxMs: 400 },
+    onStatus: (s) => states.push(s.state),
+  }).run(controller.signal);
+  try {
+    await work(log);
+  } finally {
+    controller.abort();
+    await running;
+  }
+  assert.notEqual(states.at(-1)?.kind === 'stopped' && (states.at(-1) as { reason: string }).reason, 'failed');
+  return log;
+}
+
 describe('protocol duties carried out by the watcher', () => {
   const servers = useMailServers();
   let alice: LoopbackAccount;
@@ -58,33 +81,12 @@ describe('protocol duties carried out by the watcher', () => {
     await establish(alice, bob);
   });
 
-  /** Bob's watcher with duties every 100 ms, for the length of `work`. */
-  async function withWatcher(inbox: string, work: (log: ReturnType<typeof memoryLogger>) => Promise<void>): Promise<ReturnType<typeof memoryLogger>> {
-    const log = memoryLogger();
-    const controller = new AbortController();
-    const states: WatchState[] = [];
-    const running = new Watcher({
-      account: { ...bob, delivery: new MaildirDelivery(inbox) },
-      log,
-      timings: { dutiesEveryMs: 100, idleRestartMs: 200, backoffBaseMs: 50, backoffMaxMs: 400 },
-      onStatus: (s) => states.push(s.state),
-    }).run(controller.signal);
-    try {
-      await work(log);
-    } finally {
-      controller.abort();
-      await running;
-    }
-    assert.notEqual(states.at(-1)?.kind === 'stopped' && (states.at(-1) as { reason: string }).reason, 'failed');
-    return log;
-  }
-
   it('the empty acknowledgement goes out after the delay and lets Alice forget her old key', async () => {
     const inbox = join(root, 'ack');
     await sendMessage(alice, { to: bob.address, subject: 's', text: 'a new share rides along' });
     const before = established(state(alice, bob));
     const oldKey = before.keys.ours.sending.id;
-    const log = await withWatcher(inbox, async (log) => {
+    const log = await withWatcher(bob, inbox, async (log) => {
       await until('the message', async () => (await maildirMessages(inbox)).some((t) => t.includes('a new share rides along')));
       await until('the acknowledgement', () => log.lines.some((l) => l.event === 'ack.sent'));
     });
@@ -102,7 +104,7 @@ describe('protocol duties carried out by the watcher', () => {
     const inbox = join(root, 'nak');
     assert.ok(bob.store.deleteSession(bob.fingerprint, alice.fingerprint), 'Bob loses his state');
     await sendMessage(alice, { to: bob.address, subject: 'lost', text: 'note sent into the void' });
-    const log = await withWatcher(inbox, async (log) => {
+    const log = await withWatcher(bob, inbox, async (log) => {
       await until('the NAK', () => log.lines.some((l) => l.event === 'mail.skipped' && l.fields.code === 'no_session'));
       // Alice reads the NAK and Bob's ring-signed fresh start, and answers with her cached copy.
       await until('Alice re-sends', async () => {
@@ -128,5 +130,38 @@ describe('protocol duties carried out by the watcher', () => {
     const reports = await fetchMessages({ ...alice, outgoing });
     assert.deepEqual(reports.map((r) => r.kind), ['protocol']);
     assert.equal(outgoing.sent, 0, 'no re-send, no answer');
+  });
+});
+
+describe('a correspondent who advertises our own ring key (PROTOCOL.md §15.1)', () => {
+  const servers = useMailServers();
+
+  it('is refused, and the watcher answers her through its duties with her real key', async () => {
+    const s = servers();
+    const dir = join(root, 'own-ring-key');
+    await mkdir(dir);
+    const mallory = await loopbackAccount(s, 'alice', { root: dir });
+    const bob: LoopbackAccount = { ...(await loopbackAccount(s, 'bob', { root: dir })), policy: { ...DEFAULT_POLICY, ackDelayMs: 300 } };
+    await sendMessage(bob, { to: mallory.address, subject: 'keys', text: 'my keys, in plaintext by consent' }, { allowPlaintext: true });
+    await fetchUntil(mallory, 'ordinary');
+    // Mallory's software advertises Bob's own ring key as her newest, certified by her identity.
+    const [bobsKey] = bob.keyring.ringAdverts();
+    const now = Date.now();
+    const stolen = await certifiedWithoutSecret(mallory.privateKey, bobsKey!.public, now, now + 14 * 24 * 3600_000);
+    // Her first mail is signed with her real key; answering it (the empty reply, a duty) signs
+    // toward her newest key.
+    await sendMessage(advertising(mallory, [stolen]), { to: bob.address, subject: 'first', text: 'hello from mallory' });
+    const inbox = join(dir, 'inbox');
+    const log = await withWatcher(bob, inbox, async (log) => {
+      await until('the message', async () => (await maildirMessages(inbox)).some((t) => t.includes('hello from mallory')));
+      await until('the empty reply', () => log.lines.some((l) => l.event === 'ack.sent'));
+    });
+    assert.deepEqual(log.lines.filter((l) => l.event === 'ack.sent').map((l) => l.fields.to), [mallory.address]);
+    const malloryKeys = bob.store.peerKeys(mallory.fingerprint, 'ring').map((k) => toHex(k.public));
+    assert.deepEqual(malloryKeys, mallory.keyring.ringAdverts().map((a) => toHex(a.public)), 'only her real key is stored');
+    const refused = await bob.keyring.learnRingKeys(mallory.address, [stolen]);
+    assert.deepEqual(refused.rejected.map((r) => r.code), ['own_ring_key']);
+    // The reply reaches Mallory under her real key: her software reads it.
+    assert.deepEqual((await fetchUntil(mallory, 'protocol')).map((r) => r.kind), ['protocol']);
   });
 });

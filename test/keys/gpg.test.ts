@@ -2,12 +2,15 @@
 // here and can be sealed to, and each side decrypts what the other encrypted.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as openpgp from 'openpgp';
 import { OpenPgpSealer } from '../../src/crypto/seal.ts';
 import { importCertificate } from '../../src/keys/certificate.ts';
 import { createIdentity, type CreatedIdentity } from '../../src/keys/identity.ts';
+import { Keyring } from '../../src/keys/keyring.ts';
+import { openAccountStore } from '../../src/store/index.ts';
 import { addEncryptionSubkey, certifyRingKey, createRingKey, publicCertificate } from '../../src/keys/shortlived.ts';
 import { ringKeyStatement } from '../../src/keys/ringcert.ts';
 import { DAY_MS, Gpg, colonRecords } from './support.ts';
@@ -68,6 +71,22 @@ describe('GnuPG interop', () => {
     for (const sub of subs) assert.equal(sub[11], 'e');
   });
 
+  it('imports what offrecord keys export writes: the certificate, ignoring the Offrecord-Keys field after it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'offrecord-gpg-export-'));
+    try {
+      const keyring = new Keyring(openAccountStore(join(dir, 'dora.sqlite')));
+      const { fingerprint } = await keyring.init({ email: 'dora@example.org', name: 'Dora' });
+      const exported = await keyring.exportPublic();
+      assert.match(exported, /-----END PGP PUBLIC KEY BLOCK-----\nOffrecord-Keys: v=1;\n ring=/);
+      assertCleanImport(gpg, exported);
+      const fprs = colonRecords(gpg.ok(['--with-colons', '--fingerprint', 'dora@example.org']).stdout, 'fpr');
+      assert.equal(fprs[0]![9]!.toLowerCase(), fingerprint);
+      keyring.store.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('imports our passphrase-protected secret key and decrypts a first mail sealed to it', async () => {
     const imported = gpg.ok(['--pinentry-mode', 'loopback', '--passphrase', 'alice pw', '--import'], alice.armoredSecret);
     assert.deepEqual(imported.stderr.split('\n').filter((line) => PROBLEM.test(line)), [], imported.stderr);
@@ -85,7 +104,7 @@ describe('GnuPG interop', () => {
     // as "Alice signed this".
     const ring = await createRingKey(alice.privateKey, { now });
     const statement = ringKeyStatement(Buffer.from(alice.fingerprint, 'hex'), ring.public, ring.notBefore, ring.notAfter);
-    const signature = await certifyRingKey(alice.privateKey, ring.public, ring.notBefore, ring.notAfter, { now });
+    const signature = await certifyRingKey(alice.privateKey, ring.secret, ring.notBefore, ring.notAfter, { now });
     writeFileSync(join(gpg.home, 'statement'), statement);
     writeFileSync(join(gpg.home, 'statement.sig'), signature);
     const result = gpg.run(['--status-fd', '1', '--verify', join(gpg.home, 'statement.sig'), join(gpg.home, 'statement')]);

@@ -270,9 +270,11 @@ describe('Keyring: trust on first use', () => {
     assert.equal(pinned.encryptionKeys.length, 1);
     assert.equal(alice.store.peer('bob@example.org')!.fingerprint, bobFpr);
     assert.equal(alice.store.peerKeys(bobFpr, 'encryption').length, 1);
-    await rejectsKeyring(alice.keyring.peerParty('bob@example.org'), 'no_ring_key');
+    // The export carries Bob's ring key with its proof (§18.11): enough for a first mail.
+    assert.deepEqual(pinned.ringKeys, bob.keyring.ringAdverts().map((a) => Buffer.from(a.public).toString('hex')));
+    assert.equal((await alice.keyring.peerParty('bob@example.org')).party.ringKeys.length, 1);
 
-    // Bob's ring keys arrive (in a mail's Offrecord-Keys header); a stranger's are refused.
+    // Bob's ring keys also arrive in a mail's Offrecord-Keys header; a stranger's are refused.
     const learned = await alice.keyring.learnRingKeys('bob@example.org', bob.keyring.ringAdverts());
     assert.equal(learned.accepted.length, 1);
     const foreign = await alice.keyring.learnRingKeys('bob@example.org', bob2.keyring.ringAdverts());

@@ -168,7 +168,8 @@ describe('encryption subkeys', () => {
 describe('ring key certification', () => {
   const notBefore = T0 + DAY_MS;
   const notAfter = T0 + 15 * DAY_MS;
-  const ringPublic = ringPublicKey(generateRingSecret());
+  const ringSecret = generateRingSecret();
+  const ringPublic = ringPublicKey(ringSecret);
 
   it('the statement is tag || fingerprint || key || not_before || not_after', async () => {
     const alice = await testIdentity('alice');
@@ -184,7 +185,7 @@ describe('ring key certification', () => {
 
   it('a valid certification verifies', async () => {
     const alice = await testIdentity('alice');
-    const signature = await certifyRingKey(alice.privateKey, ringPublic, notBefore, notAfter, { now: notBefore });
+    const signature = await certifyRingKey(alice.privateKey, ringSecret, notBefore, notAfter, { now: notBefore });
     const sig = (await openpgp.readSignature({ binarySignature: signature })).packets[0]!;
     assert.equal(sig.version, 4);
     assert.equal(sig.signatureType, openpgp.enums.signature.binary);
@@ -199,13 +200,13 @@ describe('ring key certification', () => {
     const alice = await testIdentity('alice');
     const bob = await testIdentity('bob');
     const cert = alice.privateKey.toPublic();
-    const signature = await certifyRingKey(alice.privateKey, ringPublic, notBefore, notAfter, { now: notBefore });
+    const signature = await certifyRingKey(alice.privateKey, ringSecret, notBefore, notAfter, { now: notBefore });
     const opts = { now: notBefore + DAY_MS };
     const verify = (c: openpgp.PublicKey, key: Uint8Array, nb: number, na: number, sig: Uint8Array) =>
       verifyRingKeyCertification(c, key, nb, na, sig, opts);
 
     assert.equal(await verify(bob.privateKey.toPublic(), ringPublic, notBefore, notAfter, signature), false, 'wrong identity');
-    const bobSignature = await certifyRingKey(bob.privateKey, ringPublic, notBefore, notAfter, { now: notBefore });
+    const bobSignature = await certifyRingKey(bob.privateKey, ringSecret, notBefore, notAfter, { now: notBefore });
     assert.equal(await verify(cert, ringPublic, notBefore, notAfter, bobSignature), false, 'signed by another identity');
     assert.equal(await verify(cert, ringPublic, notBefore - 1, notAfter, signature), false, 'altered not_before');
     assert.equal(await verify(cert, ringPublic, notBefore, notAfter + DAY_MS, signature), false, 'altered not_after');
@@ -229,7 +230,7 @@ describe('ring key certification', () => {
 
   it('rejects certifications from the future and by a revoked identity', async () => {
     const carol = await testIdentity('carol');
-    const signature = await certifyRingKey(carol.privateKey, ringPublic, notBefore, notAfter, { now: notBefore + 3 * DAY_MS });
+    const signature = await certifyRingKey(carol.privateKey, ringSecret, notBefore, notAfter, { now: notBefore + 3 * DAY_MS });
     const cert = carol.privateKey.toPublic();
     await rejectsWith(
       checkRingKeyCertification(cert, ringPublic, notBefore, notAfter, signature, { now: notBefore, maxClockSkewMs: DAY_MS }),
@@ -245,10 +246,10 @@ describe('ring key certification', () => {
   it('certifying needs an unlocked identity and a valid ring key', async () => {
     const alice = await testIdentity('alice');
     const locked = await openpgp.readPrivateKey({ armoredKey: await lockIdentity(alice.privateKey, 'pw') });
-    await rejectsWith(certifyRingKey(locked, ringPublic, notBefore, notAfter, { now: notBefore }), 'locked');
+    await rejectsWith(certifyRingKey(locked, ringSecret, notBefore, notAfter, { now: notBefore }), 'locked');
     await rejectsWith(certifyRingKey(alice.privateKey, new Uint8Array(32), notBefore, notAfter, { now: notBefore }), 'bad_ring_key');
-    await rejectsWith(certifyRingKey(alice.privateKey, ringPublic.subarray(1), notBefore, notAfter, { now: notBefore }), 'bad_ring_key');
-    await rejectsWith(certifyRingKey(alice.privateKey, ringPublic, notAfter, notAfter, { now: notBefore }), 'bad_argument');
+    await rejectsWith(certifyRingKey(alice.privateKey, ringSecret.subarray(1), notBefore, notAfter, { now: notBefore }), 'bad_ring_key');
+    await rejectsWith(certifyRingKey(alice.privateKey, ringSecret, notAfter, notAfter, { now: notBefore }), 'bad_argument');
   });
 
   it('createRingKey makes a certified key pair and its scheduler record', async () => {

@@ -8,7 +8,10 @@ import type { CreatedIdentity } from '../../src/keys/identity.ts';
 import { parseOffrecordKeysHeader, formatOffrecordKeysHeader, type RingKeyAdvert } from '../../src/keys/headers.ts';
 import { addEncryptionSubkey, certifyRingKey, createRingKey, minimalCertificate, type CertifiedRingKey } from '../../src/keys/shortlived.ts';
 import { acceptPeerKeys, changedIdentityWarning, decideTrust, formatFingerprint, normalizeFingerprint } from '../../src/keys/tofu.ts';
-import { generateRingSecret, ringPublicKey } from '../../src/crypto/ring.ts';
+import { ed25519_hasher } from '@noble/curves/ed25519.js';
+import { generateRingSecret, provePossession, ringPublicKey } from '../../src/crypto/ring.ts';
+import { fingerprintBytes, signPacket } from '../../src/keys/pgp.ts';
+import { ringKeyStatement, signRingCertification } from '../../src/keys/ringcert.ts';
 import { DAY_MS, T0, testIdentity, throwsWith } from './support.ts';
 
 const FPR_A = '6d06b5e611175745e8c7fefe2669b52ba35d92cb';
@@ -208,8 +211,8 @@ describe('acceptPeerKeys', () => {
   });
 
   it('rejects ring keys valid too long or from the future', async () => {
-    const long = await certifyRingKey(aliceKey, r1.public, day(1), day(91), { now: day(1) });
-    const early = await certifyRingKey(aliceKey, r2.public, day(5), day(19), { now: day(1) });
+    const long = await certifyRingKey(aliceKey, r1.secret, day(1), day(91), { now: day(1) });
+    const early = await certifyRingKey(aliceKey, r2.secret, day(5), day(19), { now: day(1) });
     const result = await acceptPeerKeys(
       pinned,
       {
@@ -222,6 +225,55 @@ describe('acceptPeerKeys', () => {
     );
     assert.deepEqual(result.ring, []);
     assert.deepEqual(result.rejected.map((r) => r.code), ['validity_too_long', 'not_yet_valid']);
+  });
+
+  describe('a hostile correspondent offering ring keys (PROTOCOL.md §15.3)', () => {
+    // Mallory is pinned; everything she offers is certified by her own identity, correctly.
+    let malloryPinned: openpgp.PublicKey;
+    const nb = day(1);
+    const na = day(15);
+    const statementOf = (key: Uint8Array) => ringKeyStatement(fingerprintBytes(mallory.privateKey), key, nb, na);
+    const offer = async (key: Uint8Array, certification: Uint8Array, options: { ownRingKeys?: Uint8Array[] } = {}) =>
+      acceptPeerKeys(malloryPinned, { ring: [{ public: key, notBefore: nb, notAfter: na, certification }] }, { now: day(2), ...options });
+
+    before(async () => {
+      malloryPinned = await openpgp.readKey({ armoredKey: mallory.armoredPublic });
+    });
+
+    it('refuses a key whose discrete log nobody knows, certified by her identity with a proof by another key', async () => {
+      const nobodys = ed25519_hasher.hashToCurve(new TextEncoder().encode('a ring key nobody can sign with')).toBytes();
+      // The best Mallory can do: a valid proof by a key she holds, over the statement of the point.
+      const proof = provePossession(generateRingSecret(), statementOf(nobodys));
+      const result = await offer(nobodys, await signRingCertification(mallory.privateKey, nobodys, nb, na, proof, { now: nb }));
+      assert.deepEqual(result.ring, [], 'nothing accepted, so nothing is ever signed toward it');
+      assert.deepEqual(result.rejected.map((r) => [r.kind, r.id, r.code]), [['ring', toHex(nobodys), 'bad_proof']]);
+      assert.match(result.rejected[0]!.reason, /proof of possession .* does not verify/);
+    });
+
+    it('refuses a certification that carries no proof at all', async () => {
+      const key = ringPublicKey(generateRingSecret());
+      const sig = new openpgp.SignaturePacket();
+      sig.signatureType = openpgp.enums.signature.binary;
+      sig.publicKeyAlgorithm = mallory.privateKey.keyPacket.algorithm;
+      sig.hashAlgorithm = openpgp.enums.hash.sha512;
+      const literal = (await openpgp.createMessage({ binary: statementOf(key), format: 'binary' })).packets[0];
+      await signPacket(sig, mallory.privateKey.keyPacket as openpgp.SecretKeyPacket, literal, new Date(nb));
+      const list = new openpgp.PacketList<openpgp.SignaturePacket>();
+      list.push(sig);
+      const result = await offer(key, list.write());
+      assert.deepEqual(result.rejected.map((r) => r.code), ['bad_proof']);
+      assert.match(result.rejected[0]!.reason, /without a proof/);
+    });
+
+    it("refuses one of our own ring keys, even with a valid proof (a published secret, say)", async () => {
+      const ours = generateRingSecret();
+      const certification = await certifyRingKey(mallory.privateKey, ours, nb, na, { now: nb });
+      const result = await offer(ringPublicKey(ours), certification, { ownRingKeys: [ringPublicKey(generateRingSecret()), ringPublicKey(ours)] });
+      assert.deepEqual(result.ring, []);
+      assert.deepEqual(result.rejected.map((r) => r.code), ['own_ring_key']);
+      // The same key is hers when it is not ours: the proof is good.
+      assert.equal((await offer(ringPublicKey(ours), certification)).ring.length, 1);
+    });
   });
 
   it('never throws on a corrupt offered certificate', async () => {

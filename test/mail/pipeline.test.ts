@@ -5,8 +5,11 @@ import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import { ed25519_hasher } from '@noble/curves/ed25519.js';
+import { toHex } from '../../src/crypto/bytes.ts';
 import { MaildirSpool } from '../../src/mail/maildir.ts';
 import { fetchMessages, PipelineError, sendMessage, type FetchReport } from '../../src/mail/pipeline.ts';
+import { advertising, certifiedWithoutSecret } from '../helpers/hostile.ts';
 import { spoolAccount } from '../helpers/spool.ts';
 
 const root = await mkdtemp(join(tmpdir(), 'offrecord-pipeline-'));
@@ -72,5 +75,37 @@ describe('mail pipeline over the Maildir spool', async () => {
     assert.equal(reports[0]?.kind, 'skipped');
     assert.equal(reports[0]?.kind === 'skipped' && reports[0].code, 'address');
     assert.equal((await carol.incoming.list()).length, 1, 'still there');
+  });
+});
+
+describe('a hostile correspondent advertising a ring key nobody can use (PROTOCOL.md §15.3)', async () => {
+  const spool = new MaildirSpool(join(root, 'hostile-spool'));
+  const mallory = await spoolAccount(root, spool, 'mallory@example.test');
+  const bob = await spoolAccount(root, spool, 'bob-h@example.test');
+  const malloryFingerprint = (await mallory.keyring.identity()).fingerprint;
+  // A point whose discrete log nobody knows, certified correctly by Mallory's identity as her
+  // newest ring key: a ring signature over {Bob, this key} could only be Bob's.
+  const nobodys = ed25519_hasher.hashToCurve(new TextEncoder().encode('offrecord test: a key nobody holds')).toBytes();
+  const now = Date.now();
+  const unusable = await certifiedWithoutSecret(mallory.privateKey, nobodys, now, now + 14 * 24 * 3600_000);
+  const bobsRingKeysOfMallory = () => bob.store.peerKeys(malloryFingerprint, 'ring').map((k) => toHex(k.public));
+
+  it('refuses the key, so that Bob, knowing no other, refuses to send', async () => {
+    await sendMessage(advertising(mallory, [unusable], { only: true }), { to: bob.address, subject: 'keys', text: 'my keys' }, { allowPlaintext: true });
+    assert.deepEqual((await fetchMessages(bob)).map((r) => r.kind === 'ordinary' && r.advertises), [mallory.address], 'Mallory pinned');
+    assert.deepEqual(bobsRingKeysOfMallory(), [], 'the key nobody holds is not stored');
+    const learned = await bob.keyring.learnRingKeys(mallory.address, [unusable]);
+    assert.deepEqual(learned.rejected.map((r) => [r.id, r.code]), [[toHex(nobodys), 'bad_proof']]);
+    await assert.rejects(sendMessage(bob, { to: mallory.address, subject: 'x', text: 'never signed toward that key' }), (e: unknown) => e instanceof PipelineError && e.code === 'no_keys');
+  });
+
+  it('beside her real keys, Bob signs toward a real one only: Mallory can read what he sent', async () => {
+    await sendMessage(advertising(mallory, [unusable]), { to: bob.address, subject: 'keys', text: 'my keys again' }, { allowPlaintext: true });
+    await fetchMessages(bob);
+    assert.deepEqual(bobsRingKeysOfMallory(), mallory.keyring.ringAdverts().map((a) => toHex(a.public)));
+    assert.deepEqual(await sendMessage(bob, { to: mallory.address, subject: 'hello', text: 'deniable, as promised' }), { kind: 'encrypted', type: 'first' });
+    // Mallory's own software accepts a first mail only when it names one of her valid ring keys.
+    const read = messages(await fetchMessages(mallory));
+    assert.equal(read[0]?.message.text?.trim(), 'deniable, as promised');
   });
 });
