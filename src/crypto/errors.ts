@@ -9,3 +9,6 @@ export class CodedError<Code extends string> extends Error {
     this.code = code;
   }
 }
+
+/** A first mail's OpenPGP envelope that PROTOCOL.md §5.2 does not allow, found from its packet headers alone. */
+export class EnvelopeError extends CodedError<'malformed'> {}

@@ -14,6 +14,8 @@ export type MailErrorCode =
   /** The server refused our credentials: trying again will not help. */
   | 'auth'
   /** The credential could not be had (the OAuth2 token command failed): the server never saw it. */
-  | 'credential';
+  | 'credential'
+  /** Processing one mail failed in a way no check foresaw (its reason names the error): that mail is skipped, nothing stops. */
+  | 'unprocessable';
 
 export class MailError extends CodedError<MailErrorCode> {}

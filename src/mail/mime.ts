@@ -18,6 +18,19 @@ export const OUTER_SUBJECT = '...';
 /** Base64 of the largest protocol message plus headroom for headers and the explanation. */
 export const MAX_MAIL_BYTES = Math.ceil((LIMITS.maxMessage * 4) / 3 * (78 / 76)) + 256 * 1024;
 
+/**
+ * Bounds on the MIME structure (PROTOCOL.md §18.9), enforced while parsing, before any work past
+ * them: a stranger's mail must cost no more than a genuine one of its size (§18.6).
+ */
+export const MIME_LIMITS = {
+  /** The header block of any one MIME node (the mail, each of its parts, the inner entity). */
+  headerBytes: 64 * 1024,
+  /** MIME nodes (the root and every part, at any depth) of the outer mail; a genuine one has 3. */
+  outerParts: 16,
+  /** MIME nodes of the inner entity: the user's text, HTML and attachments. */
+  innerParts: 128,
+};
+
 /** Refuses a mail over the size limit, before it is parsed (or, where the size is known, read). */
 export function checkMailSize(bytes: number): void {
   if (bytes > MAX_MAIL_BYTES) throw new MailError('too_large', `mail of ${bytes} bytes is over the ${MAX_MAIL_BYTES}-byte limit`);
@@ -100,9 +113,65 @@ function headerValues(parsed: ParsedMail, name: string): string[] {
   return parsed.headerLines.filter((line) => line.key === lower).map((line) => line.line.slice(line.line.indexOf(':') + 1).trim());
 }
 
-function addresses(field: AddressObject | AddressObject[] | undefined): string[] {
+/** Every mailbox of an address header, the members of a group included ("friends: a@x, b@y;"). */
+function mailboxes(field: AddressObject | AddressObject[] | undefined): string[] {
   const list = Array.isArray(field) ? field : field ? [field] : [];
-  return list.flatMap((a) => a.value).map((v) => (v.address ?? '').toLowerCase()).filter((a) => a.length > 0);
+  return list.flatMap((a) => a.value).flatMap((v) => (v.group ? v.group : [v])).map((v) => (v.address ?? '').toLowerCase());
+}
+
+function addresses(field: AddressObject | AddressObject[] | undefined): string[] {
+  return mailboxes(field).filter((a) => a.length > 0);
+}
+
+/** The one From address (§18.1, §18.5): one From header naming one mailbox, or null. */
+function soleFrom(parsed: ParsedMail): { address: string } | { problem: string } {
+  const headers = headerValues(parsed, 'From').length;
+  if (headers !== 1) return { problem: `${headers} From headers` };
+  const from = mailboxes(parsed.from);
+  if (from.length !== 1 || !from[0]) return { problem: `${from.length === 1 ? 'no' : from.length} From addresses` };
+  return { address: from[0] };
+}
+
+function requireSoleFrom(parsed: ParsedMail, what: string): string {
+  const from = soleFrom(parsed);
+  if ('problem' in from) throw new MailError('malformed', `${what} has ${from.problem}: exactly one From header with exactly one address is allowed`);
+  return from.address;
+}
+
+const PARSE_OPTIONS = { skipHtmlToText: true, skipTextToHtml: true, skipTextLinks: true, maxHeadSize: MIME_LIMITS.headerBytes } as const;
+
+/**
+ * mailparser within the §18.9 bounds. The bytes are a stranger's: whatever the parser refuses is
+ * a MailError naming what was wrong (`too_large` for a bound), never a plain Error.
+ */
+async function parseMime(bytes: Uint8Array, what: string, maxParts: number): Promise<ParsedMail> {
+  try {
+    return await simpleParser(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), { ...PARSE_OPTIONS, maxChildNodes: maxParts });
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    if ((error as { code?: unknown }).code === 'EMAXLEN') {
+      throw new MailError('too_large', `${what} is over the MIME limits (${maxParts} parts, ${MIME_LIMITS.headerBytes} bytes of header per part): ${reason}`);
+    }
+    throw new MailError('malformed', `${what} is not readable as MIME: ${reason}`);
+  }
+}
+
+/**
+ * The mail's own header block, up to and with the empty line that ends it: all an ordinary mail
+ * is read for. Looked for only within the header limit.
+ */
+/** The headers that say how a mail's body is to be read. */
+const MIME_HEADERS = new Set(['mime-version', 'content-type', 'content-transfer-encoding']);
+
+function headerBlock(raw: Uint8Array): Uint8Array {
+  const bytes = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
+  if (bytes[0] === 0x0a || (bytes[0] === 0x0d && bytes[1] === 0x0a)) return raw.subarray(0, 0);
+  const window = bytes.subarray(0, MIME_LIMITS.headerBytes + 4);
+  const ends = [window.indexOf('\r\n\r\n'), window.indexOf('\n\n')].map((at, i) => (at < 0 ? Infinity : at + (i === 0 ? 4 : 2)));
+  const end = Math.min(...ends);
+  if (end !== Infinity) return raw.subarray(0, end);
+  if (raw.length <= MIME_LIMITS.headerBytes) return raw;
+  throw new MailError('too_large', `the mail's header block is over the ${MIME_LIMITS.headerBytes}-byte limit`);
 }
 
 /**
@@ -111,13 +180,17 @@ function addresses(field: AddressObject | AddressObject[] | undefined): string[]
  */
 export async function parseProtected(raw: Uint8Array): Promise<IncomingMail | null> {
   checkMailSize(raw.length);
-  const parsed = await simpleParser(Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength), { skipHtmlToText: true, skipTextToHtml: true, skipTextLinks: true });
+  // The headers alone say whether it is offrecord mail: ordinary mail's body is never parsed.
+  const head = headerBlock(raw);
+  const parsed = await parseMime(head, 'the mail', MIME_LIMITS.outerParts);
   const markers = headerValues(parsed, MARKER_HEADER);
   if (markers.length === 0) return null;
   if (markers.length > 1) throw new MailError('malformed', `more than one ${MARKER_HEADER} header`);
-  const from = addresses(parsed.from);
-  if (from.length !== 1) throw new MailError('malformed', 'an offrecord mail has exactly one From address');
-  const payloads = parsed.attachments.filter((a) => a.contentType === PAYLOAD_CONTENT_TYPE);
+  const from = requireSoleFrom(parsed, 'the mail');
+  // The body under the mail's own MIME headers only: the rest were parsed once, above.
+  const mime = parsed.headerLines.filter((h) => MIME_HEADERS.has(h.key)).map((h) => `${h.line}\r\n`).join('');
+  const body = await parseMime(Buffer.concat([Buffer.from(`${mime}\r\n`, 'latin1'), raw.subarray(head.length)]), 'the mail', MIME_LIMITS.outerParts);
+  const payloads = body.attachments.filter((a) => a.contentType === PAYLOAD_CONTENT_TYPE);
   if (payloads.length !== 1) throw new MailError('malformed', `expected one ${PAYLOAD_CONTENT_TYPE} attachment, found ${payloads.length}`);
   const protocol = new Uint8Array(payloads[0]!.content);
   let type: MessageType;
@@ -132,7 +205,7 @@ export async function parseProtected(raw: Uint8Array): Promise<IncomingMail | nu
   if (keys.length > 1) throw new MailError('malformed', 'more than one Offrecord-Keys header');
   const references = typeof parsed.references === 'string' ? [parsed.references] : parsed.references;
   return {
-    from: from[0]!,
+    from,
     to: [...addresses(parsed.to), ...addresses(parsed.cc)],
     date: parsed.date ?? null,
     protocol,
@@ -148,11 +221,11 @@ export async function parseProtected(raw: Uint8Array): Promise<IncomingMail | nu
 /** Keys an ordinary (plaintext) mail from an offrecord user advertises (paper 5.1), or null. */
 export async function parseAdvertisement(raw: Uint8Array): Promise<{ from: string; autocrypt: string[]; offrecordKeys: string } | null> {
   checkMailSize(raw.length);
-  const parsed = await simpleParser(Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength), { skipHtmlToText: true, skipTextToHtml: true, skipTextLinks: true });
+  const parsed = await parseMime(headerBlock(raw), 'the mail', MIME_LIMITS.outerParts);
   const keys = headerValues(parsed, 'Offrecord-Keys');
-  const from = addresses(parsed.from);
-  if (keys.length !== 1 || from.length !== 1) return null;
-  return { from: from[0]!, autocrypt: headerValues(parsed, 'Autocrypt'), offrecordKeys: keys[0]! };
+  const from = soleFrom(parsed);
+  if (keys.length !== 1 || 'problem' in from) return null;
+  return { from: from.address, autocrypt: headerValues(parsed, 'Autocrypt'), offrecordKeys: keys[0]! };
 }
 
 export interface Attachment {
@@ -172,7 +245,11 @@ export interface UserMessage {
   attachments: Attachment[];
 }
 
+/** Attachments a sender puts into one inner entity: the root, the alternative, the text and the HTML take the other 4 of its parts (§18.9). */
+export const MAX_ATTACHMENTS = MIME_LIMITS.innerParts - 4;
+
 export async function composeInner(message: UserMessage): Promise<Uint8Array> {
+  if (message.attachments.length > MAX_ATTACHMENTS) throw new MailError('too_large', `${message.attachments.length} attachments: at most ${MAX_ATTACHMENTS} fit in one message`);
   return build({
     from: message.from,
     to: message.to,
@@ -185,9 +262,9 @@ export async function composeInner(message: UserMessage): Promise<Uint8Array> {
 }
 
 export async function parseInner(bytes: Uint8Array): Promise<UserMessage> {
-  const parsed = await simpleParser(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), { skipHtmlToText: true, skipTextToHtml: true, skipTextLinks: true });
+  const parsed = await parseMime(bytes, 'the inner message', MIME_LIMITS.innerParts);
   return {
-    from: addresses(parsed.from)[0] ?? '',
+    from: requireSoleFrom(parsed, 'the inner message'),
     to: addresses(parsed.to).join(', '),
     subject: parsed.subject ?? '',
     date: parsed.date ?? new Date(0),

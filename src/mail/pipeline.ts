@@ -14,10 +14,11 @@ import { systemEnv, type Policy } from '../protocol/session.ts';
 import type { SessionStore } from '../protocol/store.ts';
 import { MessageType } from '../protocol/wire.ts';
 import { MailError } from './errors.ts';
+import { StoreError } from '../store/errors.ts';
 import { composeInner, composeProtected, parseAdvertisement, parseInner, parseProtected, type Attachment, type UserMessage } from './mime.ts';
 import type { IncomingMailbox, OutgoingTransport } from './transport.ts';
 import { flushOutbox, handOver, senderOf, type DeliverySink, type Outbox } from './delivery.ts';
-import { attestSender, type VerifiedSender } from './sender.ts';
+import { attestSender, type Attested, type VerifiedSender } from './sender.ts';
 import type { Delivery, MailCheckpoint, MailRef, ProcessedMail } from '../store/records.ts';
 import MailComposer from 'nodemailer/lib/mail-composer';
 
@@ -242,11 +243,18 @@ async function learnKeysNow(account: MailAccount, from: string, autocrypt: strin
   }
 }
 
+/**
+ * What a failure while processing one mail means for the pass. Only the account's own store
+ * stops it: everything else arose from this mail (its bytes went through parsers, key checks and
+ * the engine), so it is this mail's skip with a reason, never the end of `fetch` or the watcher.
+ */
 function skipped(id: string, error: unknown): FetchReport {
   if (error instanceof PipelineError) return { id, kind: 'skipped', code: error.code, reason: error.message, ...(error.hint ? { alarm: error.hint } : {}) };
   if (isKeyringError(error, 'identity_changed')) return { id, kind: 'skipped', code: 'identity_changed', reason: error.message, ...(error.details.warning ? { alarm: error.details.warning } : {}) };
   if (isKeyringError(error) || isKeyError(error) || error instanceof MailError) return { id, kind: 'skipped', code: error.code, reason: error.message };
-  throw error;
+  if (error instanceof StoreError) throw error;
+  const what = error instanceof Error ? `${error.name}${'code' in error && typeof error.code === 'string' ? ` ${error.code}` : ''}: ${error.message}` : String(error);
+  return skipped(id, new MailError('unprocessable', `processing this mail failed unexpectedly (${what})`, { cause: error }));
 }
 
 /**
@@ -304,33 +312,40 @@ async function processOne(account: MailAccount, id: string, cache: PassCache, re
       }
       committed.recorded = true;
     };
-    const result = await who.conversation.receive(mail.protocol, { alongside: record });
+    // The inner message is read, and attested, before anything commits: one that breaks §18.5
+    // is refused whole, and what is handed over later can no longer fail on its content.
+    const sender = senderOf({ sender: mail.from, fingerprint: who.fingerprint, verified: who.verified });
+    const inner: { read: { message: UserMessage; attested: Attested } | null } = { read: null };
+    const inspect = async (plaintext: Uint8Array) => {
+      const message = await parseInner(plaintext);
+      // As handed over, From is the authenticated address (the rest of the message is as written).
+      inner.read = { message: { ...message, from: sender.address }, attested: await attestSender(plaintext, sender) };
+    };
+    const result = await who.conversation.receive(mail.protocol, { alongside: record, inspect });
     for (const out of result.outgoing) await dispatch(account, mail.from, out, mail.messageId ? { inReplyTo: mail.messageId } : {});
     // Left where it is, with the protocol's own code (replay, expired, auth, malformed...).
     if (result.kind === 'error') return settled({ id, kind: 'skipped', code: result.code, reason: result.message });
     if (!committed.recorded) store.transaction(() => record(result.kind === 'plaintext' ? result.plaintext : null)); // a step that changed no state
     if (committed.delivery && account.delivery) {
-      await handOver(account.delivery, committed.delivery, false);
+      await handOver(account.delivery, committed.delivery, false).catch((error: unknown) => {
+        throw error instanceof MailError ? error : new SinkFailure(error);
+      });
       store.deliveryDone(committed.delivery.id);
     }
-    if (result.kind === 'ignore') return { filed: fileAway({ id, kind: 'protocol', from: mail.from }) };
-    // The step is committed: file the mail away, and read its inner message meanwhile.
     const filed = fileAway({ id, kind: 'protocol', from: mail.from });
-    const sender = senderOf({ sender: mail.from, fingerprint: who.fingerprint, verified: who.verified });
-    let message: UserMessage;
-    let attested: Awaited<ReturnType<typeof attestSender>>;
-    try {
-      attested = await attestSender(result.plaintext, sender);
-      message = await parseInner(attested.message);
-    } catch (error) {
-      await filed; // nothing left in flight behind a thrown error
-      throw error;
-    }
+    if (result.kind === 'ignore' || !inner.read) return { filed };
+    const { message, attested } = inner.read;
     const report: FetchReport = { id, kind: 'message', from: mail.from, fingerprint: who.fingerprint, verified: who.verified, sender, renamed: attested.renamed, message, raw: attested.message };
     return { filed: filed.then((r) => (r.kind === 'skipped' ? r : report)) };
   } catch (error) {
+    if (error instanceof SinkFailure) throw error.cause; // our own delivery failed, not this mail: the plaintext waits in the outbox
     return settled(skipped(id, error));
   }
+}
+
+/** The account's delivery sink failed in a way it did not name: the pass stops, as for the store. */
+class SinkFailure {
+  constructor(readonly cause: unknown) {}
 }
 
 /** Mails read ahead of the one being processed (the server's MOVE and FETCH queue on one connection). */

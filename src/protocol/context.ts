@@ -4,6 +4,7 @@
 // mails with OpenPGP, and wipes forgotten secrets once the new state is safely stored.
 import type * as openpgp from 'openpgp';
 import { toHex } from '../crypto/bytes.ts';
+import { EnvelopeError } from '../crypto/errors.ts';
 import type { Sealer } from '../crypto/seal.ts';
 import { ProtocolError, type ProtocolErrorCode } from './errors.ts';
 import { forgetKeyMaterial } from './keyschedule.ts';
@@ -125,14 +126,17 @@ export class Conversation {
 
   /**
    * `alongside` (synchronous, given the plaintext if any) commits atomically with the step's new
-   * state; it does not run when the step changed nothing or failed.
+   * state; it does not run when the step changed nothing or failed. `inspect` sees an
+   * authenticated plaintext before anything is stored: whatever it throws refuses the message
+   * with nothing changed, and is thrown on.
    */
-  async receive(bytes: Uint8Array, options: { alongside?: (plaintext: Uint8Array | null) => void } = {}): Promise<ReceiveResult> {
+  async receive(bytes: Uint8Array, options: { alongside?: (plaintext: Uint8Array | null) => void; inspect?: (plaintext: Uint8Array) => Promise<void> } = {}): Promise<ReceiveResult> {
     let loaded;
     try {
       loaded = await this.load();
       const { state } = loaded;
       const step = await this.step(state, bytes);
+      if (step.payload && options.inspect) await options.inspect(step.payload);
       const steps: Step[] = [{ wipe: loaded.wipe }, step];
       let finalState = step.state;
       if (step.resend && finalState) {
@@ -157,8 +161,10 @@ export class Conversation {
         let opened;
         try {
           opened = await this.options.sealer.open(sealed);
-        } catch {
-          throw new ProtocolError('auth', 'authentication failed'); // one error for every envelope failure
+        } catch (error) {
+          // An envelope §5.2 does not allow is told from its packet headers, which anyone can read.
+          if (error instanceof EnvelopeError) throw new ProtocolError('malformed', error.message);
+          throw new ProtocolError('auth', 'authentication failed'); // one error for every failure to open
         }
         if (opened.signatures > 0) throw new ProtocolError('malformed', 'first mail carries an OpenPGP signature, which would make it undeniable: refused');
         return receiveFirst(state, parties, opened.plaintext, this.env, this.policy);

@@ -154,7 +154,7 @@ describe('the watcher against server faults', () => {
       await watcher.stop();
     }
     const skipped = watcher.log.lines.filter((l) => l.event === 'mail.skipped');
-    assert.deepEqual(skipped.map((l) => l.fields.code).sort(), ['malformed', 'malformed', 'too_large'], JSON.stringify(skipped));
+    assert.deepEqual(skipped.map((l) => l.fields.code).sort(), ['malformed', 'too_large', 'too_large'], JSON.stringify(skipped)); // the hostile one's header block is over §18.9's limit
     for (const line of skipped) assert.ok(typeof line.fields.reason === 'string' && line.fields.reason.length > 0);
     assert.equal((await pending(bob)).length, 3, 'the bad mail stays where it was');
   });

@@ -7,10 +7,10 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { sendMessage } from '../../src/mail/pipeline.ts';
-import { addLoopbackAccount, cliHome, homeEnv, ok, runCli, spawnCli } from '../helpers/cli.ts';
-import { bootstrapCliBob, captureOutput, logEvents, maildirMessages, until } from '../helpers/daemon.ts';
+import { cliHome, homeEnv, ok, runCli, spawnCli } from '../helpers/cli.ts';
+import { captureOutput, cliBobAndAlice, logEvents, maildirMessages, until } from '../helpers/daemon.ts';
 import { useMailServers } from '../helpers/mail-servers.ts';
-import { loopbackAccount, type LoopbackAccount } from '../helpers/loopback-accounts.ts';
+import type { LoopbackAccount } from '../helpers/loopback-accounts.ts';
 
 const servers = useMailServers();
 
@@ -25,13 +25,7 @@ describe('offrecord watch and status over real IMAP and SMTP', () => {
   const secrets: string[] = [];
 
   before(async () => {
-    const s = servers();
-    bobAddress = s.users.bob.address;
-    bobEnv = { MAIL_PW: s.users.bob.pass };
-    alice = await loopbackAccount(s, 'alice', { root: bobHome });
-    await ok(bobHome, ['init', '--email', bobAddress, '--name', 'Bob']);
-    await addLoopbackAccount(bobHome, s, 'bob');
-    await bootstrapCliBob(alice, bobHome, bobEnv, bobAddress);
+    ({ alice, bobAddress, bobEnv } = await cliBobAndAlice(servers(), bobHome));
   });
 
   /** A mail from Alice with a random subject and body; returns both. */

@@ -8,9 +8,9 @@ import { join } from 'node:path';
 import { parseProtected } from '../../src/mail/mime.ts';
 import { fetchMessages, sendMessage } from '../../src/mail/pipeline.ts';
 import { decodeSealed, MessageType } from '../../src/protocol/wire.ts';
-import { ok } from './cli.ts';
+import { addLoopbackAccount, ok } from './cli.ts';
 import { connectImap, type MailServers, type MailUserName } from './mail-servers.ts';
-import { fetchUntil, type LoopbackAccount } from './loopback-accounts.ts';
+import { fetchUntil, loopbackAccount, type LoopbackAccount } from './loopback-accounts.ts';
 
 /** Polls `probe` every 100 ms until it yields something other than null or false; fails after `timeoutMs` naming `what`. */
 export async function until<T>(what: string, probe: () => Promise<T | null | false> | T | null | false, timeoutMs = 30_000): Promise<T> {
@@ -37,6 +37,20 @@ export async function bootstrapCliBob(alice: LoopbackAccount, bobHome: string, b
   await until('the first mail at Bob', async () => (/first words/.test(await ok(bobHome, ['fetch'], '', bobEnv)) ? true : null));
   await ok(bobHome, ['send', '--to', alice.address, '--subject', 'reply'], 'reply words\n', bobEnv);
   await fetchUntil(alice, 'message');
+}
+
+/**
+ * Bob as a CLI home on the loopback servers (`init`, `account add`, password in $MAIL_PW) and
+ * Alice as a library account, their conversation bootstrapped (bootstrapCliBob).
+ */
+export async function cliBobAndAlice(s: MailServers, bobHome: string): Promise<{ alice: LoopbackAccount; bobAddress: string; bobEnv: NodeJS.ProcessEnv }> {
+  const bobAddress = s.users.bob.address;
+  const bobEnv = { MAIL_PW: s.users.bob.pass };
+  const alice = await loopbackAccount(s, 'alice', { root: bobHome });
+  await ok(bobHome, ['init', '--email', bobAddress, '--name', 'Bob']);
+  await addLoopbackAccount(bobHome, s, 'bob');
+  await bootstrapCliBob(alice, bobHome, bobEnv, bobAddress);
+  return { alice, bobAddress, bobEnv };
 }
 
 /** The contents of every message in a Maildir's new/ and cur/ (tmp/ is not delivered). */

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { simpleParser } from 'mailparser';
 import { MailError } from '../../src/mail/errors.ts';
-import { composeInner, composeProtected, EXPLANATION, MAX_MAIL_BYTES, parseInner, parseProtected } from '../../src/mail/mime.ts';
+import { composeInner, composeProtected, EXPLANATION, MAX_ATTACHMENTS, MAX_MAIL_BYTES, MIME_LIMITS, parseAdvertisement, parseInner, parseProtected } from '../../src/mail/mime.ts';
 import { encodeNak, MessageType } from '../../src/protocol/wire.ts';
 import { conversationPair, text } from '../helpers/parties.ts';
 
@@ -71,6 +71,40 @@ describe('outer mail', () => {
     await rejects(corrupted, 'malformed');
   });
 
+  it('refuses anything but exactly one From header with exactly one address (§18.1)', async () => {
+    const good = new TextDecoder().decode(await composeProtected({ ...base, protocol: encodeNak({ senderKeyId: 1, recipientKeyId: 2, counter: 3 }) }));
+    const from = /^From: .*\r\n/m;
+    await rejects(good.replace(from, 'From: alice@example.test\r\nFrom: mallory@example.test\r\n'), 'malformed');
+    await rejects(good.replace(from, 'From: alice@example.test\r\nFrom: alice@example.test\r\n'), 'malformed');
+    await rejects(good.replace(from, ''), 'malformed');
+    await rejects(good.replace(from, 'From: Alice\r\n'), 'malformed');
+    await rejects(good.replace(from, 'From: alice@example.test, friends: mallory@example.test;\r\n'), 'malformed');
+    const error = await parseProtected(new TextEncoder().encode(good.replace(from, 'From: a@example.test\r\nFrom: b@example.test\r\n'))).catch((e: unknown) => e);
+    assert.match((error as Error).message, /2 From headers/);
+  });
+
+  it('a hostile MIME structure is a MailError naming the limit, never a plain Error (§18.9)', async () => {
+    const head = `From: ${base.from}\r\nTo: ${base.to}\r\nSubject: ...\r\nOffrecord-Message: v=1; type=data\r\nMIME-Version: 1.0\r\n`;
+    const parts = (n: number) => `${head}Content-Type: multipart/mixed; boundary=b\r\n\r\n${Array.from({ length: n }, (_, i) => `--b\r\nContent-Type: text/plain\r\n\r\np${i}\r\n`).join('')}--b--\r\n`;
+    let nested = `${head}Content-Type: multipart/mixed; boundary=n0\r\n\r\n`;
+    for (let i = 1; i < 1_500; i++) nested += `--n${i - 1}\r\nContent-Type: multipart/mixed; boundary=n${i}\r\n\r\n`;
+    const bigHeader = `${head}X-Junk: ${'a'.repeat(1_100 * 1024)}\r\n\r\nx\r\n`;
+    const manyLines = `${head}${'X-A: b\r\n'.repeat(20_000)}\r\nx\r\n`;
+    const partHeader = `${head}Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nX-Junk: ${'a'.repeat(MIME_LIMITS.headerBytes)}\r\n\r\nx\r\n--b--\r\n`;
+    const inBody = { parts: parts(1_001), few: parts(MIME_LIMITS.outerParts), nested, partHeader };
+    for (const [name, raw] of Object.entries({ ...inBody, bigHeader, manyLines })) {
+      const bytes = new TextEncoder().encode(raw);
+      for (const parse of [parseProtected, parseAdvertisement, parseInner] as const) {
+        if (name === 'few' && parse === parseInner) continue; // within the inner entity's limits
+        if (name in inBody && parse === parseAdvertisement) {
+          assert.equal(await parse(bytes), null, 'ordinary mail is read for its headers only: its body is never parsed');
+          continue;
+        }
+        await assert.rejects(parse(bytes), (error: unknown) => error instanceof MailError && error.code === 'too_large' && /limit/.test(error.message), `${name} ${parse.name}`);
+      }
+    }
+  });
+
   it('refuses a 50 MiB mail before parsing it', async () => {
     assert.ok(MAX_MAIL_BYTES < 50 * 1024 * 1024);
     await rejects(new Uint8Array(50 * 1024 * 1024), 'too_large');
@@ -95,5 +129,20 @@ describe('inner message (protected headers)', () => {
     assert.equal(parsed.date.getTime(), message.date.getTime());
     assert.equal(parsed.attachments.length, 1);
     assert.deepEqual(parsed.attachments[0]!.content, attachment);
+  });
+
+  it('the most attachments a sender allows are within the receiver\'s part limit, and one more is refused when composing', async () => {
+    const attachment = (i: number) => ({ filename: `a${i}.txt`, contentType: 'text/plain', content: new Uint8Array([65]) });
+    const message = { ...base, subject: 's', date: new Date(), text: 't', html: '<p>t</p>', attachments: Array.from({ length: MAX_ATTACHMENTS }, (_, i) => attachment(i)) };
+    assert.equal((await parseInner(await composeInner(message))).attachments.length, MAX_ATTACHMENTS);
+    await assert.rejects(composeInner({ ...message, attachments: [...message.attachments, attachment(-1)] }), (error: unknown) => error instanceof MailError && error.code === 'too_large');
+  });
+
+  it('refuses an inner message without exactly one From header with exactly one address (§18.5)', async () => {
+    const inner = new TextDecoder().decode(await composeInner({ ...base, subject: 's', date: new Date(), text: 't', attachments: [] }));
+    const from = /^From: .*\r\n/m;
+    for (const replacement of ['From: alice@example.test\r\nFrom: mallory@example.test\r\n', '', 'From: alice@example.test, mallory@example.test\r\n', 'From: Alice\r\n']) {
+      await assert.rejects(parseInner(new TextEncoder().encode(inner.replace(from, replacement))), (error: unknown) => error instanceof MailError && error.code === 'malformed', JSON.stringify(replacement));
+    }
   });
 });
