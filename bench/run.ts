@@ -1,6 +1,7 @@
 // `npm run bench`: every benchmark, each against a baseline measured in the same run.
 import { benchFirstMail } from './firstmail.ts';
 import { benchMail } from './mail.ts';
+import { benchPoison } from './poison.ts';
 import { benchRing } from './ring.ts';
 import { benchSession } from './session.ts';
 import { benchWatch } from './watch.ts';
@@ -11,6 +12,8 @@ console.log('\n== Ring signature ==');
 await benchRing();
 console.log('\n== First mail: build and open, against openpgp.js sign+encrypt / decrypt+verify ==');
 await benchFirstMail();
+console.log('\n== Hostile mail: CPU per mail against a genuine first mail of the same size (bound 2x, PROTOCOL.md §18.9) ==');
+await benchPoison();
 console.log('\n== Mail over loopback Dovecot + Postfix, against plain nodemailer / imapflow ==');
 await benchMail();
 console.log('\n== Watcher daemon over loopback Dovecot + Postfix: latency against plain IDLE, resident memory ==');
