@@ -36,6 +36,7 @@ import {
   decodeSealed,
   encodeAuthenticated,
   encodeBundle,
+  encodeFirstInner,
   encodeReplyPlaintext,
   encodeSealed,
   LIMITS,
@@ -471,7 +472,7 @@ const SMALL_ORDER_X25519: [string, string][] = [
   ['u = 1', '01' + '00'.repeat(31)],
   ['an order-8 point', 'e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800'],
   ['the other order-8 point', '5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157'],
-  ['u = p - 1 (order 2)', 'ec' + 'ff'.repeat(30) + '7f'],
+  ['u = p - 1 (order 4, on the twist)', 'ec' + 'ff'.repeat(30) + '7f'],
 ];
 const ED25519_ORDER = 2n ** 252n + 27742317777372353535851937790883648493n;
 
@@ -926,6 +927,21 @@ function buildNegatives(wire: Map<string, Uint8Array>): NegativeVector[] {
     'malformed',
   );
   neg('ciphertext length 2^32 - 1 (over the payload limit)', 'decodeSealed', put(data, dataCtAt, u32be(0xffffffff)), 'too_large');
+  // ct_len boundaries (section 5.5): the limit is checked before the announced bytes must be present.
+  neg(`data ciphertext length ${LIMITS.maxPayload + 1} (payload limit + 1)`, 'decodeSealed', put(data, dataCtAt, u32be(LIMITS.maxPayload + 1)), 'too_large');
+  neg(`data ciphertext length ${LIMITS.maxPayload} (the limit itself: within it, so only the missing bytes fail)`, 'decodeSealed', put(data, dataCtAt, u32be(LIMITS.maxPayload)), 'malformed');
+  neg(
+    `reply ciphertext length ${LIMITS.maxPayload + AUTH_BLOCK_LENGTH + 1} (payload limit + auth block + 1)`,
+    'decodeSealed',
+    put(reply, replyCtAt, u32be(LIMITS.maxPayload + AUTH_BLOCK_LENGTH + 1)),
+    'too_large',
+  );
+  neg(
+    `reply ciphertext length ${LIMITS.maxPayload + AUTH_BLOCK_LENGTH} (the limit itself: only the missing bytes fail)`,
+    'decodeSealed',
+    put(reply, replyCtAt, u32be(LIMITS.maxPayload + AUTH_BLOCK_LENGTH)),
+    'malformed',
+  );
   neg('data message with an empty ciphertext (length 0, MAC follows)', 'decodeSealed', splice(put(data, dataCtAt, u32be(0)), dataCtAt + 4, dataCtLength), 'malformed');
   neg('acknowledgement carrying a 1-byte ciphertext', 'decodeSealed', splice(put(ack, dataCtAt, u32be(1)), dataCtAt + 4, 0, Uint8Array.of(0)), 'malformed');
   {
@@ -1077,15 +1093,16 @@ function buildEngineNegatives(
     }
     check(false, `engine negative "${v.comment}" must fail`);
   };
+  /** add() for the common case: a receiver, the step before which it gets `bytes`, and the code. */
+  const refuse = (receiver: Party, before: string, step: EngineNegativeVector['step'], expect: ProtocolErrorCode, comment: string, bytes: Uint8Array): void =>
+    add({ comment, receiver, before, step, engine_expect: expect, bytes: hex(bytes) }, bytes);
 
+  const { A, B } = who;
   const data = wire.get('alice_data')!;
   const dataVec = vec('alice_data', 'sealed');
   const macAt = data.length - 32;
   const flippedMac = flipBit(data, data.length - 1);
-  add(
-    { comment: 'alice_data with the lowest bit of its MAC flipped', receiver: 'bob', before: 'alice_data', step: 'receiveSealed', engine_expect: 'auth', bytes: hex(flippedMac) },
-    flippedMac,
-  );
+  refuse('bob', 'alice_data', 'receiveSealed', 'auth', 'alice_data with the lowest bit of its MAC flipped', flippedMac);
   const authenticated = data.subarray(0, macAt);
   const wrongKey = dataVec.hkdf.sender_is_low ? dataVec.hkdf.mac_key_high_to_low : dataVec.hkdf.mac_key_low_to_high;
   const wrongMac = concatBytes(authenticated, hmacSha256(fromHex(wrongKey), authenticated));
@@ -1102,66 +1119,81 @@ function buildEngineNegatives(
     wrongMac,
   );
   const flippedCt = flipBit(data, S.afterNonce + 4);
-  add(
-    { comment: 'alice_data with the lowest bit of its first ciphertext byte flipped (MAC unchanged)', receiver: 'bob', before: 'alice_data', step: 'receiveSealed', engine_expect: 'auth', bytes: hex(flippedCt) },
-    flippedCt,
-  );
-  add(
-    { comment: 'alice_data delivered a second time, after Bob accepted it', receiver: 'bob', before: 'alice_ack', step: 'receiveSealed', engine_expect: 'replay', bytes: hex(data) },
-    data,
-  );
+  refuse('bob', 'alice_data', 'receiveSealed', 'auth', 'alice_data with the lowest bit of its first ciphertext byte flipped (MAC unchanged)', flippedCt);
+  refuse('bob', 'alice_ack', 'receiveSealed', 'replay', 'alice_data delivered a second time, after Bob accepted it', data);
 
   // Alice's data message again, sealed correctly under its pair, with its counter but another
   // nonce: what Alice sends if her state is restored from a backup taken before alice_data.
-  const resealed = (label: string, edit: Partial<SealedMessage>): Uint8Array => {
+  const resealed = (label: string, edit: Partial<SealedMessage>, plaintext = text(label)): Uint8Array => {
     const { message } = decodeSealed(data);
     const nonce = edit.nonce ?? sha512(`offrecord/v1 message vector nonce|${label}`).subarray(0, 16);
-    const plaintext = text(label);
-    const fields = { ...message, ...edit, nonce, ciphertext: aesCtr(messageKeyOf(fromHex(dataVec.direction_key), nonce), message.counter, plaintext) };
+    const counter = edit.counter ?? message.counter;
+    const fields = { ...message, ...edit, nonce, ciphertext: aesCtr(messageKeyOf(fromHex(dataVec.direction_key), nonce), counter, plaintext) };
     const region = encodeAuthenticated(fields);
     return encodeSealed(region, hmacSha256(fromHex(dataVec.message_mac_key), region), []);
   };
   const rewound = resealed('rewound alice', {});
-  add(
-    {
-      comment: "another message under alice_data's pair and counter with another nonce, correctly MAC'd (Alice's state restored from a backup), after Bob accepted alice_data: section 9.3",
-      receiver: 'bob',
-      before: 'alice_ack',
-      step: 'receiveSealed',
-      engine_expect: 'rewound',
-      bytes: hex(rewound),
-    },
+  refuse(
+    'bob',
+    'alice_ack',
+    'receiveSealed',
+    'rewound',
+    "another message under alice_data's pair and counter with another nonce, correctly MAC'd (Alice's state restored from a backup), after Bob accepted alice_data: section 9.3",
     rewound,
   );
   const reannounced = resealed('reannounced share', { nextDh: fromHex(dataVec.dh.sender_public) });
-  add(
-    {
-      comment: "alice_data with next_dh = Alice's share of key 1 (the one it is sent under), correctly MAC'd: a re-announced share is refused (section 8.4)",
-      receiver: 'bob',
-      before: 'alice_data',
-      step: 'receiveSealed',
-      engine_expect: 'unexpected',
-      bytes: hex(reannounced),
-    },
-    reannounced,
-  );
+  refuse('bob', 'alice_data', 'receiveSealed', 'unexpected', "alice_data with next_dh = Alice's share of key 1 (the one it is sent under), correctly MAC'd: a re-announced share is refused (section 8.4)", reannounced);
+
+  // Ids nobody announced (section 9.4 step 3): found before any key is derived, so the MAC is never reached.
+  const unknownRecipient = put(data, S.recipientKeyId, u32be(3));
+  refuse('bob', 'alice_data', 'receiveSealed', 'auth', "alice_data naming Bob's key 3, which Bob never announced (his next is 2): section 9.4 step 3", unknownRecipient);
+  const unknownSender = put(data, S.senderKeyId, u32be(2));
+  refuse('bob', 'alice_data', 'receiveSealed', 'auth', "alice_data claiming Alice's key 2, which Bob has not seen announced (his view of her current is 1): section 9.4 step 3", unknownSender);
+  // A REPLY from the initiator to the responder: the MAC is checked first (section 9.4 step 4).
+  const replyToResponder = resealed('reply to the responder', { type: MessageType.Reply, counter: 2, senderDh: fromHex(dataVec.dh.sender_public) }, new Uint8Array(AUTH_BLOCK_LENGTH));
+  refuse('bob', 'alice_data', 'receiveSealed', 'unexpected', "a REPLY from Alice to Bob, who is responding, sealed and MAC'd correctly under alice_data's pair (counter 2): authentic, does not fit the state", replyToResponder);
+  const replyToResponderBadMac = flipBit(replyToResponder, replyToResponder.length - 1);
+  refuse('bob', 'alice_data', 'receiveSealed', 'auth', 'the same REPLY to the responder with the last bit of its MAC flipped: the MAC comes before the type check', replyToResponderBadMac);
+
+  // First mails re-signed by Alice with one auth-block field changed (section 6.3 steps 4 and 5).
+  const firstVec = vec('alice_first', 'first_inner');
+  const signedFirst = (label: string, created: number, messageId: Uint8Array): Uint8Array => {
+    const dhShare = fromHex(firstVec.fields.dh_share);
+    const payload = text(label);
+    const unsigned: AuthBlock = {
+      senderFingerprint: A.fp,
+      recipientFingerprint: B.fp,
+      senderRingKey: A.public,
+      recipientRingKey: B.public,
+      created,
+      messageId,
+      signature: new Uint8Array(0),
+    };
+    const [p0, p1] = sortRing(A.public, B.public);
+    const rand = sha512(`offrecord/v1 message vector rand|${label}`).subarray(0, 32);
+    const signature = ringSign(prepareRing(p0, p1), A.secret, firstContext(unsigned, dhShare, payload), rand);
+    return encodeFirstInner({ auth: { ...unsigned, signature }, dhShare, payload });
+  };
+  const freshId = (label: string): Uint8Array => sha512(`offrecord/v1 message vector message id|${label}`).subarray(0, 16);
+  const firstAt = beforeReceive.get('alice_first')!.time;
+  const future = signedFirst('signed too far ahead', firstAt + DEFAULT_POLICY.maxClockSkewMs + 1, freshId('signed too far ahead'));
+  refuse('bob', 'alice_first', 'receiveFirst', 'unexpected', `alice_first re-signed with created = Bob's clock + maxClockSkewMs + 1 ms: section 6.3 step 4`, future);
+  const old = signedFirst('signed too long ago', firstAt - DEFAULT_POLICY.maxAuthAgeMs - 1, freshId('signed too long ago'));
+  refuse('bob', 'alice_first', 'receiveFirst', 'expired', `alice_first re-signed with created = Bob's clock - maxAuthAgeMs - 1 ms: section 6.3 step 4`, old);
+  const dataAt = beforeReceive.get('alice_data')!.time;
+  const repeatedId = signedFirst('same message id again', dataAt, fromHex(firstVec.auth.message_id));
+  refuse('bob', 'alice_data', 'receiveFirst', 'replay', "a first mail from Alice, validly signed now, that repeats alice_first's message_id (other payload and created): section 6.3 step 5", repeatedId);
 
   const first = wire.get('alice_first')!;
   const flippedSig = flipBit(first, F.signature);
-  add(
-    { comment: 'alice_first inner with the lowest bit of its ring signature (c0) flipped', receiver: 'bob', before: 'alice_first', step: 'receiveFirst', engine_expect: 'auth', bytes: hex(flippedSig) },
-    flippedSig,
-  );
+  refuse('bob', 'alice_first', 'receiveFirst', 'auth', 'alice_first inner with the lowest bit of its ring signature (c0) flipped', flippedSig);
   const flippedPayload = flipBit(first, first.length - 1);
-  add(
-    { comment: 'alice_first inner with the last payload bit flipped (the signature covers SHA-256(payload))', receiver: 'bob', before: 'alice_first', step: 'receiveFirst', engine_expect: 'auth', bytes: hex(flippedPayload) },
-    flippedPayload,
-  );
+  refuse('bob', 'alice_first', 'receiveFirst', 'auth', 'alice_first inner with the last payload bit flipped (the signature covers SHA-256(payload))', flippedPayload);
 
   // Forged replies: sealed correctly under Bob's key 1 and Alice's key 1 (so the MAC is good),
   // but the ring signature is made by Mallory, whose key is outside the ring {Alice, Bob}.
   const replyVec = vec('bob_reply', 'sealed');
-  const { A, B, M } = who;
+  const { M } = who;
   const forge = (comment: string, namedSender: Uint8Array, label: string, expect: ProtocolErrorCode): void => {
     const rand = sha512(`offrecord/v1 message vector rand|${label}`).subarray(0, 32);
     const payload = text('forged reply');

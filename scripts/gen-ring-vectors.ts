@@ -161,6 +161,7 @@ export function buildRingVectors(): RingVectors {
   negativeCase('valid signature of positive[0], ring given as [P1, P0]', [b1, b0], hello, sig, 'ring-order');
   negativeCase('positive[0] with s0 replaced by s0 + l (same residue, not canonical)', base.ring, hello, addOrderAt(sig, 32), 'non-canonical-scalar');
   negativeCase('positive[0] with c0 replaced by c0 + l (same residue, not canonical)', base.ring, hello, addOrderAt(sig, 0), 'non-canonical-scalar');
+  negativeCase('positive[0] with s1 replaced by s1 + l (same residue, not canonical)', base.ring, hello, addOrderAt(sig, 64), 'non-canonical-scalar');
   negativeCase('positive[0] truncated to 95 bytes', base.ring, hello, sig.subarray(0, 95), 'bad-length');
   const flipped = Uint8Array.from(sig);
   flipped[64]! ^= 0x01; // lowest bit of s1; stays canonical
@@ -190,6 +191,27 @@ export function buildRingVectors(): RingVectors {
   badKeyCase('ring key is a small-order point (order 4)', fromHex(ED25519_TORSION_SUBGROUP[2]!), 'torsion-point', 'n-order-4');
   const mixed = Point.fromBytes(pub.bob).add(Point.fromHex(ED25519_TORSION_SUBGROUP[1]!)).toBytes();
   badKeyCase('ring key is mixed order: bob + an order-8 point (canonical encoding, not torsion-free)', mixed, 'torsion-point', 'n-mixed');
+
+  // Order of the checks (PROTOCOL.md section 4.4): key by key (all of 3a-3c for P0, then for P1),
+  // and every point check before the ring order. These two vectors each have two defects on purpose.
+  const torsion8 = fromHex(ED25519_TORSION_SUBGROUP[1]!);
+  if (byteCompare(torsion8, yAbove) >= 0) throw new Error('vector needs the torsion point below y = p + 3');
+  negativeCase(
+    'ring [order-8 point, y = p + 3] (two defects on purpose): P0 fails 3c, P1 fails 3a; checked key by key, so P0\'s torsion-point comes first',
+    [torsion8, yAbove],
+    hello,
+    sig,
+    'torsion-point',
+  );
+  const descending: [Uint8Array, Uint8Array] = [yAbove, pub.alice];
+  if (byteCompare(yAbove, pub.alice) <= 0) throw new Error('vector needs y = p + 3 above alice');
+  negativeCase(
+    'ring [y = p + 3, alice] (two defects on purpose): out of order and one key non-canonical; the point checks come before the ring order. The signature is alice\'s for this ring as given',
+    descending,
+    hello,
+    uncheckedSign(descending, secrets.alice, hello, 'n-descending'),
+    'non-canonical-point',
+  );
 
   const dup = [pub.alice, pub.alice] as [Uint8Array, Uint8Array];
   negativeCase('duplicated member: ring [alice, alice], signature valid for that ring', dup, hello, uncheckedSign(dup, secrets.alice, hello, 'n-dup'), 'ring-order');

@@ -546,7 +546,6 @@ export function receiveSealed(state: SessionState | null, parties: Parties, byte
     if (message.type !== MessageType.Reply) fail('no_session', 'a data message before any reply: the session was lost');
     return acceptFirstReply(state, parties, message, authenticated, env, policy);
   }
-  if (message.type === MessageType.Reply && state.kind === 'responding') fail('unexpected', 'a reply while we are the responder');
   return acceptUnderKeys(state, parties, message, authenticated, env, policy);
 }
 
@@ -660,6 +659,8 @@ function acceptUnderKeys(
   const wipe = [...swept.wipe, pairKeys.key];
   if (keys.received[pairKey(our.id, their.id)]) wipe.push(pairKeys.macKey); // a fresh pair keeps it in the window
   let payload = openSealed(pairKeys, message, authenticated);
+  // After the MAC, like every `unexpected` (§9.4): only the peer can make it get this far.
+  if (message.type === MessageType.Reply && state.kind === 'responding') fail('unexpected', 'a reply while we are the responder');
   let { seenAuthIds, peerCreated } = state;
   if (message.type === MessageType.Reply) {
     // A second reply sent before our first data message reached the responder.
