@@ -36,6 +36,8 @@ export interface MailSettings {
   folder: string;
   /** require-encryption: never send in plaintext, even with --plaintext. */
   policy?: 'opportunistic' | 'require-encryption';
+  /** sendmail and serve, for a recipient without keys: refuse (default), or one plaintext mail carrying our keys. */
+  keyless?: 'refuse' | 'plaintext';
 }
 
 export function configDirectory(env: NodeJS.ProcessEnv = process.env): string {

@@ -4,7 +4,7 @@
 import { KeyError } from '../src/keys/errors.ts';
 import { KeyringError } from '../src/keys/keyring.ts';
 import { StoreError } from '../src/store/errors.ts';
-import { MailError } from '../src/mail/errors.ts';
+import { MailError, SubmissionError } from '../src/mail/errors.ts';
 import { PipelineError } from '../src/mail/pipeline.ts';
 import { PublicationError } from '../src/keys/publication.ts';
 import { ForgeError } from '../src/mail/transcript.ts';
@@ -121,6 +121,14 @@ function fromStoreError(error: StoreError): Report {
   return { exitCode: EXIT.store, message: error.message, hint: hints[error.code] };
 }
 
+const SUBMISSION_HINTS: Partial<Record<SubmissionError['code'], string>> = {
+  no_keys: 'they need to send you one mail with offrecord first (its keys come along), or give you their key (offrecord keys import); to send one plaintext mail carrying your keys instead, allow it for the account: offrecord account add ... --keyless plaintext',
+  identity_changed: 'compare fingerprints with them (offrecord keys fingerprint ADDRESS), then: offrecord keys trust ADDRESS --fingerprint "..."',
+  temporary: 'nothing was marked sent: send it again later (a new message: no counter is reused)',
+  permanent: 'the server refused it: sending it again unchanged will not help',
+  sender: 'send from the account\'s own address, or choose the account with --account',
+};
+
 /** What to print and which exit code to use for an error thrown by a command. */
 export function report(error: unknown): Report {
   if (error instanceof CliError) return { exitCode: error.exitCode, message: error.message, ...(error.hint ? { hint: error.hint } : {}) };
@@ -147,6 +155,10 @@ export function report(error: unknown): Report {
   }
   if (error instanceof MailError && error.code === 'credential') {
     return { exitCode: EXIT.mail, message: error.message, hint: 'run the token command by hand to see why (offrecord account show names it)' };
+  }
+  if (error instanceof SubmissionError) {
+    const exitCode = error.code === 'temporary' || error.code === 'permanent' ? EXIT.mail : error.code === 'identity_changed' ? EXIT.trust : EXIT.input;
+    return { exitCode, message: error.message, ...(SUBMISSION_HINTS[error.code] ? { hint: SUBMISSION_HINTS[error.code] } : {}) };
   }
   if (error instanceof MailError) return { exitCode: error.code === 'io' || error.code === 'auth' ? EXIT.mail : EXIT.input, message: error.message, hint: 'check the account settings: offrecord account show' };
   const message = error instanceof Error ? error.message : String(error);

@@ -58,13 +58,18 @@ export interface AccountAddArgs {
   oauth2TokenCommand?: string;
   folder: string;
   policy: 'opportunistic' | 'require-encryption';
+  keyless?: 'refuse' | 'plaintext';
 }
 
 export async function accountAdd(args: AccountAddArgs): Promise<ExitCode> {
   const account = resolveAccount(args.account);
+  if (args.keyless === 'plaintext' && args.policy === 'require-encryption') {
+    throw new CliError(EXIT.usage, '--keyless plaintext contradicts --policy require-encryption', 'choose one: require-encryption never sends plaintext');
+  }
+  const keyless = args.keyless === 'plaintext' ? { keyless: 'plaintext' as const } : {};
   let settings: MailSettings;
   if (args.imapHost === undefined && args.smtpHost === undefined) {
-    settings = { v: 1, transport: 'maildir', spool: args.maildir ?? defaultSpool(), folder: args.folder, policy: args.policy };
+    settings = { v: 1, transport: 'maildir', spool: args.maildir ?? defaultSpool(), folder: args.folder, policy: args.policy, ...keyless };
   } else {
     if (!args.imapHost || !args.smtpHost || !args.user) {
       throw new CliError(EXIT.usage, 'a real account needs --imap-host, --smtp-host and --user', 'offrecord account add --imap-host imap.example.org --smtp-host smtp.example.org --user alice --password-env MAIL_PASSWORD');
@@ -85,6 +90,7 @@ export async function accountAdd(args: AccountAddArgs): Promise<ExitCode> {
         : { password: args.passwordEnv !== undefined ? { env: args.passwordEnv } : { command: args.passwordCommand! } }),
       folder: args.folder,
       policy: args.policy,
+      ...keyless,
     };
   }
   const path = saveSettings(account, settings);
@@ -105,7 +111,7 @@ export async function accountShow(args: { account?: string; json: boolean }): Pr
       const credential = settings.oauth2 ? `OAuth2 token from command: ${settings.oauth2.command}` : 'env' in settings.password! ? `password from $${settings.password.env}` : `password from command: ${settings.password!.command}`;
       out(`user      ${settings.user}; ${credential}\n`);
     }
-    out(`policy    ${settings.policy ?? 'opportunistic'}\n`);
+    out(`policy    ${settings.policy ?? 'opportunistic'}; recipients without keys (sendmail, serve): ${settings.keyless === 'plaintext' && settings.policy !== 'require-encryption' ? 'one plaintext mail carrying your keys' : 'refused'}\n`);
     out(`processed mail moves to ${settings.folder}; read messages land in ${plaintextMaildir(account)}\n`);
   }
   return EXIT.ok;

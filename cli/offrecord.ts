@@ -15,6 +15,9 @@ import * as forge from './forge.ts';
 import * as keys from './keys.ts';
 import * as mail from './mail.ts';
 import * as publish from './publish.ts';
+import { sendmail } from './sendmail.ts';
+import * as serve from './serve.ts';
+import { DEFAULT_SUBMISSION_PORT } from './serve.ts';
 import * as watcher from './watch.ts';
 import { STDIO } from './keys.ts';
 
@@ -35,6 +38,9 @@ function version(): string {
 const EPILOG = `Environment:
   OFFRECORD_PASSPHRASE  the passphrase of your secret key (otherwise asked on a terminal)
   XDG_DATA_HOME         data lives in $XDG_DATA_HOME/offrecord (default ~/.local/share/offrecord)
+
+offrecord sendmail [-t] [-i] [-f ADDRESS] [--] [RECIPIENT...] < message: the sendmail command for
+mutt, neomutt, aerc and git send-email (sysexits exit codes; see README).
 
 Exit codes: 0 ok, 1 usage error, 2 bad input, 3 trust alarm, 4 wrong or missing passphrase,
 5 store error, 6 mail server or publication target error, 7 some mail left unprocessed, 70 internal error (a bug),
@@ -194,6 +200,11 @@ function accountCommands(y: Argv<{ account: string | undefined }>) {
             default: 'opportunistic' as const,
             describe: 'require-encryption refuses plaintext even with send --plaintext',
           })
+          .option('keyless', {
+            choices: ['refuse', 'plaintext'] as const,
+            default: 'refuse' as const,
+            describe: 'sendmail and serve, for a recipient without offrecord keys: refuse the message, or send that recipient one plaintext mail carrying your keys',
+          })
           .example('offrecord account add --imap-host imap.example.org --smtp-host smtp.example.org --user alice --password-command "pass show mail"', '')
           .example('offrecord account add --imap-host imap.gmail.com --smtp-host smtp.gmail.com --user alice@gmail.com --oauth2-token-command "oama access alice@gmail.com"', ''),
       run((a) =>
@@ -214,10 +225,12 @@ function accountCommands(y: Argv<{ account: string | undefined }>) {
           oauth2TokenCommand: a['oauth2-token-command'],
           folder: a.folder,
           policy: a.policy,
+          keyless: a.keyless,
         }),
       ),
     )
     .command('show', 'show the mail settings', (c) => c.option('json', jsonOption), run((a) => mail.accountShow({ account: a.account, json: a.json })))
+    .command('credential', 'make a new password for offrecord serve (shown once, kept hashed)', (c) => c, run((a) => serve.credential({ account: a.account })))
     .demandCommand(1, 'name an account command');
 }
 
@@ -280,6 +293,8 @@ export function parser(argv: string[]) {
           .option('ack-delay', { type: 'number', requiresArg: true, describe: 'seconds to wait for your reply before acknowledging a new key (default 3600)' })
           .option('idle-restart', { type: 'number', requiresArg: true, describe: 'seconds between IDLE restarts (default 100)' })
           .option('publish-to', { type: 'string', requiresArg: true, describe: 'publish due keys daily to DIR, an http(s) URL or mailto:ADDRESS (as keys publish), or none' })
+          .option('serve', { type: 'boolean', default: false, describe: 'also run the SMTP submission server (as offrecord serve) in this process' })
+          .option('serve-port', { type: 'number', default: DEFAULT_SUBMISSION_PORT, describe: 'its port on 127.0.0.1' })
           .check((a) => {
             for (const name of ['ack-delay', 'idle-restart'] as const) {
               const value = a[name];
@@ -299,8 +314,19 @@ export function parser(argv: string[]) {
           ...(a['ack-delay'] !== undefined ? { ackDelay: a['ack-delay'] } : {}),
           ...(a['idle-restart'] !== undefined ? { idleRestart: a['idle-restart'] } : {}),
           ...(a['publish-to'] !== undefined ? { publishTo: a['publish-to'] } : {}),
+          ...(a.serve ? { servePort: a['serve-port'] } : {}),
         }),
       ),
+    )
+    .command(
+      'serve',
+      'SMTP submission on 127.0.0.1 for mail clients: what they send goes out protected, as with sendmail',
+      (c) =>
+        c
+          .option('port', { type: 'number', default: DEFAULT_SUBMISSION_PORT, describe: 'the port on 127.0.0.1' })
+          .example('offrecord account credential', 'first: the user and password your mail client logs in with (shown once)')
+          .example('offrecord serve', 'until SIGTERM or Ctrl-C; logs JSON lines on stderr'),
+      run((a) => serve.serve({ account: a.account, port: a.port })),
     )
     .command('status', 'what each account\'s watcher is doing', (c) => c.option('json', jsonOption), run((a) => watcher.status({ ...(a.account !== undefined ? { account: a.account } : {}), json: a.json })))
     .command('sessions', 'who you talk to, and in which state', (c) => c.option('json', jsonOption), run((a) => mail.sessions({ account: a.account, json: a.json })))
@@ -364,6 +390,11 @@ export function parser(argv: string[]) {
 export async function main(argv: string[]): Promise<void> {
   // A reader that closed the pipe (`| head`) is heard by the pending write, never as a crash.
   process.stdout.on('error', () => undefined);
+  // sendmail's own command line (-oi, -t, -fADDR...), not yargs', and sysexits codes (cli/sendmail.ts).
+  if (argv[0] === 'sendmail') {
+    process.exitCode = await sendmail(argv.slice(1));
+    return;
+  }
   try {
     // yargs-parser turns a lone "-" into "" or true; NUL never occurs in a real argument.
     await parser(argv.map((a) => (a === '-' ? STDIO : a))).parseAsync();

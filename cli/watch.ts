@@ -16,6 +16,8 @@ import { dataDirectory, listAccounts, openAccount, resolveAccount } from './acco
 import { CliError, EXIT, type ExitCode } from './errors.ts';
 import { json, terminalLine } from './format.ts';
 import { plaintextMaildir, withMailAccount } from './mail.ts';
+import { startServing } from './serve.ts';
+import type { SubmissionServer } from '../src/daemon/submission-server.ts';
 import { publicationTarget } from './publish.ts';
 import { publicationDuty } from '../src/daemon/publication.ts';
 
@@ -33,6 +35,8 @@ export interface WatchArgs {
   idleRestart?: number;
   /** Where due keys are published (as `keys publish --to`); `none` turns it off. */
   publishTo?: string;
+  /** Also run the SMTP submission server on this port (offrecord serve). */
+  servePort?: number;
 }
 
 
@@ -116,9 +120,11 @@ export async function watch(args: WatchArgs): Promise<ExitCode> {
 }
 
 async function watchAccount(args: WatchArgs, signal: AbortSignal, log: Logger): Promise<ExitCode> {
-  return withMailAccount(args.account, async (mail, opened) => {
+  return withMailAccount(args.account, async (mail, opened, settings) => {
     const release = lockAccount(opened.account);
+    let server: SubmissionServer | null = null;
     try {
+      if (args.servePort !== undefined) server = await startServing(mail, settings, args.servePort, log);
       const publish = args.publishTo === 'none' ? null : publicationDuty({ store: opened.store, target: publicationTarget(args.publishTo, opened.account), schedule: opened.keyring.schedule, log });
       const sinks: DeliverySink[] = [new MaildirDelivery(args.maildir ?? plaintextMaildir(opened.account))];
       if (args.exec !== undefined) sinks.push(execSink(args.exec));
@@ -150,6 +156,7 @@ async function watchAccount(args: WatchArgs, signal: AbortSignal, log: Logger): 
     } catch (error) {
       throw error instanceof WatchError && error.cause !== undefined ? error.cause : error;
     } finally {
+      await server?.close();
       release();
     }
   });

@@ -68,6 +68,8 @@ export interface StartOptions {
   ports?: { imap: number; smtp: number };
   /** Extra dovecot.conf lines (e.g. an `imap_capability` without IDLE). */
   dovecotSettings?: string[];
+  /** Extra Postfix main.cf lines (e.g. a larger `message_size_limit`). */
+  postfixSettings?: string[];
 }
 
 const PACKAGES = [
@@ -114,7 +116,7 @@ export async function startMailServers(options: StartOptions = {}): Promise<Mail
     // A port found free can be taken before the daemon binds it: try again with new ports.
     for (let attempt = 1; ; attempt++) {
       const [imapPort, smtpPort] = options.ports ? [options.ports.imap, options.ports.smtp] : await freePortPair();
-      writeConfig(dir, { domain, users, tls: tls !== null, imapPort, smtpPort, dovecotSettings: options.dovecotSettings ?? [] });
+      writeConfig(dir, { domain, users, tls: tls !== null, imapPort, smtpPort, dovecotSettings: options.dovecotSettings ?? [], postfixSettings: options.postfixSettings ?? [] });
       writeFileSync(join(dir, MARKER), `${JSON.stringify({ domain, imap: { host: HOST, port: imapPort }, smtp: { host: HOST, port: smtpPort }, users, tls: tls ? { certFile: tls.certFile } : null }, null, 2)}\n`);
       try {
         const pids = await launch(dir);
@@ -197,6 +199,7 @@ interface ConfigInput {
   imapPort: number;
   smtpPort: number;
   dovecotSettings: string[];
+  postfixSettings: string[];
 }
 
 function ids(file: string, name: string, fallback: number): number {
@@ -329,6 +332,7 @@ function writeConfig(dir: string, c: ConfigInput): void {
     // transport for a minute.
     'transport_retry_time = 1s',
     'lmtp_connect_timeout = 5s',
+    ...c.postfixSettings,
     '',
   ].join('\n');
   const service = (name: string, type: string, priv: string, unpriv: string, wakeup: string, limit: string, command: string): string =>

@@ -18,4 +18,42 @@ export type MailErrorCode =
   /** Processing one mail failed in a way no check foresaw (its reason names the error): that mail is skipped, nothing stops. */
   | 'unprocessable';
 
-export class MailError extends CodedError<MailErrorCode> {}
+export class MailError extends CodedError<MailErrorCode> {
+  /** The SMTP server's reply code, where it gave one: 4xx is worth another try later, 5xx is a refusal. */
+  readonly responseCode: number | undefined;
+  constructor(code: MailErrorCode, message: string, options?: { cause?: unknown; responseCode?: number | undefined }) {
+    super(code, message, options);
+    this.responseCode = options?.responseCode;
+  }
+}
+
+export type SubmissionErrorCode =
+  /** The client's message is not a well-formed RFC 5322 message (header syntax, repeated fields). */
+  | 'malformed'
+  /** Over what one protocol message carries (§5). */
+  | 'too_large'
+  /** No recipient in the arguments or the headers. */
+  | 'no_recipients'
+  /** A recipient that is not a plain address, or the account itself. */
+  | 'bad_recipient'
+  /** The From header names someone other than the account. */
+  | 'sender'
+  /** Recipients without offrecord keys, refused by the account's policy: nothing was sent. */
+  | 'no_keys'
+  /** A recipient's identity key changed: nothing is sent to anyone until the user decides. */
+  | 'identity_changed'
+  /** The server is away or answered 4xx: sending again later may work. */
+  | 'temporary'
+  /** The server refused the mail (5xx) or our credentials: sending again will not help. */
+  | 'permanent';
+
+/** Why a client's message was not (wholly) sent; `recipients` not sent to, `sent` those that got their copy. */
+export class SubmissionError extends CodedError<SubmissionErrorCode> {
+  readonly recipients: string[];
+  readonly sent: string[];
+  constructor(code: SubmissionErrorCode, message: string, details: { recipients?: string[]; sent?: string[] } = {}, options?: { cause?: unknown }) {
+    super(code, message, options);
+    this.recipients = details.recipients ?? [];
+    this.sent = details.sent ?? [];
+  }
+}

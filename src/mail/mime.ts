@@ -119,7 +119,8 @@ function mailboxes(field: AddressObject | AddressObject[] | undefined): string[]
   return list.flatMap((a) => a.value).flatMap((v) => (v.group ? v.group : [v])).map((v) => (v.address ?? '').toLowerCase());
 }
 
-function addresses(field: AddressObject | AddressObject[] | undefined): string[] {
+/** The addresses of an address header (group members included), lowercased. */
+export function addresses(field: AddressObject | AddressObject[] | undefined): string[] {
   return mailboxes(field).filter((a) => a.length > 0);
 }
 

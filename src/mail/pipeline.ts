@@ -80,15 +80,17 @@ export class PipelineError extends Error {
     readonly code: 'no_keys' | 'identity_changed' | 'protocol' | 'transport',
     message: string,
     readonly hint?: string,
+    options?: { cause?: unknown },
   ) {
-    super(message);
+    super(message, options);
     this.name = 'PipelineError';
   }
 }
 
 const now = (account: MailAccount) => (account.clock ?? Date.now)();
 
-async function advertHeaders(account: MailAccount) {
+/** The key headers every mail of ours carries (§18.3, §18.4). */
+export async function advertHeaders(account: MailAccount) {
   return {
     autocrypt: await autocryptHeaderFor(account.privateKey, account.address, now(account)),
     offrecordKeys: formatOffrecordKeysHeader({ versions: [...SUPPORTED_PROTOCOL_VERSIONS], ring: account.keyring.ringAdverts() }),
@@ -105,7 +107,7 @@ function lazySealer(account: MailAccount): Sealer {
   };
 }
 
-async function conversationWith(account: MailAccount, address: string): Promise<Conversation> {
+export async function conversationWith(account: MailAccount, address: string): Promise<Conversation> {
   const peer = await account.keyring.peerParty(address);
   return new Conversation({
     store: account.store,
@@ -123,7 +125,7 @@ async function dispatch(account: MailAccount, to: string, protocol: Uint8Array, 
   try {
     await account.outgoing.send(raw, { from: account.address, to: [to] });
   } catch (error) {
-    throw new PipelineError('transport', error instanceof Error ? error.message : String(error), 'the message was not sent; its session counter stays used, so sending again is safe');
+    throw new PipelineError('transport', error instanceof Error ? error.message : String(error), 'the message was not sent; its session counter stays used, so sending again is safe', { cause: error });
   }
 }
 
@@ -132,6 +134,28 @@ const TYPE_OF: Partial<Record<MessageType, 'first' | 'reply' | 'data'>> = {
   [MessageType.Reply]: 'reply',
   [MessageType.Data]: 'data',
 };
+
+/**
+ * The conversation with `address`, or null when we hold no offrecord keys for it (the caller
+ * decides whether plaintext may go instead). A changed identity is an alarm, never null.
+ */
+export async function conversationOrNone(account: MailAccount, address: string): Promise<Conversation | null> {
+  try {
+    return await conversationWith(account, address);
+  } catch (error) {
+    if (isKeyringError(error, 'identity_changed')) throw new PipelineError('identity_changed', error.message, error.details.warning);
+    if (isKeyringError(error, 'unknown_peer') || isKeyringError(error, 'no_ring_key')) return null;
+    throw error;
+  }
+}
+
+/** Sends `inner` (a complete MIME message) protected, as the next message of `conversation` with `to`. */
+export async function sendProtected(account: MailAccount, conversation: Conversation, to: string, inner: Uint8Array, threading: Pick<Draft, 'inReplyTo' | 'references'> = {}): Promise<SendOutcome> {
+  const result = await conversation.send(inner);
+  if (result.kind === 'error') throw new PipelineError('protocol', `${result.code}: ${result.message}`);
+  await dispatch(account, to, result.message, threading);
+  return { kind: 'encrypted', type: TYPE_OF[result.message[3] as MessageType] ?? 'data' };
+}
 
 /**
  * Sends a user message. Without keys for the recipient it goes out in plaintext only with
@@ -147,22 +171,15 @@ export async function sendMessage(account: MailAccount, draft: Draft, options: {
     ...(draft.html !== undefined ? { html: draft.html } : {}),
     attachments: draft.attachments ?? [],
   };
-  let conversation: Conversation;
-  try {
-    conversation = await conversationWith(account, draft.to);
-  } catch (error) {
-    if (isKeyringError(error, 'identity_changed')) throw new PipelineError('identity_changed', error.message, error.details.warning);
-    if (!isKeyringError(error, 'unknown_peer') && !isKeyringError(error, 'no_ring_key')) throw error;
+  const conversation = await conversationOrNone(account, draft.to);
+  if (!conversation) {
     if (!options.allowPlaintext) {
       throw new PipelineError('no_keys', `no offrecord keys are known for ${draft.to}: refusing to send in plaintext`, 'import the file their `offrecord keys export` wrote (offrecord keys import FILE), or allow one plaintext mail that carries your keys (--plaintext)');
     }
     await sendPlaintext(account, user, draft);
     return { kind: 'plaintext' };
   }
-  const result = await conversation.send(await composeInner(user));
-  if (result.kind === 'error') throw new PipelineError('protocol', `${result.code}: ${result.message}`);
-  await dispatch(account, draft.to, result.message, draft);
-  return { kind: 'encrypted', type: TYPE_OF[result.message[3] as MessageType] ?? 'data' };
+  return sendProtected(account, conversation, draft.to, await composeInner(user), draft);
 }
 
 async function sendPlaintext(account: MailAccount, user: UserMessage, draft: Draft): Promise<void> {

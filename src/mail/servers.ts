@@ -76,7 +76,8 @@ export class SmtpTransport implements OutgoingTransport {
       const e = error as { code?: string; responseCode?: number; message?: string };
       // 4xx is the server's own trouble (e.g. its password database is down): worth a retry.
       if (e.code === 'EAUTH' && !(e.responseCode !== undefined && e.responseCode < 500)) throw new MailError('auth', `SMTP ${config.host}: authentication failed for ${config.user}`);
-      throw new MailError('io', `SMTP ${config.host}:${config.port} refused or dropped the mail: ${e.code ?? ''} ${e.responseCode ?? ''}`.trim());
+      // The reply code, not the library's error (it may quote what we sent): 4xx or 5xx matters to a submission.
+      throw new MailError('io', `SMTP ${config.host}:${config.port} refused or dropped the mail: ${e.code ?? ''} ${e.responseCode ?? ''}`.trim(), { responseCode: e.responseCode });
     } finally {
       transporter.close();
     }
