@@ -1,5 +1,5 @@
 // Mail a client composed (mutt, neomutt, aerc, git send-email, Thunderbird through `serve`),
-// sent protected: `offrecord sendmail` and `offrecord serve` both end here (PROTOCOL.md §18.9).
+// sent protected: `offrecord sendmail` and `offrecord serve` both end here (PROTOCOL.md §18.12).
 // The client's message travels whole inside the protection (headers, threading, MIME
 // structure, attachments) except Bcc, which leaves in no copy. Each recipient with keys gets
 // a copy of its own, the next message of its own two-party conversation; recipients without
