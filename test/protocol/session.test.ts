@@ -6,11 +6,13 @@ import { concatBytes, equalBytes, toHex } from '../../src/crypto/bytes.ts';
 import { OpenPgpSealer } from '../../src/crypto/seal.ts';
 import { Conversation, type ReceiveResult } from '../../src/protocol/context.ts';
 import { deriveDirectionKeys, generateDhKeyPair, hmacSha256, x25519PublicKey } from '../../src/protocol/keyschedule.ts';
-import { DEFAULT_POLICY, initiate, nakFor, receiveFirst, receiveSealed, send, type SendStep } from '../../src/protocol/session.ts';
+import { DEFAULT_POLICY, initiate, nakFor, receiveFirst, receiveSealed, send, signAuthBlock, type SendStep } from '../../src/protocol/session.ts';
+import { prepareRing, sortRing } from '../../src/crypto/ring.ts';
+import { firstContext } from '../../src/protocol/contexts.ts';
 import { liveOwnSecrets, type EstablishedState, type SessionState } from '../../src/protocol/state.ts';
 import { MemorySessionStore } from '../../src/protocol/store.ts';
 import * as openpgp from 'openpgp';
-import { decodeFirstOuter, decodeSealed, encodeFirstOuter, encodeNak, isLowOrderX25519, MessageType, peekType } from '../../src/protocol/wire.ts';
+import { decodeFirstOuter, decodeSealed, encodeFirstInner, encodeFirstOuter, encodeNak, isLowOrderX25519, type AuthBlock, MessageType, peekType } from '../../src/protocol/wire.ts';
 import type { ProtocolError } from '../../src/protocol/errors.ts';
 import { conversationPair, identity, type Pair, partiesFor, sent, str, TestEnv, text } from '../helpers/parties.ts';
 
@@ -458,6 +460,28 @@ describe('keystream never repeats (§7, §8.4, §9.3)', () => {
     const result = await pair.alice.receive(c2);
     assert.equal(result.kind === 'error' && result.code, 'rewound');
     assert.equal(result.outgoing.length, 2, 'NAK and fresh start');
+  });
+});
+
+describe('key-compromise impersonation (§20.9)', () => {
+  it("whoever holds Bob's ring secret makes Bob accept a first mail naming Alice, with nothing of hers", async () => {
+    const [a, b] = await Promise.all([identity('alice'), identity('bob')]);
+    const env = new TestEnv();
+    const dhShare = env.newDhKey().public;
+    const payload = text('from "Alice", signed with the secret stolen from Bob');
+    const unsigned: AuthBlock = {
+      senderFingerprint: a.fingerprint,
+      recipientFingerprint: b.fingerprint,
+      senderRingKey: a.ring.public,
+      recipientRingKey: b.ring.public,
+      created: env.now(),
+      messageId: env.random(16),
+      signature: new Uint8Array(0),
+    };
+    const ring = prepareRing(...sortRing(a.ring.public, b.ring.public));
+    const auth = signAuthBlock(unsigned, ring, b.ring.secret, firstContext(unsigned, dhShare, payload), env.random(32));
+    const step = receiveFirst(null, partiesFor(b, a), encodeFirstInner({ auth, dhShare, payload }), env);
+    assert.equal(str(step.payload!), str(payload), 'accepted as authentic mail from Alice: the price of deniability toward the correspondent');
   });
 });
 
