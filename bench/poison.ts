@@ -9,8 +9,10 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import * as openpgp from 'openpgp';
 import { EXPLANATION } from '../src/mail/mime.ts';
 import { fetchMessages, processNewMail, sendMessage, type FetchReport } from '../src/mail/pipeline.ts';
+import { encodeFirstOuter } from '../src/protocol/wire.ts';
 import { memoryAccounts, type MemoryAccount } from '../test/helpers/memory-mail.ts';
 import { pkeskFloodFirst } from '../test/helpers/poison.ts';
 
@@ -98,10 +100,14 @@ export async function benchPoison(): Promise<PoisonRow[]> {
     let nested = `${head()}Content-Type: multipart/mixed; boundary=n0\r\n\r\n`;
     for (let i = 1; i < 500; i++) nested += `--n${i - 1}\r\nContent-Type: multipart/mixed; boundary=n${i}\r\n\r\n`;
     const flood = Buffer.from(await pkeskFloodFirst(recipientKey, 20_000)).toString('base64').replace(/.{76}/g, '$&\r\n');
+    const zeros = await openpgp.createMessage({ binary: new Uint8Array(27 * 1024 * 1024) });
+    const bomb = (await openpgp.encrypt({ message: zeros, encryptionKeys: recipientKey, format: 'binary', config: { preferredCompressionAlgorithm: openpgp.enums.compression.zlib } })) as Uint8Array;
+    const compressed = Buffer.from(encodeFirstOuter(bomb)).toString('base64').replace(/.{76}/g, '$&\r\n');
     const markers = Buffer.from(Uint8Array.from([0x4f, 0x52, 0x01, 0x01, ...Array.from({ length: 340_000 }, () => [0xca, 3, 0x50, 0x47, 0x50]).flat()])).toString('base64').replace(/.{76}/g, '$&\r\n');
     const hostile: { name: string; raw: Uint8Array | Uint8Array[]; count: number; baseline?: Uint8Array[] }[] = [
       { name: 'first mail from a new stranger each time, envelope broken', raw: fromStrangers, count: 2, baseline: fromNewCorrespondents },
       { name: 'first mail, envelope of 20,000 PKESK packets', raw: encode(`${head('first')}${mixed(text + attachment(flood))}`), count: 2 },
+      { name: 'first mail, zlib of 27 MiB of zeros in the envelope', raw: encode(`${head('first')}${mixed(text + attachment(compressed))}`), count: 5 },
       { name: 'first mail, envelope of 340,000 marker packets', raw: encode(`${head('first')}${mixed(text + attachment(markers))}`), count: 2 },
       { name: '1,001 MIME parts', raw: encode(`${head()}${mixed(Array.from({ length: 1_001 }, (_, i) => `--b\r\nContent-Type: text/plain\r\n\r\npart ${i}\r\n`).join(''))}`), count: 10 },
       { name: 'MIME nested 500 deep', raw: encode(nested), count: 10 },

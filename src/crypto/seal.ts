@@ -18,11 +18,7 @@ export interface Sealer {
 }
 
 export class OpenPgpSealer implements Sealer {
-  /** @param maxSize refuse anything that decompresses to more (a compression bomb). */
-  constructor(
-    private readonly decryptionKeys: openpgp.PrivateKey[],
-    private readonly maxSize = 26 * 1024 * 1024,
-  ) {}
+  constructor(private readonly decryptionKeys: openpgp.PrivateKey[]) {}
 
 
   async seal(plaintext: Uint8Array, recipient: openpgp.PublicKey): Promise<Uint8Array> {
@@ -37,7 +33,9 @@ export class OpenPgpSealer implements Sealer {
       message,
       decryptionKeys: this.decryptionKeys,
       format: 'binary',
-      config: { maxDecompressedMessageSize: this.maxSize },
+      // §5.2: a Compressed Data packet is refused at its first decompressed byte. A 28 KB
+      // envelope of zlib-compressed zeros took 176 ms of CPU to reach the former 26 MiB cap.
+      config: { maxDecompressedMessageSize: 0 },
     });
     return { plaintext: data, signatures: signatures.length };
   }

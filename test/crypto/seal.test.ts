@@ -70,6 +70,16 @@ describe('the first-mail envelope, checked before decryption (§5.2)', () => {
     await refused(new Uint8Array([0x00, 0x01, 0x02]), /packet header/);
   });
 
+  it('a compressed envelope is refused without decompressing it (28 KB of zlib holding 27 MiB of zeros)', async () => {
+    const bob = await identity('bob');
+    const message = await openpgp.createMessage({ binary: new Uint8Array(27 * 1024 * 1024) });
+    const bomb = (await openpgp.encrypt({ message, encryptionKeys: bob.publicKey, format: 'binary', config: { preferredCompressionAlgorithm: openpgp.enums.compression.zlib } })) as Uint8Array;
+    assert.ok(bomb.length < 64 * 1024, `${bomb.length} bytes`);
+    await assert.rejects(new OpenPgpSealer([bob.privateKey]).open(bomb), /decompressed message size/);
+    const small = (await openpgp.encrypt({ message: await openpgp.createMessage({ binary: new Uint8Array(10) }), encryptionKeys: bob.publicKey, format: 'binary', config: { preferredCompressionAlgorithm: openpgp.enums.compression.zip } })) as Uint8Array;
+    await assert.rejects(new OpenPgpSealer([bob.privateKey]).open(small), /decompressed message size/, 'however small');
+  });
+
   it('a PKESK for a key that is not one of our subkeys is refused before any decryption (auth)', async () => {
     const carol = await identity('carol');
     const toCarol = await new OpenPgpSealer([]).seal(new Uint8Array(10), carol.publicKey);
