@@ -60,7 +60,7 @@ function benchFor(servers: MailServers): Bench {
 async function account(bench: Bench, dir: string, who: Who, sizes: number[]): Promise<MailAccount & { store: AccountStore }> {
   const user: MailUser = bench.servers.users[who];
   // As the CLI opens it: forgotten secrets leave the WAL in one checkpoint per pass (forget()).
-  const store = openAccountStore(join(dir, `${who}.sqlite`), { checkpointAfterSave: false });
+  const store = openAccountStore(join(dir, `${who}.sqlite`), { passphrase: null, checkpointAfterSave: false });
   const keyring = new Keyring(store);
   await keyring.init({ email: user.address });
   const smtp = new SmtpTransport(bench.config(who, 'smtp'));

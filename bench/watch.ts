@@ -69,7 +69,7 @@ const mb = (kb: number) => kb / 1024;
 
 /** Opened as the CLI opens it (no WAL checkpoint per save), keys made fresh. */
 async function libraryAccount(servers: MailServers, dir: string, who: Who, outgoing?: OutgoingTransport): Promise<BenchAccount> {
-  const store = openAccountStore(join(dir, `${who}.sqlite`), { checkpointAfterSave: false });
+  const store = openAccountStore(join(dir, `${who}.sqlite`), { passphrase: null, checkpointAfterSave: false });
   const keyring = new Keyring(store);
   await keyring.init({ email: servers.users[who].address });
   return {

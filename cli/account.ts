@@ -1,7 +1,8 @@
 // Which account a command works on, and opening its store. Accounts are the databases
 // <address>.sqlite in the data directory ($XDG_DATA_HOME/offrecord, or ~/.local/share/offrecord).
 import { existsSync, readdirSync, rmSync } from 'node:fs';
-import { isValidEmail, normalizeAddress } from '../src/keys/identity.ts';
+import { KeyError } from '../src/keys/errors.ts';
+import { isValidEmail, normalizeAddress, unlockIdentity } from '../src/keys/identity.ts';
 import { Keyring, type RotationResult } from '../src/keys/keyring.ts';
 import { accountFileName, defaultStoreDirectory, defaultStorePath, openAccountStore, type AccountStore } from '../src/store/index.ts';
 import { CliError, EXIT } from './errors.ts';
@@ -86,13 +87,63 @@ export function createAccount(account: string): OpenedAccount & { created: boole
   };
 }
 
+/** The passphrase from its sources (cli/passphrase.ts), or exit 4 saying none was found. */
+async function requirePassphrase(account: string): Promise<string> {
+  const passphrase = await unlockPassphrase(account);
+  if (passphrase === undefined) throw new CliError(EXIT.passphrase, `the account ${account} is protected: a passphrase is required`, 'set OFFRECORD_PASSPHRASE, use --passphrase-command CMD, or run offrecord in a terminal to be asked');
+  return passphrase;
+}
+
 /**
- * Unlocks the identity (asking for the passphrase if needed and possible) and then applies the
- * rotation schedule, as every command that unlocks does. Returns what rotated.
+ * Unwraps the account key (docs/PROTOCOL.md §17.1), asking for the passphrase when the account has
+ * one. A store from before the account key is sealed on this first unlock, with the passphrase
+ * of its OpenPGP-protected identity, checked first (a wrong one changes nothing). Returns that
+ * passphrase for the identity's one last OpenPGP unlock, or undefined.
+ */
+export async function unlockStore(opened: OpenedAccount): Promise<string | undefined> {
+  const { store, account } = opened;
+  const protection = store.protection();
+  if (protection === 'none') {
+    store.unlock(null);
+    return undefined;
+  }
+  if (protection === 'passphrase') {
+    const passphrase = await requirePassphrase(account);
+    store.unlock(passphrase);
+    return passphrase;
+  }
+  const legacy = store.legacyIdentitySecret();
+  if (legacy === null) return undefined; // no identity yet: init makes the account key
+  const isProtected = await unlockIdentity(legacy).then(
+    () => false,
+    (error: unknown) => {
+      if (error instanceof KeyError && error.code === 'passphrase_required') return true;
+      throw error;
+    },
+  );
+  if (!isProtected) {
+    store.unlock(null);
+    return undefined;
+  }
+  const passphrase = await requirePassphrase(account);
+  await unlockIdentity(legacy, passphrase); // KeyError 'bad_passphrase' before anything is written
+  store.unlock(passphrase);
+  return passphrase;
+}
+
+/**
+ * Unlocks the store and the identity (asking for the passphrase if needed and possible) and then
+ * applies the rotation schedule, as every command that unlocks does. Returns what rotated.
  */
 export async function unlockAndRotate(opened: OpenedAccount, options: { force?: boolean } = {}): Promise<RotationResult> {
-  const { keyring, account } = opened;
-  const passphrase = (await keyring.isProtected()) ? await unlockPassphrase(account) : undefined;
-  await keyring.unlock(passphrase);
-  return keyring.rotate(options);
+  return (await unlockAll(opened, options)).rotated;
+}
+
+/** unlockAndRotate, also returning the passphrase it was given (for a backup protected by it). */
+export async function unlockAll(opened: OpenedAccount, options: { force?: boolean } = {}): Promise<{ rotated: RotationResult; passphrase: string | undefined }> {
+  const { keyring } = opened;
+  const passphrase = await unlockStore(opened);
+  await keyring.unlock((await keyring.isProtected()) ? passphrase : undefined);
+  await keyring.dropOpenPgpProtection();
+  return { rotated: await keyring.rotate(options), passphrase };
 }

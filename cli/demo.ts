@@ -17,7 +17,7 @@ const root = await mkdtemp(join(tmpdir(), 'offrecord-demo-'));
 const spool = new MaildirSpool(join(root, 'spool'));
 
 async function person(address: string): Promise<MailAccount> {
-  const store = openAccountStore(join(root, `${address}.sqlite`));
+  const store = openAccountStore(join(root, `${address}.sqlite`), { passphrase: null });
   const keyring = new Keyring(store);
   await keyring.init({ email: address });
   return { address, keyring, store, privateKey: await keyring.unlock(), outgoing: spool.transport(), incoming: spool.mailbox(address) };

@@ -51,7 +51,7 @@ export interface Report {
   hint?: string;
 }
 
-const PASSPHRASE_HINT = 'set OFFRECORD_PASSPHRASE, or run offrecord in a terminal to be asked';
+const PASSPHRASE_HINT = 'set OFFRECORD_PASSPHRASE, use --passphrase-command CMD, or run offrecord in a terminal to be asked';
 
 function fromKeyError(error: KeyError): Report {
   switch (error.code) {
@@ -111,12 +111,15 @@ function fromKeyringError(error: KeyringError): Report {
 }
 
 function fromStoreError(error: StoreError): Report {
-  const hints: Record<StoreError['code'], string> = {
+  if (error.code === 'passphrase_required') return { exitCode: EXIT.passphrase, message: error.message, hint: PASSPHRASE_HINT };
+  if (error.code === 'bad_passphrase') return { exitCode: EXIT.passphrase, message: error.message, hint: 'nothing was changed; check the passphrase (or what your passphrase command printed) and try again' };
+  const hints: Record<Exclude<StoreError['code'], 'passphrase_required' | 'bad_passphrase'>, string> = {
     locked: 'another offrecord process is using this account; try again in a moment',
     corrupt: 'the database is damaged; restore it from a backup (see docs/KEYS-CLI.md, "Where the data lives")',
     too_new: 'this account was written by a newer offrecord: upgrade offrecord',
     io: 'check the permissions of the data directory and the free disk space',
     constraint: 'this is a bug: please report it',
+    misplaced: 'a sealed record was moved, altered or copied from another account: restore the database from a backup; nothing was delivered from it',
   };
   return { exitCode: EXIT.store, message: error.message, hint: hints[error.code] };
 }

@@ -6,7 +6,7 @@ import { isValidEmail } from '../src/keys/identity.ts';
 import { normalizeFingerprint } from '../src/keys/tofu.ts';
 import { KeyError } from '../src/keys/errors.ts';
 import { formatFingerprint } from '../src/keys/tofu.ts';
-import { checkAddress, createAccount, dataDirectory, openAccount, unlockAndRotate, type OpenedAccount } from './account.ts';
+import { checkAddress, createAccount, dataDirectory, openAccount, unlockAll, unlockAndRotate, type OpenedAccount } from './account.ts';
 import { CliError, EXIT, type ExitCode } from './errors.ts';
 import {
   fingerprintJson,
@@ -19,7 +19,7 @@ import {
   rotationJson,
   rotationText,
 } from './format.ts';
-import { newPassphrase } from './passphrase.ts';
+import { NEW_PASSPHRASE_ENV, newPassphrase } from './passphrase.ts';
 
 const out = (text: string) => process.stdout.write(text);
 const warn = (text: string) => process.stderr.write(`offrecord: ${text}\n`);
@@ -69,17 +69,15 @@ export async function init(args: InitArgs): Promise<ExitCode> {
       throw new CliError(EXIT.usage, `the account ${account} already has an identity`, 'see it with: offrecord keys list');
     }
     const passphrase = await newPassphrase(account);
-    const created = await opened.keyring.init({
-      email: args.email.trim(),
-      ...(args.name !== undefined ? { name: args.name } : {}),
-      ...(passphrase !== undefined ? { passphrase } : {}),
-    });
+    // The account key guards every secret, the identity's included (docs/PROTOCOL.md §17.1).
+    opened.store.unlock(passphrase ?? null);
+    const created = await opened.keyring.init({ email: args.email.trim(), ...(args.name !== undefined ? { name: args.name } : {}) });
     done = true;
     // Like GnuPG's openpgp-revocs.d: kept next to the account, to be copied somewhere safe.
     const revocation = join(dataDirectory(), `${account}.revocation.asc`);
     writeOutput(revocation, created.revocationCertificate, { secret: true, force: true });
-    if (!created.protected) {
-      warn('WARNING: the secret key is stored WITHOUT a passphrase: anyone who can read your files can use it.');
+    if (passphrase === undefined) {
+      warn('WARNING: the account is stored WITHOUT a passphrase: anyone who can read your files can use your keys and read your mail.');
       process.stderr.write('hint: set OFFRECORD_PASSPHRASE, or run offrecord init in a terminal to be asked for one\n');
     }
     out(
@@ -129,9 +127,11 @@ export async function exportKey(args: { account?: string; secret?: boolean; outp
   return withAccount(args.account, async (opened) => {
     let text: string;
     if (args.secret) {
-      // The secret key as stored (under your passphrase), after the rotation this unlock brings.
-      noteRotation(await unlockAndRotate(opened));
-      text = opened.keyring.exportSecret();
+      // A backup of the identity alone, under the account's passphrase (docs/KEYS-CLI.md, "Backups").
+      const { rotated, passphrase } = await unlockAll(opened);
+      noteRotation(rotated);
+      text = await opened.keyring.exportBackup(passphrase);
+      if (passphrase === undefined) warn('WARNING: this account has no passphrase: the backup is NOT protected by one.');
     } else {
       text = await opened.keyring.exportPublic();
     }
@@ -210,6 +210,20 @@ export async function rotate(args: { account?: string; force?: boolean; json?: b
   return withAccount(args.account, async (opened) => {
     const result = await unlockAndRotate(opened, { force: args.force === true });
     out(args.json ? json(rotationJson(result)) : rotationText(result));
+    return EXIT.ok;
+  });
+}
+
+export async function passwd(args: { account?: string; newCommand?: string; none: boolean }): Promise<ExitCode> {
+  return withAccount(args.account, async (opened) => {
+    noteRotation(await unlockAndRotate(opened));
+    const next = args.none ? null : await newPassphrase(opened.account, { ...(args.newCommand !== undefined ? { command: args.newCommand } : {}), env: NEW_PASSPHRASE_ENV });
+    if (next === undefined) {
+      throw new CliError(EXIT.usage, 'no new passphrase was given', `set ${NEW_PASSPHRASE_ENV}, use --new-passphrase-command CMD, or run offrecord passwd in a terminal; --none removes the passphrase`);
+    }
+    opened.store.changePassphrase(next);
+    if (next === null) warn('WARNING: the account is now stored WITHOUT a passphrase: anyone who can read your files can use your keys and read your mail.');
+    out(`${next === null ? 'removed the passphrase of' : 'changed the passphrase of'} ${opened.account}\n`);
     return EXIT.ok;
   });
 }

@@ -261,10 +261,10 @@ export async function sessions(args: { account?: string; json: boolean }): Promi
   try {
     const identity = await opened.keyring.identity();
     const peers = new Map((await opened.keyring.list()).peers.map((p) => [p.fingerprint, p]));
+    // Public data only: no passphrase needed (docs/PROTOCOL.md §17.1).
     const rows = opened.store.sessions(identity.fingerprint).map((s) => {
-      const state = opened.store.loadSession(identity.fingerprint, s.peer)?.state;
       const peer = peers.get(s.peer);
-      return { peer: peer?.address ?? null, fingerprint: s.peer, state: state?.kind ?? 'none', revision: s.revision, updated: new Date(s.updatedAt).toISOString() };
+      return { peer: peer?.address ?? null, fingerprint: s.peer, state: s.kind ?? 'unknown', revision: s.revision, updated: new Date(s.updatedAt).toISOString() };
     });
     if (args.json) out(json(rows));
     else if (rows.length === 0) out('no sessions yet\n');

@@ -20,6 +20,7 @@ import * as serve from './serve.ts';
 import { DEFAULT_SUBMISSION_PORT } from './serve.ts';
 import * as watcher from './watch.ts';
 import { STDIO } from './keys.ts';
+import { setPassphraseCommand } from './passphrase.ts';
 
 // yargs's ES module build wraps help text in the middle of words ("den/iable"); its CommonJS
 // build wraps at word boundaries (wrap-ansi).
@@ -36,7 +37,8 @@ function version(): string {
 }
 
 const EPILOG = `Environment:
-  OFFRECORD_PASSPHRASE  the passphrase of your secret key (otherwise asked on a terminal)
+  OFFRECORD_PASSPHRASE  the passphrase of your account (otherwise --passphrase-command, the systemd
+                        credential offrecord-passphrase, or asked on a terminal)
   XDG_DATA_HOME         data lives in $XDG_DATA_HOME/offrecord (default ~/.local/share/offrecord)
 
 offrecord sendmail [-t] [-i] [-f ADDRESS] [--] [RECIPIENT...] < message: the sendmail command for
@@ -244,6 +246,13 @@ export function parser(argv: string[]) {
       requiresArg: true,
       describe: 'the account (your address) to use; default: the only one',
     })
+    .option('passphrase-command', {
+      type: 'string',
+      global: true,
+      requiresArg: true,
+      describe: 'run CMD to get the passphrase (its first line of output), e.g. "pass show offrecord"',
+    })
+    .middleware((a) => setPassphraseCommand(a['passphrase-command']))
     .command(
       'init',
       'create your identity and first short-lived keys',
@@ -253,6 +262,15 @@ export function parser(argv: string[]) {
           .option('name', { type: 'string', requiresArg: true, describe: 'your name, shown to correspondents' })
           .example('OFFRECORD_PASSPHRASE=... offrecord init --email alice@example.org --name Alice', ''),
       run((a) => keys.init({ email: a.email, ...(a.name !== undefined ? { name: a.name } : {}), ...(a.account !== undefined ? { account: a.account } : {}) })),
+    )
+    .command(
+      'passwd',
+      'change the passphrase (the account key is wrapped anew; nothing else is rewritten)',
+      (c) =>
+        c
+          .option('new-passphrase-command', { type: 'string', requiresArg: true, describe: 'run CMD to get the new passphrase (otherwise asked twice, or OFFRECORD_NEW_PASSPHRASE)' })
+          .option('none', { type: 'boolean', default: false, describe: 'remove the passphrase: anyone who can read your files can then read your keys and mail' }),
+      run((a) => keys.passwd({ account: a.account, ...(a['new-passphrase-command'] !== undefined ? { newCommand: a['new-passphrase-command'] } : {}), none: a.none })),
     )
     .command('keys', 'manage keys: list, export, import, fingerprint, trust, rotate, publish, fetch-published', keysCommands)
     .command('account', 'mail settings: add, show', accountCommands)

@@ -1,12 +1,61 @@
-// Where the CLI gets a passphrase: OFFRECORD_PASSPHRASE, or a prompt without echo when stdin is a
-// terminal. Nothing else (no command-line option: it would land in the shell history and in ps).
+// Where the CLI gets the passphrase that unwraps the account key (docs/PROTOCOL.md §17.1), first
+// found wins: --passphrase-command CMD (its first line of output), a systemd credential
+// ($CREDENTIALS_DIRECTORY/offrecord-passphrase, from LoadCredential=), OFFRECORD_PASSPHRASE, or a
+// prompt without echo when stdin is a terminal. Never the passphrase itself on the command line:
+// it would land in the shell history and in ps.
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { CliError, EXIT } from './errors.ts';
 
 export const PASSPHRASE_ENV = 'OFFRECORD_PASSPHRASE';
+/** offrecord passwd: the new passphrase. */
+export const NEW_PASSPHRASE_ENV = 'OFFRECORD_NEW_PASSPHRASE';
+/** The name of the systemd credential (LoadCredential=offrecord-passphrase:FILE). */
+export const PASSPHRASE_CREDENTIAL = 'offrecord-passphrase';
+const MAX_PASSPHRASE_BYTES = 4096;
+
+let passphraseCommand: string | undefined;
+
+/** Set from the global --passphrase-command option before a command runs. */
+export function setPassphraseCommand(command: string | undefined): void {
+  passphraseCommand = command === undefined || command.trim() === '' ? undefined : command;
+}
+
+/** The first line of what `command` prints (sh -c, 30 s, without our passphrase variable in its environment). */
+async function runPassphraseCommand(command: string): Promise<string> {
+  const env = { ...process.env };
+  delete env[PASSPHRASE_ENV];
+  delete env[NEW_PASSPHRASE_ENV];
+  let stdout: string;
+  try {
+    ({ stdout } = await promisify(execFile)('/bin/sh', ['-c', command], { env, timeout: 30_000, maxBuffer: MAX_PASSPHRASE_BYTES }));
+  } catch {
+    throw new CliError(EXIT.passphrase, 'the passphrase command failed', `nothing was changed; check it by hand: ${command}`);
+  }
+  const line = stdout.split('\n')[0]!.replace(/\r$/, '');
+  if (line === '') throw new CliError(EXIT.passphrase, 'the passphrase command printed nothing', `nothing was changed; check it by hand: ${command}`);
+  return line;
+}
+
+/** The systemd credential, if the service manager passed one (only this process can read it). */
+function passphraseFromCredential(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const directory = env.CREDENTIALS_DIRECTORY;
+  if (directory === undefined || directory === '') return undefined;
+  let text: string;
+  try {
+    text = readFileSync(join(directory, PASSPHRASE_CREDENTIAL), 'utf8');
+  } catch (error) {
+    if ((error as { code?: string }).code === 'ENOENT') return undefined;
+    throw new CliError(EXIT.passphrase, `cannot read the credential ${PASSPHRASE_CREDENTIAL}`, 'check LoadCredential= in the unit');
+  }
+  return text.split('\n')[0]!.replace(/\r$/, '');
+}
 
 /** The passphrase from the environment, if set and non-empty. */
-export function passphraseFromEnv(env: NodeJS.ProcessEnv = process.env): string | undefined {
-  const value = env[PASSPHRASE_ENV];
+export function passphraseFromEnv(env: NodeJS.ProcessEnv = process.env, name = PASSPHRASE_ENV): string | undefined {
+  const value = env[name];
   return value === undefined || value === '' ? undefined : value;
 }
 
@@ -55,8 +104,14 @@ export function promptHidden(question: string): Promise<string> {
  * A new passphrase for init: from the environment, else asked twice on a terminal, else none
  * (the caller warns). An empty answer at the prompt also means none.
  */
-export async function newPassphrase(account: string): Promise<string | undefined> {
-  const fromEnv = passphraseFromEnv();
+export async function newPassphrase(account: string, sources: { command?: string; env?: string } = {}): Promise<string | undefined> {
+  const command = sources.command ?? passphraseCommand;
+  if (command !== undefined) return runPassphraseCommand(command);
+  if (sources.env === undefined) {
+    const fromCredential = passphraseFromCredential();
+    if (fromCredential !== undefined) return fromCredential;
+  }
+  const fromEnv = passphraseFromEnv(process.env, sources.env);
   if (fromEnv !== undefined) return fromEnv;
   if (!canPrompt()) return undefined;
   for (let attempt = 0; attempt < 3; attempt++) {
@@ -69,8 +124,15 @@ export async function newPassphrase(account: string): Promise<string | undefined
   throw new CliError(EXIT.usage, 'the passphrases differed three times', 'run offrecord init again');
 }
 
-/** The passphrase to unlock with: environment, else a prompt, else undefined (unlock then says it is required). */
+/**
+ * The passphrase to unlock with: the command, the credential, the environment, else a prompt,
+ * else undefined (unlocking then says it is required). An empty one is returned as such: the
+ * store refuses it (exit 4).
+ */
 export async function unlockPassphrase(account: string): Promise<string | undefined> {
+  if (passphraseCommand !== undefined) return runPassphraseCommand(passphraseCommand);
+  const fromCredential = passphraseFromCredential();
+  if (fromCredential !== undefined) return fromCredential;
   const fromEnv = passphraseFromEnv();
   if (fromEnv !== undefined) return fromEnv;
   if (!canPrompt()) return undefined;

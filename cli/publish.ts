@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { DirectoryTarget, HttpTarget, publishDue, readPublished, verifyBundle, type PublicationTarget, type PublishResult } from '../src/keys/publication.ts';
 import { formatFingerprint } from '../src/keys/tofu.ts';
 import { MailTarget } from '../src/mail/publication.ts';
-import { checkAddress, dataDirectory, openAccount } from './account.ts';
+import { checkAddress, dataDirectory, openAccount, unlockStore } from './account.ts';
 import { loadSettings, transports } from './config.ts';
 import { CliError, EXIT, type ExitCode } from './errors.ts';
 import { ProtocolError } from '../src/protocol/errors.ts';
@@ -44,6 +44,7 @@ export async function publish(args: { account?: string; to?: string; json?: bool
   const opened = openAccount(args.account);
   try {
     const t = publicationTarget(args.to, opened.account);
+    await unlockStore(opened); // ring secrets are sealed under the account key
     const result = await publishDue({ store: opened.store, target: t, schedule: opened.keyring.schedule }).catch((error: unknown) => {
       // A conversation saved by another process (the watcher) between our read and our write.
       if (error instanceof ProtocolError && error.code === 'state_conflict') throw new CliError(EXIT.store, 'a conversation changed meanwhile: nothing was published', 'run the command again');

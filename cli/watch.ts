@@ -196,7 +196,7 @@ function statusOf(account: string): StatusRow {
       delivered: saved?.delivered ?? 0,
       skipped: saved?.skipped ?? 0,
       error: saved && (saved.state.kind === 'backoff' || saved.state.kind === 'stopped') ? (saved.state.error ?? null) : null,
-      outbox: opened.store.deliveries().length,
+      outbox: opened.store.deliveryCount(),
       sessions: identity ? opened.store.sessions(identity.fingerprint).length : 0,
     };
   } finally {

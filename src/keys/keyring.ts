@@ -460,8 +460,33 @@ export class Keyring {
       userId: user?.userId ?? '',
       fingerprint: identity.fingerprint,
       created: identity.created,
-      protected: await isProtected(identity.secretKey),
+      protected: await this.passphraseProtected(),
     };
+  }
+
+  /** The account key is under a passphrase; before the store is sealed, the armored key is (§17.1). */
+  private async passphraseProtected(): Promise<boolean> {
+    const protection = this.store.protection();
+    if (protection !== 'unset') return protection === 'passphrase';
+    return isProtected(this.store.legacyIdentitySecret() ?? '');
+  }
+
+  /**
+   * Once the store is sealed, the identity's secret key is kept under the account key only
+   * (docs/PROTOCOL.md §17.1): an OpenPGP-protected key from before is stored again unprotected
+   * inside the sealed column, so the passphrase is not needed after unlocking. Needs unlock().
+   */
+  async dropOpenPgpProtection(): Promise<boolean> {
+    const unlocked = this.requireUnlocked();
+    if (!(await isProtected(unlocked.armored))) return false;
+    const armored = await lockIdentity(unlocked.key);
+    this.store.transaction(() => {
+      const identity = this.requireIdentity();
+      if (identity.secretKey !== unlocked.armored) throw new KeyringError('conflict', 'the keys were changed by another offrecord process; try again');
+      this.store.setIdentity({ ...identity, secretKey: armored });
+    });
+    this.unlocked = { key: unlocked.key, passphrase: undefined, armored };
+    return true;
   }
 
   // ── rotation ──────────────────────────────────────────────────────────────────────────
@@ -938,9 +963,15 @@ export class Keyring {
     return formatKeyExchange(await publicCertificate(cert, now), header);
   }
 
-  /** The armored secret key as stored (passphrase-protected if it has one). Only on explicit request. */
-  exportSecret(): string {
-    return this.requireIdentity().secretKey;
+  /**
+   * A backup of the identity (docs/KEYS-CLI.md, "Backups"): the primary key and its user IDs,
+   * OpenPGP-protected with `passphrase` when given, and nothing forgetting is meant to destroy:
+   * no encryption subkey (those decrypt first mails), no ring key. Restoring it starts fresh
+   * short-lived keys and sessions. Needs unlock().
+   */
+  async exportBackup(passphrase?: string): Promise<string> {
+    const identityOnly = withSubkeys(this.requireUnlocked().key, () => false);
+    return lockIdentity(identityOnly, passphrase);
   }
 
   /** Our fingerprint, or a correspondent's pinned one (with a pending change if any). */

@@ -16,10 +16,11 @@ import { ProtocolError } from '../protocol/errors.ts';
 import type { SessionState } from '../protocol/state.ts';
 import type { SessionStore, StoredSession } from '../protocol/store.ts';
 import { decodeSessionState, encodeSessionState } from './codec.ts';
-import { storeErrorFrom } from './errors.ts';
+import { StoreError, storeErrorFrom } from './errors.ts';
 import { openDatabase, type OpenOptions } from './open.ts';
 import {
   bind,
+  blob,
   checkpointFromRow,
   deliveryFromRow,
   identityFromRow,
@@ -53,7 +54,8 @@ import {
   type Publication,
   type PublicationRow,
 } from './records.ts';
-import { userVersion } from './schema.ts';
+import { migrate, PLACES, SEALED_VERSION, userVersion } from './schema.ts';
+import { AccountKey, DEFAULT_KDF, type KdfParams, type VaultRow } from './vault.ts';
 
 export interface AccountStoreOptions extends OpenOptions {
   /** Clock for the times the store records itself (first_seen, destroyed_at, ...); ms since epoch. */
@@ -64,114 +66,153 @@ export interface AccountStoreOptions extends OpenOptions {
    * forget(), close() and the other forgetting writes (key destruction, deletions).
    */
   checkpointAfterSave?: boolean;
+  /** Unlock at once (see AccountStore.unlock): the passphrase, or null for an account without one. */
+  passphrase?: string | null;
+  /** scrypt cost for an account key created by this open (default DEFAULT_KDF). */
+  kdf?: KdfParams;
 }
+
+/** How the account key is kept: under a passphrase, without one, or not yet made (a store of before version 5). */
+export type Protection = 'passphrase' | 'none' | 'unset';
 
 export interface SessionSummary {
   peer: string;
   revision: number;
+  /** The state's kind (idle, initiated, established, ...); null in a store not yet sealed (version < 5). */
+  kind: string | null;
   updatedAt: number;
 }
 
 /** Opens (creating if needed) the database of one account at `path`. */
 export function openAccountStore(path: string, options: AccountStoreOptions = {}): AccountStore {
-  return new AccountStore(openDatabase(path, options), path, options.clock ?? Date.now, options.checkpointAfterSave ?? true);
+  const store = new AccountStore(openDatabase(path, options), path, options.clock ?? Date.now, options.checkpointAfterSave ?? true);
+  if (options.passphrase !== undefined) {
+    try {
+      store.unlock(options.passphrase, options.kdf !== undefined ? { kdf: options.kdf } : {});
+    } catch (error) {
+      store.close();
+      throw error;
+    }
+  }
+  return store;
+}
+
+/**
+ * Statements prepared on first use: a locked store of an older version has the public columns
+ * only under their old table layout, and never prepares the statements of the sealed columns.
+ */
+function lazily<T extends object>(make: { [K in keyof T]: () => T[K] }): T {
+  const out = {} as T;
+  for (const name of Object.keys(make) as (keyof T)[]) {
+    let made: T[keyof T] | undefined;
+    Object.defineProperty(out, name, { get: () => (made ??= make[name]()), enumerable: true });
+  }
+  return out;
 }
 
 function sql(db: Database.Database) {
-  return {
-    sessionGet: db.prepare<[string, string], { revision: number; state_json: string }>(
-      'SELECT revision, state_json FROM sessions WHERE local = ? AND peer = ?',
+  const statements = {
+    sessionGet: () => db.prepare<[string, string], { revision: number; state: Buffer }>('SELECT revision, state FROM sessions WHERE local = ? AND peer = ?'),
+    sessionRevision: () => db.prepare<[string, string], { revision: number }>('SELECT revision FROM sessions WHERE local = ? AND peer = ?'),
+    sessionInsert: () => db.prepare('INSERT INTO sessions (local, peer, revision, kind, state, updated_at) VALUES (?, ?, 1, ?, ?, ?)'),
+    sessionUpdate: () => db.prepare(
+      'UPDATE sessions SET revision = revision + 1, kind = ?, state = ?, updated_at = ? WHERE local = ? AND peer = ? AND revision = ?',
     ),
-    sessionRevision: db.prepare<[string, string], { revision: number }>('SELECT revision FROM sessions WHERE local = ? AND peer = ?'),
-    sessionInsert: db.prepare('INSERT INTO sessions (local, peer, revision, state_json, updated_at) VALUES (?, ?, 1, ?, ?)'),
-    sessionUpdate: db.prepare(
-      'UPDATE sessions SET revision = revision + 1, state_json = ?, updated_at = ? WHERE local = ? AND peer = ? AND revision = ?',
+    sessionList: () => db.prepare<[string], { peer: string; revision: number; kind: string; updated_at: number }>(
+      'SELECT peer, revision, kind, updated_at FROM sessions WHERE local = ? ORDER BY peer',
     ),
-    sessionList: db.prepare<[string], { peer: string; revision: number; updated_at: number }>(
+    legacySessionList: () => db.prepare<[string], { peer: string; revision: number; updated_at: number }>(
       'SELECT peer, revision, updated_at FROM sessions WHERE local = ? ORDER BY peer',
     ),
-    sessionDelete: db.prepare('DELETE FROM sessions WHERE local = ? AND peer = ?'),
+    sessionDelete: () => db.prepare('DELETE FROM sessions WHERE local = ? AND peer = ?'),
 
-    identityGet: db.prepare<[], IdentityRow>('SELECT v, fingerprint, secret_key, certificate, created FROM identity WHERE id = 1'),
-    identityPut: db.prepare(
+    identityGet: () => db.prepare<[], IdentityRow>('SELECT v, fingerprint, secret_key, certificate, created FROM identity WHERE id = 1'),
+    identityPut: () => db.prepare(
       `INSERT INTO identity (id, v, fingerprint, secret_key, certificate, created) VALUES (1, 1, ?, ?, ?, ?)
        ON CONFLICT (id) DO UPDATE SET v = 1, fingerprint = excluded.fingerprint, secret_key = excluded.secret_key,
          certificate = excluded.certificate, created = excluded.created`,
     ),
 
-    ownKeyGet: db.prepare<[string], OwnKeyRow>('SELECT * FROM own_keys WHERE id = ?'),
-    ownKeysAll: db.prepare<[], OwnKeyRow>('SELECT * FROM own_keys ORDER BY not_before, id'),
-    ownKeysByKind: db.prepare<[string], OwnKeyRow>('SELECT * FROM own_keys WHERE kind = ? ORDER BY not_before, id'),
-    ownKeyInsert: db.prepare(
+    ownKeyGet: () => db.prepare<[string], OwnKeyRow>('SELECT * FROM own_keys WHERE id = ?'),
+    ownKeysAll: () => db.prepare<[], OwnKeyRow>('SELECT * FROM own_keys ORDER BY not_before, id'),
+    ownKeysByKind: () => db.prepare<[string], OwnKeyRow>('SELECT * FROM own_keys WHERE kind = ? ORDER BY not_before, id'),
+    ownKeyInsert: () => db.prepare(
       `INSERT INTO own_keys (id, v, kind, public, secret, created, not_before, not_after, certification)
        VALUES (?, 1, ?, ?, ?, ?, ?, ?, ?)`,
     ),
-    ownKeyDestroy: db.prepare('UPDATE own_keys SET secret = NULL, destroyed_at = ? WHERE id = ? AND destroyed_at IS NULL'),
-    ownKeyPublish: db.prepare('UPDATE own_keys SET published_at = ? WHERE id = ? AND published_at IS NULL'),
-    ownKeyDelete: db.prepare('DELETE FROM own_keys WHERE id = ?'),
+    ownKeyDestroy: () => db.prepare('UPDATE own_keys SET secret = NULL, destroyed_at = ? WHERE id = ? AND destroyed_at IS NULL'),
+    ownKeyPublish: () => db.prepare('UPDATE own_keys SET published_at = ? WHERE id = ? AND published_at IS NULL'),
+    ownKeyDelete: () => db.prepare('DELETE FROM own_keys WHERE id = ?'),
 
-    peerGet: db.prepare<[string], PeerRow>('SELECT * FROM peers WHERE address = ?'),
-    peersAll: db.prepare<[], PeerRow>('SELECT * FROM peers ORDER BY address'),
-    peersByFingerprint: db.prepare<[string], PeerRow>('SELECT * FROM peers WHERE fingerprint = ? ORDER BY address'),
-    peerInsert: db.prepare(
+    peerGet: () => db.prepare<[string], PeerRow>('SELECT * FROM peers WHERE address = ?'),
+    peersAll: () => db.prepare<[], PeerRow>('SELECT * FROM peers ORDER BY address'),
+    peersByFingerprint: () => db.prepare<[string], PeerRow>('SELECT * FROM peers WHERE fingerprint = ? ORDER BY address'),
+    peerInsert: () => db.prepare(
       `INSERT INTO peers (address, v, fingerprint, certificate, first_seen, verified) VALUES (?, 1, ?, ?, ?, ?)
        ON CONFLICT (address) DO NOTHING`,
     ),
-    peerCertificate: db.prepare('UPDATE peers SET certificate = ? WHERE address = ? AND fingerprint = ?'),
-    peerVerified: db.prepare('UPDATE peers SET verified = ? WHERE address = ?'),
-    peerSetPending: db.prepare(
+    peerCertificate: () => db.prepare('UPDATE peers SET certificate = ? WHERE address = ? AND fingerprint = ?'),
+    peerVerified: () => db.prepare('UPDATE peers SET verified = ? WHERE address = ?'),
+    peerSetPending: () => db.prepare(
       'UPDATE peers SET pending_fingerprint = ?, pending_certificate = ?, pending_seen_at = ? WHERE address = ? AND fingerprint != ?',
     ),
-    peerClearPending: db.prepare(
+    peerClearPending: () => db.prepare(
       'UPDATE peers SET pending_fingerprint = NULL, pending_certificate = NULL, pending_seen_at = NULL WHERE address = ? AND pending_fingerprint IS NOT NULL',
     ),
-    peerAcceptPending: db.prepare(
+    peerAcceptPending: () => db.prepare(
       `UPDATE peers SET fingerprint = pending_fingerprint, certificate = pending_certificate, first_seen = pending_seen_at,
          verified = 0, pending_fingerprint = NULL, pending_certificate = NULL, pending_seen_at = NULL
        WHERE address = ? AND pending_fingerprint IS NOT NULL`,
     ),
-    peerDelete: db.prepare('DELETE FROM peers WHERE address = ?'),
+    peerDelete: () => db.prepare('DELETE FROM peers WHERE address = ?'),
 
-    peerKeysAll: db.prepare<[string], PeerKeyRow>('SELECT * FROM peer_keys WHERE fingerprint = ? ORDER BY not_before, public'),
-    peerKeysByKind: db.prepare<[string, string], PeerKeyRow>(
+    peerKeysAll: () => db.prepare<[string], PeerKeyRow>('SELECT * FROM peer_keys WHERE fingerprint = ? ORDER BY not_before, public'),
+    peerKeysByKind: () => db.prepare<[string, string], PeerKeyRow>(
       'SELECT * FROM peer_keys WHERE fingerprint = ? AND kind = ? ORDER BY not_before, public',
     ),
-    peerKeyInsert: db.prepare(
+    peerKeyInsert: () => db.prepare(
       `INSERT INTO peer_keys (fingerprint, kind, public, v, not_before, not_after, certification, seen_at)
        VALUES (?, ?, ?, 1, ?, ?, ?, ?) ON CONFLICT (fingerprint, kind, public) DO NOTHING`,
     ),
-    peerKeysExpire: db.prepare('DELETE FROM peer_keys WHERE not_after < ?'),
+    peerKeysExpire: () => db.prepare('DELETE FROM peer_keys WHERE not_after < ?'),
 
-    checkpointGet: db.prepare<[string], CheckpointRow>('SELECT * FROM mail_checkpoints WHERE mailbox = ?'),
-    checkpointPut: db.prepare(
+    checkpointGet: () => db.prepare<[string], CheckpointRow>('SELECT * FROM mail_checkpoints WHERE mailbox = ?'),
+    checkpointPut: () => db.prepare(
       `INSERT INTO mail_checkpoints (mailbox, v, uidvalidity, last_uid, updated_at) VALUES (?, 1, ?, ?, ?)
        ON CONFLICT (mailbox) DO UPDATE SET v = 1, uidvalidity = excluded.uidvalidity, last_uid = excluded.last_uid,
          updated_at = excluded.updated_at`,
     ),
-    processedGet: db.prepare<[string, string], ProcessedRow>('SELECT * FROM processed_mail WHERE mailbox = ? AND mail_id = ?'),
-    processedByMessageId: db.prepare<[string, string], ProcessedRow>(
+    processedGet: () => db.prepare<[string, string], ProcessedRow>('SELECT * FROM processed_mail WHERE mailbox = ? AND mail_id = ?'),
+    processedByMessageId: () => db.prepare<[string, string], ProcessedRow>(
       'SELECT * FROM processed_mail WHERE mailbox = ? AND message_id = ? ORDER BY processed_at, mail_id',
     ),
-    processedInsert: db.prepare(
+    processedInsert: () => db.prepare(
       `INSERT INTO processed_mail (mailbox, mail_id, v, epoch, message_id, processed_at) VALUES (?, ?, 1, ?, ?, ?)
        ON CONFLICT (mailbox, mail_id) DO NOTHING`,
     ),
-    processedPrune: db.prepare('DELETE FROM processed_mail WHERE processed_at < ?'),
-    deliveryInsert: db.prepare(
+    processedPrune: () => db.prepare('DELETE FROM processed_mail WHERE processed_at < ?'),
+    deliveryInsert: () => db.prepare(
       'INSERT INTO deliveries (id, v, sender, fingerprint, verified, message, received_at) VALUES (?, 1, ?, ?, ?, ?, ?)',
     ),
-    deliveriesAll: db.prepare<[], DeliveryRow>('SELECT * FROM deliveries ORDER BY received_at, id'),
-    deliveryDelete: db.prepare('DELETE FROM deliveries WHERE id = ?'),
+    deliveriesAll: () => db.prepare<[], DeliveryRow>('SELECT * FROM deliveries ORDER BY received_at, id'),
+    deliveryDelete: () => db.prepare('DELETE FROM deliveries WHERE id = ?'),
+    deliveryCount: () => db.prepare<[], { n: number }>('SELECT count(*) AS n FROM deliveries'),
+
+    vaultGet: () => db.prepare<[], VaultRow>('SELECT v, kdf, log_n, r, p, salt, wrapped, created FROM account_key WHERE id = 1'),
+    vaultPut: () => db.prepare('UPDATE account_key SET v = ?, kdf = ?, log_n = ?, r = ?, p = ?, salt = ?, wrapped = ?, created = ? WHERE id = 1'),
+    legacyIdentitySecret: () => db.prepare<[], { secret_key: string }>('SELECT secret_key FROM identity WHERE id = 1'),
   };
+  return lazily<{ [K in keyof typeof statements]: ReturnType<(typeof statements)[K]> }>(statements);
 }
 
 function publicationSql(db: Database.Database) {
-  return {
-    insert: db.prepare('INSERT INTO publications (name, v, created, ring_keys, mac_keys, bundle) VALUES (?, 1, ?, ?, ?, ?)'),
-    all: db.prepare<[], PublicationRow>('SELECT * FROM publications ORDER BY created, name'),
-    undelivered: db.prepare<[], PublicationRow>('SELECT * FROM publications WHERE delivered_at IS NULL ORDER BY created, name'),
-    delivered: db.prepare('UPDATE publications SET delivered_at = ?, location = ? WHERE name = ? AND delivered_at IS NULL'),
+  const statements = {
+    insert: () => db.prepare('INSERT INTO publications (name, v, created, ring_keys, mac_keys, bundle) VALUES (?, 1, ?, ?, ?, ?)'),
+    all: () => db.prepare<[], PublicationRow>('SELECT * FROM publications ORDER BY created, name'),
+    undelivered: () => db.prepare<[], PublicationRow>('SELECT * FROM publications WHERE delivered_at IS NULL ORDER BY created, name'),
+    delivered: () => db.prepare('UPDATE publications SET delivered_at = ?, location = ? WHERE name = ? AND delivered_at IS NULL'),
   };
+  return lazily<{ [K in keyof typeof statements]: ReturnType<(typeof statements)[K]> }>(statements);
 }
 
 function checkTime(value: number, name: string): number {
@@ -189,6 +230,8 @@ export class AccountStore implements SessionStore {
   private readonly pub: ReturnType<typeof publicationSql>;
   /** A write dropped data that may hold secrets: checkpoint once the outermost transaction ends. */
   private forgetDue = false;
+  /** The unwrapped account key while unlocked (docs/PROTOCOL.md §17.1). */
+  private key: AccountKey | null = null;
 
   constructor(
     private readonly db: Database.Database,
@@ -267,8 +310,111 @@ export class AccountStore implements SessionStore {
     });
   }
 
-  /** Checkpoints and closes. Using the store afterwards throws. */
+  // ------------------------------------------------------------ the account key
+
+  /** How the account key is kept (public: no passphrase needed to ask). */
+  protection(): Protection {
+    return this.run('read the account key record', () => {
+      if (userVersion(this.db) < SEALED_VERSION) return 'unset';
+      const vault = this.q.vaultGet.get();
+      if (!vault) throw new StoreError('corrupt', `store ${this.path}: the account key record is missing`);
+      return vault.kdf === 'scrypt' ? 'passphrase' : 'none';
+    });
+  }
+
+  get unlocked(): boolean {
+    return this.key !== null;
+  }
+
+  /**
+   * A store of before version 5 keeps the identity's secret key in clear (under OpenPGP's own
+   * passphrase protection, if any): the caller checks the passphrase against it before the first
+   * unlock seals it. null once sealed, or without an identity.
+   */
+  legacyIdentitySecret(): string | null {
+    if (userVersion(this.db) >= SEALED_VERSION) return null;
+    return this.run('load identity', () => this.q.legacyIdentitySecret.get()?.secret_key ?? null);
+  }
+
+  /**
+   * Unwraps the account key with `passphrase` (null: an account without one) and keeps it until
+   * lock() or close(). The first unlock of a store without an account key makes one, wrapped
+   * under `passphrase` with `kdf`, and seals everything the store holds in the same transaction
+   * (migration 5), then vacuums so no clear copy stays in the file, its free pages or the WAL.
+   * StoreError 'passphrase_required' (none or empty given) or 'bad_passphrase': nothing written.
+   */
+  unlock(passphrase: string | null, options: { kdf?: KdfParams } = {}): void {
+    const what = `store ${this.path}`;
+    this.lock();
+    const vault = this.run('read the account key record', () => (userVersion(this.db) >= SEALED_VERSION ? (this.q.vaultGet.get() ?? null) : null));
+    if (vault !== null) {
+      this.key = AccountKey.unwrap(vault, passphrase, what);
+      return;
+    }
+    if (userVersion(this.db) >= SEALED_VERSION) throw new StoreError('corrupt', `${what}: the account key record is missing`);
+    const key = AccountKey.generate();
+    try {
+      const created = key.wrap(passphrase, options.kdf ?? DEFAULT_KDF, this.now());
+      this.run('seal the store under the account key', () => migrate(this.db, undefined, what, { key, vault: created }));
+      const stored = this.run('read the account key record', () => this.q.vaultGet.get());
+      if (!stored || !stored.wrapped.equals(created.wrapped)) {
+        // Another process sealed the store first: its key is the account's.
+        key.wipe();
+        this.key = AccountKey.unwrap(stored!, passphrase, what);
+        return;
+      }
+      this.key = key;
+    } catch (error) {
+      key.wipe();
+      throw error;
+    }
+    this.vacuum();
+  }
+
+  /** Rewrites the whole file and empties the WAL: no freed page or old page image keeps clear data. */
+  private vacuum(): void {
+    this.run('vacuum', () => {
+      this.db.exec('VACUUM');
+      this.forgetDue = true;
+    });
+  }
+
+  /** Wipes the account key from memory; reading or writing a secret then throws 'passphrase_required'. */
+  lock(): void {
+    this.key?.wipe();
+    this.key = null;
+  }
+
+  /**
+   * Wraps the account key anew under `passphrase` (null: none): one write of the vault row, so a
+   * crash leaves the old wrapping or the new one. Rows are not re-encrypted. Needs unlock().
+   */
+  changePassphrase(passphrase: string | null, options: { kdf?: KdfParams } = {}): void {
+    const key = this.requireKey();
+    const vault = key.wrap(passphrase, options.kdf ?? DEFAULT_KDF, this.now());
+    this.immediate('store the account key', () => {
+      const changed = this.q.vaultPut.run(vault.v, vault.kdf, vault.log_n, vault.r, vault.p, vault.salt, vault.wrapped, vault.created).changes;
+      if (changed !== 1) throw new StoreError('corrupt', `store ${this.path}: the account key record is missing`);
+      this.forgetDue = true; // the old wrapping must not stay in the WAL
+    });
+  }
+
+  private requireKey(): AccountKey {
+    if (this.key === null) throw new StoreError('passphrase_required', `store ${this.path}: the store is locked: unlock it with the passphrase first`);
+    return this.key;
+  }
+
+  private seal(place: Parameters<AccountKey['seal']>[0], plaintext: Uint8Array): Buffer {
+    return this.requireKey().seal(place, plaintext);
+  }
+
+  private unseal(place: Parameters<AccountKey['open']>[0], sealed: Uint8Array): Buffer {
+    return this.requireKey().open(place, sealed);
+  }
+
+  /** Checkpoints, wipes the account key and closes. Using the store afterwards throws. */
   close(): void {
+    this.lock();
     if (!this.db.open) return;
     try {
       this.forgetDue = true;
@@ -297,7 +443,12 @@ export class AccountStore implements SessionStore {
     return this.run(`load session ${local}/${peer}`, () => {
       const row = this.q.sessionGet.get(local, peer);
       if (!row) return null;
-      return { state: decodeSessionState(row.state_json, `session ${local}/${peer}`), revision: row.revision };
+      const clear = this.unseal(PLACES.session(local, peer, row.revision), row.state);
+      try {
+        return { state: decodeSessionState(clear.toString('utf8'), `session ${local}/${peer}`), revision: row.revision };
+      } finally {
+        clear.fill(0);
+      }
     });
   }
 
@@ -309,13 +460,16 @@ export class AccountStore implements SessionStore {
    */
   saveSession(local: string, peer: string, state: SessionState, expected: number, alongside?: () => void): number {
     if (!Number.isSafeInteger(expected) || expected < 0) throw new TypeError('expected revision must be a non-negative integer');
-    const json = encodeSessionState(state);
+    const json = Buffer.from(encodeSessionState(state), 'utf8');
+    this.requireKey();
     return this.immediate(`save session ${local}/${peer}`, () => {
       const current = this.q.sessionRevision.get(local, peer)?.revision ?? 0;
       if (current !== expected) throw new ProtocolError('state_conflict', 'the session was changed by someone else; load it again');
       const now = this.now();
-      if (current === 0) this.q.sessionInsert.run(local, peer, json, now);
-      else this.q.sessionUpdate.run(json, now, local, peer, current);
+      const sealed = this.seal(PLACES.session(local, peer, current + 1), json);
+      json.fill(0);
+      if (current === 0) this.q.sessionInsert.run(local, peer, state.kind, sealed, now);
+      else this.q.sessionUpdate.run(state.kind, sealed, now, local, peer, current);
       alongside?.();
       // The old state's DH secrets and plaintext copy may be gone from the new one.
       if (this.checkpointAfterSave) this.forgetDue = true;
@@ -326,7 +480,9 @@ export class AccountStore implements SessionStore {
   /** The sessions of `local`, by peer. */
   sessions(local: string): SessionSummary[] {
     return this.run('list sessions', () =>
-      this.q.sessionList.all(local).map((r) => ({ peer: r.peer, revision: r.revision, updatedAt: r.updated_at })),
+      userVersion(this.db) >= SEALED_VERSION
+        ? this.q.sessionList.all(local).map((r) => ({ peer: r.peer, revision: r.revision, kind: r.kind, updatedAt: r.updated_at }))
+        : this.q.legacySessionList.all(local).map((r) => ({ peer: r.peer, revision: r.revision, kind: null, updatedAt: r.updated_at })),
     );
   }
 
@@ -344,15 +500,26 @@ export class AccountStore implements SessionStore {
   identity(): IdentityRecord | null {
     return this.run('load identity', () => {
       const row = this.q.identityGet.get();
-      return row ? identityFromRow(row) : null;
+      if (!row) return null;
+      return identityFromRow(row, (sealed) => {
+        const clear = this.unseal(PLACES.identity(row.fingerprint), sealed);
+        try {
+          return clear.toString('utf8');
+        } finally {
+          clear.fill(0);
+        }
+      });
     });
   }
 
   /** Stores our identity, replacing any before it (a new passphrase re-encrypts the secret key). */
   setIdentity(identity: IdentityRecord): void {
     const fingerprint = normalizeHex(identity.fingerprint, 'fingerprint');
+    const clear = Buffer.from(identity.secretKey, 'utf8');
+    const sealed = this.seal(PLACES.identity(fingerprint), clear);
+    clear.fill(0);
     this.run('store identity', () => {
-      this.q.identityPut.run(fingerprint, identity.secretKey, identity.certificate, checkTime(identity.created, 'created'));
+      this.q.identityPut.run(fingerprint, sealed, identity.certificate, checkTime(identity.created, 'created'));
       this.forgetDue = true; // a replaced armored secret key must not linger in the WAL
     });
   }
@@ -363,23 +530,29 @@ export class AccountStore implements SessionStore {
     const key = normalizeHex(id, 'key id');
     return this.run(`load own key ${key}`, () => {
       const row = this.q.ownKeyGet.get(key);
-      return row ? ownKeyFromRow(row) : null;
+      return row ? this.ownKeyRecord(row) : null;
     });
   }
 
   /** Our short-lived keys, oldest first, destroyed ones included (their secret is null). */
   ownKeys(kind?: KeyKind): OwnKeyRecord[] {
-    return this.run('list own keys', () => (kind ? this.q.ownKeysByKind.all(kind) : this.q.ownKeysAll.all()).map(ownKeyFromRow));
+    return this.run('list own keys', () => (kind ? this.q.ownKeysByKind.all(kind) : this.q.ownKeysAll.all()).map((row) => this.ownKeyRecord(row)));
+  }
+
+  /** The record of a row; its secret is opened (a fresh copy) each time it is read. */
+  private ownKeyRecord(row: OwnKeyRow): OwnKeyRecord {
+    return ownKeyFromRow(row, (sealed) => blob(this.unseal(PLACES.ownKey(row.id, row.kind), sealed)));
   }
 
   putOwnKey(key: NewOwnKey): void {
     const id = normalizeHex(key.id, 'key id');
+    const sealed = this.seal(PLACES.ownKey(id, key.kind), key.secret);
     this.run(`store own key ${id}`, () => {
       this.q.ownKeyInsert.run(
         id,
         key.kind,
         bind(key.public),
-        bind(key.secret),
+        sealed,
         checkTime(key.created, 'created'),
         checkTime(key.notBefore, 'notBefore'),
         checkTime(key.notAfter, 'notAfter'),
@@ -569,14 +742,23 @@ export class AccountStore implements SessionStore {
   addDelivery(delivery: Delivery): void {
     const id = normalizeHex(delivery.id, 'delivery id');
     const fingerprint = normalizeHex(delivery.fingerprint, 'fingerprint');
+    const sealed = this.seal(PLACES.delivery(id), delivery.message);
     this.run('store delivery', () => {
-      this.q.deliveryInsert.run(id, delivery.sender, fingerprint, delivery.verified ? 1 : 0, bind(delivery.message), checkTime(delivery.receivedAt, 'receivedAt'));
+      this.q.deliveryInsert.run(id, delivery.sender, fingerprint, delivery.verified ? 1 : 0, sealed, checkTime(delivery.receivedAt, 'receivedAt'));
     });
   }
 
-  /** Deliveries not yet handed over, oldest first. */
+  /** Deliveries not yet handed over, oldest first (needs the account key: they hold plaintext). */
   deliveries(): Delivery[] {
-    return this.run('list deliveries', () => this.q.deliveriesAll.all().map(deliveryFromRow));
+    this.requireKey();
+    return this.run('list deliveries', () =>
+      this.q.deliveriesAll.all().map((row) => deliveryFromRow(row, (sealed) => blob(this.unseal(PLACES.delivery(row.id), sealed)))),
+    );
+  }
+
+  /** How many deliveries wait (public: no passphrase needed). */
+  deliveryCount(): number {
+    return this.run('count deliveries', () => this.q.deliveryCount.get()?.n ?? 0);
   }
 
   /** The delivery landed: its plaintext copy goes (zeroed by secure_delete, out of the WAL after the commit). */

@@ -12,7 +12,13 @@ export type StoreErrorCode =
   /** The file system said no: cannot open, read, write, sync, or no space left. */
   | 'io'
   /** A write broke a uniqueness or check rule of the schema: a bug in the caller. */
-  | 'constraint';
+  | 'constraint'
+  /** The operation needs the account key and the store is locked: unlock with the passphrase (an empty one included). */
+  | 'passphrase_required'
+  /** The passphrase does not unwrap the account key. Nothing was changed. */
+  | 'bad_passphrase'
+  /** A sealed value does not open at its place: copied from another row, session or account, or altered. */
+  | 'misplaced';
 
 export class StoreError extends CodedError<StoreErrorCode> {}
 

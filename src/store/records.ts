@@ -132,14 +132,26 @@ export function bind(value: Uint8Array): Buffer {
 export interface IdentityRow {
   v: number;
   fingerprint: string;
-  secret_key: string;
+  /** Sealed (docs/PROTOCOL.md §17.1). */
+  secret_key: Buffer;
   certificate: string;
   created: number;
 }
 
-export function identityFromRow(row: IdentityRow): IdentityRecord {
+/** A record field whose value is sealed: opened by the getter each time it is read. */
+function sealedField<T extends object, K extends keyof T>(record: Omit<T, K>, name: K, open: () => T[K]): T {
+  return Object.defineProperty(record, name, { get: open, enumerable: true, configurable: true }) as T;
+}
+
+/** `openSecret` opens the sealed secret key when the record's secretKey is read. */
+export function identityFromRow(row: IdentityRow, openSecret: (sealed: Buffer) => string): IdentityRecord {
   checkRowVersion(row.v, 'identity');
-  return { fingerprint: row.fingerprint, secretKey: row.secret_key, certificate: row.certificate, created: row.created };
+  const sealed = row.secret_key;
+  return sealedField<IdentityRecord, 'secretKey'>(
+    { fingerprint: row.fingerprint, certificate: row.certificate, created: row.created },
+    'secretKey',
+    () => openSecret(sealed),
+  );
 }
 
 export interface OwnKeyRow {
@@ -156,20 +168,21 @@ export interface OwnKeyRow {
   published_at: number | null;
 }
 
-export function ownKeyFromRow(row: OwnKeyRow): OwnKeyRecord {
+/** `openSecret` opens the sealed secret (a fresh copy) each time the record's secret is read. */
+export function ownKeyFromRow(row: OwnKeyRow, openSecret: (sealed: Buffer) => Uint8Array): OwnKeyRecord {
   checkRowVersion(row.v, `own key ${row.id}`);
-  return {
+  const sealed = row.secret;
+  return sealedField<OwnKeyRecord, 'secret'>({
     id: row.id,
     kind: row.kind,
     public: blob(row.public),
-    secret: blob(row.secret),
     created: row.created,
     notBefore: row.not_before,
     notAfter: row.not_after,
     certification: blob(row.certification),
     destroyedAt: row.destroyed_at,
     publishedAt: row.published_at,
-  };
+  }, 'secret', () => (sealed === null ? null : openSecret(sealed)));
 }
 
 export interface PeerRow {
@@ -261,9 +274,10 @@ export interface DeliveryRow {
   received_at: number;
 }
 
-export function deliveryFromRow(row: DeliveryRow): Delivery {
+/** `openMessage` opens the sealed plaintext. */
+export function deliveryFromRow(row: DeliveryRow, openMessage: (sealed: Buffer) => Uint8Array): Delivery {
   checkRowVersion(row.v, `delivery ${row.id}`);
-  return { id: row.id, sender: row.sender, fingerprint: row.fingerprint, verified: row.verified === 1, message: blob(row.message), receivedAt: row.received_at };
+  return { id: row.id, sender: row.sender, fingerprint: row.fingerprint, verified: row.verified === 1, message: openMessage(row.message), receivedAt: row.received_at };
 }
 
 const HEX = /^[0-9a-f]+$/;

@@ -9,12 +9,21 @@
 // STRICT so a wrong type is an error, not a silent conversion.
 import type Database from 'better-sqlite3';
 import { StoreError } from './errors.ts';
+import type { AccountKey, VaultRow } from './vault.ts';
+
+/** What a keyed migration gets: the account key, and the vault row to store with it when it is new. */
+export interface Unlocking {
+  key: AccountKey;
+  vault: VaultRow | null;
+}
 
 export interface Migration {
   /** user_version after this migration. */
   version: number;
   description: string;
-  up(db: Database.Database): void;
+  /** Runs only once the store is unlocked (it seals what it finds): opening alone stops before it. */
+  keyed?: boolean;
+  up(db: Database.Database, unlocking: Unlocking | null): void;
 }
 
 const HEX = (column: string) => `length(${column}) > 0 AND ${column} NOT GLOB '*[^0-9a-f]*'`;
@@ -151,6 +160,108 @@ CREATE TABLE publications (
 CREATE INDEX publications_undelivered ON publications (created) WHERE delivered_at IS NULL;
 `;
 
+// The account key's vault (vault.ts, docs/PROTOCOL.md §17.1): one row, created with the sealing
+// below on the first unlock. kdf 'none' is an account without a passphrase (the key as is).
+const V4 = `
+CREATE TABLE account_key (
+  id      INTEGER PRIMARY KEY CHECK (id = 1),
+  v       INTEGER NOT NULL DEFAULT 1,
+  kdf     TEXT    NOT NULL CHECK (kdf IN ('scrypt', 'none')),
+  log_n   INTEGER,
+  r       INTEGER,
+  p       INTEGER,
+  salt    BLOB,
+  wrapped BLOB    NOT NULL,
+  created INTEGER NOT NULL,
+  CHECK ((kdf = 'none') = (salt IS NULL))
+) STRICT;
+`;
+
+// Version 5 seals every secret and plaintext under the account key, in one transaction with the
+// vault row: the session states and the identity's secret key move to BLOB columns; own key
+// secrets and delivered plaintext are sealed in place. Same column names as before except
+// sessions.state, so the public reads work on a store of either version. sessions.kind is the
+// state's kind in clear (idle, initiated, established...), for `offrecord sessions` without the
+// passphrase.
+const V5_TABLES = `
+CREATE TABLE sessions_sealed (
+  local      TEXT    NOT NULL,
+  peer       TEXT    NOT NULL,
+  revision   INTEGER NOT NULL CHECK (revision > 0),
+  kind       TEXT    NOT NULL,
+  state      BLOB    NOT NULL,
+  updated_at INTEGER NOT NULL,
+  PRIMARY KEY (local, peer)
+) STRICT;
+CREATE TABLE identity_sealed (
+  id          INTEGER PRIMARY KEY CHECK (id = 1),
+  v           INTEGER NOT NULL DEFAULT 1,
+  fingerprint TEXT    NOT NULL CHECK (${FINGERPRINT('fingerprint')}),
+  secret_key  BLOB    NOT NULL,
+  certificate TEXT    NOT NULL,
+  created     INTEGER NOT NULL
+) STRICT;
+`;
+
+const V5_SWAP = `
+DROP TABLE sessions;
+ALTER TABLE sessions_sealed RENAME TO sessions;
+DROP TABLE identity;
+ALTER TABLE identity_sealed RENAME TO identity;
+`;
+
+/** The places of sealed values (vault.ts placeData): table, column, every part of the row key. */
+export const PLACES = {
+  session: (local: string, peer: string, revision: number) => ({ table: 'sessions', column: 'state', key: [local, peer, revision] }),
+  identity: (fingerprint: string) => ({ table: 'identity', column: 'secret_key', key: [1, fingerprint] }),
+  ownKey: (id: string, kind: string) => ({ table: 'own_keys', column: 'secret', key: [id, kind] }),
+  delivery: (id: string) => ({ table: 'deliveries', column: 'message', key: [id] }),
+} as const;
+
+function sealEverything(db: Database.Database, unlocking: Unlocking | null): void {
+  if (unlocking === null) throw new TypeError('the sealing migration needs the account key');
+  const { key, vault } = unlocking;
+  if (vault !== null) {
+    db.prepare('INSERT INTO account_key (id, v, kdf, log_n, r, p, salt, wrapped, created) VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?)').run(
+      vault.v, vault.kdf, vault.log_n, vault.r, vault.p, vault.salt, vault.wrapped, vault.created,
+    );
+  }
+  db.exec(V5_TABLES);
+  const sessions = db.prepare<[], { local: string; peer: string; revision: number; state_json: string; updated_at: number }>('SELECT * FROM sessions');
+  const insertSession = db.prepare('INSERT INTO sessions_sealed (local, peer, revision, kind, state, updated_at) VALUES (?, ?, ?, ?, ?, ?)');
+  for (const row of sessions.all()) {
+    const clear = Buffer.from(row.state_json, 'utf8');
+    const kind = (JSON.parse(row.state_json) as { state?: { kind?: unknown } }).state?.kind;
+    if (typeof kind !== 'string') throw new StoreError('corrupt', `session ${row.local}/${row.peer}: the stored state has no kind`);
+    insertSession.run(row.local, row.peer, row.revision, kind, key.seal(PLACES.session(row.local, row.peer, row.revision), clear), row.updated_at);
+    clear.fill(0);
+  }
+  const identity = db.prepare<[], { v: number; fingerprint: string; secret_key: string; certificate: string; created: number }>('SELECT * FROM identity').get();
+  if (identity) {
+    const clear = Buffer.from(identity.secret_key, 'utf8');
+    db.prepare('INSERT INTO identity_sealed (id, v, fingerprint, secret_key, certificate, created) VALUES (1, ?, ?, ?, ?, ?)').run(
+      identity.v, identity.fingerprint, key.seal(PLACES.identity(identity.fingerprint), clear), identity.certificate, identity.created,
+    );
+    clear.fill(0);
+  }
+  db.exec(V5_SWAP);
+  const ownKeys = db.prepare<[], { id: string; kind: string; secret: Buffer }>('SELECT id, kind, secret FROM own_keys WHERE secret IS NOT NULL').all();
+  const sealOwnKey = db.prepare('UPDATE own_keys SET secret = ? WHERE id = ?');
+  for (const row of ownKeys) {
+    sealOwnKey.run(key.seal(PLACES.ownKey(row.id, row.kind), row.secret), row.id);
+    row.secret.fill(0);
+  }
+  const deliveries = db.prepare<[], { id: string; message: Buffer }>('SELECT id, message FROM deliveries').all();
+  const sealDelivery = db.prepare('UPDATE deliveries SET message = ? WHERE id = ?');
+  for (const row of deliveries) {
+    sealDelivery.run(key.seal(PLACES.delivery(row.id), row.message), row.id);
+    row.message.fill(0);
+  }
+}
+
+/** The version from which every secret column is sealed. */
+export const SEALED_VERSION = 5;
+
 export const MIGRATIONS: readonly Migration[] = [
   {
     version: 1,
@@ -167,6 +278,17 @@ export const MIGRATIONS: readonly Migration[] = [
     description: 'the record of published bundles',
     up: (db) => db.exec(V3),
   },
+  {
+    version: 4,
+    description: 'the vault of the account key',
+    up: (db) => db.exec(V4),
+  },
+  {
+    version: SEALED_VERSION,
+    description: 'every secret and plaintext sealed under the account key',
+    keyed: true,
+    up: sealEverything,
+  },
 ];
 
 /** The schema version this code writes and reads. */
@@ -177,11 +299,12 @@ export function userVersion(db: Database.Database): number {
 }
 
 /**
- * Brings the database up to the last migration. Refuses a database newer than `migrations`
- * (StoreError 'too_new'). Safe against a second process migrating at the same time: each
- * step re-reads the version under the write lock.
+ * Brings the database up to the last migration, or without `unlocking` up to the last one
+ * before a keyed migration. Refuses a database newer than `migrations` (StoreError 'too_new').
+ * Safe against a second process migrating at the same time: each step re-reads the version
+ * under the write lock.
  */
-export function migrate(db: Database.Database, migrations: readonly Migration[] = MIGRATIONS, what = 'store'): number {
+export function migrate(db: Database.Database, migrations: readonly Migration[] = MIGRATIONS, what = 'store', unlocking: Unlocking | null = null): number {
   migrations.forEach((m, i) => {
     if (m.version !== i + 1) throw new TypeError(`migration ${i} must have version ${i + 1}`);
   });
@@ -193,11 +316,12 @@ export function migrate(db: Database.Database, migrations: readonly Migration[] 
   };
   check(userVersion(db));
   for (const migration of migrations) {
+    if (migration.keyed && unlocking === null) break;
     db.transaction(() => {
       const current = userVersion(db);
       check(current);
       if (current >= migration.version) return;
-      migration.up(db);
+      migration.up(db, unlocking);
       db.pragma(`user_version = ${migration.version}`);
     }).immediate();
   }

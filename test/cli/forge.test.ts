@@ -51,7 +51,7 @@ describe('offrecord keys publish, fetch-published, forge, verify', () => {
     // An account made a month ago (as if): its first ring key is due now, on the real clock.
     mkdirSync(path('data', 'offrecord'), { recursive: true });
     process.env.XDG_DATA_HOME = path('data');
-    const store = openAccountStore(defaultStorePath('carol@example.test'));
+    const store = openAccountStore(defaultStorePath('carol@example.test'), { passphrase: null });
     delete process.env.XDG_DATA_HOME;
     const monthAgo = Date.now() - 30 * DAY_MS;
     await new Keyring(store, { clock: () => monthAgo }).init({ email: 'carol@example.test' });

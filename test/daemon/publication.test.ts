@@ -21,7 +21,7 @@ describe('publication as a watcher duty', () => {
   it('publishes an expired ring secret after its grace, once, and then daily at most', async () => {
     let now = Date.UTC(2026, 10, 1);
     const clock = () => now;
-    const store = openAccountStore(join(root, 'alice.sqlite'), { clock });
+    const store = openAccountStore(join(root, 'alice.sqlite'), { passphrase: null, clock });
     const keyring = new Keyring(store, { clock });
     await keyring.init({ email: 'alice@example.test' });
     const directory = join(root, 'published');

@@ -44,7 +44,7 @@ export interface AccountOptions {
 export async function loopbackAccount(s: MailServers, who: MailUserName, options: AccountOptions): Promise<LoopbackAccount> {
   const address = options.address ?? s.users[who].address;
   const clock = options.clock ?? (() => Date.now());
-  const store = openAccountStore(join(options.root, options.file ?? `${who}.sqlite`));
+  const store = openAccountStore(join(options.root, options.file ?? `${who}.sqlite`), { passphrase: null });
   const keyring = new Keyring(store, { clock });
   const init = await keyring.init({ email: address });
   return {

@@ -69,11 +69,11 @@ const peerKey = (side: Side, other: Side) => [side.fingerprint, other.fingerprin
 
 async function newSide(dir: string, name: string, clock: Clock): Promise<Side> {
   const address = `${name}@example.test`;
-  const store = openAccountStore(join(dir, `${name}.sqlite`), { clock: () => clock.now() });
+  const store = openAccountStore(join(dir, `${name}.sqlite`), { passphrase: null, clock: () => clock.now() });
   const keyring = new Keyring(store, { clock: () => clock.now() });
   const init = await keyring.init({ email: address, name: name[0]!.toUpperCase() + name.slice(1) });
   const privateKey = await keyring.unlock();
-  return { address, fingerprint: init.fingerprint.toLowerCase(), store, keyring, privateKey, originalSecret: keyring.exportSecret() };
+  return { address, fingerprint: init.fingerprint.toLowerCase(), store, keyring, privateKey, originalSecret: store.identity()!.secretKey };
 }
 
 async function conversation(side: Side, other: Side, clock: Clock): Promise<{ conv: Conversation; parties: Parties }> {

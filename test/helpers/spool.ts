@@ -7,7 +7,7 @@ import { openAccountStore, type AccountStore } from '../../src/store/index.ts';
 
 /** A fresh identity for `address`, its store in `root`, mailing through `spool`. */
 export async function spoolAccount(root: string, spool: MaildirSpool, address: string): Promise<MailAccount & { store: AccountStore }> {
-  const store = openAccountStore(join(root, `${address}.sqlite`));
+  const store = openAccountStore(join(root, `${address}.sqlite`), { passphrase: null });
   const keyring = new Keyring(store);
   await keyring.init({ email: address });
   return { address, keyring, store, privateKey: await keyring.unlock(), outgoing: spool.transport(), incoming: spool.mailbox(address) };

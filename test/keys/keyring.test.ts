@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import * as openpgp from 'openpgp';
 import { toHex } from '../../src/crypto/bytes.ts';
 import { Conversation } from '../../src/protocol/context.ts';
@@ -37,7 +38,7 @@ class Clock {
 }
 
 function openKeyring(clock: Clock, path = tempPath()): { keyring: Keyring; store: AccountStore; path: string } {
-  const store = openAccountStore(path, { clock: clock.now });
+  const store = openAccountStore(path, { passphrase: null, clock: clock.now });
   stores.push(store);
   return { keyring: new Keyring(store, { clock: clock.now }), store, path };
 }
@@ -60,6 +61,16 @@ function subkeySecret(key: openpgp.PrivateKey, fingerprint: string): Uint8Array 
   const d = (subkey.keyPacket as unknown as { privateParams: { d?: Uint8Array } | null }).privateParams?.d;
   assert.ok(d instanceof Uint8Array && d.length === 32, 'the subkey secret is readable');
   return Uint8Array.from(d);
+}
+
+/** The identity's secret key as stored (sealed), read over a connection of its own. */
+function sealedIdentity(path: string): Uint8Array {
+  const db = new Database(path, { readonly: true });
+  try {
+    return Uint8Array.from(db.prepare('SELECT secret_key FROM identity').pluck().get() as Buffer);
+  } finally {
+    db.close();
+  }
 }
 
 /**
@@ -231,16 +242,20 @@ describe('Keyring: rotation over simulated weeks', () => {
     const key = await keyring.unlock();
     const [enc] = store.ownKeys('encryption');
     const secret = subkeySecret(key, enc!.id);
-    assert.notDeepEqual(traces(path, secret), [], 'control: the live secret is found in the files');
+    // The armored key is sealed under the account key (docs/PROTOCOL.md §17.1): never in clear.
+    assert.deepEqual(traces(path, secret), [], 'the live secret is sealed');
+    const sealed = sealedIdentity(path);
+    assert.notDeepEqual(traces(path, sealed), [], 'control: the sealed key holding it is found in the files');
     clock.time = T0 + 17 * DAY_MS;
     const rotated = await keyring.rotate();
     assert.deepEqual(rotated.destroyed, [{ kind: 'encryption', id: enc!.id }]);
-    assert.deepEqual(traces(path, secret), [], 'while open');
+    assert.deepEqual(traces(path, sealed), [], 'while open');
     const [newEnc] = store.ownKeys('encryption').filter((k) => k.destroyedAt === null);
     const newSecret = subkeySecret(await keyring.unlock(), newEnc!.id);
-    assert.notDeepEqual(traces(path, newSecret), [], 'control: the new secret is found');
+    assert.deepEqual(traces(path, newSecret), [], 'the new secret is sealed too');
+    assert.notDeepEqual(traces(path, sealedIdentity(path)), [], 'control: the new sealed key is found');
     store.close();
-    assert.deepEqual(traces(path, secret), [], 'after close');
+    assert.deepEqual(traces(path, sealed), [], 'after close');
   });
 });
 
@@ -348,7 +363,7 @@ describe('Keyring: from keys to the engine', () => {
     const env = new TestEnv(Date.now());
     const clock = { now: () => env.time };
     const setUp = async (email: string, passphrase: string) => {
-      const store = openAccountStore(tempPath(), { clock: clock.now });
+      const store = openAccountStore(tempPath(), { passphrase: null, clock: clock.now });
       stores.push(store);
       const keyring = new Keyring(store, { clock: clock.now });
       await keyring.init({ email, passphrase });

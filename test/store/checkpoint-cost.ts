@@ -31,7 +31,7 @@ async function establishedState() {
 
 function measure(checkpointAfterSave: boolean, state: Awaited<ReturnType<typeof establishedState>>): number[] {
   const dir = mkdtempSync(join(tmpdir(), 'offrecord-cost-'));
-  const store = openAccountStore(join(dir, 'a.sqlite'), { checkpointAfterSave });
+  const store = openAccountStore(join(dir, 'a.sqlite'), { passphrase: null, checkpointAfterSave });
   const times: number[] = [];
   try {
     for (let i = 0; i < saves; i++) {

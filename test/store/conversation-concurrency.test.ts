@@ -73,7 +73,7 @@ describe('conversation concurrency', () => {
     const bobFp = toHex(b.fingerprint);
 
     // An established session (first mail, reply, data each way): Alice's in SQLite, Bob's in memory.
-    const aliceStore = openAccountStore(storePath);
+    const aliceStore = openAccountStore(storePath, { passphrase: null });
     const bobStore = new MemorySessionStore();
     const alice = conversation(aliceStore, a, b, env);
     const bob = conversation(bobStore, b, a, env);
@@ -116,7 +116,7 @@ describe('conversation concurrency', () => {
     assert.equal(receiver.done, COUNT);
     assert.deepEqual(receiver.plaintexts, Array.from({ length: COUNT }, (_, i) => `r-${i}`));
     // ...and Alice's stored state remembers every delivery: none of the receives was lost.
-    const store = openAccountStore(storePath);
+    const store = openAccountStore(storePath, { passphrase: null });
     const final = store.loadSession(aliceFp, bobFp);
     assert.ok(final);
     const again = conversation(store, a, b, env);

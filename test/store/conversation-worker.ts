@@ -117,7 +117,7 @@ async function main(): Promise<void> {
 
   const setup = JSON.parse(readFileSync(join(dir, SETUP_FILE), 'utf8')) as SharedSetup;
   const [alice, bob] = await Promise.all([deserializeIdentity(setup.alice), deserializeIdentity(setup.bob)]);
-  const accountStore = openAccountStore(join(dir, STORE_FILE));
+  const accountStore = openAccountStore(join(dir, STORE_FILE), { passphrase: null });
   const store = new CountingStore(accountStore);
   const conversation = new Conversation({
     store,

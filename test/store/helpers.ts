@@ -35,7 +35,7 @@ export function tempDb(name = 'account.sqlite'): string {
 
 export function openTemp(options?: AccountStoreOptions): { store: AccountStore; path: string } {
   const path = tempDb();
-  return { store: openAccountStore(path, options), path };
+  return { store: openAccountStore(path, { passphrase: null, ...options }), path };
 }
 
 export const FILE_SUFFIXES = ['', '-wal', '-shm', '-journal'];
@@ -86,8 +86,8 @@ export interface StorePair {
 export async function storeConversationPair(env = new TestEnv()): Promise<StorePair> {
   const [a, b] = await Promise.all([identity('alice'), identity('bob')]);
   const paths = { alice: tempDb('alice.sqlite'), bob: tempDb('bob.sqlite') };
-  const aliceStore = openAccountStore(paths.alice);
-  const bobStore = openAccountStore(paths.bob);
+  const aliceStore = openAccountStore(paths.alice, { passphrase: null });
+  const bobStore = openAccountStore(paths.bob, { passphrase: null });
   const reconnect = (stores = { alice: aliceStore, bob: bobStore }) => ({
     alice: new Conversation({
       store: stores.alice,

@@ -42,7 +42,7 @@ describe('opening a store', () => {
 
   it('sets secure_delete, WAL, FULL sync, a busy timeout, foreign keys and the schema version', () => {
     const path = tempDb();
-    openAccountStore(path).close();
+    openAccountStore(path, { passphrase: null }).close();
     const store = openAccountStore(path, { busyTimeoutMs: 1234 });
     // Inspect through a second connection for what persists, and the store's own for the rest.
     const raw = new Database(path, { readonly: true });
@@ -66,7 +66,7 @@ describe('opening a store', () => {
 
   it('refuses a database newer than the code (too_new) and leaves it alone', () => {
     const path = tempDb();
-    openAccountStore(path).close();
+    openAccountStore(path, { passphrase: null }).close();
     const raw = new Database(path);
     raw.pragma(`user_version = ${SCHEMA_VERSION + 1}`);
     raw.close();

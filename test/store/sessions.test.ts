@@ -3,6 +3,8 @@ import { describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { ProtocolError } from '../../src/protocol/errors.ts';
 import { initiate } from '../../src/protocol/session.ts';
+import { PLACES } from '../../src/store/schema.ts';
+import type { AccountKey } from '../../src/store/vault.ts';
 import { openAccountStore, StoreError } from '../../src/store/index.ts';
 import { assertExchange, sent, str, TestEnv, text } from '../helpers/parties.ts';
 import { establishedState, openTemp, storeConversationPair } from './helpers.ts';
@@ -63,12 +65,15 @@ describe('sessions: the SessionStore contract', () => {
     const { store, path } = openTemp();
     await store.save('alice', 'bob', initiate(new TestEnv()), 0);
     const raw = new Database(path);
-    const put = raw.prepare("UPDATE sessions SET state_json = ? WHERE local = 'alice' AND peer = 'bob'");
-    put.run('{"v":1,"state":{"kind":"initi');
+    const update = raw.prepare("UPDATE sessions SET state = ? WHERE local = 'alice' AND peer = 'bob'");
+    // Sealed as the store seals, so what is tested is the record inside.
+    const key = (store as unknown as { key: AccountKey }).key;
+    const put = (json: string) => update.run(key.seal(PLACES.session('alice', 'bob', 1), Buffer.from(json)));
+    put('{"v":1,"state":{"kind":"initi');
     await assert.rejects(store.load('alice', 'bob'), (e: unknown) => e instanceof StoreError && e.code === 'corrupt' && /session alice\/bob: stored record is not valid JSON/.test(e.message));
-    put.run('{"v":7,"state":{}}');
+    put('{"v":7,"state":{}}');
     await assert.rejects(store.load('alice', 'bob'), (e: unknown) => e instanceof StoreError && e.code === 'too_new' && /version 7/.test(e.message));
-    put.run('{"v":1,"state":{"kind":"initiating"}}');
+    put('{"v":1,"state":{"kind":"initiating"}}');
     await assert.rejects(store.load('alice', 'bob'), (e: unknown) => e instanceof StoreError && e.code === 'corrupt' && /malformed: state\.version/.test(e.message));
     raw.close();
     store.close();
@@ -139,7 +144,7 @@ describe('conversation over AccountStore', () => {
     pair.aliceStore.close();
     pair.bobStore.close();
 
-    const stores = { alice: openAccountStore(pair.paths.alice), bob: openAccountStore(pair.paths.bob) };
+    const stores = { alice: openAccountStore(pair.paths.alice, { passphrase: null }), bob: openAccountStore(pair.paths.bob, { passphrase: null }) };
     const { alice, bob } = pair.reconnect(stores);
     const r = await bob.receive(pending);
     assert.equal(r.kind === 'plaintext' && str(r.plaintext), 'in flight across the restart');
@@ -158,7 +163,7 @@ describe('conversation over AccountStore', () => {
     assert.equal((await pair.bob.receive(sent(await pair.alice.send(text('one'))))).kind, 'plaintext');
     assert.equal((await pair.alice.receive(sent(await pair.bob.send(text('two'))))).kind, 'plaintext');
     // A second connection to Alice's database, as a second process would have.
-    const second = openAccountStore(pair.paths.alice);
+    const second = openAccountStore(pair.paths.alice, { passphrase: null });
     const other = pair.reconnect({ alice: second, bob: pair.bobStore }).alice;
     const results = await Promise.all([pair.alice.send(text('x')), other.send(text('y'))]);
     const kinds = results.map((r) => (r.kind === 'error' ? r.code : r.kind)).sort();

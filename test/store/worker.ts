@@ -12,7 +12,7 @@ const [path, id, savesArg] = process.argv.slice(2);
 if (!path || !id || !savesArg) throw new Error('usage: worker.ts <db> <id> <saves>');
 const saves = Number(savesArg);
 
-const store = openAccountStore(path);
+const store = openAccountStore(path, { passphrase: null });
 const lines = createInterface({ input: process.stdin });
 console.log('ready');
 for await (const line of lines) if (line.trim() === 'go') break;

@@ -1,0 +1,161 @@
+// Unlocking as people run it (docs/KEYS-CLI.md, "Passphrase"): --passphrase-command, a systemd
+// credential, OFFRECORD_PASSPHRASE; public commands without any; a wrong, empty or failing
+// passphrase is exit 4 with not one byte of the store changed; passwd; and backups that keep
+// forward secrecy, checked with the real GnuPG.
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import * as openpgp from 'openpgp';
+import { openAccountStore } from '../../src/store/index.ts';
+import { cliHome, homeEnv, runCli, type Run } from '../helpers/cli.ts';
+import { Gpg } from '../keys/support.ts';
+
+const ADDRESS = 'alice@example.org';
+const PASSPHRASE = 'correct horse';
+
+/** The environment of a run in `home` with the passphrase from nowhere unless `extra` gives it. */
+function env(home: string, extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  const e = homeEnv(home, { LC_ALL: 'C' });
+  delete e.OFFRECORD_PASSPHRASE;
+  delete e.CREDENTIALS_DIRECTORY;
+  return { ...e, ...extra };
+}
+
+function storePath(home: string): string {
+  return join(home, 'data', 'offrecord', `${ADDRESS}.sqlite`);
+}
+
+/** Every file of the store, byte for byte. */
+function storeBytes(home: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const suffix of ['', '-wal', '-shm', '-journal']) {
+    const file = storePath(home) + suffix;
+    if (existsSync(file)) out[suffix || 'main'] = readFileSync(file).toString('base64');
+  }
+  return out;
+}
+
+function expectExit(run: Run, status: number, message: RegExp, label: string): void {
+  assert.equal(run.status, status, `${label}: exit ${run.status}\n${run.stderr}`);
+  assert.match(run.stderr, message, `${label}: ${run.stderr}`);
+  assert.match(run.stderr, /^hint: /m, `${label}: a hint`);
+  assert.doesNotMatch(run.stderr, /^\s+at /m, `${label}: no stack trace`);
+  assert.doesNotMatch(run.stderr + run.stdout, /correct horse/, `${label}: the passphrase is never printed`);
+}
+
+async function initAccount(): Promise<string> {
+  const home = cliHome('offrecord-unlock-');
+  const init = await runCli(['init', '--email', ADDRESS], env(home, { OFFRECORD_PASSPHRASE: PASSPHRASE }));
+  assert.equal(init.status, 0, init.stderr);
+  return home;
+}
+
+describe('unlocking', () => {
+  it('public commands need no passphrase; secret ones refuse without it (exit 4) and change nothing', async () => {
+    const home = await initAccount();
+    const before = storeBytes(home);
+    for (const args of [['sessions'], ['status'], ['keys', 'list'], ['keys', 'fingerprint'], ['keys', 'export']]) {
+      const run = await runCli(args, env(home));
+      assert.equal(run.status, 0, `${args.join(' ')}: ${run.stderr}`);
+    }
+    const list = await runCli(['keys', 'list', '--json'], env(home));
+    assert.equal(JSON.parse(list.stdout).identity.protected, true);
+    for (const args of [['keys', 'rotate'], ['keys', 'publish'], ['keys', 'export', '--secret'], ['fetch'], ['passwd', '--none']]) {
+      expectExit(await runCli(args, env(home)), 4, /a passphrase is required/, args.join(' '));
+    }
+    assert.deepEqual(storeBytes(home), before, 'not one byte written');
+  });
+
+  it('wrong or empty passphrase, failing or silent passphrase command: exit 4, a clear message, the store unchanged', async () => {
+    const home = await initAccount();
+    const before = storeBytes(home);
+    const cases: [string, NodeJS.ProcessEnv, string[], RegExp][] = [
+      ['wrong passphrase', { OFFRECORD_PASSPHRASE: 'wrong horse' }, [], /wrong passphrase/],
+      ['empty credential', {}, [], /passphrase is empty/],
+      ['failing command', {}, ['--passphrase-command', 'exit 3'], /the passphrase command failed/],
+      ['silent command', {}, ['--passphrase-command', 'true'], /the passphrase command printed nothing/],
+      ['command printing a wrong one', { OFFRECORD_PASSPHRASE: PASSPHRASE }, ['--passphrase-command', 'echo wrong horse'], /wrong passphrase/],
+    ];
+    const credentials = join(home, 'credentials-empty');
+    mkdirSync(credentials);
+    writeFileSync(join(credentials, 'offrecord-passphrase'), '\n');
+    for (const [label, extra, args, message] of cases) {
+      const e = env(home, label === 'empty credential' ? { CREDENTIALS_DIRECTORY: credentials } : extra);
+      for (const command of [['keys', 'rotate'], ['send', '--to', 'bob@example.org']]) {
+        expectExit(await runCli([...command, ...args], e, 'hello'), 4, message, `${label}: ${command[0]}`);
+      }
+      assert.deepEqual(storeBytes(home), before, `${label}: not one byte written`);
+    }
+  });
+
+  it('--passphrase-command, a systemd credential and OFFRECORD_PASSPHRASE each unlock; the command gets no passphrase variable', async () => {
+    const home = await initAccount();
+    // The command proves OFFRECORD_PASSPHRASE is not in its environment, and prints the passphrase.
+    const command = `test -z "$OFFRECORD_PASSPHRASE" && printf '%s\\n' '${PASSPHRASE}'`;
+    const viaCommand = await runCli(['keys', 'rotate', '--passphrase-command', command], env(home, { OFFRECORD_PASSPHRASE: 'wrong horse' }));
+    assert.equal(viaCommand.status, 0, viaCommand.stderr);
+    const credentials = join(home, 'credentials');
+    mkdirSync(credentials, { mode: 0o700 });
+    writeFileSync(join(credentials, 'offrecord-passphrase'), `${PASSPHRASE}\n`, { mode: 0o600 });
+    const viaCredential = await runCli(['keys', 'rotate'], env(home, { CREDENTIALS_DIRECTORY: credentials }));
+    assert.equal(viaCredential.status, 0, viaCredential.stderr);
+    const viaEnv = await runCli(['keys', 'rotate'], env(home, { OFFRECORD_PASSPHRASE: PASSPHRASE }));
+    assert.equal(viaEnv.status, 0, viaEnv.stderr);
+  });
+
+  it('passwd wraps the account key anew: the old passphrase fails, the new one opens everything', async () => {
+    const home = await initAccount();
+    const changed = await runCli(['passwd'], env(home, { OFFRECORD_PASSPHRASE: PASSPHRASE, OFFRECORD_NEW_PASSPHRASE: 'new horse' }));
+    assert.equal(changed.status, 0, changed.stderr);
+    expectExit(await runCli(['keys', 'rotate'], env(home, { OFFRECORD_PASSPHRASE: PASSPHRASE })), 4, /wrong passphrase/, 'old passphrase');
+    const rotated = await runCli(['keys', 'rotate', '--force'], env(home, { OFFRECORD_PASSPHRASE: 'new horse' }));
+    assert.equal(rotated.status, 0, rotated.stderr);
+    const none = await runCli(['passwd', '--none'], env(home, { OFFRECORD_PASSPHRASE: 'new horse' }));
+    assert.equal(none.status, 0, none.stderr);
+    assert.match(none.stderr, /WITHOUT a passphrase/);
+    assert.equal((await runCli(['keys', 'rotate'], env(home))).status, 0, 'no passphrase needed any more');
+  });
+});
+
+describe('backups keep forward secrecy (real GnuPG)', () => {
+  it('keys export --secret holds the identity alone: gpg imports it with the passphrase and cannot open a first mail', async () => {
+    const home = await initAccount();
+    const exported = await runCli(['keys', 'export', '--secret'], env(home, { OFFRECORD_PASSPHRASE: PASSPHRASE }));
+    assert.equal(exported.status, 0, exported.stderr);
+    const backup = await openpgp.readPrivateKey({ armoredKey: exported.stdout });
+    assert.equal(backup.subkeys.length, 0, 'no encryption subkey');
+    assert.equal(backup.isDecrypted(), false, 'under the passphrase');
+
+    // A first mail's envelope: sealed to the current encryption subkey of the public certificate.
+    const certificate = await openpgp.readKey({ armoredKey: (await runCli(['keys', 'export'], env(home))).stdout });
+    const envelope = await openpgp.encrypt({ message: await openpgp.createMessage({ text: 'the first mail' }), encryptionKeys: certificate });
+
+    const gpg = new Gpg();
+    try {
+      const imported = gpg.run(['--pinentry-mode', 'loopback', '--passphrase', PASSPHRASE, '--import'], exported.stdout);
+      assert.equal(imported.status, 0, imported.stderr);
+      const listing = gpg.ok(['--with-colons', '--list-secret-keys', ADDRESS]).stdout.toString();
+      assert.match(listing, /^sec:/m, 'the identity imports as a secret key');
+      assert.equal(listing.split('\n').find((l) => l.startsWith('fpr:'))!.split(':')[9]!.toLowerCase(), backup.getFingerprint());
+      assert.doesNotMatch(listing, /^ssb:/m, 'no secret subkey');
+      const opened = gpg.run(['--pinentry-mode', 'loopback', '--passphrase', PASSPHRASE, '--decrypt'], envelope);
+      assert.notEqual(opened.status, 0, 'the backup cannot decrypt a first mail');
+      assert.doesNotMatch(opened.stdout.toString(), /the first mail/);
+
+      // Control: the full key the store holds (what the backup used to be) does open it.
+      const store = openAccountStore(storePath(home), { passphrase: PASSPHRASE });
+      const full = store.identity()!.secretKey;
+      store.close();
+      const control = new Gpg();
+      try {
+        control.ok(['--import'], full);
+        assert.match(control.ok(['--decrypt'], envelope).stdout.toString(), /the first mail/);
+      } finally {
+        control.close();
+      }
+    } finally {
+      gpg.close();
+    }
+  });
+});
