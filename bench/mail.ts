@@ -17,6 +17,7 @@ import { ImapMailbox, SmtpTransport, type ServerConfig } from '../src/mail/serve
 import type { OutgoingTransport } from '../src/mail/transport.ts';
 import { openAccountStore, type AccountStore } from '../src/store/index.ts';
 import { startMailServers, type MailServers, type MailUser } from '../scripts/mail-servers.ts';
+import { withStoreInClear } from './atrest.ts';
 import { guardMailServers, report, type BenchRow } from './harness.ts';
 
 export interface MailBenchOptions {
@@ -32,6 +33,8 @@ export interface MailBenchOptions {
 
 /** Offrecord may cost at most this multiple of the plain pipeline. */
 const TARGET_COST_RATIO = 1.5;
+/** The sealed store (issue 12) may cost at most this multiple of the same pipeline with the store in clear. */
+const TARGET_SEALING_RATIO = 1.05;
 const ARRIVAL_TIMEOUT_MS = 30_000;
 const PLAIN_FOLDER = 'PlainDone';
 
@@ -270,15 +273,19 @@ export async function benchMail(options: MailBenchOptions = {}): Promise<BenchRo
     const mail = await plainDraft(servers.users.alice.address, servers.users.bob.address, sizes[0]!);
     sizes.length = 0;
 
-    // Alternating order (ours, plain, plain, ours, ...), so neither profits from going second.
+    // Rotating order (ours, clear, plain; clear, plain, ours; ...), so none profits from its place.
+    // "clear" is ours with the store's sealing switched off (bench/atrest.ts), the baseline of the sealed store.
     const ours: Round[] = [];
+    const clear: Round[] = [];
     const plain: Round[] = [];
     let storedSize = 0;
+    const pipelines = ['ours', 'clear', 'plain'] as const;
     for (let round = 1; round <= rounds; round++) {
-      const order = round % 2 === 1 ? ['ours', 'plain'] : ['plain', 'ours'];
+      const order = pipelines.map((_, i) => pipelines[(i + round - 1) % pipelines.length]!);
       for (const which of order) {
         if ((await inboxCount(bench, 'bob')) !== 0) throw new Error('mail left over in the INBOX');
         if (which === 'ours') ours.push(await offrecordRound(alice, bob, bench, batch, text, round));
+        else if (which === 'clear') clear.push(await withStoreInClear(() => offrecordRound(alice, bob, bench, batch, text, round)));
         else {
           const r = await plainRound(bench, batch, mail);
           storedSize = r.storedSize;
@@ -289,12 +296,15 @@ export async function benchMail(options: MailBenchOptions = {}): Promise<BenchRo
     const wireSize = Math.round(sizes.reduce((a, b) => a + b, 0) / sizes.length);
     const mails = rounds * batch;
     const o = total(ours);
+    const c = total(clear);
     const p = total(plain);
     const rows = [
       rate(`offrecord sendMessage (data mail, ${wireSize} B)`, mails, o.sendMs),
       rate(`plain nodemailer sendMail (${mail.size} B)`, mails, p.sendMs),
       rate('offrecord fetchMessages', mails, o.fetchMs),
       rate('plain imapflow search + fetch source + move', mails, p.fetchMs),
+      rate('offrecord sendMessage, store in clear', mails, c.sendMs),
+      rate('offrecord fetchMessages, store in clear', mails, c.fetchMs),
     ];
     console.log(`user text ${text.length} B; offrecord mail ${wireSize} B, plain mail ${mail.size} B as composed (${Math.round(storedSize)} B as stored)`);
     report(rows);
@@ -305,6 +315,8 @@ export async function benchMail(options: MailBenchOptions = {}): Promise<BenchRo
     console.log(`plain send      ${perMail(p.sendMs)}  (${perMail(p.sendCpuMs)})`);
     console.log(`offrecord fetch ${perMail(o.fetchMs)}  (${perMail(o.fetchCpuMs)})`);
     console.log(`plain fetch     ${perMail(p.fetchMs)}  (${perMail(p.fetchCpuMs)})`);
+    console.log(`send, clear st. ${perMail(c.sendMs)}  (${perMail(c.sendCpuMs)})`);
+    console.log(`fetch, clear st.${perMail(c.fetchMs)}  (${perMail(c.fetchCpuMs)})`);
     const verdict = (ourMs: number, plainMs: number) => {
       const ratio = ourMs / plainMs;
       return `${ratio.toFixed(2)}x (target <= ${TARGET_COST_RATIO}x: ${ratio <= TARGET_COST_RATIO ? 'met' : 'NOT met'})`;
@@ -312,6 +324,12 @@ export async function benchMail(options: MailBenchOptions = {}): Promise<BenchRo
     console.log();
     console.log(`cost(offrecord send)  / cost(plain send):  ${verdict(o.sendMs, p.sendMs)}`);
     console.log(`cost(offrecord fetch) / cost(plain fetch): ${verdict(o.fetchMs, p.fetchMs)}`);
+    const sealing = (sealedMs: number, clearMs: number, sealedCpu: number, clearCpu: number) => {
+      const ratio = sealedMs / clearMs;
+      return `${ratio.toFixed(3)}x wall, ${(sealedCpu / clearCpu).toFixed(3)}x client CPU (target <= ${TARGET_SEALING_RATIO}x: ${ratio <= TARGET_SEALING_RATIO ? 'met' : 'NOT met'})`;
+    };
+    console.log(`sealed store / store in clear, send:  ${sealing(o.sendMs, c.sendMs, o.sendCpuMs, c.sendCpuMs)}`);
+    console.log(`sealed store / store in clear, fetch: ${sealing(o.fetchMs, c.fetchMs, o.fetchCpuMs, c.fetchCpuMs)}`);
     console.log(`(whole benchmark ${((performance.now() - started) / 1000).toFixed(1)} s; "iterations" = mails)`);
     return rows;
   } finally {

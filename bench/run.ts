@@ -1,4 +1,5 @@
 // `npm run bench`: every benchmark, each against a baseline measured in the same run.
+import { benchUnlock } from './atrest.ts';
 import { benchFirstMail } from './firstmail.ts';
 import { benchMail } from './mail.ts';
 import { benchPoison } from './poison.ts';
@@ -14,7 +15,9 @@ console.log('\n== First mail: build and open, against openpgp.js sign+encrypt / 
 await benchFirstMail();
 console.log('\n== Hostile mail: CPU per mail against a genuine first mail of the same size (bound 2x, PROTOCOL.md §18.9) ==');
 await benchPoison();
-console.log('\n== Mail over loopback Dovecot + Postfix, against plain nodemailer / imapflow ==');
+console.log('\n== Unlocking: the account key under the passphrase (scrypt), against argon2id and other costs ==');
+await benchUnlock();
+console.log('\n== Mail over loopback Dovecot + Postfix, against plain nodemailer / imapflow and the store in clear ==');
 await benchMail();
 console.log('\n== Watcher daemon over loopback Dovecot + Postfix: latency against plain IDLE, resident memory ==');
 await benchWatch();

@@ -18,7 +18,7 @@
 // the RSS of a plain imapflow IDLE client process (bench/watch-child.ts, compiled the same way),
 // and the watcher's own RSS right after start-up.
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, watch, type FSWatcher } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
 import type { ChildProcess } from 'node:child_process';
 import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
@@ -456,7 +456,14 @@ export async function benchWatchMemory(options: { mails?: number; batch?: number
 
     // The daemon: offrecord watch, delivering into a Maildir of our own.
     mkdirSync(join(maildir, 'new'), { recursive: true });
-    const watcher = spawn(process.execPath, [...shebangFlags, cli, 'watch', '--maildir', maildir], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    // As the shipped systemd unit runs it: the passphrase as a credential, not in the environment;
+    // the watcher unwraps the account key (scrypt, 128 MiB) at start-up.
+    const credentials = join(dir, 'credentials');
+    mkdirSync(credentials, { mode: 0o700 });
+    writeFileSync(join(credentials, 'offrecord-passphrase'), `${env.OFFRECORD_PASSPHRASE}\n`, { mode: 0o600 });
+    const watchEnv: NodeJS.ProcessEnv = { ...env, CREDENTIALS_DIRECTORY: credentials };
+    delete watchEnv.OFFRECORD_PASSPHRASE;
+    const watcher = spawn(process.execPath, [...shebangFlags, cli, 'watch', '--maildir', maildir], { cwd: ROOT, env: watchEnv, stdio: ['ignore', 'pipe', 'pipe'] });
     children.add(watcher);
     const watchOut = drain(watcher);
     await waitFor('offrecord watch in IDLE', () => watchStatus(home)?.state.kind === 'idle', 30_000, watcher, watchOut.text);

@@ -2,6 +2,7 @@
 // are thrown and turned into messages by cli/errors.ts.
 import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
+import * as openpgp from 'openpgp';
 import { isValidEmail } from '../src/keys/identity.ts';
 import { normalizeFingerprint } from '../src/keys/tofu.ts';
 import { KeyError } from '../src/keys/errors.ts';
@@ -19,7 +20,7 @@ import {
   rotationJson,
   rotationText,
 } from './format.ts';
-import { NEW_PASSPHRASE_ENV, newPassphrase } from './passphrase.ts';
+import { NEW_PASSPHRASE_ENV, newPassphrase, unlockPassphrase } from './passphrase.ts';
 
 const out = (text: string) => process.stdout.write(text);
 const warn = (text: string) => process.stderr.write(`offrecord: ${text}\n`);
@@ -52,6 +53,8 @@ export interface InitArgs {
   email: string;
   name?: string;
   account?: string;
+  /** A backup made by keys export --secret. */
+  restore?: string;
 }
 
 export async function init(args: InitArgs): Promise<ExitCode> {
@@ -67,6 +70,11 @@ export async function init(args: InitArgs): Promise<ExitCode> {
   try {
     if (opened.keyring.hasIdentity()) {
       throw new CliError(EXIT.usage, `the account ${account} already has an identity`, 'see it with: offrecord keys list');
+    }
+    if (args.restore !== undefined) {
+      await restore(opened, account, args.restore);
+      done = true;
+      return EXIT.ok;
     }
     const passphrase = await newPassphrase(account);
     // The account key guards every secret, the identity's included (docs/PROTOCOL.md §17.1).
@@ -95,6 +103,43 @@ export async function init(args: InitArgs): Promise<ExitCode> {
     if (!done && opened.created) opened.remove();
     else opened.close();
   }
+}
+
+/**
+ * init --restore: the identity from a backup, unlocked with the passphrase it was exported under
+ * (which becomes the account's), with fresh short-lived keys and no session.
+ */
+async function restore(opened: OpenedAccount, account: string, file: string): Promise<void> {
+  const armored = new TextDecoder().decode(readInput(file));
+  let backup: openpgp.PrivateKey;
+  try {
+    backup = await openpgp.readPrivateKey({ armoredKey: armored });
+  } catch {
+    throw new CliError(EXIT.input, `${file} is not an OpenPGP secret key`, 'give the file offrecord keys export --secret wrote');
+  }
+  if (!backup.users.some((u) => u.userID?.email !== undefined && u.userID.email.toLowerCase() === account)) {
+    throw new CliError(EXIT.input, `the key in ${file} is not an identity of ${account}`, 'restore it under the address it was made for: offrecord init --email ADDRESS --restore FILE');
+  }
+  const passphrase = backup.isDecrypted() ? undefined : await unlockPassphrase(account);
+  if (!backup.isDecrypted()) {
+    if (passphrase === undefined || passphrase === '') throw new CliError(EXIT.passphrase, 'the backup is protected: a passphrase is required', 'set OFFRECORD_PASSPHRASE, use --passphrase-command CMD, or run offrecord in a terminal to be asked');
+    try {
+      backup = await openpgp.decryptKey({ privateKey: backup, passphrase });
+    } catch {
+      throw new CliError(EXIT.passphrase, 'wrong passphrase for the backup', 'nothing was created; give the passphrase the backup was exported under');
+    }
+  }
+  opened.store.unlock(passphrase ?? null);
+  const restored = await opened.keyring.restore(backup);
+  if (passphrase === undefined) warn('WARNING: the account is stored WITHOUT a passphrase: anyone who can read your files can use your keys and read your mail.');
+  out(
+    [
+      `restored the identity of ${restored.userId}`,
+      `  ${formatFingerprint(restored.fingerprint)}`,
+      'with a fresh encryption subkey and ring key; conversations start anew',
+      '',
+    ].join('\n'),
+  );
 }
 
 // ─── keys ────────────────────────────────────────────────────────────────────────────────

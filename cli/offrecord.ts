@@ -260,8 +260,16 @@ export function parser(argv: string[]) {
         c
           .option('email', { type: 'string', demandOption: true, requiresArg: true, describe: 'your address' })
           .option('name', { type: 'string', requiresArg: true, describe: 'your name, shown to correspondents' })
+          .option('restore', { type: 'string', requiresArg: true, describe: 'restore the identity from a backup (keys export --secret); short-lived keys start fresh' })
           .example('OFFRECORD_PASSPHRASE=... offrecord init --email alice@example.org --name Alice', ''),
-      run((a) => keys.init({ email: a.email, ...(a.name !== undefined ? { name: a.name } : {}), ...(a.account !== undefined ? { account: a.account } : {}) })),
+      run((a) =>
+        keys.init({
+          email: a.email,
+          ...(a.name !== undefined ? { name: a.name } : {}),
+          ...(a.account !== undefined ? { account: a.account } : {}),
+          ...(a.restore !== undefined ? { restore: a.restore } : {}),
+        }),
+      ),
     )
     .command(
       'passwd',

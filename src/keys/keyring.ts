@@ -379,33 +379,8 @@ export class Keyring {
       encryptionValidForMs: this.schedule.validForMs,
     });
     const { privateKey, encryptionSubkey } = created;
-    const subkey = privateKey.subkeys[0]!;
     if (encryptionSubkey.notAfter === null) throw new Error('keyring: the first encryption subkey has no expiration');
-    const ring = await createRingKey(privateKey, { now, validForMs: this.schedule.validForMs });
-    try {
-      this.store.transaction(() => {
-        if (this.store.identity()) throw new KeyringError('identity_exists', 'this account already has an identity');
-        this.store.setIdentity({
-          fingerprint: created.fingerprint,
-          secretKey: created.armoredSecret,
-          certificate: created.armoredPublic,
-          created: privateKey.getCreationTime().getTime(),
-        });
-        this.store.putOwnKey({
-          id: encryptionSubkey.id,
-          kind: 'encryption',
-          public: publicPacketBytes(subkey),
-          secret: EMPTY,
-          created: encryptionSubkey.notBefore,
-          notBefore: encryptionSubkey.notBefore,
-          notAfter: encryptionSubkey.notAfter!,
-          certification: bindingBytes(subkey),
-        });
-        this.store.putOwnKey(ringKeyRow(ring, now));
-      });
-    } finally {
-      ring.secret.fill(0);
-    }
+    await this.storeNewIdentity(privateKey, created.armoredSecret, created.armoredPublic, now);
     this.unlocked = { key: privateKey, passphrase: options.passphrase || undefined, armored: created.armoredSecret };
     const user = (await primaryUser(privateKey, now))!;
     return {
@@ -415,6 +390,55 @@ export class Keyring {
       revocationCertificate: created.revocationCertificate,
       protected: options.passphrase !== undefined && options.passphrase !== '',
     };
+  }
+
+  /**
+   * Restores an identity from a backup (exportBackup, unlocked by the caller): its primary key
+   * and user IDs only, whatever subkeys the key holds, with a fresh encryption subkey and ring key
+   * and no session (docs/KEYS-CLI.md, "Backups"). Refuses if the store already holds an identity.
+   */
+  async restore(backup: openpgp.PrivateKey): Promise<{ fingerprint: string; address: string; userId: string }> {
+    if (this.hasIdentity()) throw new KeyringError('identity_exists', 'this account already has an identity');
+    const now = floorToSecond(this.now());
+    const { privateKey } = await addEncryptionSubkey(withSubkeys(backup, () => false), { now, validForMs: this.schedule.validForMs });
+    const armored = await lockIdentity(privateKey);
+    await this.storeNewIdentity(privateKey, armored, await publicCertificate(privateKey, now), now);
+    this.unlocked = { key: privateKey, passphrase: undefined, armored };
+    const user = await primaryUser(privateKey, now);
+    return { fingerprint: privateKey.getFingerprint(), address: user?.address ?? '', userId: user?.userId ?? '' };
+  }
+
+  /** Stores a new identity whose only subkey is a fresh encryption subkey, and a first ring key, in one transaction. */
+  private async storeNewIdentity(privateKey: openpgp.PrivateKey, armoredSecret: string, armoredPublic: string, now: number): Promise<void> {
+    const subkey = privateKey.subkeys[0]!;
+    const notAfter = await subkey.getExpirationTime(ANY_TIME);
+    if (!(notAfter instanceof Date)) throw new Error('keyring: the first encryption subkey has no expiration');
+    const ring = await createRingKey(privateKey, { now, validForMs: this.schedule.validForMs });
+    try {
+      this.store.transaction(() => {
+        if (this.store.identity()) throw new KeyringError('identity_exists', 'this account already has an identity');
+        this.store.setIdentity({
+          fingerprint: privateKey.getFingerprint(),
+          secretKey: armoredSecret,
+          certificate: armoredPublic,
+          created: privateKey.getCreationTime().getTime(),
+        });
+        const notBefore = subkey.getCreationTime().getTime();
+        this.store.putOwnKey({
+          id: subkey.getFingerprint(),
+          kind: 'encryption',
+          public: publicPacketBytes(subkey),
+          secret: EMPTY,
+          created: notBefore,
+          notBefore,
+          notAfter: notAfter.getTime(),
+          certification: bindingBytes(subkey),
+        });
+        this.store.putOwnKey(ringKeyRow(ring, now));
+      });
+    } finally {
+      ring.secret.fill(0);
+    }
   }
 
   /** Whether the stored secret key needs a passphrase. */

@@ -119,7 +119,7 @@ describe('unlocking', () => {
 });
 
 describe('backups keep forward secrecy (real GnuPG)', () => {
-  it('keys export --secret holds the identity alone: gpg imports it with the passphrase and cannot open a first mail', async () => {
+  it('keys export --secret holds the identity alone: gpg imports it with the passphrase and cannot open a first mail; init --restore starts fresh keys', async () => {
     const home = await initAccount();
     const exported = await runCli(['keys', 'export', '--secret'], env(home, { OFFRECORD_PASSPHRASE: PASSPHRASE }));
     assert.equal(exported.status, 0, exported.stderr);
@@ -142,6 +142,27 @@ describe('backups keep forward secrecy (real GnuPG)', () => {
       const opened = gpg.run(['--pinentry-mode', 'loopback', '--passphrase', PASSPHRASE, '--decrypt'], envelope);
       assert.notEqual(opened.status, 0, 'the backup cannot decrypt a first mail');
       assert.doesNotMatch(opened.stdout.toString(), /the first mail/);
+
+      // Restoring it: the same identity, fresh short-lived keys, no session, under the same passphrase.
+      const backupFile = join(home, 'backup.asc');
+      writeFileSync(backupFile, exported.stdout);
+      const elsewhere = cliHome('offrecord-restore-');
+      expectExit(await runCli(['init', '--email', ADDRESS, '--restore', backupFile], env(elsewhere, { OFFRECORD_PASSPHRASE: 'wrong horse' })), 4, /wrong passphrase for the backup/, 'restore, wrong passphrase');
+      assert.equal(existsSync(storePath(elsewhere)), false, 'nothing created');
+      const restored = await runCli(['init', '--email', ADDRESS, '--restore', backupFile], env(elsewhere, { OFFRECORD_PASSPHRASE: PASSPHRASE }));
+      assert.equal(restored.status, 0, restored.stderr);
+      const before = JSON.parse((await runCli(['keys', 'list', '--json'], env(home))).stdout);
+      const after = JSON.parse((await runCli(['keys', 'list', '--json'], env(elsewhere))).stdout);
+      assert.equal(after.identity.fingerprint, before.identity.fingerprint);
+      const ids = (listing: { ownKeys: { id: string }[] }) => listing.ownKeys.map((k) => k.id);
+      assert.equal(after.ownKeys.length, 2, 'one encryption subkey and one ring key');
+      assert.deepEqual(ids(after).filter((id: string) => ids(before).includes(id)), [], 'no short-lived key comes back');
+      assert.equal(after.identity.protected, true);
+      assert.match((await runCli(['sessions'], env(elsewhere))).stdout, /no sessions yet/);
+      const restoredStore = openAccountStore(storePath(elsewhere), { passphrase: PASSPHRASE });
+      const restoredKey = await openpgp.readPrivateKey({ armoredKey: restoredStore.identity()!.secretKey });
+      restoredStore.close();
+      await assert.rejects(openpgp.decrypt({ message: await openpgp.readMessage({ armoredMessage: envelope }), decryptionKeys: restoredKey }), 'the restored account cannot open the old first mail');
 
       // Control: the full key the store holds (what the backup used to be) does open it.
       const store = openAccountStore(storePath(home), { passphrase: PASSPHRASE });

@@ -62,7 +62,7 @@ async function filledStore(path: string): Promise<{ store: AccountStore; secrets
   const contents: LegacyContents = {
     identitySecret: `-----BEGIN PGP PRIVATE KEY BLOCK-----\n${randomBytes(600).toString('base64')}\n-----END PGP PRIVATE KEY BLOCK-----\n`,
     ringSecret: new Uint8Array(randomBytes(32)),
-    sessions: [{ peer: 'bob', state: { ...state, lastSent: { payload: new Uint8Array(randomBytes(900)), sentAt: 1 } } }],
+    sessions: [{ peer: 'bob', state: { ...state, lastSent: { payload: new Uint8Array(randomBytes(900)), sentAt: 1, sentAs: { senderKeyId: 1, recipientKeyId: 1, counter: 1 } } } }],
     delivery: new Uint8Array(randomBytes(2000)),
   };
   store.setIdentity({ fingerprint: 'ab'.repeat(20), secretKey: contents.identitySecret, certificate: 'C', created: 1 });

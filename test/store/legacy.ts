@@ -43,7 +43,7 @@ export async function legacyStore(path: string, sessions: number): Promise<Legac
     ringSecret: new Uint8Array(randomBytes(32)),
     sessions: Array.from({ length: sessions }, (_, i) => ({
       peer: `peer${String(i).padStart(5, '0')}`,
-      state: { ...base, lastSent: { payload: new Uint8Array(randomBytes(700)), sentAt: i }, keys: { ...base.keys, ours: { ...base.keys.ours, sending: { ...base.keys.ours.sending, secret: new Uint8Array(randomBytes(32)) } } } },
+      state: { ...base, lastSent: { payload: new Uint8Array(randomBytes(700)), sentAt: i, sentAs: { senderKeyId: 1, recipientKeyId: 1, counter: i } }, keys: { ...base.keys, ours: { ...base.keys.ours, sending: { ...base.keys.ours.sending, secret: new Uint8Array(randomBytes(32)) } } } },
     })),
     delivery: new Uint8Array(randomBytes(3000)),
   };
