@@ -172,7 +172,7 @@ describe('crash: SIGKILL at 30 random points while mail arrives', () => {
     } finally {
       db.close();
     }
-    const store = openAccountStore(path, { passphrase: null });
+    const store = openAccountStore(path, { passphrase: 'correct horse' });
     try {
       assert.deepEqual(store.deliveries(), [], 'the outbox is empty');
       assert.equal(store.sessions(store.identity()!.fingerprint).length, 1);

@@ -3,10 +3,15 @@
 // bootstrapped for the whole file; each test sends mail with subjects and bodies of its own.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { readdir, readFile } from 'node:fs/promises';
+import { once } from 'node:events';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
+import * as openpgp from 'openpgp';
 import { sendMessage } from '../../src/mail/pipeline.ts';
+import { openAccountStore } from '../../src/store/index.ts';
+import { scanFiles } from '../store/helpers.ts';
+import { byteStrings } from '../store/legacy.ts';
 import { cliHome, homeEnv, ok, runCli, spawnCli } from '../helpers/cli.ts';
 import { captureOutput, cliBobAndAlice, logEvents, maildirMessages, until } from '../helpers/daemon.ts';
 import { useMailServers } from '../helpers/mail-servers.ts';
@@ -92,6 +97,51 @@ describe('offrecord watch and status over real IMAP and SMTP', () => {
     assert.deepEqual((await readdir(dataDir)).filter((name) => name.endsWith('.watch.lock')), [], 'a clean stop removes the lock');
     const json = JSON.parse(await ok(bobHome, ['status', '--json'], '', bobEnv)) as { watching: boolean; pid: number | null; outbox: number }[];
     assert.deepEqual(json.map((r) => [r.watching, r.pid, r.outbox]), [[false, null, 0]]);
+  });
+
+  it('a copy of the files taken while the watcher runs (passphrase from a credential) holds no secret and no plaintext', async () => {
+    // As the shipped unit runs it: the passphrase as a systemd credential, none in the environment.
+    const credentials = join(bobHome, 'credentials');
+    await mkdir(credentials, { recursive: true, mode: 0o700 });
+    await writeFile(join(credentials, 'offrecord-passphrase'), 'correct horse\n', { mode: 0o600 });
+    const env = { ...homeEnv(bobHome, { ...bobEnv, CREDENTIALS_DIRECTORY: credentials }) };
+    delete env.OFFRECORD_PASSPHRASE;
+    const child = spawnCli(['watch', '--maildir', maildir], env);
+    const w = { child, io: captureOutput(child) };
+    const mails = [];
+    let copies: string[] = [];
+    try {
+      await started(w);
+      for (let i = 0; i < 3; i++) {
+        const mail = await send('at rest');
+        mails.push(mail);
+        await until('delivered', () => delivered(mail.text));
+      }
+      // Two copies of the running watcher's files: one to scan untouched, one to open with the passphrase.
+      copies = [cliHome('offrecord-copy-'), cliHome('offrecord-copy-')].map((dir) => join(dir, 'bob.sqlite'));
+      const live = join(dataDir, `${bobAddress}.sqlite`);
+      for (const suffix of ['', '-wal', '-shm']) {
+        const bytes = await readFile(live + suffix).catch(() => null);
+        if (bytes) for (const copy of copies) await writeFile(copy + suffix, bytes);
+      }
+    } finally {
+      w.child.kill('SIGTERM');
+      await once(w.child, 'exit');
+    }
+    const [scanned, opened] = copies as [string, string];
+    const store = openAccountStore(opened, { passphrase: 'correct horse' });
+    const identity = store.identity()!;
+    const key = await openpgp.readPrivateKey({ armoredKey: identity.secretKey });
+    const subkeySecrets = key.subkeys.map((k) => (k.keyPacket as unknown as { privateParams: { d: Uint8Array } }).privateParams.d);
+    const secrets = [
+      ...mails.flatMap((m) => [Buffer.from(m.subject), Buffer.from(m.text)]),
+      ...store.ownKeys('ring').flatMap((k) => (k.secret ? [k.secret] : [])),
+      ...subkeySecrets,
+      ...store.sessions(identity.fingerprint).flatMap((s) => byteStrings(store.loadSession(identity.fingerprint, s.peer)!.state)),
+    ];
+    store.close();
+    assert.ok(subkeySecrets.length > 0 && secrets.length > 20, `the scan looks for ${secrets.length} secrets`);
+    assert.deepEqual(scanFiles(scanned, secrets), []);
   });
 
   it('--once delivers what is there and exits by itself', async () => {

@@ -10,38 +10,13 @@ import { describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { openAccountStore, type AccountStore } from '../../src/store/index.ts';
 import { encodeSessionState } from '../../src/store/codec.ts';
-import { FILE_SUFFIXES, establishedState, filesContaining, startWorker, storeError, tempDb, tempDir } from './helpers.ts';
+import { FILE_SUFFIXES, establishedState, filesContaining, scanFiles as scan, secretForms, startWorker, storeError, tempDb, tempDir } from './helpers.ts';
 import { legacyStore, secretsOf, TEST_KDF, type LegacyContents } from './legacy.ts';
 
 const PASSPHRASE = 'correct horse battery staple';
 
-/** The forms an attacker could search for: raw bytes, hex (both cases), base64. */
-function forms(secret: Uint8Array): [string, Buffer][] {
-  const raw = Buffer.from(secret);
-  const hex = raw.toString('hex');
-  return [
-    ['raw', raw],
-    ['hex', Buffer.from(hex)],
-    ['HEX', Buffer.from(hex.toUpperCase())],
-    ['base64', Buffer.from(raw.toString('base64'))],
-  ];
-}
-
 function traces(path: string, secret: Uint8Array): string[] {
-  return forms(secret).flatMap(([form, needle]) => filesContaining(path, needle).map((file) => `${form} in ${file}`));
-}
-
-/** Where any of `secrets` is, in any form, in the database's files (each file read once). */
-function scan(path: string, secrets: readonly Uint8Array[]): string[] {
-  const hits: string[] = [];
-  for (const suffix of FILE_SUFFIXES) {
-    if (!existsSync(path + suffix)) continue;
-    const bytes = readFileSync(path + suffix);
-    secrets.forEach((secret, i) => {
-      for (const [form, needle] of forms(secret)) if (bytes.includes(needle)) hits.push(`secret ${i}: ${form} in ${suffix || 'main'}`);
-    });
-  }
-  return hits;
+  return secretForms(secret).flatMap(([form, needle]) => filesContaining(path, needle).map((file) => `${form} in ${file}`));
 }
 
 /** The bytes of every file of the database, to compare before and after. */

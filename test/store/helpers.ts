@@ -51,6 +51,31 @@ export function filesContaining(path: string, needle: Uint8Array | string): stri
   return hits;
 }
 
+/** The forms an attacker searches a secret in: raw bytes, hex (both cases), base64. */
+export function secretForms(secret: Uint8Array): [string, Buffer][] {
+  const raw = Buffer.from(secret);
+  const hex = raw.toString('hex');
+  return [
+    ['raw', raw],
+    ['hex', Buffer.from(hex)],
+    ['HEX', Buffer.from(hex.toUpperCase())],
+    ['base64', Buffer.from(raw.toString('base64'))],
+  ];
+}
+
+/** Where any of `secrets` is, in any form, in the database's files (each file read once). */
+export function scanFiles(path: string, secrets: readonly Uint8Array[]): string[] {
+  const hits: string[] = [];
+  for (const suffix of FILE_SUFFIXES) {
+    if (!existsSync(path + suffix)) continue;
+    const bytes = readFileSync(path + suffix);
+    secrets.forEach((secret, i) => {
+      for (const [form, needle] of secretForms(secret)) if (bytes.includes(needle)) hits.push(`secret ${i}: ${form} in ${suffix || 'main'}`);
+    });
+  }
+  return hits;
+}
+
 /** A real established session state of Alice's (first mail, reply, data both ways). */
 export async function establishedState(): Promise<EstablishedState> {
   const { alice, bob } = await conversationPair();

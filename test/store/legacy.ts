@@ -19,7 +19,7 @@ export interface LegacyContents {
 }
 
 /** Every byte string of a value (session states hold DH secrets, chain keys, the last plaintext). */
-function byteStrings(value: unknown, out: Uint8Array[] = []): Uint8Array[] {
+export function byteStrings(value: unknown, out: Uint8Array[] = []): Uint8Array[] {
   if (value instanceof Uint8Array) {
     if (value.length >= 16) out.push(value);
   } else if (Array.isArray(value)) {
