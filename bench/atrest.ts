@@ -3,7 +3,7 @@
 // run; and `withStoreInClear`, which bench/mail.ts uses to run the same mail pipeline with the
 // store's sealing switched off, as the baseline of the sealed store. `npx tsx bench/atrest.ts`.
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { argon2id } from '@noble/hashes/argon2.js';
@@ -17,36 +17,43 @@ const RUNS = 5;
 
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 
-function timeMs(work: () => void): number {
+/** Wall and CPU (this process, user + system) milliseconds of `work`: on a shared machine the CPU time is the steadier figure. */
+function timeMs(work: () => void): { wall: number; cpu: number } {
+  const cpu = process.cpuUsage();
   const start = performance.now();
   work();
-  return performance.now() - start;
+  const used = process.cpuUsage(cpu);
+  return { wall: performance.now() - start, cpu: (used.user + used.system) / 1000 };
+}
+
+function medians(runs: { wall: number; cpu: number }[]): { wall: number; cpu: number } {
+  return { wall: median(runs.map((r) => r.wall)), cpu: median(runs.map((r) => r.cpu)) };
 }
 
 /** Median ms of opening and unlocking a store whose account key is wrapped with `kdf`. */
-function unlockMs(dir: string, kdf: KdfParams): number {
+function unlockMs(dir: string, kdf: KdfParams): { wall: number; cpu: number } {
   const path = join(dir, `unlock-${kdf.logN}.sqlite`);
   openAccountStore(path, { passphrase: 'bench passphrase', kdf }).close();
-  return median(Array.from({ length: RUNS }, () => timeMs(() => openAccountStore(path, { passphrase: 'bench passphrase' }).close())));
+  return medians(Array.from({ length: RUNS }, () => timeMs(() => openAccountStore(path, { passphrase: 'bench passphrase' }).close())));
 }
 
-export async function benchUnlock(): Promise<{ ms: number; kdf: KdfParams }> {
+export async function benchUnlock(): Promise<{ ms: { wall: number; cpu: number }; kdf: KdfParams }> {
   const dir = mkdtempSync(join(tmpdir(), 'offrecord-bench-unlock-'));
   try {
     const mib = (kdf: KdfParams) => (128 * 2 ** kdf.logN * kdf.r) / 2 ** 20;
     const ms = unlockMs(dir, DEFAULT_KDF);
-    const rows: [string, number][] = [
+    const rows: [string, { wall: number; cpu: number }][] = [
       [`scrypt N=2^${DEFAULT_KDF.logN} r=${DEFAULT_KDF.r} p=${DEFAULT_KDF.p} (${mib(DEFAULT_KDF)} MiB), shipped`, ms],
-      ...[DEFAULT_KDF.logN - 1, DEFAULT_KDF.logN + 1].map((logN): [string, number] => {
+      ...[DEFAULT_KDF.logN - 1, DEFAULT_KDF.logN + 1].map((logN): [string, { wall: number; cpu: number }] => {
         const kdf = { ...DEFAULT_KDF, logN };
         return [`scrypt N=2^${logN} (${mib(kdf)} MiB)`, unlockMs(dir, kdf)];
       }),
-      ['argon2id m=64 MiB t=1 p=1 (@noble/hashes), for comparison', median(Array.from({ length: 3 }, () => timeMs(() => argon2id('bench passphrase', new Uint8Array(16), { m: 65536, t: 1, p: 1, dkLen: 32 }))))],
+      ['argon2id m=64 MiB t=1 p=1 (@noble/hashes), for comparison', medians(Array.from({ length: 3 }, () => timeMs(() => argon2id('bench passphrase', new Uint8Array(16), { m: 65536, t: 1, p: 1, dkLen: 32 }))))],
     ];
-    console.log(`unlock = open the store + unwrap the account key, median of ${RUNS}:`);
-    for (const [name, value] of rows) console.log(`  ${name.padEnd(62)} ${value.toFixed(0).padStart(5)} ms`);
-    const met = ms >= UNLOCK_MIN_MS && ms <= UNLOCK_MAX_MS;
-    console.log(`unlock with the shipped parameters: ${ms.toFixed(0)} ms (target ${UNLOCK_MIN_MS}-${UNLOCK_MAX_MS} ms: ${met ? 'met' : 'NOT met'})`);
+    console.log(`unlock = open the store + unwrap the account key, median of ${RUNS}, wall (CPU of this process):`);
+    for (const [name, value] of rows) console.log(`  ${name.padEnd(62)} ${value.wall.toFixed(0).padStart(5)} ms (${value.cpu.toFixed(0)} ms)`);
+    const met = ms.wall >= UNLOCK_MIN_MS && ms.wall <= UNLOCK_MAX_MS;
+    console.log(`unlock with the shipped parameters: ${ms.wall.toFixed(0)} ms wall, ${ms.cpu.toFixed(0)} ms CPU (target ${UNLOCK_MIN_MS}-${UNLOCK_MAX_MS} ms wall: ${met ? 'met' : 'NOT met'}; load average now ${loadavg()[0]!.toFixed(1)} on ${availableParallelism()} cores)`);
     return { ms, kdf: DEFAULT_KDF };
   } finally {
     rmSync(dir, { recursive: true, force: true });
