@@ -132,7 +132,8 @@ const SUBMISSION_EXIT: Record<SubmissionErrorCode, number> = {
 /** The sysexits code for an error of a sendmail run. */
 export function sysexit(error: unknown): number {
   if (error instanceof SubmissionError) return SUBMISSION_EXIT[error.code];
-  if (error instanceof StoreError) return error.code === 'locked' ? SYSEXIT.tempFail : SYSEXIT.ioErr;
+  // A busy store is worth a retry; a wrong passphrase (exit 4) is configuration, the rest I/O.
+  if (error instanceof StoreError && error.code === 'locked') return SYSEXIT.tempFail;
   const code: ExitCode = report(error).exitCode;
   const map: Partial<Record<ExitCode, number>> = {
     [EXIT.usage]: SYSEXIT.usage,
