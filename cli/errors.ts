@@ -132,12 +132,32 @@ const SUBMISSION_HINTS: Partial<Record<SubmissionError['code'], string>> = {
   sender: 'send from the account\'s own address, or choose the account with --account',
 };
 
+/** Mail errors, each with what the person can do about it (the account's settings, or not). */
+function fromMailError(error: MailError): Report {
+  const settings = 'offrecord account show; change them with offrecord account add ...';
+  const hints: Partial<Record<MailError['code'], [ExitCode, string]>> = {
+    untrusted: [EXIT.mail, `if the server has a certificate of its own (self-signed or a private CA), trust it: offrecord account add ... --ca-file CERT.pem; otherwise check the host name (${settings})`],
+    unreachable: [EXIT.mail, `check the host and port (${settings}): usually IMAP 993 (tls) or 143 (starttls), SMTP 465 (tls) or 587 (starttls); or the server is down`],
+    auth: [EXIT.mail, `check the user name and the password that --password-env or --password-command gives (${settings})`],
+    settings: [EXIT.input, `--ca-file must name a readable PEM certificate file (${settings})`],
+    recipient: [EXIT.mail, 'check the recipient\'s address: the server refused it, your account settings are fine'],
+    credential: [EXIT.mail, 'run the token command by hand to see why (offrecord account show names it)'],
+    io: [EXIT.mail, `try again later; if it persists, check the account settings (${settings})`],
+  };
+  const [exitCode, hint] = hints[error.code] ?? [EXIT.input, `check the account settings: ${settings}`];
+  return { exitCode, message: error.message, hint };
+}
+
 /** What to print and which exit code to use for an error thrown by a command. */
 export function report(error: unknown): Report {
   if (error instanceof CliError) return { exitCode: error.exitCode, message: error.message, ...(error.hint ? { hint: error.hint } : {}) };
   if (error instanceof KeyringError) return fromKeyringError(error);
   if (error instanceof KeyError) return fromKeyError(error);
   if (error instanceof StoreError) return fromStoreError(error);
+  if (error instanceof PipelineError && error.code === 'transport' && error.cause instanceof MailError) {
+    const mail = fromMailError(error.cause);
+    return { ...mail, hint: `${mail.hint}; ${error.hint}` };
+  }
   if (error instanceof PipelineError) {
     const exitCode = error.code === 'identity_changed' ? EXIT.trust : error.code === 'transport' ? EXIT.mail : EXIT.input;
     return { exitCode, message: error.message, ...(error.hint ? { hint: error.hint } : {}) };
@@ -156,14 +176,12 @@ export function report(error: unknown): Report {
     };
     return { exitCode: EXIT.input, message: error.message, hint: hints[error.code] };
   }
-  if (error instanceof MailError && error.code === 'credential') {
-    return { exitCode: EXIT.mail, message: error.message, hint: 'run the token command by hand to see why (offrecord account show names it)' };
-  }
   if (error instanceof SubmissionError) {
     const exitCode = error.code === 'temporary' || error.code === 'permanent' ? EXIT.mail : error.code === 'identity_changed' ? EXIT.trust : EXIT.input;
     return { exitCode, message: error.message, ...(SUBMISSION_HINTS[error.code] ? { hint: SUBMISSION_HINTS[error.code] } : {}) };
   }
-  if (error instanceof MailError) return { exitCode: error.code === 'io' || error.code === 'auth' ? EXIT.mail : EXIT.input, message: error.message, hint: 'check the account settings: offrecord account show' };
+
+  if (error instanceof MailError) return fromMailError(error);
   const message = error instanceof Error ? error.message : String(error);
   return {
     exitCode: EXIT.internal,

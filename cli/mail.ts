@@ -10,7 +10,7 @@ import type { Security } from '../src/mail/servers.ts';
 import { accountName, defaultStoreDirectory, takeLock, type HeldLock } from '../src/store/index.ts';
 import { checkAddress, dataDirectory, openAccount, resolveAccount, unlockAndRotate, type OpenedAccount } from './account.ts';
 import { configDirectory, defaultSpool, loadSettings, saveSettings, transports, type MailSettings } from './config.ts';
-import { CliError, EXIT, type ExitCode } from './errors.ts';
+import { CliError, EXIT, report, type ExitCode } from './errors.ts';
 import { json, terminalLine, terminalText } from './format.ts';
 import { formatVerifiedSender, ORIGINAL_HEADER_PREFIX, renamedIn, VERIFIED_SENDER_HEADER } from '../src/mail/sender.ts';
 
@@ -59,6 +59,22 @@ export interface AccountAddArgs {
   folder: string;
   policy: 'opportunistic' | 'require-encryption';
   keyless?: 'refuse' | 'plaintext';
+  /** Log in to both servers before saving, as mail clients do. */
+  check?: boolean;
+}
+
+/**
+ * Logs in to the IMAP and the SMTP server as the settings say; the first failure, in the words
+ * `report` gives it, refuses the settings.
+ */
+async function checkServers(account: string, settings: MailSettings): Promise<void> {
+  const { incoming, outgoing } = transports(account, settings);
+  const checks = [incoming.verify?.(), outgoing.verify?.()].map((check) => check?.then(() => null, (error: unknown) => error) ?? null);
+  const failure = (await Promise.all(checks)).find((error) => error !== null);
+  if (failure === undefined) return;
+  const r = report(failure);
+  if (r.exitCode === EXIT.internal) throw failure;
+  throw new CliError(r.exitCode, `${r.message}: the settings were not saved`, `${r.hint ?? ''} (--no-check saves them unchecked)`.trim());
 }
 
 export async function accountAdd(args: AccountAddArgs): Promise<ExitCode> {
@@ -93,8 +109,10 @@ export async function accountAdd(args: AccountAddArgs): Promise<ExitCode> {
       ...keyless,
     };
   }
+  const checked = settings.transport === 'imap' && args.check !== false;
+  if (checked) await checkServers(account, settings);
   const path = saveSettings(account, settings);
-  out(`mail settings of ${account} saved in ${path}\n`);
+  out(`mail settings of ${account} ${checked ? 'checked (IMAP and SMTP login) and ' : ''}saved in ${path}\n`);
   return EXIT.ok;
 }
 

@@ -207,6 +207,7 @@ function accountCommands(y: Argv<{ account: string | undefined }>) {
             default: 'refuse' as const,
             describe: 'sendmail and serve, for a recipient without offrecord keys: refuse the message, or send that recipient one plaintext mail carrying your keys',
           })
+          .option('check', { type: 'boolean', default: true, describe: 'log in to both servers before saving (--no-check saves unchecked)' })
           .example('offrecord account add --imap-host imap.example.org --smtp-host smtp.example.org --user alice --password-command "pass show mail"', '')
           .example('offrecord account add --imap-host imap.gmail.com --smtp-host smtp.gmail.com --user alice@gmail.com --oauth2-token-command "oama access alice@gmail.com"', ''),
       run((a) =>
@@ -228,6 +229,7 @@ function accountCommands(y: Argv<{ account: string | undefined }>) {
           folder: a.folder,
           policy: a.policy,
           keyless: a.keyless,
+          check: a.check,
         }),
       ),
     )

@@ -72,14 +72,14 @@ export class WatchError extends Error {
 
 /** Failures worth a retry: the network, the server, a busy store, a token command (it may need the network). */
 function transient(error: unknown): boolean {
-  if (error instanceof MailError) return error.code === 'io' || error.code === 'credential';
+  if (error instanceof MailError) return error.code === 'io' || error.code === 'credential' || error.code === 'unreachable';
   if (error instanceof PipelineError) return error.code === 'transport';
   if (error instanceof StoreError) return error.code === 'locked';
   return false;
 }
 
 /** Per-mail outcomes that say the connection or the outgoing server failed, not the mail. */
-const TRANSIENT_SKIPS = new Set(['io', 'transport', 'state_conflict']);
+const TRANSIENT_SKIPS = new Set(['io', 'unreachable', 'transport', 'state_conflict']);
 
 export class Watcher {
   private readonly timings: WatchTimings;

@@ -16,7 +16,15 @@ export type MailErrorCode =
   /** The credential could not be had (the OAuth2 token command failed): the server never saw it. */
   | 'credential'
   /** Processing one mail failed in a way no check foresaw (its reason names the error): that mail is skipped, nothing stops. */
-  | 'unprocessable';
+  | 'unprocessable'
+  /** No connection: nothing listens at the host and port, the host is unknown or does not answer (transient). */
+  | 'unreachable'
+  /** The server's TLS certificate is not trusted (self-signed, a private CA, expired, another name). */
+  | 'untrusted'
+  /** The account's settings cannot work as they are (a CA file that cannot be read). */
+  | 'settings'
+  /** The server refused a recipient of the mail (SMTP 5xx at RCPT): the settings are fine. */
+  | 'recipient';
 
 export class MailError extends CodedError<MailErrorCode> {
   /** The SMTP server's reply code, where it gave one: 4xx is worth another try later, 5xx is a refusal. */

@@ -39,7 +39,47 @@ export const TIMEOUTS = {
 } as const;
 
 function tlsOptions(config: ServerConfig) {
-  return config.caFile ? { ca: readFileSync(config.caFile) } : {};
+  if (!config.caFile) return {};
+  try {
+    return { ca: readFileSync(config.caFile) };
+  } catch (error) {
+    throw new MailError('settings', `cannot read the CA file ${config.caFile} (${(error as NodeJS.ErrnoException).code ?? 'failed'})`);
+  }
+}
+
+/** Node's and OpenSSL's codes for a certificate that does not verify. */
+const UNTRUSTED = new Set([
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'CERT_UNTRUSTED',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
+const UNREACHABLE: Record<string, string> = {
+  ECONNREFUSED: 'refused the connection: nothing listens on that port',
+  ENOTFOUND: 'is not a known host name',
+  EAI_AGAIN: 'could not be looked up (DNS)',
+  EHOSTUNREACH: 'cannot be reached (no route to the host)',
+  ENETUNREACH: 'cannot be reached (no network)',
+  ETIMEDOUT: 'did not answer in time',
+};
+
+/**
+ * A failed connection or login in words a person can act on, or null when it is none of the
+ * known kinds. `cause` is what the TLS, socket or client library reported.
+ */
+function connectionError(protocol: 'IMAP' | 'SMTP', config: ServerConfig, cause: unknown): MailError | null {
+  const where = `${protocol} ${config.host}:${config.port}`;
+  const e = cause as { code?: string; originalCode?: string; message?: string };
+  // imapflow keeps the socket's or TLS's code in `code`; nodemailer moves it to `originalCode`.
+  const code = [e.originalCode, e.code].find((c) => c !== undefined && (UNTRUSTED.has(c) || Object.hasOwn(UNREACHABLE, c)));
+  if (code === undefined) return null;
+  if (UNTRUSTED.has(code)) return new MailError('untrusted', `${where}: the server's TLS certificate is not trusted (${code})`, { cause });
+  return new MailError('unreachable', `${where} ${UNREACHABLE[code]} (${code})`, { cause });
 }
 
 function refusePlainOffLoopback(config: ServerConfig): void {
@@ -54,6 +94,29 @@ export class SmtpTransport implements OutgoingTransport {
   }
 
   async send(raw: Uint8Array, envelope: Envelope): Promise<void> {
+    await this.withTransporter(async (transporter) => {
+      try {
+        await transporter.sendMail({ envelope: { from: envelope.from, to: envelope.to }, raw: Buffer.from(raw) });
+      } catch (error) {
+        const e = error as { code?: string; responseCode?: number; response?: string };
+        if (e.code === 'EENVELOPE' && e.responseCode !== undefined && e.responseCode >= 500) {
+          // The server's words, as printable ASCII and bounded: they end up on a terminal.
+          const said = (e.response ?? '').replace(/[^\x20-\x7e]/g, '?').slice(0, 200);
+          throw new MailError('recipient', `SMTP ${this.config.host} refused the recipient ${envelope.to.join(', ')}: ${said || e.responseCode}`, { responseCode: e.responseCode });
+        }
+        throw error;
+      }
+    });
+  }
+
+  /** Connects and logs in as `send` does, and sends nothing: the check of `account add`. */
+  async verify(): Promise<void> {
+    await this.withTransporter(async (transporter) => {
+      await transporter.verify();
+    });
+  }
+
+  private async withTransporter(work: (transporter: ReturnType<typeof createTransport>) => Promise<void>): Promise<void> {
     const { config } = this;
     let tokenFailure: unknown = null;
     const transporter = createTransport({
@@ -69,15 +132,16 @@ export class SmtpTransport implements OutgoingTransport {
       socketTimeout: TIMEOUTS.socketMs,
     });
     try {
-      await transporter.sendMail({ envelope: { from: envelope.from, to: envelope.to }, raw: Buffer.from(raw) });
+      await work(transporter);
     } catch (error) {
+      if (error instanceof MailError) throw error;
       // nodemailer reports a failed token provision as EAUTH: ours says what failed instead.
       if (tokenFailure !== null) throw tokenFailure;
       const e = error as { code?: string; responseCode?: number; message?: string };
       // 4xx is the server's own trouble (e.g. its password database is down): worth a retry.
       if (e.code === 'EAUTH' && !(e.responseCode !== undefined && e.responseCode < 500)) throw new MailError('auth', `SMTP ${config.host}: authentication failed for ${config.user}`);
       // The reply code, not the library's error (it may quote what we sent): 4xx or 5xx matters to a submission.
-      throw new MailError('io', `SMTP ${config.host}:${config.port} refused or dropped the mail: ${e.code ?? ''} ${e.responseCode ?? ''}`.trim(), { responseCode: e.responseCode });
+      throw connectionError('SMTP', config, error) ?? new MailError('io', `SMTP ${config.host}:${config.port} refused or dropped the mail: ${e.code ?? ''} ${e.responseCode ?? ''}`.trim(), { responseCode: e.responseCode });
     } finally {
       transporter.close();
     }
@@ -201,8 +265,14 @@ export class ImapMailbox implements IncomingMailbox {
       if (error instanceof MailError) throw error;
       const e = error as { code?: string; message?: string };
       if (refused(error)) throw new MailError('auth', `IMAP ${this.config.host}: authentication failed for ${this.config.user}`);
-      throw new MailError('io', `IMAP ${this.config.host}:${this.config.port}: ${e.code ?? e.message ?? 'connection failed'}`);
+      throw connectionError('IMAP', this.config, error) ?? new MailError('io', `IMAP ${this.config.host}:${this.config.port}: ${e.code ?? e.message ?? 'connection failed'}`);
     }
+  }
+
+  /** Connects, logs in and opens the mailbox, then logs out: the check of `account add`. */
+  async verify(): Promise<void> {
+    await this.session(async () => undefined);
+    await this.close();
   }
 
   async close(): Promise<void> {

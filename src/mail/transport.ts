@@ -9,6 +9,8 @@ export interface Envelope {
 export interface OutgoingTransport {
   /** Hands a complete RFC 5322 message over; resolves once it is accepted for delivery. */
   send(raw: Uint8Array, envelope: Envelope): Promise<void>;
+  /** Connects and logs in, sending nothing (where there is a server to check). */
+  verify?(): Promise<void>;
 }
 
 export interface IncomingMailbox {
@@ -28,6 +30,8 @@ export interface IncomingMailbox {
    * until `signal` aborts. Resolving says nothing for sure: the caller lists again.
    */
   waitForMail(maxWaitMs: number, signal?: AbortSignal): Promise<void>;
+  /** Connects, logs in and opens the mailbox, then lets go (where there is a server to check). */
+  verify?(): Promise<void>;
   /** Ends a pass: releases the connection, if the transport keeps one. */
   close(): Promise<void>;
 }

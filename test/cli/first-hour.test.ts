@@ -3,13 +3,14 @@
 // the real loopback servers.
 import assert from 'node:assert/strict';
 import { execFile, spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { before, describe, it } from 'node:test';
 import { once } from 'node:events';
 import { sendMessage } from '../../src/mail/pipeline.ts';
-import { addLoopbackAccount, cliHome, homeEnv, ok, ROOT, runCli, spawnCli } from '../helpers/cli.ts';
+import { addLoopbackAccount, cliHome, homeEnv, ok, ROOT, runCli, spawnCli, type Run } from '../helpers/cli.ts';
 import { bootstrapCliBob, maildirMessages, until } from '../helpers/daemon.ts';
 import { connectImap, useMailServers } from '../helpers/mail-servers.ts';
 import { loopbackAccount, type LoopbackAccount } from '../helpers/loopback-accounts.ts';
@@ -162,5 +163,52 @@ describe('over real IMAP and SMTP: what the user sees', () => {
     for (const text of texts) assert.equal(shown.split(`${text}\n`).length - 1, 1, `${text} shown once:\n${shown}`);
     const saved = await maildirMessages(plaintextMaildir());
     for (const text of texts) assert.equal(saved.filter((m) => m.includes(`${text}\r\n`) || m.endsWith(text) || m.includes(`${text}\n`)).length, 1, `${text} saved once`);
+  });
+
+  it('account add logs in to IMAP and SMTP and says what is wrong in words a person can act on; fetch and send say the same', async () => {
+    const s = servers();
+    const home = cliHome('offrecord-check-');
+    await ok(home, ['init', '--email', s.users.alice.address]);
+    const ca = join(home, 'ca.pem');
+    writeFileSync(ca, s.tls!.cert);
+    const closedPort = await new Promise<number>((resolve) => {
+      const probe = createServer().listen(0, '127.0.0.1', () => {
+        const { port } = probe.address() as AddressInfo;
+        probe.close(() => resolve(port));
+      });
+    });
+    const server = (imapPort = s.imap.port) => ['--imap-host', s.imap.host, '--imap-port', String(imapPort), '--smtp-host', s.smtp.host, '--smtp-port', String(s.smtp.port), '--security', 'starttls', '--user', s.users.alice.user, '--password-env', 'MAIL_PW'];
+    const as = (pass = s.users.alice.pass) => homeEnv(home, { MAIL_PW: pass });
+    const add = (args: string[], pass?: string) => runCli(['account', 'add', ...args], as(pass));
+    /** Refused with a message naming the trouble, a hint naming the way out, no stack trace. */
+    const assertRefused = (r: Run, status: number, message: RegExp, hint: RegExp) => {
+      assert.equal(r.status, status, r.stderr);
+      assert.match(r.stderr, message);
+      assert.match(r.stderr.split('\nhint: ')[1] ?? '', hint, r.stderr);
+      assert.doesNotMatch(r.stderr, /^\s+at |internal error/m);
+    };
+
+    const [untrusted, wrongPassword, closed, missingCa] = await Promise.all([
+      add(server()),
+      add([...server(), '--ca-file', ca], 'wrong password'),
+      add([...server(closedPort), '--ca-file', ca]),
+      add([...server(), '--ca-file', join(home, 'missing.pem')]),
+    ]);
+    assertRefused(untrusted, 6, /^offrecord: (IMAP|SMTP) 127\.0\.0\.1:\d+: the server's TLS certificate is not trusted \(DEPTH_ZERO_SELF_SIGNED_CERT\): the settings were not saved$/m, /--ca-file CERT\.pem/);
+    assertRefused(wrongPassword, 6, /authentication failed for alice/, /password/);
+    assertRefused(closed, 6, new RegExp(`IMAP 127\\.0\\.0\\.1:${closedPort} refused the connection`), /check the host and port/);
+    assertRefused(missingCa, 2, /cannot read the CA file .*missing\.pem \(ENOENT\)/, /--ca-file must name a readable PEM/);
+    assert.match(await ok(home, ['account', 'show']), /local Maildir spool/, 'nothing was saved');
+
+    // Saved unchecked: fetch and send meet the same trouble and say the same.
+    await ok(home, ['account', 'add', ...server(), '--no-check'], '', { MAIL_PW: s.users.alice.pass });
+    const [fetched, sent] = await Promise.all([runCli(['fetch'], as()), runCli(['send', '--to', s.users.bob.address, '--plaintext'], as(), 'hello')]);
+    assertRefused(fetched, 6, /IMAP 127\.0\.0\.1:\d+: the server's TLS certificate is not trusted/, /--ca-file CERT\.pem/);
+    assertRefused(sent, 6, /SMTP 127\.0\.0\.1:\d+: the server's TLS certificate is not trusted/, /--ca-file CERT\.pem/);
+
+    // Right: checked and saved. A recipient the server refuses is that, not a settings problem.
+    assert.match(await ok(home, ['account', 'add', ...server(), '--ca-file', ca], '', { MAIL_PW: s.users.alice.pass }), /checked \(IMAP and SMTP login\) and saved/);
+    const refused = await runCli(['send', '--to', 'nobody@example.test', '--plaintext'], as(), 'hello');
+    assertRefused(refused, 6, /refused the recipient nobody@example\.test: 5\d\d /, /check the recipient's address: the server refused it, your account settings are fine/);
   });
 });

@@ -75,12 +75,12 @@ describe('offrecord send and fetch on the local Maildir spool', () => {
     const missing = await cli(dir, ['account', 'add', '--imap-host', 'imap.example.org', '--smtp-host', 'smtp.example.org', '--user', 'alice']);
     assert.equal(missing.status, 1);
     assert.match(missing.stderr, /password-env/);
-    await ok(dir, ['account', 'add', '--imap-host', 'imap.example.org', '--smtp-host', 'smtp.example.org', '--user', 'alice', '--password-env', 'MAIL_PW']);
+    await ok(dir, ['account', 'add', '--imap-host', 'imap.example.org', '--smtp-host', 'smtp.example.org', '--user', 'alice', '--password-env', 'MAIL_PW', '--no-check']);
     const shown = JSON.parse(await ok(dir, ['account', 'show', '--json'])) as { settings: { imap: { port: number }; password: { env: string } } };
     assert.equal(shown.settings.imap.port, 993);
     assert.deepEqual(shown.settings.password, { env: 'MAIL_PW' });
     // Microsoft 365: IMAP over TLS on 993, SMTP with STARTTLS on 587; a token command, no password.
-    await ok(dir, ['account', 'add', '--imap-host', 'outlook.office365.com', '--smtp-host', 'smtp.office365.com', '--smtp-security', 'starttls', '--user', 'alice', '--oauth2-token-command', 'oama access alice']);
+    await ok(dir, ['account', 'add', '--no-check', '--imap-host', 'outlook.office365.com', '--smtp-host', 'smtp.office365.com', '--smtp-security', 'starttls', '--user', 'alice', '--oauth2-token-command', 'oama access alice']);
     const mixed = JSON.parse(await ok(dir, ['account', 'show', '--json'])) as { settings: { imap: object; smtp: object; oauth2: object; password?: object } };
     assert.deepEqual([mixed.settings.imap, mixed.settings.smtp], [{ host: 'outlook.office365.com', port: 993, security: 'tls' }, { host: 'smtp.office365.com', port: 587, security: 'starttls' }]);
     assert.deepEqual([mixed.settings.oauth2, mixed.settings.password], [{ command: 'oama access alice' }, undefined]);

@@ -65,5 +65,5 @@ export async function ok(home: string, args: string[], input = '', env: NodeJS.P
 export async function addLoopbackAccount(home: string, s: MailServers, who: 'alice' | 'bob'): Promise<void> {
   const ca = join(home, 'ca.pem');
   writeFileSync(ca, s.tls?.cert ?? '');
-  await ok(home, ['account', 'add', '--imap-host', s.imap.host, '--imap-port', String(s.imap.port), '--smtp-host', s.smtp.host, '--smtp-port', String(s.smtp.port), '--security', s.tls ? 'starttls' : 'plain', ...(s.tls ? ['--ca-file', ca] : []), '--user', s.users[who].user, '--password-env', 'MAIL_PW']);
+  await ok(home, ['account', 'add', '--imap-host', s.imap.host, '--imap-port', String(s.imap.port), '--smtp-host', s.smtp.host, '--smtp-port', String(s.smtp.port), '--security', s.tls ? 'starttls' : 'plain', ...(s.tls ? ['--ca-file', ca] : []), '--user', s.users[who].user, '--password-env', 'MAIL_PW'], '', { MAIL_PW: s.users[who].pass });
 }
