@@ -134,9 +134,9 @@ export class SmtpTransport implements OutgoingTransport {
     try {
       await work(transporter);
     } catch (error) {
-      if (error instanceof MailError) throw error;
       // nodemailer reports a failed token provision as EAUTH: ours says what failed instead.
       if (tokenFailure !== null) throw tokenFailure;
+      if (error instanceof MailError) throw error;
       const e = error as { code?: string; responseCode?: number; message?: string };
       // 4xx is the server's own trouble (e.g. its password database is down): worth a retry.
       if (e.code === 'EAUTH' && !(e.responseCode !== undefined && e.responseCode < 500)) throw new MailError('auth', `SMTP ${config.host}: authentication failed for ${config.user}`);
@@ -161,7 +161,8 @@ export class SmtpTransport implements OutgoingTransport {
           (token) => callback(null, token, 0),
           (error: unknown) => {
             onTokenFailure(error);
-            callback(error instanceof Error ? error : new Error('no access token'), '', 0);
+            // A stand-in: nodemailer rewrites the code of the error it is given.
+            callback(new Error('no access token'), '', 0);
           },
         );
       },
