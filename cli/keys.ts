@@ -7,6 +7,7 @@ import { isValidEmail } from '../src/keys/identity.ts';
 import { normalizeFingerprint } from '../src/keys/tofu.ts';
 import { KeyError } from '../src/keys/errors.ts';
 import { formatFingerprint } from '../src/keys/tofu.ts';
+import { REJECTED_FOLDER } from '../src/mail/pipeline.ts';
 import { checkAddress, createAccount, dataDirectory, openAccount, unlockAll, unlockAndRotate, type OpenedAccount } from './account.ts';
 import { CliError, EXIT, type ExitCode } from './errors.ts';
 import {
@@ -216,6 +217,11 @@ export async function importKey(args: { account?: string; file: string; expect?:
       process.stderr.write(`offrecord: ${result.warning}\n`);
       return EXIT.trust;
     }
+    if (result.status === 'held' || result.status === 'rejected') {
+      const why = result.status === 'held' ? `the changed identity ${formatFingerprint(result.pending!)} awaits your decision first (offrecord keys list)` : 'you rejected this identity for it';
+      process.stderr.write(`offrecord: not imported: ${result.address} is pinned to ${formatFingerprint(result.pinned!)}, and ${why}\n`);
+      return EXIT.trust;
+    }
     if (!args.json) out(importText(result));
     return EXIT.ok;
   });
@@ -245,7 +251,7 @@ export async function trust(args: { account?: string; address: string; fingerpri
       out(`${result.address}: the new identity ${formatFingerprint(result.fingerprint)} replaces ${formatFingerprint(result.replaced)} (verified)\n`);
     } else {
       out(`${result.address}: ${formatFingerprint(result.fingerprint)} marked verified\n`);
-      if (result.discarded) out(`discarded the changed identity ${formatFingerprint(result.discarded)}\n`);
+      if (result.discarded) out(`rejected the changed identity ${formatFingerprint(result.discarded)}: its offrecord mail is filed into ${REJECTED_FOLDER} unread from the next fetch on\n`);
     }
     return EXIT.ok;
   });

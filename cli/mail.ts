@@ -254,6 +254,11 @@ export async function fetch(args: { account?: string; json: boolean }): Promise<
             if (r.kind !== 'message') pending = pending.then(() => shown.entry(r)); // messages were shown when delivered
           } else if (r.kind === 'ordinary' && r.advertises) {
             pending = pending.then(() => write(`learned the offrecord keys of ${terminalLine(r.advertises!)} from an ordinary mail (left unread for your mail client)\n\n`));
+          } else if (r.kind === 'held') {
+            const which = r.fingerprint === r.pending ? 'the changed identity that awaits your decision' : `another identity, while the changed identity ${formatFingerprint(r.pending)} awaits your decision`;
+            process.stderr.write(`offrecord: held mail ${terminalLine(r.id)} from ${terminalLine(r.from)} where it is: it is signed by ${which} (${formatFingerprint(r.fingerprint)}); see offrecord keys list\n`);
+          } else if (r.kind === 'rejected') {
+            pending = pending.then(() => write(`${r.folder ? `filed mail ${terminalLine(r.id)} into ${r.folder} unread` : `left ordinary mail ${terminalLine(r.id)} to your mail client`}: from ${terminalLine(r.from)}, signed by the identity ${formatFingerprint(r.fingerprint)} you rejected\n\n`));
           } else if (skipped(r)) {
             process.stderr.write(`offrecord: left mail ${terminalLine(r.id)} untouched: ${terminalLine(r.reason)} (${r.code})\n${r.alarm ? `${terminalText(r.alarm)}\n` : ''}`);
           }

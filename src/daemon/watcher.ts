@@ -195,6 +195,14 @@ export class Watcher {
       case 'ordinary':
         if (report.advertises) log.log('info', 'mail.keys_learned', { id: report.id, from: report.advertises });
         return;
+      case 'held':
+        // Looked at again with the skipped mail (retrySkippedMs, a new connection): by then the user may have decided.
+        this.ignored.add(report.id);
+        log.log('info', 'mail.held', { id: report.id, from: report.from, fingerprint: report.fingerprint, pending: report.pending });
+        return;
+      case 'rejected':
+        log.log('info', 'mail.rejected', { id: report.id, from: report.from, fingerprint: report.fingerprint, folder: report.folder });
+        return;
       case 'skipped':
         this.status.skipped++;
         if (!TRANSIENT_SKIPS.has(report.code)) this.ignored.add(report.id);

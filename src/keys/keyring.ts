@@ -207,7 +207,12 @@ export interface KeyringListing {
   rotationDue: boolean;
 }
 
-export type ImportStatus = 'pinned' | 'known' | 'changed';
+/**
+ * changed: a new identity for a pinned address, now pending (the alarm); held: another identity
+ * than the pinned one while a change already awaits the user (no second alarm, nothing stored);
+ * rejected: an identity the user rejected for this address (nothing stored).
+ */
+export type ImportStatus = 'pinned' | 'known' | 'changed' | 'held' | 'rejected';
 
 export interface ImportResult {
   status: ImportStatus;
@@ -219,9 +224,11 @@ export interface ImportResult {
   /** The offered ring keys accepted and stored (hex); refusals are in `rejected`. */
   ringKeys: string[];
   rejected: RejectedKey[];
-  /** For 'changed': the pinned fingerprint and the alarm text (the new identity is NOT usable). */
+  /** For 'changed', 'held', 'rejected': the pinned fingerprint; for 'changed', the alarm text (the new identity is NOT usable). */
   pinned?: string;
   warning?: string;
+  /** For 'held': the identity awaiting the user's decision. */
+  pending?: string;
 }
 
 export interface LearnResult {
@@ -682,11 +689,12 @@ export class Keyring {
 
   /**
    * The correspondent for the session engine and the key to seal first mails to. Refuses an
-   * unknown address, a pending identity change (the alarm) and a peer without a usable ring key.
+   * unknown address, a peer without a usable ring key and, unless `whilePending` (reading mail
+   * and the protocol's duties, which only ever use the pinned identity), a pending identity change.
    */
-  async peerParty(address: string): Promise<PeerForEngine> {
+  async peerParty(address: string, options: { whilePending?: boolean } = {}): Promise<PeerForEngine> {
     const peer = this.requirePeer(address);
-    if (peer.pending) throw this.changedError(peer);
+    if (peer.pending && !options.whilePending) throw this.changedError(peer);
     const now = this.now();
     const grace = this.schedule.acceptanceGraceMs;
     // A key from slightly in the future (clock skew, as acceptPeerKeys tolerates) counts as valid.
@@ -730,7 +738,7 @@ export class Keyring {
       seen: { fingerprint: pending.fingerprint },
     };
     const warning = changedIdentityWarning(decision, peer.address, (fingerprint) => trustCommand(peer.address, fingerprint));
-    return new KeyringError('identity_changed', `the identity key of ${peer.address} has changed: nothing is sent or read until you decide`, {
+    return new KeyringError('identity_changed', `the identity key of ${peer.address} has changed: nothing is sent to it until you decide`, {
       address: peer.address,
       pinned: peer.fingerprint,
       pending: pending.fingerprint,
@@ -800,9 +808,13 @@ export class Keyring {
     const base = { address, fingerprint: imported.fingerprint, userId: imported.userId };
 
     if (decision.kind === 'changed') {
+      const unused = { ...base, encryptionKeys: [], ringKeys: [], rejected: [], pinned: decision.pinned.fingerprint };
+      // The alarm is raised once per identity: not again for one rejected, nor while another waits.
+      if (this.store.rejectedAt(address, imported.fingerprint) !== null) return { ...unused, status: 'rejected' };
+      if (pinned!.pending) return { ...unused, status: 'held', pending: pinned!.pending.fingerprint };
       this.store.setPending(address, { fingerprint: imported.fingerprint, certificate: imported.certificate.armor(), seenAt: now });
       const warning = changedIdentityWarning(decision, address, (fingerprint) => trustCommand(address, fingerprint));
-      return { ...base, status: 'changed', encryptionKeys: [], ringKeys: [], rejected: [], pinned: decision.pinned.fingerprint, warning };
+      return { ...unused, status: 'changed', warning };
     }
 
     const pinnedCert = decision.kind === 'known' ? await readCertificate(pinned!.certificate) : imported.certificate;
@@ -840,11 +852,10 @@ export class Keyring {
   /**
    * Ring keys offered by a correspondent (an Offrecord-Keys header), optionally with the
    * certificate of the same mail (Autocrypt keydata): only keys the pinned identity certified
-   * are stored. A pending identity change is an alarm: nothing is learned.
+   * are stored (also while a changed identity is pending: its keys are not the pinned one's).
    */
   async learnRingKeys(address: string, adverts: readonly RingKeyAdvert[], options: { certificate?: Uint8Array } = {}): Promise<LearnResult> {
     const peer = this.requirePeer(address);
-    if (peer.pending) throw this.changedError(peer);
     const now = this.now();
     const pinnedCert = await readCertificate(peer.certificate);
     const accepted = await acceptPeerKeys(

@@ -107,8 +107,9 @@ function lazySealer(account: MailAccount): Sealer {
   };
 }
 
-export async function conversationWith(account: MailAccount, address: string): Promise<Conversation> {
-  const peer = await account.keyring.peerParty(address);
+/** `whilePending`: reading and duties go on under the pinned identity while a changed one awaits the user. */
+export async function conversationWith(account: MailAccount, address: string, options: { whilePending?: boolean } = {}): Promise<Conversation> {
+  const peer = await account.keyring.peerParty(address, options);
   return new Conversation({
     store: account.store,
     parties: { local: account.keyring.localParty(), peer: peer.party },
@@ -208,24 +209,39 @@ export type FetchReport =
   /** Processed in an earlier pass that stopped before filing it away: filed now. */
   | { id: string; kind: 'refiled' }
   | { id: string; kind: 'ordinary'; advertises?: string }
+  /**
+   * Under another identity than the pinned one while a changed identity (`pending`) awaits the
+   * user: left where it is, without a second alarm, until the user decides (§18.6 step 4).
+   */
+  | { id: string; kind: 'held'; from: string; fingerprint: string; pending: string }
+  /** Under an identity the user rejected: filed into `folder` unread (null: ordinary mail, left to the mail client). */
+  | { id: string; kind: 'rejected'; from: string; fingerprint: string; folder: string | null }
   | { id: string; kind: 'skipped'; reason: string; code: string; alarm?: string };
 
 // Headers already learned from, per keyring: a sender repeats the same keys in every mail,
 // and verifying them again costs more than the rest of processing the mail.
 const learned = new WeakMap<Keyring, Map<string, string>>();
 
+/** Where mail under an identity the user rejected goes, unread (§18.6 step 4). */
+export const REJECTED_FOLDER = 'OffRecord-Rejected';
+
 /**
- * Learns the keys a mail from `from` advertises (Autocrypt identity, Offrecord-Keys ring keys);
- * true when something was learned anew (anything derived from the old keys is stale).
+ * What a mail's key headers say: `learned` something anew (anything derived from the old keys
+ * is stale), nothing new (`unchanged`), or an identity other than the pinned one that is `held`
+ * (a change already awaits the user) or `rejected` (the user declined it). A new changed
+ * identity throws the alarm.
  */
-async function learnKeys(account: MailAccount, from: string, autocrypt: string[], offrecordKeys: string | null): Promise<boolean> {
+type KeysVerdict = { kind: 'learned' | 'unchanged' } | { kind: 'held'; fingerprint: string; pending: string } | { kind: 'rejected'; fingerprint: string };
+
+/** Learns the keys a mail from `from` advertises (Autocrypt identity, Offrecord-Keys ring keys). */
+async function learnKeys(account: MailAccount, from: string, autocrypt: string[], offrecordKeys: string | null): Promise<KeysVerdict> {
   const digest = createHash('sha256').update(JSON.stringify([autocrypt, offrecordKeys])).digest('hex');
   let seen = learned.get(account.keyring);
   if (!seen) learned.set(account.keyring, (seen = new Map()));
-  if (seen.get(from) === digest) return false;
-  await learnKeysNow(account, from, autocrypt, offrecordKeys);
-  seen.set(from, digest);
-  return true;
+  if (seen.get(from) === digest) return { kind: 'unchanged' };
+  const verdict = await learnKeysNow(account, from, autocrypt, offrecordKeys);
+  if (verdict.kind === 'learned') seen.set(from, digest);
+  return verdict;
 }
 
 /** What one fetch pass reuses across the mails of one sender. */
@@ -241,7 +257,7 @@ function correspondent(account: MailAccount, cache: PassCache, from: string): Pr
   if (!entry) {
     entry = (async () => {
       const who = await account.keyring.fingerprint(from);
-      return { conversation: await conversationWith(account, from), fingerprint: who.fingerprint, verified: who.verified };
+      return { conversation: await conversationWith(account, from, { whilePending: true }), fingerprint: who.fingerprint, verified: who.verified };
     })();
     entry.catch(() => cache.delete(from));
     cache.set(from, entry);
@@ -249,15 +265,18 @@ function correspondent(account: MailAccount, cache: PassCache, from: string): Pr
   return entry;
 }
 
-async function learnKeysNow(account: MailAccount, from: string, autocrypt: string[], offrecordKeys: string | null): Promise<void> {
+async function learnKeysNow(account: MailAccount, from: string, autocrypt: string[], offrecordKeys: string | null): Promise<KeysVerdict> {
   const header = selectAutocryptHeader(autocrypt, from);
   if (header) {
     const imported = await account.keyring.importPeer(header.keydata, { expectedAddress: from });
     if (imported.status === 'changed') throw new PipelineError('identity_changed', `the identity key of ${from} has changed`, imported.warning);
+    if (imported.status === 'held') return { kind: 'held', fingerprint: imported.fingerprint, pending: imported.pending! };
+    if (imported.status === 'rejected') return { kind: 'rejected', fingerprint: imported.fingerprint };
   }
   if (offrecordKeys !== null) {
     await account.keyring.learnRingKeys(from, parseOffrecordKeysHeader(offrecordKeys).ring, header ? { certificate: header.keydata } : {});
   }
+  return { kind: 'learned' };
 }
 
 /**
@@ -283,8 +302,8 @@ async function processOne(account: MailAccount, id: string, cache: PassCache, re
   const settled = (report: FetchReport) => ({ filed: Promise.resolve(report) });
   const { incoming, store } = account;
   const folder = account.processedFolder ?? 'OffRecord';
-  const fileAway = (report: FetchReport) => {
-    const done = incoming.done(id, folder);
+  const fileAway = (report: FetchReport, into = folder) => {
+    const done = incoming.done(id, into);
     return done.then(
       () => report,
       (error: unknown) => skipped(id, error),
@@ -299,8 +318,12 @@ async function processOne(account: MailAccount, id: string, cache: PassCache, re
     if (!mail) {
       // Ordinary mail stays where it is; if it advertises offrecord keys, we learn them.
       const advert = await parseAdvertisement(raw);
-      if (advert && (await learnKeys(account, advert.from, advert.autocrypt, advert.offrecordKeys))) cache.delete(advert.from);
+      const keys = advert ? await learnKeys(account, advert.from, advert.autocrypt, advert.offrecordKeys) : null;
+      if (advert && keys?.kind === 'learned') cache.delete(advert.from);
+      // Not marked examined: looked at again once the user decided about the changed identity.
+      if (advert && keys?.kind === 'held') return settled({ id, kind: 'held', from: advert.from, fingerprint: keys.fingerprint, pending: keys.pending });
       await incoming.examined(id);
+      if (advert && keys?.kind === 'rejected') return settled({ id, kind: 'rejected', from: advert.from, fingerprint: keys.fingerprint, folder: null });
       return settled({ id, kind: 'ordinary', ...(advert ? { advertises: advert.from } : {}) });
     }
     // After a UIDVALIDITY change the same mail comes back under a new id: known by its Message-ID
@@ -312,7 +335,10 @@ async function processOne(account: MailAccount, id: string, cache: PassCache, re
     if (!mail.to.includes(account.address.toLowerCase())) {
       throw new MailError('address', `addressed to ${mail.to.join(', ') || 'nobody'}, not to ${account.address}`);
     }
-    if (await learnKeys(account, mail.from, mail.autocrypt, mail.offrecordKeys)) cache.delete(mail.from);
+    const keys = await learnKeys(account, mail.from, mail.autocrypt, mail.offrecordKeys);
+    if (keys.kind === 'held') return settled({ id, kind: 'held', from: mail.from, fingerprint: keys.fingerprint, pending: keys.pending });
+    if (keys.kind === 'rejected') return { filed: fileAway({ id, kind: 'rejected', from: mail.from, fingerprint: keys.fingerprint, folder: REJECTED_FOLDER }, REJECTED_FOLDER) };
+    if (keys.kind === 'learned') cache.delete(mail.from);
     const who = await correspondent(account, cache, mail.from);
     // What commits with the session step: the mail is done, and its plaintext waits in the outbox.
     const committed: { recorded: boolean; delivery: Delivery | null } = { recorded: false, delivery: null };
@@ -455,7 +481,7 @@ export async function performDuties(account: MailAccount): Promise<{ acknowledge
     const address = addressOf.get(peer);
     if (!address) continue;
     try {
-      const conversation = await conversationWith(account, address);
+      const conversation = await conversationWith(account, address, { whilePending: true });
       await conversation.forgetExpired();
       const ack = await conversation.acknowledgeIfDue();
       if (ack?.kind === 'encrypted') {

@@ -165,6 +165,12 @@ function sql(db: Database.Database) {
        WHERE address = ? AND pending_fingerprint IS NOT NULL`,
     ),
     peerDelete: () => db.prepare('DELETE FROM peers WHERE address = ?'),
+    rejectedInsert: () => db.prepare(
+      `INSERT INTO rejected_identities (address, fingerprint, v, rejected_at)
+       SELECT address, pending_fingerprint, 1, ? FROM peers WHERE address = ? AND pending_fingerprint IS NOT NULL
+       ON CONFLICT (address, fingerprint) DO NOTHING`,
+    ),
+    rejectedGet: () => db.prepare<[string, string], { rejected_at: number }>('SELECT rejected_at FROM rejected_identities WHERE address = ? AND fingerprint = ?'),
 
     peerKeysAll: () => db.prepare<[string], PeerKeyRow>('SELECT * FROM peer_keys WHERE fingerprint = ? ORDER BY not_before, public'),
     peerKeysByKind: () => db.prepare<[string, string], PeerKeyRow>(
@@ -653,10 +659,23 @@ export class AccountStore implements SessionStore {
     return this.run(`accept pending identity of ${key}`, () => this.q.peerAcceptPending.run(key).changes > 0);
   }
 
-  /** The user rejects the changed identity. False if none was pending. */
+  /**
+   * The user rejects the changed identity: it is remembered as rejected for the address
+   * (rejectedAt) and no longer pending. False if none was pending.
+   */
   rejectPending(address: string): boolean {
     const key = normalizeAddress(address);
-    return this.run(`reject pending identity of ${key}`, () => this.q.peerClearPending.run(key).changes > 0);
+    return this.immediate(`reject pending identity of ${key}`, () => {
+      this.q.rejectedInsert.run(this.now(), key);
+      return this.q.peerClearPending.run(key).changes > 0;
+    });
+  }
+
+  /** When the user rejected `fingerprint` for `address`, or null if never. */
+  rejectedAt(address: string, fingerprint: string): number | null {
+    const key = normalizeAddress(address);
+    const fp = normalizeHex(fingerprint, 'fingerprint');
+    return this.run(`look up rejected identity of ${key}`, () => this.q.rejectedGet.get(key, fp)?.rejected_at ?? null);
   }
 
   deletePeer(address: string): boolean {

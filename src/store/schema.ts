@@ -262,6 +262,19 @@ function sealEverything(db: Database.Database, unlocking: Unlocking | null): voi
 /** The version from which every secret column is sealed. */
 export const SEALED_VERSION = 5;
 
+// Version 6, rejected_identities: identities the user rejected for an address (a changed identity, declined
+// with `keys trust ADDRESS --fingerprint <the pinned one>`): their mail is filed away unread and
+// never raises the alarm again (docs/PROTOCOL.md §18.6 step 4).
+const V6 = `
+CREATE TABLE rejected_identities (
+  address     TEXT    NOT NULL CHECK (address = lower(address) AND length(address) > 0),
+  fingerprint TEXT    NOT NULL CHECK (${FINGERPRINT('fingerprint')}),
+  v           INTEGER NOT NULL DEFAULT 1,
+  rejected_at INTEGER NOT NULL,
+  PRIMARY KEY (address, fingerprint)
+) STRICT;
+`;
+
 export const MIGRATIONS: readonly Migration[] = [
   {
     version: 1,
@@ -288,6 +301,11 @@ export const MIGRATIONS: readonly Migration[] = [
     description: 'every secret and plaintext sealed under the account key',
     keyed: true,
     up: sealEverything,
+  },
+  {
+    version: 6,
+    description: 'identities the user rejected',
+    up: (db) => db.exec(V6),
   },
 ];
 

@@ -5,6 +5,7 @@ import { readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { addLoopbackAccount, cliHome, homeEnv, ok, runCli } from '../helpers/cli.ts';
+import { folderSources, until } from '../helpers/daemon.ts';
 import { useMailServers } from '../helpers/mail-servers.ts';
 
 const home = () => cliHome('offrecord-mailcli-');
@@ -133,6 +134,72 @@ describe('offrecord over real IMAP and SMTP accounts', () => {
     const wrong = await cli(aliceHome, ['send', '--to', bobAddress, '--subject', 'x'], 'x', { MAIL_PW: 'wrong password' });
     assert.equal(wrong.status, 6, wrong.stderr);
     assert.ok(!wrong.stderr.includes('wrong password'));
+  });
+
+  it('an impostor of Alice raises the alarm once and never blocks Alice; once rejected, her mail is filed away unread', async () => {
+    const s = servers();
+    const [aliceHome, bobHome, malloryHome] = [home(), home(), home()];
+    await initBoth(aliceHome, bobHome);
+    // Mallory makes her own identity for Alice's address and mails through Alice's account (a spoofed From).
+    await ok(malloryHome, ['init', '--email', s.users.alice.address, '--name', 'Alice']);
+    await Promise.all([addLoopbackAccount(aliceHome, s, 'alice'), addLoopbackAccount(bobHome, s, 'bob'), addLoopbackAccount(malloryHome, s, 'alice')]);
+    const as = (who: 'alice' | 'bob') => ({ MAIL_PW: s.users[who].pass });
+    const aliceAddress = s.users.alice.address;
+    const bobAddress = s.users.bob.address;
+    const inbox = (who: 'alice' | 'bob') => folderSources(s, who, 'INBOX');
+    const arrived = (who: 'alice' | 'bob', count: number) => until(`${count} mail(s) in ${who}'s INBOX`, async () => (await inbox(who)).length >= count);
+    const fetchAs = (dir: string, who: 'alice' | 'bob') => cli(dir, ['fetch'], '', as(who));
+    const fingerprint = async (dir: string) => (JSON.parse(await ok(dir, ['keys', 'fingerprint', '--json'])) as { fingerprint: string }).fingerprint;
+    const [aliceFpr, malloryFpr] = [await fingerprint(aliceHome), await fingerprint(malloryHome)];
+
+    // Bob's keys reach Mallory and Alice (a plaintext hello each), and Alice's first mail pins her at Bob.
+    for (const [dir, name] of [[malloryHome, 'Mallory'], [aliceHome, 'Alice']] as const) {
+      await ok(bobHome, ['send', '--to', aliceAddress, '--subject', 'hi', '--plaintext'], 'hello', as('bob'));
+      await until(`${name} learned Bob's keys`, async () => /learned the offrecord keys/.test((await fetchAs(dir, 'alice')).stdout));
+    }
+    await ok(aliceHome, ['send', '--to', bobAddress, '--subject', 'first'], 'first words\n', as('alice'));
+    await arrived('bob', 1);
+    assert.match(await ok(bobHome, ['fetch'], '', as('bob')), /first words/);
+
+    // The impostor's mail first, then Alice's: the alarm (exit 3, both ways out), and Alice's mail is read.
+    await ok(malloryHome, ['send', '--to', bobAddress, '--subject', 'new key'], 'it is me, Alice, with a new key\n', as('alice'));
+    await arrived('bob', 1);
+    await ok(aliceHome, ['send', '--to', bobAddress, '--subject', 'second'], 'second words\n', as('alice'));
+    await arrived('bob', 2);
+    const alarm = await fetchAs(bobHome, 'bob');
+    assert.equal(alarm.status, 3, alarm.stderr);
+    assert.match(alarm.stdout, /second words/, 'Alice\'s mail is read while the alarm is pending');
+    assert.ok(!alarm.stdout.includes('it is me, Alice'));
+    assert.ok(alarm.stderr.includes(`offrecord keys trust ${aliceAddress} --fingerprint ${malloryFpr.toUpperCase()}`), 'the way to accept');
+    assert.ok(alarm.stderr.includes(`offrecord keys trust ${aliceAddress} --fingerprint ${aliceFpr.toUpperCase()}`), 'the way to reject');
+
+    // Once per key: the next fetch holds the impostor's mail without a second alarm, and Alice's mail flows.
+    await ok(aliceHome, ['send', '--to', bobAddress, '--subject', 'third'], 'third words\n', as('alice'));
+    await arrived('bob', 2);
+    const again = await fetchAs(bobHome, 'bob');
+    assert.equal(again.status, 0, again.stderr);
+    assert.match(again.stdout, /third words/);
+    assert.doesNotMatch(again.stderr, /CHANGED/);
+    assert.match(again.stderr, /held mail .* awaits your decision/);
+    assert.equal((await inbox('bob')).length, 1, 'the impostor\'s mail waits in the INBOX');
+
+    // Bob rejects the impostor: her mail is filed away unread, now and later, without an alarm.
+    assert.match(await ok(bobHome, ['keys', 'trust', aliceAddress, '--fingerprint', aliceFpr]), /rejected the changed identity .* OffRecord-Rejected/);
+    const filed = await fetchAs(bobHome, 'bob');
+    assert.equal(filed.status, 0, filed.stderr);
+    assert.match(filed.stdout, /filed mail .* into OffRecord-Rejected unread/);
+    await ok(malloryHome, ['send', '--to', bobAddress, '--subject', 'again'], 'again me\n', as('alice'));
+    await ok(aliceHome, ['send', '--to', bobAddress, '--subject', 'fourth'], 'fourth words\n', as('alice'));
+    await arrived('bob', 2);
+    const later = await fetchAs(bobHome, 'bob');
+    assert.equal(later.status, 0, later.stderr);
+    assert.match(later.stdout, /fourth words/);
+    assert.match(later.stdout, /filed mail .* into OffRecord-Rejected unread/);
+    assert.deepEqual(await inbox('bob'), [], 'nothing left in the INBOX');
+    const rejected = await folderSources(s, 'bob', 'OffRecord-Rejected');
+    assert.equal(rejected.length, 2, 'the impostor\'s mail is where Bob can still find it');
+    const pinned = JSON.parse(await ok(bobHome, ['keys', 'fingerprint', aliceAddress, '--json'])) as { fingerprint: string; pending: unknown };
+    assert.deepEqual([pinned.fingerprint, pinned.pending], [aliceFpr, null]);
   });
 });
 

@@ -318,10 +318,16 @@ describe('Keyring: trust on first use', () => {
     const peer = alice.store.peer('bob@example.org')!;
     assert.equal(peer.fingerprint, bobFpr, 'the old pin stays');
     assert.equal(peer.pending?.fingerprint, bob2Fpr);
+    assert.ok(changed.warning!.includes(`offrecord keys trust bob@example.org --fingerprint ${bobFpr.toUpperCase()}`), 'the way to reject');
     const alarm = await rejectsKeyring(alice.keyring.peerParty('bob@example.org'), 'identity_changed');
     assert.match(alarm.details.warning!, /CHANGED/);
-    await rejectsKeyring(alice.keyring.learnRingKeys('bob@example.org', bob2.keyring.ringAdverts()), 'identity_changed');
+    // Reading goes on under the pinned identity; the new one's ring keys are not its.
+    assert.equal(toHex((await alice.keyring.peerParty('bob@example.org', { whilePending: true })).party.fingerprint), bobFpr);
+    assert.deepEqual((await alice.keyring.learnRingKeys('bob@example.org', bob2.keyring.ringAdverts())).accepted, []);
     assert.deepEqual(alice.store.peerKeys(bob2Fpr), [], 'no key of the new identity is stored');
+    // Seen again: held, no second alarm; the pending one stays.
+    const again = await alice.keyring.importPeer(await bob2.keyring.exportPublic());
+    assert.deepEqual([again.status, again.pending, again.warning], ['held', bob2Fpr, undefined]);
 
     // Trust with a fingerprint that is neither: refused, both shown.
     const mismatch = await rejectsKeyring(alice.keyring.trust('bob@example.org', 'AAAA'.repeat(10)), 'fingerprint_mismatch');
@@ -349,11 +355,15 @@ describe('Keyring: trust on first use', () => {
     await alice.keyring.trust('bob@example.org', bob2Fpr);
     const back = await alice.keyring.importPeer(await bob.keyring.exportPublic());
     assert.equal(back.status, 'changed');
-    // Confirming the pinned one discards the pending change.
+    // Confirming the pinned one rejects the pending change: seen again, it is no alarm.
     const kept = await alice.keyring.trust('bob@example.org', bob2Fpr);
     assert.equal(kept.discarded, bobFpr);
     assert.equal(alice.store.peer('bob@example.org')!.pending, null);
     assert.equal((await alice.keyring.fingerprint('bob@example.org')).fingerprint, bob2Fpr);
+    assert.equal(typeof alice.store.rejectedAt('bob@example.org', bobFpr), 'number');
+    const rejected = await alice.keyring.importPeer(await bob.keyring.exportPublic());
+    assert.deepEqual([rejected.status, rejected.warning], ['rejected', undefined]);
+    assert.equal(alice.store.peer('bob@example.org')!.pending, null);
   });
 });
 
