@@ -217,9 +217,8 @@ export async function importKey(args: { account?: string; file: string; expect?:
       process.stderr.write(`offrecord: ${result.warning}\n`);
       return EXIT.trust;
     }
-    if (result.status === 'held' || result.status === 'rejected') {
-      const why = result.status === 'held' ? `the changed identity ${formatFingerprint(result.pending!)} awaits your decision first (offrecord keys list)` : 'you rejected this identity for it';
-      process.stderr.write(`offrecord: not imported: ${result.address} is pinned to ${formatFingerprint(result.pinned!)}, and ${why}\n`);
+    if (result.status === 'held') {
+      process.stderr.write(`offrecord: not imported: ${result.address} is pinned to ${formatFingerprint(result.pinned!)}, and the changed identity ${formatFingerprint(result.pending!)} awaits your decision first (offrecord keys list)\n`);
       return EXIT.trust;
     }
     if (!args.json) out(importText(result));

@@ -210,7 +210,7 @@ export interface KeyringListing {
 /**
  * changed: a new identity for a pinned address, now pending (the alarm); held: another identity
  * than the pinned one while a change already awaits the user (no second alarm, nothing stored);
- * rejected: an identity the user rejected for this address (nothing stored).
+ * rejected: from mail, an identity the user rejected for this address (nothing stored).
  */
 export type ImportStatus = 'pinned' | 'known' | 'changed' | 'held' | 'rejected';
 
@@ -786,9 +786,11 @@ export class Keyring {
    * §18.11); offered ring keys are checked as a mail's are (§15.1, §15.3): a new
    * address is pinned; the pinned identity refreshes its subkeys; a different identity for a
    * pinned address is recorded as pending and returned as an alarm ('changed'): nothing of it
-   * is used until trust() accepts it. Invalid input throws a KeyError and stores nothing.
+   * is used until trust() accepts it, and while it is pending another identity is 'held'. With
+   * `fromMail` (an Autocrypt header), an identity the user rejected is 'rejected', no alarm.
+   * Invalid input throws a KeyError and stores nothing.
    */
-  async importPeer(input: string | Uint8Array, options: { expectedAddress?: string } = {}): Promise<ImportResult> {
+  async importPeer(input: string | Uint8Array, options: { expectedAddress?: string; fromMail?: boolean } = {}): Promise<ImportResult> {
     const own = this.requireIdentity();
     const now = this.now();
     const exchange = parseKeyExchange(input);
@@ -810,7 +812,8 @@ export class Keyring {
     if (decision.kind === 'changed') {
       const unused = { ...base, encryptionKeys: [], ringKeys: [], rejected: [], pinned: decision.pinned.fingerprint };
       // The alarm is raised once per identity: not again for one rejected, nor while another waits.
-      if (this.store.rejectedAt(address, imported.fingerprint) !== null) return { ...unused, status: 'rejected' };
+      // The user importing a rejected identity asks again (the way back from a mistaken rejection).
+      if (options.fromMail && this.store.rejectedAt(address, imported.fingerprint) !== null) return { ...unused, status: 'rejected' };
       if (pinned!.pending) return { ...unused, status: 'held', pending: pinned!.pending.fingerprint };
       this.store.setPending(address, { fingerprint: imported.fingerprint, certificate: imported.certificate.armor(), seenAt: now });
       const warning = changedIdentityWarning(decision, address, (fingerprint) => trustCommand(address, fingerprint));

@@ -268,7 +268,7 @@ function correspondent(account: MailAccount, cache: PassCache, from: string): Pr
 async function learnKeysNow(account: MailAccount, from: string, autocrypt: string[], offrecordKeys: string | null): Promise<KeysVerdict> {
   const header = selectAutocryptHeader(autocrypt, from);
   if (header) {
-    const imported = await account.keyring.importPeer(header.keydata, { expectedAddress: from });
+    const imported = await account.keyring.importPeer(header.keydata, { expectedAddress: from, fromMail: true });
     if (imported.status === 'changed') throw new PipelineError('identity_changed', `the identity key of ${from} has changed`, imported.warning);
     if (imported.status === 'held') return { kind: 'held', fingerprint: imported.fingerprint, pending: imported.pending! };
     if (imported.status === 'rejected') return { kind: 'rejected', fingerprint: imported.fingerprint };

@@ -361,9 +361,11 @@ describe('Keyring: trust on first use', () => {
     assert.equal(alice.store.peer('bob@example.org')!.pending, null);
     assert.equal((await alice.keyring.fingerprint('bob@example.org')).fingerprint, bob2Fpr);
     assert.equal(typeof alice.store.rejectedAt('bob@example.org', bobFpr), 'number');
-    const rejected = await alice.keyring.importPeer(await bob.keyring.exportPublic());
+    const rejected = await alice.keyring.importPeer(await bob.keyring.exportPublic(), { fromMail: true });
     assert.deepEqual([rejected.status, rejected.warning], ['rejected', undefined]);
     assert.equal(alice.store.peer('bob@example.org')!.pending, null);
+    // The user importing it asks again: the way back from a mistaken rejection.
+    assert.equal((await alice.keyring.importPeer(await bob.keyring.exportPublic())).status, 'changed');
   });
 });
 
