@@ -14,6 +14,19 @@ const iso = (ms: number) => new Date(ms).toISOString();
 
 /** Where `keys publish` writes by default: a directory to serve as is. */
 export const defaultPublishDirectory = (): string => join(dataDirectory(), 'published');
+/**
+ * Said whenever the default directory is the target (keys publish without --to, watch without
+ * --publish-to): nobody else can fetch from it, so the deniability that publication buys
+ * (§10.3, §20.5) never happens until the bundles are made public.
+ */
+export const privateTargetWarning = (): string =>
+  [
+    `WARNING: bundles are published into ${defaultPublishDirectory()}, a private directory nobody else can fetch from.`,
+    'Until they are public, whoever kept your mail can show that you wrote it: it is NOT deniable.',
+    'Serve that directory on the web, or publish where others can fetch: --to https://host/path/ (HTTP PUT),',
+    '--to mailto:ADDRESS, or --to DIR for a directory you serve (watch: --publish-to, the same).',
+  ].join('\n');
+
 /** Where `keys fetch-published` keeps what it checked, by default. */
 export const defaultCollectDirectory = (): string => join(dataDirectory(), 'collected');
 
@@ -44,6 +57,7 @@ export async function publish(args: { account?: string; to?: string; json?: bool
   const opened = openAccount(args.account);
   try {
     const t = publicationTarget(args.to, opened.account);
+    if (args.to === undefined) process.stderr.write(`offrecord: ${privateTargetWarning()}\n`);
     await unlockStore(opened); // ring secrets are sealed under the account key
     const result = await publishDue({ store: opened.store, target: t, schedule: opened.keyring.schedule }).catch((error: unknown) => {
       // A conversation saved by another process (the watcher) between our read and our write.

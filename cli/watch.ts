@@ -18,7 +18,7 @@ import { json, terminalLine } from './format.ts';
 import { plaintextMaildir, withMailAccount } from './mail.ts';
 import { startServing } from './serve.ts';
 import type { SubmissionServer } from '../src/daemon/submission-server.ts';
-import { publicationTarget } from './publish.ts';
+import { privateTargetWarning, publicationTarget } from './publish.ts';
 import { publicationDuty } from '../src/daemon/publication.ts';
 
 const out = (text: string) => process.stdout.write(text);
@@ -126,6 +126,7 @@ async function watchAccount(args: WatchArgs, signal: AbortSignal, log: Logger): 
     try {
       if (args.servePort !== undefined) server = await startServing(mail, settings, args.servePort, log);
       const publish = args.publishTo === 'none' ? null : publicationDuty({ store: opened.store, target: publicationTarget(args.publishTo, opened.account), schedule: opened.keyring.schedule, log });
+      if (args.publishTo === undefined) log.log('warn', 'publish.private_target', { warning: privateTargetWarning() });
       const sinks: DeliverySink[] = [new MaildirDelivery(args.maildir ?? plaintextMaildir(opened.account))];
       if (args.exec !== undefined) sinks.push(execSink(args.exec));
       if (args.jsonLines) sinks.push(jsonLinesSink((line) => new Promise<void>((resolve) => process.stdout.write(line, () => resolve()))));

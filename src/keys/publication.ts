@@ -133,16 +133,72 @@ function httpUrl(base: string): URL {
   return url;
 }
 
+/** Redirects a GET or HEAD follows, each within the first URL's origin (scheme, host and port). */
+export const MAX_REDIRECTS = 5;
+/** The largest index read: it lists bundle names (at most 138 bytes each), one a line. */
+export const MAX_INDEX_BYTES = 1024 * 1024;
+
+/**
+ * One request. A redirect is followed only by GET and HEAD, at most MAX_REDIRECTS times, and
+ * only within the origin asked for: one to another scheme or host is refused, so a source can
+ * neither send us to a local file nor to a server the user did not name.
+ */
 async function http(url: URL, init: RequestInit, allow404 = false): Promise<Response | null> {
-  let response: Response;
-  try {
-    response = await fetch(url, init);
-  } catch {
-    throw new PublicationError('target', `${init.method ?? 'GET'} ${shown(url)}: cannot connect`);
+  const method = init.method ?? 'GET';
+  let at = url;
+  for (let redirects = 0; ; redirects++) {
+    let response: Response;
+    try {
+      response = await fetch(at, { ...init, redirect: 'manual' });
+    } catch {
+      throw new PublicationError('target', `${method} ${shown(at)}: cannot connect`);
+    }
+    const location = response.status >= 300 && response.status < 400 ? response.headers.get('location') : null;
+    if (location === null) {
+      if (allow404 && response.status === 404) return null;
+      if (!response.ok) throw new PublicationError('target', `${method} ${shown(at)}: HTTP ${response.status}`);
+      return response;
+    }
+    await response.body?.cancel();
+    let next: URL;
+    try {
+      next = new URL(location, at);
+    } catch {
+      throw new PublicationError('target', `${method} ${shown(at)}: a redirect to something that is not a URL`);
+    }
+    if (next.origin !== url.origin) throw new PublicationError('target', `${method} ${shown(at)}: refused a redirect to another scheme or host (${shown(next)})`);
+    if (method !== 'GET' && method !== 'HEAD') throw new PublicationError('target', `${method} ${shown(at)}: redirected to ${shown(next)}; name that URL instead`);
+    if (redirects >= MAX_REDIRECTS) throw new PublicationError('target', `${method} ${shown(url)}: more than ${MAX_REDIRECTS} redirects`);
+    at = next;
   }
-  if (allow404 && response.status === 404) return null;
-  if (!response.ok) throw new PublicationError('target', `${init.method ?? 'GET'} ${shown(url)}: HTTP ${response.status}`);
-  return response;
+}
+
+/** A response's body, read only up to `limit` bytes: beyond it (declared or sent) it is refused. */
+async function bodyWithin(response: Response, limit: number, what: string, where: URL): Promise<Uint8Array> {
+  const tooLarge = () => new PublicationError('too_large', `${shown(where)}: over the ${limit}-byte limit of ${what}`);
+  const declared = Number(response.headers.get('content-length') ?? '0');
+  if (declared > limit) {
+    await response.body?.cancel();
+    throw tooLarge();
+  }
+  if (!response.body) return new Uint8Array(0);
+  const reader = response.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let length = 0;
+  for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) {
+    length += chunk.value.length;
+    if (length > limit) {
+      await reader.cancel();
+      throw tooLarge();
+    }
+    chunks.push(chunk.value);
+  }
+  return new Uint8Array(Buffer.concat(chunks));
+}
+
+/** An index file's text, bounded by MAX_INDEX_BYTES. */
+async function indexText(response: Response, where: URL): Promise<string> {
+  return Buffer.from(await bodyWithin(response, MAX_INDEX_BYTES, 'an index', where)).toString('utf8');
 }
 
 /** The same layout as DirectoryTarget, written with HTTP PUT under a base URL (WebDAV, a bucket, ...). */
@@ -159,7 +215,7 @@ export class HttpTarget implements PublicationTarget {
     await http(url, { method: 'PUT', body: bundle, headers: { 'content-type': 'application/vnd.offrecord' } });
     const indexUrl = new URL(`${identity}/${INDEX_FILE}`, this.base);
     const current = await http(indexUrl, { method: 'GET' }, true);
-    const updated = withName(current ? await current.text() : '', name);
+    const updated = withName(current ? await indexText(current, indexUrl) : '', name);
     if (updated !== null) await http(indexUrl, { method: 'PUT', body: updated, headers: { 'content-type': 'text/plain; charset=utf-8' } });
     return shown(url);
   }
@@ -363,10 +419,7 @@ function checkSize(bytes: Uint8Array, name: string): Uint8Array {
 }
 
 async function fetchBytes(url: URL): Promise<Uint8Array> {
-  const response = (await http(url, { method: 'GET' }))!;
-  const declared = Number(response.headers.get('content-length') ?? '0');
-  if (declared > LIMITS.maxMessage) throw new PublicationError('too_large', `${shown(url)}: over the ${LIMITS.maxMessage}-byte limit of a bundle`);
-  return checkSize(new Uint8Array(await response.arrayBuffer()), shown(url));
+  return bodyWithin((await http(url, { method: 'GET' }))!, LIMITS.maxMessage, 'a bundle', url);
 }
 
 async function readUrl(source: string, identity: string | undefined): Promise<FetchedBundle[]> {
@@ -381,7 +434,7 @@ async function readUrl(source: string, identity: string | undefined): Promise<Fe
   const index = await http(new URL(INDEX_FILE, base), { method: 'GET' }, true);
   if (!index) throw new PublicationError('not_found', `${shown(base)}: no ${INDEX_FILE} of published bundles there`);
   const out: FetchedBundle[] = [];
-  for (const name of indexNames(await index.text(), shown(base))) out.push({ name, bytes: await fetchBytes(new URL(name, base)) });
+  for (const name of indexNames(await indexText(index, base), shown(base))) out.push({ name, bytes: await fetchBytes(new URL(name, base)) });
   return out;
 }
 

@@ -61,7 +61,13 @@ describe('offrecord keys publish, fetch-published, forge, verify', () => {
     const first = await ok(['keys', 'publish', '--to', path('www')]);
     assert.match(first, /^delivered bundle-\d+-[0-9a-f]{16}\.offrecord \(recorded earlier\): 1 ring secret\(s\), 0 MAC key\(s\) -> /m);
     assert.match(first, /nothing new is due for publication/);
-    const json = JSON.parse(await ok(['keys', 'publish', '--json'])) as { version: number; bundle: unknown; redelivered: unknown[] };
+    const quiet = await cli(['keys', 'publish', '--to', path('www')]);
+    assert.doesNotMatch(quiet.stderr, /WARNING/, 'a target named: no warning');
+    // The default target is a private directory: said loudly, every time, with the ways out.
+    const loud = await cli(['keys', 'publish', '--json']);
+    assert.equal(loud.status, 0, loud.stderr);
+    assert.match(loud.stderr, /WARNING: .*published.* nobody else can fetch[\s\S]*NOT deniable[\s\S]*--to https:\/\/[\s\S]*--to mailto:/);
+    const json = JSON.parse(loud.stdout) as { version: number; bundle: unknown; redelivered: unknown[] };
     assert.deepEqual([json.version, json.bundle, json.redelivered], [1, null, []], 'nothing is published twice');
   });
 

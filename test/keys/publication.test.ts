@@ -23,7 +23,7 @@ import { MaildirSpool } from '../../src/mail/maildir.ts';
 import { parseProtected } from '../../src/mail/mime.ts';
 import { MailTarget } from '../../src/mail/publication.ts';
 import { deriveDirectionKeys } from '../../src/protocol/keyschedule.ts';
-import { decodeBundle, encodeBundle, MessageType } from '../../src/protocol/wire.ts';
+import { decodeBundle, encodeBundle, LIMITS, MessageType } from '../../src/protocol/wire.ts';
 import { DAY_MS, runConversation, silence, type Scenario } from '../helpers/published-conversation.ts';
 
 const dirs: string[] = [];
@@ -188,6 +188,73 @@ describe('keys publish', () => {
       await rejectsWith(readPublished(`${base}nothing/`), 'not_found', /no index/);
     } finally {
       server.close();
+    }
+  });
+
+  it('HTTP source: redirects only within its origin, bodies only up to their limit', async () => {
+    const bundle = s.alice.store.publications()[0]!;
+    const listen = async (server: Server) => {
+      await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+      return `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+    };
+    let elsewhereHits = 0;
+    const elsewhere = createServer((_req, res) => {
+      elsewhereHits++;
+      res.writeHead(200).end(`${bundle.name}\n`);
+    });
+    // An endless body, written as fast as the reader takes it; `streamed` counts what it took.
+    let streamed = 0;
+    let streamEnded: Promise<void> = Promise.resolve();
+    const endless = (res: import('node:http').ServerResponse) => {
+      const chunk = Buffer.alloc(1 << 20, 0x41);
+      streamed = 0;
+      streamEnded = new Promise<void>((done) => {
+        let closed = false;
+        res.on('close', () => {
+          closed = true;
+          done();
+        });
+        res.writeHead(200);
+        const pump = () => {
+          while (!closed && streamed < 200 * chunk.length) {
+            streamed += chunk.length;
+            if (!res.write(chunk)) return void res.once('drain', pump);
+          }
+          if (!closed) res.end();
+        };
+        pump();
+      });
+    };
+    const elsewhereUrl = await listen(elsewhere);
+    const server = createServer((req, res) => {
+      const path = req.url ?? '/';
+      if (path.startsWith('/moved/')) res.writeHead(301, { location: `/real/${path.slice('/moved/'.length)}` }).end();
+      else if (path === '/real/index') res.writeHead(200).end(`${bundle.name}\n`);
+      else if (path === `/real/${bundle.name}`) res.writeHead(200).end(Buffer.from(bundle.bundle));
+      else if (path === '/away/index') res.writeHead(302, { location: `${elsewhereUrl}/index` }).end();
+      else if (path === '/file/index') res.writeHead(302, { location: 'file:///etc/passwd' }).end();
+      else if (path === '/loop/index') res.writeHead(302, { location: '/loop/index' }).end();
+      else if (path.startsWith('/endless/')) endless(res);
+      else res.writeHead(404).end();
+    });
+    const base = await listen(server);
+    try {
+      const moved = await readPublished(`${base}/moved/`);
+      assert.deepEqual(moved.map((f) => [f.name, toHex(f.bytes)]), [[bundle.name, toHex(bundle.bundle)]], 'a redirect within the origin is followed');
+      await rejectsWith(readPublished(`${base}/away/`), 'target', /refused a redirect to another scheme or host \(http:\/\/127\.0\.0\.1:\d+\/index\)/);
+      assert.equal(elsewhereHits, 0, 'the other host was never asked');
+      await rejectsWith(readPublished(`${base}/file/`), 'target', /refused a redirect to another scheme or host \(file:\/\/\/etc\/passwd\)/);
+      await rejectsWith(readPublished(`${base}/loop/`), 'target', /more than 5 redirects/);
+
+      await rejectsWith(readPublished(`${base}/endless/x.offrecord`), 'too_large', /over the \d+-byte limit of a bundle/);
+      await streamEnded;
+      assert.ok(streamed <= LIMITS.maxMessage + 16 * (1 << 20), `the reader stopped at the limit, not after ${streamed} bytes`);
+      await rejectsWith(readPublished(`${base}/endless/`), 'too_large', /over the 1048576-byte limit of an index/);
+      await streamEnded;
+      assert.ok(streamed <= 16 * (1 << 20), `the reader stopped at the index limit, not after ${streamed} bytes`);
+    } finally {
+      server.close();
+      elsewhere.close();
     }
   });
 
