@@ -366,7 +366,14 @@ async function processOne(account: MailAccount, id: string, cache: PassCache, re
     };
     const result = await who.conversation.receive(mail.protocol, { alongside: record, inspect });
     for (const out of result.outgoing) await dispatch(account, mail.from, out, mail.messageId ? { inReplyTo: mail.messageId } : {});
-    // Left where it is, with the protocol's own code (replay, expired, auth, malformed...).
+    // A replay is an authentic copy of a message already accepted (the check follows the MAC or
+    // ring signature, §9.4): a second delivery by a mail server, nothing new in it. Filed away
+    // like a known mail, so it is not reported again on every pass (§18.6).
+    if (result.kind === 'error' && result.code === 'replay') {
+      store.markProcessed({ ...ref, messageId: mail.messageId ?? null });
+      return { filed: fileAway({ id, kind: 'refiled' }) };
+    }
+    // Left where it is, with the protocol's own code (expired, auth, malformed...).
     if (result.kind === 'error') return settled({ id, kind: 'skipped', code: result.code, reason: result.message });
     if (!committed.recorded) store.transaction(() => record(result.kind === 'plaintext' ? result.plaintext : null)); // a step that changed no state
     if (committed.delivery && account.delivery) {

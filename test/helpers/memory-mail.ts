@@ -82,7 +82,7 @@ export async function memoryAccounts(root: string, addresses: string[], clock: (
   const mailboxes = new Map(addresses.map((address) => [address, new MemoryMailbox(`memory:${address}`)]));
   const accounts: MemoryAccount[] = [];
   for (const address of addresses) {
-    const store = openAccountStore(join(root, `${address}.sqlite`));
+    const store = openAccountStore(join(root, `${address}.sqlite`), { passphrase: null });
     const keyring = new Keyring(store, { clock });
     await keyring.init({ email: address });
     accounts.push({ address, keyring, store, privateKey: await keyring.unlock(), outgoing: new MemoryTransport(mailboxes), incoming: mailboxes.get(address)!, clock });

@@ -74,7 +74,7 @@ describe('GnuPG interop', () => {
   it('imports what offrecord keys export writes: the certificate, ignoring the Offrecord-Keys field after it', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'offrecord-gpg-export-'));
     try {
-      const keyring = new Keyring(openAccountStore(join(dir, 'dora.sqlite')));
+      const keyring = new Keyring(openAccountStore(join(dir, 'dora.sqlite'), { passphrase: null }));
       const { fingerprint } = await keyring.init({ email: 'dora@example.org', name: 'Dora' });
       const exported = await keyring.exportPublic();
       assert.match(exported, /-----END PGP PUBLIC KEY BLOCK-----\nOffrecord-Keys: v=1;\n ring=/);
