@@ -8,7 +8,7 @@ import { copyFileSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import Database from 'better-sqlite3';
-import { openAccountStore, type AccountStore } from '../../src/store/index.ts';
+import { openAccountStore, SCHEMA_VERSION, type AccountStore } from '../../src/store/index.ts';
 import { encodeSessionState } from '../../src/store/codec.ts';
 import { FILE_SUFFIXES, establishedState, filesContaining, scanFiles as scan, secretForms, startWorker, storeError, tempDb, tempDir } from './helpers.ts';
 import { legacyStore, secretsOf, TEST_KDF, type LegacyContents } from './legacy.ts';
@@ -176,7 +176,7 @@ describe('secrets at rest', () => {
     assert.equal(store.legacyIdentitySecret(), contents.identitySecret);
     assert.equal(store.sessions('alice').length, 40, 'public reads work before the migration');
     store.unlock(PASSPHRASE, { kdf: TEST_KDF });
-    assert.equal(store.schemaVersion, 5);
+    assert.equal(store.schemaVersion, SCHEMA_VERSION);
     assert.deepEqual(scan(path, secrets), [], 'while open');
     assert.equal(store.identity()!.secretKey, contents.identitySecret);
     assert.deepEqual(store.ownKeys('ring')[0]!.secret, contents.ringSecret);
