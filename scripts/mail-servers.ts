@@ -76,12 +76,13 @@ const PACKAGES = [
   { name: 'dovecot-imapd', file: '/usr/lib/dovecot/imap' },
   { name: 'dovecot-lmtpd', file: '/usr/lib/dovecot/lmtp' },
   { name: 'postfix', file: '/usr/sbin/postfix' },
+  { name: 'openssl', file: '/usr/bin/openssl' }, // the per-run certificate for STARTTLS
 ];
 const MARKER = 'offrecord-mail-servers.json';
 const HOST = '127.0.0.1';
 
 /**
- * Installs dovecot-imapd, dovecot-lmtpd and postfix when missing (as root), else throws naming
+ * Installs dovecot-imapd, dovecot-lmtpd, postfix and openssl when missing (as root), else throws naming
  * them. Returns the milliseconds spent installing (0 when nothing was missing).
  */
 export function ensureMailPackages(): number {
