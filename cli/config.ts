@@ -1,18 +1,16 @@
 // Per-account mail settings: $XDG_CONFIG_HOME/offrecord/<account>.json (mode 0600). No
 // password or access token is ever stored: only the name of an environment variable or a
 // command that prints it (e.g. `pass show mail/alice`, or `oama access alice@gmail.com`).
-import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { MaildirSpool } from '../src/mail/maildir.ts';
 import { ImapMailbox, SmtpTransport, type Security, type ServerConfig } from '../src/mail/servers.ts';
 import type { IncomingMailbox, OutgoingTransport } from '../src/mail/transport.ts';
 import { MailError } from '../src/mail/errors.ts';
 import { accountName, defaultStoreDirectory } from '../src/store/index.ts';
 import { CliError, EXIT } from './errors.ts';
-import { PASSPHRASE_ENV } from './passphrase.ts';
+import { runSecretCommand, SecretCommandFailed } from './secret-command.ts';
 
 export interface ServerSettings {
   host: string;
@@ -76,8 +74,6 @@ export function loadSettings(account: string): MailSettings {
   return settings;
 }
 
-const run = promisify(execFile);
-
 async function password(settings: MailSettings): Promise<string> {
   const source = settings.password;
   if (!source) throw new CliError(EXIT.usage, 'no password source is configured', 'offrecord account add ... --password-env VAR or --password-command CMD');
@@ -86,15 +82,20 @@ async function password(settings: MailSettings): Promise<string> {
     if (!value) throw new CliError(EXIT.usage, `the environment variable ${source.env} (the mail password) is not set`, `export ${source.env}=...`);
     return value;
   }
+  let stdout: string;
   try {
-    const { stdout } = await run('/bin/sh', ['-c', source.command], { timeout: 30_000, maxBuffer: 64 * 1024 });
-    const value = stdout.replace(/\r?\n$/, '');
-    if (!value) throw new Error('empty output');
-    return value;
-  } catch {
-    throw new CliError(EXIT.mail, 'the password command failed or printed nothing', `check it by hand: ${source.command}`);
+    stdout = await runSecretCommand(source.command, MAX_SECRET_OUTPUT_BYTES);
+  } catch (error) {
+    if (!(error instanceof SecretCommandFailed)) throw error;
+    throw new CliError(EXIT.mail, `the password command failed: ${error.why}`, `check it by hand: ${source.command}`);
   }
+  const value = stdout.replace(/\r?\n$/, '');
+  if (!value) throw new CliError(EXIT.mail, 'the password command printed nothing', `check it by hand: ${source.command}`);
+  return value;
 }
+
+/** What a password or token command may print. */
+const MAX_SECRET_OUTPUT_BYTES = 64 * 1024;
 
 /** RFC 6750 b64token, bounded: one line of these characters is an access token, anything else is refused. */
 const ACCESS_TOKEN = /^[A-Za-z0-9\-._~+/]{1,16384}=*$/;
@@ -102,23 +103,15 @@ const ACCESS_TOKEN = /^[A-Za-z0-9\-._~+/]{1,16384}=*$/;
 /**
  * Runs the token command for a login (it keeps and refreshes the token itself, as for mutt):
  * the token is neither kept nor shown, not even in an error, and the command's environment
- * lacks the passphrase.
+ * lacks our secrets (cli/secret-command.ts).
  */
 async function accessToken(command: string): Promise<string> {
-  const env = { ...process.env };
-  delete env[PASSPHRASE_ENV];
   let stdout: string;
   try {
-    ({ stdout } = await run('/bin/sh', ['-c', command], { env, timeout: 30_000, maxBuffer: 64 * 1024 }));
+    stdout = await runSecretCommand(command, MAX_SECRET_OUTPUT_BYTES);
   } catch (error) {
-    const e = error as { code?: unknown; signal?: unknown; killed?: boolean };
-    const why =
-      e.code === 'ERR_CHILD_PROCESS_STDIO_MAXBUFFER' ? 'it printed more than 64 KiB'
-      : e.killed && e.signal === 'SIGTERM' ? 'it ran longer than 30 s'
-      : typeof e.code === 'number' ? `it exited with status ${e.code}`
-      : typeof e.signal === 'string' ? `it was killed by ${e.signal}`
-      : 'it could not be run';
-    throw new MailError('credential', `the OAuth2 token command failed: ${why}`);
+    if (!(error instanceof SecretCommandFailed)) throw error;
+    throw new MailError('credential', `the OAuth2 token command failed: ${error.why}`);
   }
   const token = stdout.replace(/\r?\n$/, '');
   if (token === '') throw new MailError('credential', 'the OAuth2 token command printed nothing');

@@ -21,7 +21,8 @@ import {
   rotationJson,
   rotationText,
 } from './format.ts';
-import { NEW_PASSPHRASE_ENV, newPassphrase, unlockPassphrase } from './passphrase.ts';
+import { newPassphrase, unlockPassphrase } from './passphrase.ts';
+import { NEW_PASSPHRASE_ENV } from './secret-command.ts';
 
 const out = (text: string) => process.stdout.write(text);
 const warn = (text: string) => process.stderr.write(`offrecord: ${text}\n`);

@@ -3,15 +3,11 @@
 // ($CREDENTIALS_DIRECTORY/offrecord-passphrase, from LoadCredential=), OFFRECORD_PASSPHRASE, or a
 // prompt without echo when stdin is a terminal. Never the passphrase itself on the command line:
 // it would land in the shell history and in ps.
-import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { CliError, EXIT } from './errors.ts';
+import { PASSPHRASE_ENV, runSecretCommand, SecretCommandFailed } from './secret-command.ts';
 
-export const PASSPHRASE_ENV = 'OFFRECORD_PASSPHRASE';
-/** offrecord passwd: the new passphrase. */
-export const NEW_PASSPHRASE_ENV = 'OFFRECORD_NEW_PASSPHRASE';
 /** The name of the systemd credential (LoadCredential=offrecord-passphrase:FILE). */
 export const PASSPHRASE_CREDENTIAL = 'offrecord-passphrase';
 const MAX_PASSPHRASE_BYTES = 4096;
@@ -23,16 +19,14 @@ export function setPassphraseCommand(command: string | undefined): void {
   passphraseCommand = command === undefined || command.trim() === '' ? undefined : command;
 }
 
-/** The first line of what `command` prints (sh -c, 30 s, without our passphrase variable in its environment). */
+/** The first line of what `command` prints (cli/secret-command.ts: no secret of ours in its environment). */
 async function runPassphraseCommand(command: string): Promise<string> {
-  const env = { ...process.env };
-  delete env[PASSPHRASE_ENV];
-  delete env[NEW_PASSPHRASE_ENV];
   let stdout: string;
   try {
-    ({ stdout } = await promisify(execFile)('/bin/sh', ['-c', command], { env, timeout: 30_000, maxBuffer: MAX_PASSPHRASE_BYTES }));
-  } catch {
-    throw new CliError(EXIT.passphrase, 'the passphrase command failed', `nothing was changed; check it by hand: ${command}`);
+    stdout = await runSecretCommand(command, MAX_PASSPHRASE_BYTES);
+  } catch (error) {
+    if (!(error instanceof SecretCommandFailed)) throw error;
+    throw new CliError(EXIT.passphrase, `the passphrase command failed: ${error.why}`, `nothing was changed; check it by hand: ${command}`);
   }
   const line = stdout.split('\n')[0]!.replace(/\r$/, '');
   if (line === '') throw new CliError(EXIT.passphrase, 'the passphrase command printed nothing', `nothing was changed; check it by hand: ${command}`);
