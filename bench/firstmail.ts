@@ -9,7 +9,7 @@ import * as openpgp from 'openpgp';
 import { generateRingSecret, ringPublicKey } from '../src/crypto/ring.ts';
 import { OpenPgpSealer } from '../src/crypto/seal.ts';
 import { Conversation } from '../src/protocol/context.ts';
-import type { Parties } from '../src/protocol/session.ts';
+import type { Parties } from '../src/protocol/authentication.ts';
 import { MemorySessionStore } from '../src/protocol/store.ts';
 import { identity, partiesFor, type TestIdentity } from '../test/helpers/parties.ts';
 import { measureAsync, report, type BenchRow, type MeasureOptions } from './harness.ts';

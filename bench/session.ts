@@ -16,7 +16,9 @@ import {
 } from 'node:crypto';
 import { pathToFileURL } from 'node:url';
 import { generateRingSecret, ringPublicKey } from '../src/crypto/ring.ts';
-import { initiate, receiveFirst, receiveSealed, send, systemEnv, type Parties } from '../src/protocol/session.ts';
+import type { Parties } from '../src/protocol/authentication.ts';
+import { systemEnv } from '../src/protocol/env.ts';
+import { initiate, receiveFirst, receiveSealed, send } from '../src/protocol/session.ts';
 import type { SessionState } from '../src/protocol/state.ts';
 import { measure, report, type BenchRow, type MeasureOptions } from './harness.ts';
 

@@ -10,7 +10,7 @@ import { MaildirDelivery } from '../src/mail/maildir.ts';
 import { jsonLogger, type Logger } from '../src/daemon/log.ts';
 import { execSink, jsonLinesSink } from '../src/daemon/sinks.ts';
 import { DEFAULT_TIMINGS, WatchError, Watcher, type WatchStatus } from '../src/daemon/watcher.ts';
-import { DEFAULT_POLICY } from '../src/protocol/session.ts';
+import { DEFAULT_POLICY } from '../src/protocol/policy.ts';
 import { accountName } from '../src/store/index.ts';
 import { dataDirectory, listAccounts, openAccount, resolveAccount } from './account.ts';
 import { CliError, EXIT, type ExitCode } from './errors.ts';

@@ -12,19 +12,9 @@ import { generateRingSecret, prepareRing, ringPublicKey, ringSign, ringVerifyKey
 import { ProtocolError, type ProtocolErrorCode } from '../src/protocol/errors.ts';
 import { firstContext, replyContext } from '../src/protocol/contexts.ts';
 import { aesCtr, deriveDirectionKeys, hmacSha256, LABELS, macKeyFor, messageKey, x25519PublicKey } from '../src/protocol/keyschedule.ts';
-import {
-  acknowledge,
-  DEFAULT_POLICY,
-  initiate,
-  nakFor,
-  receiveFirst,
-  receiveNak,
-  receiveSealed,
-  send,
-  type Parties,
-  type ReceiveStep,
-  type SendStep,
-} from '../src/protocol/session.ts';
+import type { Parties } from '../src/protocol/authentication.ts';
+import { DEFAULT_POLICY } from '../src/protocol/policy.ts';
+import { acknowledge, initiate, nakFor, receiveFirst, receiveNak, receiveSealed, send, type ReceiveStep, type SendStep } from '../src/protocol/session.ts';
 import { liveOwnSecrets, type OwnDhKey, type SessionState } from '../src/protocol/state.ts';
 import {
   AUTH_BLOCK_LENGTH,

@@ -26,7 +26,7 @@ import { createHash } from 'node:crypto';
 import * as openpgp from 'openpgp';
 import { equalBytes, fromHex, toHex } from '../crypto/bytes.ts';
 import { OpenPgpSealer } from '../crypto/seal.ts';
-import type { LocalParty, PeerParty, RingKeyPair } from '../protocol/session.ts';
+import type { LocalParty, PeerParty, RingKeyPair } from '../protocol/authentication.ts';
 import type { AccountStore } from '../store/account-store.ts';
 import type { NewOwnKey, OwnKeyRecord, PeerKeyRecord, PeerRecord } from '../store/records.ts';
 import { importCertificate } from './certificate.ts';

@@ -13,7 +13,7 @@ import type { PublishedKeys } from '../keys/publication.ts';
 import { ProtocolError } from '../protocol/errors.ts';
 import { findMacKey, firstSignatureValid, forgeFirstInner, forgeReply, forgeSealed, replySignatureValid } from '../protocol/forge.ts';
 import { generateDhKeyPair } from '../protocol/keyschedule.ts';
-import { systemEnv } from '../protocol/session.ts';
+import { systemEnv } from '../protocol/env.ts';
 import { decodeFirstInner, decodeFirstOuter, decodeReplyPlaintext, decodeSealed, encodeFirstOuter, MessageType, type FirstInner } from '../protocol/wire.ts';
 import { MailError } from './errors.ts';
 import { composeProtected, parseProtected, type IncomingMail } from './mime.ts';

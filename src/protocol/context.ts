@@ -8,25 +8,10 @@ import { EnvelopeError } from '../crypto/errors.ts';
 import type { Sealer } from '../crypto/seal.ts';
 import { ProtocolError, type ProtocolErrorCode } from './errors.ts';
 import { forgetKeyMaterial } from './keyschedule.ts';
-import {
-  acknowledge,
-  ackDue,
-  DEFAULT_POLICY,
-  expire,
-  initiate,
-  nakFor,
-  receiveFirst,
-  receiveNak,
-  receiveSealed,
-  send,
-  systemEnv,
-  type Env,
-  type Outgoing,
-  type Parties,
-  type Policy,
-  type ReceiveStep,
-  type SendStep,
-} from './session.ts';
+import type { Parties } from './authentication.ts';
+import { systemEnv, type Env } from './env.ts';
+import { ackDue, DEFAULT_POLICY, type Policy } from './policy.ts';
+import { acknowledge, expire, initiate, nakFor, receiveFirst, receiveNak, receiveSealed, send, type Outgoing, type ReceiveStep, type SendStep } from './session.ts';
 import type { SessionState } from './state.ts';
 import type { SessionStore } from './store.ts';
 import { decodeFirstOuter, encodeFirstOuter, MessageType, peekType } from './wire.ts';

@@ -15,7 +15,7 @@ import { prepareRing, RingError, ringVerifyKeys, sortRing } from '../crypto/ring
 import { firstContext, replyContext } from './contexts.ts';
 import { fail } from './errors.ts';
 import { hmacSha256 } from './keyschedule.ts';
-import { signAuthBlock } from './session.ts';
+import { signAuthBlock } from './authentication.ts';
 import {
   AUTH_BLOCK_LENGTH,
   decodeReplyPlaintext,

@@ -13,7 +13,7 @@ import { MaildirDelivery } from '../../src/mail/maildir.ts';
 import { composeProtected } from '../../src/mail/mime.ts';
 import { fetchMessages, sendMessage } from '../../src/mail/pipeline.ts';
 import type { OutgoingTransport } from '../../src/mail/transport.ts';
-import { DEFAULT_POLICY } from '../../src/protocol/session.ts';
+import { DEFAULT_POLICY } from '../../src/protocol/policy.ts';
 import type { EstablishedState, SessionState } from '../../src/protocol/state.ts';
 import { encodeNak } from '../../src/protocol/wire.ts';
 import { appendMail, establish, fetchUntil, loopbackAccount, pending, type LoopbackAccount } from '../helpers/loopback-accounts.ts';

@@ -8,7 +8,9 @@ import { OpenPgpSealer } from '../../src/crypto/seal.ts';
 import assert from 'node:assert/strict';
 import { Conversation, type SendResult } from '../../src/protocol/context.ts';
 import { generateDhKeyPair, x25519PublicKey, type DhKeyPair } from '../../src/protocol/keyschedule.ts';
-import { DEFAULT_POLICY, type Env, type Parties, type Policy, type RingKeyPair } from '../../src/protocol/session.ts';
+import type { Parties, RingKeyPair } from '../../src/protocol/authentication.ts';
+import type { Env } from '../../src/protocol/env.ts';
+import { DEFAULT_POLICY, type Policy } from '../../src/protocol/policy.ts';
 import { MemorySessionStore } from '../../src/protocol/store.ts';
 
 export interface TestIdentity {

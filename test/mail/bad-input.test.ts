@@ -14,7 +14,7 @@ import { fetchMessages, PipelineError, sendMessage, type FetchReport, type MailA
 import { SmtpTransport } from '../../src/mail/servers.ts';
 import type { Envelope, OutgoingTransport } from '../../src/mail/transport.ts';
 import { decodeSealed } from '../../src/protocol/wire.ts';
-import { DEFAULT_POLICY } from '../../src/protocol/session.ts';
+import { DEFAULT_POLICY } from '../../src/protocol/policy.ts';
 import { useMailServers, type MailServers } from '../helpers/mail-servers.ts';
 import { appendMail, deleteMail, loopbackAccount, pending, readRaw, waitForCount, type LoopbackAccount } from '../helpers/loopback-accounts.ts';
 import { closedPort, startFakeSmtp, type FakeSmtpMode } from '../helpers/fake-smtp.ts';

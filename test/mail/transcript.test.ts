@@ -14,7 +14,7 @@ import { composeInner } from '../../src/mail/mime.ts';
 import { ForgeError, forgeMail, readTranscript, verifyTranscript, type Claims, type TranscriptMail } from '../../src/mail/transcript.ts';
 import { forgeFirstInner } from '../../src/protocol/forge.ts';
 import { aesCtr, deriveDirectionKeys, generateDhKeyPair, hmacSha256, messageKey } from '../../src/protocol/keyschedule.ts';
-import { systemEnv } from '../../src/protocol/session.ts';
+import { systemEnv } from '../../src/protocol/env.ts';
 import { decodeFirstOuter, decodeSealed, encodeAuthenticated, encodeFirstOuter, encodeSealed } from '../../src/protocol/wire.ts';
 import * as openpgp from 'openpgp';
 import { replayInto, runConversation, silence, type Scenario, type Sent } from '../helpers/published-conversation.ts';

@@ -5,7 +5,7 @@ import fc from 'fast-check';
 import { toHex } from '../../src/crypto/bytes.ts';
 import type { Conversation } from '../../src/protocol/context.ts';
 import { deriveDirectionKeys } from '../../src/protocol/keyschedule.ts';
-import { DEFAULT_POLICY, type Policy } from '../../src/protocol/session.ts';
+import { DEFAULT_POLICY, type Policy } from '../../src/protocol/policy.ts';
 import { liveOwnSecrets, type SessionState } from '../../src/protocol/state.ts';
 import { decodeSealed, MessageType, peekType } from '../../src/protocol/wire.ts';
 import { conversationPair, str, text } from '../helpers/parties.ts';

@@ -29,16 +29,8 @@ import {
 import { concatBytes, fromHex, toHex, u32be, u64be, utf8 } from '../../src/crypto/bytes.ts';
 import { generateRingSecret, prepareRing, ringPublicKey, ringSign, ringVerifyKeys } from '../../src/crypto/ring.ts';
 import { ProtocolError, type ProtocolErrorCode } from '../../src/protocol/errors.ts';
-import {
-  acknowledge,
-  initiate,
-  nakFor,
-  receiveFirst,
-  receiveNak,
-  receiveSealed,
-  send,
-  type Parties,
-} from '../../src/protocol/session.ts';
+import type { Parties } from '../../src/protocol/authentication.ts';
+import { acknowledge, initiate, nakFor, receiveFirst, receiveNak, receiveSealed, send } from '../../src/protocol/session.ts';
 import { LABELS } from '../../src/protocol/keyschedule.ts';
 import type { SessionState } from '../../src/protocol/state.ts';
 import {

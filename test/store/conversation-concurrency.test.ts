@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { toHex } from '../../src/crypto/bytes.ts';
 import { OpenPgpSealer } from '../../src/crypto/seal.ts';
 import { Conversation } from '../../src/protocol/context.ts';
-import { DEFAULT_POLICY } from '../../src/protocol/session.ts';
+import { DEFAULT_POLICY } from '../../src/protocol/policy.ts';
 import { pairKey } from '../../src/protocol/state.ts';
 import { MemorySessionStore, type SessionStore } from '../../src/protocol/store.ts';
 import { decodeSealed } from '../../src/protocol/wire.ts';

@@ -20,7 +20,7 @@ import { ringPublicKey } from '../../src/crypto/ring.ts';
 import { OpenPgpSealer } from '../../src/crypto/seal.ts';
 import { Conversation } from '../../src/protocol/context.ts';
 import { ProtocolError } from '../../src/protocol/errors.ts';
-import { DEFAULT_POLICY } from '../../src/protocol/session.ts';
+import { DEFAULT_POLICY } from '../../src/protocol/policy.ts';
 import type { SessionState } from '../../src/protocol/state.ts';
 import type { SessionStore, StoredSession } from '../../src/protocol/store.ts';
 import { openAccountStore, type AccountStore } from '../../src/store/index.ts';

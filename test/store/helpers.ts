@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { after } from 'node:test';
 import { OpenPgpSealer } from '../../src/crypto/seal.ts';
 import { Conversation } from '../../src/protocol/context.ts';
-import { DEFAULT_POLICY } from '../../src/protocol/session.ts';
+import { DEFAULT_POLICY } from '../../src/protocol/policy.ts';
 import type { EstablishedState } from '../../src/protocol/state.ts';
 import { openAccountStore, StoreError, type AccountStore, type AccountStoreOptions } from '../../src/store/index.ts';
 import { conversationPair, identity, partiesFor, TestEnv, text } from '../helpers/parties.ts';
