@@ -1,4 +1,5 @@
 // `npm run bench`: every benchmark, each against a baseline measured in the same run.
+// `npm run bench -- scale [ID...]`: the scale curves instead (bench/scale/run.ts).
 import { benchUnlock } from './atrest.ts';
 import { benchFirstMail } from './firstmail.ts';
 import { benchMail } from './mail.ts';
@@ -6,6 +7,14 @@ import { benchPoison } from './poison.ts';
 import { benchRing } from './ring.ts';
 import { benchSession } from './session.ts';
 import { benchWatch } from './watch.ts';
+
+const [suite, ...rest] = process.argv.slice(2);
+if (suite === 'scale') {
+  const { runScale } = await import('./scale/run.ts');
+  await runScale(rest);
+  process.exit(0);
+}
+if (suite !== undefined) throw new Error(`unknown benchmark suite ${JSON.stringify(suite)}: \`npm run bench\` runs them all, \`npm run bench -- scale\` the scale curves`);
 
 console.log('== OTR session: the paper\'s micro-benchmark (section 5.3) ==');
 await benchSession();

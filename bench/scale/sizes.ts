@@ -1,0 +1,16 @@
+// The N of every scale curve: 100 to 100,000, cut short with OFFRECORD_SCALE_MAX_N (e.g. 1000)
+// for a quick look; the figures in README are from full runs.
+const ALL = [100, 1_000, 10_000, 100_000] as const;
+
+export function sizes(): number[] {
+  const raw = process.env.OFFRECORD_SCALE_MAX_N;
+  const max = raw === undefined ? Infinity : Number(raw);
+  if (!(max >= ALL[0])) throw new Error(`OFFRECORD_SCALE_MAX_N=${raw}: a number of at least ${ALL[0]}`);
+  return ALL.filter((n) => n <= max);
+}
+
+export const median = (values: readonly number[]): number => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+};
