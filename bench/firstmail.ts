@@ -11,7 +11,7 @@ import { OpenPgpSealer } from '../src/crypto/seal.ts';
 import { Conversation } from '../src/protocol/context.ts';
 import type { Parties } from '../src/protocol/authentication.ts';
 import { MemorySessionStore } from '../src/protocol/store.ts';
-import { identity, partiesFor, type TestIdentity } from '../test/helpers/parties.ts';
+import { identity, partiesFor, type TestIdentity } from '../kit/parties.ts';
 import { measureAsync, report, type BenchRow, type MeasureOptions } from './harness.ts';
 
 /** The inner message a first mail carries (a small MIME message). */

@@ -1,6 +1,6 @@
 // Minimal micro-benchmark harness: warm up, then run until a time budget is spent.
 import type { ChildProcess } from 'node:child_process';
-import { killMailServersSync, type MailServers } from '../scripts/mail-servers.ts';
+import { killMailServersSync, type MailServers } from '../kit/mail-launcher.ts';
 export interface BenchRow {
   name: string;
   opsPerSec: number;

@@ -6,8 +6,8 @@
 import { randomBytes } from 'node:crypto';
 import type { ExistsEvent, ImapFlow } from 'imapflow';
 import { createTransport } from 'nodemailer';
-import type { MailServers } from '../scripts/mail-servers.ts';
-import { connectImap, smtpOptions } from '../test/helpers/mail-servers.ts';
+import type { MailServers } from '../kit/mail-launcher.ts';
+import { connectImap, smtpOptions } from '../kit/mail-servers.ts';
 
 const ARRIVAL_TIMEOUT_MS = 10_000;
 

@@ -16,7 +16,7 @@ import { fetchMessages, sendMessage, type Draft, type MailAccount } from '../src
 import { ImapMailbox, SmtpTransport, type ServerConfig } from '../src/mail/servers.ts';
 import type { OutgoingTransport } from '../src/mail/transport.ts';
 import { openAccountStore, type AccountStore } from '../src/store/index.ts';
-import { startMailServers, type MailServers, type MailUser } from '../scripts/mail-servers.ts';
+import { startMailServers, type MailServers, type MailUser } from '../kit/mail-launcher.ts';
 import { withStoreInClear } from './atrest.ts';
 import { guardMailServers, report, type BenchRow } from './harness.ts';
 

@@ -4,7 +4,7 @@
 // measured in the same run (for mail from a new identity: a genuine first mail from a new
 // correspondent, whose keys are learned from the same headers). The bound: no mail costs more
 // than twice a genuine one of its size.
-// In memory (test/helpers/memory-mail.ts), no server. `node --import tsx bench/poison.ts`, or via run.ts.
+// In memory (kit/memory-mail.ts), no server. `node --import tsx bench/poison.ts`, or via run.ts.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,8 +13,8 @@ import * as openpgp from 'openpgp';
 import { EXPLANATION } from '../src/mail/mime.ts';
 import { fetchMessages, processNewMail, sendMessage, type FetchReport } from '../src/mail/pipeline.ts';
 import { encodeFirstOuter } from '../src/protocol/wire.ts';
-import { memoryAccounts, type MemoryAccount } from '../test/helpers/memory-mail.ts';
-import { pkeskFloodFirst } from '../test/helpers/poison.ts';
+import { memoryAccounts, type MemoryAccount } from '../kit/memory-mail.ts';
+import { pkeskFloodFirst } from '../kit/poison.ts';
 
 /** A hostile mail may cost at most this multiple of a genuine first mail of its size (§18.9). */
 const BOUND = 2;

@@ -33,10 +33,10 @@ import { fetchMessages, sendMessage, type FetchReport, type MailAccount } from '
 import { ImapMailbox, SmtpTransport } from '../src/mail/servers.ts';
 import type { OutgoingTransport } from '../src/mail/transport.ts';
 import { openAccountStore, type AccountStore } from '../src/store/index.ts';
-import { startMailServers, type MailServers } from '../scripts/mail-servers.ts';
-import { addLoopbackAccount, homeEnv, ok, ROOT } from '../test/helpers/cli.ts';
-import { serverConfig } from '../test/helpers/loopback-accounts.ts';
-import { smtpOptions } from '../test/helpers/mail-servers.ts';
+import { startMailServers, type MailServers } from '../kit/mail-launcher.ts';
+import { addLoopbackAccount, homeEnv, ok, ROOT } from '../kit/cli.ts';
+import { serverConfig } from '../kit/loopback-accounts.ts';
+import { smtpOptions } from '../kit/mail-servers.ts';
 import { guardMailServers, report, type BenchRow } from './harness.ts';
 import { percentile, plainIdleLatency } from './idle-baseline.ts';
 

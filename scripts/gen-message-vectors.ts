@@ -35,7 +35,7 @@ import {
   type AuthBlock,
   type SealedMessage,
 } from '../src/protocol/wire.ts';
-import { TestEnv } from '../test/helpers/parties.ts';
+import { TestEnv } from '../kit/parties.ts';
 
 export const MESSAGE_VECTORS_PATH = fileURLToPath(new URL('../fixtures/vectors/messages.json', import.meta.url));
 
@@ -800,7 +800,7 @@ export function buildMessageVectors(): MessageVectors {
       seed: hex(utf8(SEED_TEXT)),
       seed_text: SEED_TEXT,
       random_rule:
-        'One TestEnv (test/helpers/parties.ts) serves both parties: the n-th call random(len) (n = 0, 1, ...) returns the first len bytes of SHA-512(seed || decimal(n)). ' +
+        'One TestEnv (kit/parties.ts) serves both parties: the n-th call random(len) (n = 0, 1, ...) returns the first len bytes of SHA-512(seed || decimal(n)). ' +
         'initiate draws x1 then x2; receiveFirst draws the responder keys 1 and 2; a ring-signing send draws the message id (16) then the signing rand (32); a reply, data or ack send then draws its nonce (16); ' +
         'a receive that rotates our key draws the new next key (32). Time is set to each step\'s "time" before the step.',
       start_time: START,

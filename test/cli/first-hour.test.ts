@@ -10,11 +10,11 @@ import { promisify } from 'node:util';
 import { before, describe, it } from 'node:test';
 import { once } from 'node:events';
 import { sendMessage } from '../../src/mail/pipeline.ts';
-import { addLoopbackAccount, cliHome, homeEnv, ok, ROOT, runCli, spawnCli, type Run } from '../helpers/cli.ts';
+import { addLoopbackAccount, cliHome, homeEnv, ok, ROOT, runCli, spawnCli, type Run } from '../../kit/cli.ts';
 import { bootstrapCliBob, maildirMessages, until } from '../helpers/daemon.ts';
-import { connectImap, useMailServers } from '../helpers/mail-servers.ts';
-import { loopbackAccount, type LoopbackAccount } from '../helpers/loopback-accounts.ts';
-import { requireTool } from '../helpers/require-tool.ts';
+import { connectImap, useMailServers } from '../../kit/mail-servers.ts';
+import { loopbackAccount, type LoopbackAccount } from '../../kit/loopback-accounts.ts';
+import { requireTool } from '../../kit/require-tool.ts';
 
 const run = promisify(execFile);
 

@@ -10,7 +10,7 @@ import { DAY_MS } from '../../src/keys/schedule.ts';
 import { Keyring } from '../../src/keys/keyring.ts';
 import { DirectoryTarget, publishDue } from '../../src/keys/publication.ts';
 import { defaultStorePath, openAccountStore } from '../../src/store/index.ts';
-import { homeEnv, runCli, type Run as CliRun } from '../helpers/cli.ts';
+import { homeEnv, runCli, type Run as CliRun } from '../../kit/cli.ts';
 import { runConversation, silence, type Scenario } from '../helpers/published-conversation.ts';
 
 function failed(run: CliRun, status: number, message: RegExp, label: string): void {

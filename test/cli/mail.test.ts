@@ -4,9 +4,9 @@ import assert from 'node:assert/strict';
 import { readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { addLoopbackAccount, cliHome, homeEnv, ok, runCli } from '../helpers/cli.ts';
+import { addLoopbackAccount, cliHome, homeEnv, ok, runCli } from '../../kit/cli.ts';
 import { folderSources, until } from '../helpers/daemon.ts';
-import { useMailServers } from '../helpers/mail-servers.ts';
+import { useMailServers } from '../../kit/mail-servers.ts';
 
 const home = () => cliHome('offrecord-mailcli-');
 const cli = (dir: string, args: string[], input = '', extraEnv: NodeJS.ProcessEnv = {}) => runCli(args, homeEnv(dir, extraEnv), input);

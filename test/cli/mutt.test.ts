@@ -10,10 +10,10 @@ import type { ChildProcess } from 'node:child_process';
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { addLoopbackAccount, cliHome, homeEnv, ok, ROOT, spawnCli } from '../helpers/cli.ts';
+import { addLoopbackAccount, cliHome, homeEnv, ok, ROOT, spawnCli } from '../../kit/cli.ts';
 import { captureOutput, until } from '../helpers/daemon.ts';
-import { useMailServers } from '../helpers/mail-servers.ts';
-import { requireTool } from '../helpers/require-tool.ts';
+import { useMailServers } from '../../kit/mail-servers.ts';
+import { requireTool } from '../../kit/require-tool.ts';
 import { shellQuote, Terminal } from '../helpers/terminal.ts';
 
 const servers = useMailServers();

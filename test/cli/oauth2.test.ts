@@ -8,10 +8,10 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { sendMessage } from '../../src/mail/pipeline.ts';
-import { cliHome, homeEnv, ok, runCli, spawnCli } from '../helpers/cli.ts';
+import { cliHome, homeEnv, ok, runCli, spawnCli } from '../../kit/cli.ts';
 import { bootstrapCliBob, captureOutput, logEvents, maildirMessages, until } from '../helpers/daemon.ts';
-import { filesBelow, loopbackAccount, type LoopbackAccount } from '../helpers/loopback-accounts.ts';
-import type { MailServers } from '../helpers/mail-servers.ts';
+import { filesBelow, loopbackAccount, type LoopbackAccount } from '../../kit/loopback-accounts.ts';
+import type { MailServers } from '../../kit/mail-servers.ts';
 import { tokenCommand, useOAuth2MailServers, type TokenCommand } from '../helpers/oauth2.ts';
 
 const oauth = useOAuth2MailServers();

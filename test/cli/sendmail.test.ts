@@ -8,10 +8,10 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { simpleParser } from 'mailparser';
-import { cliHome, homeEnv, ok, runCli } from '../helpers/cli.ts';
+import { cliHome, homeEnv, ok, runCli } from '../../kit/cli.ts';
 import { parseSendmailArgs, type SendmailArgs } from '../../cli/sendmail.ts';
 import { startFakeSmtp } from '../helpers/fake-smtp.ts';
-import { useMailServers } from '../helpers/mail-servers.ts';
+import { useMailServers } from '../../kit/mail-servers.ts';
 
 const ALICE = 'alice@example.test';
 const BOB = 'bob@example.test';

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import * as openpgp from 'openpgp';
 import { openAccountStore } from '../../src/store/index.ts';
-import { cliHome, homeEnv, runCli, type Run } from '../helpers/cli.ts';
+import { cliHome, homeEnv, runCli, type Run } from '../../kit/cli.ts';
 import { Gpg } from '../keys/support.ts';
 
 const ADDRESS = 'alice@example.org';

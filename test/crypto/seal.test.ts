@@ -7,8 +7,8 @@ import * as openpgp from 'openpgp';
 import { EnvelopeError } from '../../src/crypto/errors.ts';
 import { OpenPgpSealer } from '../../src/crypto/seal.ts';
 import { encodeFirstOuter } from '../../src/protocol/wire.ts';
-import { conversationPair, identity, sent, text } from '../helpers/parties.ts';
-import { floodEnvelope } from '../helpers/poison.ts';
+import { conversationPair, identity, sent, text } from '../../kit/parties.ts';
+import { floodEnvelope } from '../../kit/poison.ts';
 
 const packet = (tag: number, body: Uint8Array) => Uint8Array.from([0xc0 | tag, body.length, ...body]);
 const concat = (...parts: Uint8Array[]) => Uint8Array.from(parts.flatMap((p) => [...p]));

@@ -12,8 +12,8 @@ import { MaildirDelivery } from '../../src/mail/maildir.ts';
 import { sendMessage } from '../../src/mail/pipeline.ts';
 import type { OutgoingTransport } from '../../src/mail/transport.ts';
 import { folderSources, maildirMessages, tally, until } from '../helpers/daemon.ts';
-import { useMailServers } from '../helpers/mail-servers.ts';
-import { establish, loopbackAccount, pending } from '../helpers/loopback-accounts.ts';
+import { useMailServers } from '../../kit/mail-servers.ts';
+import { establish, loopbackAccount, pending } from '../../kit/loopback-accounts.ts';
 
 const servers = useMailServers();
 const root = await mkdtemp(join(tmpdir(), 'offrecord-burst-'));

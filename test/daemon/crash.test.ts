@@ -14,10 +14,10 @@ import Database from 'better-sqlite3';
 import { parseProtected } from '../../src/mail/mime.ts';
 import { fetchMessages, sendMessage } from '../../src/mail/pipeline.ts';
 import { accountFileName, openAccountStore } from '../../src/store/index.ts';
-import { addLoopbackAccount, cliHome, homeEnv, ok, spawnCli } from '../helpers/cli.ts';
+import { addLoopbackAccount, cliHome, homeEnv, ok, spawnCli } from '../../kit/cli.ts';
 import { bootstrapCliBob, captureOutput, folderSources, logEvents, maildirMessages, reusedCounters, sealedMessages, tally, until } from '../helpers/daemon.ts';
-import { useMailServers } from '../helpers/mail-servers.ts';
-import { loopbackAccount, type LoopbackAccount } from '../helpers/loopback-accounts.ts';
+import { useMailServers } from '../../kit/mail-servers.ts';
+import { loopbackAccount, type LoopbackAccount } from '../../kit/loopback-accounts.ts';
 
 const servers = useMailServers();
 

@@ -16,10 +16,10 @@ import type { OutgoingTransport } from '../../src/mail/transport.ts';
 import { DEFAULT_POLICY } from '../../src/protocol/policy.ts';
 import type { EstablishedState, SessionState } from '../../src/protocol/state.ts';
 import { encodeNak } from '../../src/protocol/wire.ts';
-import { appendMail, establish, fetchUntil, loopbackAccount, pending, type LoopbackAccount } from '../helpers/loopback-accounts.ts';
+import { appendMail, establish, fetchUntil, loopbackAccount, pending, type LoopbackAccount } from '../../kit/loopback-accounts.ts';
 import { maildirMessages, until } from '../helpers/daemon.ts';
 import { advertising, certifiedWithoutSecret } from '../helpers/hostile.ts';
-import { useMailServers } from '../helpers/mail-servers.ts';
+import { useMailServers } from '../../kit/mail-servers.ts';
 
 const root = await mkdtemp(join(tmpdir(), 'offrecord-duties-'));
 after(() => rm(root, { recursive: true, force: true }));

@@ -1,4 +1,4 @@
-// Poison mail (test/helpers/poison.ts) ahead of a genuine offrecord mail, over the real loopback
+// Poison mail (kit/poison.ts) ahead of a genuine offrecord mail, over the real loopback
 // Postfix and Dovecot, as users run offrecord: a stranger's mail never stops `offrecord watch`
 // or `offrecord fetch`. Each poison mail is skipped with a logged reason and stays in the INBOX
 // exactly as it was; the genuine mail behind it is delivered.
@@ -7,11 +7,11 @@ import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { sendMessage } from '../../src/mail/pipeline.ts';
-import { cliHome, homeEnv, runCli, spawnCli } from '../helpers/cli.ts';
+import { cliHome, homeEnv, runCli, spawnCli } from '../../kit/cli.ts';
 import { captureOutput, cliBobAndAlice, folderSources, logEvents, maildirMessages, until } from '../helpers/daemon.ts';
-import { useMailServers, type MailServers } from '../helpers/mail-servers.ts';
-import { appendMail, type LoopbackAccount } from '../helpers/loopback-accounts.ts';
-import { poisonCorpus, type PoisonMail } from '../helpers/poison.ts';
+import { useMailServers, type MailServers } from '../../kit/mail-servers.ts';
+import { appendMail, type LoopbackAccount } from '../../kit/loopback-accounts.ts';
+import { poisonCorpus, type PoisonMail } from '../../kit/poison.ts';
 
 const servers = useMailServers();
 const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');

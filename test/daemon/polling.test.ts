@@ -9,8 +9,8 @@ import { Watcher } from '../../src/daemon/watcher.ts';
 import { MaildirDelivery } from '../../src/mail/maildir.ts';
 import { sendMessage } from '../../src/mail/pipeline.ts';
 import { maildirMessages, until } from '../helpers/daemon.ts';
-import { establish, loopbackAccount } from '../helpers/loopback-accounts.ts';
-import { connectImap, useMailServers } from '../helpers/mail-servers.ts';
+import { establish, loopbackAccount } from '../../kit/loopback-accounts.ts';
+import { connectImap, useMailServers } from '../../kit/mail-servers.ts';
 
 const root = await mkdtemp(join(tmpdir(), 'offrecord-poll-'));
 after(() => rm(root, { recursive: true, force: true }));

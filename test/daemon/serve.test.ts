@@ -11,8 +11,8 @@ import { after, before, describe, it } from 'node:test';
 import { simpleParser } from 'mailparser';
 import { createTransport } from 'nodemailer';
 import { MAX_SUBMISSION_BYTES } from '../../src/daemon/submission-server.ts';
-import { addLoopbackAccount, cliHome, homeEnv, ok, spawnCli } from '../helpers/cli.ts';
-import { useMailServers } from '../helpers/mail-servers.ts';
+import { addLoopbackAccount, cliHome, homeEnv, ok, spawnCli } from '../../kit/cli.ts';
+import { useMailServers } from '../../kit/mail-servers.ts';
 
 const MiB = 1024 * 1024;
 // Room for the largest message offrecord carries, sealed and base64-encoded on the outside.

@@ -12,10 +12,10 @@ import { sendMessage } from '../../src/mail/pipeline.ts';
 import { openAccountStore } from '../../src/store/index.ts';
 import { scanFiles } from '../store/helpers.ts';
 import { byteStrings } from '../store/legacy.ts';
-import { cliHome, homeEnv, ok, runCli, spawnCli } from '../helpers/cli.ts';
+import { cliHome, homeEnv, ok, runCli, spawnCli } from '../../kit/cli.ts';
 import { captureOutput, cliBobAndAlice, logEvents, maildirMessages, until } from '../helpers/daemon.ts';
-import { useMailServers } from '../helpers/mail-servers.ts';
-import type { LoopbackAccount } from '../helpers/loopback-accounts.ts';
+import { useMailServers } from '../../kit/mail-servers.ts';
+import type { LoopbackAccount } from '../../kit/loopback-accounts.ts';
 
 const servers = useMailServers();
 

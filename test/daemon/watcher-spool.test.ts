@@ -10,7 +10,7 @@ import { Watcher } from '../../src/daemon/watcher.ts';
 import { MaildirDelivery, MaildirSpool } from '../../src/mail/maildir.ts';
 import { fetchMessages, sendMessage } from '../../src/mail/pipeline.ts';
 import { until } from '../helpers/daemon.ts';
-import { spoolAccount } from '../helpers/spool.ts';
+import { spoolAccount } from '../../kit/spool.ts';
 
 const root = await mkdtemp(join(tmpdir(), 'offrecord-watch-'));
 after(() => rm(root, { recursive: true, force: true }));

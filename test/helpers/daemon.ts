@@ -8,9 +8,9 @@ import { join } from 'node:path';
 import { parseProtected } from '../../src/mail/mime.ts';
 import { fetchMessages, sendMessage } from '../../src/mail/pipeline.ts';
 import { decodeSealed, MessageType } from '../../src/protocol/wire.ts';
-import { addLoopbackAccount, ok } from './cli.ts';
-import { connectImap, type MailServers, type MailUserName } from './mail-servers.ts';
-import { fetchUntil, loopbackAccount, type LoopbackAccount } from './loopback-accounts.ts';
+import { addLoopbackAccount, ok } from '../../kit/cli.ts';
+import { connectImap, type MailServers, type MailUserName } from '../../kit/mail-servers.ts';
+import { fetchUntil, loopbackAccount, type LoopbackAccount } from '../../kit/loopback-accounts.ts';
 
 /** Polls `probe` every 100 ms until it yields something other than null or false; fails after `timeoutMs` naming `what`. */
 export async function until<T>(what: string, probe: () => Promise<T | null | false> | T | null | false, timeoutMs = 30_000): Promise<T> {

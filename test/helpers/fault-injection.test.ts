@@ -8,8 +8,8 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import nodemailer from 'nodemailer';
 import type { ImapFlow } from 'imapflow';
-import { restartDovecot, startDovecot, stopDovecot } from '../../scripts/mail-servers.ts';
-import { connectImap, smtpOptions, useMailServers, type MailServers } from './mail-servers.ts';
+import { restartDovecot, startDovecot, stopDovecot } from '../../kit/mail-launcher.ts';
+import { connectImap, smtpOptions, useMailServers, type MailServers } from '../../kit/mail-servers.ts';
 import { startTcpProxy, type TcpProxy } from './tcp-proxy.ts';
 
 const mail = useMailServers();

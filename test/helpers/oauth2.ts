@@ -13,7 +13,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before } from 'node:test';
-import { startTestMailServers, type MailServers } from './mail-servers.ts';
+import { startTestMailServers, type MailServers } from '../../kit/mail-servers.ts';
 
 export interface TokenProvider {
   /** A new access token for `user`, valid until expire(). */

@@ -19,7 +19,7 @@ import { liveOwnSecrets, type SessionState } from '../../src/protocol/state.ts';
 import { MemorySessionStore } from '../../src/protocol/store.ts';
 import { openAccountStore, type AccountStore } from '../../src/store/index.ts';
 import { OpenPgpSealer } from '../../src/crypto/seal.ts';
-import { TestEnv } from './parties.ts';
+import { TestEnv } from '../../kit/parties.ts';
 
 export { DAY_MS };
 /** Now, to the second: OpenPGP seals with the real clock, so the keys must be valid today. */

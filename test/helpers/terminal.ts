@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { requireTool } from './require-tool.ts';
+import { requireTool } from '../../kit/require-tool.ts';
 
 const exec = promisify(execFile);
 

@@ -13,7 +13,7 @@ import { MessageType, peekType } from '../../src/protocol/wire.ts';
 import { Keyring, KeyringError, type KeyringErrorCode } from '../../src/keys/keyring.ts';
 import { formatFingerprint } from '../../src/keys/tofu.ts';
 import { openAccountStore, type AccountStore } from '../../src/store/index.ts';
-import { TestEnv, str, text } from '../helpers/parties.ts';
+import { TestEnv, str, text } from '../../kit/parties.ts';
 import { DAY_MS, T0, rejectsWith } from './support.ts';
 
 const dirs: string[] = [];

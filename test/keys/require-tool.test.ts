@@ -1,7 +1,7 @@
 // The helper that brings in the real programs other tests drive.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { findTool, requireTool } from '../helpers/require-tool.ts';
+import { findTool, requireTool } from '../../kit/require-tool.ts';
 
 describe('requireTool', () => {
   it('returns the path of a program that is on PATH without installing anything', () => {

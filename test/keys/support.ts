@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { createIdentity, type CreatedIdentity } from '../../src/keys/identity.ts';
 import { KeyError, type KeyErrorCode } from '../../src/keys/errors.ts';
 import { DAY_MS } from '../../src/keys/schedule.ts';
-import { requireTool } from '../helpers/require-tool.ts';
+import { requireTool } from '../../kit/require-tool.ts';
 
 export { DAY_MS };
 /** 2025-01-01T00:00:00Z: tests that do not involve gpg run on this fixed clock. */

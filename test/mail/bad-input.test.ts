@@ -15,8 +15,8 @@ import { SmtpTransport } from '../../src/mail/servers.ts';
 import type { Envelope, OutgoingTransport } from '../../src/mail/transport.ts';
 import { decodeSealed } from '../../src/protocol/wire.ts';
 import { DEFAULT_POLICY } from '../../src/protocol/policy.ts';
-import { useMailServers, type MailServers } from '../helpers/mail-servers.ts';
-import { appendMail, deleteMail, loopbackAccount, pending, readRaw, waitForCount, type LoopbackAccount } from '../helpers/loopback-accounts.ts';
+import { useMailServers, type MailServers } from '../../kit/mail-servers.ts';
+import { appendMail, deleteMail, loopbackAccount, pending, readRaw, waitForCount, type LoopbackAccount } from '../../kit/loopback-accounts.ts';
 import { closedPort, startFakeSmtp, type FakeSmtpMode } from '../helpers/fake-smtp.ts';
 
 const servers = useMailServers();

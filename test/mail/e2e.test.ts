@@ -12,10 +12,10 @@ import { after, before, describe, it } from 'node:test';
 import { simpleParser } from 'mailparser';
 import { EXPLANATION, MARKER_HEADER, PAYLOAD_CONTENT_TYPE, PAYLOAD_FILENAME } from '../../src/mail/mime.ts';
 import { fetchMessages, sendMessage, type Draft, type FetchReport } from '../../src/mail/pipeline.ts';
-import { requireTool } from '../helpers/require-tool.ts';
+import { requireTool } from '../../kit/require-tool.ts';
 import { Terminal } from '../helpers/terminal.ts';
-import { useMailServers } from '../helpers/mail-servers.ts';
-import { dovecotMaildir, filesBelow, loopbackAccount, pending, waitForCount, type LoopbackAccount } from '../helpers/loopback-accounts.ts';
+import { useMailServers } from '../../kit/mail-servers.ts';
+import { dovecotMaildir, filesBelow, loopbackAccount, pending, waitForCount, type LoopbackAccount } from '../../kit/loopback-accounts.ts';
 
 const servers = useMailServers();
 const root = await mkdtemp(join(tmpdir(), 'offrecord-e2e-'));

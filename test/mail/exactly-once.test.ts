@@ -10,7 +10,7 @@ import type { DeliverySink } from '../../src/mail/delivery.ts';
 import { MailError } from '../../src/mail/errors.ts';
 import { MaildirDelivery, MaildirSpool } from '../../src/mail/maildir.ts';
 import { fetchMessages, performDuties, PROCESSED_KEPT_MS, sendMessage } from '../../src/mail/pipeline.ts';
-import { spoolAccount } from '../helpers/spool.ts';
+import { spoolAccount } from '../../kit/spool.ts';
 
 const root = await mkdtemp(join(tmpdir(), 'offrecord-once-'));
 after(() => rm(root, { recursive: true, force: true }));

@@ -18,7 +18,7 @@ import { parseProtected } from '../../src/mail/mime.ts';
 import { fetchMessages, performDuties, processNewMail, sendMessage, type FetchReport } from '../../src/mail/pipeline.ts';
 import type { StoredSession } from '../../src/protocol/store.ts';
 import { MessageType } from '../../src/protocol/wire.ts';
-import { memoryAccounts, type MemoryAccount } from '../helpers/memory-mail.ts';
+import { memoryAccounts, type MemoryAccount } from '../../kit/memory-mail.ts';
 
 const RUNS = Number(process.env.OFFRECORD_FUZZ_RUNS ?? 2_000);
 const SEED = process.env.OFFRECORD_FUZZ_SEED !== undefined ? Number(process.env.OFFRECORD_FUZZ_SEED) : randomInt(2 ** 31);

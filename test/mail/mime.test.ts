@@ -5,7 +5,7 @@ import { simpleParser } from 'mailparser';
 import { MailError } from '../../src/mail/errors.ts';
 import { composeInner, composeProtected, EXPLANATION, MAX_ATTACHMENTS, MAX_MAIL_BYTES, MIME_LIMITS, parseAdvertisement, parseInner, parseProtected } from '../../src/mail/mime.ts';
 import { encodeNak, MessageType } from '../../src/protocol/wire.ts';
-import { conversationPair, text } from '../helpers/parties.ts';
+import { conversationPair, text } from '../../kit/parties.ts';
 
 async function dataMessage(): Promise<Uint8Array> {
   const pair = await conversationPair();

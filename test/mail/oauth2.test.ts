@@ -6,8 +6,8 @@ import { MailError } from '../../src/mail/errors.ts';
 import { composeProtected } from '../../src/mail/mime.ts';
 import { ImapMailbox, SmtpTransport, type ServerConfig } from '../../src/mail/servers.ts';
 import { encodeNak } from '../../src/protocol/wire.ts';
-import { serverConfig, waitForCount } from '../helpers/loopback-accounts.ts';
-import type { MailServers, MailUserName } from '../helpers/mail-servers.ts';
+import { serverConfig, waitForCount } from '../../kit/loopback-accounts.ts';
+import type { MailServers, MailUserName } from '../../kit/mail-servers.ts';
 import { useOAuth2MailServers } from '../helpers/oauth2.ts';
 
 const oauth = useOAuth2MailServers();

@@ -10,7 +10,7 @@ import { toHex } from '../../src/crypto/bytes.ts';
 import { MaildirSpool } from '../../src/mail/maildir.ts';
 import { fetchMessages, PipelineError, sendMessage, type FetchReport } from '../../src/mail/pipeline.ts';
 import { advertising, certifiedWithoutSecret } from '../helpers/hostile.ts';
-import { spoolAccount } from '../helpers/spool.ts';
+import { spoolAccount } from '../../kit/spool.ts';
 
 const root = await mkdtemp(join(tmpdir(), 'offrecord-pipeline-'));
 after(() => rm(root, { recursive: true, force: true }));

@@ -13,7 +13,7 @@ import { composeProtected } from '../../src/mail/mime.ts';
 import { fetchMessages, sendMessage, type MailAccount } from '../../src/mail/pipeline.ts';
 import { attestSender, formatVerifiedSender, parseVerifiedSender, VERIFIED_SENDER_HEADER } from '../../src/mail/sender.ts';
 import { Conversation } from '../../src/protocol/context.ts';
-import { spoolAccount } from '../helpers/spool.ts';
+import { spoolAccount } from '../../kit/spool.ts';
 
 const root = await mkdtemp(join(tmpdir(), 'offrecord-sender-'));
 after(() => rm(root, { recursive: true, force: true }));

@@ -8,7 +8,7 @@ import { once } from 'node:events';
 import nodemailer from 'nodemailer';
 import { ImapFlow, type ExistsEvent } from 'imapflow';
 import { simpleParser } from 'mailparser';
-import { connectImap, imapOptions, smtpOptions, startTestMailServers, useMailServers, type MailServers } from '../helpers/mail-servers.ts';
+import { connectImap, imapOptions, smtpOptions, startTestMailServers, useMailServers, type MailServers } from '../../kit/mail-servers.ts';
 
 const mail = useMailServers();
 

@@ -6,7 +6,7 @@ import { MailError } from '../../src/mail/errors.ts';
 import { composeProtected, parseProtected } from '../../src/mail/mime.ts';
 import { ImapMailbox, SmtpTransport, type ServerConfig } from '../../src/mail/servers.ts';
 import { encodeNak } from '../../src/protocol/wire.ts';
-import { useMailServers, type MailServers, type MailUserName } from '../helpers/mail-servers.ts';
+import { useMailServers, type MailServers, type MailUserName } from '../../kit/mail-servers.ts';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 

@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { OpenPgpSealer } from '../../src/crypto/seal.ts';
 import { Conversation } from '../../src/protocol/context.ts';
 import { MemorySessionStore } from '../../src/protocol/store.ts';
-import { assertExchange, conversationPair, identity, text } from '../helpers/parties.ts';
+import { assertExchange, conversationPair, identity, text } from '../../kit/parties.ts';
 
 describe('conversation', () => {
   it('first mail, reply, then data messages both ways', async () => {

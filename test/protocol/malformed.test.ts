@@ -34,7 +34,7 @@ import {
   peekType,
   VERSION,
 } from '../../src/protocol/wire.ts';
-import { conversationPair, type Pair, sent, text } from '../helpers/parties.ts';
+import { conversationPair, type Pair, sent, text } from '../../kit/parties.ts';
 
 /** Every code of the union, checked by the compiler in both directions. */
 const CODE_TABLE: Record<ProtocolErrorCode, true> = {

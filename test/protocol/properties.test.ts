@@ -8,7 +8,7 @@ import { deriveDirectionKeys } from '../../src/protocol/keyschedule.ts';
 import { DEFAULT_POLICY, type Policy } from '../../src/protocol/policy.ts';
 import { liveOwnSecrets, type SessionState } from '../../src/protocol/state.ts';
 import { decodeSealed, MessageType, peekType } from '../../src/protocol/wire.ts';
-import { conversationPair, str, text } from '../helpers/parties.ts';
+import { conversationPair, str, text } from '../../kit/parties.ts';
 
 type Side = 'alice' | 'bob';
 const other = (side: Side): Side => (side === 'alice' ? 'bob' : 'alice');

@@ -16,7 +16,7 @@ import { MemorySessionStore } from '../../src/protocol/store.ts';
 import * as openpgp from 'openpgp';
 import { decodeFirstOuter, decodeSealed, encodeFirstInner, encodeFirstOuter, encodeNak, isLowOrderX25519, type AuthBlock, MessageType, peekType } from '../../src/protocol/wire.ts';
 import type { ProtocolError } from '../../src/protocol/errors.ts';
-import { conversationPair, identity, type Pair, partiesFor, sent, str, TestEnv, text } from '../helpers/parties.ts';
+import { conversationPair, identity, type Pair, partiesFor, sent, str, TestEnv, text } from '../../kit/parties.ts';
 
 
 function plaintextOf(result: ReceiveResult): string {

@@ -10,7 +10,7 @@ import { ProtocolError } from '../../src/protocol/errors.ts';
 import { receiveFirst } from '../../src/protocol/session.ts';
 import { decodeFirstInner } from '../../src/protocol/wire.ts';
 import { decodeFirstOuter, decodeSealed, MAC_LENGTH, PREFIX_LENGTH } from '../../src/protocol/wire.ts';
-import { conversationPair, partiesFor, sent, str, text } from '../helpers/parties.ts';
+import { conversationPair, partiesFor, sent, str, text } from '../../kit/parties.ts';
 
 
 function flip(bytes: Uint8Array, bit: number): Uint8Array {

@@ -50,7 +50,7 @@ import {
   peekType,
   type SealedMessage,
 } from '../../src/protocol/wire.ts';
-import { TestEnv } from '../helpers/parties.ts';
+import { TestEnv } from '../../kit/parties.ts';
 
 const fileText = readFileSync(MESSAGE_VECTORS_PATH, 'utf8');
 const vectors = JSON.parse(fileText) as MessageVectors;

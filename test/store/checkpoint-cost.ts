@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { openAccountStore } from '../../src/store/index.ts';
 import { encodeSessionState } from '../../src/store/codec.ts';
-import { conversationPair, text } from '../helpers/parties.ts';
+import { conversationPair, text } from '../../kit/parties.ts';
 
 const saves = Number(process.argv[2] ?? 300);
 

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { initiate } from '../../src/protocol/session.ts';
 import { decodeRecord, decodeSessionState, encodeRecord, encodeSessionState, RECORD_VERSION } from '../../src/store/index.ts';
-import { TestEnv } from '../helpers/parties.ts';
+import { TestEnv } from '../../kit/parties.ts';
 import { establishedState, storeError } from './helpers.ts';
 
 describe('codec', () => {

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 import { initiate } from '../../src/protocol/session.ts';
 import { openAccountStore } from '../../src/store/index.ts';
-import { TestEnv } from '../helpers/parties.ts';
+import { TestEnv } from '../../kit/parties.ts';
 import { filesContaining, startWorker, tempDb } from './helpers.ts';
 
 const SAVES = 200;

@@ -15,7 +15,7 @@ import { pairKey } from '../../src/protocol/state.ts';
 import { MemorySessionStore, type SessionStore } from '../../src/protocol/store.ts';
 import { decodeSealed } from '../../src/protocol/wire.ts';
 import { openAccountStore } from '../../src/store/index.ts';
-import { identity, partiesFor, str, TestEnv, text, type TestIdentity } from '../helpers/parties.ts';
+import { identity, partiesFor, str, TestEnv, text, type TestIdentity } from '../../kit/parties.ts';
 import { INBOX_DIR, SENT_DIR, serializeIdentity, SETUP_FILE, STORE_FILE, type SharedSetup, type WorkerReport } from './conversation-worker.ts';
 import { startWorker, tempDir } from './helpers.ts';
 

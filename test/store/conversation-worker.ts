@@ -24,7 +24,7 @@ import { DEFAULT_POLICY } from '../../src/protocol/policy.ts';
 import type { SessionState } from '../../src/protocol/state.ts';
 import type { SessionStore, StoredSession } from '../../src/protocol/store.ts';
 import { openAccountStore, type AccountStore } from '../../src/store/index.ts';
-import { partiesFor, str, TestEnv, text, type TestIdentity } from '../helpers/parties.ts';
+import { partiesFor, str, TestEnv, text, type TestIdentity } from '../../kit/parties.ts';
 
 /** One party as the parent writes it: the armored private key, the ring secret and the fingerprint. */
 export interface SerializedIdentity {

@@ -9,7 +9,7 @@ import Database from 'better-sqlite3';
 import { initiate } from '../../src/protocol/session.ts';
 import type { EstablishedState, InitiatingState } from '../../src/protocol/state.ts';
 import { openAccountStore } from '../../src/store/index.ts';
-import { TestEnv } from '../helpers/parties.ts';
+import { TestEnv } from '../../kit/parties.ts';
 import { establishedState, filesContaining, tempDb } from './helpers.ts';
 
 const b64 = (bytes: Uint8Array) => Buffer.from(bytes).toString('base64');

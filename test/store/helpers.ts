@@ -14,7 +14,7 @@ import { Conversation } from '../../src/protocol/context.ts';
 import { DEFAULT_POLICY } from '../../src/protocol/policy.ts';
 import type { EstablishedState } from '../../src/protocol/state.ts';
 import { openAccountStore, StoreError, type AccountStore, type AccountStoreOptions } from '../../src/store/index.ts';
-import { conversationPair, identity, partiesFor, TestEnv, text } from '../helpers/parties.ts';
+import { conversationPair, identity, partiesFor, TestEnv, text } from '../../kit/parties.ts';
 
 const dirs: string[] = [];
 after(() => {
@@ -107,7 +107,7 @@ export interface StorePair {
   reconnect(stores?: { alice: AccountStore; bob: AccountStore }): { alice: Conversation; bob: Conversation };
 }
 
-/** Like test/helpers/parties.ts conversationPair(), over one AccountStore per account. */
+/** Like kit/parties.ts conversationPair(), over one AccountStore per account. */
 export async function storeConversationPair(env = new TestEnv()): Promise<StorePair> {
   const [a, b] = await Promise.all([identity('alice'), identity('bob')]);
   const paths = { alice: tempDb('alice.sqlite'), bob: tempDb('bob.sqlite') };

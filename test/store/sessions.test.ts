@@ -6,7 +6,7 @@ import { initiate } from '../../src/protocol/session.ts';
 import { PLACES } from '../../src/store/schema.ts';
 import type { AccountKey } from '../../src/store/vault.ts';
 import { openAccountStore, StoreError } from '../../src/store/index.ts';
-import { assertExchange, sent, str, TestEnv, text } from '../helpers/parties.ts';
+import { assertExchange, sent, str, TestEnv, text } from '../../kit/parties.ts';
 import { establishedState, openTemp, storeConversationPair } from './helpers.ts';
 
 const conflict = (error: unknown) => error instanceof ProtocolError && error.code === 'state_conflict';

@@ -1,4 +1,4 @@
-// Real Dovecot + Postfix for tests (scripts/mail-servers.ts). In a test file:
+// Real Dovecot + Postfix for tests and benches (the launcher is kit/mail-launcher.ts). In a test file:
 //
 //   const mail = useMailServers();            // started in before(), stopped in after()
 //   it('...', async () => { const s = mail(); ... s.users.alice ... });
@@ -10,9 +10,9 @@
 import { after, before } from 'node:test';
 import type SMTPTransport from 'nodemailer/lib/smtp-transport/index.js';
 import { ImapFlow, type ImapFlowOptions } from 'imapflow';
-import { killMailServersSync, startMailServers, type MailServers, type StartOptions } from '../../scripts/mail-servers.ts';
+import { killMailServersSync, startMailServers, type MailServers, type StartOptions } from './mail-launcher.ts';
 
-export type { MailServers, MailUser, StartOptions } from '../../scripts/mail-servers.ts';
+export type { MailServers, MailUser, StartOptions } from './mail-launcher.ts';
 export type MailUserName = keyof MailServers['users'];
 
 const running = new Set<string>();

@@ -5,8 +5,8 @@
 // OpenPGP envelope full of PKESK packets. `via` says how it gets there: Postfix (SMTP) takes
 // most; what Postfix would refuse or rewrite goes in by IMAP APPEND.
 import * as openpgp from 'openpgp';
-import { EXPLANATION } from '../../src/mail/mime.ts';
-import { encodeFirstOuter } from '../../src/protocol/wire.ts';
+import { EXPLANATION } from '../src/mail/mime.ts';
+import { encodeFirstOuter } from '../src/protocol/wire.ts';
 
 export interface PoisonMail {
   name: string;

@@ -2,16 +2,16 @@
 // per side over in-memory stores.
 import { createHash, randomBytes } from 'node:crypto';
 import * as openpgp from 'openpgp';
-import { fromHex } from '../../src/crypto/bytes.ts';
-import { generateRingSecret, ringPublicKey } from '../../src/crypto/ring.ts';
-import { OpenPgpSealer } from '../../src/crypto/seal.ts';
+import { fromHex } from '../src/crypto/bytes.ts';
+import { generateRingSecret, ringPublicKey } from '../src/crypto/ring.ts';
+import { OpenPgpSealer } from '../src/crypto/seal.ts';
 import assert from 'node:assert/strict';
-import { Conversation, type SendResult } from '../../src/protocol/context.ts';
-import { generateDhKeyPair, x25519PublicKey, type DhKeyPair } from '../../src/protocol/keyschedule.ts';
-import type { Parties, RingKeyPair } from '../../src/protocol/authentication.ts';
-import type { Env } from '../../src/protocol/env.ts';
-import { DEFAULT_POLICY, type Policy } from '../../src/protocol/policy.ts';
-import { MemorySessionStore } from '../../src/protocol/store.ts';
+import { Conversation, type SendResult } from '../src/protocol/context.ts';
+import { generateDhKeyPair, x25519PublicKey, type DhKeyPair } from '../src/protocol/keyschedule.ts';
+import type { Parties, RingKeyPair } from '../src/protocol/authentication.ts';
+import type { Env } from '../src/protocol/env.ts';
+import { DEFAULT_POLICY, type Policy } from '../src/protocol/policy.ts';
+import { MemorySessionStore } from '../src/protocol/store.ts';
 
 export interface TestIdentity {
   name: string;

@@ -2,11 +2,11 @@
 // server or a spool: a MemoryMailbox per address, and a transport that puts each mail into the
 // recipients' mailboxes (and keeps a copy). Accounts are real (Keyring, SQLite AccountStore).
 import { join } from 'node:path';
-import { Keyring } from '../../src/keys/keyring.ts';
-import { MailError } from '../../src/mail/errors.ts';
-import type { MailAccount } from '../../src/mail/pipeline.ts';
-import type { Envelope, IncomingMailbox, OutgoingTransport } from '../../src/mail/transport.ts';
-import { openAccountStore, type AccountStore } from '../../src/store/index.ts';
+import { Keyring } from '../src/keys/keyring.ts';
+import { MailError } from '../src/mail/errors.ts';
+import type { MailAccount } from '../src/mail/pipeline.ts';
+import type { Envelope, IncomingMailbox, OutgoingTransport } from '../src/mail/transport.ts';
+import { openAccountStore, type AccountStore } from '../src/store/index.ts';
 
 export class MemoryMailbox implements IncomingMailbox {
   private readonly mails = new Map<string, Uint8Array>();

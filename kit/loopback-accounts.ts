@@ -1,14 +1,14 @@
-// Offrecord accounts over the real loopback Dovecot + Postfix (test/helpers/mail-servers.ts):
+// Offrecord accounts over the real loopback Dovecot + Postfix (kit/mail-servers.ts):
 // a Keyring and an AccountStore in a temporary directory, SmtpTransport and ImapMailbox with
 // STARTTLS trusting the run's certificate, plus the raw IMAP chores tests need (delivery
 // waits, deleting, appending) and the place where Dovecot keeps each user's mail.
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Keyring } from '../../src/keys/keyring.ts';
-import { fetchMessages, sendMessage, type FetchReport, type MailAccount } from '../../src/mail/pipeline.ts';
-import type { IncomingMailbox } from '../../src/mail/transport.ts';
-import { ImapMailbox, SmtpTransport, type ServerConfig } from '../../src/mail/servers.ts';
-import { openAccountStore, type AccountStore } from '../../src/store/index.ts';
+import { Keyring } from '../src/keys/keyring.ts';
+import { fetchMessages, sendMessage, type FetchReport, type MailAccount } from '../src/mail/pipeline.ts';
+import type { IncomingMailbox } from '../src/mail/transport.ts';
+import { ImapMailbox, SmtpTransport, type ServerConfig } from '../src/mail/servers.ts';
+import { openAccountStore, type AccountStore } from '../src/store/index.ts';
 import { connectImap, type MailServers, type MailUserName } from './mail-servers.ts';
 
 /** ServerConfig for `who` on the run's IMAP or SMTP server (STARTTLS when the run has a certificate). */

@@ -8,7 +8,7 @@ import { join, resolve } from 'node:path';
 import { after } from 'node:test';
 import type { MailServers } from './mail-servers.ts';
 
-export const ROOT = resolve(import.meta.dirname, '../..');
+export const ROOT = resolve(import.meta.dirname, '..');
 const CLI = ['--import', 'tsx', join(ROOT, 'cli/offrecord.ts')];
 
 export interface Run {
