@@ -1,5 +1,5 @@
 // Latency floor for a new mail reaching a client in IMAP IDLE over the loopback Dovecot + Postfix
-// (scripts/mail-servers.ts): plain nodemailer sends alice → bob, a plain imapflow client idling on
+// (kit/mail-launcher.ts): plain nodemailer sends alice → bob, a plain imapflow client idling on
 // bob's INBOX notices the mail and fetches it. Dovecot alone adds ~500 ms (it delays mailbox
 // change notifications by a fixed NOTIFY_DELAY_MSECS), so this is what the daemon's latency
 // benchmark compares against, on the same servers in the same run.

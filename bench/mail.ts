@@ -1,5 +1,5 @@
 // Mail throughput over real servers (issue 4): Dovecot + Postfix on loopback
-// (scripts/mail-servers.ts). A batch of established-session data messages Alice→Bob through
+// (kit/mail-launcher.ts). A batch of established-session data messages Alice→Bob through
 // sendMessage, then fetchMessages on Bob for the same batch; against plain nodemailer sending
 // and plain imapflow fetching (search + fetch source + move) of as many mails of the same size,
 // in the same run. `npx tsx bench/mail.ts`, or via bench/run.ts.

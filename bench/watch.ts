@@ -1,5 +1,5 @@
 // The IMAP watcher daemon (issue 5) over real servers: Dovecot + Postfix on loopback
-// (scripts/mail-servers.ts), STARTTLS on both. `npx tsx bench/watch.ts </dev/null`, or via
+// (kit/mail-launcher.ts), STARTTLS on both. `npx tsx bench/watch.ts </dev/null`, or via
 // bench/run.ts. Options standalone: --mails N (latency), --memory-mails N, --only latency|memory.
 //
 // Latency: an established session (Bob's plaintext hello, Alice's first mail, Bob's reply, set

@@ -1,5 +1,5 @@
 // Filling a loopback Dovecot INBOX fast: mail files written straight into the user's Maildir
-// (scripts/mail-servers.ts: mail_location = maildir:~/Maildir), owned by the user Dovecot runs
+// (kit/mail-launcher.ts: mail_location = maildir:~/Maildir), owned by the user Dovecot runs
 // as, which Dovecot indexes on its next sync. 100,000 mails take seconds, where SMTP would take
 // hours. Also an OutgoingTransport that delivers the same way, for offrecord mail under test.
 import { randomBytes } from 'node:crypto';

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { cliHome, ok, runCli, homeEnv } from '../helpers/cli.ts';
+import { cliHome, ok, runCli, homeEnv } from '../../kit/cli.ts';
 
 const ADDRESS = 'alice@example.org';
 const SECRETS = { OFFRECORD_PASSPHRASE: 'correct horse', OFFRECORD_NEW_PASSPHRASE: 'new horse battery' };

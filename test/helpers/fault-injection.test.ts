@@ -1,5 +1,5 @@
 // Fault injection against the real Dovecot + Postfix: Dovecot stopped and started again under a
-// running Postfix (scripts/mail-servers.ts), and connections cut by a TCP proxy in front of IMAP
+// running Postfix (kit/mail-launcher.ts), and connections cut by a TCP proxy in front of IMAP
 // (tcp-proxy.ts), all at once or in the middle of a FETCH.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';

@@ -1,4 +1,4 @@
-// The real Dovecot + Postfix that mail tests run against (scripts/mail-servers.ts): mail goes
+// The real Dovecot + Postfix that mail tests run against (kit/mail-launcher.ts): mail goes
 // alice → Postfix (SMTP AUTH) → Dovecot (LMTP) → bob over IMAP IDLE; wrong passwords and
 // outside recipients are refused; instances run side by side and leave nothing behind.
 import { describe, it } from 'node:test';
