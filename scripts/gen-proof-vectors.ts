@@ -3,45 +3,13 @@
 // statement (§15.1). Everything derives from fixed labels, so the output is reproducible and
 // test/crypto/ring.test.ts checks the committed file against buildProofVectors().
 import { writeFileSync } from 'node:fs';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { pathToFileURL } from 'node:url';
 import { ed25519, ed25519_hasher, ED25519_TORSION_SUBGROUP } from '@noble/curves/ed25519.js';
 import { fromHex, toHex } from '../src/crypto/bytes.ts';
 import { provePossession, provePossessionTrace, RingError, ringPublicKey, verifyPossession, type RingErrorCode } from '../src/crypto/ring.ts';
 import { ringKeyStatement } from '../src/keys/ringcert.ts';
 import { addOrderAt, offCurveEncoding, randFor, secretFor, text } from './gen-ring-vectors.ts';
-
-export const PROOF_VECTORS_PATH = fileURLToPath(new URL('../fixtures/vectors/ring-key-proof.json', import.meta.url));
-
-export interface PositiveProofVector {
-  comment: string;
-  secret: string;
-  rand: string;
-  public: string;
-  fingerprint: string;
-  not_before: number;
-  not_after: number;
-  statement: string;
-  nonce: string;
-  R: string;
-  c: string;
-  s: string;
-  proof: string;
-}
-
-export interface NegativeProofVector {
-  comment: string;
-  public: string;
-  statement: string;
-  proof: string;
-  expect: RingErrorCode;
-}
-
-export interface ProofVectors {
-  description: string;
-  construction: string;
-  positive: PositiveProofVector[];
-  negative: NegativeProofVector[];
-}
+import { PROOF_VECTORS_PATH, renderVectors, type PositiveProofVector, type NegativeProofVector, type ProofVectors } from '../fixtures/vectors/format.ts';
 
 const fingerprintFor = (name: string): Uint8Array => text(`${name}`.padEnd(20, '.')).subarray(0, 20);
 const NOT_BEFORE = Date.UTC(2026, 0, 1);
@@ -134,12 +102,8 @@ export function buildProofVectors(): ProofVectors {
   };
 }
 
-export function renderProofVectors(): string {
-  return `${JSON.stringify(buildProofVectors(), null, 2)}\n`;
-}
-
 const entry = process.argv[1];
 if (entry !== undefined && import.meta.url === pathToFileURL(entry).href) {
-  writeFileSync(PROOF_VECTORS_PATH, renderProofVectors());
+  writeFileSync(PROOF_VECTORS_PATH, renderVectors(buildProofVectors()));
   console.log(`wrote ${PROOF_VECTORS_PATH}`);
 }

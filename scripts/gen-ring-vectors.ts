@@ -3,7 +3,7 @@
 // test/crypto/ring.test.ts checks the committed file against buildRingVectors().
 import { createHash } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { pathToFileURL } from 'node:url';
 import { ed25519, ED25519_TORSION_SUBGROUP } from '@noble/curves/ed25519.js';
 import { bytesToNumberLE, numberToBytesLE } from '@noble/curves/utils.js';
 import { fromHex, toHex } from '../src/crypto/bytes.ts';
@@ -18,43 +18,10 @@ import {
   sortRing,
   type RingErrorCode,
 } from '../src/crypto/ring.ts';
-
-export const RING_VECTORS_PATH = fileURLToPath(new URL('../fixtures/vectors/ring-signature.json', import.meta.url));
+import { RING_VECTORS_PATH, renderVectors, type PositiveRingVector, type NegativeRingVector, type RingVectors } from '../fixtures/vectors/format.ts';
 
 const Point = ed25519.Point;
 const ORDER = Point.Fn.ORDER;
-
-export interface PositiveRingVector {
-  comment: string;
-  secret: string;
-  rand: string;
-  ring: [string, string];
-  signer_index: 0 | 1;
-  message: string;
-  alpha: string;
-  s_other: string;
-  R_signer: string;
-  c_other: string;
-  R_other: string;
-  c_signer: string;
-  s_signer: string;
-  signature: string;
-}
-
-export interface NegativeRingVector {
-  comment: string;
-  ring: [string, string];
-  message: string;
-  signature: string;
-  expect: RingErrorCode;
-}
-
-export interface RingVectors {
-  description: string;
-  construction: string;
-  positive: PositiveRingVector[];
-  negative: NegativeRingVector[];
-}
 
 const sha512 = (label: string): Uint8Array => new Uint8Array(createHash('sha512').update(label, 'utf8').digest());
 export const secretFor = (name: string): Uint8Array => generateRingSecret(sha512(`offrecord/v1 ring vector secret|${name}`));
@@ -236,12 +203,8 @@ export function buildRingVectors(): RingVectors {
   };
 }
 
-export function renderRingVectors(): string {
-  return `${JSON.stringify(buildRingVectors(), null, 2)}\n`;
-}
-
 const entry = process.argv[1];
 if (entry !== undefined && import.meta.url === pathToFileURL(entry).href) {
-  writeFileSync(RING_VECTORS_PATH, renderRingVectors());
+  writeFileSync(RING_VECTORS_PATH, renderVectors(buildRingVectors()));
   console.log(`wrote ${RING_VECTORS_PATH}`);
 }

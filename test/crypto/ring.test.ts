@@ -25,8 +25,9 @@ import {
   verifyPossession,
   type RingErrorCode,
 } from '../../src/crypto/ring.ts';
-import { PROOF_VECTORS_PATH, buildProofVectors, renderProofVectors, type ProofVectors } from '../../scripts/gen-proof-vectors.ts';
-import { RING_VECTORS_PATH, buildRingVectors, renderRingVectors, type RingVectors } from '../../scripts/gen-ring-vectors.ts';
+import { PROOF_VECTORS_PATH, RING_VECTORS_PATH, renderVectors, type ProofVectors, type RingVectors } from '../../fixtures/vectors/format.ts';
+import { buildProofVectors } from '../../scripts/gen-proof-vectors.ts';
+import { buildRingVectors } from '../../scripts/gen-ring-vectors.ts';
 
 const vectors = JSON.parse(readFileSync(RING_VECTORS_PATH, 'utf8')) as RingVectors;
 const ORDER = ed25519.Point.Fn.ORDER;
@@ -66,7 +67,7 @@ function referenceEquationHolds(ring: [string, string], messageHex: string, sign
 
 describe('ring signature vectors', () => {
   it('the committed file is exactly what scripts/gen-ring-vectors.ts produces', () => {
-    assert.equal(readFileSync(RING_VECTORS_PATH, 'utf8'), renderRingVectors());
+    assert.equal(readFileSync(RING_VECTORS_PATH, 'utf8'), renderVectors(buildRingVectors()));
     assert.deepEqual(buildRingVectors(), vectors);
   });
 
@@ -308,7 +309,7 @@ describe('proof of possession (PROTOCOL.md §15.3)', () => {
   }
 
   it('the committed file is exactly what scripts/gen-proof-vectors.ts produces', () => {
-    assert.equal(readFileSync(PROOF_VECTORS_PATH, 'utf8'), renderProofVectors());
+    assert.equal(readFileSync(PROOF_VECTORS_PATH, 'utf8'), renderVectors(buildProofVectors()));
     assert.deepEqual(buildProofVectors(), proofVectors);
   });
 
