@@ -1,6 +1,6 @@
 // The OpenPGP envelope of a first mail: encryption to the recipient's current short-lived
 // encryption subkey with openpgp.js. Never a signature: authentication is the ring
-// signature inside (DESIGN.md: no non-repudiable signature over message content).
+// signature inside (PROTOCOL.md §5.2: a first mail carries no signature of any kind).
 import * as openpgp from 'openpgp';
 import { EnvelopeError } from './errors.ts';
 

@@ -1,4 +1,4 @@
-// Trust on first use (paper section 5.1 and DESIGN.md): the first identity seen for an address
+// Trust on first use (PROTOCOL.md §18.6 step 4, §20.1): the first identity seen for an address
 // is pinned; the same one later is known; a different one is an alarm (do not decrypt or answer
 // silently: show both fingerprints and how to accept). Short-lived keys offered in mail headers
 // are accepted quietly only when the pinned identity certified them.

@@ -50,7 +50,7 @@ const publicKeyObjects = new WeakMap<Uint8Array, KeyObject>();
 function privateKeyObject(secret: Uint8Array, publicValue: Uint8Array): KeyObject {
   let key = privateKeyObjects.get(secret);
   if (!key) {
-    // JWK import: DER import costs more than the DH itself (DESIGN.md).
+    // JWK import: DER import costs more than the DH itself.
     key = createPrivateKey({ key: { kty: 'OKP', crv: 'X25519', d: b64url(secret), x: b64url(publicValue) }, format: 'jwk' });
     privateKeyObjects.set(secret, key);
   }
