@@ -113,7 +113,7 @@ export function checkCreated(auth: AuthBlock, now: number, policy: Policy): void
   if (auth.created < now - policy.maxAuthAgeMs) fail('expired', 'signed too long ago to be accepted');
 }
 
-/** The remembered ids with this one added, newest last, at most maxSeenAuthIds (§6.3); a repeat is `replay`. */
+/** The remembered ids with this one added, newest last, at most maxSeenAuthIds (§6.3, §11.6); a repeat is `replay`. */
 export function rememberAuthId(state: Common, messageId: Uint8Array, policy: Policy): string[] {
   const id = toHex(messageId);
   if (state.seenAuthIds.includes(id)) fail('replay', 'this message was already accepted');

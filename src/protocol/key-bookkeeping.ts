@@ -90,6 +90,7 @@ export function sweep(keys: KeyState, now: number, policy: Policy, update?: { pa
   };
   const received = emptyRecord<ReplayWindow>();
   const pendingReveals = keys.pendingReveals.slice();
+  const wipe: Uint8Array[] = [];
   let updated = false;
   for (const pair in keys.received) {
     let window = keys.received[pair]!;
@@ -98,15 +99,14 @@ export function sweep(keys: KeyState, now: number, policy: Policy, update?: { pa
       updated = true;
     }
     if (alive(pair)) received[pair] = window;
-    else pendingReveals.push(window.macKey);
+    else queueReveal(pendingReveals, window.macKey, wipe, policy);
   }
   if (update && !updated) {
     if (alive(update.pair)) received[update.pair] = update.window;
-    else pendingReveals.push(update.window.macKey);
+    else queueReveal(pendingReveals, update.window.macKey, wipe, policy);
   }
   const sendCounters = emptyRecord<number>();
   for (const pair in keys.sendCounters) if (alive(pair)) sendCounters[pair] = keys.sendCounters[pair]!;
-  const wipe: Uint8Array[] = [];
   for (let i = 0; i < oursDue; i++) wipe.push(oursRetired[i]!.key.secret);
   return {
     keys: {
@@ -119,6 +119,27 @@ export function sweep(keys: KeyState, now: number, policy: Policy, update?: { pa
     },
     wipe,
   };
+}
+
+/**
+ * Queues a forgotten pair's MAC key for revelation (§10.1) or, once the queue holds
+ * maxPendingReveals keys, erases it (§11.6). Only a correspondent that makes us forget pairs
+ * faster than we write fills the queue, and the keys it loses authenticate its own messages.
+ */
+function queueReveal(queue: Uint8Array[], macKey: Uint8Array, wipe: Uint8Array[], policy: Policy): void {
+  if (queue.length < policy.maxPendingReveals) queue.push(macKey);
+  else wipe.push(macKey);
+}
+
+/**
+ * The queue a replacing session starts with (§10.1, §11.4): the replaced session's queue, then
+ * the MAC keys of its accepted pairs, up to the same bound; what does not fit is to be wiped.
+ */
+export function carriedReveals(keys: KeyState, policy: Policy): { queue: Uint8Array[]; wipe: Uint8Array[] } {
+  const queue = keys.pendingReveals.slice(0, policy.maxPendingReveals);
+  const wipe = keys.pendingReveals.slice(policy.maxPendingReveals);
+  for (const pair in keys.received) queueReveal(queue, keys.received[pair]!.macKey, wipe, policy);
+  return { queue, wipe };
 }
 
 /** A peer's announced next share must be new: one it used before would restart counters under old keys (§8.4). */

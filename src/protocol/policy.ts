@@ -18,6 +18,8 @@ export interface Policy {
   ackDelayMs: number;
   /** How many first-mail and reply ids are remembered against replays. */
   maxSeenAuthIds: number;
+  /** At most this many MAC keys wait in the queue for revelation; one more is erased instead (§10.1). */
+  maxPendingReveals: number;
   /** A first mail or reply signed further in the future than this (by our clock) is refused. */
   maxClockSkewMs: number;
   /** A first mail or reply signed longer ago than this is refused as expired. */
@@ -35,6 +37,7 @@ export const DEFAULT_POLICY: Policy = {
   nakResendWindowMs: 1 * HOUR,
   ackDelayMs: 1 * HOUR,
   maxSeenAuthIds: 256,
+  maxPendingReveals: 1024,
   maxClockSkewMs: 24 * HOUR,
   maxAuthAgeMs: 30 * 24 * HOUR,
   nakIntervalMs: 1 * HOUR,

@@ -10,7 +10,7 @@ import { checkCreated, rememberAuthId, signAuth, verifyAuth, type Parties } from
 import { firstContext, replyContext } from './contexts.ts';
 import type { Env } from './env.ts';
 import { fail } from './errors.ts';
-import { checkFreshShare, findOurs, findTheirs, newOwnKey, rotate, sweep, withEntry } from './key-bookkeeping.ts';
+import { carriedReveals, checkFreshShare, findOurs, findTheirs, newOwnKey, rotate, sweep, withEntry } from './key-bookkeeping.ts';
 import { aesCtr, deriveDirectionKeys, hmacSha256, messageKey, type DirectionKeys } from './keyschedule.ts';
 import { DEFAULT_POLICY, resendAfterRestart, type Policy } from './policy.ts';
 import { checkWindow, openWindow } from './replay-window.ts';
@@ -88,11 +88,8 @@ export function initiate(env: Env): InitiatingState {
   };
 }
 
-function respondTo(share: Uint8Array, created: number, env: Env, previous: SessionState | null): RespondingState {
-  // MAC keys of the replaced session will never be checked again: they go out with the new one.
-  const carried = previous && previous.kind !== 'initiating'
-    ? [...previous.keys.pendingReveals, ...Object.values(previous.keys.received).map((w) => w.macKey)]
-    : [];
+/** The session a first mail starts, replacing `previous`; `reveals` is what it carries over (§10.1, §11.4). */
+function respondTo(share: Uint8Array, created: number, env: Env, previous: SessionState | null, reveals: Uint8Array[]): RespondingState {
   return {
     ...common({ share, created }, created, previous),
     kind: 'responding',
@@ -101,7 +98,7 @@ function respondTo(share: Uint8Array, created: number, env: Env, previous: Sessi
       theirs: { current: { id: 1, public: share }, previous: null, retired: [] },
       sendCounters: {},
       received: {},
-      pendingReveals: carried,
+      pendingReveals: reveals,
       ackDueSince: env.now(),
     },
   };
@@ -204,10 +201,12 @@ export function receiveFirst(state: SessionState | null, parties: Parties, inner
   const seenAuthIds = state ? rememberAuthId(state, auth.messageId, policy) : [toHex(auth.messageId)];
 
   const restart = (previous: SessionState | null): ReceiveStep => {
-    const next = respondTo(dhShare, auth.created, env, previous);
+    // MAC keys of the replaced session will never be checked again: they go out with the new one.
+    const carried = previous && previous.kind !== 'initiating' ? carriedReveals(previous.keys, policy) : { queue: [], wipe: [] };
+    const next = respondTo(dhShare, auth.created, env, previous, carried.queue);
     const resend = previous ? resendAfterRestart(previous, now, policy) : null;
     // The copy belongs to the replaced session: a re-send makes a new one under the new session.
-    const wipe = previous ? liveOwnSecrets(previous).map((k) => k.secret) : [];
+    const wipe = previous ? [...liveOwnSecrets(previous).map((k) => k.secret), ...carried.wipe] : [];
     if (previous?.lastSent && !resend) wipe.push(previous.lastSent.payload);
     return {
       state: { ...next, seenAuthIds, nakAt: null, lastSent: null },

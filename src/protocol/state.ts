@@ -41,7 +41,7 @@ export interface KeyState {
   sendCounters: Record<string, number>;
   /** Pairs under which at least one message was accepted, with their replay windows. */
   received: Record<string, ReplayWindow>;
-  /** MAC keys of forgotten pairs, to be revealed in the next outgoing message (paper 4.4). */
+  /** MAC keys of forgotten pairs, to be revealed in the next outgoing message (paper 4.4); at most maxPendingReveals (§10.1). */
   pendingReveals: Uint8Array[];
   /** When a new peer share arrived that we have not yet answered (paper 4.2). */
   ackDueSince: number | null;
