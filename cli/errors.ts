@@ -4,8 +4,7 @@
 import { KeyError } from '../src/keys/errors.ts';
 import { KeyringError } from '../src/keys/keyring.ts';
 import { StoreError } from '../src/store/errors.ts';
-import { MailError, SubmissionError } from '../src/mail/errors.ts';
-import { PipelineError } from '../src/mail/pipeline.ts';
+import { MailError, PipelineError, SubmissionError } from '../src/mail/errors.ts';
 import { PublicationError } from '../src/keys/publication.ts';
 import { ForgeError } from '../src/mail/transcript.ts';
 

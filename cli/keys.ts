@@ -7,7 +7,7 @@ import { isValidEmail } from '../src/keys/identity.ts';
 import { normalizeFingerprint } from '../src/keys/tofu.ts';
 import { KeyError } from '../src/keys/errors.ts';
 import { formatFingerprint } from '../src/keys/tofu.ts';
-import { REJECTED_FOLDER } from '../src/mail/pipeline.ts';
+import { REJECTED_FOLDER } from '../src/mail/receive.ts';
 import { checkAddress, createAccount, dataDirectory, openAccount, unlockAll, unlockAndRotate, type OpenedAccount } from './account.ts';
 import { CliError, EXIT, type ExitCode } from './errors.ts';
 import {

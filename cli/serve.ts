@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from '
 import { join } from 'node:path';
 import { jsonLogger, type Logger } from '../src/daemon/log.ts';
 import { startSubmissionServer, newLocalCredential, type CredentialRecord, type SubmissionServer } from '../src/daemon/submission-server.ts';
-import type { MailAccount } from '../src/mail/pipeline.ts';
+import type { MailAccount } from '../src/mail/account.ts';
 import { accountName } from '../src/store/index.ts';
 import { resolveAccount } from './account.ts';
 import { configDirectory, type MailSettings } from './config.ts';

@@ -5,7 +5,9 @@
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Keyring } from '../src/keys/keyring.ts';
-import { fetchMessages, sendMessage, type FetchReport, type MailAccount } from '../src/mail/pipeline.ts';
+import type { MailAccount } from '../src/mail/account.ts';
+import { fetchMessages, type FetchReport } from '../src/mail/receive.ts';
+import { sendMessage } from '../src/mail/send.ts';
 import type { IncomingMailbox } from '../src/mail/transport.ts';
 import { ImapMailbox, SmtpTransport, type ServerConfig } from '../src/mail/servers.ts';
 import { openAccountStore, type AccountStore } from '../src/store/index.ts';

@@ -4,7 +4,7 @@
 import { join } from 'node:path';
 import { Keyring } from '../src/keys/keyring.ts';
 import { MailError } from '../src/mail/errors.ts';
-import type { MailAccount } from '../src/mail/pipeline.ts';
+import type { MailAccount } from '../src/mail/account.ts';
 import type { Envelope, IncomingMailbox, OutgoingTransport } from '../src/mail/transport.ts';
 import { openAccountStore, type AccountStore } from '../src/store/index.ts';
 

@@ -2,7 +2,7 @@
 import { join } from 'node:path';
 import { Keyring } from '../src/keys/keyring.ts';
 import type { MaildirSpool } from '../src/mail/maildir.ts';
-import type { MailAccount } from '../src/mail/pipeline.ts';
+import type { MailAccount } from '../src/mail/account.ts';
 import { openAccountStore, type AccountStore } from '../src/store/index.ts';
 
 /** A fresh identity for `address`, its store in `root`, mailing through `spool`. */

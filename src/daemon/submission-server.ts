@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { SMTPServer, type SMTPServerDataStream, type SMTPServerSession } from 'smtp-server';
 import { normalizeAddress } from '../keys/identity.ts';
 import { SubmissionError, type SubmissionErrorCode } from '../mail/errors.ts';
-import type { MailAccount } from '../mail/pipeline.ts';
+import type { MailAccount } from '../mail/account.ts';
 import { readSubmission, submit, envelopeRecipients, type KeylessPolicy } from '../mail/submission.ts';
 import { LIMITS } from '../protocol/wire.ts';
 import type { Logger } from './log.ts';

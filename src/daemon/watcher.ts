@@ -10,8 +10,10 @@
 //   any -> stopped                                           (signal, --once done, or permanent failure)
 import { randomInt } from 'node:crypto';
 import { abortableDelay } from '../mail/delay.ts';
-import { MailError } from '../mail/errors.ts';
-import { performDuties, PipelineError, processNewMail, type FetchReport, type MailAccount } from '../mail/pipeline.ts';
+import { MailError, PipelineError } from '../mail/errors.ts';
+import type { MailAccount } from '../mail/account.ts';
+import { performDuties } from '../mail/duties.ts';
+import { processNewMail, type FetchReport } from '../mail/receive.ts';
 import { StoreError } from '../store/errors.ts';
 import type { Logger } from './log.ts';
 

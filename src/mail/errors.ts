@@ -65,3 +65,17 @@ export class SubmissionError extends CodedError<SubmissionErrorCode> {
     this.sent = details.sent ?? [];
   }
 }
+
+export type PipelineErrorCode = 'no_keys' | 'identity_changed' | 'protocol' | 'transport';
+
+/** Why the pipeline refused or failed a send; `hint` tells the person what to do (or the alarm's warning). */
+export class PipelineError extends CodedError<PipelineErrorCode> {
+  constructor(
+    code: PipelineErrorCode,
+    message: string,
+    readonly hint?: string,
+    options?: { cause?: unknown },
+  ) {
+    super(code, message, options);
+  }
+}

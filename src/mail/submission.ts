@@ -12,9 +12,10 @@ import { foldLines } from 'nodemailer/lib/mime-funcs';
 import { isValidEmail, normalizeAddress } from '../keys/identity.ts';
 import type { Conversation } from '../protocol/context.ts';
 import { LIMITS } from '../protocol/wire.ts';
-import { MailError, SubmissionError } from './errors.ts';
+import { MailError, PipelineError, SubmissionError } from './errors.ts';
 import { addresses } from './mime.ts';
-import { advertHeaders, conversationOrNone, PipelineError, sendProtected, type MailAccount } from './pipeline.ts';
+import type { MailAccount } from './account.ts';
+import { advertHeaders, conversationOrNone, sendProtected } from './send.ts';
 
 /** What happens to a recipient we hold no keys for: refused (the default), or one plaintext mail carrying our keys. */
 export type KeylessPolicy = 'refuse' | 'plaintext';

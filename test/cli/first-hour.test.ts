@@ -9,7 +9,7 @@ import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { before, describe, it } from 'node:test';
 import { once } from 'node:events';
-import { sendMessage } from '../../src/mail/pipeline.ts';
+import { sendMessage } from '../../src/mail/send.ts';
 import { addLoopbackAccount, cliHome, homeEnv, ok, ROOT, runCli, spawnCli, type Run } from '../../kit/cli.ts';
 import { bootstrapCliBob, maildirMessages, until } from '../helpers/daemon.ts';
 import { connectImap, useMailServers } from '../../kit/mail-servers.ts';

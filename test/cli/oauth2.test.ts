@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
-import { sendMessage } from '../../src/mail/pipeline.ts';
+import { sendMessage } from '../../src/mail/send.ts';
 import { cliHome, homeEnv, ok, runCli, spawnCli } from '../../kit/cli.ts';
 import { bootstrapCliBob, captureOutput, logEvents, maildirMessages, until } from '../helpers/daemon.ts';
 import { filesBelow, loopbackAccount, type LoopbackAccount } from '../../kit/loopback-accounts.ts';

@@ -9,7 +9,7 @@ import { after, describe, it } from 'node:test';
 import { memoryLogger } from '../../src/daemon/log.ts';
 import { Watcher } from '../../src/daemon/watcher.ts';
 import { MaildirDelivery } from '../../src/mail/maildir.ts';
-import { sendMessage } from '../../src/mail/pipeline.ts';
+import { sendMessage } from '../../src/mail/send.ts';
 import type { OutgoingTransport } from '../../src/mail/transport.ts';
 import { folderSources, maildirMessages, tally, until } from '../helpers/daemon.ts';
 import { useMailServers } from '../../kit/mail-servers.ts';

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
-import { sendMessage } from '../../src/mail/pipeline.ts';
+import { sendMessage } from '../../src/mail/send.ts';
 import { cliHome, homeEnv, runCli, spawnCli } from '../../kit/cli.ts';
 import { captureOutput, cliBobAndAlice, folderSources, logEvents, maildirMessages, until } from '../helpers/daemon.ts';
 import { useMailServers, type MailServers } from '../../kit/mail-servers.ts';

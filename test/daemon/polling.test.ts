@@ -7,7 +7,7 @@ import { after, describe, it } from 'node:test';
 import { memoryLogger } from '../../src/daemon/log.ts';
 import { Watcher } from '../../src/daemon/watcher.ts';
 import { MaildirDelivery } from '../../src/mail/maildir.ts';
-import { sendMessage } from '../../src/mail/pipeline.ts';
+import { sendMessage } from '../../src/mail/send.ts';
 import { maildirMessages, until } from '../helpers/daemon.ts';
 import { establish, loopbackAccount } from '../../kit/loopback-accounts.ts';
 import { connectImap, useMailServers } from '../../kit/mail-servers.ts';

@@ -8,7 +8,7 @@ import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import * as openpgp from 'openpgp';
-import { sendMessage } from '../../src/mail/pipeline.ts';
+import { sendMessage } from '../../src/mail/send.ts';
 import { openAccountStore } from '../../src/store/index.ts';
 import { scanFiles } from '../store/helpers.ts';
 import { byteStrings } from '../store/legacy.ts';

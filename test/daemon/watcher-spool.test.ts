@@ -8,7 +8,8 @@ import { after, describe, it } from 'node:test';
 import { memoryLogger } from '../../src/daemon/log.ts';
 import { Watcher } from '../../src/daemon/watcher.ts';
 import { MaildirDelivery, MaildirSpool } from '../../src/mail/maildir.ts';
-import { fetchMessages, sendMessage } from '../../src/mail/pipeline.ts';
+import { fetchMessages } from '../../src/mail/receive.ts';
+import { sendMessage } from '../../src/mail/send.ts';
 import { until } from '../helpers/daemon.ts';
 import { spoolAccount } from '../../kit/spool.ts';
 

@@ -6,7 +6,7 @@ import type { RingKeyAdvert } from '../../src/keys/headers.ts';
 import type { Keyring } from '../../src/keys/keyring.ts';
 import { fingerprintBytes } from '../../src/keys/pgp.ts';
 import { ringKeyStatement, signRingCertification } from '../../src/keys/ringcert.ts';
-import type { MailAccount } from '../../src/mail/pipeline.ts';
+import type { MailAccount } from '../../src/mail/account.ts';
 
 /**
  * `ringPublic` certified by `identity` for [notBefore, notAfter): a valid certification whose

@@ -9,7 +9,9 @@ import { after, describe, it } from 'node:test';
 import type { DeliverySink } from '../../src/mail/delivery.ts';
 import { MailError } from '../../src/mail/errors.ts';
 import { MaildirDelivery, MaildirSpool } from '../../src/mail/maildir.ts';
-import { fetchMessages, performDuties, PROCESSED_KEPT_MS, sendMessage } from '../../src/mail/pipeline.ts';
+import { performDuties, PROCESSED_KEPT_MS } from '../../src/mail/duties.ts';
+import { fetchMessages } from '../../src/mail/receive.ts';
+import { sendMessage } from '../../src/mail/send.ts';
 import { spoolAccount } from '../../kit/spool.ts';
 
 const root = await mkdtemp(join(tmpdir(), 'offrecord-once-'));

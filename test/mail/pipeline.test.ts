@@ -8,7 +8,9 @@ import { after, describe, it } from 'node:test';
 import { ed25519_hasher } from '@noble/curves/ed25519.js';
 import { toHex } from '../../src/crypto/bytes.ts';
 import { MaildirSpool } from '../../src/mail/maildir.ts';
-import { fetchMessages, PipelineError, sendMessage, type FetchReport } from '../../src/mail/pipeline.ts';
+import { PipelineError } from '../../src/mail/errors.ts';
+import { fetchMessages, type FetchReport } from '../../src/mail/receive.ts';
+import { sendMessage } from '../../src/mail/send.ts';
 import { advertising, certifiedWithoutSecret } from '../helpers/hostile.ts';
 import { spoolAccount } from '../../kit/spool.ts';
 

@@ -1,0 +1,46 @@
+// What time asks of an account between mails: forgetting, acknowledgements, old records dropped.
+import { isKeyError } from '../keys/errors.ts';
+import { isKeyringError } from '../keys/keyring.ts';
+import { toHex } from '../crypto/bytes.ts';
+import { conversationWith, now, type MailAccount } from './account.ts';
+import { dispatch } from './send.ts';
+
+/**
+ * How long a processed mail is remembered: long enough for one left on the server (its MOVE
+ * failed) to be filed by a later pass rather than refused as a replay.
+ */
+export const PROCESSED_KEPT_MS = 30 * 24 * 3_600_000;
+
+/**
+ * What time asks of an account with nothing to read: drop old processed-mail records, forget
+ * what is due in every session, and send the empty acknowledgement where a new share arrived
+ * and the user has not replied (paper 4.2), so the correspondent can forget its old key.
+ * Returns the addresses acknowledged.
+ */
+export async function performDuties(account: MailAccount): Promise<{ acknowledged: string[]; skipped: { address: string; reason: string }[] }> {
+  account.store.pruneProcessed(now(account) - PROCESSED_KEPT_MS);
+  const local = toHex(account.keyring.localParty().fingerprint);
+  const addressOf = new Map<string, string>();
+  for (const peer of account.store.peers()) if (!addressOf.has(peer.fingerprint)) addressOf.set(peer.fingerprint, peer.address);
+  const acknowledged: string[] = [];
+  const skippedPeers: { address: string; reason: string }[] = [];
+  for (const { peer } of account.store.sessions(local)) {
+    const address = addressOf.get(peer);
+    if (!address) continue;
+    try {
+      const conversation = await conversationWith(account, address, { whilePending: true });
+      await conversation.forgetExpired();
+      const ack = await conversation.acknowledgeIfDue();
+      if (ack?.kind === 'encrypted') {
+        await dispatch(account, address, ack.message);
+        acknowledged.push(address);
+      } else if (ack?.kind === 'error') skippedPeers.push({ address, reason: `${ack.code}: ${ack.message}` });
+    } catch (error) {
+      // One correspondent's trouble (a changed identity awaiting the user, keys not valid now)
+      // does not keep the others' duties from being done; a failed send is retried by the caller.
+      if (!isKeyringError(error) && !isKeyError(error)) throw error;
+      skippedPeers.push({ address, reason: error.message });
+    }
+  }
+  return { acknowledged, skipped: skippedPeers };
+}
