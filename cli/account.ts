@@ -2,8 +2,10 @@
 // <address>.sqlite in the data directory ($XDG_DATA_HOME/offrecord, or ~/.local/share/offrecord).
 import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { KeyError } from '../src/keys/errors.ts';
-import { isValidEmail, normalizeAddress, unlockIdentity } from '../src/keys/identity.ts';
-import { Keyring, type RotationResult } from '../src/keys/keyring.ts';
+import { isValidEmail, unlockIdentity } from '../src/keys/identity.ts';
+import { normalizeAddress } from '../src/store/records.ts';
+import { Keyring } from '../src/keys/keyring.ts';
+import type { RotationResult } from '../src/keys/keyring-results.ts';
 import { accountFileName, defaultStoreDirectory, defaultStorePath, openAccountStore, type AccountStore } from '../src/store/index.ts';
 import { CliError, EXIT } from './errors.ts';
 import { unlockPassphrase } from './passphrase.ts';

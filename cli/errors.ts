@@ -2,7 +2,7 @@
 // `offrecord: <message>` (more lines for an alarm) and a `hint:` line, never a stack trace;
 // anything else is a bug and says so. docs/KEYS-CLI.md documents the codes.
 import { KeyError } from '../src/keys/errors.ts';
-import { KeyringError } from '../src/keys/keyring.ts';
+import { KeyringError } from '../src/keys/errors.ts';
 import { StoreError } from '../src/store/errors.ts';
 import { MailError, PipelineError, SubmissionError } from '../src/mail/errors.ts';
 import { PublicationError } from '../src/keys/publication.ts';

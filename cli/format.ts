@@ -1,7 +1,8 @@
 // Text and JSON renderings of the keyring for the CLI. JSON output is stable: the field names and
 // the `version` below only change with a new version number; times are ISO 8601 UTC strings and
 // fingerprints/ids lowercase hex.
-import { trustCommand, type ImportResult, type KeyringListing, type OwnKeyInfo, type PeerFingerprint, type PeerInfo, type RotationResult } from '../src/keys/keyring.ts';
+import { trustCommand } from '../src/keys/correspondents.ts';
+import type { ImportResult, KeyringListing, OwnKeyInfo, PeerFingerprint, PeerInfo, RotationResult } from '../src/keys/keyring-results.ts';
 import { formatFingerprint } from '../src/keys/tofu.ts';
 
 export const JSON_VERSION = 1;

@@ -470,7 +470,7 @@ export function buildMessageVectors(): MessageVectors {
     const secret = generateRingSecret(sha512(label));
     const certificationLabel = `offrecord/v1 message vector ring certification|alice|${year}`;
     return {
-      publicKey: ringPublicKey(secret),
+      public: ringPublicKey(secret),
       secret,
       label,
       notBefore: Date.UTC(Number(year), 11, 17),
@@ -488,10 +488,10 @@ export function buildMessageVectors(): MessageVectors {
     identity: A.fp,
     created: bundleCreated,
     certificate,
-    ringKeys: oldRing.map(({ publicKey, secret, notBefore, notAfter, certification }) => ({ publicKey, secret, notBefore, notAfter, certification })),
+    ringKeys: oldRing.map(({ public: ringPublic, secret, notBefore, notAfter, certification }) => ({ public: ringPublic, secret, notBefore, notAfter, certification })),
     macKeys: macKeys.map(fromHex),
   });
-  const sortedRing = [...oldRing].sort((x, y) => Buffer.compare(x.publicKey, y.publicKey));
+  const sortedRing = [...oldRing].sort((x, y) => Buffer.compare(x.public, y.public));
   check(equalBytes(encodeBundle(decodeBundle(bundle)), bundle), 'bundle re-encodes');
   positive.push({
     name: 'alice_bundle',
@@ -508,7 +508,7 @@ export function buildMessageVectors(): MessageVectors {
       certificate: hex(certificate),
       certificate_label: certificateLabel,
       ring_keys: sortedRing.map((k) => ({
-        public_key: hex(k.publicKey),
+        public_key: hex(k.public),
         secret: hex(k.secret),
         secret_label: k.label,
         not_before: k.notBefore,

@@ -7,7 +7,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { SMTPServer, type SMTPServerDataStream, type SMTPServerSession } from 'smtp-server';
-import { normalizeAddress } from '../keys/identity.ts';
+import { normalizeAddress } from '../store/records.ts';
 import { SubmissionError, type SubmissionErrorCode } from '../mail/errors.ts';
 import type { MailAccount } from '../mail/account.ts';
 import { readSubmission, submit, envelopeRecipients, type KeylessPolicy } from '../mail/submission.ts';

@@ -13,7 +13,8 @@
 //   no_encryption_key      no encryption subkey valid at `now`
 import * as openpgp from 'openpgp';
 import { KeyError } from './errors.ts';
-import { isValidEmail, normalizeAddress } from './identity.ts';
+import { normalizeAddress } from '../store/records.ts';
+import { isValidEmail } from './identity.ts';
 import { assertTime, fingerprintBytes } from './pgp.ts';
 import { checkPrimaryValid } from './ringcert.ts';
 

@@ -48,3 +48,45 @@ export class KeyError extends CodedError<KeyErrorCode> {}
 export function isKeyError(value: unknown, code?: KeyErrorCode): value is KeyError {
   return value instanceof KeyError && (code === undefined || value.code === code);
 }
+
+export type KeyringErrorCode =
+  /** No identity in this store: run init first. */
+  | 'no_identity'
+  /** init on a store that already has an identity. */
+  | 'identity_exists'
+  /** No pin for this address. */
+  | 'unknown_peer'
+  /** ALARM: a different identity was seen for the address and awaits the user's decision. */
+  | 'identity_changed'
+  /** trust: the fingerprint given is neither the pinned nor the pending identity. */
+  | 'fingerprint_mismatch'
+  /** No usable ring key of the correspondent (none learned yet, or all expired). */
+  | 'no_ring_key'
+  /** Our identity has no valid encryption subkey (run rotate). */
+  | 'no_encryption_key'
+  /** A certificate of our own identity, or one claiming our own address, offered as a peer's. */
+  | 'own_identity'
+  /** Another process changed the keys between our read and our write: try again. */
+  | 'conflict';
+
+export interface KeyringErrorDetails {
+  address?: string;
+  pinned?: string;
+  pending?: string;
+  given?: string;
+  /** The multi-line alarm text for 'identity_changed'. */
+  warning?: string;
+}
+
+/** What the keyring (src/keys/keyring.ts and its parts) refuses: the account's state, not the input's form. */
+export class KeyringError extends CodedError<KeyringErrorCode> {
+  readonly details: KeyringErrorDetails;
+  constructor(code: KeyringErrorCode, message: string, details: KeyringErrorDetails = {}) {
+    super(code, message);
+    this.details = details;
+  }
+}
+
+export function isKeyringError(value: unknown, code?: KeyringErrorCode): value is KeyringError {
+  return value instanceof KeyringError && (code === undefined || value.code === code);
+}

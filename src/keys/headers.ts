@@ -52,10 +52,12 @@
 import * as openpgp from 'openpgp';
 import { importCertificate, type ImportedCertificate } from './certificate.ts';
 import { KeyError, type KeyErrorCode } from './errors.ts';
-import { isValidEmail, normalizeAddress } from './identity.ts';
+import { normalizeAddress } from '../store/records.ts';
+import { isValidEmail } from './identity.ts';
 import { checkRingPublicKey, MAX_CERTIFICATION_LENGTH, MIN_CERTIFICATION_LENGTH, RING_PUBLIC_LENGTH } from './ringcert.ts';
 import { minimalCertificate } from './shortlived.ts';
 import { u64be } from '../crypto/bytes.ts';
+import type { RingKey } from '../protocol/wire.ts';
 
 export const AUTOCRYPT_HEADER = 'Autocrypt';
 export const OFFRECORD_KEYS_HEADER = 'Offrecord-Keys';
@@ -270,24 +272,16 @@ export async function autocryptHeaderFor(
 
 // ─── Offrecord-Keys ──────────────────────────────────────────────────────────────────────
 
-export interface RingKeyAdvert {
-  public: Uint8Array;
-  notBefore: number;
-  notAfter: number;
-  /** The identity's certification (src/keys/ringcert.ts). */
-  certification: Uint8Array;
-}
-
 export interface OffrecordKeys {
   /** Strictly ascending. */
   versions: number[];
   /** Current key first, 1..4 entries. */
-  ring: RingKeyAdvert[];
+  ring: RingKey[];
 }
 
 const RING_FIXED_LENGTH = RING_PUBLIC_LENGTH + 16;
 
-function encodeRingAdvert(advert: RingKeyAdvert): string {
+function encodeRingAdvert(advert: RingKey): string {
   checkRingPublicKey(advert.public);
   const { notBefore, notAfter, certification } = advert;
   if (!Number.isSafeInteger(notBefore) || !Number.isSafeInteger(notAfter) || notBefore < 0 || notAfter <= notBefore) {
@@ -349,7 +343,7 @@ function parseVersions(value: string, H: string): number[] {
   return versions;
 }
 
-function parseRingAdvert(value: string, H: string, index: number): RingKeyAdvert {
+function parseRingAdvert(value: string, H: string, index: number): RingKey {
   const bytes = decodeBase64Url(value, H, `ring ${index}`);
   const certLength = bytes.length - RING_FIXED_LENGTH;
   if (certLength < MIN_CERTIFICATION_LENGTH || certLength > MAX_CERTIFICATION_LENGTH) {
@@ -388,7 +382,7 @@ export function parseOffrecordKeysHeader(value: string): OffrecordKeys {
   if (/[ \t]/.test(first.value)) fail('bad_header', H, 'v must not contain whitespace');
   const versions = parseVersions(first.value, H);
   if (!versions.includes(1)) fail('unsupported_protocol', H, 'the sender supports no protocol version we speak');
-  const ring: RingKeyAdvert[] = [];
+  const ring: RingKey[] = [];
   const seenExtensions = new Set<string>();
   const seenRing = new Set<string>();
   for (const [i, { name, value: attrValue }] of attributes.entries()) {

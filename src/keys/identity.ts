@@ -51,9 +51,6 @@ export function isValidEmail(email: string): boolean {
   return typeof email === 'string' && email.length <= 254 && EMAIL.test(email);
 }
 
-/** Lowercased address for comparisons (addresses compare case-insensitively here). */
-export const normalizeAddress = (address: string): string => address.trim().toLowerCase();
-
 function checkName(name: string): void {
   // eslint-disable-next-line no-control-regex
   if (typeof name !== 'string' || name.length > 200 || /[<>\u0000-\u001f\u007f]/.test(name)) {

@@ -25,10 +25,10 @@ import { forgetKeyMaterial, sha256 } from '../protocol/keyschedule.ts';
 import { systemEnv } from '../protocol/env.ts';
 import { DEFAULT_POLICY, type Policy } from '../protocol/policy.ts';
 import { expire } from '../protocol/session.ts';
-import { decodeBundle, encodeBundle, LIMITS, type PublishedRingKey } from '../protocol/wire.ts';
+import { decodeBundle, encodeBundle, LIMITS, type SecretRingKey } from '../protocol/wire.ts';
 import type { AccountStore } from '../store/account-store.ts';
 import { KeyError } from './errors.ts';
-import { toRecord } from './keyring.ts';
+import { toRecord } from './own-keys.ts';
 import { checkRingKeyCertification } from './ringcert.ts';
 import { plan, validateSchedule, type Schedule } from './schedule.ts';
 
@@ -259,7 +259,7 @@ interface Taken {
 }
 
 /** The ring keys due for publication at `now`, with their secrets (oldest first, at most the bundle limit). */
-function dueRingKeys(store: AccountStore, now: number, schedule: Schedule): { id: string; key: PublishedRingKey }[] {
+function dueRingKeys(store: AccountStore, now: number, schedule: Schedule): { id: string; key: SecretRingKey }[] {
   const rows = store.ownKeys('ring');
   const due = new Set(plan(rows.map(toRecord), now, schedule).publish.map((p) => p.id));
   return rows
@@ -267,7 +267,7 @@ function dueRingKeys(store: AccountStore, now: number, schedule: Schedule): { id
     .slice(0, LIMITS.maxBundleRingKeys)
     .map((r) => ({
       id: r.id,
-      key: { publicKey: r.public, secret: r.secret!, notBefore: r.notBefore, notAfter: r.notAfter, certification: r.certification },
+      key: { public: r.public, secret: r.secret!, notBefore: r.notBefore, notAfter: r.notAfter, certification: r.certification },
     }));
 }
 
@@ -345,7 +345,7 @@ export interface VerifiedBundle {
   identity: string;
   created: number;
   certificate: openpgp.PublicKey;
-  ringKeys: PublishedRingKey[];
+  ringKeys: SecretRingKey[];
   macKeys: Uint8Array[];
   bytes: Uint8Array;
 }
@@ -391,17 +391,17 @@ export async function verifyBundle(bytes: Uint8Array, options: { name?: string; 
     throw new PublicationError('wrong_identity', `${name}: the bundle publishes the keys of ${short(identity)}, not of the expected identity ${short(options.expectedIdentity)}`);
   }
   for (const k of bundle.ringKeys) {
-    const id = short(toHex(k.publicKey));
+    const id = short(toHex(k.public));
     let derived: Uint8Array;
     try {
       derived = ringPublicKey(k.secret);
     } catch {
       throw new PublicationError('bad_ring_key', `${name}: the secret of ring key ${id} is not a valid scalar`);
     }
-    if (!equalBytes(derived, k.publicKey)) throw new PublicationError('bad_ring_key', `${name}: the secret of ring key ${id} does not belong to it`);
+    if (!equalBytes(derived, k.public)) throw new PublicationError('bad_ring_key', `${name}: the secret of ring key ${id} does not belong to it`);
     try {
       // The identity must have been valid when it certified the key, not today.
-      await checkRingKeyCertification(certificate, k.publicKey, k.notBefore, k.notAfter, k.certification, { now: k.notBefore });
+      await checkRingKeyCertification(certificate, k.public, k.notBefore, k.notAfter, k.certification, { now: k.notBefore });
     } catch (error) {
       if (!(error instanceof KeyError)) throw error;
       throw new PublicationError('wrong_identity', `${name}: ring key ${id} is not certified by the identity ${short(identity)} (${error.message})`);
@@ -479,14 +479,14 @@ export async function readPublished(source: string, identity?: string): Promise<
 /** Everything a set of checked bundles makes public: ring secrets by public key, MAC keys, certificates. */
 export class PublishedKeys {
   readonly macKeys: Uint8Array[] = [];
-  private readonly ring = new Map<string, PublishedRingKey & { identity: string }>();
+  private readonly ring = new Map<string, SecretRingKey & { identity: string }>();
   private readonly certificates = new Map<string, openpgp.PublicKey>();
 
   constructor(readonly bundles: readonly VerifiedBundle[]) {
     const seen = new Set<string>();
     for (const b of bundles) {
       this.certificates.set(b.identity, b.certificate);
-      for (const k of b.ringKeys) this.ring.set(toHex(k.publicKey), { ...k, identity: b.identity });
+      for (const k of b.ringKeys) this.ring.set(toHex(k.public), { ...k, identity: b.identity });
       for (const m of b.macKeys) {
         if (!seen.has(toHex(m))) this.macKeys.push(m);
         seen.add(toHex(m));
@@ -495,12 +495,12 @@ export class PublishedKeys {
   }
 
   /** The published ring key with this public key (secret, validity, identity), or null. */
-  ringKey(publicKey: Uint8Array): (PublishedRingKey & { identity: string }) | null {
+  ringKey(publicKey: Uint8Array): (SecretRingKey & { identity: string }) | null {
     return this.ring.get(toHex(publicKey)) ?? null;
   }
 
   /** Published ring keys of an identity. */
-  ringKeysOf(identity: string): (PublishedRingKey & { identity: string })[] {
+  ringKeysOf(identity: string): (SecretRingKey & { identity: string })[] {
     return [...this.ring.values()].filter((k) => k.identity === identity.toLowerCase());
   }
 

@@ -11,6 +11,7 @@
 import * as openpgp from 'openpgp';
 import { generateRingSecret, ringPublicKey } from '../crypto/ring.ts';
 import { toHex, wipe } from '../crypto/bytes.ts';
+import type { RingKey, SecretRingKey } from '../protocol/wire.ts';
 import { KeyError } from './errors.ts';
 import { assertTime, buildCertificate, describeSubkey, floorToSecond, validEncryptionSubkeys, type SubkeyInfo } from './pgp.ts';
 import { certifyRingKey } from './ringcert.ts';
@@ -173,23 +174,16 @@ export async function dropExpiredSubkeys(
   return { privateKey: key, dropped };
 }
 
-/** A new certified ring key. `secret` is the ring secret scalar: the store keeps it until publication. */
-export interface CertifiedRingKey {
-  secret: Uint8Array;
-  public: Uint8Array;
-  notBefore: number;
-  notAfter: number;
-  /** The identity's certification (src/keys/ringcert.ts), carried in the Offrecord-Keys header. */
-  certification: Uint8Array;
-}
-
 export interface CreateRingKeyOptions {
   now: number;
   validForMs?: number;
 }
 
-/** Generates a ring key valid for [now, now + validFor) and certifies it with the identity. */
-export async function createRingKey(privateKey: openpgp.PrivateKey, options: CreateRingKeyOptions): Promise<CertifiedRingKey> {
+/**
+ * Generates a ring key valid for [now, now + validFor) and certifies it with the identity.
+ * `secret` is the ring secret scalar: the store keeps it until publication.
+ */
+export async function createRingKey(privateKey: openpgp.PrivateKey, options: CreateRingKeyOptions): Promise<SecretRingKey> {
   requireUnlocked(privateKey);
   const { now } = options;
   const validFor = options.validForMs ?? DEFAULT_SCHEDULE.validForMs;
@@ -203,7 +197,7 @@ export async function createRingKey(privateKey: openpgp.PrivateKey, options: Cre
 }
 
 /** The scheduler record of a ring key (id = hex of the public key). */
-export function ringRecord(key: Pick<CertifiedRingKey, 'public' | 'notBefore' | 'notAfter'>, created = key.notBefore): ShortLivedKeyRecord {
+export function ringRecord(key: Pick<RingKey, 'public' | 'notBefore' | 'notAfter'>, created = key.notBefore): ShortLivedKeyRecord {
   return {
     kind: 'ring',
     id: toHex(key.public),

@@ -4,9 +4,10 @@
 // are accepted quietly only when the pinned identity certified them.
 import * as openpgp from 'openpgp';
 import { equalBytes, toHex } from '../crypto/bytes.ts';
+import type { RingKey } from '../protocol/wire.ts';
 import { KeyError, type KeyErrorCode } from './errors.ts';
-import type { RingKeyAdvert } from './headers.ts';
-import { isValidEmail, normalizeAddress } from './identity.ts';
+import { normalizeAddress } from '../store/records.ts';
+import { isValidEmail } from './identity.ts';
 import { ANY_TIME, assertTime } from './pgp.ts';
 import { checkPrimaryValid, checkRingKeyCertification } from './ringcert.ts';
 import { DAY_MS, DEFAULT_SCHEDULE } from './schedule.ts';
@@ -88,7 +89,7 @@ export interface OfferedKeys {
   /** The certificate from the mail's Autocrypt keydata (object or binary). */
   certificate?: openpgp.PublicKey | Uint8Array;
   /** Ring keys from the mail's Offrecord-Keys header. */
-  ring?: readonly RingKeyAdvert[];
+  ring?: readonly RingKey[];
 }
 
 export interface AcceptOptions {
@@ -113,13 +114,6 @@ export interface AcceptedEncryptionKey {
   notAfter: number | null;
 }
 
-export interface AcceptedRingKey {
-  public: Uint8Array;
-  notBefore: number;
-  notAfter: number;
-  certification: Uint8Array;
-}
-
 export interface RejectedKey {
   kind: 'identity' | 'encryption' | 'ring';
   /** Fingerprint (identity, encryption) or hex ring key. */
@@ -132,7 +126,7 @@ export interface AcceptedPeerKeys {
   /** Accepted offered encryption subkeys, newest first. */
   encryption: AcceptedEncryptionKey[];
   /** Accepted ring keys, current (newest) first: PeerParty.ringKeys order. */
-  ring: AcceptedRingKey[];
+  ring: RingKey[];
   rejected: RejectedKey[];
   /**
    * The pinned certificate updated with the accepted subkeys (its own subkeys still valid at

@@ -61,7 +61,7 @@ function lazySealer(account: MailAccount): Sealer {
 
 /** `whilePending`: reading and duties go on under the pinned identity while a changed one awaits the user. */
 export async function conversationWith(account: MailAccount, address: string, options: { whilePending?: boolean } = {}): Promise<Conversation> {
-  const peer = await account.keyring.peerParty(address, options);
+  const peer = await account.keyring.correspondent(address, options);
   return new Conversation({
     store: account.store,
     parties: { local: account.keyring.localParty(), peer: peer.party },

@@ -1,6 +1,5 @@
 // What time asks of an account between mails: forgetting, acknowledgements, old records dropped.
-import { isKeyError } from '../keys/errors.ts';
-import { isKeyringError } from '../keys/keyring.ts';
+import { isKeyError, isKeyringError } from '../keys/errors.ts';
 import { toHex } from '../crypto/bytes.ts';
 import { conversationWith, now, type MailAccount } from './account.ts';
 import { dispatch } from './send.ts';

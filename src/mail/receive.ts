@@ -1,9 +1,9 @@
 // Offrecord mail in as the user's message: one pass over new mail, oldest first. Each mail is
 // processed and filed away, or left where it is, untouched, with the reason in its report.
 import { createHash, randomBytes } from 'node:crypto';
-import { isKeyError } from '../keys/errors.ts';
+import { isKeyError, isKeyringError } from '../keys/errors.ts';
 import { parseOffrecordKeysHeader, selectAutocryptHeader } from '../keys/headers.ts';
-import { isKeyringError, type Keyring } from '../keys/keyring.ts';
+import type { Keyring } from '../keys/keyring.ts';
 import type { Conversation } from '../protocol/context.ts';
 import { MailError, PipelineError } from './errors.ts';
 import { StoreError } from '../store/errors.ts';

@@ -1,7 +1,7 @@
 // A user message out as an offrecord mail: the next message of the conversation with its
 // recipient, or, only where allowed, one plaintext mail that carries our keys.
 import { autocryptHeaderFor, formatOffrecordKeysHeader, SUPPORTED_PROTOCOL_VERSIONS } from '../keys/headers.ts';
-import { isKeyringError } from '../keys/keyring.ts';
+import { isKeyringError } from '../keys/errors.ts';
 import type { Conversation } from '../protocol/context.ts';
 import { MessageType } from '../protocol/wire.ts';
 import { PipelineError } from './errors.ts';

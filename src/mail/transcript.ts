@@ -8,13 +8,13 @@ import * as openpgp from 'openpgp';
 import { fromHex, toHex } from '../crypto/bytes.ts';
 import { CodedError } from '../crypto/errors.ts';
 import { envelopeKeyIds, sealToSubkey } from '../crypto/seal.ts';
-import { parseOffrecordKeysHeader, selectAutocryptHeader, type RingKeyAdvert } from '../keys/headers.ts';
+import { parseOffrecordKeysHeader, selectAutocryptHeader } from '../keys/headers.ts';
 import type { PublishedKeys } from '../keys/publication.ts';
 import { ProtocolError } from '../protocol/errors.ts';
 import { findMacKey, firstSignatureValid, forgeFirstInner, forgeReply, forgeSealed, replySignatureValid } from '../protocol/forge.ts';
 import { generateDhKeyPair } from '../protocol/keyschedule.ts';
 import { systemEnv } from '../protocol/env.ts';
-import { decodeFirstInner, decodeFirstOuter, decodeReplyPlaintext, decodeSealed, encodeFirstOuter, MessageType, type FirstInner } from '../protocol/wire.ts';
+import { decodeFirstInner, decodeFirstOuter, decodeReplyPlaintext, decodeSealed, encodeFirstOuter, MessageType, type FirstInner, type RingKey } from '../protocol/wire.ts';
 import { MailError } from './errors.ts';
 import { composeProtected, parseProtected, type IncomingMail } from './mime.ts';
 
@@ -47,7 +47,7 @@ export interface TranscriptMail {
   /** The sender's certificate from its Autocrypt header, if one was valid. */
   certificate: openpgp.PublicKey | null;
   /** The sender's ring keys from its Offrecord-Keys header (current first). */
-  ringKeys: RingKeyAdvert[];
+  ringKeys: RingKey[];
 }
 
 const unfold = (value: string): string => value.replace(/\r?\n[ \t]+/g, ' ');
@@ -65,7 +65,7 @@ export async function readTranscriptMail(name: string, raw: Uint8Array): Promise
   const autocrypt = selectAutocryptHeader(mail.autocrypt.map(unfold), mail.from);
   let certificate: openpgp.PublicKey | null = null;
   if (autocrypt) certificate = (await openpgp.readKey({ binaryKey: autocrypt.keydata }).catch(() => null)) as openpgp.PublicKey | null;
-  let ringKeys: RingKeyAdvert[] = [];
+  let ringKeys: RingKey[] = [];
   try {
     if (mail.offrecordKeys !== null) ringKeys = parseOffrecordKeysHeader(unfold(mail.offrecordKeys)).ring;
   } catch {
@@ -85,7 +85,7 @@ interface Party {
   certificate: openpgp.PublicKey | null;
   fingerprint: string | null;
   /** Ring keys known for the identity: from its mails' headers and its bundles. */
-  ringKeys: RingKeyAdvert[];
+  ringKeys: RingKey[];
 }
 
 async function addressesOf(certificate: openpgp.PublicKey): Promise<string[]> {
@@ -101,7 +101,7 @@ async function party(address: string, transcript: readonly TranscriptMail[], key
   }
   const fingerprint = certificate?.getFingerprint() ?? null;
   const ringKeys = own.flatMap((t) => t.ringKeys);
-  if (keys && fingerprint) ringKeys.push(...keys.ringKeysOf(fingerprint).map((k) => ({ public: k.publicKey, notBefore: k.notBefore, notAfter: k.notAfter, certification: k.certification })));
+  if (keys && fingerprint) ringKeys.push(...keys.ringKeysOf(fingerprint));
   return { address, certificate, fingerprint, ringKeys };
 }
 
@@ -113,7 +113,7 @@ function ringKeyName(key: Uint8Array, parties: Party[]): string {
   return `ring key ${short(hex)}${owner ? ` of ${owner.address}` : ' (not advertised by either party)'}`;
 }
 
-function validAt(k: RingKeyAdvert, time: number): boolean {
+function validAt(k: RingKey, time: number): boolean {
   return k.notBefore <= time && time < k.notAfter;
 }
 
@@ -123,7 +123,7 @@ function validAt(k: RingKeyAdvert, time: number): boolean {
  */
 function ringInUse(t: TranscriptMail, sender: Party, recipient: Party): { senderRing?: Uint8Array; recipientRing?: Uint8Array } {
   const time = t.mail.date?.getTime() ?? Date.now();
-  const newestValid = (keys: RingKeyAdvert[]) => [...keys].filter((k) => validAt(k, time)).sort((a, b) => b.notBefore - a.notBefore)[0];
+  const newestValid = (keys: RingKey[]) => [...keys].filter((k) => validAt(k, time)).sort((a, b) => b.notBefore - a.notBefore)[0];
   const senderRing = (t.ringKeys[0] ?? newestValid(sender.ringKeys))?.public;
   const recipientRing = newestValid(recipient.ringKeys)?.public;
   return { ...(senderRing ? { senderRing } : {}), ...(recipientRing ? { recipientRing } : {}) };

@@ -366,21 +366,28 @@ export const SUPPORTED_BUNDLE_FORMATS: readonly number[] = [BUNDLE_FORMAT];
 export const MIN_RING_CERTIFICATION = 40;
 export const MAX_RING_CERTIFICATION = 512;
 
-export interface PublishedRingKey {
-  publicKey: Uint8Array;
-  secret: Uint8Array;
+/**
+ * A ring public key with its validity and the identity's certification (§15.1): the one shape
+ * of a ring key wherever it goes (the Offrecord-Keys header, the store's key rows, a bundle).
+ * The store keeps encryption subkeys in the same shape (`certification`: their binding signature).
+ */
+export interface RingKey {
+  public: Uint8Array;
   notBefore: number;
   notAfter: number;
   /** The identity's certification of the key for [notBefore, notAfter): opaque bytes here. */
   certification: Uint8Array;
 }
 
+/** A ring key with its secret scalar: as created, and as a bundle publishes it once expired (§10.3). */
+export type SecretRingKey = RingKey & { secret: Uint8Array };
+
 export interface Bundle {
   identity: Uint8Array;
   created: number;
   /** The identity's binary OpenPGP certificate, so a bundle can be checked on its own: opaque here. */
   certificate: Uint8Array;
-  ringKeys: PublishedRingKey[];
+  ringKeys: SecretRingKey[];
   macKeys: Uint8Array[];
 }
 
@@ -410,8 +417,8 @@ function checksum(data: Uint8Array): Uint8Array {
 
 const u16be = (n: number): Uint8Array => Uint8Array.of(n >> 8, n & 0xff);
 
-function checkRingEntry(k: PublishedRingKey): void {
-  if (k.publicKey.length !== RING_KEY_LENGTH || !isCanonicalScalar(k.secret) || k.secret.length !== 32) {
+function checkRingEntry(k: SecretRingKey): void {
+  if (k.public.length !== RING_KEY_LENGTH || !isCanonicalScalar(k.secret) || k.secret.length !== 32) {
     fail('malformed', 'bundle: a ring entry needs a 32-byte key and a canonical non-zero secret');
   }
   if (!(k.notBefore < k.notAfter) || k.notAfter > Number.MAX_SAFE_INTEGER || k.notBefore < 0) fail('malformed', 'bundle: ring key validity must be not_before < not_after');
@@ -421,12 +428,12 @@ function checkRingEntry(k: PublishedRingKey): void {
 }
 
 export function encodeBundle(b: Bundle): Uint8Array {
-  const ringKeys = [...b.ringKeys].sort((x, y) => Buffer.compare(x.publicKey, y.publicKey));
+  const ringKeys = [...b.ringKeys].sort((x, y) => Buffer.compare(x.public, y.public));
   const macKeys = [...b.macKeys].sort(Buffer.compare);
   if (ringKeys.length > LIMITS.maxBundleRingKeys || macKeys.length > LIMITS.maxBundleMacKeys) fail('too_large', 'bundle over its limits');
   if (b.identity.length !== FINGERPRINT_LENGTH) fail('malformed', 'bundle: the identity is a 20-byte fingerprint');
   if (b.certificate.length < 1 || b.certificate.length > LIMITS.maxBundleCertificate) fail('too_large', 'bundle: identity certificate empty or over its limit');
-  if (!strictlyAscending(ringKeys.map((k) => k.publicKey)) || !strictlyAscending(macKeys)) fail('malformed', 'bundle has duplicates');
+  if (!strictlyAscending(ringKeys.map((k) => k.public)) || !strictlyAscending(macKeys)) fail('malformed', 'bundle has duplicates');
   ringKeys.forEach(checkRingEntry);
   if (macKeys.some((k) => k.length !== MAC_KEY_LENGTH)) fail('malformed', 'bundle: MAC keys are 32 bytes');
   // Built in place: hundreds of thousands of keys are too many to spread into one call.
@@ -439,7 +446,7 @@ export function encodeBundle(b: Bundle): Uint8Array {
     b.certificate,
     u16be(ringKeys.length),
   );
-  const entries = ringKeys.map((k) => concatBytes(k.publicKey, k.secret, u64be(k.notBefore), u64be(k.notAfter), u16be(k.certification.length), k.certification));
+  const entries = ringKeys.map((k) => concatBytes(k.public, k.secret, u64be(k.notBefore), u64be(k.notAfter), u16be(k.certification.length), k.certification));
   const ringLength = entries.reduce((n, e) => n + e.length, 0);
   const body = new Uint8Array(head.length + ringLength + 4 + macKeys.length * MAC_KEY_LENGTH);
   body.set(head);
@@ -473,7 +480,7 @@ export function decodeBundle(bytes: Uint8Array): Bundle {
   const certificate = r.take(certLength, 'identity certificate');
   const ringCount = r.u16('ring key count');
   if (ringCount > LIMITS.maxBundleRingKeys) fail('too_large', 'bundle: too many ring keys');
-  const ringKeys: PublishedRingKey[] = [];
+  const ringKeys: SecretRingKey[] = [];
   for (let i = 0; i < ringCount; i++) {
     const publicKey = r.take(RING_KEY_LENGTH, 'ring public key');
     const secret = r.take(32, 'ring secret');
@@ -483,14 +490,14 @@ export function decodeBundle(bytes: Uint8Array): Bundle {
     if (!(notBefore < notAfter)) fail('malformed', 'bundle: ring key validity must be not_before < not_after');
     const length = r.u16('certification length');
     if (length < MIN_RING_CERTIFICATION || length > MAX_RING_CERTIFICATION) fail('malformed', 'bundle: ring key certification length out of range');
-    ringKeys.push({ publicKey, secret, notBefore, notAfter, certification: r.take(length, 'ring key certification') });
+    ringKeys.push({ public: publicKey, secret, notBefore, notAfter, certification: r.take(length, 'ring key certification') });
   }
   const macCount = r.u32('MAC key count');
   if (macCount > LIMITS.maxBundleMacKeys) fail('too_large', 'bundle: too many MAC keys');
   const macKeys: Uint8Array[] = [];
   for (let i = 0; i < macCount; i++) macKeys.push(r.take(MAC_KEY_LENGTH, 'MAC key'));
   r.end();
-  if (!strictlyAscending(ringKeys.map((k) => k.publicKey)) || !strictlyAscending(macKeys)) {
+  if (!strictlyAscending(ringKeys.map((k) => k.public)) || !strictlyAscending(macKeys)) {
     fail('malformed', 'bundle: entries are not in strictly ascending order');
   }
   return { identity, created, certificate, ringKeys, macKeys };

@@ -24,7 +24,7 @@ import {
   checkpointFromRow,
   deliveryFromRow,
   identityFromRow,
-  normalizeAddress,
+  addressKey,
   normalizeHex,
   ownKeyFromRow,
   peerFromRow,
@@ -600,7 +600,7 @@ export class AccountStore implements SessionStore {
   // ------------------------------------------------------------ peers (TOFU)
 
   peer(address: string): PeerRecord | null {
-    const key = normalizeAddress(address);
+    const key = addressKey(address);
     return this.run(`load peer ${key}`, () => {
       const row = this.q.peerGet.get(key);
       return row ? peerFromRow(row) : null;
@@ -619,7 +619,7 @@ export class AccountStore implements SessionStore {
    * address is already pinned: a different identity then goes through setPending().
    */
   pinPeer(peer: NewPeer): boolean {
-    const address = normalizeAddress(peer.address);
+    const address = addressKey(peer.address);
     const fingerprint = normalizeHex(peer.fingerprint, 'fingerprint');
     return this.run(`pin peer ${address}`, () => {
       const firstSeen = checkTime(peer.firstSeen ?? this.now(), 'firstSeen');
@@ -629,13 +629,13 @@ export class AccountStore implements SessionStore {
 
   /** Refreshes the pinned certificate (new subkeys) of the same identity. False if not pinned to `fingerprint`. */
   updatePeerCertificate(address: string, fingerprint: string, certificate: string): boolean {
-    const key = normalizeAddress(address);
+    const key = addressKey(address);
     const fp = normalizeHex(fingerprint, 'fingerprint');
     return this.run(`update peer ${key}`, () => this.q.peerCertificate.run(certificate, key, fp).changes > 0);
   }
 
   setPeerVerified(address: string, verified: boolean): boolean {
-    const key = normalizeAddress(address);
+    const key = addressKey(address);
     return this.run(`verify peer ${key}`, () => this.q.peerVerified.run(verified ? 1 : 0, key).changes > 0);
   }
 
@@ -645,7 +645,7 @@ export class AccountStore implements SessionStore {
    * pinned or `pending` is the pinned identity itself.
    */
   setPending(address: string, pending: Omit<PendingIdentity, 'seenAt'> & { seenAt?: number }): boolean {
-    const key = normalizeAddress(address);
+    const key = addressKey(address);
     const fp = normalizeHex(pending.fingerprint, 'fingerprint');
     return this.run(`set pending identity of ${key}`, () => {
       const seenAt = checkTime(pending.seenAt ?? this.now(), 'seenAt');
@@ -655,7 +655,7 @@ export class AccountStore implements SessionStore {
 
   /** The user accepts the changed identity: it becomes the pin (unverified). False if none was pending. */
   acceptPending(address: string): boolean {
-    const key = normalizeAddress(address);
+    const key = addressKey(address);
     return this.run(`accept pending identity of ${key}`, () => this.q.peerAcceptPending.run(key).changes > 0);
   }
 
@@ -664,7 +664,7 @@ export class AccountStore implements SessionStore {
    * (rejectedAt) and no longer pending. False if none was pending.
    */
   rejectPending(address: string): boolean {
-    const key = normalizeAddress(address);
+    const key = addressKey(address);
     return this.immediate(`reject pending identity of ${key}`, () => {
       this.q.rejectedInsert.run(this.now(), key);
       return this.q.peerClearPending.run(key).changes > 0;
@@ -673,13 +673,13 @@ export class AccountStore implements SessionStore {
 
   /** When the user rejected `fingerprint` for `address`, or null if never. */
   rejectedAt(address: string, fingerprint: string): number | null {
-    const key = normalizeAddress(address);
+    const key = addressKey(address);
     const fp = normalizeHex(fingerprint, 'fingerprint');
     return this.run(`look up rejected identity of ${key}`, () => this.q.rejectedGet.get(key, fp)?.rejected_at ?? null);
   }
 
   deletePeer(address: string): boolean {
-    const key = normalizeAddress(address);
+    const key = addressKey(address);
     return this.run(`delete peer ${key}`, () => this.q.peerDelete.run(key).changes > 0);
   }
 

@@ -1,5 +1,6 @@
 // The typed records of an account store and their mapping from rows. Every row carries a
 // record version `v`; a row from a newer offrecord is refused, not misread.
+import type { RingKey } from '../protocol/wire.ts';
 import { StoreError } from './errors.ts';
 
 export type KeyKind = 'encryption' | 'ring';
@@ -15,22 +16,17 @@ export interface IdentityRecord {
   created: number;
 }
 
-/** One of our short-lived keys (encryption subkey or ring key). */
-export interface OwnKeyRecord {
+/** One of our short-lived keys (encryption subkey or ring key); `certification` binds it to our identity. */
+export type OwnKeyRecord = RingKey & {
   /** Key id, lowercase hex. */
   id: string;
   kind: KeyKind;
-  public: Uint8Array;
   /** null once destroyed. */
   secret: Uint8Array | null;
   created: number;
-  notBefore: number;
-  notAfter: number;
-  /** The certification signature binding the key to our identity. */
-  certification: Uint8Array;
   destroyedAt: number | null;
   publishedAt: number | null;
-}
+};
 
 export type NewOwnKey = Omit<OwnKeyRecord, 'secret' | 'destroyedAt' | 'publishedAt'> & { secret: Uint8Array };
 
@@ -62,15 +58,11 @@ export interface NewPeer {
 }
 
 /** A short-lived key of a correspondent, learned from a mail's headers. */
-export interface PeerKeyRecord {
+export type PeerKeyRecord = RingKey & {
   fingerprint: string;
   kind: KeyKind;
-  public: Uint8Array;
-  notBefore: number;
-  notAfter: number;
-  certification: Uint8Array;
   seenAt: number;
-}
+};
 
 export type NewPeerKey = Omit<PeerKeyRecord, 'seenAt'> & { seenAt?: number };
 
@@ -289,10 +281,20 @@ export function normalizeHex(value: string, name: string): string {
   return hex;
 }
 
+/**
+ * The one form of a mail address in offrecord, for keys and comparisons: trimmed and lowercased
+ * (addresses compare case-insensitively here). Total: an empty or blank address becomes '', and
+ * whoever needs an address refuses that (the store's `addressKey`, the keyring's lookups).
+ */
 export function normalizeAddress(address: string): string {
-  const normalized = address.trim().toLowerCase();
-  if (normalized.length === 0) throw new TypeError('address must not be empty');
-  return normalized;
+  return address.trim().toLowerCase();
+}
+
+/** An address as a store key: normalized, and never empty (an empty one is a bug in the caller). */
+export function addressKey(address: string): string {
+  const key = normalizeAddress(address);
+  if (key.length === 0) throw new TypeError('address must not be empty');
+  return key;
 }
 
 /** A bundle that `keys publish` took out of the store, and whether its target has it yet. */

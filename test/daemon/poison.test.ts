@@ -33,7 +33,7 @@ describe('poison mail never stops offrecord watch or fetch (real Postfix and Dov
     // A genuine data mail from Alice, composed but never sent: the truncated one is cut from it.
     const composed: Uint8Array[] = [];
     await sendMessage({ ...alice, outgoing: { send: async (raw) => void composed.push(Uint8Array.from(raw)) } }, { to: bobAddress, subject: 'cut', text: 'cut' });
-    corpus = await poisonCorpus({ from: alice.address, to: bobAddress, genuine: composed[0]!, recipientKey: (await alice.keyring.peerParty(bobAddress)).encryptionKey });
+    corpus = await poisonCorpus({ from: alice.address, to: bobAddress, genuine: composed[0]!, recipientKey: (await alice.keyring.correspondent(bobAddress)).encryptionKey });
   });
 
   const inbox = async () => (await folderSources(s, 'bob', 'INBOX')).map((b) => sha256(b)).sort();

@@ -2,7 +2,7 @@
 // her own identity without her holding their secret, and an account whose mail advertises them.
 import type * as openpgp from 'openpgp';
 import { generateRingSecret, provePossession } from '../../src/crypto/ring.ts';
-import type { RingKeyAdvert } from '../../src/keys/headers.ts';
+import type { RingKey } from '../../src/protocol/wire.ts';
 import type { Keyring } from '../../src/keys/keyring.ts';
 import { fingerprintBytes } from '../../src/keys/pgp.ts';
 import { ringKeyStatement, signRingCertification } from '../../src/keys/ringcert.ts';
@@ -12,14 +12,14 @@ import type { MailAccount } from '../../src/mail/account.ts';
  * `ringPublic` certified by `identity` for [notBefore, notAfter): a valid certification whose
  * proof of possession is the best a non-holder can make, a valid proof by another key.
  */
-export async function certifiedWithoutSecret(identity: openpgp.PrivateKey, ringPublic: Uint8Array, notBefore: number, notAfter: number): Promise<RingKeyAdvert> {
+export async function certifiedWithoutSecret(identity: openpgp.PrivateKey, ringPublic: Uint8Array, notBefore: number, notAfter: number): Promise<RingKey> {
   const proof = provePossession(generateRingSecret(), ringKeyStatement(fingerprintBytes(identity), ringPublic, notBefore, notAfter));
   const certification = await signRingCertification(identity, ringPublic, notBefore, notAfter, proof, { now: notBefore });
   return { public: ringPublic, notBefore, notAfter, certification };
 }
 
 /** `account` whose mail advertises `adverts` (first) and then, unless `only`, its honest ring keys. */
-export function advertising<T extends MailAccount>(account: T, adverts: RingKeyAdvert[], options: { only?: boolean } = {}): T {
+export function advertising<T extends MailAccount>(account: T, adverts: RingKey[], options: { only?: boolean } = {}): T {
   const honest = account.keyring;
   const keyring = Object.create(honest, {
     ringAdverts: { value: () => [...adverts, ...(options.only ? [] : honest.ringAdverts())] },

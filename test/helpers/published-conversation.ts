@@ -78,7 +78,7 @@ async function newSide(dir: string, name: string, clock: Clock): Promise<Side> {
 }
 
 async function conversation(side: Side, other: Side, clock: Clock): Promise<{ conv: Conversation; parties: Parties }> {
-  const peer = await side.keyring.peerParty(other.address);
+  const peer = await side.keyring.correspondent(other.address);
   const parties = { local: side.keyring.localParty(), peer: peer.party };
   const conv = new Conversation({
     store: side.store,

@@ -14,9 +14,9 @@ import {
   parseOffrecordKeysHeader,
   readAutocryptHeader,
   selectAutocryptHeader,
-  type RingKeyAdvert,
 } from '../../src/keys/headers.ts';
 import { createRingKey, minimalCertificate, verifyRingKeyCertification } from '../../src/keys/shortlived.ts';
+import type { RingKey } from '../../src/protocol/wire.ts';
 import { DAY_MS, T0, rejectsWith, testIdentity, throwsWith } from './support.ts';
 
 const NOW = T0 + DAY_MS;
@@ -135,7 +135,7 @@ describe('Autocrypt header', () => {
 });
 
 describe('Offrecord-Keys header', () => {
-  let adverts: RingKeyAdvert[];
+  let adverts: RingKey[];
 
   before(async () => {
     const alice = await testIdentity('alice');
@@ -174,7 +174,7 @@ describe('Offrecord-Keys header', () => {
   });
 
   it('every malformed case is refused with a clear code', () => {
-    const [a, b] = adverts as [RingKeyAdvert, RingKeyAdvert];
+    const [a, b] = adverts as [RingKey, RingKey];
     const r = encodeRing(a.public, a.notBefore, a.notAfter, a.certification);
     const r2 = encodeRing(b.public, b.notBefore, b.notAfter, b.certification);
     const fiveRings = adverts.map((x) => `ring=${encodeRing(x.public, x.notBefore, x.notAfter, x.certification)}`).join('; ');
@@ -261,7 +261,7 @@ describe('Offrecord-Keys header', () => {
   });
 
   it('the encoder refuses bad input', () => {
-    const [a] = adverts as [RingKeyAdvert];
+    const [a] = adverts as [RingKey];
     throwsWith(() => formatOffrecordKeysHeader({ versions: [], ring: [a] }), 'bad_argument');
     throwsWith(() => formatOffrecordKeysHeader({ versions: [2, 1], ring: [a] }), 'bad_argument');
     throwsWith(() => formatOffrecordKeysHeader({ versions: [1], ring: [] }), 'bad_argument');

@@ -10,9 +10,11 @@ import * as openpgp from 'openpgp';
 import { toHex } from '../../src/crypto/bytes.ts';
 import { Conversation } from '../../src/protocol/context.ts';
 import { MessageType, peekType } from '../../src/protocol/wire.ts';
-import { Keyring, KeyringError, type KeyringErrorCode } from '../../src/keys/keyring.ts';
+import { KeyringError, type KeyringErrorCode } from '../../src/keys/errors.ts';
+import { Keyring } from '../../src/keys/keyring.ts';
 import { formatFingerprint } from '../../src/keys/tofu.ts';
 import { openAccountStore, type AccountStore } from '../../src/store/index.ts';
+import { normalizeAddress } from '../../src/store/records.ts';
 import { TestEnv, str, text } from '../../kit/parties.ts';
 import { DAY_MS, T0, rejectsWith } from './support.ts';
 
@@ -276,7 +278,7 @@ describe('Keyring: trust on first use', () => {
     await rejectsWith(alice.keyring.importPeer(await bob.keyring.exportPublic(), { expectedAddress: 'carol@example.org' }), 'address_mismatch');
     await rejectsKeyring(alice.keyring.importPeer(await alice.keyring.exportPublic()), 'own_identity');
     assert.deepEqual(alice.store.peers(), []);
-    await rejectsKeyring(alice.keyring.peerParty('bob@example.org'), 'unknown_peer');
+    await rejectsKeyring(alice.keyring.correspondent('bob@example.org'), 'unknown_peer');
 
     const pinned = await alice.keyring.importPeer(await bob.keyring.exportPublic());
     assert.equal(pinned.status, 'pinned');
@@ -287,7 +289,7 @@ describe('Keyring: trust on first use', () => {
     assert.equal(alice.store.peerKeys(bobFpr, 'encryption').length, 1);
     // The export carries Bob's ring key with its proof (§18.11): enough for a first mail.
     assert.deepEqual(pinned.ringKeys, bob.keyring.ringAdverts().map((a) => Buffer.from(a.public).toString('hex')));
-    assert.equal((await alice.keyring.peerParty('bob@example.org')).party.ringKeys.length, 1);
+    assert.equal((await alice.keyring.correspondent('bob@example.org')).party.ringKeys.length, 1);
 
     // Bob's ring keys also arrive in a mail's Offrecord-Keys header; a stranger's are refused.
     const learned = await alice.keyring.learnRingKeys('bob@example.org', bob.keyring.ringAdverts());
@@ -295,7 +297,7 @@ describe('Keyring: trust on first use', () => {
     const foreign = await alice.keyring.learnRingKeys('bob@example.org', bob2.keyring.ringAdverts());
     assert.equal(foreign.accepted.length, 0);
     assert.equal(foreign.rejected[0]?.code, 'bad_certification');
-    const before = await alice.keyring.peerParty('bob@example.org');
+    const before = await alice.keyring.correspondent('bob@example.org');
     assert.equal(toHex(before.party.fingerprint), bobFpr);
     assert.deepEqual(before.party.ringKeys.map(toHex), bob.keyring.ringAdverts().map((a) => toHex(a.public)));
 
@@ -319,10 +321,10 @@ describe('Keyring: trust on first use', () => {
     assert.equal(peer.fingerprint, bobFpr, 'the old pin stays');
     assert.equal(peer.pending?.fingerprint, bob2Fpr);
     assert.ok(changed.warning!.includes(`offrecord keys trust bob@example.org --fingerprint ${bobFpr.toUpperCase()}`), 'the way to reject');
-    const alarm = await rejectsKeyring(alice.keyring.peerParty('bob@example.org'), 'identity_changed');
+    const alarm = await rejectsKeyring(alice.keyring.correspondent('bob@example.org'), 'identity_changed');
     assert.match(alarm.details.warning!, /CHANGED/);
     // Reading goes on under the pinned identity; the new one's ring keys are not its.
-    assert.equal(toHex((await alice.keyring.peerParty('bob@example.org', { whilePending: true })).party.fingerprint), bobFpr);
+    assert.equal(toHex((await alice.keyring.correspondent('bob@example.org', { whilePending: true })).party.fingerprint), bobFpr);
     assert.deepEqual((await alice.keyring.learnRingKeys('bob@example.org', bob2.keyring.ringAdverts())).accepted, []);
     assert.deepEqual(alice.store.peerKeys(bob2Fpr), [], 'no key of the new identity is stored');
     // Seen again: held, no second alarm; the pending one stays.
@@ -343,9 +345,9 @@ describe('Keyring: trust on first use', () => {
     assert.equal(after.verified, true);
     assert.equal(after.pending, null);
     assert.equal(alice.store.peerKeys(bob2Fpr, 'encryption').length, 1);
-    await rejectsKeyring(alice.keyring.peerParty('bob@example.org'), 'no_ring_key');
+    await rejectsKeyring(alice.keyring.correspondent('bob@example.org'), 'no_ring_key');
     await alice.keyring.learnRingKeys('bob@example.org', bob2.keyring.ringAdverts());
-    const now = await alice.keyring.peerParty('bob@example.org');
+    const now = await alice.keyring.correspondent('bob@example.org');
     assert.equal(toHex(now.party.fingerprint), bob2Fpr);
     assert.equal(now.encryptionKey.getFingerprint(), bob2Fpr);
     // The old identity's ring keys are no longer offered.
@@ -366,6 +368,29 @@ describe('Keyring: trust on first use', () => {
     assert.equal(alice.store.peer('bob@example.org')!.pending, null);
     // The user importing it asks again: the way back from a mistaken rejection.
     assert.equal((await alice.keyring.importPeer(await bob.keyring.exportPublic())).status, 'changed');
+  });
+
+  // Two normalizeAddress functions disagreed on a blank address: the keys layer's gave '', the
+  // store's threw a TypeError, so `keys fingerprint ' '` ended in an uncoded error. There is one
+  // now, total; whoever needs an address refuses a blank one with its own error.
+  it('one normalizeAddress: a blank or differently written address is the same for keys and store', async () => {
+    assert.equal(normalizeAddress('  Bob@Example.ORG \t'), 'bob@example.org');
+    assert.equal(normalizeAddress('   '), '');
+    const clock = new Clock(T0);
+    const alice = openKeyring(clock);
+    const bob = openKeyring(clock);
+    await alice.keyring.init({ email: 'alice@example.org' });
+    await bob.keyring.init({ email: 'bob@example.org' });
+    await alice.keyring.importPeer(await bob.keyring.exportPublic());
+    assert.equal((await alice.keyring.fingerprint(' BOB@example.org ')).address, 'bob@example.org');
+    assert.equal((await alice.keyring.correspondent('Bob@Example.org')).address, 'bob@example.org');
+    assert.equal((await alice.keyring.fingerprint(' Alice@EXAMPLE.org')).own, true);
+    for (const blank of ['', '   ']) {
+      await rejectsKeyring(alice.keyring.fingerprint(blank), 'unknown_peer');
+      await rejectsKeyring(alice.keyring.correspondent(blank), 'unknown_peer');
+      await rejectsKeyring(alice.keyring.trust(blank, '00'.repeat(20)), 'unknown_peer');
+      assert.throws(() => alice.store.pinPeer({ address: blank, fingerprint: '00'.repeat(20), certificate: 'x' }), /address must not be empty/);
+    }
   });
 });
 
@@ -400,7 +425,7 @@ describe('Keyring: from keys to the engine', () => {
     const conversation = async (side: typeof alice, peer: string, passphrase: string) => {
       const key = await side.keyring.unlock(passphrase);
       await side.keyring.rotate(); // opportunistic, as the CLI does
-      const { party, encryptionKey } = await side.keyring.peerParty(peer);
+      const { party, encryptionKey } = await side.keyring.correspondent(peer);
       return new Conversation({
         store: side.store,
         parties: { local: side.keyring.localParty(), peer: party },

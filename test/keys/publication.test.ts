@@ -122,7 +122,7 @@ describe('keys publish', () => {
     assert.equal(result.bundle?.ringKeys, 1);
     assert.equal(s.alice.store.ownKey(ring.id)!.publishedAt, due);
     const bundle = await verifyBundle(readFileSync(result.bundle!.location), { expectedIdentity: s.alice.fingerprint });
-    assert.equal(toHex(bundle.ringKeys[0]!.publicKey), ring.id);
+    assert.equal(toHex(bundle.ringKeys[0]!.public), ring.id);
     assert.deepEqual(await run('alice'), { bundle: null, redelivered: [] }, 'a second run publishes nothing new');
     await s.alice.keyring.rotate();
     assert.equal(s.alice.store.ownKey(ring.id)!.secret, null, 'rotation drops the published secret');

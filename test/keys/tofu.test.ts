@@ -5,8 +5,9 @@ import assert from 'node:assert/strict';
 import * as openpgp from 'openpgp';
 import { toHex } from '../../src/crypto/bytes.ts';
 import type { CreatedIdentity } from '../../src/keys/identity.ts';
-import { parseOffrecordKeysHeader, formatOffrecordKeysHeader, type RingKeyAdvert } from '../../src/keys/headers.ts';
-import { addEncryptionSubkey, certifyRingKey, createRingKey, minimalCertificate, type CertifiedRingKey } from '../../src/keys/shortlived.ts';
+import { parseOffrecordKeysHeader, formatOffrecordKeysHeader } from '../../src/keys/headers.ts';
+import type { RingKey, SecretRingKey } from '../../src/protocol/wire.ts';
+import { addEncryptionSubkey, certifyRingKey, createRingKey, minimalCertificate } from '../../src/keys/shortlived.ts';
 import { acceptPeerKeys, changedIdentityWarning, decideTrust, formatFingerprint, normalizeFingerprint } from '../../src/keys/tofu.ts';
 import { ed25519_hasher } from '@noble/curves/ed25519.js';
 import { generateRingSecret, provePossession, ringPublicKey } from '../../src/crypto/ring.ts';
@@ -17,7 +18,7 @@ import { DAY_MS, T0, testIdentity, throwsWith } from './support.ts';
 const FPR_A = '6d06b5e611175745e8c7fefe2669b52ba35d92cb';
 const FPR_B = '28D63B13F313253575F35C87514C688DB4EFB9FF';
 
-const advert = (r: Pick<CertifiedRingKey, 'public' | 'notBefore' | 'notAfter' | 'certification'>): RingKeyAdvert => ({
+const advert = (r: RingKey): RingKey => ({
   public: r.public,
   notBefore: r.notBefore,
   notAfter: r.notAfter,
@@ -79,8 +80,8 @@ describe('acceptPeerKeys', () => {
   let pinned: openpgp.PublicKey; // what Bob pinned on first contact (day 0)
   let aliceKey: openpgp.PrivateKey; // Alice's key after rotation on day 7
   let e2: string;
-  let r1: CertifiedRingKey;
-  let r2: CertifiedRingKey;
+  let r1: SecretRingKey;
+  let r2: SecretRingKey;
   const day = (n: number) => T0 + n * DAY_MS;
 
   before(async () => {

@@ -27,7 +27,7 @@ const headerLines = (raw: string) => raw.slice(0, raw.search(/\r?\n\r?\n/)).repl
 
 /** A first mail from `from` to `to` whose inner entity is `inner`, exactly as written. */
 async function sendRawInner(from: MailAccount, to: MailAccount, spool: MaildirSpool, inner: Uint8Array): Promise<void> {
-  const peer = await from.keyring.peerParty(to.address);
+  const peer = await from.keyring.correspondent(to.address);
   const conversation = new Conversation({
     store: from.store,
     parties: { local: from.keyring.localParty(), peer: peer.party },

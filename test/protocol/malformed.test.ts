@@ -81,7 +81,7 @@ async function accepted(result: Promise<ReceiveResult>): Promise<void> {
 function sampleBundle(identity: Uint8Array): Uint8Array {
   const ring = ['a', 'b'].map((label) => {
     const secret = generateRingSecret(new Uint8Array(64).fill(label.charCodeAt(0)));
-    return { publicKey: ringPublicKey(secret), secret, notBefore: 1_690_000_000_000, notAfter: 1_700_000_000_000, certification: new Uint8Array(100).fill(9) };
+    return { public: ringPublicKey(secret), secret, notBefore: 1_690_000_000_000, notAfter: 1_700_000_000_000, certification: new Uint8Array(100).fill(9) };
   });
   const macKeys = [1, 2, 3].map((i) => new Uint8Array(32).fill(i * 17));
   return encodeBundle({ identity, created: 1_700_000_000_000, certificate: new Uint8Array(200).fill(5), ringKeys: ring, macKeys });

@@ -308,7 +308,7 @@ function checkBundle(v: BundleVector): void {
       created: b.created,
       certificate: toHex(b.certificate),
       ring_keys: b.ringKeys.map((k) => ({
-        public_key: toHex(k.publicKey),
+        public_key: toHex(k.public),
         secret: toHex(k.secret),
         not_before: k.notBefore,
         not_after: k.notAfter,
