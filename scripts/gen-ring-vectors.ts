@@ -8,7 +8,6 @@ import { ed25519, ED25519_TORSION_SUBGROUP } from '@noble/curves/ed25519.js';
 import { bytesToNumberLE, numberToBytesLE } from '@noble/curves/utils.js';
 import { fromHex, toHex } from '../src/crypto/bytes.ts';
 import {
-  RingError,
   _prepareRingUncheckedForVectors,
   generateRingSecret,
   prepareRing,
@@ -16,8 +15,8 @@ import {
   ringSignTrace,
   ringVerifyKeys,
   sortRing,
-  type RingErrorCode,
 } from '../src/crypto/ring.ts';
+import { RingError, type RingErrorCode } from '../src/crypto/errors.ts';
 import { RING_VECTORS_PATH, renderVectors, type PositiveRingVector, type NegativeRingVector, type RingVectors } from '../fixtures/vectors/format.ts';
 
 const Point = ed25519.Point;
@@ -124,19 +123,19 @@ export function buildRingVectors(): RingVectors {
 
   const otherMessage = Uint8Array.from(hello);
   otherMessage[otherMessage.length - 1]! ^= 0x01;
-  negativeCase('valid signature of positive[0], message with its last bit flipped', base.ring, otherMessage, sig, 'invalid-signature');
-  negativeCase('valid signature of positive[0], ring given as [P1, P0]', [b1, b0], hello, sig, 'ring-order');
-  negativeCase('positive[0] with s0 replaced by s0 + l (same residue, not canonical)', base.ring, hello, addOrderAt(sig, 32), 'non-canonical-scalar');
-  negativeCase('positive[0] with c0 replaced by c0 + l (same residue, not canonical)', base.ring, hello, addOrderAt(sig, 0), 'non-canonical-scalar');
-  negativeCase('positive[0] with s1 replaced by s1 + l (same residue, not canonical)', base.ring, hello, addOrderAt(sig, 64), 'non-canonical-scalar');
-  negativeCase('positive[0] truncated to 95 bytes', base.ring, hello, sig.subarray(0, 95), 'bad-length');
+  negativeCase('valid signature of positive[0], message with its last bit flipped', base.ring, otherMessage, sig, 'invalid_signature');
+  negativeCase('valid signature of positive[0], ring given as [P1, P0]', [b1, b0], hello, sig, 'ring_order');
+  negativeCase('positive[0] with s0 replaced by s0 + l (same residue, not canonical)', base.ring, hello, addOrderAt(sig, 32), 'non_canonical_scalar');
+  negativeCase('positive[0] with c0 replaced by c0 + l (same residue, not canonical)', base.ring, hello, addOrderAt(sig, 0), 'non_canonical_scalar');
+  negativeCase('positive[0] with s1 replaced by s1 + l (same residue, not canonical)', base.ring, hello, addOrderAt(sig, 64), 'non_canonical_scalar');
+  negativeCase('positive[0] truncated to 95 bytes', base.ring, hello, sig.subarray(0, 95), 'bad_length');
   const flipped = Uint8Array.from(sig);
   flipped[64]! ^= 0x01; // lowest bit of s1; stays canonical
-  negativeCase('positive[0] with the lowest bit of s1 flipped', base.ring, hello, flipped, 'invalid-signature');
+  negativeCase('positive[0] with the lowest bit of s1 flipped', base.ring, hello, flipped, 'invalid_signature');
 
   const outsiderRing = sortRing(pub.carol, pub.bob);
   const outsiderSig = ringSignTrace(prepareRing(outsiderRing[0], outsiderRing[1]), secrets.carol, hello, randFor('n-outsider')).signature;
-  negativeCase('carol (not a member) signed over ring {carol, bob}; verified against ring {alice, bob}', base.ring, hello, outsiderSig, 'invalid-signature');
+  negativeCase('carol (not a member) signed over ring {carol, bob}; verified against ring {alice, bob}', base.ring, hello, outsiderSig, 'invalid_signature');
 
   // Bad ring keys. Alice signs over a ring whose other member is the bad key, so the ring
   // equation holds (zip215 decoding, hashing the bytes as given) and the key is the one defect.
@@ -146,29 +145,29 @@ export function buildRingVectors(): RingVectors {
   };
   const p = Point.Fp.ORDER;
   const yAbove = numberToBytesLE(p + 3n, 32); // y = p + 3 < 2^255: a curve point's y, encoded without reduction
-  badKeyCase('ring key encodes y = p + 3 (>= p, RFC 8032 rejects; zip215 would read it as a mixed-order point with y = 3); signature valid under that reading', yAbove, 'non-canonical-point', 'n-y-above-p');
+  badKeyCase('ring key encodes y = p + 3 (>= p, RFC 8032 rejects; zip215 would read it as a mixed-order point with y = 3); signature valid under that reading', yAbove, 'non_canonical_point', 'n-y-above-p');
   const xZeroSign = new Uint8Array(32);
   xZeroSign[0] = 0x01;
   xZeroSign[31] = 0x80;
-  badKeyCase('ring key 0100..0080: y = 1 so x = 0, with the x sign bit set (RFC 8032 rejects before the identity check)', xZeroSign, 'non-canonical-point', 'n-x0-sign');
+  badKeyCase('ring key 0100..0080: y = 1 so x = 0, with the x sign bit set (RFC 8032 rejects before the identity check)', xZeroSign, 'non_canonical_point', 'n-x0-sign');
   // No signature can exist for a key that is not a point; positive[0]'s is used with the ring {alice, bad key}.
-  negativeCase('ring key is not on the curve (no x for this y); otherwise positive[0]', ordered(pub.alice, offCurveEncoding()), hello, sig, 'non-canonical-point');
-  badKeyCase('ring key is the identity point 0100..00', fromHex(ED25519_TORSION_SUBGROUP[0]!), 'identity-point', 'n-identity');
-  badKeyCase('ring key is a small-order point (order 8)', fromHex(ED25519_TORSION_SUBGROUP[1]!), 'torsion-point', 'n-order-8');
-  badKeyCase('ring key is a small-order point (order 4)', fromHex(ED25519_TORSION_SUBGROUP[2]!), 'torsion-point', 'n-order-4');
+  negativeCase('ring key is not on the curve (no x for this y); otherwise positive[0]', ordered(pub.alice, offCurveEncoding()), hello, sig, 'non_canonical_point');
+  badKeyCase('ring key is the identity point 0100..00', fromHex(ED25519_TORSION_SUBGROUP[0]!), 'identity_point', 'n-identity');
+  badKeyCase('ring key is a small-order point (order 8)', fromHex(ED25519_TORSION_SUBGROUP[1]!), 'torsion_point', 'n-order-8');
+  badKeyCase('ring key is a small-order point (order 4)', fromHex(ED25519_TORSION_SUBGROUP[2]!), 'torsion_point', 'n-order-4');
   const mixed = Point.fromBytes(pub.bob).add(Point.fromHex(ED25519_TORSION_SUBGROUP[1]!)).toBytes();
-  badKeyCase('ring key is mixed order: bob + an order-8 point (canonical encoding, not torsion-free)', mixed, 'torsion-point', 'n-mixed');
+  badKeyCase('ring key is mixed order: bob + an order-8 point (canonical encoding, not torsion-free)', mixed, 'torsion_point', 'n-mixed');
 
   // Order of the checks (PROTOCOL.md section 4.4): key by key (all of 3a-3c for P0, then for P1),
   // and every point check before the ring order. These two vectors each have two defects on purpose.
   const torsion8 = fromHex(ED25519_TORSION_SUBGROUP[1]!);
   if (byteCompare(torsion8, yAbove) >= 0) throw new Error('vector needs the torsion point below y = p + 3');
   negativeCase(
-    'ring [order-8 point, y = p + 3] (two defects on purpose): P0 fails 3c, P1 fails 3a; checked key by key, so P0\'s torsion-point comes first',
+    'ring [order-8 point, y = p + 3] (two defects on purpose): P0 fails 3c, P1 fails 3a; checked key by key, so P0\'s torsion_point comes first',
     [torsion8, yAbove],
     hello,
     sig,
-    'torsion-point',
+    'torsion_point',
   );
   const descending: [Uint8Array, Uint8Array] = [yAbove, pub.alice];
   if (byteCompare(yAbove, pub.alice) <= 0) throw new Error('vector needs y = p + 3 above alice');
@@ -177,11 +176,11 @@ export function buildRingVectors(): RingVectors {
     descending,
     hello,
     uncheckedSign(descending, secrets.alice, hello, 'n-descending'),
-    'non-canonical-point',
+    'non_canonical_point',
   );
 
   const dup = [pub.alice, pub.alice] as [Uint8Array, Uint8Array];
-  negativeCase('duplicated member: ring [alice, alice], signature valid for that ring', dup, hello, uncheckedSign(dup, secrets.alice, hello, 'n-dup'), 'ring-order');
+  negativeCase('duplicated member: ring [alice, alice], signature valid for that ring', dup, hello, uncheckedSign(dup, secrets.alice, hello, 'n-dup'), 'ring_order');
 
   return {
     description:
@@ -195,7 +194,7 @@ export function buildRingVectors(): RingVectors {
       'Signer j holds x with x*G = P_j; o = 1 - j; rand = 32 random bytes. alpha = SHA-512("offrecord/v1 ring nonce" || x || P0 || P1 || len64(m) || m || rand) LE mod l; s_o = SHA-512("offrecord/v1 ring fill" || x || P0 || P1 || len64(m) || m || rand) LE mod l.',
       'R_j = alpha*G; c_o = H(R_j); R_o = s_o*G + c_o*P_o; c_j = H(R_o); s_j = alpha - c_j*x mod l. Signature = c_0 || s_0 || s_1 (96 bytes).',
       'Verify: length 96; c0, s0, s1 < l; each key decodes under RFC 8032 (y < p, no x = 0 with sign bit), re-encodes identically, is not the identity and is torsion-free; P0 < P1;',
-      'R0 = s0*G + c0*P0; c1 = H(R0); R1 = s1*G + c1*P1; valid iff H(R1) == c0. Error codes, in check order: bad-length, non-canonical-scalar, non-canonical-point, identity-point, torsion-point, ring-order, invalid-signature.',
+      'R0 = s0*G + c0*P0; c1 = H(R0); R1 = s1*G + c1*P1; valid iff H(R1) == c0. Error codes, in check order: bad_length, non_canonical_scalar, non_canonical_point, identity_point, torsion_point, ring_order, invalid_signature.',
       'Vector secrets are generateRingSecret(SHA-512("offrecord/v1 ring vector secret|" + name)); rand is the first 32 bytes of SHA-512("offrecord/v1 ring vector rand|" + label).',
     ].join(' '),
     positive,

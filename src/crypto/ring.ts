@@ -16,7 +16,7 @@ import { createHash, randomBytes, type Hash } from 'node:crypto';
 import { ed25519 } from '@noble/curves/ed25519.js';
 import type { EdwardsPoint } from '@noble/curves/abstract/edwards.js';
 import { bytesToNumberLE, numberToBytesLE } from '@noble/curves/utils.js';
-import { CodedError } from './errors.ts';
+import { RingError } from './errors.ts';
 import { compareBytes, equalBytes, u64be, wipe } from './bytes.ts';
 
 const Point = ed25519.Point;
@@ -45,28 +45,9 @@ const TAG_POSSESSION_NONCE = Buffer.from('offrecord/v1 possession nonce', 'ascii
 /** A proof of possession of a ring secret: enc(R) || s, a Schnorr signature (PROTOCOL.md §15.3). */
 export const POSSESSION_PROOF_LENGTH = 64;
 
-export type RingErrorCode =
-  | 'bad-length'
-  | 'non-canonical-scalar'
-  | 'non-canonical-point'
-  | 'identity-point'
-  | 'torsion-point'
-  | 'ring-order'
-  | 'not-a-member'
-  | 'invalid-signature'
-  | 'invalid-proof'
-  | 'bad-secret';
-
-/** Every failure of this module. Messages are fixed strings: they never carry key or nonce bytes. */
-export class RingError extends CodedError<RingErrorCode> {
-  constructor(code: RingErrorCode, message: string) {
-    super(code, `ring: ${message}`);
-  }
-}
-
 function assertBytes(value: unknown, length: number, what: string): asserts value is Uint8Array {
   if (!(value instanceof Uint8Array) || value.length !== length) {
-    throw new RingError('bad-length', `${what} must be ${length} bytes`);
+    throw new RingError('bad_length', `${what} must be ${length} bytes`);
   }
 }
 
@@ -78,27 +59,27 @@ const wideReduce = (digest: Uint8Array): bigint => bytesToNumberLE(digest) % ORD
 /** Canonical scalar decoding: rejecting s >= ℓ makes signatures non-malleable (s and s+ℓ). */
 function decodeScalar(bytes: Uint8Array, what: string): bigint {
   const n = bytesToNumberLE(bytes);
-  if (n >= ORDER) throw new RingError('non-canonical-scalar', `${what} is not a canonical scalar`);
+  if (n >= ORDER) throw new RingError('non_canonical_scalar', `${what} is not a canonical scalar`);
   return n;
 }
 
 /** A ring secret is a canonical scalar 1 <= x < ℓ; anything else is refused, not reduced. */
 function decodeSecret(secret: Uint8Array): bigint {
   if (!(secret instanceof Uint8Array) || secret.length !== SCALAR_LENGTH) {
-    throw new RingError('bad-secret', 'secret must be a 32-byte scalar');
+    throw new RingError('bad_secret', 'secret must be a 32-byte scalar');
   }
   const x = bytesToNumberLE(secret);
-  if (x === 0n || x >= ORDER) throw new RingError('bad-secret', 'secret is not a canonical non-zero scalar');
+  if (x === 0n || x >= ORDER) throw new RingError('bad_secret', 'secret is not a canonical non-zero scalar');
   return x;
 }
 
 /** x = LE(random64) mod ℓ: 64 bytes make the reduction bias negligible. */
 export function generateRingSecret(random64: Uint8Array = randomBytes(64)): Uint8Array {
   if (!(random64 instanceof Uint8Array) || random64.length !== 64) {
-    throw new RingError('bad-length', 'secret randomness must be 64 bytes');
+    throw new RingError('bad_length', 'secret randomness must be 64 bytes');
   }
   const x = wideReduce(random64);
-  if (x === 0n) throw new RingError('bad-secret', 'secret reduced to zero');
+  if (x === 0n) throw new RingError('bad_secret', 'secret reduced to zero');
   return scalarToBytes(x);
 }
 
@@ -111,7 +92,7 @@ export function sortRing(a: Uint8Array, b: Uint8Array): [Uint8Array, Uint8Array]
   assertBytes(a, RING_KEY_LENGTH, 'ring key');
   assertBytes(b, RING_KEY_LENGTH, 'ring key');
   const order = compareBytes(a, b);
-  if (order === 0) throw new RingError('ring-order', 'ring members must be distinct');
+  if (order === 0) throw new RingError('ring_order', 'ring members must be distinct');
   return order < 0 ? [a, b] : [b, a];
 }
 
@@ -127,14 +108,14 @@ function decodeRingKey(bytes: Uint8Array): EdwardsPoint {
   try {
     point = Point.fromBytes(bytes, false);
   } catch {
-    throw new RingError('non-canonical-point', 'ring key is not a canonical point encoding');
+    throw new RingError('non_canonical_point', 'ring key is not a canonical point encoding');
   }
   if (!equalBytes(point.toBytes(), bytes)) {
-    throw new RingError('non-canonical-point', 'ring key is not a canonical point encoding');
+    throw new RingError('non_canonical_point', 'ring key is not a canonical point encoding');
   }
-  if (point.is0()) throw new RingError('identity-point', 'ring key is the identity point');
-  if (point.isSmallOrder()) throw new RingError('torsion-point', 'ring key has small order');
-  if (!point.isTorsionFree()) throw new RingError('torsion-point', 'ring key has a torsion component');
+  if (point.is0()) throw new RingError('identity_point', 'ring key is the identity point');
+  if (point.isSmallOrder()) throw new RingError('torsion_point', 'ring key has small order');
+  if (!point.isTorsionFree()) throw new RingError('torsion_point', 'ring key has a torsion component');
   return point;
 }
 
@@ -180,7 +161,7 @@ function stateOf(ring: PreparedRing): RingState {
 function buildRing(p0: Uint8Array, p1: Uint8Array, tables: boolean): PreparedRing {
   const points = [decodeRingKey(p0), decodeRingKey(p1)] as const;
   // Step 4 after step 3, so a bad key reports its own code even when the order is also wrong.
-  if (compareBytes(p0, p1) >= 0) throw new RingError('ring-order', 'ring keys must be distinct and sorted (P0 < P1)');
+  if (compareBytes(p0, p1) >= 0) throw new RingError('ring_order', 'ring keys must be distinct and sorted (P0 < P1)');
   if (tables) for (const p of points) p.precompute(RING_WINDOW, false);
   const keys = [Uint8Array.from(p0), Uint8Array.from(p1)] as const;
   return new PreparedRing(BRAND, { keys, points, checked: true, signers: new Map() });
@@ -274,7 +255,7 @@ export function ringSignTrace(
     const own = G.multiply(x).toBytes();
     const is0 = equalBytes(own, keys[0]);
     const is1 = equalBytes(own, keys[1]);
-    if (!is0 && !is1) throw new RingError('not-a-member', 'secret does not belong to a ring member');
+    if (!is0 && !is1) throw new RingError('not_a_member', 'secret does not belong to a ring member');
     j = is0 ? 0 : 1;
     signers.set(signerId, j);
   }
@@ -350,7 +331,7 @@ function verifyEquation(ring: PreparedRing, message: Uint8Array, signature: Uint
   const r1 = G.multiplyUnsafe(s1).add(points[1].multiplyUnsafe(c1)).toBytes();
   const c0Again = scalarToBytes(challenge(prefix, r1));
   if (!equalBytes(c0Again, signature.subarray(0, 32))) {
-    throw new RingError('invalid-signature', 'signature does not verify');
+    throw new RingError('invalid_signature', 'signature does not verify');
   }
 }
 
@@ -428,8 +409,8 @@ export function provePossession(secret: Uint8Array, message: Uint8Array, rand: U
 
 /**
  * Throws RingError unless `proof` proves possession of the secret of `publicKey` over `message`.
- * Checks in order: length (bad-length), s < ℓ (non-canonical-scalar), the key as a ring member
- * (non-canonical-point, identity-point, torsion-point), then enc(s·G − c·P) = R (invalid-proof).
+ * Checks in order: length (bad_length), s < ℓ (non_canonical_scalar), the key as a ring member
+ * (non_canonical_point, identity_point, torsion_point), then enc(s·G − c·P) = R (invalid_proof).
  */
 export function verifyPossession(publicKey: Uint8Array, message: Uint8Array, proof: Uint8Array): void {
   if (!(message instanceof Uint8Array)) throw new TypeError('ring: message must be a Uint8Array');
@@ -440,5 +421,5 @@ export function verifyPossession(publicKey: Uint8Array, message: Uint8Array, pro
   const c = possessionChallenge(publicKey, message, encodedR);
   // Public values only: variable-time multiplication is fine.
   const expected = G.multiplyUnsafe(s).subtract(point.multiplyUnsafe(c)).toBytes();
-  if (!equalBytes(expected, encodedR)) throw new RingError('invalid-proof', 'the proof of possession does not verify');
+  if (!equalBytes(expected, encodedR)) throw new RingError('invalid_proof', 'the proof of possession does not verify');
 }

@@ -26,7 +26,8 @@
 import * as openpgp from 'openpgp';
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { concatBytes, equalBytes, u64be } from '../crypto/bytes.ts';
-import { POSSESSION_PROOF_LENGTH, provePossession, ringPublicKey, RingError, verifyPossession } from '../crypto/ring.ts';
+import { POSSESSION_PROOF_LENGTH, provePossession, ringPublicKey, verifyPossession } from '../crypto/ring.ts';
+import { RingError } from '../crypto/errors.ts';
 import { KeyError } from './errors.ts';
 import { assertTime, fingerprintBytes, signPacket } from './pgp.ts';
 

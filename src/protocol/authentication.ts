@@ -2,7 +2,8 @@
 // block signed and verified over its signing context (docs/PROTOCOL.md §5.4, §6), its clock
 // bounds and its message id against replays (§6.3).
 import { equalBytes, toHex } from '../crypto/bytes.ts';
-import { prepareRing, RingError, ringSign, ringVerify, ringVerifyKeys, sortRing, type PreparedRing } from '../crypto/ring.ts';
+import { prepareRing, ringSign, ringVerify, ringVerifyKeys, sortRing, type PreparedRing } from '../crypto/ring.ts';
+import { RingError } from '../crypto/errors.ts';
 import type { Env } from './env.ts';
 import { fail } from './errors.ts';
 import type { Policy } from './policy.ts';

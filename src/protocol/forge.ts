@@ -11,7 +11,8 @@
 //   FIRST a published ring secret of either party: the inner form is signed anew and sealed to
 //         the recipient's public encryption subkey by the caller, as any sender would.
 import { equalBytes } from '../crypto/bytes.ts';
-import { prepareRing, RingError, ringVerifyKeys, sortRing } from '../crypto/ring.ts';
+import { prepareRing, ringVerifyKeys, sortRing } from '../crypto/ring.ts';
+import { RingError } from '../crypto/errors.ts';
 import { firstContext, replyContext } from './contexts.ts';
 import { fail } from './errors.ts';
 import { hmacSha256 } from './keyschedule.ts';

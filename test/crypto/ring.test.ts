@@ -10,7 +10,6 @@ import {
   PreparedRing,
   RING_KEY_LENGTH,
   RING_SIGNATURE_LENGTH,
-  RingError,
   _prepareRingUncheckedForVectors,
   generateRingSecret,
   prepareRing,
@@ -23,8 +22,8 @@ import {
   ringVerifyKeys,
   sortRing,
   verifyPossession,
-  type RingErrorCode,
 } from '../../src/crypto/ring.ts';
+import { RingError, type RingErrorCode } from '../../src/crypto/errors.ts';
 import { PROOF_VECTORS_PATH, RING_VECTORS_PATH, renderVectors, type ProofVectors, type RingVectors } from '../../fixtures/vectors/format.ts';
 import { buildProofVectors } from '../../scripts/gen-proof-vectors.ts';
 import { buildRingVectors } from '../../scripts/gen-ring-vectors.ts';
@@ -133,16 +132,16 @@ describe('ring signature vectors', () => {
     const oneDefect = vectors.negative.filter(
       (v) =>
         !v.comment.includes('two defects on purpose') &&
-        (v.expect === 'non-canonical-scalar' ||
-        v.expect === 'identity-point' ||
-        v.expect === 'torsion-point' ||
-        (v.expect === 'ring-order' && v.ring[0] === v.ring[1]) ||
-        (v.expect === 'non-canonical-point' && !v.comment.includes('not on the curve'))),
+        (v.expect === 'non_canonical_scalar' ||
+        v.expect === 'identity_point' ||
+        v.expect === 'torsion_point' ||
+        (v.expect === 'ring_order' && v.ring[0] === v.ring[1]) ||
+        (v.expect === 'non_canonical_point' && !v.comment.includes('not on the curve'))),
     );
     assert.ok(oneDefect.length >= 8);
     for (const v of oneDefect) assert.ok(referenceEquationHolds(v.ring, v.message, v.signature), v.comment);
     // ...and the oracle is not vacuous: it rejects the vectors whose defect is the equation itself.
-    for (const v of vectors.negative.filter((n) => n.expect === 'invalid-signature')) {
+    for (const v of vectors.negative.filter((n) => n.expect === 'invalid_signature')) {
       assert.equal(referenceEquationHolds(v.ring, v.message, v.signature), false, v.comment);
     }
   });
@@ -164,28 +163,28 @@ describe('ring signature API', () => {
 
   it('generateRingSecret reduces 64 bytes mod l and rejects zero', () => {
     assert.equal(toHex(generateRingSecret(numberToBytesLE(ORDER + 5n, 64))), toHex(numberToBytesLE(5n, 32)));
-    expectRingError(() => generateRingSecret(new Uint8Array(64)), 'bad-secret');
-    expectRingError(() => generateRingSecret(numberToBytesLE(ORDER * 3n, 64)), 'bad-secret');
-    expectRingError(() => generateRingSecret(new Uint8Array(32)), 'bad-length');
+    expectRingError(() => generateRingSecret(new Uint8Array(64)), 'bad_secret');
+    expectRingError(() => generateRingSecret(numberToBytesLE(ORDER * 3n, 64)), 'bad_secret');
+    expectRingError(() => generateRingSecret(new Uint8Array(32)), 'bad_length');
   });
 
   it('ringPublicKey refuses secrets that are not canonical non-zero scalars', () => {
-    expectRingError(() => ringPublicKey(new Uint8Array(32)), 'bad-secret');
-    expectRingError(() => ringPublicKey(numberToBytesLE(ORDER, 32)), 'bad-secret');
-    expectRingError(() => ringPublicKey(new Uint8Array(31).fill(1)), 'bad-secret');
+    expectRingError(() => ringPublicKey(new Uint8Array(32)), 'bad_secret');
+    expectRingError(() => ringPublicKey(numberToBytesLE(ORDER, 32)), 'bad_secret');
+    expectRingError(() => ringPublicKey(new Uint8Array(31).fill(1)), 'bad_secret');
     assert.equal(toHex(ringPublicKey(numberToBytesLE(1n, 32))), ed25519.Point.BASE.toHex());
   });
 
   it('sortRing orders by bytes and rejects equal keys', () => {
     assert.deepEqual(sortRing(k1, k0), [k0, k1]);
     assert.deepEqual(sortRing(k0, k1), [k0, k1]);
-    expectRingError(() => sortRing(k0, Uint8Array.from(k0)), 'ring-order');
-    expectRingError(() => sortRing(k0, k1.subarray(1)), 'bad-length');
+    expectRingError(() => sortRing(k0, Uint8Array.from(k0)), 'ring_order');
+    expectRingError(() => sortRing(k0, k1.subarray(1)), 'bad_length');
   });
 
   it('prepareRing rejects an unsorted ring and copies its keys', () => {
-    expectRingError(() => prepareRing(k1, k0), 'ring-order');
-    expectRingError(() => prepareRing(k0, k0), 'ring-order');
+    expectRingError(() => prepareRing(k1, k0), 'ring_order');
+    expectRingError(() => prepareRing(k0, k0), 'ring_order');
     const a = Uint8Array.from(k0);
     const b = Uint8Array.from(k1);
     const r = prepareRing(a, b);
@@ -204,9 +203,9 @@ describe('ring signature API', () => {
   });
 
   it('signing refuses non-members, bad randomness and bad secrets', () => {
-    expectRingError(() => ringSign(ring, generateRingSecret(), message), 'not-a-member');
-    expectRingError(() => ringSign(ring, alice, message, new Uint8Array(31)), 'bad-length');
-    expectRingError(() => ringSign(ring, numberToBytesLE(ORDER + 1n, 32), message), 'bad-secret');
+    expectRingError(() => ringSign(ring, generateRingSecret(), message), 'not_a_member');
+    expectRingError(() => ringSign(ring, alice, message, new Uint8Array(31)), 'bad_length');
+    expectRingError(() => ringSign(ring, numberToBytesLE(ORDER + 1n, 32), message), 'bad_secret');
   });
 
   it('signing is deterministic in rand and hedged across rand', () => {
@@ -217,14 +216,14 @@ describe('ring signature API', () => {
 
   it('error messages carry no secret material', () => {
     const outsider = generateRingSecret();
-    const e1 = expectRingError(() => ringSign(ring, outsider, message), 'not-a-member');
+    const e1 = expectRingError(() => ringSign(ring, outsider, message), 'not_a_member');
     assert.ok(!e1.message.includes(toHex(outsider)));
     assert.ok(!(e1.stack ?? '').includes(toHex(outsider)));
     const bad = numberToBytesLE(ORDER + 12345n, 32);
-    const e2 = expectRingError(() => ringSign(ring, bad, message), 'bad-secret');
+    const e2 = expectRingError(() => ringSign(ring, bad, message), 'bad_secret');
     assert.ok(!e2.message.includes(toHex(bad)));
     const rand = new Uint8Array(33).fill(0xab);
-    const e3 = expectRingError(() => ringSign(ring, alice, message, rand), 'bad-length');
+    const e3 = expectRingError(() => ringSign(ring, alice, message, rand), 'bad_length');
     assert.ok(!e3.message.includes(toHex(alice)) && !e3.message.includes('abab'));
   });
 
@@ -258,7 +257,7 @@ describe('ring signature API', () => {
         const n = Uint8Array.from(m);
         if (bit < sig.length * 8) s[bit >> 3]! ^= 1 << (bit & 7);
         else n[(bit >> 3) - sig.length]! ^= 1 << (bit & 7);
-        expectRingError(() => ringVerify(ring, n, s), ['invalid-signature', 'non-canonical-scalar']);
+        expectRingError(() => ringVerify(ring, n, s), ['invalid_signature', 'non_canonical_scalar']);
       }),
       { numRuns: RUNS },
     );
@@ -272,7 +271,7 @@ describe('ring signature API', () => {
         const other = prepareRing(keys[0], keys[1]);
         // Either signer of the foreign ring: a non-member, or a member using the wrong ring.
         for (const signer of [z, member]) {
-          expectRingError(() => ringVerify(ring, m, ringSign(other, signer, m)), 'invalid-signature');
+          expectRingError(() => ringVerify(ring, m, ringSign(other, signer, m)), 'invalid_signature');
         }
       }),
       { numRuns: 20 },
@@ -340,7 +339,7 @@ describe('proof of possession (PROTOCOL.md §15.3)', () => {
         const [x, y] = [generateRingSecret(), generateRingSecret()];
         const proof = provePossession(x, m);
         verifyPossession(ringPublicKey(x), m, proof);
-        assert.throws(() => verifyPossession(ringPublicKey(y), m, proof), (e: unknown) => e instanceof RingError && e.code === 'invalid-proof');
+        assert.throws(() => verifyPossession(ringPublicKey(y), m, proof), (e: unknown) => e instanceof RingError && e.code === 'invalid_proof');
         if (toHex(other) !== toHex(m)) assert.throws(() => verifyPossession(ringPublicKey(x), other, proof), (e: unknown) => e instanceof RingError);
       }),
       { numRuns: RUNS },
