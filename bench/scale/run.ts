@@ -10,6 +10,8 @@ import { plotSvg } from './plot.ts';
 /** One line per curve module, loaded only when it runs. */
 const CURVES: Record<string, () => Promise<CurveModule>> = {
   'mailbox-size': () => import('./mailbox-size.ts'),
+  'conversation-step': () => import('./conversation-length.ts').then((m) => m.stepCurve),
+  'conversation-state': () => import('./conversation-length.ts').then((m) => m.stateCurve),
 };
 
 const ROOT = join(import.meta.dirname, '..', '..');
