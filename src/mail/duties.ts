@@ -1,23 +1,15 @@
-// What time asks of an account between mails: forgetting, acknowledgements, old records dropped.
+// What time asks of an account between mails: forgetting and acknowledgements.
 import { isKeyError, isKeyringError } from '../keys/errors.ts';
 import { toHex } from '../crypto/bytes.ts';
-import { conversationWith, now, type MailAccount } from './account.ts';
+import { conversationWith, type MailAccount } from './account.ts';
 import { dispatch } from './send.ts';
 
 /**
- * How long a processed mail is remembered: long enough for one left on the server (its MOVE
- * failed) to be filed by a later pass rather than refused as a replay.
- */
-export const PROCESSED_KEPT_MS = 30 * 24 * 3_600_000;
-
-/**
- * What time asks of an account with nothing to read: drop old processed-mail records, forget
- * what is due in every session, and send the empty acknowledgement where a new share arrived
- * and the user has not replied (paper 4.2), so the correspondent can forget its old key.
+ * What time asks of an account with nothing to read: forget what is due in every session, and
+ * send the empty acknowledgement where a new share arrived and the user has not replied (paper 4.2), so the correspondent can forget its old key.
  * Returns the addresses acknowledged.
  */
 export async function performDuties(account: MailAccount): Promise<{ acknowledged: string[]; skipped: { address: string; reason: string }[] }> {
-  account.store.pruneProcessed(now(account) - PROCESSED_KEPT_MS);
   const local = toHex(account.keyring.localParty().fingerprint);
   const addressOf = new Map<string, string>();
   for (const peer of account.store.peers()) if (!addressOf.has(peer.fingerprint)) addressOf.set(peer.fingerprint, peer.address);

@@ -228,6 +228,13 @@ export interface FetchOptions extends PassOptions {
 }
 
 /**
+ * How long a processed mail is remembered: long enough for one left on the server (its MOVE
+ * failed) to be filed by a later pass rather than refused as a replay. Every pass drops older
+ * records, so the table holds one month's mail, however long the account's history (§18.6).
+ */
+export const PROCESSED_KEPT_MS = 30 * 24 * 3_600_000;
+
+/**
  * One pass over new mail, oldest first; `onReport` hears each mail's outcome as it settles, and
  * the pass keeps none of them (a long backlog does not pile up in memory). While one mail is
  * processed, the next ones are already being read and the one before is being filed away: each
@@ -236,6 +243,8 @@ export interface FetchOptions extends PassOptions {
 export async function processNewMail(account: MailAccount, onReport: (report: FetchReport, done: number, total: number) => void, options: PassOptions = {}): Promise<void> {
   // Plaintext committed by an earlier pass that stopped before handing it over goes first.
   if (account.delivery) await flushOutbox(account.store, account.delivery);
+  // Records are only ever added by a pass, so pruning in each one bounds them for fetch and watch alike.
+  account.store.pruneProcessed(now(account) - PROCESSED_KEPT_MS);
   const cache: PassCache = new Map();
   // A read overlapped with other work that fails (e.g. the connection dropped under it) is tried once more.
   const readAhead = (id: string): Promise<Uint8Array> => {
