@@ -11,7 +11,7 @@ import { generateDhKeyPair, x25519PublicKey, type DhKeyPair } from '../src/proto
 import type { Parties, RingKeyPair } from '../src/protocol/authentication.ts';
 import type { Env } from '../src/protocol/env.ts';
 import { DEFAULT_POLICY, type Policy } from '../src/protocol/policy.ts';
-import { MemorySessionStore } from '../src/protocol/store.ts';
+import { MemorySessionStore, type SessionStore } from '../src/protocol/store.ts';
 
 export interface TestIdentity {
   name: string;
@@ -90,26 +90,24 @@ export interface Pair {
   ids: { alice: TestIdentity; bob: TestIdentity };
 }
 
+/** `local`'s Conversation with `peer` over `store`. */
+export function conversationOver(store: SessionStore, local: TestIdentity, peer: TestIdentity, env: Env, policy: Policy = DEFAULT_POLICY): Conversation {
+  return new Conversation({
+    store,
+    parties: partiesFor(local, peer),
+    peerEncryptionKey: peer.publicKey,
+    sealer: new OpenPgpSealer([local.privateKey]),
+    env,
+    policy,
+  });
+}
+
 export async function conversationPair(policy: Policy = DEFAULT_POLICY, env = new TestEnv()): Promise<Pair> {
   const [a, b] = await Promise.all([identity('alice'), identity('bob')]);
   const aliceStore = new MemorySessionStore();
   const bobStore = new MemorySessionStore();
-  const alice = new Conversation({
-    store: aliceStore,
-    parties: partiesFor(a, b),
-    peerEncryptionKey: b.publicKey,
-    sealer: new OpenPgpSealer([a.privateKey]),
-    env,
-    policy,
-  });
-  const bob = new Conversation({
-    store: bobStore,
-    parties: partiesFor(b, a),
-    peerEncryptionKey: a.publicKey,
-    sealer: new OpenPgpSealer([b.privateKey]),
-    env,
-    policy,
-  });
+  const alice = conversationOver(aliceStore, a, b, env, policy);
+  const bob = conversationOver(bobStore, b, a, env, policy);
   return { alice, bob, aliceStore, bobStore, env, ids: { alice: a, bob: b } };
 }
 

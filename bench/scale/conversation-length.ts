@@ -9,27 +9,24 @@
 //                       agreements, AES-256-CTR and HMAC-SHA256, node:crypto), timed beside it.
 //   conversation-state  the stored state's size after message N (docs/PROTOCOL.md §11.6).
 //                       Baseline: the state of the same session just established (message 0).
-// Each point is the median over the ten messages that end at N (and over the repeats), after a
-// conversation played and thrown away to warm the JIT. The stores are on tmpfs (/dev/shm), so the
-// disk's flushes, which are the same for every N, do not drown the step.
+// Each point is the median over the twenty messages that end at N (the ten of N = 10), over the
+// repeats too, after a conversation played and thrown away to warm the JIT. The stores are on
+// tmpfs (/dev/shm), so the disk's flushes, the same at every N, do not drown the step.
 import { createCipheriv, createHmac, diffieHellman, generateKeyPairSync } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { toHex } from '../../src/crypto/bytes.ts';
-import { OpenPgpSealer } from '../../src/crypto/seal.ts';
 import type { Parties } from '../../src/protocol/authentication.ts';
-import { Conversation } from '../../src/protocol/context.ts';
 import { initiate, receiveFirst, receiveSealed, send, type SendStep } from '../../src/protocol/session.ts';
 import type { SessionState } from '../../src/protocol/state.ts';
 import { encodeSessionState } from '../../src/store/codec.ts';
-import { openAccountStore, type AccountStore } from '../../src/store/account-store.ts';
-import { identity, partiesFor, sent, TestEnv, type TestIdentity } from '../../kit/parties.ts';
+import { openAccountStore } from '../../src/store/account-store.ts';
+import { conversationOver, identity, partiesFor, sent, TestEnv, type TestIdentity } from '../../kit/parties.ts';
 import type { Curve, CurveModule, Point } from './curve.ts';
 import { median, sizes } from './sizes.ts';
 
 const PAYLOAD = new Uint8Array(100).fill(0x61);
-const WINDOW = 10;
+const WINDOW = 20;
 const PURE_REPEATS = 3;
 /** Messages of a conversation played first and thrown away, so that N = 10 is not a cold start. */
 const WARM_UP = 300;
@@ -109,16 +106,6 @@ function pureConversation(alice: Parties, bob: Parties, ns: number[], samples: S
     push(samples.bare, n, performance.now() - bareStart);
     if (record && m === n) samples.stateBytes.set(n, encodeSessionState(a).length);
   }
-}
-
-function conversationOver(store: AccountStore, local: TestIdentity, peer: TestIdentity, env: TestEnv): Conversation {
-  return new Conversation({
-    store,
-    parties: partiesFor(local, peer),
-    peerEncryptionKey: peer.publicKey,
-    sealer: new OpenPgpSealer([local.privateKey]),
-    env,
-  });
 }
 
 /** The same conversation through Conversations over two sealed SQLite stores, as the mail pipeline runs it. */

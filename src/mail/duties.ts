@@ -6,8 +6,8 @@ import { dispatch } from './send.ts';
 
 /**
  * What time asks of an account with nothing to read: forget what is due in every session, and
- * send the empty acknowledgement where a new share arrived and the user has not replied (paper 4.2), so the correspondent can forget its old key.
- * Returns the addresses acknowledged.
+ * send the empty acknowledgement where a new share arrived and the user has not replied (paper
+ * 4.2), so the correspondent can forget its old key. Returns the addresses acknowledged.
  */
 export async function performDuties(account: MailAccount): Promise<{ acknowledged: string[]; skipped: { address: string; reason: string }[] }> {
   const local = toHex(account.keyring.localParty().fingerprint);

@@ -8,30 +8,17 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { toHex } from '../../src/crypto/bytes.ts';
-import { OpenPgpSealer } from '../../src/crypto/seal.ts';
-import { Conversation } from '../../src/protocol/context.ts';
-import { DEFAULT_POLICY } from '../../src/protocol/policy.ts';
+import type { Conversation } from '../../src/protocol/context.ts';
 import { pairKey } from '../../src/protocol/state.ts';
 import { MemorySessionStore, type SessionStore } from '../../src/protocol/store.ts';
 import { decodeSealed } from '../../src/protocol/wire.ts';
 import { openAccountStore } from '../../src/store/index.ts';
-import { identity, partiesFor, str, TestEnv, text, type TestIdentity } from '../../kit/parties.ts';
+import { conversationOver, identity, str, TestEnv, text } from '../../kit/parties.ts';
 import { INBOX_DIR, SENT_DIR, serializeIdentity, SETUP_FILE, STORE_FILE, type SharedSetup, type WorkerReport } from './conversation-worker.ts';
 import { startWorker, tempDir } from './helpers.ts';
 
 const COUNT = 100;
 const worker = fileURLToPath(new URL('./conversation-worker.ts', import.meta.url));
-
-function conversation(store: SessionStore, local: TestIdentity, peer: TestIdentity, env: TestEnv): Conversation {
-  return new Conversation({
-    store,
-    parties: partiesFor(local, peer),
-    peerEncryptionKey: peer.publicKey,
-    sealer: new OpenPgpSealer([local.privateKey]),
-    env,
-    policy: DEFAULT_POLICY,
-  });
-}
 
 async function sendOk(from: Conversation, payload: string): Promise<Uint8Array> {
   const result = await from.send(text(payload));
@@ -75,8 +62,8 @@ describe('conversation concurrency', () => {
     // An established session (first mail, reply, data each way): Alice's in SQLite, Bob's in memory.
     const aliceStore = openAccountStore(storePath, { passphrase: null });
     const bobStore = new MemorySessionStore();
-    const alice = conversation(aliceStore, a, b, env);
-    const bob = conversation(bobStore, b, a, env);
+    const alice = conversationOver(aliceStore, a, b, env);
+    const bob = conversationOver(bobStore, b, a, env);
     assert.equal(await receivePlaintext(bob, await sendOk(alice, 'hello'), 'first mail'), 'hello');
     assert.equal(await receivePlaintext(alice, await sendOk(bob, 'hi'), 'reply'), 'hi');
     assert.equal(await receivePlaintext(bob, await sendOk(alice, 'a-data'), 'data to Bob'), 'a-data');
@@ -119,7 +106,7 @@ describe('conversation concurrency', () => {
     const store = openAccountStore(storePath, { passphrase: null });
     const final = store.loadSession(aliceFp, bobFp);
     assert.ok(final);
-    const again = conversation(store, a, b, env);
+    const again = conversationOver(store, a, b, env);
     for (let i = 0; i < COUNT; i++) {
       const result = await again.receive(inbox[i]!);
       assert.equal(result.kind === 'error' ? result.code : result.kind, 'replay', `Bob's message ${i} delivered a second time`);
@@ -148,7 +135,7 @@ describe('conversation concurrency', () => {
       assert.equal(sendCounters[pair], counters.at(-1), `the stored counter of pair ${pair}`);
     }
     // ...and Bob accepts every one, each exactly once, in order and shuffled (on copies of his session).
-    const inOrder = conversation(await copyOf(bobStore, bobFp, aliceFp), b, a, env);
+    const inOrder = conversationOver(await copyOf(bobStore, bobFp, aliceFp), b, a, env);
     for (let i = 0; i < COUNT; i++) assert.equal(await receivePlaintext(inOrder, sent[i]!, `Alice's message ${i} in order`), `s-${i}`);
     for (let i = 0; i < COUNT; i++) {
       const result = await inOrder.receive(sent[i]!);
@@ -159,7 +146,7 @@ describe('conversation concurrency', () => {
       const j = randomInt(i + 1);
       [order[i], order[j]] = [order[j]!, order[i]!];
     }
-    const shuffled = conversation(await copyOf(bobStore, bobFp, aliceFp), b, a, env);
+    const shuffled = conversationOver(await copyOf(bobStore, bobFp, aliceFp), b, a, env);
     const seen = new Map<number, string>();
     for (const i of order) seen.set(i, await receivePlaintext(shuffled, sent[i]!, `Alice's message ${i} shuffled (order ${order.join(',')})`));
     assert.deepEqual(
