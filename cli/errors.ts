@@ -5,7 +5,7 @@ import { KeyError } from '../src/keys/errors.ts';
 import { KeyringError } from '../src/keys/errors.ts';
 import { StoreError } from '../src/store/errors.ts';
 import { MailError, PipelineError, SubmissionError } from '../src/mail/errors.ts';
-import { PublicationError } from '../src/keys/publication.ts';
+import { PublicationError } from '../src/keys/errors.ts';
 import { ForgeError } from '../src/mail/transcript.ts';
 
 export const EXIT = {

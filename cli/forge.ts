@@ -3,7 +3,8 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { fromHex } from '../src/crypto/bytes.ts';
-import { loadPublished, PublishedKeys } from '../src/keys/publication.ts';
+import { loadPublished } from '../src/keys/bundle-reading.ts';
+import { PublishedKeys } from '../src/keys/bundle-verification.ts';
 import { composeInner, parseInner } from '../src/mail/mime.ts';
 import { forgeMail, readTranscript, verifyTranscript, type MailVerification, type TranscriptMail } from '../src/mail/transcript.ts';
 import { MessageType } from '../src/protocol/wire.ts';

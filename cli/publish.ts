@@ -1,8 +1,11 @@
 // The handlers of `offrecord keys publish` and `offrecord keys fetch-published`.
 import { join } from 'node:path';
-import { DirectoryTarget, HttpTarget, publishDue, readPublished, verifyBundle, type PublicationTarget, type PublishResult } from '../src/keys/publication.ts';
+import { readPublished } from '../src/keys/bundle-reading.ts';
+import { DirectoryTarget, HttpTarget, type PublicationTarget } from '../src/keys/bundle-targets.ts';
+import { verifyBundle } from '../src/keys/bundle-verification.ts';
+import { publishDue, type PublishResult } from '../src/keys/publishing.ts';
 import { formatFingerprint } from '../src/keys/tofu.ts';
-import { MailTarget } from '../src/mail/publication.ts';
+import { MailTarget } from '../src/mail/mail-target.ts';
 import { checkAddress, dataDirectory, openAccount, unlockStore } from './account.ts';
 import { loadSettings, transports } from './config.ts';
 import { CliError, EXIT, type ExitCode } from './errors.ts';

@@ -19,7 +19,7 @@ import { plaintextMaildir, withMailAccount } from './mail.ts';
 import { startServing } from './serve.ts';
 import type { SubmissionServer } from '../src/daemon/submission-server.ts';
 import { privateTargetWarning, publicationTarget } from './publish.ts';
-import { publicationDuty } from '../src/daemon/publication.ts';
+import { publicationDuty } from '../src/daemon/publication-duty.ts';
 
 const out = (text: string) => process.stdout.write(text);
 

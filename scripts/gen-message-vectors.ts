@@ -462,7 +462,7 @@ export function buildMessageVectors(): MessageVectors {
   check(states.alice!.nakAt === null && states.alice!.lastSent === null, 'bob_reveals clears the NAK and the re-send copy');
 
   // Alice's publication bundle: two retired ring keys and the MAC keys revealed in this conversation.
-  // The certificate and certifications are opaque to the wire layer (src/keys/publication.ts checks
+  // The certificate and certifications are opaque to the wire layer (src/keys/bundle-verification.ts checks
   // them): here they are labelled pseudo-random bytes of realistic size, so the vector stays fixed.
   const opaque = (label: string, length: number): Uint8Array => concatBytes(sha512(`${label}|0`), sha512(`${label}|1`), sha512(`${label}|2`)).subarray(0, length);
   const oldRing = ['2023', '2024'].map((year) => {

@@ -90,3 +90,24 @@ export class KeyringError extends CodedError<KeyringErrorCode> {
 export function isKeyringError(value: unknown, code?: KeyringErrorCode): value is KeyringError {
   return value instanceof KeyringError && (code === undefined || value.code === code);
 }
+
+export type PublicationErrorCode =
+  /** Not a bundle, truncated, altered (checksum), or not canonical. */
+  | 'malformed'
+  /** A bundle format or protocol version this offrecord does not read. */
+  | 'unsupported'
+  /** Over a size limit. */
+  | 'too_large'
+  /** The bundle's keys are not the claimed identity's: another identity's certificate or certifications. */
+  | 'wrong_identity'
+  /** A ring secret that does not belong to its public key. */
+  | 'bad_ring_key'
+  /** Nothing found where the bundles should be. */
+  | 'not_found'
+  /** The target or source refused or could not be reached. */
+  | 'target'
+  /** The account has no identity to publish for. */
+  | 'no_identity';
+
+/** Publication of bundles and reading them back (publishing.ts, bundle-*.ts). */
+export class PublicationError extends CodedError<PublicationErrorCode> {}

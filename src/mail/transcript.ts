@@ -9,7 +9,7 @@ import { fromHex, toHex } from '../crypto/bytes.ts';
 import { CodedError } from '../crypto/errors.ts';
 import { envelopeKeyIds, sealToSubkey } from '../crypto/seal.ts';
 import { parseOffrecordKeysHeader, selectAutocryptHeader } from '../keys/headers.ts';
-import type { PublishedKeys } from '../keys/publication.ts';
+import type { PublishedKeys } from '../keys/bundle-verification.ts';
 import { ProtocolError } from '../protocol/errors.ts';
 import { findMacKey, firstSignatureValid, forgeFirstInner, forgeReply, forgeSealed, replySignatureValid } from '../protocol/forge.ts';
 import { generateDhKeyPair } from '../protocol/keyschedule.ts';

@@ -9,19 +9,14 @@ import { after, before, describe, it } from 'node:test';
 import * as openpgp from 'openpgp';
 import { toHex } from '../../src/crypto/bytes.ts';
 import { generateRingSecret } from '../../src/crypto/ring.ts';
-import {
-  DirectoryTarget,
-  HttpTarget,
-  PublicationError,
-  publishDue,
-  readPublished,
-  verifyBundle,
-  type PublicationTarget,
-  type PublishResult,
-} from '../../src/keys/publication.ts';
+import { readPublished } from '../../src/keys/bundle-reading.ts';
+import { DirectoryTarget, HttpTarget, type PublicationTarget } from '../../src/keys/bundle-targets.ts';
+import { verifyBundle } from '../../src/keys/bundle-verification.ts';
+import { PublicationError } from '../../src/keys/errors.ts';
+import { publishDue, type PublishResult } from '../../src/keys/publishing.ts';
 import { MaildirSpool } from '../../src/mail/maildir.ts';
 import { parseProtected } from '../../src/mail/mime.ts';
-import { MailTarget } from '../../src/mail/publication.ts';
+import { MailTarget } from '../../src/mail/mail-target.ts';
 import { deriveDirectionKeys } from '../../src/protocol/keyschedule.ts';
 import { decodeBundle, encodeBundle, LIMITS, MessageType } from '../../src/protocol/wire.ts';
 import { DAY_MS, runConversation, silence, type Scenario } from '../helpers/published-conversation.ts';

@@ -6,9 +6,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { memoryLogger } from '../../src/daemon/log.ts';
-import { publicationDuty } from '../../src/daemon/publication.ts';
+import { publicationDuty } from '../../src/daemon/publication-duty.ts';
 import { Keyring } from '../../src/keys/keyring.ts';
-import { DirectoryTarget, type PublicationTarget } from '../../src/keys/publication.ts';
+import { DirectoryTarget, type PublicationTarget } from '../../src/keys/bundle-targets.ts';
 import { DEFAULT_SCHEDULE } from '../../src/keys/schedule.ts';
 import { openAccountStore } from '../../src/store/index.ts';
 

@@ -1,7 +1,7 @@
 // Publication by mail: a bundle sent as an offrecord mail of type bundle (marker
 // `type=bundle`) to a configured address, over the account's own transport.
-import type { PublicationTarget } from '../keys/publication.ts';
-import { PublicationError } from '../keys/publication.ts';
+import type { PublicationTarget } from '../keys/bundle-targets.ts';
+import { PublicationError } from '../keys/errors.ts';
 import { composeProtected } from './mime.ts';
 import type { OutgoingTransport } from './transport.ts';
 

@@ -1,8 +1,9 @@
-// Publication as one of the watcher's duties: `publishDue` (src/keys/publication.ts) at the first
+// Publication as one of the watcher's duties: `publishDue` (src/keys/publishing.ts) at the first
 // duties run and then once a day. Bundles need not be fresher than the grace periods (days), and
 // a daily run keeps every in-band reveal a conversation is about to make from becoming a bundle
 // of its own.
-import { publishDue, type PublicationTarget, type PublishOptions } from '../keys/publication.ts';
+import type { PublicationTarget } from '../keys/bundle-targets.ts';
+import { publishDue, type PublishOptions } from '../keys/publishing.ts';
 import type { Logger } from './log.ts';
 
 export const PUBLISH_EVERY_MS = 24 * 3_600_000;
