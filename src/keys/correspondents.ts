@@ -4,14 +4,17 @@
 //
 //   importPeer  importCertificate + TOFU (pin-new / known / changed = alarm, nothing usable)
 //   trust       the user's decision after comparing fingerprints
+import { createHash } from 'node:crypto';
+import type * as openpgp from 'openpgp';
 import { equalBytes, fromHex, toHex } from '../crypto/bytes.ts';
 import type { RingKey } from '../protocol/wire.ts';
 import { normalizeAddress, type PeerRecord } from '../store/records.ts';
 import { importCertificate } from './certificate.ts';
 import { KeyError, KeyringError } from './errors.ts';
 import { parseKeyExchange } from './exchange.ts';
+import { parseOffrecordKeysHeader, selectAutocryptHeader } from './headers.ts';
 import { KeyringPart, type KeyringContext } from './keyring-context.ts';
-import type { Correspondent, ImportResult, LearnResult, PeerFingerprint } from './keyring-results.ts';
+import type { AdvertisedKeys, Correspondent, ImportResult, LearnResult, MailCorrespondent, MailKeys, PeerFingerprint } from './keyring-results.ts';
 import type { OwnKeys } from './own-keys.ts';
 import { bindingBytes, publicPacketBytes, readCertificate } from './packets.ts';
 import { DAY_MS } from './schedule.ts';
@@ -27,6 +30,8 @@ import {
 
 /** Clock difference tolerated for correspondents' keys (acceptPeerKeys' default). */
 const MAX_CLOCK_SKEW_MS = DAY_MS;
+/** Parsed pinned certificates kept (by their armor): a pass over a large mailbox parses each once. */
+const MAX_PARSED_CERTIFICATES = 256;
 
 /** The command that keeps `fingerprint` as the identity of `address`: the alarm's accept (the new one) and reject (the pinned one). */
 export function trustCommand(address: string, fingerprint: string): string {
@@ -39,6 +44,59 @@ export class Correspondents extends KeyringPart {
     private readonly own: OwnKeys,
   ) {
     super(context);
+  }
+
+  /** Per sender, the digest of the key headers last learned from: a sender repeats the same keys in every mail, and verifying them again costs more than the rest of processing the mail. */
+  private readonly learned = new Map<string, string>();
+  private readonly certificates = new Map<string, Promise<openpgp.PublicKey>>();
+
+  /**
+   * One received mail's entry into the keys wing (§18.6 steps 3, 4): the keys its headers
+   * advertise are learned, then, under the pinned identity, everything the mail needs is read
+   * from the store once: the correspondent (also while a changed identity is pending) and our side.
+   */
+  async fromMail(from: string, advertised: AdvertisedKeys): Promise<MailCorrespondent> {
+    const keys = await this.learnFromMail(from, advertised);
+    if (keys.kind === 'held' || keys.kind === 'rejected') return keys;
+    const correspondent = await this.correspondent(from, { whilePending: true });
+    return { kind: 'known', learned: keys.kind === 'learned', correspondent, local: this.own.localParty() };
+  }
+
+  /** Learns the keys a mail from `from` advertises (Autocrypt identity, Offrecord-Keys ring keys), unless they are the ones learned last. */
+  async learnFromMail(from: string, advertised: AdvertisedKeys): Promise<MailKeys> {
+    const digest = createHash('sha256').update(JSON.stringify([advertised.autocrypt, advertised.offrecordKeys])).digest('hex');
+    if (this.learned.get(from) === digest) return { kind: 'unchanged' };
+    const verdict = await this.learnNow(from, advertised);
+    if (verdict.kind === 'learned') this.learned.set(from, digest);
+    return verdict;
+  }
+
+  private async learnNow(from: string, advertised: AdvertisedKeys): Promise<MailKeys> {
+    const header = selectAutocryptHeader(advertised.autocrypt, from);
+    if (header) {
+      const imported = await this.importPeer(header.keydata, { expectedAddress: from, fromMail: true });
+      if (imported.status === 'changed') {
+        throw new KeyringError('identity_changed', `the identity key of ${from} has changed`, { address: imported.address, pinned: imported.pinned!, pending: imported.fingerprint, warning: imported.warning! });
+      }
+      if (imported.status === 'held') return { kind: 'held', fingerprint: imported.fingerprint, pending: imported.pending! };
+      if (imported.status === 'rejected') return { kind: 'rejected', fingerprint: imported.fingerprint };
+    }
+    if (advertised.offrecordKeys !== null) {
+      await this.learnRingKeys(from, parseOffrecordKeysHeader(advertised.offrecordKeys).ring, header ? { certificate: header.keydata } : {});
+    }
+    return { kind: 'learned' };
+  }
+
+  /** The pinned certificate as a key object, parsed once per armor. */
+  private certificateOf(armored: string): Promise<openpgp.PublicKey> {
+    let parsed = this.certificates.get(armored);
+    if (!parsed) {
+      if (this.certificates.size >= MAX_PARSED_CERTIFICATES) this.certificates.clear();
+      parsed = readCertificate(armored);
+      parsed.catch(() => this.certificates.delete(armored));
+      this.certificates.set(armored, parsed);
+    }
+    return parsed;
   }
 
   /**
@@ -76,7 +134,7 @@ export class Correspondents extends KeyringPart {
       verified: peer.verified,
       pending: peer.pending?.fingerprint ?? null,
       party: { fingerprint: fromHex(peer.fingerprint), ringKeys: ring.map((k) => Uint8Array.from(k.public)) },
-      encryptionKey: await readCertificate(peer.certificate),
+      encryptionKey: await this.certificateOf(peer.certificate),
     };
   }
 

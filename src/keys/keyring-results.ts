@@ -1,7 +1,7 @@
 // What the keyring's calls take and give back (src/keys/keyring.ts, own-keys.ts,
 // correspondents.ts, listing.ts): plain data for the CLI and the mail layer.
 import type * as openpgp from 'openpgp';
-import type { PeerParty } from '../protocol/authentication.ts';
+import type { LocalParty, PeerParty } from '../protocol/authentication.ts';
 import type { RingKey } from '../protocol/wire.ts';
 import type { Schedule, ShortLivedKind } from './schedule.ts';
 import type { RejectedKey } from './tofu.ts';
@@ -150,3 +150,22 @@ export interface Correspondent {
   /** The pinned certificate with its accepted subkeys: first mails are sealed to its current one. */
   encryptionKey: openpgp.PublicKey;
 }
+
+/** The key headers of one mail (Autocrypt, Offrecord-Keys), as the mail layer found them. */
+export interface AdvertisedKeys {
+  autocrypt: string[];
+  offrecordKeys: string | null;
+}
+
+/**
+ * What a mail's key headers say (§18.6 steps 3, 4): `learned` something anew (anything derived
+ * from the old keys is stale), nothing new (`unchanged`), or an identity other than the pinned
+ * one that is `held` (a change already awaits the user) or `rejected` (the user declined it). A
+ * new changed identity is the alarm: KeyringError 'identity_changed'.
+ */
+export type MailKeys = { kind: 'learned' | 'unchanged' } | { kind: 'held'; fingerprint: string; pending: string } | { kind: 'rejected'; fingerprint: string };
+
+/** Everything one received mail needs from the keys wing: its headers' verdict and, under the pinned identity, both parties. */
+export type MailCorrespondent =
+  | Extract<MailKeys, { kind: 'held' | 'rejected' }>
+  | { kind: 'known'; learned: boolean; correspondent: Correspondent; local: LocalParty };

@@ -16,6 +16,7 @@ import { normalizeAddress } from '../store/records.ts';
 import { Correspondents } from './correspondents.ts';
 import type { KeyringContext } from './keyring-context.ts';
 import type {
+  AdvertisedKeys,
   Correspondent,
   IdentityInfo,
   ImportResult,
@@ -24,6 +25,8 @@ import type {
   KeyringListing,
   KeyringOptions,
   LearnResult,
+  MailCorrespondent,
+  MailKeys,
   PeerFingerprint,
   RotationResult,
 } from './keyring-results.ts';
@@ -113,6 +116,14 @@ export class Keyring {
 
   correspondent(address: string, options: { whilePending?: boolean } = {}): Promise<Correspondent> {
     return this.correspondents.correspondent(address, options);
+  }
+
+  fromMail(from: string, advertised: AdvertisedKeys): Promise<MailCorrespondent> {
+    return this.correspondents.fromMail(from, advertised);
+  }
+
+  learnFromMail(from: string, advertised: AdvertisedKeys): Promise<MailKeys> {
+    return this.correspondents.learnFromMail(from, advertised);
   }
 
   importPeer(input: string | Uint8Array, options: { expectedAddress?: string; fromMail?: boolean } = {}): Promise<ImportResult> {

@@ -3,6 +3,8 @@
 // conversation with one correspondent that send, receive and duties each step.
 import type * as openpgp from 'openpgp';
 import type { Keyring } from '../keys/keyring.ts';
+import type { Correspondent } from '../keys/keyring-results.ts';
+import type { LocalParty } from '../protocol/authentication.ts';
 import type { Sealer } from '../crypto/seal.ts';
 import { Conversation } from '../protocol/context.ts';
 import { systemEnv } from '../protocol/env.ts';
@@ -61,10 +63,14 @@ function lazySealer(account: MailAccount): Sealer {
 
 /** `whilePending`: reading and duties go on under the pinned identity while a changed one awaits the user. */
 export async function conversationWith(account: MailAccount, address: string, options: { whilePending?: boolean } = {}): Promise<Conversation> {
-  const peer = await account.keyring.correspondent(address, options);
+  return conversationOf(account, await account.keyring.correspondent(address, options), account.keyring.localParty());
+}
+
+/** The conversation between `local` and a correspondent the keyring gave. */
+export function conversationOf(account: MailAccount, peer: Correspondent, local: LocalParty): Conversation {
   return new Conversation({
     store: account.store,
-    parties: { local: account.keyring.localParty(), peer: peer.party },
+    parties: { local, peer: peer.party },
     peerEncryptionKey: peer.encryptionKey,
     sealer: lazySealer(account),
     ...(account.policy ? { policy: account.policy } : {}),

@@ -1,9 +1,8 @@
 // Offrecord mail in as the user's message: one pass over new mail, oldest first. Each mail is
 // processed and filed away, or left where it is, untouched, with the reason in its report.
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { isKeyError, isKeyringError } from '../keys/errors.ts';
-import { parseOffrecordKeysHeader, selectAutocryptHeader } from '../keys/headers.ts';
-import type { Keyring } from '../keys/keyring.ts';
+import type { MailCorrespondent } from '../keys/keyring-results.ts';
 import type { Conversation } from '../protocol/context.ts';
 import { MailError, PipelineError } from './errors.ts';
 import { StoreError } from '../store/errors.ts';
@@ -11,7 +10,7 @@ import { parseAdvertisement, parseInner, parseProtected, type UserMessage } from
 import { flushOutbox, handOver, senderOf } from './delivery.ts';
 import { attestSender, type Attested, type VerifiedSender } from './sender.ts';
 import type { Delivery, MailRef } from '../store/records.ts';
-import { conversationWith, now, type MailAccount } from './account.ts';
+import { conversationOf, now, type MailAccount } from './account.ts';
 import { dispatch } from './send.ts';
 
 export type FetchReport =
@@ -30,65 +29,20 @@ export type FetchReport =
   | { id: string; kind: 'rejected'; from: string; fingerprint: string; folder: string | null }
   | { id: string; kind: 'skipped'; reason: string; code: string; alarm?: string };
 
-// Headers already learned from, per keyring: a sender repeats the same keys in every mail,
-// and verifying them again costs more than the rest of processing the mail.
-const learned = new WeakMap<Keyring, Map<string, string>>();
-
 /** Where mail under an identity the user rejected goes, unread (§18.6 step 4). */
 export const REJECTED_FOLDER = 'OffRecord-Rejected';
 
-/**
- * What a mail's key headers say: `learned` something anew (anything derived from the old keys
- * is stale), nothing new (`unchanged`), or an identity other than the pinned one that is `held`
- * (a change already awaits the user) or `rejected` (the user declined it). A new changed
- * identity throws the alarm.
- */
-type KeysVerdict = { kind: 'learned' | 'unchanged' } | { kind: 'held'; fingerprint: string; pending: string } | { kind: 'rejected'; fingerprint: string };
+/** One Conversation per sender per pass: it reuses the state it saved last while nobody else saved. */
+type PassCache = Map<string, Conversation>;
 
-/** Learns the keys a mail from `from` advertises (Autocrypt identity, Offrecord-Keys ring keys). */
-async function learnKeys(account: MailAccount, from: string, autocrypt: string[], offrecordKeys: string | null): Promise<KeysVerdict> {
-  const digest = createHash('sha256').update(JSON.stringify([autocrypt, offrecordKeys])).digest('hex');
-  let seen = learned.get(account.keyring);
-  if (!seen) learned.set(account.keyring, (seen = new Map()));
-  if (seen.get(from) === digest) return { kind: 'unchanged' };
-  const verdict = await learnKeysNow(account, from, autocrypt, offrecordKeys);
-  if (verdict.kind === 'learned') seen.set(from, digest);
-  return verdict;
-}
-
-/** What one fetch pass reuses across the mails of one sender. */
-interface Correspondent {
-  conversation: Conversation;
-  fingerprint: string;
-  verified: boolean;
-}
-type PassCache = Map<string, Promise<Correspondent>>;
-
-function correspondent(account: MailAccount, cache: PassCache, from: string): Promise<Correspondent> {
-  let entry = cache.get(from);
-  if (!entry) {
-    entry = (async () => {
-      const who = await account.keyring.fingerprint(from);
-      return { conversation: await conversationWith(account, from, { whilePending: true }), fingerprint: who.fingerprint, verified: who.verified };
-    })();
-    entry.catch(() => cache.delete(from));
-    cache.set(from, entry);
+/** The pass's conversation with the sender of a mail, made anew when the mail's headers taught us new keys. */
+function conversationFor(account: MailAccount, cache: PassCache, from: string, found: Extract<MailCorrespondent, { kind: 'known' }>): Conversation {
+  let conversation = cache.get(from);
+  if (!conversation || found.learned) {
+    conversation = conversationOf(account, found.correspondent, found.local);
+    cache.set(from, conversation);
   }
-  return entry;
-}
-
-async function learnKeysNow(account: MailAccount, from: string, autocrypt: string[], offrecordKeys: string | null): Promise<KeysVerdict> {
-  const header = selectAutocryptHeader(autocrypt, from);
-  if (header) {
-    const imported = await account.keyring.importPeer(header.keydata, { expectedAddress: from, fromMail: true });
-    if (imported.status === 'changed') throw new PipelineError('identity_changed', `the identity key of ${from} has changed`, imported.warning);
-    if (imported.status === 'held') return { kind: 'held', fingerprint: imported.fingerprint, pending: imported.pending! };
-    if (imported.status === 'rejected') return { kind: 'rejected', fingerprint: imported.fingerprint };
-  }
-  if (offrecordKeys !== null) {
-    await account.keyring.learnRingKeys(from, parseOffrecordKeysHeader(offrecordKeys).ring, header ? { certificate: header.keydata } : {});
-  }
-  return { kind: 'learned' };
+  return conversation;
 }
 
 /**
@@ -130,7 +84,7 @@ async function processOne(account: MailAccount, id: string, cache: PassCache, re
     if (!mail) {
       // Ordinary mail stays where it is; if it advertises offrecord keys, we learn them.
       const advert = await parseAdvertisement(raw);
-      const keys = advert ? await learnKeys(account, advert.from, advert.autocrypt, advert.offrecordKeys) : null;
+      const keys = advert ? await account.keyring.learnFromMail(advert.from, advert) : null;
       if (advert && keys?.kind === 'learned') cache.delete(advert.from);
       // Not marked examined: looked at again once the user decided about the changed identity.
       if (advert && keys?.kind === 'held') return settled({ id, kind: 'held', from: advert.from, fingerprint: keys.fingerprint, pending: keys.pending });
@@ -147,11 +101,12 @@ async function processOne(account: MailAccount, id: string, cache: PassCache, re
     if (!mail.to.includes(account.address.toLowerCase())) {
       throw new MailError('address', `addressed to ${mail.to.join(', ') || 'nobody'}, not to ${account.address}`);
     }
-    const keys = await learnKeys(account, mail.from, mail.autocrypt, mail.offrecordKeys);
-    if (keys.kind === 'held') return settled({ id, kind: 'held', from: mail.from, fingerprint: keys.fingerprint, pending: keys.pending });
-    if (keys.kind === 'rejected') return { filed: fileAway({ id, kind: 'rejected', from: mail.from, fingerprint: keys.fingerprint, folder: REJECTED_FOLDER }, REJECTED_FOLDER) };
-    if (keys.kind === 'learned') cache.delete(mail.from);
-    const who = await correspondent(account, cache, mail.from);
+    // The mail's one entry into the keys wing: its headers learned, both parties read once.
+    const found = await account.keyring.fromMail(mail.from, mail);
+    if (found.kind === 'held') return settled({ id, kind: 'held', from: mail.from, fingerprint: found.fingerprint, pending: found.pending });
+    if (found.kind === 'rejected') return { filed: fileAway({ id, kind: 'rejected', from: mail.from, fingerprint: found.fingerprint, folder: REJECTED_FOLDER }, REJECTED_FOLDER) };
+    const who = found.correspondent;
+    const conversation = conversationFor(account, cache, mail.from, found);
     // What commits with the session step: the mail is done, and its plaintext waits in the outbox.
     const committed: { recorded: boolean; delivery: Delivery | null } = { recorded: false, delivery: null };
     const record = (plaintext: Uint8Array | null) => {
@@ -176,7 +131,7 @@ async function processOne(account: MailAccount, id: string, cache: PassCache, re
       // As handed over, From is the authenticated address (the rest of the message is as written).
       inner.read = { message: { ...message, from: sender.address }, attested: await attestSender(plaintext, sender) };
     };
-    const result = await who.conversation.receive(mail.protocol, { alongside: record, inspect });
+    const result = await conversation.receive(mail.protocol, { alongside: record, inspect });
     for (const out of result.outgoing) await dispatch(account, mail.from, out, mail.messageId ? { inReplyTo: mail.messageId } : {});
     // A replay is an authentic copy of a message already accepted (the check follows the MAC or
     // ring signature, §9.4): a second delivery by a mail server, nothing new in it. Filed away

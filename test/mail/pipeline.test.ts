@@ -67,6 +67,24 @@ describe('mail pipeline over the Maildir spool', async () => {
     }
   });
 
+  it('one received mail enters the keys wing once (fromMail: its headers learned, both parties read)', async () => {
+    const calls: string[] = [];
+    const keyring = new Proxy(bob.keyring, {
+      get(target, property) {
+        const value: unknown = Reflect.get(target, property, target);
+        if (typeof value !== 'function') return value;
+        return (...args: unknown[]) => {
+          calls.push(String(property));
+          return (value as (...a: unknown[]) => unknown).apply(target, args);
+        };
+      },
+    });
+    for (let i = 0; i < 3; i++) await sendMessage(alice, { to: bob.address, subject: `c${i}`, text: `once ${i}` });
+    const got = messages(await fetchMessages({ ...bob, keyring }));
+    assert.deepEqual(got.map((m) => m.message.subject).sort(), ['c0', 'c1', 'c2']);
+    assert.deepEqual(calls, ['fromMail', 'fromMail', 'fromMail']);
+  });
+
   it('leaves a mail addressed to someone else untouched', async () => {
     const carol = await spoolAccount(root, spool, 'carol@example.test');
     await sendMessage(alice, { to: bob.address, subject: 'for bob', text: 'x' });
