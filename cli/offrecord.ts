@@ -12,6 +12,7 @@ import type { Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { CliError, EXIT, printReport, report, type ExitCode } from './errors.ts';
 import * as forge from './forge.ts';
+import { DEFAULT_IMAP_PORT, imapConfig } from './imap.ts';
 import * as keys from './keys.ts';
 import * as mail from './mail.ts';
 import * as publish from './publish.ts';
@@ -235,6 +236,15 @@ function accountCommands(y: Argv<{ account: string | undefined }>) {
     )
     .command('show', 'show the mail settings', (c) => c.option('json', jsonOption), run((a) => mail.accountShow({ account: a.account, json: a.json })))
     .command('credential', 'make a new password for offrecord serve (shown once, kept hashed)', (c) => c, run((a) => serve.credential({ account: a.account })))
+    .command(
+      'imap-config',
+      'print a Dovecot configuration serving the read mail over IMAP on 127.0.0.1 (for clients without Maildir)',
+      (c) =>
+        c
+          .option('port', { type: 'number', default: DEFAULT_IMAP_PORT, describe: 'the IMAP port on 127.0.0.1' })
+          .option('dir', { type: 'string', requiresArg: true, describe: "Dovecot's own run and state files (default: beside the store)" }),
+      run((a) => imapConfig({ account: a.account, port: a.port, ...(a.dir !== undefined ? { dir: a.dir } : {}) })),
+    )
     .demandCommand(1, 'name an account command');
 }
 

@@ -37,7 +37,8 @@ export async function credential(args: { account?: string }): Promise<ExitCode> 
   return EXIT.ok;
 }
 
-function loadCredential(account: string): CredentialRecord {
+/** The account's local credential record (serve and account imap-config check logins against it). */
+export function loadCredential(account: string): CredentialRecord {
   const path = credentialPath(account);
   if (!existsSync(path)) throw new CliError(EXIT.usage, `${account} has no local submission credential yet`, `make one (it is shown once): offrecord --account ${account} account credential`);
   try {
