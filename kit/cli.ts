@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after } from 'node:test';
@@ -66,4 +67,13 @@ export async function addLoopbackAccount(home: string, s: MailServers, who: 'ali
   const ca = join(home, 'ca.pem');
   writeFileSync(ca, s.tls?.cert ?? '');
   await ok(home, ['account', 'add', '--imap-host', s.imap.host, '--imap-port', String(s.imap.port), '--smtp-host', s.smtp.host, '--smtp-port', String(s.smtp.port), '--security', s.tls ? 'starttls' : 'plain', ...(s.tls ? ['--ca-file', ca] : []), '--user', s.users[who].user, '--password-env', 'MAIL_PW'], '', { MAIL_PW: s.users[who].pass });
+}
+
+/** A loopback port nothing listens on now (bound to port 0, then released). */
+export async function unusedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
 }

@@ -7,25 +7,16 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, closeSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { ImapFlow } from 'imapflow';
 import { simpleParser } from 'mailparser';
-import { cliHome, homeEnv, ok, runCli } from '../helpers/cli.ts';
-import { requireTool } from '../helpers/require-tool.ts';
+import { cliHome, homeEnv, ok, runCli, unusedPort } from '../../kit/cli.ts';
+import { requireTool } from '../../kit/require-tool.ts';
 
 const ALICE = 'alice@example.test';
 const BOB = 'bob@example.test';
 const NOBODY = 65534;
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 function imap(port: number, user: string, pass: string): ImapFlow {
   const client = new ImapFlow({ host: '127.0.0.1', port, secure: false, doSTARTTLS: false, auth: { user, pass }, logger: false, connectionTimeout: 5_000 });
@@ -110,7 +101,7 @@ describe('offrecord account imap-config', () => {
     chownTree(maildir, NOBODY, NOBODY);
     for (let dir = dirname(maildir); dir !== dirname(home); dir = dirname(dir)) chmodSync(dir, 0o755);
     const dir = join(home, 'dovecot');
-    const port = await freePort();
+    const port = await unusedPort();
     const printed = await ok(home, ['--account', BOB, 'account', 'imap-config', '--port', String(port), '--dir', dir]);
     assert.ok(!printed.includes(password), 'the configuration never holds the credential');
     const config = join(home, 'dovecot.conf');

@@ -4,11 +4,10 @@
 // servers for a server that is away or refuses.
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { simpleParser } from 'mailparser';
-import { cliHome, homeEnv, ok, runCli } from '../../kit/cli.ts';
+import { cliHome, homeEnv, ok, runCli, unusedPort } from '../../kit/cli.ts';
 import { parseSendmailArgs, type SendmailArgs } from '../../cli/sendmail.ts';
 import { startFakeSmtp } from '../helpers/fake-smtp.ts';
 import { useMailServers } from '../../kit/mail-servers.ts';
@@ -186,15 +185,6 @@ describe('offrecord sendmail on the local spool', () => {
   });
 });
 
-/** A loopback port nothing listens on. */
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
 describe('offrecord sendmail when the server is away or refuses', () => {
   const servers = useMailServers();
 
@@ -210,7 +200,7 @@ describe('offrecord sendmail when the server is away or refuses', () => {
       ok(dir, ['account', 'add', '--no-check', '--imap-host', s.imap.host, '--imap-port', String(s.imap.port), '--smtp-host', '127.0.0.1', '--smtp-port', String(port), '--security', security, ...(security === 'starttls' ? ['--ca-file', ca] : []), '--user', s.users.alice.user, '--password-env', 'MAIL_PW', '--keyless', 'plaintext']);
     const mail = message({ From: s.users.alice.address, To: s.users.bob.address, Subject: 'hello over SMTP' });
 
-    await withSmtp(await closedPort(), 'plain');
+    await withSmtp(await unusedPort(), 'plain');
     const away = await sendmail(dir, ['-oi', s.users.bob.address], mail, env);
     assert.equal(away.status, 75, away.stderr);
     assert.match(away.stderr, /not sent to bob@/);
