@@ -61,8 +61,9 @@ export function canPrompt(): boolean {
 export function promptHidden(question: string): Promise<string> {
   const input = process.stdin;
   const output = process.stderr;
-  output.write(question);
+  // Echo off before the question shows: keys typed as soon as it appears are never echoed.
   input.setRawMode(true);
+  output.write(question);
   input.setEncoding('utf8');
   input.resume();
   return new Promise((resolve, reject) => {

@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import * as openpgp from 'openpgp';
 import { openAccountStore } from '../../src/store/index.ts';
-import { cliHome, homeEnv, runCli, type Run } from '../../kit/cli.ts';
+import { cliHome, homeEnv, ROOT, runCli, type Run } from '../../kit/cli.ts';
+import { Terminal } from '../helpers/terminal.ts';
 import { Gpg } from '../keys/support.ts';
 
 const ADDRESS = 'alice@example.org';
@@ -115,6 +116,52 @@ describe('unlocking', () => {
     assert.equal(none.status, 0, none.stderr);
     assert.match(none.stderr, /WITHOUT a passphrase/);
     assert.equal((await runCli(['keys', 'rotate'], env(home))).status, 0, 'no passphrase needed any more');
+  });
+});
+
+describe('the passphrase prompt, as a person meets it in a terminal (tmux)', () => {
+  /** `offrecord ARGS` in a terminal of its own, no passphrase from anywhere else: it asks. */
+  const inTerminal = (home: string, args: string[]) =>
+    Terminal.start([process.execPath, '--import', 'tsx', join(ROOT, 'cli/offrecord.ts'), ...args], { env: env(home), cwd: ROOT });
+
+  /** Waits for the prompt, checks the terminal no longer echoes, types `keys`, returns the screen and status at exit. */
+  async function answer(terminal: Terminal, ...typed: [kind: 'text' | 'key', value: string][]): Promise<{ screen: string; status: number }> {
+    await terminal.waitFor(`Passphrase for ${ADDRESS}:`);
+    assert.equal(await terminal.echoes(), false, 'the terminal does not echo while the passphrase is typed');
+    for (const [kind, value] of typed) await (kind === 'text' ? terminal.type(value) : terminal.keys(value));
+    await terminal.keys('Enter');
+    await terminal.waitForExit();
+    return { screen: await terminal.screen(), status: await terminal.exitStatus() };
+  }
+
+  it('the right passphrase unlocks; a wrong one is exit 4 with a clear message and nothing written; what is typed is never shown', async () => {
+    const home = await initAccount();
+    const before = storeBytes(home);
+    const wrong = inTerminal(home, ['keys', 'export', '--secret']);
+    try {
+      const { screen, status } = await answer(wrong, ['text', 'wrong horse']);
+      assert.equal(status, 4, screen);
+      assert.match(screen, /wrong passphrase/);
+      assert.match(screen, /^hint: /m);
+      assert.doesNotMatch(screen, /wrong horse/, 'the typed passphrase is not shown');
+      assert.doesNotMatch(screen, /^\s+at /m, 'no stack trace');
+    } finally {
+      wrong.close();
+    }
+    assert.deepEqual(storeBytes(home), before, 'not one byte written');
+
+    const backup = join(home, 'backup.asc');
+    const right = inTerminal(home, ['keys', 'export', '--secret', '--output', backup]);
+    try {
+      // Typed with a slip mended by Backspace, as people do.
+      const { screen, status } = await answer(right, ['text', 'correct hors3'], ['key', 'BSpace'], ['text', 'e']);
+      assert.equal(status, 0, screen);
+      assert.match(screen, /wrote the SECRET key to /);
+      assert.doesNotMatch(screen, /correct hors/, 'the typed passphrase is not shown');
+      assert.match(readFileSync(backup, 'utf8'), /-----BEGIN PGP PRIVATE KEY BLOCK-----/);
+    } finally {
+      right.close();
+    }
   });
 });
 

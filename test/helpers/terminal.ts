@@ -66,6 +66,21 @@ export class Terminal {
     return stdout.trim() === '1';
   }
 
+  /** Whether the terminal echoes what is typed now (its line discipline's `echo` flag, as `stty -a` shows it). */
+  async echoes(): Promise<boolean> {
+    const { stdout: tty } = await exec(this.tmux, ['-S', this.socket, 'display-message', '-p', '-t', 'main', '#{pane_tty}']);
+    const { stdout } = await exec('stty', ['-F', tty.trim(), '-a']);
+    return /(^|\s)echo(\s|$)/.test(stdout);
+  }
+
+  /** The exit status of the program once it has ended (tmux keeps it with the dead pane). */
+  async exitStatus(): Promise<number> {
+    const { stdout } = await exec(this.tmux, ['-S', this.socket, 'display-message', '-p', '-t', 'main', '#{pane_dead_status}']);
+    const status = Number.parseInt(stdout.trim(), 10);
+    if (!Number.isInteger(status)) throw new Error(`the program has not ended (pane_dead_status ${JSON.stringify(stdout.trim())})`);
+    return status;
+  }
+
   /** Waits until the screen matches `pattern`; fails with the screen as it was after `timeoutMs`. */
   async waitFor(pattern: RegExp | string, timeoutMs = 20_000): Promise<string> {
     const deadline = Date.now() + timeoutMs;
