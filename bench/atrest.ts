@@ -2,6 +2,7 @@
 // parameters, against argon2id (@noble/hashes) and the neighbouring scrypt costs in the same
 // run; and `withStoreInClear`, which bench/mail.ts uses to run the same mail pipeline with the
 // store's sealing switched off, as the baseline of the sealed store. `npx tsx bench/atrest.ts`.
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -58,6 +59,49 @@ export async function benchUnlock(): Promise<{ ms: { wall: number; cpu: number }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** Seals and opens `work` made, with the bytes they carried (benchmarks only). */
+export interface SealingCount {
+  seals: number;
+  opens: number;
+  sealBytes: number;
+  openBytes: number;
+}
+
+/** Counts the account key's seals and opens during `work` (benchmarks only). */
+export async function countSealing<T>(work: () => Promise<T>): Promise<{ value: T; count: SealingCount }> {
+  const proto = AccountKey.prototype;
+  const { seal, open } = proto;
+  const count: SealingCount = { seals: 0, opens: 0, sealBytes: 0, openBytes: 0 };
+  proto.seal = function (place, plaintext) {
+    count.seals++;
+    count.sealBytes += plaintext.length;
+    return seal.call(this, place, plaintext);
+  };
+  proto.open = function (place, sealed) {
+    count.opens++;
+    count.openBytes += sealed.length;
+    return open.call(this, place, sealed);
+  };
+  try {
+    return { value: await work(), count };
+  } finally {
+    proto.seal = seal;
+    proto.open = open;
+  }
+}
+
+/** CPU microseconds of one seal and of one open of `bytes` bytes, median of 5 runs of 2,000 (benchmarks only). */
+export function sealingCostUs(bytes: number): { seal: number; open: number } {
+  const key = AccountKey.generate();
+  const place = { table: 'sessions', column: 'state', key: ['alice@example.org', 'bob@example.org', 1] };
+  const value = randomBytes(Math.max(1, Math.round(bytes)));
+  const sealed = key.seal(place, value);
+  const perOp = (op: () => void) => median(Array.from({ length: 5 }, () => timeMs(() => { for (let i = 0; i < 2000; i++) op(); }).cpu)) / 2000 * 1000;
+  const cost = { seal: perOp(() => key.seal(place, value)), open: perOp(() => key.open(place, sealed)) };
+  key.wipe();
+  return cost;
 }
 
 const CLEAR_TAG = 0x00;

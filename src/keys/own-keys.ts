@@ -372,8 +372,10 @@ export class OwnKeys extends KeyringPart {
     const ringKeys: RingKeyPair[] = [];
     for (const record of acceptableKeys(records.map(toRecord), this.now(), this.schedule, 'ring')) {
       const row = byId.get(record.id);
-      if (!row?.secret || row.secret.length === 0) continue;
-      ringKeys.push({ public: Uint8Array.from(row.public), secret: Uint8Array.from(row.secret) });
+      // Each read of `secret` opens the sealed value anew (a fresh copy): read it once.
+      const secret = row?.secret;
+      if (!row || !secret || secret.length === 0) continue;
+      ringKeys.push({ public: Uint8Array.from(row.public), secret });
     }
     if (ringKeys.length === 0) throw new KeyringError('no_ring_key', 'we have no valid ring key: run offrecord keys rotate');
     return { fingerprint: fromHex(identity.fingerprint), ringKeys };
