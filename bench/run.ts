@@ -6,6 +6,7 @@ import { benchMail } from './mail.ts';
 import { benchPoison } from './poison.ts';
 import { benchRing } from './ring.ts';
 import { benchSession } from './session.ts';
+import { benchSubmission } from './submission.ts';
 import { benchWatch } from './watch.ts';
 
 const [suite, ...rest] = process.argv.slice(2);
@@ -28,5 +29,7 @@ console.log('\n== Unlocking: the account key under the passphrase (scrypt), agai
 await benchUnlock();
 console.log('\n== Mail over loopback Dovecot + Postfix, against plain nodemailer / imapflow and the store in clear ==');
 await benchMail();
+console.log('\n== A mail client\'s way in: offrecord sendmail against offrecord send, offrecord serve against a plain smtp-server relay ==');
+await benchSubmission();
 console.log('\n== Watcher daemon over loopback Dovecot + Postfix: latency against plain IDLE, resident memory ==');
 await benchWatch();
