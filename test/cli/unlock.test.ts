@@ -3,12 +3,13 @@
 // passphrase is exit 4 with not one byte of the store changed; passwd; and backups that keep
 // forward secrecy, checked with the real GnuPG.
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import Database from 'better-sqlite3';
 import * as openpgp from 'openpgp';
 import { openAccountStore } from '../../src/store/index.ts';
-import { cliHome, homeEnv, ROOT, runCli, type Run } from '../../kit/cli.ts';
+import { cliHome, homeEnv, ROOT, runCli, spawnCli, type Run } from '../../kit/cli.ts';
 import { Terminal } from '../helpers/terminal.ts';
 import { Gpg } from '../keys/support.ts';
 
@@ -116,6 +117,82 @@ describe('unlocking', () => {
     assert.equal(none.status, 0, none.stderr);
     assert.match(none.stderr, /WITHOUT a passphrase/);
     assert.equal((await runCli(['keys', 'rotate'], env(home))).status, 0, 'no passphrase needed any more');
+  });
+});
+
+/** Every row of every table but the account key's, as JSON: what passwd must leave as it was. */
+function rowsBesideAccountKey(home: string): string {
+  const db = new Database(storePath(home));
+  try {
+    const tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name <> 'account_key' ORDER BY name").pluck().all() as string[];
+    const rows = Object.fromEntries(tables.map((table) => [table, db.prepare(`SELECT * FROM "${table}" ORDER BY rowid`).raw().all()]));
+    return JSON.stringify(rows, (_key, value: unknown) => (Buffer.isBuffer(value) ? value.toString('base64') : value));
+  } finally {
+    db.close();
+  }
+}
+
+/** Which of `passphrases` open the store (each tried on its own). */
+function opensWith(home: string, passphrases: string[]): string[] {
+  return passphrases.filter((passphrase) => {
+    try {
+      openAccountStore(storePath(home), { passphrase }).close();
+      return true;
+    } catch (error) {
+      if ((error as { code?: string }).code !== 'bad_passphrase') throw error;
+      return false;
+    }
+  });
+}
+
+describe('offrecord passwd killed (SIGKILL) at seeded points', () => {
+  it('the store opens with exactly one of the old and the new passphrase, and nothing else changed', { timeout: 600_000 }, async (t) => {
+    const template = await initAccount();
+    // A conversation's worth of rows: a session, keys learned, the outbox.
+    const bob = 'bob@example.org';
+    assert.equal((await runCli(['init', '--email', bob], env(template, { OFFRECORD_PASSPHRASE: PASSPHRASE }))).status, 0);
+    assert.equal((await runCli(['--account', bob, 'send', '--to', ADDRESS, '--subject', 'keys', '--plaintext'], env(template, { OFFRECORD_PASSPHRASE: PASSPHRASE }), 'hi')).status, 0);
+    assert.equal((await runCli(['--account', ADDRESS, 'fetch'], env(template, { OFFRECORD_PASSPHRASE: PASSPHRASE }))).status, 0);
+    assert.equal((await runCli(['--account', ADDRESS, 'send', '--to', bob, '--subject', 'first'], env(template, { OFFRECORD_PASSPHRASE: PASSPHRASE }), 'protected')).status, 0);
+    const rows = rowsBesideAccountKey(template);
+    const copy = () => {
+      const home = cliHome('offrecord-passwd-kill-');
+      cpSync(join(template, 'data'), join(home, 'data'), { recursive: true });
+      return home;
+    };
+    const NEW = 'new horse';
+    const passwd = async (home: string, killAfterMs: number | null): Promise<number> => {
+      const started = performance.now();
+      const child = spawnCli(['--account', ADDRESS, 'passwd'], env(home, { OFFRECORD_PASSPHRASE: PASSPHRASE, OFFRECORD_NEW_PASSPHRASE: NEW }));
+      const timer = killAfterMs === null ? undefined : setTimeout(() => child.kill('SIGKILL'), killAfterMs);
+      await new Promise((resolve) => child.once('exit', resolve));
+      clearTimeout(timer);
+      return performance.now() - started;
+    };
+    const calibrated = copy();
+    const calibration = await passwd(calibrated, null);
+    assert.deepEqual(opensWith(calibrated, [PASSPHRASE, NEW]), [NEW], 'passwd run to its end changes the passphrase');
+    // A seeded generator (xorshift32): the same kill points on every run.
+    let seed = 0x5eed_0f12;
+    const next = () => {
+      seed ^= seed << 13;
+      seed ^= seed >>> 17;
+      seed ^= seed << 5;
+      return (seed >>> 0) / 2 ** 32;
+    };
+    const outcomes = { old: 0, new: 0 };
+    // Most of a run is starting node and the first scrypt: the points fall in its later part,
+    // where the new wrapping is made and written, and a few after its end.
+    for (let point = 0; point < 8; point++) {
+      const home = copy();
+      const delay = (0.5 + next()) * calibration;
+      await passwd(home, delay);
+      assert.equal(rowsBesideAccountKey(home), rows, `point ${point} (killed after ${delay.toFixed(0)} ms): nothing but the account key changed`);
+      const opens = opensWith(home, [PASSPHRASE, NEW]);
+      assert.equal(opens.length, 1, `point ${point} (killed after ${delay.toFixed(0)} ms): opens with ${JSON.stringify(opens)}`);
+      outcomes[opens[0] === NEW ? 'new' : 'old']++;
+    }
+    t.diagnostic(`passwd took ${calibration.toFixed(0)} ms; killed at 8 points: ${outcomes.old} left the old passphrase, ${outcomes.new} the new one`);
   });
 });
 
