@@ -32,8 +32,12 @@ export const MAC_KEY_LENGTH = 32;
 
 /** Size limits (docs/PROTOCOL.md, "Limits"). A message over them is refused before parsing. */
 export const LIMITS = {
-  maxPayload: 25 * 1024 * 1024,
-  maxMessage: 26 * 1024 * 1024,
+  /**
+   * 28 MiB: a 20 MiB attachment, base64-encoded with its line breaks as mail clients send it
+   * (27.4 MiB), fits with room for the text and headers (§19).
+   */
+  maxPayload: 28 * 1024 * 1024,
+  maxMessage: 29 * 1024 * 1024,
   maxReveals: 256,
   maxBundleRingKeys: 4096,
   /**
