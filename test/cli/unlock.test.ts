@@ -12,6 +12,7 @@ import { openAccountStore } from '../../src/store/index.ts';
 import { cliHome, homeEnv, ROOT, runCli, spawnCli, type Run } from '../../kit/cli.ts';
 import { Terminal } from '../helpers/terminal.ts';
 import { Gpg } from '../keys/support.ts';
+import { seededRandom } from '../../kit/seeded.ts';
 
 const ADDRESS = 'alice@example.org';
 const PASSPHRASE = 'correct horse';
@@ -146,7 +147,7 @@ function opensWith(home: string, passphrases: string[]): string[] {
 }
 
 describe('offrecord passwd killed (SIGKILL) at seeded points', () => {
-  it('the store opens with exactly one of the old and the new passphrase, and nothing else changed', { timeout: 600_000 }, async (t) => {
+  it('the store opens with exactly one of the old and the new passphrase, and nothing else changed', { timeout: 900_000 }, async (t) => {
     const template = await initAccount();
     // A conversation's worth of rows: a session, keys learned, the outbox.
     const bob = 'bob@example.org';
@@ -172,14 +173,8 @@ describe('offrecord passwd killed (SIGKILL) at seeded points', () => {
     const calibrated = copy();
     const calibration = await passwd(calibrated, null);
     assert.deepEqual(opensWith(calibrated, [PASSPHRASE, NEW]), [NEW], 'passwd run to its end changes the passphrase');
-    // A seeded generator (xorshift32): the same kill points on every run.
-    let seed = 0x5eed_0f12;
-    const next = () => {
-      seed ^= seed << 13;
-      seed ^= seed >>> 17;
-      seed ^= seed << 5;
-      return (seed >>> 0) / 2 ** 32;
-    };
+    // The same kill points on every run.
+    const next = seededRandom(0x5eed_0f12);
     const outcomes = { old: 0, new: 0 };
     // Most of a run is starting node and the first scrypt: the points fall in its later part,
     // where the new wrapping is made and written, and a few after its end.

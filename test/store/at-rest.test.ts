@@ -12,6 +12,7 @@ import { openAccountStore, SCHEMA_VERSION, type AccountStore } from '../../src/s
 import { encodeSessionState } from '../../src/store/codec.ts';
 import { FILE_SUFFIXES, establishedState, filesContaining, scanFiles as scan, secretForms, startWorker, storeError, tempDb, tempDir } from './helpers.ts';
 import { legacyStore, secretsOf, TEST_KDF, type LegacyContents } from './legacy.ts';
+import { seededRandom } from '../../kit/seeded.ts';
 
 const PASSPHRASE = 'correct horse battery staple';
 
@@ -218,14 +219,8 @@ describe('secrets at rest', () => {
       return null;
     };
     const calibration = (await run(fresh(), null))!;
-    // A seeded generator (xorshift32): the same kill points on every run.
-    let seed = 0x12c0ffee;
-    const next = () => {
-      seed ^= seed << 13;
-      seed ^= seed >>> 17;
-      seed ^= seed << 5;
-      return (seed >>> 0) / 2 ** 32;
-    };
+    // The same kill points on every run.
+    const next = seededRandom(0x12c0ffee);
     const outcomes = { old: 0, sealed: 0 };
     for (let point = 0; point < 20; point++) {
       const path = fresh();
