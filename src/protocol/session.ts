@@ -64,6 +64,7 @@ export interface ReceiveStep {
   resend: Uint8Array | null;
 }
 
+/** What every state holds (§11.1); a replacing session keeps the replaced one's ids, copy and NAK times. */
 function common(origin: Common['origin'], peerCreated: number, previous: Common | null): Common {
   return {
     version: STATE_VERSION,
@@ -78,7 +79,7 @@ function common(origin: Common['origin'], peerCreated: number, previous: Common 
 
 // ---------------------------------------------------------------- starting
 
-/** A new session as initiator: x1 is signed into the first mail, x2 is announced later. */
+/** A new session as initiator: x1 is signed into the first mail, x2 is announced later (§8.2). */
 export function initiate(env: Env): InitiatingState {
   const first = newOwnKey(1, env);
   return {
@@ -106,6 +107,7 @@ function respondTo(share: Uint8Array, created: number, env: Env, previous: Sessi
 
 // ---------------------------------------------------------------- sending
 
+/** A sealed message under (`sending`, peer `current`) with the next counter and the queued reveals (§5.5, §8.3, §10.1). */
 function sealUnder(keys: KeyState, type: SealedMessage['type'], plaintext: Uint8Array, env: Env, replyDh?: Uint8Array) {
   const { sending, next } = keys.ours;
   const { current } = keys.theirs;
@@ -140,8 +142,8 @@ function sealUnder(keys: KeyState, type: SealedMessage['type'], plaintext: Uint8
 
 /**
  * Sends a user message: a first mail while initiating, a reply while responding, a data
- * message once established. The returned state (with the counter advanced) MUST be stored
- * before the bytes leave.
+ * message once established (§11.2). The returned state (with the counter advanced) MUST be
+ * stored before the bytes leave (§17).
  */
 export function send(state: SessionState, parties: Parties, payload: Uint8Array, env: Env, policy: Policy = DEFAULT_POLICY): SendStep {
   if (payload.length > LIMITS.maxPayload) fail('too_large', `payload over the ${LIMITS.maxPayload}-byte limit`);
@@ -173,13 +175,13 @@ export function send(state: SessionState, parties: Parties, payload: Uint8Array,
   };
 }
 
-/** The empty acknowledgement: an ack once established, an empty reply while responding. */
+/** The empty acknowledgement: an ack once established, an empty reply while responding (§12). */
 export function acknowledge(state: SessionState, parties: Parties, env: Env, policy: Policy = DEFAULT_POLICY): SendStep {
   if (state.kind === 'initiating') fail('unexpected', 'nothing to acknowledge before the reply');
   return send(state, parties, new Uint8Array(0), env, policy);
 }
 
-/** NAK for a message we could not read (we lost our state); sent beside a fresh first mail. */
+/** NAK for a message we could not read (we lost our state); sent beside a fresh first mail (§13.1). */
 export function nakFor(bytes: Uint8Array): Uint8Array {
   const { message } = decodeSealed(bytes);
   const nak: Nak = { senderKeyId: message.senderKeyId, recipientKeyId: message.recipientKeyId, counter: message.counter };
@@ -192,7 +194,7 @@ function unchanged(state: SessionState | null, payload: Uint8Array | null): Rece
   return { state, payload: payload && payload.length > 0 ? payload : null, wipe: [], resend: null };
 }
 
-/** A first mail, already unsealed from its OpenPGP envelope by the caller. */
+/** A first mail, already unsealed from its OpenPGP envelope by the caller: deliver, start, restart (§11.2–11.4). */
 export function receiveFirst(state: SessionState | null, parties: Parties, inner: Uint8Array, env: Env, policy: Policy = DEFAULT_POLICY): ReceiveStep {
   const { auth, dhShare, payload } = decodeFirstInner(inner);
   verifyAuth(parties, auth, firstContext(auth, dhShare, payload));
@@ -231,7 +233,7 @@ export function receiveFirst(state: SessionState | null, parties: Parties, inner
   return auth.created > state.peerCreated ? restart(state) : delivered();
 }
 
-/** A reply, data message or acknowledgement. */
+/** A reply, data message or acknowledgement, checked in the order of §9.4. */
 export function receiveSealed(state: SessionState | null, parties: Parties, bytes: Uint8Array, env: Env, policy: Policy = DEFAULT_POLICY): ReceiveStep {
   const { message, authenticated } = decodeSealed(bytes);
   if (!state) fail('no_session', 'no session with this correspondent: it must start again');
@@ -242,6 +244,7 @@ export function receiveSealed(state: SessionState | null, parties: Parties, byte
   return acceptUnderKeys(state, parties, message, authenticated, env, policy);
 }
 
+/** MAC first, in constant time, then decryption (§9.4 step 4). */
 function openSealed(keys: DirectionKeys, message: SealedMessage, authenticated: Uint8Array): Uint8Array {
   if (!equalBytes(hmacSha256(keys.macKey, authenticated), message.mac)) fail('auth', 'authentication failed');
   const key = messageKey(keys.key, message.nonce);
@@ -250,6 +253,7 @@ function openSealed(keys: DirectionKeys, message: SealedMessage, authenticated: 
   return plaintext;
 }
 
+/** The first reply while initiating: the session becomes established with the keys of §8.2 (§9.4, last paragraph). */
 function acceptFirstReply(
   state: InitiatingState,
   parties: Parties,
@@ -284,6 +288,7 @@ function acceptFirstReply(
   return { state: established, payload: payload.length > 0 ? payload : null, wipe: [pairKeys.key], resend: null };
 }
 
+/** A sealed message in a responding or established session: §9.4 steps 2 to 8. */
 function acceptUnderKeys(
   state: RespondingState | EstablishedState,
   parties: Parties,
@@ -342,7 +347,7 @@ function acceptUnderKeys(
 
 /**
  * Forgetting on schedule, with no traffic needed: retired keys past the grace window, and
- * the re-send copy of the last plaintext once its window is over. Run it periodically.
+ * the re-send copy of the last plaintext once its window is over (§9.1, §13.3). Run it periodically.
  */
 export function expire(state: SessionState, env: Env, policy: Policy = DEFAULT_POLICY): { state: SessionState; wipe: Uint8Array[] } {
   const now = env.now();
