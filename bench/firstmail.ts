@@ -78,8 +78,8 @@ export async function benchFirstMail(opts: MeasureOptions = {}): Promise<BenchRo
     await measureAsync(`openpgp.js decrypt+verify (${PAYLOAD_BYTES} B)`, async () => void (await pgpDecryptVerify(alice, bob, next(pgps))), opts),
   ];
 
-  // Informational: a first mail to a ring pair not in session.ts's cache (a fresh process, a new
-  // correspondent) also pays prepareRing's tables.
+  // Informational: a first mail to a ring pair used for the first time (a fresh process, a new
+  // correspondent): no tables, which src/protocol/rings.ts builds only for pairs used again and again.
   const coldParties = Array.from({ length: COLD_RINGS }, () => {
     const secret = generateRingSecret();
     const parties = partiesFor(alice, bob);

@@ -31,8 +31,9 @@ const RAND_LENGTH = 32;
 // wNAF window for the per-ring-member tables (noble builds ceil(253/W)+1 windows of 2^(W-1)
 // points; a multiplication is one addition per window). Measured end to end on Node 20 / noble
 // 2.4 (verify/s, prepareRing ms): W=6 ~1700, 20 ms; W=7 ~1860, 33 ms; W=8 ~1900, 50 ms;
-// W=10 ~1990, 175 ms. Signing barely moves (its three blinded base mults dominate). A session
-// prepares its ring once, so W=8 takes the verify speed while keeping setup and memory modest.
+// W=10 ~1990, 175 ms. Signing barely moves (its three blinded base mults dominate). A handshake
+// signs or verifies once or twice per ring, so sessions build tables only for a pair used again
+// and again (src/protocol/rings.ts).
 const RING_WINDOW = 8;
 
 // Domain-separation tags (ASCII, no terminator). Normative: see fixtures/vectors/ring-signature.json.
@@ -170,6 +171,15 @@ function buildRing(p0: Uint8Array, p1: Uint8Array, tables: boolean): PreparedRin
 /** Validates [P0, P1] (canonical, prime-order, non-identity, P0 < P1) and builds multiplication tables. */
 export function prepareRing(p0: Uint8Array, p1: Uint8Array): PreparedRing {
   return buildRing(p0, p1, true);
+}
+
+/**
+ * Validates [P0, P1] as prepareRing does but builds no tables: for a ring used once or twice, as
+ * a session's handshake uses it. Tables cost ~60 ms and ~2.3 MB of heap per ring (W=8), a
+ * signature without them ~3 ms, a verification ~10 ms.
+ */
+export function prepareRingWithoutTables(p0: Uint8Array, p1: Uint8Array): PreparedRing {
+  return buildRing(p0, p1, false);
 }
 
 /**

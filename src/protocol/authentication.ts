@@ -2,11 +2,12 @@
 // block signed and verified over its signing context (docs/PROTOCOL.md §5.4, §6), its clock
 // bounds and its message id against replays (§6.3).
 import { equalBytes, toHex } from '../crypto/bytes.ts';
-import { prepareRing, ringSign, ringVerify, ringVerifyKeys, sortRing, type PreparedRing } from '../crypto/ring.ts';
+import { ringSign, ringVerify, ringVerifyKeys, sortRing, type PreparedRing } from '../crypto/ring.ts';
 import { RingError } from '../crypto/errors.ts';
 import type { Env } from './env.ts';
 import { fail } from './errors.ts';
 import type { Policy } from './policy.ts';
+import { ringFor } from './rings.ts';
 import type { Common } from './state.ts';
 import { MESSAGE_ID_LENGTH, type AuthBlock } from './wire.ts';
 
@@ -30,22 +31,6 @@ export interface PeerParty {
 export interface Parties {
   local: LocalParty;
   peer: PeerParty;
-}
-
-const ringCache = new Map<string, PreparedRing>();
-const RING_CACHE_SIZE = 64;
-
-/** Prepared rings keep precomputed tables for the two keys of a live session. */
-function ringFor(a: Uint8Array, b: Uint8Array): PreparedRing {
-  const [p0, p1] = sortRing(a, b);
-  const id = toHex(p0) + toHex(p1);
-  let ring = ringCache.get(id);
-  if (!ring) {
-    ring = prepareRing(p0, p1);
-    if (ringCache.size >= RING_CACHE_SIZE) ringCache.delete(ringCache.keys().next().value!);
-    ringCache.set(id, ring);
-  }
-  return ring;
 }
 
 /** An auth block from us to the peer under our current ring keys, signed over `context` (§5.4, §6.1). */
@@ -94,7 +79,7 @@ export function verifyAuth(parties: Parties, auth: AuthBlock, context: Uint8Arra
   const senderKnown = parties.peer.ringKeys.some((k) => equalBytes(k, auth.senderRingKey));
   const recipientKnown = parties.local.ringKeys.some((k) => equalBytes(k.public, auth.recipientRingKey));
   try {
-    // Only rings of known keys earn precomputed tables: a stranger must not evict a live session's.
+    // Only rings of known keys are counted towards tables (rings.ts): a stranger's must not evict them.
     if (senderKnown && recipientKnown) ringVerify(ringFor(auth.senderRingKey, auth.recipientRingKey), context, auth.signature);
     else ringVerifyKeys(...sortRing(auth.senderRingKey, auth.recipientRingKey), context, auth.signature);
   } catch (error) {
