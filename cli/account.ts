@@ -65,7 +65,8 @@ export function openAccount(requested: string | undefined): OpenedAccount {
   const account = resolveAccount(requested);
   // Forgotten secrets are checkpointed out of the WAL when the command closes the store,
   // not after every save: one fsync'd checkpoint per command instead of one per message.
-  const store = openAccountStore(defaultStorePath(account), { checkpointAfterSave: false });
+  // scrypt in a child process: its 128 MiB never count in a command's memory peak (the watcher's).
+  const store = openAccountStore(defaultStorePath(account), { checkpointAfterSave: false, kdfPlace: 'child' });
   const keyring = new Keyring(store);
   return { account, store, keyring, close: () => store.close() };
 }
@@ -74,7 +75,7 @@ export function openAccount(requested: string | undefined): OpenedAccount {
 export function createAccount(account: string): OpenedAccount & { created: boolean; remove(): void } {
   const path = defaultStorePath(account);
   const created = !existsSync(path);
-  const store = openAccountStore(path);
+  const store = openAccountStore(path, { kdfPlace: 'child' });
   const keyring = new Keyring(store);
   return {
     account,

@@ -8,6 +8,7 @@ import type { LocalParty } from '../protocol/authentication.ts';
 import type { Sealer } from '../crypto/seal.ts';
 import { Conversation } from '../protocol/context.ts';
 import { systemEnv } from '../protocol/env.ts';
+import type { DutyCutoffs } from '../protocol/duties.ts';
 import type { Policy } from '../protocol/policy.ts';
 import type { SessionStore } from '../protocol/store.ts';
 import type { IncomingMailbox, OutgoingTransport } from './transport.ts';
@@ -26,8 +27,9 @@ export interface MailLedger extends Outbox {
   pruneProcessed(before: number): number;
   /** Makes forgetting final on disk (the WAL's copies of dropped secrets); false if it could not yet. */
   forget(): boolean;
-  sessions(local: string): { peer: string }[];
-  peers(): { address: string; fingerprint: string }[];
+  /** The peers whose sessions have a duty due (src/protocol/duties.ts), from an index. */
+  sessionsDue(local: string, cutoffs: DutyCutoffs): string[];
+  peers(fingerprint?: string): { address: string; fingerprint: string }[];
 }
 
 export interface MailAccount {

@@ -1,22 +1,25 @@
 // What time asks of an account between mails: forgetting and acknowledgements.
 import { isKeyError, isKeyringError } from '../keys/errors.ts';
 import { toHex } from '../crypto/bytes.ts';
-import { conversationWith, type MailAccount } from './account.ts';
+import { dutyCutoffs } from '../protocol/duties.ts';
+import { DEFAULT_POLICY } from '../protocol/policy.ts';
+import { conversationWith, now, type MailAccount } from './account.ts';
 import { dispatch } from './send.ts';
 
 /**
- * What time asks of an account with nothing to read: forget what is due in every session, and
- * send the empty acknowledgement where a new share arrived and the user has not replied (paper
- * 4.2), so the correspondent can forget its old key. Returns the addresses acknowledged.
+ * What time asks of an account with nothing to read: forget what is due in every session with a
+ * duty due, and send the empty acknowledgement where a new share arrived and the user has not
+ * replied (paper 4.2), so the correspondent can forget its old key. Returns the addresses
+ * acknowledged.
  */
 export async function performDuties(account: MailAccount): Promise<{ acknowledged: string[]; skipped: { address: string; reason: string }[] }> {
   const local = toHex(account.keyring.localParty().fingerprint);
-  const addressOf = new Map<string, string>();
-  for (const peer of account.store.peers()) if (!addressOf.has(peer.fingerprint)) addressOf.set(peer.fingerprint, peer.address);
   const acknowledged: string[] = [];
   const skippedPeers: { address: string; reason: string }[] = [];
-  for (const { peer } of account.store.sessions(local)) {
-    const address = addressOf.get(peer);
+  // Only the sessions with something due, from the store's index (PROTOCOL.md §17.2): idle
+  // correspondents cost nothing.
+  for (const peer of account.store.sessionsDue(local, dutyCutoffs(now(account), account.policy ?? DEFAULT_POLICY))) {
+    const address = account.store.peers(peer)[0]?.address;
     if (!address) continue;
     try {
       const conversation = await conversationWith(account, address, { whilePending: true });

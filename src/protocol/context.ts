@@ -68,20 +68,22 @@ export class Conversation {
   }
 
   /** Loads the session with whatever is due for forgetting already forgotten. */
-  private async load(): Promise<{ state: SessionState | null; revision: number; wipe: Uint8Array[] }> {
+  private async load(): Promise<{ state: SessionState | null; revision: number; wipe: Uint8Array[]; expired: boolean }> {
     // The state this conversation stored last is reused while nobody else saved since: decoding
     // a stored state costs more than a step. The save's compare-and-swap still guards the rest.
     const cached = this.lastCommitted;
     const stored = cached && cached.revision === (await this.options.store.revision(this.local, this.peer)) ? cached : await this.options.store.load(this.local, this.peer);
-    if (!stored) return { state: null, revision: 0, wipe: [] };
+    if (!stored) return { state: null, revision: 0, wipe: [], expired: false };
     const expired = expire(stored.state, this.env, this.policy);
-    return { state: expired.state, revision: stored.revision, wipe: expired.wipe };
+    return { state: expired.state, revision: stored.revision, wipe: expired.wipe, expired: expired.state !== stored.state };
   }
 
   /** Forgets what is due (retired keys, the re-send copy) without any traffic: run it on a schedule. */
   async forgetExpired(): Promise<void> {
     const loaded = await this.load();
-    if (loaded.state && loaded.wipe.length > 0) await this.commit(loaded.revision, loaded.state, [{ wipe: loaded.wipe }]);
+    // Stored even when nothing is wiped (a peer key forgotten, its pair's MAC key queued), so the
+    // store's duty clocks (duties.ts) move on and the session is not visited again.
+    if (loaded.state && loaded.expired) await this.commit(loaded.revision, loaded.state, [{ wipe: loaded.wipe }]);
   }
 
   async send(plaintext: Uint8Array): Promise<SendResult> {

@@ -12,6 +12,7 @@
 // the identity) is followed, once the outermost transaction has committed, by
 // `PRAGMA wal_checkpoint(TRUNCATE)`, which copies the pages back and empties the WAL.
 import type Database from 'better-sqlite3';
+import { dutyClocks, type DutyCutoffs } from '../protocol/duties.ts';
 import { ProtocolError } from '../protocol/errors.ts';
 import type { SessionState } from '../protocol/state.ts';
 import type { SessionStore, StoredSession } from '../protocol/store.ts';
@@ -54,8 +55,8 @@ import {
   type Publication,
   type PublicationRow,
 } from './records.ts';
-import { migrate, PLACES, SEALED_VERSION, userVersion } from './schema.ts';
-import { AccountKey, DEFAULT_KDF, type KdfParams, type VaultRow } from './vault.ts';
+import { migrate, PLACES, SCHEMA_VERSION, SEALED_VERSION, userVersion } from './schema.ts';
+import { AccountKey, DEFAULT_KDF, type KdfParams, type KdfPlace, type VaultRow } from './vault.ts';
 
 export interface AccountStoreOptions extends OpenOptions {
   /** Clock for the times the store records itself (first_seen, destroyed_at, ...); ms since epoch. */
@@ -70,6 +71,11 @@ export interface AccountStoreOptions extends OpenOptions {
   passphrase?: string | null;
   /** scrypt cost for an account key created by this open (default DEFAULT_KDF). */
   kdf?: KdfParams;
+  /**
+   * 'child' runs scrypt in a child process, so its 128 MiB never count in this process's memory
+   * peak (the CLI does, for the long-running watcher above all); default 'inline'.
+   */
+  kdfPlace?: KdfPlace;
 }
 
 /** How the account key is kept: under a passphrase, without one, or not yet made (a store of before version 5). */
@@ -85,7 +91,7 @@ export interface SessionSummary {
 
 /** Opens (creating if needed) the database of one account at `path`. */
 export function openAccountStore(path: string, options: AccountStoreOptions = {}): AccountStore {
-  const store = new AccountStore(openDatabase(path, options), path, options.clock ?? Date.now, options.checkpointAfterSave ?? true);
+  const store = new AccountStore(openDatabase(path, options), path, options.clock ?? Date.now, options.checkpointAfterSave ?? true, options.kdfPlace ?? 'inline');
   if (options.passphrase !== undefined) {
     try {
       store.unlock(options.passphrase, options.kdf !== undefined ? { kdf: options.kdf } : {});
@@ -114,9 +120,17 @@ function sql(db: Database.Database) {
   const statements = {
     sessionGet: () => db.prepare<[string, string], { revision: number; state: Buffer }>('SELECT revision, state FROM sessions WHERE local = ? AND peer = ?'),
     sessionRevision: () => db.prepare<[string, string], { revision: number }>('SELECT revision FROM sessions WHERE local = ? AND peer = ?'),
-    sessionInsert: () => db.prepare('INSERT INTO sessions (local, peer, revision, kind, state, updated_at) VALUES (?, ?, 1, ?, ?, ?)'),
+    sessionInsert: () => db.prepare(
+      `INSERT INTO sessions (local, peer, revision, kind, state, updated_at, retired_since, resend_since, ack_since, reveals)
+       VALUES (?, ?, 1, ?, ?, ?, ?, ?, ?, ?)`,
+    ),
     sessionUpdate: () => db.prepare(
-      'UPDATE sessions SET revision = revision + 1, kind = ?, state = ?, updated_at = ? WHERE local = ? AND peer = ? AND revision = ?',
+      `UPDATE sessions SET revision = revision + 1, kind = ?, state = ?, updated_at = ?, retired_since = ?, resend_since = ?, ack_since = ?, reveals = ?
+       WHERE local = ? AND peer = ? AND revision = ?`,
+    ),
+    // A scan of the covering index sessions_duties (~100 bytes a session), never of the sealed states.
+    sessionsDue: () => db.prepare<[string, number, number, number], { peer: string }>(
+      'SELECT peer FROM sessions WHERE local = ? AND (retired_since <= ? OR resend_since <= ? OR ack_since <= ?) ORDER BY peer',
     ),
     sessionList: () => db.prepare<[string], { peer: string; revision: number; kind: string; updated_at: number }>(
       'SELECT peer, revision, kind, updated_at FROM sessions WHERE local = ? ORDER BY peer',
@@ -245,6 +259,7 @@ export class AccountStore implements SessionStore {
     readonly path: string,
     private readonly now: () => number = Date.now,
     private readonly checkpointAfterSave = true,
+    private readonly kdfPlace: KdfPlace = 'inline',
   ) {
     this.q = sql(db);
     this.pub = publicationSql(db);
@@ -354,19 +369,27 @@ export class AccountStore implements SessionStore {
     this.lock();
     const vault = this.run('read the account key record', () => (userVersion(this.db) >= SEALED_VERSION ? (this.q.vaultGet.get() ?? null) : null));
     if (vault !== null) {
-      this.key = AccountKey.unwrap(vault, passphrase, what);
+      const key = AccountKey.unwrap(vault, passphrase, what, this.kdfPlace);
+      try {
+        // Keyed migrations after the sealing one run on the first unlock that finds them missing.
+        if (userVersion(this.db) < SCHEMA_VERSION) this.run('bring the store up to date', () => migrate(this.db, undefined, what, { key, vault: null }));
+      } catch (error) {
+        key.wipe();
+        throw error;
+      }
+      this.key = key;
       return;
     }
     if (userVersion(this.db) >= SEALED_VERSION) throw new StoreError('corrupt', `${what}: the account key record is missing`);
     const key = AccountKey.generate();
     try {
-      const created = key.wrap(passphrase, options.kdf ?? DEFAULT_KDF, this.now());
+      const created = key.wrap(passphrase, options.kdf ?? DEFAULT_KDF, this.now(), this.kdfPlace);
       this.run('seal the store under the account key', () => migrate(this.db, undefined, what, { key, vault: created }));
       const stored = this.run('read the account key record', () => this.q.vaultGet.get());
       if (!stored || !stored.wrapped.equals(created.wrapped)) {
         // Another process sealed the store first: its key is the account's.
         key.wipe();
-        this.key = AccountKey.unwrap(stored!, passphrase, what);
+        this.key = AccountKey.unwrap(stored!, passphrase, what, this.kdfPlace);
         return;
       }
       this.key = key;
@@ -397,7 +420,7 @@ export class AccountStore implements SessionStore {
    */
   changePassphrase(passphrase: string | null, options: { kdf?: KdfParams } = {}): void {
     const key = this.requireKey();
-    const vault = key.wrap(passphrase, options.kdf ?? DEFAULT_KDF, this.now());
+    const vault = key.wrap(passphrase, options.kdf ?? DEFAULT_KDF, this.now(), this.kdfPlace);
     this.immediate('store the account key', () => {
       const changed = this.q.vaultPut.run(vault.v, vault.kdf, vault.log_n, vault.r, vault.p, vault.salt, vault.wrapped, vault.created).changes;
       if (changed !== 1) throw new StoreError('corrupt', `store ${this.path}: the account key record is missing`);
@@ -474,8 +497,10 @@ export class AccountStore implements SessionStore {
       const now = this.now();
       const sealed = this.seal(PLACES.session(local, peer, current + 1), json);
       json.fill(0);
-      if (current === 0) this.q.sessionInsert.run(local, peer, state.kind, sealed, now);
-      else this.q.sessionUpdate.run(state.kind, sealed, now, local, peer, current);
+      const c = dutyClocks(state);
+      const clocks = [c.retiredSince, c.resendSince, c.ackSince, c.reveals] as const;
+      if (current === 0) this.q.sessionInsert.run(local, peer, state.kind, sealed, now, ...clocks);
+      else this.q.sessionUpdate.run(state.kind, sealed, now, ...clocks, local, peer, current);
       alongside?.();
       // The old state's DH secrets and plaintext copy may be gone from the new one.
       if (this.checkpointAfterSave) this.forgetDue = true;
@@ -490,6 +515,14 @@ export class AccountStore implements SessionStore {
         ? this.q.sessionList.all(local).map((r) => ({ peer: r.peer, revision: r.revision, kind: r.kind, updatedAt: r.updated_at }))
         : this.q.legacySessionList.all(local).map((r) => ({ peer: r.peer, revision: r.revision, kind: null, updatedAt: r.updated_at })),
     );
+  }
+
+  /**
+   * The peers of `local` whose sessions have a duty due by `cutoffs` (src/protocol/duties.ts):
+   * what `expire` would forget, or an acknowledgement. Reads the index, not the states.
+   */
+  sessionsDue(local: string, cutoffs: DutyCutoffs): string[] {
+    return this.run('list the sessions with duties due', () => this.q.sessionsDue.all(local, cutoffs.retired, cutoffs.resend, cutoffs.ack).map((r) => r.peer));
   }
 
   /** Forgets a whole session (its keys included). Returns false if there was none. */

@@ -8,6 +8,8 @@
 // record version `v` (session rows carry theirs inside state_json, see codec.ts); tables are
 // STRICT so a wrong type is an error, not a silent conversion.
 import type Database from 'better-sqlite3';
+import { dutyClocks } from '../protocol/duties.ts';
+import { decodeSessionState } from './codec.ts';
 import { StoreError } from './errors.ts';
 import type { AccountKey, VaultRow } from './vault.ts';
 
@@ -275,6 +277,34 @@ CREATE TABLE rejected_identities (
 ) STRICT;
 `;
 
+// Version 7: when each session's timed duties fall due (src/protocol/duties.ts), in clear beside
+// the sealed state and written with it, so a duties run or a publication reads an index of the
+// sessions with something due instead of opening every session (PROTOCOL.md §17.2). Keyed: the
+// existing states are opened once to fill the columns.
+const V7 = `
+ALTER TABLE sessions ADD COLUMN retired_since INTEGER;
+ALTER TABLE sessions ADD COLUMN resend_since INTEGER;
+ALTER TABLE sessions ADD COLUMN ack_since INTEGER;
+ALTER TABLE sessions ADD COLUMN reveals INTEGER NOT NULL DEFAULT 0 CHECK (reveals >= 0);
+CREATE INDEX sessions_duties ON sessions (local, peer, retired_since, resend_since, ack_since, reveals);
+`;
+
+function addDutyClocks(db: Database.Database, unlocking: Unlocking | null): void {
+  if (unlocking === null) throw new TypeError('the duty clocks migration needs the account key');
+  db.exec(V7);
+  const rows = db.prepare<[], { local: string; peer: string; revision: number; state: Buffer }>('SELECT local, peer, revision, state FROM sessions').all();
+  const update = db.prepare('UPDATE sessions SET retired_since = ?, resend_since = ?, ack_since = ?, reveals = ? WHERE local = ? AND peer = ?');
+  for (const row of rows) {
+    const clear = unlocking.key.open(PLACES.session(row.local, row.peer, row.revision), row.state);
+    try {
+      const clocks = dutyClocks(decodeSessionState(clear.toString('utf8'), `session ${row.local}/${row.peer}`));
+      update.run(clocks.retiredSince, clocks.resendSince, clocks.ackSince, clocks.reveals, row.local, row.peer);
+    } finally {
+      clear.fill(0);
+    }
+  }
+}
+
 export const MIGRATIONS: readonly Migration[] = [
   {
     version: 1,
@@ -306,6 +336,12 @@ export const MIGRATIONS: readonly Migration[] = [
     version: 6,
     description: 'identities the user rejected',
     up: (db) => db.exec(V6),
+  },
+  {
+    version: 7,
+    description: 'when each session\'s duties fall due, indexed',
+    keyed: true,
+    up: addDutyClocks,
   },
 ];
 

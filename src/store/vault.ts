@@ -2,6 +2,7 @@
 // the passphrase with scrypt, under which every secret and plaintext the store holds is sealed
 // with AES-256-GCM. The additional data names where a value lives (table, column, row key,
 // format version), so a value copied to another row, session or account does not open.
+import { spawnSync } from 'node:child_process';
 import { createCipheriv, createDecipheriv, randomBytes, scryptSync } from 'node:crypto';
 import { StoreError } from './errors.ts';
 
@@ -88,15 +89,44 @@ function wrapData(kdf: KdfParams, salt: Uint8Array): Buffer {
   return Buffer.concat([Buffer.from('offrecord-account-key\0scrypt'), Buffer.of(kdf.logN, kdf.r, kdf.p), salt]);
 }
 
+/** Where scrypt runs: in this process, or in a child process of the same runtime. */
+export type KdfPlace = 'inline' | 'child';
+
+// The child reads one JSON line (salt, cost) and then the passphrase on standard input and
+// writes the 32-byte key on standard output: the passphrase is never in its arguments or
+// environment, and scrypt's 128 MiB are the child's, never in this process's memory peak
+// (a long-running watcher's VmHWM).
+const KDF_CHILD = `const c = require('node:crypto'); const parts = [];
+process.stdin.on('data', (d) => parts.push(d)).on('end', () => {
+  const input = Buffer.concat(parts); const line = input.indexOf(10); const o = JSON.parse(input.subarray(0, line).toString());
+  const secret = input.subarray(line + 1);
+  const key = c.scryptSync(secret, Buffer.from(o.salt, 'hex'), ${KEY_BYTES}, { N: o.N, r: o.r, p: o.p, maxmem: o.maxmem });
+  input.fill(0); process.stdout.write(key); key.fill(0);
+});`;
+
 /** scrypt of the passphrase: the key that wraps the account key. */
-function wrappingKey(passphrase: string, salt: Uint8Array, kdf: KdfParams): Buffer {
+function wrappingKey(passphrase: string, salt: Uint8Array, kdf: KdfParams, place: KdfPlace): Buffer {
   const secret = normalizePassphrase(passphrase);
-  try {
-    const N = 2 ** kdf.logN;
-    return scryptSync(secret, salt, KEY_BYTES, { N, r: kdf.r, p: kdf.p, maxmem: 2 * 128 * N * kdf.r + 1024 * 1024 });
-  } finally {
-    secret.fill(0);
+  const N = 2 ** kdf.logN;
+  const cost = { N, r: kdf.r, p: kdf.p, maxmem: 2 * 128 * N * kdf.r + 1024 * 1024 };
+  if (place === 'inline') {
+    try {
+      return scryptSync(secret, salt, KEY_BYTES, cost);
+    } finally {
+      secret.fill(0);
+    }
   }
+  const input = Buffer.concat([Buffer.from(`${JSON.stringify({ salt: Buffer.from(salt).toString('hex'), ...cost })}\n`), secret]);
+  secret.fill(0);
+  const child = spawnSync(process.execPath, ['-e', KDF_CHILD], { input, env: {}, stdio: 'pipe', maxBuffer: 1024, windowsHide: true });
+  input.fill(0);
+  const key = child.stdout;
+  if (child.status !== 0 || !Buffer.isBuffer(key) || key.length !== KEY_BYTES) {
+    if (Buffer.isBuffer(key)) key.fill(0);
+    const why = child.error ? child.error.message : child.signal ? `killed by ${child.signal}` : `exit status ${String(child.status)}`;
+    throw new StoreError('io', `the key derivation process failed (${why})`);
+  }
+  return key;
 }
 
 function gcmSeal(key: Uint8Array, plaintext: Uint8Array, data: Uint8Array): Buffer {
@@ -140,13 +170,13 @@ export class AccountKey {
   }
 
   /** A new vault row for this key: under `passphrase` with `kdf`, or as is (null: no passphrase). */
-  wrap(passphrase: string | null, kdf: KdfParams, created: number): VaultRow {
+  wrap(passphrase: string | null, kdf: KdfParams, created: number, place: KdfPlace = 'inline'): VaultRow {
     const key = this.bytes();
     if (passphrase === null) return { v: 1, kdf: 'none', log_n: null, r: null, p: null, salt: null, wrapped: Buffer.from(key), created };
     checkPassphrase(passphrase);
     checkKdfParams(kdf, 'account key');
     const salt = randomBytes(SALT_BYTES);
-    const kek = wrappingKey(passphrase, salt, kdf);
+    const kek = wrappingKey(passphrase, salt, kdf, place);
     try {
       return { v: 1, kdf: 'scrypt', log_n: kdf.logN, r: kdf.r, p: kdf.p, salt, wrapped: gcmSeal(kek, key, wrapData(kdf, salt)), created };
     } finally {
@@ -155,7 +185,7 @@ export class AccountKey {
   }
 
   /** Opens a vault row. StoreError 'passphrase_required' or 'bad_passphrase'; nothing is written. */
-  static unwrap(row: VaultRow, passphrase: string | null, what: string): AccountKey {
+  static unwrap(row: VaultRow, passphrase: string | null, what: string, place: KdfPlace = 'inline'): AccountKey {
     if (row.v !== 1) throw new StoreError(row.v > 1 ? 'too_new' : 'corrupt', `${what}: account key record version ${row.v}`);
     if (row.kdf === 'none') {
       if (row.wrapped.length !== KEY_BYTES) throw new StoreError('corrupt', `${what}: the account key is malformed`);
@@ -167,7 +197,7 @@ export class AccountKey {
     if (passphrase === null) throw new StoreError('passphrase_required', `${what}: the account is protected by a passphrase`);
     checkPassphrase(passphrase);
     const kdf = checkKdfParams({ logN: row.log_n, r: row.r, p: row.p }, what);
-    const kek = wrappingKey(passphrase, row.salt, kdf);
+    const kek = wrappingKey(passphrase, row.salt, kdf, place);
     try {
       const key = gcmOpen(kek, row.wrapped, wrapData(kdf, row.salt));
       if (key === null || key.length !== KEY_BYTES) throw new StoreError('bad_passphrase', `${what}: wrong passphrase`);

@@ -167,6 +167,29 @@ describe('secrets at rest', () => {
     assert.deepEqual(raw(path).prepare('SELECT state FROM sessions').pluck().get(), sealedBefore);
   });
 
+  it('scrypt in a child process: the same account key, the same refusals, and its 128 MiB outside the opener\'s memory peak', async () => {
+    const path = tempDb();
+    const { store, contents } = await filledStore(path);
+    store.changePassphrase(PASSPHRASE); // DEFAULT_KDF, scrypt inline here
+    store.close();
+    for (const [passphrase, code] of [['wrong horse', 'bad_passphrase'], ['', 'passphrase_required']] as const) {
+      assert.throws(() => openAccountStore(path, { passphrase, kdfPlace: 'child' }), storeError(code));
+    }
+    const worker = new URL('./kdf-worker.ts', import.meta.url).pathname;
+    const peak = async (place: 'inline' | 'child') => {
+      const w = startWorker<{ hwmKb: number; opened: number }>(worker, [path, place, PASSPHRASE], `kdf ${place}`);
+      return w.exited;
+    };
+    const [inline, child] = [await peak('inline'), await peak('child')];
+    assert.equal(child.opened, contents.identitySecret.length, 'the child\'s key opens the sealed identity');
+    assert.equal(inline.opened, child.opened);
+    assert.ok(inline.hwmKb - child.hwmKb > 100 * 1024, `peak inline ${inline.hwmKb} kB, with the child ${child.hwmKb} kB: scrypt's 128 MiB must not count`);
+    const rewrapped = openAccountStore(path, { passphrase: PASSPHRASE, kdfPlace: 'child' });
+    rewrapped.changePassphrase('another one', { kdf: TEST_KDF });
+    rewrapped.close();
+    openAccountStore(path, { passphrase: 'another one' }).close(); // wrapped in the child, opened inline
+  });
+
   it('a store from before the account key is sealed on its first unlock: same contents, no clear copy anywhere', async () => {
     const path = tempDb();
     const contents = await legacyStore(path, 40);
