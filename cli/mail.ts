@@ -285,11 +285,11 @@ export async function sessions(args: { account?: string; json: boolean }): Promi
   const opened = openAccount(args.account);
   try {
     const identity = await opened.keyring.identity();
-    const peers = new Map((await opened.keyring.list()).peers.map((p) => [p.fingerprint, p]));
-    // Public data only: no passphrase needed (docs/PROTOCOL.md §17.1).
+    // Public data only: no passphrase needed (docs/PROTOCOL.md §17.1). The pins' addresses, not
+    // keyring.list(): it parses every certificate, which grows with the correspondents.
     const rows = opened.store.sessions(identity.fingerprint).map((s) => {
-      const peer = peers.get(s.peer);
-      return { peer: peer?.address ?? null, fingerprint: s.peer, state: s.kind ?? 'unknown', revision: s.revision, updated: new Date(s.updatedAt).toISOString() };
+      const address = opened.store.peers(s.peer).at(-1)?.address ?? null;
+      return { peer: address, fingerprint: s.peer, state: s.kind ?? 'unknown', revision: s.revision, updated: new Date(s.updatedAt).toISOString() };
     });
     if (args.json) out(json(rows));
     else if (rows.length === 0) out('no sessions yet\n');
