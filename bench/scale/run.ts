@@ -12,6 +12,15 @@ const CURVES: Record<string, () => Promise<CurveModule>> = {
   'mailbox-size': () => import('./mailbox-size.ts'),
   'conversation-step': () => import('./conversation-length.ts').then((m) => m.stepCurve),
   'conversation-state': () => import('./conversation-length.ts').then((m) => m.stateCurve),
+  // Issue 15 item 3: one fixture of N correspondents measured once for the five curves.
+  'correspondents-duties': async () => ({ measure: (await import('./correspondents.ts')).dutiesCurve }),
+  'correspondents-duties-due': async () => ({ measure: (await import('./correspondents.ts')).dutiesDueCurve }),
+  'correspondents-sessions': async () => ({ measure: (await import('./correspondents.ts')).sessionsCurve }),
+  'correspondents-memory': async () => ({ measure: (await import('./correspondents.ts')).memoryCurve }),
+  'correspondents-store': async () => ({ measure: (await import('./correspondents.ts')).storeCurve }),
+  // Issue 15 item 5.
+  'publication-mac-keys': async () => ({ measure: (await import('./publication.ts')).macKeysCurve }),
+  'publication-fetch': async () => ({ measure: (await import('./publication.ts')).fetchCurve }),
 };
 
 const ROOT = join(import.meta.dirname, '..', '..');
