@@ -34,18 +34,6 @@ export function makeHome(): Home {
   return { dir, env };
 }
 
-/** Runs `fn` with the process environment of `home` (the CLI's modules read it when called). */
-export async function inHome<T>(home: Home, fn: () => Promise<T>): Promise<T> {
-  const saved = { ...process.env };
-  Object.assign(process.env, home.env);
-  try {
-    return await fn();
-  } finally {
-    for (const key of Object.keys(process.env)) if (!(key in saved)) delete process.env[key];
-    Object.assign(process.env, saved);
-  }
-}
-
 export function storePath(home: Home): string {
   return defaultStorePath(ACCOUNT, home.env);
 }
