@@ -132,6 +132,9 @@ function sql(db: Database.Database) {
     sessionsDue: () => db.prepare<[string, number, number, number], { peer: string }>(
       'SELECT peer FROM sessions WHERE local = ? AND (retired_since <= ? OR resend_since <= ? OR ack_since <= ?) ORDER BY peer',
     ),
+    sessionsRevealing: () => db.prepare<[string, number], { peer: string }>(
+      'SELECT peer FROM sessions WHERE local = ? AND (reveals > 0 OR retired_since <= ?) ORDER BY peer',
+    ),
     sessionList: () => db.prepare<[string], { peer: string; revision: number; kind: string; updated_at: number }>(
       'SELECT peer, revision, kind, updated_at FROM sessions WHERE local = ? ORDER BY peer',
     ),
@@ -523,6 +526,14 @@ export class AccountStore implements SessionStore {
    */
   sessionsDue(local: string, cutoffs: DutyCutoffs): string[] {
     return this.run('list the sessions with duties due', () => this.q.sessionsDue.all(local, cutoffs.retired, cutoffs.resend, cutoffs.ack).map((r) => r.peer));
+  }
+
+  /**
+   * The peers of `local` whose sessions hold MAC keys to publish, or will once `expire` forgets
+   * a retired key due by `cutoffs` (§10.3, §17.2). Reads the index, not the states.
+   */
+  sessionsRevealing(local: string, cutoffs: Pick<DutyCutoffs, 'retired'>): string[] {
+    return this.run('list the sessions with MAC keys to publish', () => this.q.sessionsRevealing.all(local, cutoffs.retired).map((r) => r.peer));
   }
 
   /** Forgets a whole session (its keys included). Returns false if there was none. */
