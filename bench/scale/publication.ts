@@ -10,7 +10,10 @@
 import { spawnSync } from 'node:child_process';
 import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { DirectoryTarget, publishDue, readPublished, verifyBundle, type PublicationTarget } from '../../src/keys/publication.ts';
+import { readPublished } from '../../src/keys/bundle-reading.ts';
+import { DirectoryTarget, type PublicationTarget } from '../../src/keys/bundle-targets.ts';
+import { verifyBundle } from '../../src/keys/bundle-verification.ts';
+import { publishDue } from '../../src/keys/publishing.ts';
 import { addCorrespondents, CLI, makeHome, openStore, templateState, timed, variant, type Home } from './account-fixture.ts';
 import type { Curve, Point } from './curve.ts';
 import { median, sizes } from './sizes.ts';
