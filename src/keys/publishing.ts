@@ -19,6 +19,7 @@
 import * as openpgp from 'openpgp';
 import { toHex } from '../crypto/bytes.ts';
 import { forgetKeyMaterial, sha256 } from '../protocol/keyschedule.ts';
+import { dutyCutoffs } from '../protocol/duties.ts';
 import { takeStoredReveals } from '../protocol/reveals.ts';
 import { systemEnv } from '../protocol/env.ts';
 import { DEFAULT_POLICY, type Policy } from '../protocol/policy.ts';
@@ -98,7 +99,9 @@ export async function publishDue(options: PublishOptions): Promise<PublishResult
     taken = store.transaction((): Taken | null => {
       const ring = dueRingKeys(store, now, schedule);
       const macKeys = new Map<string, Uint8Array>();
-      for (const { peer } of store.sessions(identity.fingerprint)) {
+      // Only sessions with MAC keys queued, or about to be once a retired key is forgotten,
+      // from the store's index (PROTOCOL.md §17.2): idle correspondents are not opened.
+      for (const peer of store.sessionsRevealing(identity.fingerprint, dutyCutoffs(now, policy))) {
         const session = takeStoredReveals(store, identity.fingerprint, peer, LIMITS.maxBundleMacKeys - macKeys.size, env, policy);
         wipe.push(...session.wipe);
         if (session.kind === 'no_room') break; // the rest next time

@@ -18,6 +18,7 @@ import { MaildirSpool } from '../../src/mail/maildir.ts';
 import { parseProtected } from '../../src/mail/mime.ts';
 import { MailTarget } from '../../src/mail/mail-target.ts';
 import { deriveDirectionKeys } from '../../src/protocol/keyschedule.ts';
+import { initiate } from '../../src/protocol/session.ts';
 import { decodeBundle, encodeBundle, LIMITS, MessageType } from '../../src/protocol/wire.ts';
 import { DAY_MS, runConversation, silence, type Scenario } from '../helpers/published-conversation.ts';
 
@@ -289,6 +290,27 @@ describe('keys publish', () => {
     const format2 = Uint8Array.from(body);
     format2[4] = 2;
     await rejectsWith(verifyBundle(Buffer.concat([format2, (await import('node:crypto')).createHash('sha256').update(format2).digest()])), 'unsupported', /format 2/);
+  });
+
+  it('opens only the sessions with MAC keys to publish, never the idle ones (issue 15 item 3)', async () => {
+    const fresh = await runConversation();
+    try {
+      const { store, fingerprint } = fresh.alice;
+      const idle = Array.from({ length: 20 }, (_, i) => String(i).padStart(2, '0').repeat(20));
+      for (const peer of idle) store.saveSession(fingerprint, peer, initiate(fresh.clock), 0);
+      const loaded: string[] = [];
+      const load = store.loadSession.bind(store);
+      store.loadSession = (local, peer) => {
+        loaded.push(peer);
+        return load(local, peer);
+      };
+      await silence(fresh, 4);
+      const result = await publishDue({ store, target: new DirectoryTarget(tempDir()), clock: () => fresh.clock.now() });
+      assert.ok(result.bundle && result.bundle.macKeys > 0, 'the real session\'s MAC keys are published');
+      assert.deepEqual(loaded.filter((peer) => idle.includes(peer)), [], 'no idle session was opened');
+    } finally {
+      fresh.cleanup();
+    }
   });
 
   it('nothing at all before the keys of the conversation are due', async () => {
