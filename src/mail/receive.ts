@@ -2,11 +2,11 @@
 // processed and filed away, or left where it is, untouched, with the reason in its report.
 import { randomBytes } from 'node:crypto';
 import { isKeyError, isKeyringError } from '../keys/errors.ts';
-import type { MailCorrespondent } from '../keys/keyring-results.ts';
+import type { Correspondent, MailCorrespondent } from '../keys/keyring-results.ts';
 import type { Conversation } from '../protocol/context.ts';
 import { MailError, PipelineError } from './errors.ts';
 import { StoreError } from '../store/errors.ts';
-import { parseAdvertisement, parseInner, parseProtected, type UserMessage } from './mime.ts';
+import { parseAdvertisement, parseInner, parseProtected, type IncomingMail, type UserMessage } from './mime.ts';
 import { flushOutbox, handOver, senderOf } from './delivery.ts';
 import { attestSender, type Attested, type VerifiedSender } from './sender.ts';
 import type { Delivery, MailRef } from '../store/records.ts';
@@ -59,44 +59,94 @@ function skipped(id: string, error: unknown): FetchReport {
   return skipped(id, new MailError('unprocessable', `processing this mail failed unexpectedly (${what})`, { cause: error }));
 }
 
+/** What a mail becomes once handled: `filed` settles once it is filed away (or left where it is). */
+interface Handled {
+  filed: Promise<FetchReport>;
+}
+
+/** An outcome that needs no round trip to the server: the mail stays where it is. */
+const settled = (report: FetchReport): Handled => ({ filed: Promise.resolve(report) });
+
+/** Moves the mail into `folder`; a failed move is the mail's skip (it is filed by a later pass). */
+function fileAway(account: MailAccount, id: string, report: FetchReport, folder = account.processedFolder ?? 'OffRecord'): Handled {
+  return {
+    filed: account.incoming.done(id, folder).then(
+      () => report,
+      (error: unknown) => skipped(id, error),
+    ),
+  };
+}
+
+/** What commits with the mail's session step: the mail is done, its mailbox checkpoint, and the outbox row its plaintext makes. */
+interface Receipt {
+  processed: MailRef & { messageId: string | null };
+  checkpoint: { uidvalidity: number; uid: number } | null;
+  /** The outbox row for the plaintext (without it), when the account has a sink. */
+  delivery: Omit<Delivery, 'message'> | null;
+}
+
+function receiptFor(account: MailAccount, ref: MailRef, position: Receipt['checkpoint'], mail: IncomingMail, who: Correspondent): Receipt {
+  return {
+    processed: { ...ref, messageId: mail.messageId ?? null },
+    checkpoint: position,
+    delivery: account.delivery ? { id: randomBytes(16).toString('hex'), sender: mail.from, fingerprint: who.fingerprint, verified: who.verified, receivedAt: now(account) } : null,
+  };
+}
+
+/** Records a receipt, inside the store transaction that saves the session step (or one of its own). */
+function record(store: MailAccount['store'], receipt: Receipt, plaintext: Uint8Array | null): void {
+  const { processed, checkpoint, delivery } = receipt;
+  store.markProcessed(processed);
+  if (checkpoint) {
+    const last = store.checkpoint(processed.mailbox);
+    const lastUid = last && last.uidvalidity === checkpoint.uidvalidity ? Math.max(last.lastUid, checkpoint.uid) : checkpoint.uid;
+    store.setCheckpoint({ mailbox: processed.mailbox, uidvalidity: checkpoint.uidvalidity, lastUid });
+  }
+  if (plaintext && delivery) store.addDelivery({ ...delivery, message: plaintext });
+}
+
+/** The inner message as the user gets it, read and attested (§18.5; §18.6 step 7). */
+async function readInner(plaintext: Uint8Array, sender: VerifiedSender): Promise<{ message: UserMessage; attested: Attested }> {
+  const message = await parseInner(plaintext);
+  // As handed over, From is the authenticated address (the rest of the message is as written).
+  return { message: { ...message, from: sender.address }, attested: await attestSender(plaintext, sender) };
+}
+
+/** Ordinary mail stays where it is; if it advertises offrecord keys, we learn them. */
+async function receiveOrdinary(account: MailAccount, cache: PassCache, id: string, raw: Uint8Array): Promise<FetchReport> {
+  const advert = await parseAdvertisement(raw);
+  if (!advert) {
+    await account.incoming.examined(id);
+    return { id, kind: 'ordinary' };
+  }
+  const keys = await account.keyring.learnFromMail(advert.from, advert);
+  if (keys.kind === 'learned') cache.delete(advert.from);
+  // Not marked examined: looked at again once the user decided about the changed identity.
+  if (keys.kind === 'held') return { id, kind: 'held', from: advert.from, fingerprint: keys.fingerprint, pending: keys.pending };
+  await account.incoming.examined(id);
+  if (keys.kind === 'rejected') return { id, kind: 'rejected', from: advert.from, fingerprint: keys.fingerprint, folder: null };
+  return { id, kind: 'ordinary', advertises: advert.from };
+}
+
 /**
  * One mail: processed and filed away, or left untouched with the reason. Resolves once the
  * mail's session step is committed; `filed` then settles once the mail is filed away (the
  * pass overlaps that round trip with the next mail's work).
  */
-async function processOne(account: MailAccount, id: string, cache: PassCache, read: Promise<Uint8Array>): Promise<{ filed: Promise<FetchReport> }> {
-  const settled = (report: FetchReport) => ({ filed: Promise.resolve(report) });
+async function processOne(account: MailAccount, id: string, cache: PassCache, read: Promise<Uint8Array>): Promise<Handled> {
   const { incoming, store } = account;
-  const folder = account.processedFolder ?? 'OffRecord';
-  const fileAway = (report: FetchReport, into = folder) => {
-    const done = incoming.done(id, into);
-    return done.then(
-      () => report,
-      (error: unknown) => skipped(id, error),
-    );
-  };
   const position = incoming.position(id);
   const ref: MailRef = { mailbox: incoming.name, id, epoch: position ? String(position.uidvalidity) : '' };
   try {
-    if (store.processed(ref)) return { filed: fileAway({ id, kind: 'refiled' }) };
+    if (store.processed(ref)) return fileAway(account, id, { id, kind: 'refiled' });
     const raw = await read;
     const mail = await parseProtected(raw);
-    if (!mail) {
-      // Ordinary mail stays where it is; if it advertises offrecord keys, we learn them.
-      const advert = await parseAdvertisement(raw);
-      const keys = advert ? await account.keyring.learnFromMail(advert.from, advert) : null;
-      if (advert && keys?.kind === 'learned') cache.delete(advert.from);
-      // Not marked examined: looked at again once the user decided about the changed identity.
-      if (advert && keys?.kind === 'held') return settled({ id, kind: 'held', from: advert.from, fingerprint: keys.fingerprint, pending: keys.pending });
-      await incoming.examined(id);
-      if (advert && keys?.kind === 'rejected') return settled({ id, kind: 'rejected', from: advert.from, fingerprint: keys.fingerprint, folder: null });
-      return settled({ id, kind: 'ordinary', ...(advert ? { advertises: advert.from } : {}) });
-    }
+    if (!mail) return settled(await receiveOrdinary(account, cache, id, raw));
     // After a UIDVALIDITY change the same mail comes back under a new id: known by its Message-ID
     // from the old epoch (a Message-ID repeated within one epoch is a different mail).
     if (mail.messageId && store.processedByMessageId(ref.mailbox, mail.messageId).some((p) => p.epoch !== ref.epoch)) {
       store.markProcessed({ ...ref, messageId: mail.messageId });
-      return { filed: fileAway({ id, kind: 'refiled' }) };
+      return fileAway(account, id, { id, kind: 'refiled' });
     }
     if (!mail.to.includes(account.address.toLowerCase())) {
       throw new MailError('address', `addressed to ${mail.to.join(', ') || 'nobody'}, not to ${account.address}`);
@@ -104,54 +154,37 @@ async function processOne(account: MailAccount, id: string, cache: PassCache, re
     // The mail's one entry into the keys wing: its headers learned, both parties read once.
     const found = await account.keyring.fromMail(mail.from, mail);
     if (found.kind === 'held') return settled({ id, kind: 'held', from: mail.from, fingerprint: found.fingerprint, pending: found.pending });
-    if (found.kind === 'rejected') return { filed: fileAway({ id, kind: 'rejected', from: mail.from, fingerprint: found.fingerprint, folder: REJECTED_FOLDER }, REJECTED_FOLDER) };
+    if (found.kind === 'rejected') return fileAway(account, id, { id, kind: 'rejected', from: mail.from, fingerprint: found.fingerprint, folder: REJECTED_FOLDER }, REJECTED_FOLDER);
     const who = found.correspondent;
-    const conversation = conversationFor(account, cache, mail.from, found);
-    // What commits with the session step: the mail is done, and its plaintext waits in the outbox.
-    const committed: { recorded: boolean; delivery: Delivery | null } = { recorded: false, delivery: null };
-    const record = (plaintext: Uint8Array | null) => {
-      store.markProcessed({ ...ref, messageId: mail.messageId ?? null });
-      if (position) {
-        const last = store.checkpoint(ref.mailbox);
-        const lastUid = last && last.uidvalidity === position.uidvalidity ? Math.max(last.lastUid, position.uid) : position.uid;
-        store.setCheckpoint({ mailbox: ref.mailbox, uidvalidity: position.uidvalidity, lastUid });
-      }
-      if (plaintext && account.delivery) {
-        committed.delivery = { id: randomBytes(16).toString('hex'), sender: mail.from, fingerprint: who.fingerprint, verified: who.verified, message: plaintext, receivedAt: now(account) };
-        store.addDelivery(committed.delivery);
-      }
-      committed.recorded = true;
-    };
-    // The inner message is read, and attested, before anything commits: one that breaks §18.5
-    // is refused whole, and what is handed over later can no longer fail on its content.
     const sender = senderOf({ sender: mail.from, fingerprint: who.fingerprint, verified: who.verified });
-    const inner: { read: { message: UserMessage; attested: Attested } | null } = { read: null };
-    const inspect = async (plaintext: Uint8Array) => {
-      const message = await parseInner(plaintext);
-      // As handed over, From is the authenticated address (the rest of the message is as written).
-      inner.read = { message: { ...message, from: sender.address }, attested: await attestSender(plaintext, sender) };
-    };
-    const result = await conversation.receive(mail.protocol, { alongside: record, inspect });
+    const receipt = receiptFor(account, ref, position, mail, who);
+    // The inner message is read and attested before anything commits: one that breaks §18.5 is
+    // refused whole, and what is handed over later can no longer fail on its content.
+    const result = await conversationFor(account, cache, mail.from, found).receive(mail.protocol, {
+      inspect: (plaintext) => readInner(plaintext, sender),
+      alongside: (plaintext) => record(store, receipt, plaintext),
+    });
     for (const out of result.outgoing) await dispatch(account, mail.from, out, mail.messageId ? { inReplyTo: mail.messageId } : {});
     // A replay is an authentic copy of a message already accepted (the check follows the MAC or
     // ring signature, §9.4): a second delivery by a mail server, nothing new in it. Filed away
     // like a known mail, so it is not reported again on every pass (§18.6).
     if (result.kind === 'error' && result.code === 'replay') {
-      store.markProcessed({ ...ref, messageId: mail.messageId ?? null });
-      return { filed: fileAway({ id, kind: 'refiled' }) };
+      store.markProcessed(receipt.processed);
+      return fileAway(account, id, { id, kind: 'refiled' });
     }
     // Left where it is, with the protocol's own code (expired, auth, malformed...).
     if (result.kind === 'error') return settled({ id, kind: 'skipped', code: result.code, reason: result.message });
-    if (!committed.recorded) store.transaction(() => record(result.kind === 'plaintext' ? result.plaintext : null)); // a step that changed no state
-    if (committed.delivery && account.delivery) {
-      await handOver(account.delivery, committed.delivery, false).catch((error: unknown) => {
+    const plaintext = result.kind === 'plaintext' ? result.plaintext : null;
+    if (!result.committed) store.transaction(() => record(store, receipt, plaintext)); // a step that changed no state
+    if (plaintext && receipt.delivery && account.delivery) {
+      await handOver(account.delivery, { ...receipt.delivery, message: plaintext }, false).catch((error: unknown) => {
         throw error instanceof MailError ? error : new SinkFailure(error);
       });
-      store.deliveryDone(committed.delivery.id);
+      store.deliveryDone(receipt.delivery.id);
     }
-    const filed = fileAway({ id, kind: 'protocol', from: mail.from });
-    if (result.kind === 'ignore' || !inner.read) return { filed };
-    const { message, attested } = inner.read;
+    const { filed } = fileAway(account, id, { id, kind: 'protocol', from: mail.from });
+    if (result.kind === 'ignore') return { filed };
+    const { message, attested } = result.inspected;
     const report: FetchReport = { id, kind: 'message', from: mail.from, fingerprint: who.fingerprint, verified: who.verified, sender, renamed: attested.renamed, message, raw: attested.message };
     return { filed: filed.then((r) => (r.kind === 'skipped' ? r : report)) };
   } catch (error) {

@@ -20,9 +20,13 @@ export type SendResult =
   | { kind: 'encrypted'; message: Uint8Array }
   | { kind: 'error'; code: ProtocolErrorCode; message: string };
 
-export type ReceiveResult = (
-  | { kind: 'plaintext'; plaintext: Uint8Array }
-  | { kind: 'ignore' }
+/**
+ * `committed`: the step's new state was saved (and `alongside` ran with it); `inspected`: what
+ * `inspect` made of the plaintext.
+ */
+export type ReceiveResult<Inspected = void> = (
+  | { kind: 'plaintext'; plaintext: Uint8Array; inspected: Inspected; committed: boolean }
+  | { kind: 'ignore'; committed: boolean }
   | { kind: 'error'; code: ProtocolErrorCode; message: string }
 ) & {
   /** Protocol messages to send to the correspondent now (NAK and fresh start, a re-send). */
@@ -115,15 +119,15 @@ export class Conversation {
    * `alongside` (synchronous, given the plaintext if any) commits atomically with the step's new
    * state; it does not run when the step changed nothing or failed. `inspect` sees an
    * authenticated plaintext before anything is stored: whatever it throws refuses the message
-   * with nothing changed, and is thrown on.
+   * with nothing changed, and is thrown on; what it returns comes back as `inspected`.
    */
-  async receive(bytes: Uint8Array, options: { alongside?: (plaintext: Uint8Array | null) => void; inspect?: (plaintext: Uint8Array) => Promise<void> } = {}): Promise<ReceiveResult> {
+  async receive<Inspected = void>(bytes: Uint8Array, options: { alongside?: (plaintext: Uint8Array | null) => void; inspect?: (plaintext: Uint8Array) => Promise<Inspected> } = {}): Promise<ReceiveResult<Inspected>> {
     let loaded;
     try {
       loaded = await this.load();
       const { state } = loaded;
       const step = await this.step(state, bytes);
-      if (step.payload && options.inspect) await options.inspect(step.payload);
+      const inspected = step.payload && options.inspect ? await options.inspect(step.payload) : undefined;
       const steps: Step[] = [{ wipe: loaded.wipe }, step];
       let finalState = step.state;
       if (step.resend && finalState) {
@@ -131,8 +135,10 @@ export class Conversation {
         steps.push(resend);
         finalState = resend.state;
       }
-      const outgoing = finalState !== state && finalState ? await this.commit(loaded.revision, finalState, steps, options.alongside && (() => options.alongside!(step.payload ?? null))) : [];
-      return step.payload ? { kind: 'plaintext', plaintext: step.payload, outgoing } : { kind: 'ignore', outgoing };
+      const changed = finalState !== state ? finalState : null;
+      const committed = changed !== null;
+      const outgoing = changed ? await this.commit(loaded.revision, changed, steps, options.alongside && (() => options.alongside!(step.payload ?? null))) : [];
+      return step.payload ? { kind: 'plaintext', plaintext: step.payload, inspected: inspected as Inspected, committed, outgoing } : { kind: 'ignore', committed, outgoing };
     } catch (error) {
       // Both mean the peer's state and ours no longer fit: start again (§13.1).
       if (error instanceof ProtocolError && (error.code === 'no_session' || error.code === 'rewound') && loaded) return this.restart(loaded, bytes, error);
@@ -170,7 +176,7 @@ export class Conversation {
    * a NAK and a fresh start (paper 5.1), at most once per nakIntervalMs, since anyone can send us
    * unreadable mail.
    */
-  private async restart(loaded: { state: SessionState | null; revision: number }, bytes: Uint8Array, cause: ProtocolError): Promise<ReceiveResult> {
+  private async restart(loaded: { state: SessionState | null; revision: number }, bytes: Uint8Array, cause: ProtocolError): Promise<ReceiveResult<never>> {
     const error = { kind: 'error' as const, code: cause.code, message: cause.message };
     try {
       const now = this.env.now();
