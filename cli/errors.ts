@@ -6,7 +6,7 @@ import { KeyringError } from '../src/keys/errors.ts';
 import { StoreError } from '../src/store/errors.ts';
 import { MailError, PipelineError, SubmissionError } from '../src/mail/errors.ts';
 import { PublicationError } from '../src/keys/errors.ts';
-import { ForgeError } from '../src/mail/transcript.ts';
+import { ForgeError } from '../src/transcript/errors.ts';
 
 export const EXIT = {
   ok: 0,

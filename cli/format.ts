@@ -4,6 +4,7 @@
 import { trustCommand } from '../src/keys/correspondents.ts';
 import type { ImportResult, KeyringListing, OwnKeyInfo, PeerFingerprint, PeerInfo, RotationResult } from '../src/keys/keyring-results.ts';
 import { formatFingerprint } from '../src/keys/tofu.ts';
+import { shortHex } from '../src/crypto/bytes.ts';
 
 export const JSON_VERSION = 1;
 
@@ -11,7 +12,7 @@ const iso = (ms: number | null): string | null => (ms === null ? null : new Date
 const day = (ms: number): string => `${new Date(ms).toISOString().slice(0, 16).replace('T', ' ')}Z`;
 
 /** v4 key id (last 16 hex digits of the fingerprint) for subkeys, the first 16 for ring keys. */
-export const shortId = (kind: string, id: string): string => (kind === 'encryption' ? id.slice(-16) : id.slice(0, 16)).toUpperCase();
+export const shortId = (kind: string, id: string): string => (kind === 'encryption' ? id.slice(-16).toUpperCase() : shortHex(id));
 
 // Control characters, C1 controls (ESC [ as one byte) and the bidi controls that reorder what
 // follows them (an "exe.txt" that shows as "txt.exe"): never sent to a terminal as they are.

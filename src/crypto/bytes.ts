@@ -17,6 +17,11 @@ export function toHex(bytes: Uint8Array): string {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex');
 }
 
+/** How a fingerprint or public key is named to people: its first 16 hex digits, upper case. */
+export function shortHex(hex: string): string {
+  return hex.slice(0, 16).toUpperCase();
+}
+
 /** Strict: lowercase or uppercase hex of even length, nothing else. */
 export function fromHex(hex: string): Uint8Array {
   if (hex.length % 2 !== 0 || !/^[0-9a-fA-F]*$/.test(hex)) throw new TypeError('fromHex: not a hex string');

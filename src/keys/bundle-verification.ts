@@ -2,7 +2,7 @@
 // is the identity it names, that every ring secret belongs to its public key and that the identity
 // certified every ring key; and the keys a set of checked bundles makes public.
 import * as openpgp from 'openpgp';
-import { equalBytes, toHex } from '../crypto/bytes.ts';
+import { equalBytes, shortHex, toHex } from '../crypto/bytes.ts';
 import { ringPublicKey } from '../crypto/ring.ts';
 import { ProtocolError } from '../protocol/errors.ts';
 import { decodeBundle, type SecretRingKey } from '../protocol/wire.ts';
@@ -27,8 +27,6 @@ function fromProtocol(error: unknown, name: string): never {
   }
   throw error;
 }
-
-const short = (hex: string): string => hex.slice(0, 16).toUpperCase();
 
 /**
  * Decodes and checks a bundle: its checksum and layout; that its certificate is the identity it
@@ -55,13 +53,13 @@ export async function verifyBundle(bytes: Uint8Array, options: { name?: string; 
     throw new PublicationError('malformed', `${name}: the bundle's certificate is not an OpenPGP certificate`);
   }
   if (certificate.getFingerprint() !== identity) {
-    throw new PublicationError('wrong_identity', `${name}: the bundle claims identity ${short(identity)} but carries the certificate of ${short(certificate.getFingerprint())}`);
+    throw new PublicationError('wrong_identity', `${name}: the bundle claims identity ${shortHex(identity)} but carries the certificate of ${shortHex(certificate.getFingerprint())}`);
   }
   if (options.expectedIdentity !== undefined && options.expectedIdentity.toLowerCase() !== identity) {
-    throw new PublicationError('wrong_identity', `${name}: the bundle publishes the keys of ${short(identity)}, not of the expected identity ${short(options.expectedIdentity)}`);
+    throw new PublicationError('wrong_identity', `${name}: the bundle publishes the keys of ${shortHex(identity)}, not of the expected identity ${shortHex(options.expectedIdentity)}`);
   }
   for (const k of bundle.ringKeys) {
-    const id = short(toHex(k.public));
+    const id = shortHex(toHex(k.public));
     let derived: Uint8Array;
     try {
       derived = ringPublicKey(k.secret);
@@ -74,7 +72,7 @@ export async function verifyBundle(bytes: Uint8Array, options: { name?: string; 
       await checkRingKeyCertification(certificate, k.public, k.notBefore, k.notAfter, k.certification, { now: k.notBefore });
     } catch (error) {
       if (!(error instanceof KeyError)) throw error;
-      throw new PublicationError('wrong_identity', `${name}: ring key ${id} is not certified by the identity ${short(identity)} (${error.message})`);
+      throw new PublicationError('wrong_identity', `${name}: ring key ${id} is not certified by the identity ${shortHex(identity)} (${error.message})`);
     }
   }
   return { name, identity, created: bundle.created, certificate, ringKeys: bundle.ringKeys, macKeys: bundle.macKeys, bytes };

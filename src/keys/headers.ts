@@ -81,11 +81,19 @@ function fail(code: KeyErrorCode, header: string, message: string): never {
   throw new KeyError(code, `${header} header: ${message}`);
 }
 
-/** Unfolds (RFC 5322 section 2.2.3), checks size and characters, trims. */
-function unfold(value: unknown, header: string, maxLength: number): string {
+/**
+ * A header field body unfolded as RFC 5322 section 2.2.3 says: every CRLF immediately followed
+ * by WSP is removed, the WSP stays. (A bare LF counts as CRLF: .eml files on disk often have one.)
+ */
+export function unfold(value: string): string {
+  return value.replace(/\r?\n(?=[ \t])/g, '');
+}
+
+/** Unfolds, checks size and characters, trims. */
+function unfoldChecked(value: unknown, header: string, maxLength: number): string {
   if (typeof value !== 'string') fail('bad_header', header, 'the value must be a string');
   if (value.length > maxLength) fail('too_large', header, `longer than ${maxLength} characters`);
-  const unfolded = value.replace(/\r?\n(?=[ \t])/g, '');
+  const unfolded = unfold(value);
   if (/[^\x20-\x7e\t]/.test(unfolded)) fail('bad_header', header, 'contains line breaks, control or non-ASCII characters');
   return unfolded.trim();
 }
@@ -184,7 +192,7 @@ export interface ParseAutocryptOptions {
 /** Syntax of an Autocrypt header value; keydata is returned undecoded as a certificate (see readAutocryptHeader). */
 export function parseAutocryptHeader(value: string, options: ParseAutocryptOptions = {}): AutocryptHeader {
   const H = AUTOCRYPT_HEADER;
-  const attributes = splitAttributes(unfold(value, H, AUTOCRYPT_MAX_LENGTH), H);
+  const attributes = splitAttributes(unfoldChecked(value, H, AUTOCRYPT_MAX_LENGTH), H);
   const seen = new Set<string>();
   let addr: string | undefined;
   let preferEncrypt: PreferEncrypt = 'nopreference';
@@ -376,7 +384,7 @@ function parseRingAdvert(value: string, H: string, index: number): RingKey {
  */
 export function parseOffrecordKeysHeader(value: string): OffrecordKeys {
   const H = OFFRECORD_KEYS_HEADER;
-  const attributes = splitAttributes(unfold(value, H, OFFRECORD_KEYS_MAX_LENGTH), H);
+  const attributes = splitAttributes(unfoldChecked(value, H, OFFRECORD_KEYS_MAX_LENGTH), H);
   const first = attributes[0];
   if (!first || first.name !== 'v') fail('missing_attribute', H, 'the first attribute must be v');
   if (/[ \t]/.test(first.value)) fail('bad_header', H, 'v must not contain whitespace');

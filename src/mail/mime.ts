@@ -36,14 +36,15 @@ export function checkMailSize(bytes: number): void {
   if (bytes > MAX_MAIL_BYTES) throw new MailError('too_large', `mail of ${bytes} bytes is over the ${MAX_MAIL_BYTES}-byte limit`);
 }
 
-const TYPE_NAMES: Record<MessageType, string> = {
+/** Each message type's name in the marker header (§18.2). */
+export const TYPE_NAMES = {
   [MessageType.First]: 'first',
   [MessageType.Reply]: 'reply',
   [MessageType.Data]: 'data',
   [MessageType.Ack]: 'ack',
   [MessageType.Nak]: 'nak',
   [MessageType.Bundle]: 'bundle',
-};
+} as const satisfies Record<MessageType, string>;
 
 export const EXPLANATION = [
   'This is an off-the-record message sent with offrecord.',

@@ -3,9 +3,9 @@
 import { autocryptHeaderFor, formatOffrecordKeysHeader, SUPPORTED_PROTOCOL_VERSIONS } from '../keys/headers.ts';
 import { isKeyringError } from '../keys/errors.ts';
 import type { Conversation } from '../protocol/context.ts';
-import { MessageType } from '../protocol/wire.ts';
+import { peekType } from '../protocol/wire.ts';
 import { PipelineError } from './errors.ts';
-import { composeInner, composeProtected, type Attachment, type UserMessage } from './mime.ts';
+import { composeInner, composeProtected, TYPE_NAMES, type Attachment, type UserMessage } from './mime.ts';
 import { conversationWith, now, type MailAccount } from './account.ts';
 import MailComposer from 'nodemailer/lib/mail-composer';
 
@@ -39,12 +39,6 @@ export async function dispatch(account: MailAccount, to: string, protocol: Uint8
   }
 }
 
-const TYPE_OF: Partial<Record<MessageType, 'first' | 'reply' | 'data'>> = {
-  [MessageType.First]: 'first',
-  [MessageType.Reply]: 'reply',
-  [MessageType.Data]: 'data',
-};
-
 /**
  * The conversation with `address`, or null when we hold no offrecord keys for it (the caller
  * decides whether plaintext may go instead). A changed identity is an alarm, never null.
@@ -64,7 +58,8 @@ export async function sendProtected(account: MailAccount, conversation: Conversa
   const result = await conversation.send(inner);
   if (result.kind === 'error') throw new PipelineError('protocol', `${result.code}: ${result.message}`);
   await dispatch(account, to, result.message, threading);
-  return { kind: 'encrypted', type: TYPE_OF[result.message[3] as MessageType] ?? 'data' };
+  const type = TYPE_NAMES[peekType(result.message)];
+  return { kind: 'encrypted', type: type === 'first' || type === 'reply' ? type : 'data' };
 }
 
 /**

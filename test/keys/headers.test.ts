@@ -14,6 +14,7 @@ import {
   parseOffrecordKeysHeader,
   readAutocryptHeader,
   selectAutocryptHeader,
+  unfold,
 } from '../../src/keys/headers.ts';
 import { createRingKey, minimalCertificate, verifyRingKeyCertification } from '../../src/keys/shortlived.ts';
 import type { RingKey } from '../../src/protocol/wire.ts';
@@ -270,5 +271,16 @@ describe('Offrecord-Keys header', () => {
     throwsWith(() => formatOffrecordKeysHeader({ versions: [1], ring: [{ ...a, notAfter: a.notBefore }] }), 'bad_argument');
     throwsWith(() => formatOffrecordKeysHeader({ versions: [1], ring: [{ ...a, certification: new Uint8Array(10) }] }), 'bad_argument');
     throwsWith(() => formatOffrecordKeysHeader({ versions: [1], ring: [{ ...a, public: new Uint8Array(32) }] }), 'bad_ring_key');
+  });
+});
+
+describe('unfold (RFC 5322 §2.2.3)', () => {
+  it('removes each CRLF (or bare LF) that WSP follows and keeps the WSP as it was', () => {
+    assert.equal(unfold('v=1;\r\n ring=AB'), 'v=1; ring=AB');
+    // A relay may fold with a tab, or indent by more than one space: the unfolded value keeps them.
+    assert.equal(unfold('v=1;\r\n\tring=AB\r\n  CD'), 'v=1;\tring=AB  CD');
+    assert.equal(unfold('v=1;\n\t ring=AB'), 'v=1;\t ring=AB');
+    // A line break that no WSP follows is not folding: it stays (and the header parsers refuse it).
+    assert.equal(unfold('v=1;\r\nring=AB'), 'v=1;\r\nring=AB');
   });
 });

@@ -14,7 +14,11 @@ import { DirectoryTarget } from '../../src/keys/bundle-targets.ts';
 import { PublishedKeys } from '../../src/keys/bundle-verification.ts';
 import { publishDue } from '../../src/keys/publishing.ts';
 import { composeInner } from '../../src/mail/mime.ts';
-import { ForgeError, forgeMail, readTranscript, verifyTranscript, type Claims, type TranscriptMail } from '../../src/mail/transcript.ts';
+import { ForgeError } from '../../src/transcript/errors.ts';
+import { forgeMail } from '../../src/transcript/forge.ts';
+import { readTranscript, type TranscriptMail } from '../../src/transcript/read.ts';
+import { verifyTranscript, type Claims } from '../../src/transcript/verify.ts';
+import { unfold } from '../../src/keys/headers.ts';
 import { forgeFirstInner } from '../../src/protocol/forge.ts';
 import { aesCtr, deriveDirectionKeys, generateDhKeyPair, hmacSha256, messageKey } from '../../src/protocol/keyschedule.ts';
 import { systemEnv } from '../../src/protocol/env.ts';
@@ -198,6 +202,15 @@ describe('forge and verify', () => {
       });
     });
 
+    it('a key header a relay refolded (a tab, a deeper indent) is forged as it was, unfolded by RFC 5322 §2.2.3', async () => {
+      const original = transcript.find((t) => t.name === 'alice-ack.eml')!;
+      const [refolded] = await readTranscript([{ name: 'alice-ack.eml', raw: refold(s.byName('alice-ack').eml, 'Offrecord-Keys') }]);
+      assert.notEqual(refolded!.mail.offrecordKeys, original.mail.offrecordKeys, 'the relay changed the folding');
+      assert.deepEqual(refolded!.ringKeys, original.ringKeys, 'and nothing the header says');
+      const [forged] = await readTranscript([{ name: 'alice-ack.eml', raw: await forgeMail(refolded!, withForged(transcript, refolded!), keys) }]);
+      assert.equal(unfold(forged!.mail.offrecordKeys!), unfold(refolded!.mail.offrecordKeys!));
+    });
+
     it('clear errors for what cannot be done', async () => {
       const data = transcript.find((t) => t.name === 'alice-data-0.eml')!;
       const sent = s.byName('alice-data-0');
@@ -218,4 +231,14 @@ function decodeSealedLength(t: TranscriptMail): number {
   } catch {
     return 0;
   }
+}
+
+/** `eml` as a relay may pass it on: each fold of header `name` made with a tab and a deeper indent. */
+function refold(eml: Uint8Array, name: string): Uint8Array {
+  const raw = str(eml);
+  const start = raw.indexOf(`\r\n${name}:`) + 2;
+  let end = raw.indexOf('\r\n', start);
+  while (raw[end + 2] === ' ' || raw[end + 2] === '\t') end = raw.indexOf('\r\n', end + 2);
+  assert.ok(start > 1 && raw.slice(start, end).includes('\r\n '), `${name} is folded`);
+  return text(raw.slice(0, start) + raw.slice(start, end).replaceAll('\r\n ', '\r\n\t  ') + raw.slice(end));
 }
