@@ -3,13 +3,13 @@
 // run; and `withStoreInClear`, which bench/mail.ts uses to run the same mail pipeline with the
 // store's sealing switched off, as the baseline of the sealed store. `npx tsx bench/atrest.ts`.
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { argon2id } from '@noble/hashes/argon2.js';
 import { openAccountStore } from '../src/store/index.ts';
-import { AccountKey, DEFAULT_KDF, type KdfParams } from '../src/store/vault.ts';
+import { AccountKey, DEFAULT_KDF, type KdfParams, type KdfPlace } from '../src/store/vault.ts';
 
 /** The unlock target of issue 12 on this machine. */
 const UNLOCK_MIN_MS = 250;
@@ -31,11 +31,14 @@ function medians(runs: { wall: number; cpu: number }[]): { wall: number; cpu: nu
   return { wall: median(runs.map((r) => r.wall)), cpu: median(runs.map((r) => r.cpu)) };
 }
 
-/** Median ms of opening and unlocking a store whose account key is wrapped with `kdf`. */
-function unlockMs(dir: string, kdf: KdfParams): { wall: number; cpu: number } {
+/**
+ * Median ms of opening and unlocking a store whose account key is wrapped with `kdf`, scrypt run
+ * in this process or, as the CLI runs it, in a child process (whose CPU is not this process's).
+ */
+function unlockMs(dir: string, kdf: KdfParams, kdfPlace: KdfPlace = 'inline'): { wall: number; cpu: number } {
   const path = join(dir, `unlock-${kdf.logN}.sqlite`);
-  openAccountStore(path, { passphrase: 'bench passphrase', kdf }).close();
-  return medians(Array.from({ length: RUNS }, () => timeMs(() => openAccountStore(path, { passphrase: 'bench passphrase' }).close())));
+  if (!existsSync(path)) openAccountStore(path, { passphrase: 'bench passphrase', kdf }).close();
+  return medians(Array.from({ length: RUNS }, () => timeMs(() => openAccountStore(path, { passphrase: 'bench passphrase', kdfPlace }).close())));
 }
 
 export async function benchUnlock(): Promise<{ ms: { wall: number; cpu: number }; kdf: KdfParams }> {
@@ -43,8 +46,10 @@ export async function benchUnlock(): Promise<{ ms: { wall: number; cpu: number }
   try {
     const mib = (kdf: KdfParams) => (128 * 2 ** kdf.logN * kdf.r) / 2 ** 20;
     const ms = unlockMs(dir, DEFAULT_KDF);
+    const asCli = unlockMs(dir, DEFAULT_KDF, 'child');
     const rows: [string, { wall: number; cpu: number }][] = [
       [`scrypt N=2^${DEFAULT_KDF.logN} r=${DEFAULT_KDF.r} p=${DEFAULT_KDF.p} (${mib(DEFAULT_KDF)} MiB), shipped`, ms],
+      ['the same, scrypt in a child process as the CLI runs it', asCli],
       ...[DEFAULT_KDF.logN - 1, DEFAULT_KDF.logN + 1].map((logN): [string, { wall: number; cpu: number }] => {
         const kdf = { ...DEFAULT_KDF, logN };
         return [`scrypt N=2^${logN} (${mib(kdf)} MiB)`, unlockMs(dir, kdf)];
@@ -54,6 +59,7 @@ export async function benchUnlock(): Promise<{ ms: { wall: number; cpu: number }
     console.log(`unlock = open the store + unwrap the account key, median of ${RUNS}, wall (CPU of this process):`);
     for (const [name, value] of rows) console.log(`  ${name.padEnd(62)} ${value.wall.toFixed(0).padStart(5)} ms (${value.cpu.toFixed(0)} ms)`);
     const met = ms.wall >= UNLOCK_MIN_MS && ms.wall <= UNLOCK_MAX_MS;
+    console.log(`unlock as the CLI runs it (scrypt in a child process): ${asCli.wall.toFixed(0)} ms wall (target ${UNLOCK_MIN_MS}-${UNLOCK_MAX_MS} ms wall: ${asCli.wall >= UNLOCK_MIN_MS && asCli.wall <= UNLOCK_MAX_MS ? 'met' : 'NOT met'})`);
     console.log(`unlock with the shipped parameters: ${ms.wall.toFixed(0)} ms wall, ${ms.cpu.toFixed(0)} ms CPU (target ${UNLOCK_MIN_MS}-${UNLOCK_MAX_MS} ms wall: ${met ? 'met' : 'NOT met'}; load average now ${loadavg()[0]!.toFixed(1)} on ${availableParallelism()} cores)`);
     return { ms, kdf: DEFAULT_KDF };
   } finally {
