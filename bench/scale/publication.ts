@@ -53,7 +53,9 @@ async function oneBundle(macKeys: number, r: Results): Promise<void> {
   const home = makeHome();
   try {
     const template = templateState();
-    for (let made = 0, i = 0; made < macKeys; made += QUEUE, i++) addCorrespondents(home, template, i, i + 1, { reveals: Math.min(QUEUE, macKeys - made) });
+    const full = Math.floor(macKeys / QUEUE);
+    addCorrespondents(home, template, 0, full, { reveals: QUEUE });
+    if (macKeys % QUEUE > 0) addCorrespondents(home, template, full, full + 1, { reveals: macKeys % QUEUE });
     const store = openStore(home);
     const out = join(home.dir, 'published');
     const target = timedTarget(out);
