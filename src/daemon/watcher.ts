@@ -15,6 +15,7 @@ import type { MailAccount } from '../mail/account.ts';
 import { performDuties } from '../mail/duties.ts';
 import { processNewMail, type FetchReport } from '../mail/receive.ts';
 import { StoreError } from '../store/errors.ts';
+import { WatchError } from './errors.ts';
 import type { Logger } from './log.ts';
 
 export interface WatchTimings {
@@ -65,11 +66,6 @@ export interface WatcherOptions {
   /** Extra timed work with the duties (key rotation, publication). */
   duties?: () => Promise<void>;
   clock?: () => number;
-}
-
-/** Ended by a failure that retrying cannot mend. */
-export class WatchError extends Error {
-  override name = 'WatchError';
 }
 
 /** Failures worth a retry: the network, the server, a busy store, a token command (it may need the network). */
@@ -130,7 +126,7 @@ export class Watcher {
           if (!transient(error) || this.options.once) {
             log.log('error', 'watch.failed', { error: message, code: (error as { code?: string }).code ?? null });
             this.enter({ kind: 'stopped', reason: 'failed', error: message });
-            throw new WatchError(message, { cause: error });
+            throw new WatchError('permanent', message, { cause: error });
           }
           attempt++;
           const delayMs = this.backoff(attempt);

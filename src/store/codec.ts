@@ -5,7 +5,7 @@
 // the value was: stored states hold DH secrets and the last plaintext.
 import { STATE_VERSION, type SessionState } from '../protocol/state.ts';
 import { StoreError } from './errors.ts';
-import { checkSessionState, ShapeError } from './shape.ts';
+import { checkSessionState } from './shape.ts';
 
 /** The envelope version written by this code. */
 export const RECORD_VERSION = 1;
@@ -123,7 +123,8 @@ export function decodeSessionState(text: string, what = 'session'): SessionState
   try {
     checkSessionState(value);
   } catch (error) {
-    if (error instanceof ShapeError) throw corrupt(what, `stored session state is malformed: ${error.message}`);
+    // The check knows the path inside the state; the record it came from is named here.
+    if (error instanceof StoreError && error.code === 'corrupt') throw corrupt(what, error.message);
     throw error;
   }
   return value;

@@ -1,16 +1,13 @@
 // Structural check of a decoded SessionState (src/protocol/state.ts), so a damaged or
-// hand-edited record fails here with a path, not later inside the engine. Fields the check
+// hand-edited record fails here as StoreError corrupt with a path, not later inside the engine. Fields the check
 // does not know are let through: the engine may add optional data within one STATE_VERSION.
 import { STATE_VERSION, type SessionState } from '../protocol/state.ts';
-
-export class ShapeError extends Error {
-  override name = 'ShapeError';
-}
+import { StoreError } from './errors.ts';
 
 type Check = (value: unknown, path: string) => void;
 
 function fail(path: string, expected: string): never {
-  throw new ShapeError(`${path} should be ${expected}`);
+  throw new StoreError('corrupt', `stored session state is malformed: ${path} should be ${expected}`);
 }
 
 const bytes: Check = (v, p) => {
