@@ -9,8 +9,8 @@ import { ImapMailbox, SmtpTransport, type Security, type ServerConfig } from '..
 import type { IncomingMailbox, OutgoingTransport } from '../src/mail/transport.ts';
 import { MailError } from '../src/mail/errors.ts';
 import { accountName, defaultStoreDirectory } from '../src/store/index.ts';
-import { CliError, EXIT } from './errors.ts';
-import { runSecretCommand, SecretCommandFailed } from './secret-command.ts';
+import { CliError, EXIT, SecretCommandError } from './errors.ts';
+import { runSecretCommand } from './secret-command.ts';
 
 export interface ServerSettings {
   host: string;
@@ -86,8 +86,8 @@ async function password(settings: MailSettings): Promise<string> {
   try {
     stdout = await runSecretCommand(source.command, MAX_SECRET_OUTPUT_BYTES);
   } catch (error) {
-    if (!(error instanceof SecretCommandFailed)) throw error;
-    throw new CliError(EXIT.mail, `the password command failed: ${error.why}`, `check it by hand: ${source.command}`);
+    if (!(error instanceof SecretCommandError)) throw error;
+    throw new CliError(EXIT.mail, `the password command failed: ${error.message}`, `check it by hand: ${source.command}`);
   }
   const value = stdout.replace(/\r?\n$/, '');
   if (!value) throw new CliError(EXIT.mail, 'the password command printed nothing', `check it by hand: ${source.command}`);
@@ -110,8 +110,8 @@ async function accessToken(command: string): Promise<string> {
   try {
     stdout = await runSecretCommand(command, MAX_SECRET_OUTPUT_BYTES);
   } catch (error) {
-    if (!(error instanceof SecretCommandFailed)) throw error;
-    throw new MailError('credential', `the OAuth2 token command failed: ${error.why}`);
+    if (!(error instanceof SecretCommandError)) throw error;
+    throw new MailError('credential', `the OAuth2 token command failed: ${error.message}`);
   }
   const token = stdout.replace(/\r?\n$/, '');
   if (token === '') throw new MailError('credential', 'the OAuth2 token command printed nothing');

@@ -1,6 +1,7 @@
 // Exit codes and error reporting of the offrecord CLI. Expected errors print one line
 // `offrecord: <message>` (more lines for an alarm) and a `hint:` line, never a stack trace;
 // anything else is a bug and says so. docs/KEYS-CLI.md documents the codes.
+import { CodedError } from '../src/crypto/errors.ts';
 import { KeyError } from '../src/keys/errors.ts';
 import { KeyringError } from '../src/keys/errors.ts';
 import { StoreError } from '../src/store/errors.ts';
@@ -31,18 +32,28 @@ export const EXIT = {
 } as const;
 
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
+export type ExitName = keyof typeof EXIT;
 
-/** An expected failure with its exit code and a hint for the user. */
-export class CliError extends Error {
+const EXIT_NAMES = new Map<ExitCode, ExitName>(Object.entries(EXIT).map(([name, code]) => [code, name as ExitName]));
+
+/** An expected failure with its exit code (its `code` is the exit code's name) and a hint for the user. */
+export class CliError extends CodedError<ExitName> {
   constructor(
     readonly exitCode: ExitCode,
     message: string,
     readonly hint?: string,
   ) {
-    super(message);
-    this.name = 'CliError';
+    super(EXIT_NAMES.get(exitCode)!, message);
   }
 }
+
+export type SecretCommandErrorCode = 'too_much_output' | 'timed_out' | 'exit_status' | 'killed' | 'not_run';
+
+/** The user's secret-printing command failed; the message says why, never what it printed (cli/secret-command.ts). */
+export class SecretCommandError extends CodedError<SecretCommandErrorCode> {}
+
+/** Standard output is gone (the reader closed the pipe, as `| head` does). */
+export class OutputClosedError extends CodedError<'output_closed'> {}
 
 export interface Report {
   exitCode: ExitCode;

@@ -12,7 +12,7 @@ import type { Security } from '../src/mail/servers.ts';
 import { accountName, defaultStoreDirectory, takeLock, type HeldLock } from '../src/store/index.ts';
 import { checkAddress, dataDirectory, openAccount, resolveAccount, unlockAndRotate, type OpenedAccount } from './account.ts';
 import { configDirectory, defaultSpool, loadSettings, saveSettings, transports, type MailSettings } from './config.ts';
-import { CliError, EXIT, report, type ExitCode } from './errors.ts';
+import { CliError, EXIT, OutputClosedError, report, type ExitCode } from './errors.ts';
 import { json, terminalLine, terminalText } from './format.ts';
 import { formatVerifiedSender, ORIGINAL_HEADER_PREFIX, renamedIn, VERIFIED_SENDER_HEADER } from '../src/mail/sender.ts';
 
@@ -174,13 +174,10 @@ export async function send(args: SendArgs): Promise<ExitCode> {
   });
 }
 
-/** Standard output is gone (the reader closed the pipe, as `| head` does). */
-class OutputClosed extends Error {}
-
-/** Resolves once `text` is handed to standard output; rejects with OutputClosed once it is closed. */
+/** Resolves once `text` is handed to standard output; rejects with OutputClosedError once it is closed. */
 function write(text: string): Promise<void> {
   return new Promise((resolve, reject) => {
-    process.stdout.write(text, (error) => (error ? reject(new OutputClosed('standard output is closed')) : resolve()));
+    process.stdout.write(text, (error) => (error ? reject(new OutputClosedError('output_closed', 'standard output is closed')) : resolve()));
   });
 }
 
@@ -272,7 +269,7 @@ export async function fetch(args: { account?: string; json: boolean }): Promise<
       else await write(`${shown.count} message(s) read${shown.count > 0 ? `, saved in ${plaintextMaildir(opened.account)}` : ''}\n`);
     } catch (error) {
       // The reader went away (`offrecord fetch | head`): what was not shown is shown next time.
-      if (!(error instanceof OutputClosed)) throw error;
+      if (!(error instanceof OutputClosedError)) throw error;
     } finally {
       lock.release();
     }

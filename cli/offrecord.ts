@@ -49,26 +49,27 @@ Exit codes: 0 ok, 1 usage error, 2 bad input, 3 trust alarm, 4 wrong or missing 
 5 store error, 6 mail server or publication target error, 7 some mail left unprocessed, 70 internal error (a bug),
 130 interrupted.`;
 
-/** A hint for a yargs usage error, from its message and the words on the command line. */
-function usageHint(message: string, argv: string[]): string {
+/**
+ * A hint for a usage error, from the shape of the command line: its words and the options
+ * given. yargs' messages are prose for people (and may be translated), so they are shown, never
+ * parsed.
+ */
+function usageHint(argv: string[]): string {
   const words = argv.filter((a) => !a.startsWith('-'));
+  const options = new Set(argv.filter((a) => a.startsWith('--')).map((a) => a.slice(2).split('=')[0]));
   const [command, sub] = words;
-  if (/Missing required argument: fingerprint/i.test(message)) {
+  if (options.has('passphrase')) return 'passphrases are never given on the command line: use OFFRECORD_PASSPHRASE or the prompt';
+  if (command === 'init') {
+    return words.length > 1 ? 'give the address as an option: offrecord init --email ADDRESS' : 'offrecord init --email alice@example.org [--name "Alice"]';
+  }
+  if (command === 'keys' && sub === 'trust') {
+    if (!options.has('fingerprint') && words.length > 3) return 'the fingerprint goes in --fingerprint: offrecord keys trust ADDRESS --fingerprint "XXXX XXXX ..."';
     const address = words[2] ?? 'ADDRESS';
     return `compare fingerprints with ${address} first (offrecord keys fingerprint ${address}), then: offrecord keys trust ${address} --fingerprint "XXXX XXXX ..."`;
   }
-  if (/Missing required argument: email/i.test(message)) return 'offrecord init --email alice@example.org [--name "Alice"]';
-  if (command === 'init' && words.length > 1) return 'give the address as an option: offrecord init --email ADDRESS';
-  if (command === 'keys' && sub === 'import' && /Not enough non-option arguments/i.test(message)) {
-    return 'name the certificate file, or - for standard input: offrecord keys import bob.asc';
-  }
-  if (command === 'keys' && sub === 'trust' && /Unknown argument/i.test(message)) {
-    return 'the fingerprint goes in --fingerprint: offrecord keys trust ADDRESS --fingerprint "XXXX XXXX ..."';
-  }
-  if (/passphrase/i.test(message)) return 'passphrases are never given on the command line: use OFFRECORD_PASSPHRASE or the prompt';
-  if (command === 'keys' && (sub === undefined || /Unknown argument|Not enough/i.test(message))) return 'offrecord keys --help lists the key commands';
-  if (command && command !== 'keys' && command !== 'init') return 'offrecord --help lists the commands';
-  return `offrecord ${[command, sub].filter(Boolean).join(' ')}${command ? ' ' : ''}--help`.replace(/\s+/g, ' ');
+  if (command === 'keys' && sub === 'import' && words.length < 3) return 'name the certificate file, or - for standard input: offrecord keys import bob.asc';
+  if (command === 'keys') return 'offrecord keys --help lists the key commands';
+  return command ? 'offrecord --help lists the commands' : 'offrecord --help';
 }
 
 type Handler<A> = (args: A) => Promise<ExitCode>;
@@ -421,7 +422,7 @@ export function parser(argv: string[]) {
     .exitProcess(false)
     .fail((message, error) => {
       if (error) throw error;
-      throw new CliError(EXIT.usage, message || 'bad usage', usageHint(message ?? '', argv));
+      throw new CliError(EXIT.usage, message || 'bad usage', usageHint(argv));
     });
 }
 

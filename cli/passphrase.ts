@@ -5,8 +5,8 @@
 // it would land in the shell history and in ps.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CliError, EXIT } from './errors.ts';
-import { PASSPHRASE_ENV, runSecretCommand, SecretCommandFailed } from './secret-command.ts';
+import { CliError, EXIT, SecretCommandError } from './errors.ts';
+import { PASSPHRASE_ENV, runSecretCommand } from './secret-command.ts';
 
 /** The name of the systemd credential (LoadCredential=offrecord-passphrase:FILE). */
 export const PASSPHRASE_CREDENTIAL = 'offrecord-passphrase';
@@ -25,8 +25,8 @@ async function runPassphraseCommand(command: string): Promise<string> {
   try {
     stdout = await runSecretCommand(command, MAX_PASSPHRASE_BYTES);
   } catch (error) {
-    if (!(error instanceof SecretCommandFailed)) throw error;
-    throw new CliError(EXIT.passphrase, `the passphrase command failed: ${error.why}`, `nothing was changed; check it by hand: ${command}`);
+    if (!(error instanceof SecretCommandError)) throw error;
+    throw new CliError(EXIT.passphrase, `the passphrase command failed: ${error.message}`, `nothing was changed; check it by hand: ${command}`);
   }
   const line = stdout.split('\n')[0]!.replace(/\r$/, '');
   if (line === '') throw new CliError(EXIT.passphrase, 'the passphrase command printed nothing', `nothing was changed; check it by hand: ${command}`);

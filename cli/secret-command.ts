@@ -4,6 +4,7 @@
 // child's environment is readable by everything it starts and, on many systems, through /proc.
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import { SecretCommandError } from './errors.ts';
 
 export const PASSPHRASE_ENV = 'OFFRECORD_PASSPHRASE';
 /** offrecord passwd: the new passphrase. */
@@ -13,13 +14,6 @@ export const SECRET_ENV = [PASSPHRASE_ENV, NEW_PASSPHRASE_ENV] as const;
 
 export const SECRET_COMMAND_TIMEOUT_MS = 30_000;
 
-export class SecretCommandFailed extends Error {
-  constructor(readonly why: string) {
-    super(why);
-    this.name = 'SecretCommandFailed';
-  }
-}
-
 /** This process's environment without our secrets, plus `drop` (e.g. the --password-env variable). */
 export function childEnvironment(drop: readonly string[] = [], env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
   const child = { ...env };
@@ -27,19 +21,17 @@ export function childEnvironment(drop: readonly string[] = [], env: NodeJS.Proce
   return child;
 }
 
-/** What `command` prints on stdout; SecretCommandFailed says why not, never echoing its output. */
+/** What `command` prints on stdout; SecretCommandError says why not, never echoing its output. */
 export async function runSecretCommand(command: string, maxBytes: number): Promise<string> {
   try {
     const { stdout } = await promisify(execFile)('/bin/sh', ['-c', command], { env: childEnvironment(), timeout: SECRET_COMMAND_TIMEOUT_MS, maxBuffer: maxBytes });
     return stdout;
   } catch (error) {
     const e = error as { code?: unknown; signal?: unknown; killed?: boolean };
-    throw new SecretCommandFailed(
-      e.code === 'ERR_CHILD_PROCESS_STDIO_MAXBUFFER' ? `it printed more than ${maxBytes} bytes`
-      : e.killed && e.signal === 'SIGTERM' ? `it ran longer than ${SECRET_COMMAND_TIMEOUT_MS / 1000} s`
-      : typeof e.code === 'number' ? `it exited with status ${e.code}`
-      : typeof e.signal === 'string' ? `it was killed by ${e.signal}`
-      : 'it could not be run',
-    );
+    if (e.code === 'ERR_CHILD_PROCESS_STDIO_MAXBUFFER') throw new SecretCommandError('too_much_output', `it printed more than ${maxBytes} bytes`);
+    if (e.killed && e.signal === 'SIGTERM') throw new SecretCommandError('timed_out', `it ran longer than ${SECRET_COMMAND_TIMEOUT_MS / 1000} s`);
+    if (typeof e.code === 'number') throw new SecretCommandError('exit_status', `it exited with status ${e.code}`);
+    if (typeof e.signal === 'string') throw new SecretCommandError('killed', `it was killed by ${e.signal}`);
+    throw new SecretCommandError('not_run', 'it could not be run');
   }
 }

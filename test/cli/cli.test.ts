@@ -118,6 +118,8 @@ describe('offrecord CLI', () => {
       [['keys', 'trust', 'bob@example.org'], /Missing required argument: fingerprint/],
       [['keys', 'list', '--jsn'], /Unknown argument/],
       [['keys', 'list', '--account', 'nobody@example.org'], /no account nobody@example.org/],
+      [['keys', 'trust', 'bob@example.org', 'ABCD'], /Missing required argument: fingerprint/],
+      [['send', '--passphrase', 'x'], /Missing required argument: to/],
     ];
     const runs = await Promise.all(cases.map(([args]) => cli(args, { data: empty })));
     runs.forEach((run, i) => {
@@ -127,6 +129,10 @@ describe('offrecord CLI', () => {
     });
     assert.match(runs[6]!.stderr, /hint: create one with: offrecord init --email ADDRESS/);
     assert.match(runs[8]!.stderr, /hint: .*offrecord keys trust bob@example.org --fingerprint/);
+    // Hints follow the command line's shape, whatever yargs' message says first.
+    assert.match(runs[3]!.stderr, /hint: give the address as an option: offrecord init --email ADDRESS/);
+    assert.match(runs[11]!.stderr, /hint: the fingerprint goes in --fingerprint/);
+    assert.match(runs[12]!.stderr, /hint: passphrases are never given on the command line/);
     const help = await cli(['--help'], { data: empty });
     assert.equal(help.status, 0);
     assert.match(help.stdout, /offrecord init/);
