@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Runs every test file under test/ with Node's own runner (through tsx).
-# Node 20's --test does not expand globs itself, so the list is built here.
+# Runs the test files with Node's own runner (through tsx): every file under test/, or with
+# `unit` only those that need neither root, the mail servers nor GnuPG (scripts/test-files.ts).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-mapfile -t files < <(find test -name '*.test.ts' | sort)
+mapfile -t files < <(node --import tsx scripts/test-files.ts "$@")
 exec node --import tsx --test --test-reporter=spec "${files[@]}"

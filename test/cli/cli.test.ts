@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import * as openpgp from 'openpgp';
 import { formatFingerprint } from '../../src/keys/tofu.ts';
-import { Gpg, colonRecords } from '../keys/support.ts';
+import { Gpg, colonRecords } from '../../kit/gpg.ts';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const dirs: string[] = [];

@@ -11,7 +11,7 @@ import * as openpgp from 'openpgp';
 import { openAccountStore } from '../../src/store/index.ts';
 import { cliHome, homeEnv, ROOT, runCli, spawnCli, type Run } from '../../kit/cli.ts';
 import { Terminal } from '../helpers/terminal.ts';
-import { Gpg } from '../keys/support.ts';
+import { Gpg } from '../../kit/gpg.ts';
 import { seededRandom } from '../../kit/seeded.ts';
 
 const ADDRESS = 'alice@example.org';

@@ -13,7 +13,8 @@ import { Keyring } from '../../src/keys/keyring.ts';
 import { openAccountStore } from '../../src/store/index.ts';
 import { addEncryptionSubkey, certifyRingKey, createRingKey, publicCertificate } from '../../src/keys/shortlived.ts';
 import { ringKeyStatement } from '../../src/keys/ringcert.ts';
-import { DAY_MS, Gpg, colonRecords } from './support.ts';
+import { Gpg, colonRecords } from '../../kit/gpg.ts';
+import { DAY_MS } from './support.ts';
 
 /** Lines of gpg's stderr that would signal a problem with an imported key. */
 const PROBLEM = /error|invalid|bad |skipped|warning|no valid|rejected|unavailable|not imported|problem/i;
