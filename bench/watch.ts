@@ -208,7 +208,7 @@ export interface LatencyResult {
   mails: number;
 }
 
-export async function benchWatchLatency(options: { mails?: number; chunk?: number } = {}): Promise<LatencyResult> {
+export async function benchWatchLatency(options: { mails?: number | undefined; chunk?: number | undefined } = {}): Promise<LatencyResult> {
   const mails = options.mails ?? 200;
   const chunk = Math.min(options.chunk ?? 50, mails);
   const started = performance.now();
@@ -407,7 +407,7 @@ export interface MemoryResult {
   seconds: number;
 }
 
-export async function benchWatchMemory(options: { mails?: number; batch?: number; parallelSends?: number } = {}): Promise<MemoryResult> {
+export async function benchWatchMemory(options: { mails?: number | undefined; batch?: number | undefined; parallelSends?: number | undefined } = {}): Promise<MemoryResult> {
   const total = options.mails ?? 5_000;
   const batch = options.batch ?? 500;
   const parallel = options.parallelSends ?? 8;
@@ -547,18 +547,14 @@ export async function benchWatch(options: WatchBenchOptions = {}): Promise<Bench
   const rows: BenchRow[] = [];
   if (options.only !== 'memory') {
     console.log('-- latency: send returning -> plaintext in the Maildir --');
-    const latency = await benchWatchLatency({ ...(options.mails !== undefined ? { mails: options.mails } : {}), ...(options.chunk !== undefined ? { chunk: options.chunk } : {}) });
+    const latency = await benchWatchLatency({ mails: options.mails, chunk: options.chunk });
     rows.push({ name: 'offrecord watch, sequential mails (1000 / p50 ms)', opsPerSec: 1000 / latency.ours.p50, iterations: latency.mails });
     rows.push({ name: 'plain IDLE, sequential mails (1000 / p50 ms)', opsPerSec: 1000 / latency.plain.p50, iterations: latency.mails });
   }
   if (options.only !== 'latency') {
     if (options.only !== 'memory') console.log();
     console.log('-- memory: offrecord watch (child process) over many mails --');
-    const memory = await benchWatchMemory({
-      ...(options.memoryMails !== undefined ? { mails: options.memoryMails } : {}),
-      ...(options.memoryBatch !== undefined ? { batch: options.memoryBatch } : {}),
-      ...(options.parallelSends !== undefined ? { parallelSends: options.parallelSends } : {}),
-    });
+    const memory = await benchWatchMemory({ mails: options.memoryMails, batch: options.memoryBatch, parallelSends: options.parallelSends });
     const mails = memory.samples[memory.samples.length - 1]?.delivered ?? 0;
     rows.push({ name: 'offrecord watch, mails delivered under load', opsPerSec: mails / memory.seconds, iterations: mails });
   }

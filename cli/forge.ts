@@ -49,13 +49,13 @@ export interface ForgeArgs {
   mail: string;
   transcript: string[];
   keys: string[];
-  known?: string;
-  text?: string;
-  payload?: string;
-  subject?: string;
-  answeredShare?: string;
-  output?: string;
-  force?: boolean;
+  known?: string | undefined;
+  text?: string | undefined;
+  payload?: string | undefined;
+  subject?: string | undefined;
+  answeredShare?: string | undefined;
+  output?: string | undefined;
+  force?: boolean | undefined;
 }
 
 /** The new inner message: given whole, or the text put into the known one's headers (or the mail's). */
@@ -109,7 +109,7 @@ function verificationText(v: MailVerification): string {
   return lines.join('\n');
 }
 
-export async function verify(args: { files: string[]; keys: string[]; claim: string[]; json?: boolean }): Promise<ExitCode> {
+export async function verify(args: { files: string[]; keys: string[]; claim: string[]; json?: boolean | undefined }): Promise<ExitCode> {
   const transcript = await readTranscript(emlFiles(args.files));
   const keys = await keysFrom(args.keys);
   const claims = new Map<string, Uint8Array>();

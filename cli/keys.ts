@@ -53,10 +53,10 @@ function noteRotation(rotated: { created: unknown[]; destroyed: unknown[] }): vo
 
 export interface InitArgs {
   email: string;
-  name?: string;
-  account?: string;
+  name?: string | undefined;
+  account?: string | undefined;
   /** A backup made by keys export --secret. */
-  restore?: string;
+  restore?: string | undefined;
 }
 
 export async function init(args: InitArgs): Promise<ExitCode> {
@@ -81,7 +81,7 @@ export async function init(args: InitArgs): Promise<ExitCode> {
     const passphrase = await newPassphrase(account);
     // The account key guards every secret, the identity's included (docs/PROTOCOL.md §17.1).
     opened.store.unlock(passphrase ?? null);
-    const created = await opened.keyring.init({ email: args.email.trim(), ...(args.name !== undefined ? { name: args.name } : {}) });
+    const created = await opened.keyring.init({ email: args.email.trim(), name: args.name });
     done = true;
     // Like GnuPG's openpgp-revocs.d: kept next to the account, to be copied somewhere safe.
     const revocation = join(dataDirectory(), `${account}.revocation.asc`);
@@ -146,7 +146,7 @@ async function restore(opened: OpenedAccount, account: string, file: string): Pr
 
 // ─── keys ────────────────────────────────────────────────────────────────────────────────
 
-export async function list(args: { account?: string; json?: boolean }): Promise<ExitCode> {
+export async function list(args: { account?: string | undefined; json?: boolean | undefined }): Promise<ExitCode> {
   return withAccount(args.account, async ({ account, keyring }) => {
     const listing = await keyring.list();
     out(args.json ? json(listingJson(account, listing)) : listingText(listing));
@@ -170,7 +170,7 @@ export function writeOutput(file: string, text: string | Uint8Array, options: { 
   }
 }
 
-export async function exportKey(args: { account?: string; secret?: boolean; output?: string; force?: boolean }): Promise<ExitCode> {
+export async function exportKey(args: { account?: string | undefined; secret?: boolean | undefined; output?: string | undefined; force?: boolean | undefined }): Promise<ExitCode> {
   return withAccount(args.account, async (opened) => {
     let text: string;
     if (args.secret) {
@@ -208,7 +208,7 @@ function readInput(argument: string): Uint8Array {
   }
 }
 
-export async function importKey(args: { account?: string; file: string; expect?: string; json?: boolean }): Promise<ExitCode> {
+export async function importKey(args: { account?: string | undefined; file: string; expect?: string | undefined; json?: boolean | undefined }): Promise<ExitCode> {
   const bytes = readInput(args.file);
   const expected = args.expect !== undefined ? checkAddress(args.expect, '--expect') : undefined;
   return withAccount(args.account, async ({ keyring }) => {
@@ -227,7 +227,7 @@ export async function importKey(args: { account?: string; file: string; expect?:
   });
 }
 
-export async function fingerprint(args: { account?: string; address?: string; json?: boolean }): Promise<ExitCode> {
+export async function fingerprint(args: { account?: string | undefined; address?: string | undefined; json?: boolean | undefined }): Promise<ExitCode> {
   const address = args.address !== undefined ? checkAddress(args.address, 'the address') : undefined;
   return withAccount(args.account, async ({ keyring }) => {
     const result = await keyring.fingerprint(address);
@@ -236,7 +236,7 @@ export async function fingerprint(args: { account?: string; address?: string; js
   });
 }
 
-export async function trust(args: { account?: string; address: string; fingerprint: string }): Promise<ExitCode> {
+export async function trust(args: { account?: string | undefined; address: string; fingerprint: string }): Promise<ExitCode> {
   const address = checkAddress(args.address, 'the address');
   let given: string;
   try {
@@ -257,7 +257,7 @@ export async function trust(args: { account?: string; address: string; fingerpri
   });
 }
 
-export async function rotate(args: { account?: string; force?: boolean; json?: boolean }): Promise<ExitCode> {
+export async function rotate(args: { account?: string | undefined; force?: boolean | undefined; json?: boolean | undefined }): Promise<ExitCode> {
   return withAccount(args.account, async (opened) => {
     const result = await unlockAndRotate(opened, { force: args.force === true });
     out(args.json ? json(rotationJson(result)) : rotationText(result));
@@ -265,10 +265,10 @@ export async function rotate(args: { account?: string; force?: boolean; json?: b
   });
 }
 
-export async function passwd(args: { account?: string; newCommand?: string; none: boolean }): Promise<ExitCode> {
+export async function passwd(args: { account?: string | undefined; newCommand?: string | undefined; none: boolean }): Promise<ExitCode> {
   return withAccount(args.account, async (opened) => {
     noteRotation(await unlockAndRotate(opened));
-    const next = args.none ? null : await newPassphrase(opened.account, { ...(args.newCommand !== undefined ? { command: args.newCommand } : {}), env: NEW_PASSPHRASE_ENV });
+    const next = args.none ? null : await newPassphrase(opened.account, { command: args.newCommand, env: NEW_PASSPHRASE_ENV });
     if (next === undefined) {
       throw new CliError(EXIT.usage, 'no new passphrase was given', `set ${NEW_PASSPHRASE_ENV}, use --new-passphrase-command CMD, or run offrecord passwd in a terminal; --none removes the passphrase`);
     }

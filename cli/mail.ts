@@ -44,25 +44,25 @@ export async function withMailAccount<T>(requested: string | undefined, fn: (mai
 }
 
 export interface AccountAddArgs {
-  account?: string;
-  maildir?: string;
-  imapHost?: string;
-  imapPort?: number;
-  smtpHost?: string;
-  smtpPort?: number;
+  account?: string | undefined;
+  maildir?: string | undefined;
+  imapHost?: string | undefined;
+  imapPort?: number | undefined;
+  smtpHost?: string | undefined;
+  smtpPort?: number | undefined;
   security: Security;
   imapSecurity?: Security | undefined;
   smtpSecurity?: Security | undefined;
-  user?: string;
-  caFile?: string;
-  passwordEnv?: string;
-  passwordCommand?: string;
-  oauth2TokenCommand?: string;
+  user?: string | undefined;
+  caFile?: string | undefined;
+  passwordEnv?: string | undefined;
+  passwordCommand?: string | undefined;
+  oauth2TokenCommand?: string | undefined;
   folder: string;
   policy: 'opportunistic' | 'require-encryption';
-  keyless?: 'refuse' | 'plaintext';
+  keyless?: 'refuse' | 'plaintext' | undefined;
   /** Log in to both servers before saving, as mail clients do. */
-  check?: boolean;
+  check?: boolean | undefined;
 }
 
 /**
@@ -118,7 +118,7 @@ export async function accountAdd(args: AccountAddArgs): Promise<ExitCode> {
   return EXIT.ok;
 }
 
-export async function accountShow(args: { account?: string; json: boolean }): Promise<ExitCode> {
+export async function accountShow(args: { account?: string | undefined; json: boolean }): Promise<ExitCode> {
   const account = resolveAccount(args.account);
   const settings = loadSettings(account);
   if (args.json) out(json({ account, settings, config: configDirectory(), plaintext: plaintextMaildir(account) }));
@@ -138,12 +138,12 @@ export async function accountShow(args: { account?: string; json: boolean }): Pr
 }
 
 export interface SendArgs {
-  account?: string;
+  account?: string | undefined;
   to: string;
   subject: string;
   attach: string[];
-  bodyFile?: string;
-  htmlFile?: string;
+  bodyFile?: string | undefined;
+  htmlFile?: string | undefined;
   plaintext: boolean;
 }
 
@@ -227,7 +227,7 @@ function lockFetch(account: string): HeldLock {
   throw new CliError(EXIT.store, `another offrecord fetch of ${account} has been running for ${FETCH_LOCK_WAIT_MS / 60_000} minutes`, 'let it finish, or stop it, then fetch again');
 }
 
-export async function fetch(args: { account?: string; json: boolean }): Promise<ExitCode> {
+export async function fetch(args: { account?: string | undefined; json: boolean }): Promise<ExitCode> {
   return withMailAccount(args.account, async (mail, opened) => {
     const lock = lockFetch(opened.account);
     const showProgress = process.stderr.isTTY && !args.json;
@@ -278,7 +278,7 @@ export async function fetch(args: { account?: string; json: boolean }): Promise<
   });
 }
 
-export async function sessions(args: { account?: string; json: boolean }): Promise<ExitCode> {
+export async function sessions(args: { account?: string | undefined; json: boolean }): Promise<ExitCode> {
   const opened = openAccount(args.account);
   try {
     const identity = await opened.keyring.identity();

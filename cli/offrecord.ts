@@ -102,7 +102,7 @@ function keysCommands(y: Argv<{ account: string | undefined }>) {
           .option('force', { type: 'boolean', default: false, describe: 'overwrite FILE if it exists' })
           .example('offrecord keys export > alice.asc', 'give alice.asc to your correspondents')
           .example('offrecord keys export --secret -o backup.asc', 'a backup of your secret key'),
-      run((a) => keys.exportKey({ account: a.account, secret: a.secret, ...(a.output !== undefined ? { output: a.output } : {}), force: a.force })),
+      run((a) => keys.exportKey({ account: a.account, secret: a.secret, output: a.output, force: a.force })),
     )
     .command(
       'import <file>',
@@ -113,13 +113,13 @@ function keysCommands(y: Argv<{ account: string | undefined }>) {
           .option('expect', { type: 'string', describe: 'refuse the certificate unless it is for ADDRESS', requiresArg: true })
           .option('json', jsonOption)
           .example('gpg --export --armor bob@example.org | offrecord keys import -', 'from GnuPG'),
-      run((a) => keys.importKey({ account: a.account, file: a.file, ...(a.expect !== undefined ? { expect: a.expect } : {}), json: a.json })),
+      run((a) => keys.importKey({ account: a.account, file: a.file, expect: a.expect, json: a.json })),
     )
     .command(
       'fingerprint [address]',
       'show your fingerprint or the one pinned for ADDRESS',
       (c) => c.positional('address', { type: 'string', describe: 'a correspondent (default: you)' }).option('json', jsonOption),
-      run((a) => keys.fingerprint({ account: a.account, ...(a.address !== undefined ? { address: a.address } : {}), json: a.json })),
+      run((a) => keys.fingerprint({ account: a.account, address: a.address, json: a.json })),
     )
     .command(
       'trust <address>',
@@ -153,7 +153,7 @@ function keysCommands(y: Argv<{ account: string | undefined }>) {
           .option('json', jsonOption)
           .example('offrecord keys publish --to /var/www/keys', 'a directory to serve as is')
           .example('offrecord keys publish --to https://dav.example.org/offrecord/', 'HTTP PUT'),
-      run((a) => publish.publish({ account: a.account, ...(a.to !== undefined ? { to: a.to } : {}), json: a.json })),
+      run((a) => publish.publish({ account: a.account, to: a.to, json: a.json })),
     )
     .command(
       'fetch-published <source>',
@@ -168,8 +168,8 @@ function keysCommands(y: Argv<{ account: string | undefined }>) {
       run((a) =>
         publish.fetchPublished({
           source: a.source,
-          ...(a.identity !== undefined ? { identity: a.identity } : {}),
-          ...(a.output !== undefined ? { output: a.output } : {}),
+          identity: a.identity,
+          output: a.output,
           json: a.json,
         }),
       ),
@@ -278,9 +278,9 @@ export function parser(argv: string[]) {
       run((a) =>
         keys.init({
           email: a.email,
-          ...(a.name !== undefined ? { name: a.name } : {}),
-          ...(a.account !== undefined ? { account: a.account } : {}),
-          ...(a.restore !== undefined ? { restore: a.restore } : {}),
+          name: a.name,
+          account: a.account,
+          restore: a.restore,
         }),
       ),
     )
@@ -291,7 +291,7 @@ export function parser(argv: string[]) {
         c
           .option('new-passphrase-command', { type: 'string', requiresArg: true, describe: 'run CMD to get the new passphrase (otherwise asked twice, or OFFRECORD_NEW_PASSPHRASE)' })
           .option('none', { type: 'boolean', default: false, describe: 'remove the passphrase: anyone who can read your files can then read your keys and mail' }),
-      run((a) => keys.passwd({ account: a.account, ...(a['new-passphrase-command'] !== undefined ? { newCommand: a['new-passphrase-command'] } : {}), none: a.none })),
+      run((a) => keys.passwd({ account: a.account, newCommand: a['new-passphrase-command'], none: a.none })),
     )
     .command('keys', 'manage keys: list, export, import, fingerprint, trust, rotate, publish, fetch-published', keysCommands)
     .command('account', 'mail settings: add, show', accountCommands)
@@ -313,8 +313,8 @@ export function parser(argv: string[]) {
           to: a.to,
           subject: a.subject,
           attach: a.attach,
-          ...(a['body-file'] !== undefined ? { bodyFile: a['body-file'] } : {}),
-          ...(a['html-file'] !== undefined ? { htmlFile: a['html-file'] } : {}),
+          bodyFile: a['body-file'],
+          htmlFile: a['html-file'],
           plaintext: a.plaintext,
         }),
       ),
@@ -348,11 +348,11 @@ export function parser(argv: string[]) {
           account: a.account,
           once: a.once,
           jsonLines: a.json,
-          ...(a.maildir !== undefined ? { maildir: a.maildir } : {}),
-          ...(a.exec !== undefined ? { exec: a.exec } : {}),
-          ...(a['ack-delay'] !== undefined ? { ackDelay: a['ack-delay'] } : {}),
-          ...(a['idle-restart'] !== undefined ? { idleRestart: a['idle-restart'] } : {}),
-          ...(a['publish-to'] !== undefined ? { publishTo: a['publish-to'] } : {}),
+          maildir: a.maildir,
+          exec: a.exec,
+          ackDelay: a['ack-delay'],
+          idleRestart: a['idle-restart'],
+          publishTo: a['publish-to'],
           ...(a.serve ? { servePort: a['serve-port'] } : {}),
         }),
       ),
@@ -367,7 +367,7 @@ export function parser(argv: string[]) {
           .example('offrecord serve', 'until SIGTERM or Ctrl-C; logs JSON lines on stderr'),
       run((a) => serve.serve({ account: a.account, port: a.port })),
     )
-    .command('status', 'what each account\'s watcher is doing', (c) => c.option('json', jsonOption), run((a) => watcher.status({ ...(a.account !== undefined ? { account: a.account } : {}), json: a.json })))
+    .command('status', 'what each account\'s watcher is doing', (c) => c.option('json', jsonOption), run((a) => watcher.status({ account: a.account, json: a.json })))
     .command('sessions', 'who you talk to, and in which state', (c) => c.option('json', jsonOption), run((a) => mail.sessions({ account: a.account, json: a.json })))
     .command(
       'forge <mail>',
@@ -390,12 +390,12 @@ export function parser(argv: string[]) {
           mail: a.mail,
           transcript: a.transcript,
           keys: a.keys,
-          ...(a.known !== undefined ? { known: a.known } : {}),
-          ...(a.text !== undefined ? { text: a.text } : {}),
-          ...(a.payload !== undefined ? { payload: a.payload } : {}),
-          ...(a.subject !== undefined ? { subject: a.subject } : {}),
-          ...(a['answered-share'] !== undefined ? { answeredShare: a['answered-share'] } : {}),
-          ...(a.output !== undefined ? { output: a.output } : {}),
+          known: a.known,
+          text: a.text,
+          payload: a.payload,
+          subject: a.subject,
+          answeredShare: a['answered-share'],
+          output: a.output,
           force: a.force,
         }),
       ),

@@ -99,7 +99,7 @@ export function promptHidden(question: string): Promise<string> {
  * A new passphrase for init: from the environment, else asked twice on a terminal, else none
  * (the caller warns). An empty answer at the prompt also means none.
  */
-export async function newPassphrase(account: string, sources: { command?: string; env?: string } = {}): Promise<string | undefined> {
+export async function newPassphrase(account: string, sources: { command?: string | undefined; env?: string } = {}): Promise<string | undefined> {
   const command = sources.command ?? passphraseCommand;
   if (command !== undefined) return runPassphraseCommand(command);
   if (sources.env === undefined) {

@@ -56,7 +56,7 @@ function publishText(result: PublishResult, where: string): string {
   return `${lines.join('\n')}\n`;
 }
 
-export async function publish(args: { account?: string; to?: string; json?: boolean }): Promise<ExitCode> {
+export async function publish(args: { account?: string | undefined; to?: string | undefined; json?: boolean | undefined }): Promise<ExitCode> {
   const opened = openAccount(args.account);
   try {
     const t = publicationTarget(args.to, opened.account);
@@ -74,7 +74,7 @@ export async function publish(args: { account?: string; to?: string; json?: bool
   }
 }
 
-export async function fetchPublished(args: { source: string; identity?: string; output?: string; json?: boolean }): Promise<ExitCode> {
+export async function fetchPublished(args: { source: string; identity?: string | undefined; output?: string | undefined; json?: boolean | undefined }): Promise<ExitCode> {
   const identity = args.identity?.replace(/\s+/g, '').toLowerCase();
   const fetched = await readPublished(args.source, identity);
   // Every bundle is checked before anything is kept: one bad bundle refuses the whole fetch.

@@ -28,11 +28,11 @@ export const SYSEXIT = {
 } as const;
 
 export interface SendmailArgs {
-  account?: string;
+  account?: string | undefined;
   /** -f / -r: the envelope sender; it must be the account. */
-  envelopeFrom?: string;
+  envelopeFrom?: string | undefined;
   /** -F: the sender's name, used when the message has no From. */
-  fullName?: string;
+  fullName?: string | undefined;
   /** -t: recipients also from the To, Cc and Bcc headers. */
   readRecipients: boolean;
   verbose: boolean;
@@ -155,7 +155,7 @@ export async function sendmail(argv: string[]): Promise<number> {
       if (args.envelopeFrom !== undefined && args.envelopeFrom !== '' && normalizeAddress(args.envelopeFrom) !== opened.account) {
         throw new SubmissionError('sender', `the envelope sender ${args.envelopeFrom} is not the account ${opened.account}`);
       }
-      const message = await readSubmission(raw, { account: opened.account, now: new Date(), ...(args.fullName !== undefined ? { fullName: args.fullName } : {}) });
+      const message = await readSubmission(raw, { account: opened.account, now: new Date(), fullName: args.fullName });
       const recipients = envelopeRecipients([...args.recipients, ...(args.readRecipients ? message.headerRecipients : [])]);
       if (recipients.length === 0) throw new SubmissionError('no_recipients', args.readRecipients ? 'the message headers name no recipient' : 'no recipient given (name them as arguments, or use -t to read them from the headers)');
       const sent = await submit(mail, message, recipients, { keyless: keylessPolicy(settings) });

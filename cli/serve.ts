@@ -21,7 +21,7 @@ function credentialPath(account: string): string {
   return join(configDirectory(), `${accountName(account)}.credential.json`);
 }
 
-export async function credential(args: { account?: string }): Promise<ExitCode> {
+export async function credential(args: { account?: string | undefined }): Promise<ExitCode> {
   const account = resolveAccount(args.account);
   const { secret, record } = newLocalCredential();
   mkdirSync(configDirectory(), { recursive: true, mode: 0o700 });
@@ -60,7 +60,7 @@ export async function startServing(mail: MailAccount, settings: MailSettings, po
   }
 }
 
-export async function serve(args: { account?: string; port: number }): Promise<ExitCode> {
+export async function serve(args: { account?: string | undefined; port: number }): Promise<ExitCode> {
   const log = jsonLogger((line) => process.stderr.write(line));
   return withMailAccount(args.account, async (mail, _opened, settings) => {
     const server = await startServing(mail, settings, args.port, log);

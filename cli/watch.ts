@@ -25,19 +25,19 @@ import { publicationDuty } from '../src/daemon/publication-duty.ts';
 const out = (text: string) => process.stdout.write(text);
 
 export interface WatchArgs {
-  account?: string;
+  account?: string | undefined;
   once: boolean;
-  maildir?: string;
-  exec?: string;
+  maildir?: string | undefined;
+  exec?: string | undefined;
   jsonLines: boolean;
   /** Seconds before the empty acknowledgement goes out (paper 4.2). */
-  ackDelay?: number;
+  ackDelay?: number | undefined;
   /** Seconds between IDLE restarts. */
-  idleRestart?: number;
+  idleRestart?: number | undefined;
   /** Where due keys are published (as `keys publish --to`); `none` turns it off. */
-  publishTo?: string;
+  publishTo?: string | undefined;
   /** Also run the SMTP submission server on this port (offrecord serve). */
-  servePort?: number;
+  servePort?: number | undefined;
 }
 
 
@@ -206,7 +206,7 @@ function statusOf(account: string): StatusRow {
   }
 }
 
-export async function status(args: { account?: string; json: boolean }): Promise<ExitCode> {
+export async function status(args: { account?: string | undefined; json: boolean }): Promise<ExitCode> {
   const accounts = args.account !== undefined ? [resolveAccount(args.account)] : listAccounts();
   if (accounts.length === 0) throw new CliError(EXIT.usage, `no account yet (looked in ${dataDirectory()})`, 'create one with: offrecord init --email ADDRESS');
   const rows = accounts.map(statusOf);

@@ -54,13 +54,13 @@ export interface MailServers {
 
 export interface StartOptions {
   /** Mail domain of alice and bob; `example.test` by default. */
-  domain?: string;
+  domain?: string | undefined;
   /** Where the temporary directory is made; `/tmp` by default (socket paths must stay short). */
-  parent?: string;
+  parent?: string | undefined;
   /** Make a certificate and offer STARTTLS (when openssl is present); true by default. */
-  tls?: boolean;
+  tls?: boolean | undefined;
   /** How long to wait for both servers to answer; 10 s by default. */
-  readyTimeoutMs?: number;
+  readyTimeoutMs?: number | undefined;
   /** Fixed ports instead of free ones found per run (no retry when they are taken). */
   ports?: { imap: number; smtp: number };
   /** Extra dovecot.conf lines (e.g. an `imap_capability` without IDLE). */

@@ -23,9 +23,9 @@ export const DEFAULT_MAX_CERTIFICATE_BYTES = 256 * 1024;
 
 export interface ImportOptions {
   /** The address the certificate must carry in a valid user ID (compared case-insensitively). */
-  expectedAddress?: string;
+  expectedAddress?: string | undefined;
   /** Validity time (ms); defaults to Date.now(). */
-  now?: number;
+  now?: number | undefined;
   maxBytes?: number;
 }
 

@@ -210,7 +210,7 @@ export class Correspondents extends KeyringPart {
     const exchange = parseKeyExchange(input);
     const imported = await importCertificate(exchange.certificate, {
       now,
-      ...(options.expectedAddress !== undefined ? { expectedAddress: options.expectedAddress } : {}),
+      expectedAddress: options.expectedAddress,
     });
     const ownInfo = await this.own.identity();
     if (imported.fingerprint === own.fingerprint || imported.address === ownInfo.address) {

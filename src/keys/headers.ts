@@ -246,7 +246,7 @@ export async function readAutocryptHeader(value: string, from: string, options: 
   const header = parseAutocryptHeader(value, { from });
   const certificate = await importCertificate(header.keydata, {
     expectedAddress: header.addr,
-    ...(options.now !== undefined ? { now: options.now } : {}),
+    now: options.now,
   });
   return { header, certificate };
 }

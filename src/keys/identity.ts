@@ -20,9 +20,9 @@ export const DEFAULT_ENCRYPTION_VALIDITY_MS = DEFAULT_SCHEDULE.validForMs;
 
 export interface CreateIdentityOptions {
   email: string;
-  name?: string;
+  name?: string | undefined;
   /** Protects the armored secret key (OpenPGP S2K). Without one the secret key is stored unprotected. */
-  passphrase?: string;
+  passphrase?: string | undefined;
   /** Creation time in ms (defaults to Date.now()); OpenPGP keeps whole seconds. */
   now?: number;
   /** Lifetime of the first encryption subkey. */

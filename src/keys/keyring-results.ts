@@ -14,9 +14,9 @@ export interface KeyringOptions {
 
 export interface InitOptions {
   email: string;
-  name?: string;
+  name?: string | undefined;
   /** Protects the stored secret key. Without one it is stored unprotected. */
-  passphrase?: string;
+  passphrase?: string | undefined;
 }
 
 export interface InitResult {

@@ -105,8 +105,8 @@ export class OwnKeys extends KeyringPart {
     const now = floorToSecond(this.now());
     const created = await createIdentity({
       email: options.email,
-      ...(options.name !== undefined ? { name: options.name } : {}),
-      ...(options.passphrase !== undefined ? { passphrase: options.passphrase } : {}),
+      name: options.name,
+      passphrase: options.passphrase,
       now,
       encryptionValidForMs: this.schedule.validForMs,
     });

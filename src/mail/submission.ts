@@ -98,7 +98,7 @@ export async function senderOf(raw: Uint8Array): Promise<string | null> {
  * Reads a complete RFC 5322 message as a client hands it over. `account` is the address it is
  * sent from (its From must name it; added, with `fullName`, where the message has none).
  */
-export async function readSubmission(raw: Uint8Array, options: { account: string; now: Date; fullName?: string }): Promise<SubmittedMessage> {
+export async function readSubmission(raw: Uint8Array, options: { account: string; now: Date; fullName?: string | undefined }): Promise<SubmittedMessage> {
   // What travels inside must fit one protocol message (§5); headers we add are small.
   if (raw.length > LIMITS.maxPayload - 4096) throw new SubmissionError('too_large', `the message of ${raw.length} bytes is over the ${LIMITS.maxPayload - 4096}-byte limit`);
   const { fields, body, newline } = splitHeader(raw);
