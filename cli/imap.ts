@@ -31,10 +31,10 @@ function nameOf(file: '/etc/passwd' | '/etc/group', id: number): string | undefi
 }
 
 export interface ImapConfigArgs {
-  account?: string;
+  account?: string | undefined;
   port: number;
   /** Dovecot's own run and state files; by default beside the store. */
-  dir?: string;
+  dir?: string | undefined;
 }
 
 /** The dovecot.conf lines for `account` (printed by imapConfig). */

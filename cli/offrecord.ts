@@ -244,7 +244,7 @@ function accountCommands(y: Argv<{ account: string | undefined }>) {
         c
           .option('port', { type: 'number', default: DEFAULT_IMAP_PORT, describe: 'the IMAP port on 127.0.0.1' })
           .option('dir', { type: 'string', requiresArg: true, describe: "Dovecot's own run and state files (default: beside the store)" }),
-      run((a) => imapConfig({ account: a.account, port: a.port, ...(a.dir !== undefined ? { dir: a.dir } : {}) })),
+      run((a) => imapConfig({ account: a.account, port: a.port, dir: a.dir })),
     )
     .demandCommand(1, 'name an account command');
 }
