@@ -6,7 +6,6 @@
 // The small young generation (V8's default semi-space is 16 MB) keeps the long-running
 // watcher's resident memory down by about 40 MB, at no measurable cost in throughput.
 // docs/KEYS-CLI.md is the user's guide (commands, passphrases, trust alarms, exit codes).
-import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
@@ -22,20 +21,11 @@ import { DEFAULT_SUBMISSION_PORT } from './serve.ts';
 import * as watcher from './watch.ts';
 import { STDIO } from './keys.ts';
 import { setPassphraseCommand } from './passphrase.ts';
+import { softwareVersion } from '../src/mail/software.ts';
 
 // yargs's ES module build wraps help text in the middle of words ("den/iable"); its CommonJS
 // build wraps at word boundaries (wrap-ansi).
 const yargs = createRequire(import.meta.url)('yargs') as typeof import('yargs').default;
-
-function version(): string {
-  try {
-    // cli/offrecord.ts, or dist/cli/offrecord.js once compiled
-    const path = [new URL('../package.json', import.meta.url), new URL('../../package.json', import.meta.url)].find((url) => existsSync(url));
-    return (JSON.parse(readFileSync(path!, 'utf8')) as { version: string }).version;
-  } catch {
-    return 'unknown';
-  }
-}
 
 const EPILOG = `Environment:
   OFFRECORD_PASSPHRASE  the passphrase of your account (otherwise --passphrase-command, the systemd
@@ -416,7 +406,7 @@ export function parser(argv: string[]) {
     .strict()
     .help()
     .alias('h', 'help')
-    .version(version())
+    .version(softwareVersion())
     .epilog(EPILOG)
     .wrap(Math.min(100, process.stdout.columns || 100))
     .exitProcess(false)

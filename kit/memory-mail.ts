@@ -41,7 +41,7 @@ export class MemoryMailbox implements IncomingMailbox {
 
   async read(id: string): Promise<Uint8Array> {
     const raw = this.mails.get(id);
-    if (!raw) throw new MailError('io', `message ${id} is gone`);
+    if (!raw) throw new MailError('gone', `message ${id} is gone`);
     return raw;
   }
 

@@ -13,7 +13,7 @@ import { abortableDelay } from '../mail/delay.ts';
 import { MailError, PipelineError } from '../mail/errors.ts';
 import type { MailAccount } from '../mail/account.ts';
 import { performDuties } from '../mail/duties.ts';
-import { processNewMail, type FetchReport } from '../mail/receive.ts';
+import { processNewMail, TRANSIENT_SKIPS, type FetchReport } from '../mail/receive.ts';
 import { StoreError } from '../store/errors.ts';
 import { WatchError } from './errors.ts';
 import type { Logger } from './log.ts';
@@ -25,8 +25,6 @@ export interface WatchTimings {
   /** Acknowledgements, forgetting, key rotation and publication are looked at this often
    * (IDLE is ended for them, so this also bounds how long IDLE runs). */
   dutiesEveryMs: number;
-  /** Mail skipped for a lasting reason (malformed, not for us...) is looked at again this often. */
-  retrySkippedMs: number;
   backoffBaseMs: number;
   backoffMaxMs: number;
 }
@@ -34,7 +32,6 @@ export interface WatchTimings {
 export const DEFAULT_TIMINGS: WatchTimings = {
   idleRestartMs: 100_000,
   dutiesEveryMs: 60_000,
-  retrySkippedMs: 3_600_000,
   backoffBaseMs: 1_000,
   backoffMaxMs: 300_000,
 };
@@ -76,21 +73,14 @@ function transient(error: unknown): boolean {
   return false;
 }
 
-/** Per-mail outcomes that say the connection or the outgoing server failed, not the mail. */
-const TRANSIENT_SKIPS = new Set(['io', 'unreachable', 'transport', 'state_conflict']);
 
 export class Watcher {
   private readonly timings: WatchTimings;
   private readonly clock: () => number;
   private status: WatchStatus;
-  /** Mail skipped for a lasting reason, not read again until retrySkippedMs has passed. */
-  private ignored = new Set<string>();
-  private ignoredSince: number;
-
   constructor(private readonly options: WatcherOptions) {
     this.timings = { ...DEFAULT_TIMINGS, ...options.timings };
     this.clock = options.clock ?? Date.now;
-    this.ignoredSince = this.clock();
     this.status = { account: options.account.address, state: { kind: 'starting' }, since: this.clock(), lastPass: null, delivered: 0, skipped: 0 };
   }
 
@@ -133,7 +123,6 @@ export class Watcher {
           log.log('warn', 'watch.backoff', { attempt, delayMs, error: message });
           this.enter({ kind: 'backoff', attempt, delayMs, error: message });
           await account.incoming.close().catch(() => undefined);
-          this.ignored.clear(); // a fresh connection looks at everything again
           await abortableDelay(delayMs, signal);
         }
       }
@@ -153,10 +142,6 @@ export class Watcher {
 
   private async pass(signal: AbortSignal): Promise<void> {
     const { account, log } = this.options;
-    if (this.clock() - this.ignoredSince >= this.timings.retrySkippedMs) {
-      this.ignored.clear();
-      this.ignoredSince = this.clock();
-    }
     const seen: { mails: number; failed: Extract<FetchReport, { kind: 'skipped' }> | null } = { mails: 0, failed: null };
     await processNewMail(
       account,
@@ -165,7 +150,8 @@ export class Watcher {
         this.note(report);
         if (report.kind === 'skipped' && TRANSIENT_SKIPS.has(report.code)) seen.failed ??= report;
       },
-      { keepOpen: true, ignore: this.ignored, signal },
+      // Skipped mail is not read again until its world moves: the store remembers it (§18.6).
+      { keepOpen: true, signal },
     );
     this.status = { ...this.status, lastPass: this.clock() };
     if (seen.mails > 0) {
@@ -194,8 +180,6 @@ export class Watcher {
         if (report.advertises) log.log('info', 'mail.keys_learned', { id: report.id, from: report.advertises });
         return;
       case 'held':
-        // Looked at again with the skipped mail (retrySkippedMs, a new connection): by then the user may have decided.
-        this.ignored.add(report.id);
         log.log('info', 'mail.held', { id: report.id, from: report.from, fingerprint: report.fingerprint, pending: report.pending });
         return;
       case 'rejected':
@@ -203,7 +187,6 @@ export class Watcher {
         return;
       case 'skipped':
         this.status.skipped++;
-        if (!TRANSIENT_SKIPS.has(report.code)) this.ignored.add(report.id);
         log.log('warn', 'mail.skipped', { id: report.id, code: report.code, reason: report.reason, ...(report.alarm ? { alarm: report.alarm } : {}) });
     }
   }

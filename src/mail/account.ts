@@ -13,7 +13,13 @@ import type { Policy } from '../protocol/policy.ts';
 import type { SessionStore } from '../protocol/store.ts';
 import type { IncomingMailbox, OutgoingTransport } from './transport.ts';
 import type { DeliverySink, Outbox } from './delivery.ts';
-import type { Delivery, MailCheckpoint, MailRef, ProcessedMail } from '../store/records.ts';
+import type { Delivery, MailCheckpoint, MailRef, ProcessedMail, SkippedMail } from '../store/records.ts';
+
+/** What may make skipped mail processable: the store's generation (keys, trust) and this software (§18.6). */
+export interface MailWorld {
+  generation: number;
+  software: string;
+}
 
 /** What the pipeline keeps in the account's store besides sessions: which mail is done, the outbox. */
 export interface MailLedger extends Outbox {
@@ -22,6 +28,12 @@ export interface MailLedger extends Outbox {
   markProcessed(ref: MailRef & { messageId?: string | null }): boolean;
   checkpoint(mailbox: string): MailCheckpoint | null;
   setCheckpoint(checkpoint: { mailbox: string; uidvalidity: number; lastUid: number }): void;
+  mailWorld(): number;
+  skippedMail(ref: Pick<MailRef, 'mailbox' | 'id'>): SkippedMail | null;
+  staleSkippedMail(mailbox: string, world: MailWorld): SkippedMail[];
+  recordSkipped(skip: Omit<SkippedMail, 'skippedAt'>): void;
+  clearSkipped(ref: Pick<MailRef, 'mailbox' | 'id'>): void;
+  clearSkippedOfOtherEpochs(mailbox: string, epoch: string): void;
   addDelivery(delivery: Delivery): void;
   transaction<T>(fn: () => T): T;
   pruneProcessed(before: number): number;

@@ -11,6 +11,8 @@ export type MailErrorCode =
   | 'address'
   /** The mail spool or mailbox could not be read or written (transient: try again later). */
   | 'io'
+  /** The mail is no longer in the mailbox (another client deleted or moved it): nothing to try again. */
+  | 'gone'
   /** The server refused our credentials: trying again will not help. */
   | 'auth'
   /** The credential could not be had (the OAuth2 token command failed): the server never saw it. */

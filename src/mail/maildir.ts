@@ -108,7 +108,11 @@ export class MaildirMailbox implements IncomingMailbox {
 
   async read(id: string): Promise<Uint8Array> {
     const path = join(this.dir, 'new', checkedId(id));
-    checkMailSize((await io(`reading ${id}`, () => fs.stat(path))).size);
+    const stat = await fs.stat(path).catch((error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT') throw new MailError('gone', `message ${id} is gone`);
+      throw new MailError('io', `reading ${id}: ${error.code ?? 'failed'}`);
+    });
+    checkMailSize(stat.size);
     return new Uint8Array(await io(`reading ${id}`, () => fs.readFile(path)));
   }
 

@@ -10,7 +10,9 @@ import { parseAdvertisement, parseInner, parseProtected, type IncomingMail, type
 import { flushOutbox, handOver, senderOf } from './delivery.ts';
 import { attestSender, type Attested, type VerifiedSender } from './sender.ts';
 import type { Delivery, MailRef } from '../store/records.ts';
-import { conversationOf, now, type MailAccount } from './account.ts';
+import { softwareVersion } from './software.ts';
+import type { ScanMark } from './transport.ts';
+import { conversationOf, now, type MailAccount, type MailWorld } from './account.ts';
 import { dispatch } from './send.ts';
 
 export type FetchReport =
@@ -77,31 +79,24 @@ function fileAway(account: MailAccount, id: string, report: FetchReport, folder 
   };
 }
 
-/** What commits with the mail's session step: the mail is done, its mailbox checkpoint, and the outbox row its plaintext makes. */
+/** What commits with the mail's session step: the mail is done, and the outbox row its plaintext makes. */
 interface Receipt {
   processed: MailRef & { messageId: string | null };
-  checkpoint: { uidvalidity: number; uid: number } | null;
   /** The outbox row for the plaintext (without it), when the account has a sink. */
   delivery: Omit<Delivery, 'message'> | null;
 }
 
-function receiptFor(account: MailAccount, ref: MailRef, position: Receipt['checkpoint'], mail: IncomingMail, who: Correspondent): Receipt {
+function receiptFor(account: MailAccount, ref: MailRef, mail: IncomingMail, who: Correspondent): Receipt {
   return {
     processed: { ...ref, messageId: mail.messageId ?? null },
-    checkpoint: position,
     delivery: account.delivery ? { id: randomBytes(16).toString('hex'), sender: mail.from, fingerprint: who.fingerprint, verified: who.verified, receivedAt: now(account) } : null,
   };
 }
 
 /** Records a receipt, inside the store transaction that saves the session step (or one of its own). */
 function record(store: MailAccount['store'], receipt: Receipt, plaintext: Uint8Array | null): void {
-  const { processed, checkpoint, delivery } = receipt;
+  const { processed, delivery } = receipt;
   store.markProcessed(processed);
-  if (checkpoint) {
-    const last = store.checkpoint(processed.mailbox);
-    const lastUid = last && last.uidvalidity === checkpoint.uidvalidity ? Math.max(last.lastUid, checkpoint.uid) : checkpoint.uid;
-    store.setCheckpoint({ mailbox: processed.mailbox, uidvalidity: checkpoint.uidvalidity, lastUid });
-  }
   if (plaintext && delivery) store.addDelivery({ ...delivery, message: plaintext });
 }
 
@@ -157,7 +152,7 @@ async function processOne(account: MailAccount, id: string, cache: PassCache, re
     if (found.kind === 'rejected') return fileAway(account, id, { id, kind: 'rejected', from: mail.from, fingerprint: found.fingerprint, folder: REJECTED_FOLDER }, REJECTED_FOLDER);
     const who = found.correspondent;
     const sender = senderOf({ sender: mail.from, fingerprint: who.fingerprint, verified: who.verified });
-    const receipt = receiptFor(account, ref, position, mail, who);
+    const receipt = receiptFor(account, ref, mail, who);
     // The inner message is read and attested before anything commits: one that breaks §18.5 is
     // refused whole, and what is handed over later can no longer fail on its content.
     const result = await conversationFor(account, cache, mail.from, found).receive(mail.protocol, {
@@ -234,6 +229,19 @@ export async function processNewMail(account: MailAccount, onReport: (report: Fe
   // Records are only ever added by a pass, so pruning in each one bounds them for fetch and watch alike.
   account.store.pruneProcessed(now(account) - PROCESSED_KEPT_MS);
   const cache: PassCache = new Map();
+  try {
+    const world = account.store.mailWorld();
+    await passRound(account, cache, onReport, options);
+    // Keys learned in this pass (from a mail's headers, or by another process) may make mail
+    // skipped before processable: it is read again now, not on the next pass.
+    if (account.store.mailWorld() !== world && !options.signal?.aborted) await passRound(account, cache, onReport, options);
+  } finally {
+    if (!options.keepOpen) await account.incoming.close();
+  }
+}
+
+/** One listing of the mailbox and the mail it gives, each mail's outcome kept (§18.6). */
+async function passRound(account: MailAccount, cache: PassCache, onReport: (report: FetchReport, done: number, total: number) => void, options: PassOptions): Promise<void> {
   // A read overlapped with other work that fails (e.g. the connection dropped under it) is tried once more.
   const readAhead = (id: string): Promise<Uint8Array> => {
     const read = account.incoming.read(id).catch(() => account.incoming.read(id));
@@ -241,13 +249,18 @@ export async function processNewMail(account: MailAccount, onReport: (report: Fe
     return read;
   };
   let filing: Promise<FetchReport> | null = null;
+  let pass: PassListing | null = null;
+  const settled = new Set<string>();
   try {
-    const ids = (await account.incoming.list()).filter((id) => !options.ignore?.has(id));
+    pass = await listPass(account, options.ignore);
+    const ids = pass.ids;
     let done = 0;
     const settle = async () => {
       if (!filing) return;
       const report = await filing;
       filing = null;
+      remember(account, pass!, report);
+      settled.add(report.id);
       onReport(report, ++done, ids.length);
     };
     const reads: Promise<Uint8Array>[] = [];
@@ -262,8 +275,91 @@ export async function processNewMail(account: MailAccount, onReport: (report: Fe
     await settle();
   } finally {
     if (filing) await (filing as Promise<FetchReport>).catch(() => undefined);
-    if (!options.keepOpen) await account.incoming.close();
+    if (pass) advanceMark(account, pass, settled);
   }
+}
+
+/** Per-mail outcomes that say the connection or the outgoing server failed, not the mail: it is looked at again on the next pass. */
+export const TRANSIENT_SKIPS: ReadonlySet<string> = new Set(['io', 'unreachable', 'transport', 'state_conflict']);
+
+/** Per-mail outcomes about the mail's own bytes: no key learned and no trust decision changes them, only new software. */
+const STRUCTURAL_SKIPS: ReadonlySet<string> = new Set(['malformed', 'too_large', 'unsupported_version', 'address', 'unprocessable']);
+
+interface PassListing {
+  /** What this pass reads: skipped mail whose world moved, then new mail. */
+  ids: string[];
+  /** The new mail from the mailbox, in order, with the mark to keep once all of it is looked at. */
+  fresh: string[];
+  mark: ScanMark | null;
+  /** The mark the pass started from. */
+  from: ScanMark | null;
+  /** Mail this pass looks at again that has a skip record. */
+  recorded: Set<string>;
+  /** Mail left out because its skip record is current, or the caller asked to. */
+  passedOver: Set<string>;
+}
+
+/**
+ * The mail of one pass (§18.6): new mail (above the stored mark where the mailbox has UIDs) and
+ * skipped mail skipped under another world; skipped mail whose world has not moved is not read.
+ */
+async function listPass(account: MailAccount, ignore: ReadonlySet<string> | undefined): Promise<PassListing> {
+  const { incoming, store } = account;
+  const world: MailWorld = { generation: store.mailWorld(), software: softwareVersion() };
+  const stored = store.checkpoint(incoming.name);
+  const from = stored ? { uidvalidity: stored.uidvalidity, lastUid: stored.lastUid } : null;
+  const listed = incoming.listSince ? await incoming.listSince(from) : { ids: await incoming.list(), mark: null };
+  const stale = store.staleSkippedMail(incoming.name, world);
+  let again: string[] = [];
+  if (listed.mark) {
+    // Mail below the mark is not listed: the stale skips are read by id. After a UIDVALIDITY
+    // change the old ids name nothing: their records go.
+    const epoch = String(listed.mark.uidvalidity);
+    if (from && from.uidvalidity !== listed.mark.uidvalidity) store.clearSkippedOfOtherEpochs(incoming.name, epoch);
+    const fresh = new Set(listed.ids);
+    again = stale.filter((s) => s.epoch === epoch && !fresh.has(s.id)).map((s) => s.id);
+  } else {
+    // Everything unprocessed is listed: a record of mail no longer there is dropped.
+    const present = new Set(listed.ids);
+    for (const s of stale) if (!present.has(s.id)) store.clearSkipped({ mailbox: incoming.name, id: s.id });
+  }
+  const staleIds = new Set(stale.map((s) => s.id));
+  const passedOver = new Set<string>();
+  const recorded = new Set<string>(again);
+  const ids = [...again];
+  for (const id of listed.ids) {
+    if (ignore?.has(id) || (!staleIds.has(id) && store.skippedMail({ mailbox: incoming.name, id }))) {
+      passedOver.add(id);
+      continue;
+    }
+    if (staleIds.has(id)) recorded.add(id);
+    ids.push(id);
+  }
+  return { ids: ids.filter((id) => !ignore?.has(id)), fresh: listed.ids, mark: listed.mark, from, recorded, passedOver };
+}
+
+/** Keeps what a settled mail's outcome says about reading it again (§18.6). */
+function remember(account: MailAccount, pass: PassListing, report: FetchReport): void {
+  const { incoming, store } = account;
+  const ref = { mailbox: incoming.name, id: report.id };
+  const position = incoming.position(report.id);
+  const epoch = position ? String(position.uidvalidity) : '';
+  if ((report.kind === 'skipped' && report.code !== 'gone') || report.kind === 'held') {
+    const code = report.kind === 'held' ? 'held' : report.code;
+    const world = report.kind === 'skipped' && TRANSIENT_SKIPS.has(report.code) ? null : store.mailWorld();
+    store.recordSkipped({ ...ref, epoch, code, world, keyed: !STRUCTURAL_SKIPS.has(code), software: softwareVersion() });
+  } else if (pass.recorded.has(report.id)) store.clearSkipped(ref);
+}
+
+/** Moves the stored mark over the new mail looked at, up to the first that was not (a pass stopped early). */
+function advanceMark(account: MailAccount, pass: PassListing, settled: ReadonlySet<string>): void {
+  if (!pass.mark) return;
+  let lastUid = pass.mark.lastUid;
+  const firstLeft = pass.fresh.find((id) => !settled.has(id) && !pass.passedOver.has(id));
+  if (firstLeft !== undefined) lastUid = account.incoming.position(firstLeft)!.uid - 1;
+  const from = pass.from && pass.from.uidvalidity === pass.mark.uidvalidity ? pass.from.lastUid : -1;
+  if (lastUid <= from) return;
+  account.store.setCheckpoint({ mailbox: account.incoming.name, uidvalidity: pass.mark.uidvalidity, lastUid });
 }
 
 /** One pass over new mail (processNewMail), its reports in a list: for `offrecord fetch`. */

@@ -8,7 +8,7 @@ import type { SMTPTransportAuthOptions } from 'nodemailer/lib/smtp-transport/ind
 import { abortableDelay } from './delay.ts';
 import { MailError } from './errors.ts';
 import { checkMailSize, MARKER_HEADER } from './mime.ts';
-import type { Envelope, IncomingMailbox, OutgoingTransport } from './transport.ts';
+import type { Envelope, IncomingMailbox, OutgoingTransport, ScanMark } from './transport.ts';
 
 /** tls: TLS from the first byte; starttls: upgrade required; plain: loopback test servers only. */
 export type Security = 'tls' | 'starttls' | 'plain';
@@ -324,20 +324,35 @@ export class ImapMailbox implements IncomingMailbox {
   }
 
   async list(): Promise<string[]> {
+    return (await this.listSince(null)).ids;
+  }
+
+  /**
+   * UIDs only grow within a UIDVALIDITY (RFC 3501 §2.3.1.1): mail above the mark is new, so the
+   * header search runs over the UID range from the mark to the highest UID now (FETCH *), never
+   * over the whole mailbox once a mark exists. CONDSTORE/QRESYNC would add nothing here: they
+   * tell of flag changes and expunges, which a pass has no use for.
+   */
+  async listSince(after: ScanMark | null): Promise<{ ids: string[]; mark: ScanMark }> {
     return this.session(async (client, uidValidity) => {
       this.listedExists = client.mailbox ? client.mailbox.exists : null;
+      const validity = Number(uidValidity);
+      const from = after && after.uidvalidity === validity ? after.lastUid + 1 : 1;
+      this.sizes.clear();
+      const last = client.mailbox && client.mailbox.exists > 0 ? await client.fetchOne('*', { uid: true }) : false;
+      const highest = last ? last.uid : 0;
+      if (highest < from) return { ids: [], mark: { uidvalidity: validity, lastUid: from - 1 } };
       // Offrecord mail, and ordinary mail that advertises offrecord keys (paper 5.1).
       const byHeader = (name: string): SearchObject => ({ header: { [name]: true } });
-      const query: SearchObject = { or: [byHeader(MARKER_HEADER), byHeader('Offrecord-Keys')], not: { keyword: EXAMINED_KEYWORD } };
-      const uids = ((await client.search(query, { uid: true })) || []).sort((a, b) => a - b);
+      const query: SearchObject = { uid: `${from}:${highest}`, or: [byHeader(MARKER_HEADER), byHeader('Offrecord-Keys')], not: { keyword: EXAMINED_KEYWORD } };
+      const uids = ((await client.search(query, { uid: true })) || []).filter((uid) => uid >= from && uid <= highest).sort((a, b) => a - b);
       // Sizes first, in one round trip: an oversized mail is refused without downloading it.
-      this.sizes.clear();
       if (uids.length > 0) {
         for await (const message of client.fetch(uids.join(','), { uid: true, size: true }, { uid: true })) {
           if (message.size !== undefined) this.sizes.set(`${uidValidity}:${message.uid}`, message.size);
         }
       }
-      return uids.map((uid) => `${uidValidity}:${uid}`);
+      return { ids: uids.map((uid) => `${uidValidity}:${uid}`), mark: { uidvalidity: validity, lastUid: highest } };
     });
   }
 
@@ -349,10 +364,19 @@ export class ImapMailbox implements IncomingMailbox {
   }
 
   async read(id: string): Promise<Uint8Array> {
-    checkMailSize(this.sizes.get(id) ?? 0);
     return this.session(async (client, uidValidity) => {
-      const message = await client.fetchOne(this.uid(id, uidValidity), { source: true }, { uid: true });
-      if (!message || !message.source) throw new MailError('io', `message ${id} is gone`);
+      const uid = this.uid(id, uidValidity);
+      // Mail not listed in this pass (skipped mail looked at again) is measured first: an
+      // oversized one is refused without downloading it.
+      let size = this.sizes.get(id);
+      if (size === undefined) {
+        const measured = await client.fetchOne(uid, { uid: true, size: true }, { uid: true });
+        if (!measured) throw new MailError('gone', `message ${id} is gone`);
+        size = measured.size ?? 0;
+      }
+      checkMailSize(size);
+      const message = await client.fetchOne(uid, { source: true }, { uid: true });
+      if (!message || !message.source) throw new MailError('gone', `message ${id} is gone`);
       return new Uint8Array(message.source);
     });
   }

@@ -13,6 +13,12 @@ export interface OutgoingTransport {
   verify?(): Promise<void>;
 }
 
+/** Where a pass left an IMAP mailbox: every mail of this UIDVALIDITY up to lastUid was looked at. */
+export interface ScanMark {
+  uidvalidity: number;
+  lastUid: number;
+}
+
 export interface IncomingMailbox {
   /** Names this mailbox among all others (processed mail is recorded under it). */
   readonly name: string;
@@ -20,6 +26,12 @@ export interface IncomingMailbox {
   position(id: string): { uidvalidity: number; uid: number } | null;
   /** Ids of mail not yet processed, oldest first. */
   list(): Promise<string[]>;
+  /**
+   * Where mail has a UID (IMAP): ids of mail above `after` only (the whole mailbox when `after`
+   * is null or of another UIDVALIDITY), and the mark to keep once they are all looked at. The
+   * cost of a pass is then that of the new mail, not of the mailbox (§18.6).
+   */
+  listSince?(after: ScanMark | null): Promise<{ ids: string[]; mark: ScanMark }>;
   read(id: string): Promise<Uint8Array>;
   /** Marks a mail processed, moving it to `folder` when given (e.g. "OffRecord"). */
   done(id: string, folder?: string): Promise<void>;

@@ -31,6 +31,7 @@ import {
   peerFromRow,
   peerKeyFromRow,
   processedFromRow,
+  skippedFromRow,
   type CheckpointRow,
   type Delivery,
   type DeliveryRow,
@@ -51,6 +52,8 @@ import {
   type PendingIdentity,
   type ProcessedMail,
   type ProcessedRow,
+  type SkippedMail,
+  type SkippedRow,
   publicationFromRow,
   type Publication,
   type PublicationRow,
@@ -214,6 +217,18 @@ function sql(db: Database.Database) {
        ON CONFLICT (mailbox, mail_id) DO NOTHING`,
     ),
     processedPrune: () => db.prepare('DELETE FROM processed_mail WHERE processed_at < ?'),
+    mailWorld: () => db.prepare<[], { generation: number }>('SELECT generation FROM mail_world WHERE id = 1'),
+    skippedGet: () => db.prepare<[string, string], SkippedRow>('SELECT * FROM skipped_mail WHERE mailbox = ? AND mail_id = ?'),
+    skippedStale: () => db.prepare<[string, number, string], SkippedRow>(
+      'SELECT * FROM skipped_mail WHERE mailbox = ? AND (world IS NULL OR (keyed = 1 AND world != ?) OR software != ?) ORDER BY skipped_at, mail_id',
+    ),
+    skippedPut: () => db.prepare(
+      `INSERT INTO skipped_mail (mailbox, mail_id, v, epoch, code, world, keyed, software, skipped_at) VALUES (?, ?, 1, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (mailbox, mail_id) DO UPDATE SET v = 1, epoch = excluded.epoch, code = excluded.code, world = excluded.world,
+         keyed = excluded.keyed, software = excluded.software, skipped_at = excluded.skipped_at`,
+    ),
+    skippedDelete: () => db.prepare('DELETE FROM skipped_mail WHERE mailbox = ? AND mail_id = ?'),
+    skippedOtherEpochs: () => db.prepare('DELETE FROM skipped_mail WHERE mailbox = ? AND epoch != ?'),
     deliveryInsert: () => db.prepare(
       'INSERT INTO deliveries (id, v, sender, fingerprint, verified, message, received_at) VALUES (?, 1, ?, ?, ?, ?, ?)',
     ),
@@ -792,6 +807,45 @@ export class AccountStore implements SessionStore {
     return this.run(`mark mail processed in ${ref.mailbox}`, () => {
       const at = checkTime(ref.processedAt ?? this.now(), 'processedAt');
       return this.q.processedInsert.run(ref.mailbox, ref.id, ref.epoch, ref.messageId ?? null, at).changes > 0;
+    });
+  }
+
+  /** The generation of what may make skipped mail processable (keys, trust); moved by triggers (schema version 8). */
+  mailWorld(): number {
+    return this.run('load the mail world', () => this.q.mailWorld.get()?.generation ?? 0);
+  }
+
+  skippedMail(ref: Pick<MailRef, 'mailbox' | 'id'>): SkippedMail | null {
+    return this.run(`load skipped mail of ${ref.mailbox}`, () => {
+      const row = this.q.skippedGet.get(ref.mailbox, ref.id);
+      return row ? skippedFromRow(row) : null;
+    });
+  }
+
+  /** Skipped mail of `mailbox` to look at again: for a transient reason, by other software, or keyed and under another world. */
+  staleSkippedMail(mailbox: string, world: { generation: number; software: string }): SkippedMail[] {
+    return this.run(`load skipped mail of ${mailbox}`, () => this.q.skippedStale.all(mailbox, world.generation, world.software).map(skippedFromRow));
+  }
+
+  recordSkipped(skip: Omit<SkippedMail, 'skippedAt'>): void {
+    if (skip.id.length === 0) throw new TypeError('mail id must not be empty');
+    if (skip.world !== null && !(Number.isSafeInteger(skip.world) && skip.world >= 0)) throw new TypeError('world must be a generation (an integer >= 0) or null');
+    this.run(`record skipped mail in ${skip.mailbox}`, () => {
+      this.q.skippedPut.run(skip.mailbox, skip.id, skip.epoch, skip.code, skip.world, skip.keyed ? 1 : 0, skip.software, this.now());
+    });
+  }
+
+  /** The mail is no longer skipped (processed, examined, or gone). */
+  clearSkipped(ref: Pick<MailRef, 'mailbox' | 'id'>): void {
+    this.run(`clear skipped mail in ${ref.mailbox}`, () => {
+      this.q.skippedDelete.run(ref.mailbox, ref.id);
+    });
+  }
+
+  /** Drops the records of another epoch (after a UIDVALIDITY change their ids name nothing). */
+  clearSkippedOfOtherEpochs(mailbox: string, epoch: string): void {
+    this.run(`clear skipped mail in ${mailbox}`, () => {
+      this.q.skippedOtherEpochs.run(mailbox, epoch);
     });
   }
 

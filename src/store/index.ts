@@ -20,5 +20,6 @@ export type {
   PendingIdentity,
   ProcessedMail,
   Publication,
+  SkippedMail,
 } from './records.ts';
 export { MIGRATIONS, SCHEMA_VERSION, type Migration } from './schema.ts';

@@ -66,7 +66,7 @@ export type PeerKeyRecord = RingKey & {
 
 export type NewPeerKey = Omit<PeerKeyRecord, 'seenAt'> & { seenAt?: number };
 
-/** How far a mailbox has been read. */
+/** How far a mailbox has been looked at: every mail up to lastUid (docs/PROTOCOL.md §18.6). */
 export interface MailCheckpoint {
   mailbox: string;
   uidvalidity: number;
@@ -79,6 +79,20 @@ export interface MailRef {
   mailbox: string;
   id: string;
   epoch: string;
+}
+
+/**
+ * A mail left on the server unprocessed, and what it was skipped under: the world generation
+ * (null: a transient failure, looked at on the next pass) and the software. It is not read again
+ * until one of them moved (docs/PROTOCOL.md §18.6).
+ */
+export interface SkippedMail extends MailRef {
+  code: string;
+  world: number | null;
+  /** Whether learning keys or a trust decision may change the outcome (false: malformed and the like). */
+  keyed: boolean;
+  software: string;
+  skippedAt: number;
 }
 
 export interface ProcessedMail extends MailRef {
@@ -240,6 +254,23 @@ export interface CheckpointRow {
 export function checkpointFromRow(row: CheckpointRow): MailCheckpoint {
   checkRowVersion(row.v, `mail checkpoint ${row.mailbox}`);
   return { mailbox: row.mailbox, uidvalidity: row.uidvalidity, lastUid: row.last_uid, updatedAt: row.updated_at };
+}
+
+export interface SkippedRow {
+  mailbox: string;
+  mail_id: string;
+  v: number;
+  epoch: string;
+  code: string;
+  world: number | null;
+  keyed: number;
+  software: string;
+  skipped_at: number;
+}
+
+export function skippedFromRow(row: SkippedRow): SkippedMail {
+  checkRowVersion(row.v, `skipped mail ${row.mailbox}`);
+  return { mailbox: row.mailbox, id: row.mail_id, epoch: row.epoch, code: row.code, world: row.world, keyed: row.keyed === 1, software: row.software, skippedAt: row.skipped_at };
 }
 
 export interface ProcessedRow {

@@ -305,6 +305,45 @@ function addDutyClocks(db: Database.Database, unlocking: Unlocking | null): void
   }
 }
 
+// Version 8, mail looked at once (docs/PROTOCOL.md §18.6): the checkpoint now says every mail up
+// to last_uid was looked at (processed, examined or recorded here), so a pass searches only
+// above it; it was the highest UID processed, with skipped mail below it, so it starts over once.
+// skipped_mail holds the mail left on the server, with the world generation it was skipped under
+// (NULL: a transient failure, looked at on the next pass), whether its reason depends on keys at
+// all (`keyed`: a malformed mail stays malformed whatever is learned) and the software that
+// skipped it: it is read again only when the software changed, or when it is keyed and the
+// generation moved. The generation moves with whatever may make held or skipped mail
+// processable: a peer or peer key learned, a trust decision, a rejected identity.
+const V8 = `
+DELETE FROM mail_checkpoints;
+CREATE TABLE skipped_mail (
+  mailbox    TEXT    NOT NULL,
+  mail_id    TEXT    NOT NULL CHECK (length(mail_id) > 0),
+  v          INTEGER NOT NULL DEFAULT 1,
+  epoch      TEXT    NOT NULL,
+  code       TEXT    NOT NULL CHECK (length(code) BETWEEN 1 AND 64),
+  world      INTEGER CHECK (world IS NULL OR world >= 0),
+  keyed      INTEGER NOT NULL CHECK (keyed IN (0, 1)),
+  software   TEXT    NOT NULL CHECK (length(software) BETWEEN 1 AND 64),
+  skipped_at INTEGER NOT NULL,
+  PRIMARY KEY (mailbox, mail_id)
+) STRICT;
+CREATE TABLE mail_world (
+  id         INTEGER PRIMARY KEY CHECK (id = 1),
+  generation INTEGER NOT NULL CHECK (generation >= 0)
+) STRICT;
+INSERT INTO mail_world (id, generation) VALUES (1, 0);
+CREATE TRIGGER mail_world_peer_added AFTER INSERT ON peers BEGIN UPDATE mail_world SET generation = generation + 1; END;
+CREATE TRIGGER mail_world_peer_dropped AFTER DELETE ON peers BEGIN UPDATE mail_world SET generation = generation + 1; END;
+CREATE TRIGGER mail_world_peer_changed AFTER UPDATE ON peers
+  WHEN OLD.fingerprint IS NOT NEW.fingerprint OR OLD.certificate IS NOT NEW.certificate OR OLD.verified IS NOT NEW.verified
+    OR OLD.pending_fingerprint IS NOT NEW.pending_fingerprint
+  BEGIN UPDATE mail_world SET generation = generation + 1; END;
+CREATE TRIGGER mail_world_peer_key_added AFTER INSERT ON peer_keys BEGIN UPDATE mail_world SET generation = generation + 1; END;
+CREATE TRIGGER mail_world_identity_rejected AFTER INSERT ON rejected_identities BEGIN UPDATE mail_world SET generation = generation + 1; END;
+CREATE TRIGGER mail_world_rejection_dropped AFTER DELETE ON rejected_identities BEGIN UPDATE mail_world SET generation = generation + 1; END;
+`;
+
 export const MIGRATIONS: readonly Migration[] = [
   {
     version: 1,
@@ -342,6 +381,11 @@ export const MIGRATIONS: readonly Migration[] = [
     description: 'when each session\'s duties fall due, indexed',
     keyed: true,
     up: addDutyClocks,
+  },
+  {
+    version: 8,
+    description: 'mail looked at once: the checkpoint of every mail looked at, skipped mail and the world it was skipped under',
+    up: (db) => db.exec(V8),
   },
 ];
 
