@@ -262,6 +262,8 @@ export async function fetch(args: { account?: string | undefined; json: boolean 
             process.stderr.write(`offrecord: left mail ${terminalLine(r.id)} untouched: ${terminalLine(r.reason)} (${r.code})\n${r.alarm ? `${terminalText(r.alarm)}\n` : ''}`);
           }
         },
+        // Held mail is not read again until the user decides, but each fetch says it waits.
+        { remindHeld: true },
       );
       if (showProgress && reports.length >= 10) process.stderr.write('\n');
       await pending;

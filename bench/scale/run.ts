@@ -21,6 +21,8 @@ const CURVES: Record<string, () => Promise<CurveModule>> = {
   // Issue 15 item 5.
   'publication-mac-keys': async () => ({ measure: (await import('./publication.ts')).macKeysCurve }),
   'publication-fetch': async () => ({ measure: (await import('./publication.ts')).fetchCurve }),
+  'memory-per-mail': () => import('./memory-per-mail.ts'),
+  'week-away': () => import('./week-away.ts'),
 };
 
 const ROOT = join(import.meta.dirname, '..', '..');

@@ -31,6 +31,7 @@ export interface MailLedger extends Outbox {
   mailWorld(): number;
   skippedMail(ref: Pick<MailRef, 'mailbox' | 'id'>): SkippedMail | null;
   staleSkippedMail(mailbox: string, world: MailWorld): SkippedMail[];
+  heldMail(mailbox: string): SkippedMail[];
   recordSkipped(skip: Omit<SkippedMail, 'skippedAt'>): void;
   clearSkipped(ref: Pick<MailRef, 'mailbox' | 'id'>): void;
   clearSkippedOfOtherEpochs(mailbox: string, epoch: string): void;

@@ -194,7 +194,9 @@ export async function parseProtected(raw: Uint8Array): Promise<IncomingMail | nu
   const body = await parseMime(Buffer.concat([Buffer.from(`${mime}\r\n`, 'latin1'), raw.subarray(head.length)]), 'the mail', MIME_LIMITS.outerParts);
   const payloads = body.attachments.filter((a) => a.contentType === PAYLOAD_CONTENT_TYPE);
   if (payloads.length !== 1) throw new MailError('malformed', `expected one ${PAYLOAD_CONTENT_TYPE} attachment, found ${payloads.length}`);
-  const protocol = new Uint8Array(payloads[0]!.content);
+  // A view of the parser's buffer, not a copy: a big mail's payload is held once.
+  const content = payloads[0]!.content;
+  const protocol = new Uint8Array(content.buffer, content.byteOffset, content.byteLength);
   let type: MessageType;
   try {
     type = peekType(protocol);

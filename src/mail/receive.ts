@@ -11,6 +11,7 @@ import { flushOutbox, handOver, senderOf } from './delivery.ts';
 import { attestSender, type Attested, type VerifiedSender } from './sender.ts';
 import type { Delivery, MailRef } from '../store/records.ts';
 import { softwareVersion } from './software.ts';
+import { LIMITS } from '../protocol/wire.ts';
 import type { ScanMark } from './transport.ts';
 import { conversationOf, now, type MailAccount, type MailWorld } from './account.ts';
 import { dispatch } from './send.ts';
@@ -193,14 +194,28 @@ class SinkFailure {
   constructor(readonly cause: unknown) {}
 }
 
+/**
+ * The bound on a pass's memory (§18.9): its peak resident memory above where it started is at
+ * most this many times LIMITS.maxPayload, whatever the number of mails in the pass.
+ */
+export const MEMORY_BOUND_PAYLOADS = 4;
+
 /** Mails read ahead of the one being processed (the server's MOVE and FETCH queue on one connection). */
 const READ_AHEAD = 2;
+/**
+ * Bytes of mail read ahead at most: big mails are read one at a time, so a pass holds one big
+ * mail and its copies at once (MEMORY_BOUND_PAYLOADS). A mail whose size the mailbox does not
+ * know counts as nothing.
+ */
+const READ_AHEAD_BYTES = LIMITS.maxPayload / 4;
 
 export interface PassOptions {
   /** Keep the mailbox's connection for the next pass (the watcher); the caller closes it. */
   keepOpen?: boolean;
   /** Mail not to look at in this pass (the watcher's list of mail it already skipped). */
   ignore?: ReadonlySet<string>;
+  /** Also reports held mail that was not read again (its record is current): `fetch` reminds the user of it. */
+  remindHeld?: boolean;
   /** Stops the pass before the next mail; the mail in hand is finished first. */
   signal?: AbortSignal;
 }
@@ -229,12 +244,23 @@ export async function processNewMail(account: MailAccount, onReport: (report: Fe
   // Records are only ever added by a pass, so pruning in each one bounds them for fetch and watch alike.
   account.store.pruneProcessed(now(account) - PROCESSED_KEPT_MS);
   const cache: PassCache = new Map();
+  const reported = new Set<string>();
+  let done = 0;
+  const hear = (report: FetchReport, _done: number, total: number) => {
+    reported.add(report.id);
+    onReport(report, ++done, total);
+  };
   try {
     const world = account.store.mailWorld();
-    await passRound(account, cache, onReport, options);
+    await passRound(account, cache, hear, options);
     // Keys learned in this pass (from a mail's headers, or by another process) may make mail
     // skipped before processable: it is read again now, not on the next pass.
-    if (account.store.mailWorld() !== world && !options.signal?.aborted) await passRound(account, cache, onReport, options);
+    if (account.store.mailWorld() !== world && !options.signal?.aborted) await passRound(account, cache, hear, options);
+    if (options.remindHeld) {
+      for (const held of account.store.heldMail(account.incoming.name)) {
+        if (!reported.has(held.id) && held.held) onReport({ id: held.id, kind: 'held', ...held.held }, ++done, done);
+      }
+    }
   } finally {
     if (!options.keepOpen) await account.incoming.close();
   }
@@ -265,9 +291,17 @@ async function passRound(account: MailAccount, cache: PassCache, onReport: (repo
     };
     const reads: Promise<Uint8Array>[] = [];
     for (let i = 0; i < ids.length && !options.signal?.aborted; i++) {
-      while (reads.length < Math.min(ids.length, i + 1 + READ_AHEAD)) reads.push(readAhead(ids[reads.length]!));
+      // The current mail, then those after it while they are few and small.
+      if (reads.length === i) reads.push(readAhead(ids[i]!));
+      let ahead = 0;
+      for (let j = i + 1; j < reads.length; j++) ahead += account.incoming.size?.(ids[j]!) ?? 0;
+      while (reads.length < Math.min(ids.length, i + 1 + READ_AHEAD)) {
+        ahead += account.incoming.size?.(ids[reads.length]!) ?? 0;
+        if (ahead > READ_AHEAD_BYTES) break;
+        reads.push(readAhead(ids[reads.length]!));
+      }
       const read = reads[i]!;
-      delete reads[i]; // the pass holds at most READ_AHEAD mails beyond the current one
+      delete reads[i]; // the pass holds at most READ_AHEAD mails, READ_AHEAD_BYTES, beyond the current one
       const { filed } = await processOne(account, ids[i]!, cache, read);
       await settle();
       filing = filed;
@@ -344,10 +378,14 @@ function remember(account: MailAccount, pass: PassListing, report: FetchReport):
   const ref = { mailbox: incoming.name, id: report.id };
   const position = incoming.position(report.id);
   const epoch = position ? String(position.uidvalidity) : '';
-  if ((report.kind === 'skipped' && report.code !== 'gone') || report.kind === 'held') {
-    const code = report.kind === 'held' ? 'held' : report.code;
-    const world = report.kind === 'skipped' && TRANSIENT_SKIPS.has(report.code) ? null : store.mailWorld();
-    store.recordSkipped({ ...ref, epoch, code, world, keyed: !STRUCTURAL_SKIPS.has(code), software: softwareVersion() });
+  if (report.kind === 'held') {
+    const held = { from: report.from, fingerprint: report.fingerprint, pending: report.pending };
+    store.recordSkipped({ ...ref, epoch, code: 'held', world: store.mailWorld(), keyed: true, software: softwareVersion(), held });
+  } else if (report.kind === 'skipped' && report.code !== 'gone') {
+    // The alarm's mail is looked at once more on the next pass, where it is held with its
+    // sender and identity on record, for the reminders of `remindHeld`.
+    const world = TRANSIENT_SKIPS.has(report.code) || report.code === 'identity_changed' ? null : store.mailWorld();
+    store.recordSkipped({ ...ref, epoch, code: report.code, world, keyed: !STRUCTURAL_SKIPS.has(report.code), software: softwareVersion(), held: null });
   } else if (pass.recorded.has(report.id)) store.clearSkipped(ref);
 }
 

@@ -363,6 +363,10 @@ export class ImapMailbox implements IncomingMailbox {
     return String(parsed.uid);
   }
 
+  size(id: string): number | undefined {
+    return this.sizes.get(id);
+  }
+
   async read(id: string): Promise<Uint8Array> {
     return this.session(async (client, uidValidity) => {
       const uid = this.uid(id, uidValidity);
@@ -377,7 +381,8 @@ export class ImapMailbox implements IncomingMailbox {
       checkMailSize(size);
       const message = await client.fetchOne(uid, { source: true }, { uid: true });
       if (!message || !message.source) throw new MailError('gone', `message ${id} is gone`);
-      return new Uint8Array(message.source);
+      // A view, not a copy: a big mail is held once.
+      return new Uint8Array(message.source.buffer, message.source.byteOffset, message.source.byteLength);
     });
   }
 

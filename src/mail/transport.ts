@@ -33,6 +33,8 @@ export interface IncomingMailbox {
    */
   listSince?(after: ScanMark | null): Promise<{ ids: string[]; mark: ScanMark }>;
   read(id: string): Promise<Uint8Array>;
+  /** The size in bytes of a listed mail, where the listing told it (IMAP RFC822.SIZE): big mail is not read ahead. */
+  size?(id: string): number | undefined;
   /** Marks a mail processed, moving it to `folder` when given (e.g. "OffRecord"). */
   done(id: string, folder?: string): Promise<void>;
   /** Ordinary mail we only learned keys from: left unread for the user, not listed again. */

@@ -223,10 +223,13 @@ function sql(db: Database.Database) {
       'SELECT * FROM skipped_mail WHERE mailbox = ? AND (world IS NULL OR (keyed = 1 AND world != ?) OR software != ?) ORDER BY skipped_at, mail_id',
     ),
     skippedPut: () => db.prepare(
-      `INSERT INTO skipped_mail (mailbox, mail_id, v, epoch, code, world, keyed, software, skipped_at) VALUES (?, ?, 1, ?, ?, ?, ?, ?, ?)
+      `INSERT INTO skipped_mail (mailbox, mail_id, v, epoch, code, world, keyed, software, skipped_at, held_from, held_fingerprint, held_pending)
+       VALUES (?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (mailbox, mail_id) DO UPDATE SET v = 1, epoch = excluded.epoch, code = excluded.code, world = excluded.world,
-         keyed = excluded.keyed, software = excluded.software, skipped_at = excluded.skipped_at`,
+         keyed = excluded.keyed, software = excluded.software, skipped_at = excluded.skipped_at, held_from = excluded.held_from,
+         held_fingerprint = excluded.held_fingerprint, held_pending = excluded.held_pending`,
     ),
+    skippedHeld: () => db.prepare<[string], SkippedRow>('SELECT * FROM skipped_mail WHERE mailbox = ? AND held_from IS NOT NULL ORDER BY skipped_at, mail_id'),
     skippedDelete: () => db.prepare('DELETE FROM skipped_mail WHERE mailbox = ? AND mail_id = ?'),
     skippedOtherEpochs: () => db.prepare('DELETE FROM skipped_mail WHERE mailbox = ? AND epoch != ?'),
     deliveryInsert: () => db.prepare(
@@ -822,6 +825,11 @@ export class AccountStore implements SessionStore {
     });
   }
 
+  /** Held mail of `mailbox` whose record is current: what `fetch` reminds the user of without reading it. */
+  heldMail(mailbox: string): SkippedMail[] {
+    return this.run(`load held mail of ${mailbox}`, () => this.q.skippedHeld.all(mailbox).map(skippedFromRow));
+  }
+
   /** Skipped mail of `mailbox` to look at again: for a transient reason, by other software, or keyed and under another world. */
   staleSkippedMail(mailbox: string, world: { generation: number; software: string }): SkippedMail[] {
     return this.run(`load skipped mail of ${mailbox}`, () => this.q.skippedStale.all(mailbox, world.generation, world.software).map(skippedFromRow));
@@ -831,7 +839,8 @@ export class AccountStore implements SessionStore {
     if (skip.id.length === 0) throw new TypeError('mail id must not be empty');
     if (skip.world !== null && !(Number.isSafeInteger(skip.world) && skip.world >= 0)) throw new TypeError('world must be a generation (an integer >= 0) or null');
     this.run(`record skipped mail in ${skip.mailbox}`, () => {
-      this.q.skippedPut.run(skip.mailbox, skip.id, skip.epoch, skip.code, skip.world, skip.keyed ? 1 : 0, skip.software, this.now());
+      const held = skip.held;
+      this.q.skippedPut.run(skip.mailbox, skip.id, skip.epoch, skip.code, skip.world, skip.keyed ? 1 : 0, skip.software, this.now(), held?.from ?? null, held?.fingerprint ?? null, held?.pending ?? null);
     });
   }
 

@@ -93,6 +93,8 @@ export interface SkippedMail extends MailRef {
   keyed: boolean;
   software: string;
   skippedAt: number;
+  /** Held mail (§18.6 step 4): its sender, the identity it is signed by, and the one pending. */
+  held: { from: string; fingerprint: string; pending: string } | null;
 }
 
 export interface ProcessedMail extends MailRef {
@@ -266,11 +268,17 @@ export interface SkippedRow {
   keyed: number;
   software: string;
   skipped_at: number;
+  held_from: string | null;
+  held_fingerprint: string | null;
+  held_pending: string | null;
 }
 
 export function skippedFromRow(row: SkippedRow): SkippedMail {
   checkRowVersion(row.v, `skipped mail ${row.mailbox}`);
-  return { mailbox: row.mailbox, id: row.mail_id, epoch: row.epoch, code: row.code, world: row.world, keyed: row.keyed === 1, software: row.software, skippedAt: row.skipped_at };
+  return { mailbox: row.mailbox, id: row.mail_id, epoch: row.epoch, code: row.code, world: row.world, keyed: row.keyed === 1, software: row.software,
+    skippedAt: row.skipped_at,
+    held: row.held_from !== null && row.held_fingerprint !== null && row.held_pending !== null ? { from: row.held_from, fingerprint: row.held_fingerprint, pending: row.held_pending } : null,
+  };
 }
 
 export interface ProcessedRow {

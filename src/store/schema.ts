@@ -312,7 +312,7 @@ function addDutyClocks(db: Database.Database, unlocking: Unlocking | null): void
 // (NULL: a transient failure, looked at on the next pass), whether its reason depends on keys at
 // all (`keyed`: a malformed mail stays malformed whatever is learned) and the software that
 // skipped it: it is read again only when the software changed, or when it is keyed and the
-// generation moved. The generation moves with whatever may make held or skipped mail
+// generation moved. Held mail keeps who held it, so `fetch` can remind the user without reading it. The generation moves with whatever may make held or skipped mail
 // processable: a peer or peer key learned, a trust decision, a rejected identity.
 const V8 = `
 DELETE FROM mail_checkpoints;
@@ -326,6 +326,10 @@ CREATE TABLE skipped_mail (
   keyed      INTEGER NOT NULL CHECK (keyed IN (0, 1)),
   software   TEXT    NOT NULL CHECK (length(software) BETWEEN 1 AND 64),
   skipped_at INTEGER NOT NULL,
+  held_from        TEXT,
+  held_fingerprint TEXT,
+  held_pending     TEXT,
+  CHECK ((held_from IS NULL) = (held_fingerprint IS NULL) AND (held_from IS NULL) = (held_pending IS NULL)),
   PRIMARY KEY (mailbox, mail_id)
 ) STRICT;
 CREATE TABLE mail_world (

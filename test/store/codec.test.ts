@@ -17,6 +17,12 @@ describe('codec', () => {
     assert.deepEqual([...back.b[0]!], [...Buffer.from('hi')]);
   });
 
+  it('round-trips 30 MB of bytes (a big message kept for its re-send)', () => {
+    const big = new Uint8Array(randomBytes(30 * 1024 * 1024));
+    const back = decodeRecord(encodeRecord({ big }), 'test') as { big: Uint8Array };
+    assert.ok(Buffer.from(back.big).equals(big));
+  });
+
   it('round-trips real session states exactly', async () => {
     const initiating = initiate(new TestEnv());
     assert.deepEqual(decodeSessionState(encodeSessionState(initiating)), initiating);
@@ -57,6 +63,8 @@ describe('codec', () => {
       ['{"v":1,"state":{"a":{"$b":"AQI"}}}', /\$\.a is not canonical base64/],
       ['{"v":1,"state":{"a":{"$b":"AB=="}}}', /\$\.a is not canonical base64/],
       ['{"v":1,"state":{"a":[{"$b":"A-_="}]}}', /\$\.a\[0\] is not canonical base64/],
+      ['{"v":1,"state":{"a":{"$b":"AB=C"}}}', /\$\.a is not canonical base64/],
+      ['{"v":1,"state":{"a":{"$b":"A B="}}}', /\$\.a is not canonical base64/],
     ];
     for (const [json, pattern] of bad) assert.throws(() => decodeRecord(json, 'session x/y'), storeError('corrupt', pattern), json);
     assert.throws(() => decodeRecord('nope', 'session x/y'), storeError('corrupt', /^session x\/y: /));

@@ -29,19 +29,23 @@ describe('skipped mail and the mail world', () => {
     const { store } = openTemp();
     const mailbox = 'imap://bob@host/INBOX';
     const g = store.mailWorld();
-    store.recordSkipped({ mailbox, id: '7:1', epoch: '7', code: 'malformed', world: g, keyed: false, software: '1.0.0' });
-    store.recordSkipped({ mailbox, id: '7:2', epoch: '7', code: 'unknown_peer', world: g, keyed: true, software: '1.0.0' });
-    store.recordSkipped({ mailbox, id: '7:3', epoch: '7', code: 'io', world: null, keyed: true, software: '1.0.0' });
+    store.recordSkipped({ mailbox, id: '7:1', epoch: '7', code: 'malformed', world: g, keyed: false, software: '1.0.0', held: null });
+    store.recordSkipped({ mailbox, id: '7:2', epoch: '7', code: 'unknown_peer', world: g, keyed: true, software: '1.0.0', held: null });
+    store.recordSkipped({ mailbox, id: '7:3', epoch: '7', code: 'io', world: null, keyed: true, software: '1.0.0', held: null });
     const stale = (generation: number, software = '1.0.0') => store.staleSkippedMail(mailbox, { generation, software }).map((s) => s.id).sort();
     assert.deepEqual(stale(g), ['7:3']);
     assert.deepEqual(stale(g + 1), ['7:2', '7:3']);
     assert.deepEqual(stale(g, '1.0.1'), ['7:1', '7:2', '7:3']);
     assert.equal(store.skippedMail({ mailbox, id: '7:1' })?.code, 'malformed');
+    const held = { from: 'alice@example.org', fingerprint: FP_B, pending: FP_B };
+    store.recordSkipped({ mailbox, id: '7:4', epoch: '7', code: 'held', world: g, keyed: true, software: '1.0.0', held });
+    assert.deepEqual(store.heldMail(mailbox).map((h) => [h.id, h.held]), [['7:4', held]]);
+    store.clearSkipped({ mailbox, id: '7:4' });
     store.clearSkipped({ mailbox, id: '7:1' });
     assert.equal(store.skippedMail({ mailbox, id: '7:1' }), null);
     store.clearSkippedOfOtherEpochs(mailbox, '8');
     assert.deepEqual(stale(g + 1), []);
-    assert.throws(() => store.recordSkipped({ mailbox, id: '', epoch: '7', code: 'x', world: 0, keyed: true, software: '1' }), TypeError);
+    assert.throws(() => store.recordSkipped({ mailbox, id: '', epoch: '7', code: 'x', world: 0, keyed: true, software: '1', held: null }), TypeError);
     store.close();
   });
 
