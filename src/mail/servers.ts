@@ -335,6 +335,8 @@ export class ImapMailbox implements IncomingMailbox {
    */
   async listSince(after: ScanMark | null): Promise<{ ids: string[]; mark: ScanMark }> {
     return this.session(async (client, uidValidity) => {
+      // A connection kept from the last pass sees mail delivered since only after a sync.
+      await client.noop();
       this.listedExists = client.mailbox ? client.mailbox.exists : null;
       const validity = Number(uidValidity);
       const from = after && after.uidvalidity === validity ? after.lastUid + 1 : 1;
