@@ -25,5 +25,14 @@ export default tseslint.config(
       eqeqeq: 'error',
     },
   },
+  // The run's one clock is made in cli/env.ts and handed down: cli/ and the transcript tools read no other.
+  {
+    files: ['cli/**/*.ts', 'src/transcript/**/*.ts'],
+    ignores: ['cli/env.ts'],
+    rules: {
+      'no-restricted-properties': ['error', { object: 'Math', property: 'random', message: 'use node:crypto randomness' }, { object: 'Date', property: 'now', message: 'use the clock cli/env.ts hands down' }],
+      'no-restricted-syntax': ['error', { selector: "NewExpression[callee.name='Date'][arguments.length=0]", message: 'use the clock cli/env.ts hands down' }],
+    },
+  },
   { files: ['**/*.js'], ...tseslint.configs.disableTypeChecked },
 );

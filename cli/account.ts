@@ -9,6 +9,7 @@ import type { RotationResult } from '../src/keys/keyring-results.ts';
 import { accountFileName, defaultStoreDirectory, defaultStorePath, openAccountStore, type AccountStore } from '../src/store/index.ts';
 import { CliError, EXIT } from './errors.ts';
 import { unlockPassphrase } from './passphrase.ts';
+import { clock } from './env.ts';
 
 export function dataDirectory(): string {
   return defaultStoreDirectory(process.env);
@@ -66,8 +67,8 @@ export function openAccount(requested: string | undefined): OpenedAccount {
   // Forgotten secrets are checkpointed out of the WAL when the command closes the store,
   // not after every save: one fsync'd checkpoint per command instead of one per message.
   // scrypt in a child process: its 128 MiB never count in a command's memory peak (the watcher's).
-  const store = openAccountStore(defaultStorePath(account), { checkpointAfterSave: false, kdfPlace: 'child' });
-  const keyring = new Keyring(store);
+  const store = openAccountStore(defaultStorePath(account), { checkpointAfterSave: false, kdfPlace: 'child', clock });
+  const keyring = new Keyring(store, { clock });
   return { account, store, keyring, close: () => store.close() };
 }
 
@@ -75,8 +76,8 @@ export function openAccount(requested: string | undefined): OpenedAccount {
 export function createAccount(account: string): OpenedAccount & { created: boolean; remove(): void } {
   const path = defaultStorePath(account);
   const created = !existsSync(path);
-  const store = openAccountStore(path, { kdfPlace: 'child' });
-  const keyring = new Keyring(store);
+  const store = openAccountStore(path, { kdfPlace: 'child', clock });
+  const keyring = new Keyring(store, { clock });
   return {
     account,
     store,

@@ -13,6 +13,7 @@ import { MessageType } from '../src/protocol/wire.ts';
 import { CliError, EXIT, type ExitCode } from './errors.ts';
 import { json, JSON_VERSION, terminalLine } from './format.ts';
 import { STDIO, writeOutput } from './keys.ts';
+import { clock } from './env.ts';
 
 const out = (text: string | Uint8Array) => process.stdout.write(text);
 
@@ -67,7 +68,7 @@ async function newPayload(args: ForgeArgs, mail: TranscriptMail, known: Uint8Arr
     from: base?.from || mail.mail.from,
     to: base?.to || mail.mail.to.join(', '),
     subject: args.subject ?? base?.subject ?? '',
-    date: base?.date ?? mail.mail.date ?? new Date(),
+    date: base?.date ?? mail.mail.date ?? new Date(clock()),
     text: args.text,
     attachments: [],
   });
@@ -76,7 +77,7 @@ async function newPayload(args: ForgeArgs, mail: TranscriptMail, known: Uint8Arr
 export async function forge(args: ForgeArgs): Promise<ExitCode> {
   const target = emlFiles([args.mail])[0]!;
   const others = emlFiles(args.transcript).filter((f) => f.name !== target.name);
-  const transcript = await readTranscript([target, ...others]);
+  const transcript = await readTranscript([target, ...others], clock());
   const keys = await keysFrom(args.keys);
   const known = args.known !== undefined ? read(args.known, 'known plaintext') : undefined;
   let answeredDh: Uint8Array | undefined;
@@ -110,7 +111,7 @@ function verificationText(v: MailVerification): string {
 }
 
 export async function verify(args: { files: string[]; keys: string[]; claim: string[]; json?: boolean | undefined }): Promise<ExitCode> {
-  const transcript = await readTranscript(emlFiles(args.files));
+  const transcript = await readTranscript(emlFiles(args.files), clock());
   const keys = await keysFrom(args.keys);
   const claims = new Map<string, Uint8Array>();
   for (const claim of args.claim) {

@@ -15,6 +15,7 @@ import { configDirectory, defaultSpool, loadSettings, saveSettings, transports, 
 import { CliError, EXIT, OutputClosedError, report, type ExitCode } from './errors.ts';
 import { json, terminalLine, terminalText } from './format.ts';
 import { formatVerifiedSender, ORIGINAL_HEADER_PREFIX, renamedIn, VERIFIED_SENDER_HEADER } from '../src/mail/sender.ts';
+import { clock } from './env.ts';
 
 const out = (text: string) => process.stdout.write(text);
 
@@ -36,6 +37,7 @@ export async function withMailAccount<T>(requested: string | undefined, fn: (mai
       ...transports(opened.account, settings),
       processedFolder: settings.folder,
       delivery: new MaildirDelivery(plaintextMaildir(opened.account)),
+      clock,
     };
     return await fn(mail, opened, settings);
   } finally {

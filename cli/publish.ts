@@ -11,6 +11,7 @@ import { loadSettings, transports } from './config.ts';
 import { CliError, EXIT, type ExitCode } from './errors.ts';
 import { ProtocolError } from '../src/protocol/errors.ts';
 import { json, JSON_VERSION } from './format.ts';
+import { clock } from './env.ts';
 
 const out = (text: string) => process.stdout.write(text);
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -62,7 +63,7 @@ export async function publish(args: { account?: string | undefined; to?: string 
     const t = publicationTarget(args.to, opened.account);
     if (args.to === undefined) process.stderr.write(`offrecord: ${privateTargetWarning()}\n`);
     await unlockStore(opened); // ring secrets are sealed under the account key
-    const result = await publishDue({ store: opened.store, target: t, schedule: opened.keyring.schedule }).catch((error: unknown) => {
+    const result = await publishDue({ store: opened.store, target: t, schedule: opened.keyring.schedule, clock }).catch((error: unknown) => {
       // A conversation saved by another process (the watcher) between our read and our write.
       if (error instanceof ProtocolError && error.code === 'state_conflict') throw new CliError(EXIT.store, 'a conversation changed meanwhile: nothing was published', 'run the command again');
       throw error;

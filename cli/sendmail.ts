@@ -12,6 +12,7 @@ import { listAccounts } from './account.ts';
 import { type MailSettings } from './config.ts';
 import { CliError, EXIT, printReport, report, type ExitCode } from './errors.ts';
 import { withMailAccount } from './mail.ts';
+import { clock } from './env.ts';
 
 /** sysexits(3) codes. */
 export const SYSEXIT = {
@@ -155,7 +156,7 @@ export async function sendmail(argv: string[]): Promise<number> {
       if (args.envelopeFrom !== undefined && args.envelopeFrom !== '' && normalizeAddress(args.envelopeFrom) !== opened.account) {
         throw new SubmissionError('sender', `the envelope sender ${args.envelopeFrom} is not the account ${opened.account}`);
       }
-      const message = await readSubmission(raw, { account: opened.account, now: new Date(), fullName: args.fullName });
+      const message = await readSubmission(raw, { account: opened.account, now: new Date(clock()), fullName: args.fullName });
       const recipients = envelopeRecipients([...args.recipients, ...(args.readRecipients ? message.headerRecipients : [])]);
       if (recipients.length === 0) throw new SubmissionError('no_recipients', args.readRecipients ? 'the message headers name no recipient' : 'no recipient given (name them as arguments, or use -t to read them from the headers)');
       const sent = await submit(mail, message, recipients, { keyless: keylessPolicy(settings) });

@@ -13,6 +13,7 @@ import { configDirectory, type MailSettings } from './config.ts';
 import { CliError, EXIT, type ExitCode } from './errors.ts';
 import { withMailAccount } from './mail.ts';
 import { keylessPolicy } from './sendmail.ts';
+import { clock } from './env.ts';
 
 /** The submission port when none is given. */
 export const DEFAULT_SUBMISSION_PORT = 1587;
@@ -61,7 +62,7 @@ export async function startServing(mail: MailAccount, settings: MailSettings, po
 }
 
 export async function serve(args: { account?: string | undefined; port: number }): Promise<ExitCode> {
-  const log = jsonLogger((line) => process.stderr.write(line));
+  const log = jsonLogger((line) => process.stderr.write(line), clock);
   return withMailAccount(args.account, async (mail, _opened, settings) => {
     const server = await startServing(mail, settings, args.port, log);
     await new Promise<void>((resolve) => {

@@ -21,6 +21,7 @@ import { startServing } from './serve.ts';
 import type { SubmissionServer } from '../src/daemon/submission-server.ts';
 import { privateTargetWarning, publicationTarget } from './publish.ts';
 import { publicationDuty } from '../src/daemon/publication-duty.ts';
+import { clock } from './env.ts';
 
 const out = (text: string) => process.stdout.write(text);
 
@@ -105,7 +106,7 @@ function writeStatus(account: string, status: WatchStatus): void {
 export async function watch(args: WatchArgs): Promise<ExitCode> {
   // Signals are heard from the start: one during unlocking stops the watcher before its first pass.
   const controller = new AbortController();
-  const log = jsonLogger((line) => process.stderr.write(line));
+  const log = jsonLogger((line) => process.stderr.write(line), clock);
   const stop = (signal: NodeJS.Signals) => {
     log.log('info', 'watch.signal', { signal });
     controller.abort(); // the mail in hand is finished, then the connection logs out
@@ -126,7 +127,7 @@ async function watchAccount(args: WatchArgs, signal: AbortSignal, log: Logger): 
     let server: SubmissionServer | null = null;
     try {
       if (args.servePort !== undefined) server = await startServing(mail, settings, args.servePort, log);
-      const publish = args.publishTo === 'none' ? null : publicationDuty({ store: opened.store, target: publicationTarget(args.publishTo, opened.account), schedule: opened.keyring.schedule, log });
+      const publish = args.publishTo === 'none' ? null : publicationDuty({ store: opened.store, target: publicationTarget(args.publishTo, opened.account), schedule: opened.keyring.schedule, log, clock });
       if (args.publishTo === undefined) log.log('warn', 'publish.private_target', { warning: privateTargetWarning() });
       const sinks: DeliverySink[] = [new MaildirDelivery(args.maildir ?? plaintextMaildir(opened.account))];
       if (args.exec !== undefined) sinks.push(execSink(args.exec));
@@ -138,6 +139,7 @@ async function watchAccount(args: WatchArgs, signal: AbortSignal, log: Logger): 
           ...(args.ackDelay !== undefined ? { policy: { ...DEFAULT_POLICY, ackDelayMs: args.ackDelay * 1000 } } : {}),
         },
         log,
+        clock,
         once: args.once,
         timings: {
           ...(args.idleRestart !== undefined ? { idleRestartMs: args.idleRestart * 1000 } : {}),

@@ -55,7 +55,7 @@ async function forgeFirst(t: TranscriptMail, transcript: readonly TranscriptMail
   if (!sender.fingerprint || !recipient.fingerprint || !recipient.certificate) {
     throw new ForgeError('missing', `${t.name}: the identities of both correspondents are needed (their Autocrypt headers or bundles)`);
   }
-  const time = t.mail.date?.getTime() ?? Date.now();
+  const time = t.time;
   const { senderRing, recipientRing } = ringInUse(t, sender, recipient);
   if (!senderRing || !recipientRing) throw new ForgeError('missing', `${t.name}: no ring key of ${senderRing ? recipient.address : sender.address} valid at the time of the mail is known`);
   const signer = keys.ringKey(senderRing) ?? keys.ringKey(recipientRing);

@@ -47,7 +47,7 @@ function validAt(k: RingKey, time: number): boolean {
  * own mail's header), and the recipient's newest one valid at the mail's date.
  */
 export function ringInUse(t: TranscriptMail, sender: Party, recipient: Party): { senderRing?: Uint8Array; recipientRing?: Uint8Array } {
-  const time = t.mail.date?.getTime() ?? Date.now();
+  const time = t.time;
   const newestValid = (keys: RingKey[]) => [...keys].filter((k) => validAt(k, time)).sort((a, b) => b.notBefore - a.notBefore)[0];
   const senderRing = (t.ringKeys[0] ?? newestValid(sender.ringKeys))?.public;
   const recipientRing = newestValid(recipient.ringKeys)?.public;

@@ -26,10 +26,12 @@ export interface TranscriptMail {
   certificate: openpgp.PublicKey | null;
   /** The sender's ring keys from its Offrecord-Keys header (current first). */
   ringKeys: RingKey[];
+  /** When it was sent as far as anyone can tell: its Date header, else the time the transcript was read. */
+  time: number;
 }
 
-/** Reads one .eml of a transcript: it must be an offrecord mail. */
-export async function readTranscriptMail(name: string, raw: Uint8Array): Promise<TranscriptMail> {
+/** Reads one .eml of a transcript at time `now` (the caller's clock): it must be an offrecord mail. */
+export async function readTranscriptMail(name: string, raw: Uint8Array, now: number): Promise<TranscriptMail> {
   let mail: IncomingMail | null;
   try {
     mail = await parseProtected(raw);
@@ -47,9 +49,9 @@ export async function readTranscriptMail(name: string, raw: Uint8Array): Promise
   } catch {
     ringKeys = []; // a header that does not parse vouches for nothing
   }
-  return { name, raw, mail, certificate, ringKeys };
+  return { name, raw, mail, certificate, ringKeys, time: mail.date?.getTime() ?? now };
 }
 
-export async function readTranscript(files: readonly { name: string; raw: Uint8Array }[]): Promise<TranscriptMail[]> {
-  return Promise.all(files.map((f) => readTranscriptMail(f.name, f.raw)));
+export async function readTranscript(files: readonly { name: string; raw: Uint8Array }[], now: number): Promise<TranscriptMail[]> {
+  return Promise.all(files.map((f) => readTranscriptMail(f.name, f.raw, now)));
 }

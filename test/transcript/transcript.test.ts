@@ -72,7 +72,7 @@ describe('forge and verify', () => {
     // The first five mails: no key of theirs is public yet (the later rounds reveal some in band).
     const early = s.mails.slice(0, 5);
     assert.deepEqual(early.map((m) => m.kind), ['first', 'reply', 'data', 'data', 'ack']);
-    const transcript = await readTranscript(files(early));
+    const transcript = await readTranscript(files(early), Date.now());
     const none = new PublishedKeys([]);
     for (const t of transcript) {
       await assert.rejects(forgeMail(t, transcript, none, { payload: text('x'), known: new Uint8Array(decodeSealedLength(t)), answeredDh: new Uint8Array(32).fill(9) }), (e: unknown) => e instanceof ForgeError && e.code === 'not_published', t.name);
@@ -135,7 +135,7 @@ describe('forge and verify', () => {
       for (const side of [s.alice, s.bob]) await publishDue({ store: side.store, target: new DirectoryTarget(dir), clock: () => s.clock.now() });
       keys = await loadPublished([join(dir, s.alice.fingerprint), join(dir, s.bob.fingerprint)]);
       assert.equal(keys.bundles.filter((b) => b.ringKeys.length > 0).length, 2, 'both ring secrets are published');
-      transcript = await readTranscript(files(s.mails));
+      transcript = await readTranscript(files(s.mails), Date.now());
     });
 
     /** The verifier's report on mail `name` within the transcript, the file name left out. */
@@ -146,7 +146,7 @@ describe('forge and verify', () => {
 
     async function checkForgery(name: string, forgedEml: Uint8Array, expect: (got: Awaited<ReturnType<typeof replayInto>>) => void, claims?: { genuine: Claims; forged: Claims }) {
       const sent = s.byName(name);
-      const [forged] = await readTranscript([{ name: `${name}.eml`, raw: forgedEml }]);
+      const [forged] = await readTranscript([{ name: `${name}.eml`, raw: forgedEml }], Date.now());
       assert.ok(!equalBytes(forged!.mail.protocol, sent.protocol), 'the forgery differs from the original');
       // The receiver, as it was when the genuine mail arrived, accepts the forgery as genuine.
       expect(await replayInto(s, sent, forged!.mail.protocol));
@@ -183,7 +183,7 @@ describe('forge and verify', () => {
       const known = genuineClaims.get('reply.eml')!;
       const answeredDh = sent.receiver.state!.origin.share;
       const eml = await forgeMail(transcript.find((t) => t.name === 'reply.eml')!, transcript, keys, { known, payload, answeredDh });
-      const forgedProtocol = (await readTranscript([{ name: 'reply.eml', raw: eml }]))[0]!.mail.protocol;
+      const forgedProtocol = (await readTranscript([{ name: 'reply.eml', raw: eml }], Date.now()))[0]!.mail.protocol;
       await checkForgery('reply', eml, (got) => assert.equal(got.kind === 'plaintext' && str(got.plaintext), str(payload)), {
         genuine: genuineClaims,
         forged: new Map([...genuineClaims, ['reply.eml', replyPlaintext(sent, forgedProtocol)]]),
@@ -194,7 +194,7 @@ describe('forge and verify', () => {
       const sent = s.byName('first');
       const payload = await newPayload(sent, 'Here are the stolen documents, as agreed.');
       const eml = await forgeMail(transcript.find((t) => t.name === 'first.eml')!, transcript, keys, { payload });
-      const forgedProtocol = (await readTranscript([{ name: 'first.eml', raw: eml }]))[0]!.mail.protocol;
+      const forgedProtocol = (await readTranscript([{ name: 'first.eml', raw: eml }], Date.now()))[0]!.mail.protocol;
       const forgedInner = await firstInner(sent, forgedProtocol);
       await checkForgery('first', eml, (got) => assert.equal(got.kind === 'plaintext' && str(got.plaintext), str(payload)), {
         genuine: genuineClaims,
@@ -204,10 +204,10 @@ describe('forge and verify', () => {
 
     it('a key header a relay refolded (a tab, a deeper indent) is forged as it was, unfolded by RFC 5322 §2.2.3', async () => {
       const original = transcript.find((t) => t.name === 'alice-ack.eml')!;
-      const [refolded] = await readTranscript([{ name: 'alice-ack.eml', raw: refold(s.byName('alice-ack').eml, 'Offrecord-Keys') }]);
+      const [refolded] = await readTranscript([{ name: 'alice-ack.eml', raw: refold(s.byName('alice-ack').eml, 'Offrecord-Keys') }], Date.now());
       assert.notEqual(refolded!.mail.offrecordKeys, original.mail.offrecordKeys, 'the relay changed the folding');
       assert.deepEqual(refolded!.ringKeys, original.ringKeys, 'and nothing the header says');
-      const [forged] = await readTranscript([{ name: 'alice-ack.eml', raw: await forgeMail(refolded!, withForged(transcript, refolded!), keys) }]);
+      const [forged] = await readTranscript([{ name: 'alice-ack.eml', raw: await forgeMail(refolded!, withForged(transcript, refolded!), keys) }], Date.now());
       assert.equal(unfold(forged!.mail.offrecordKeys!), unfold(refolded!.mail.offrecordKeys!));
     });
 
