@@ -17,7 +17,15 @@ export default tseslint.config(
       // node:test runs and awaits the suites and tests it is handed.
       '@typescript-eslint/no-floating-promises': [
         'error',
-        { allowForKnownSafeCalls: [{ from: 'package', package: 'node:test', name: ['describe', 'it', 'test', 'suite', 'before', 'after', 'beforeEach', 'afterEach'] }] },
+        {
+          allowForKnownSafeCalls: [
+            {
+              from: 'package',
+              package: 'node:test',
+              name: ['describe', 'it', 'test', 'suite', 'before', 'after', 'beforeEach', 'afterEach'],
+            },
+          ],
+        },
       ],
       '@typescript-eslint/no-misused-promises': 'error',
       'no-restricted-properties': ['error', { object: 'Math', property: 'random', message: 'use node:crypto randomness' }],
@@ -30,8 +38,15 @@ export default tseslint.config(
     files: ['cli/**/*.ts', 'src/transcript/**/*.ts'],
     ignores: ['cli/env.ts'],
     rules: {
-      'no-restricted-properties': ['error', { object: 'Math', property: 'random', message: 'use node:crypto randomness' }, { object: 'Date', property: 'now', message: 'use the clock cli/env.ts hands down' }],
-      'no-restricted-syntax': ['error', { selector: "NewExpression[callee.name='Date'][arguments.length=0]", message: 'use the clock cli/env.ts hands down' }],
+      'no-restricted-properties': [
+        'error',
+        { object: 'Math', property: 'random', message: 'use node:crypto randomness' },
+        { object: 'Date', property: 'now', message: 'use the clock cli/env.ts hands down' },
+      ],
+      'no-restricted-syntax': [
+        'error',
+        { selector: "NewExpression[callee.name='Date'][arguments.length=0]", message: 'use the clock cli/env.ts hands down' },
+      ],
     },
   },
   { files: ['**/*.js'], ...tseslint.configs.disableTypeChecked },

@@ -38,7 +38,9 @@ function medians(runs: { wall: number; cpu: number }[]): { wall: number; cpu: nu
 function unlockMs(dir: string, kdf: KdfParams, kdfPlace: KdfPlace = 'inline'): { wall: number; cpu: number } {
   const path = join(dir, `unlock-${kdf.logN}.sqlite`);
   if (!existsSync(path)) openAccountStore(path, { passphrase: 'bench passphrase', kdf }).close();
-  return medians(Array.from({ length: RUNS }, () => timeMs(() => openAccountStore(path, { passphrase: 'bench passphrase', kdfPlace }).close())));
+  return medians(
+    Array.from({ length: RUNS }, () => timeMs(() => openAccountStore(path, { passphrase: 'bench passphrase', kdfPlace }).close())),
+  );
 }
 
 export async function benchUnlock(): Promise<{ ms: { wall: number; cpu: number }; kdf: KdfParams }> {
@@ -54,13 +56,25 @@ export async function benchUnlock(): Promise<{ ms: { wall: number; cpu: number }
         const kdf = { ...DEFAULT_KDF, logN };
         return [`scrypt N=2^${logN} (${mib(kdf)} MiB)`, unlockMs(dir, kdf)];
       }),
-      ['argon2id m=64 MiB t=1 p=1 (@noble/hashes), for comparison', medians(Array.from({ length: 3 }, () => timeMs(() => argon2id('bench passphrase', new Uint8Array(16), { m: 65536, t: 1, p: 1, dkLen: 32 }))))],
+      [
+        'argon2id m=64 MiB t=1 p=1 (@noble/hashes), for comparison',
+        medians(
+          Array.from({ length: 3 }, () =>
+            timeMs(() => argon2id('bench passphrase', new Uint8Array(16), { m: 65536, t: 1, p: 1, dkLen: 32 })),
+          ),
+        ),
+      ],
     ];
     console.log(`unlock = open the store + unwrap the account key, median of ${RUNS}, wall (CPU of this process):`);
-    for (const [name, value] of rows) console.log(`  ${name.padEnd(62)} ${value.wall.toFixed(0).padStart(5)} ms (${value.cpu.toFixed(0)} ms)`);
+    for (const [name, value] of rows)
+      console.log(`  ${name.padEnd(62)} ${value.wall.toFixed(0).padStart(5)} ms (${value.cpu.toFixed(0)} ms)`);
     const met = ms.wall >= UNLOCK_MIN_MS && ms.wall <= UNLOCK_MAX_MS;
-    console.log(`unlock as the CLI runs it (scrypt in a child process): ${asCli.wall.toFixed(0)} ms wall (target ${UNLOCK_MIN_MS}-${UNLOCK_MAX_MS} ms wall: ${asCli.wall >= UNLOCK_MIN_MS && asCli.wall <= UNLOCK_MAX_MS ? 'met' : 'NOT met'})`);
-    console.log(`unlock with the shipped parameters: ${ms.wall.toFixed(0)} ms wall, ${ms.cpu.toFixed(0)} ms CPU (target ${UNLOCK_MIN_MS}-${UNLOCK_MAX_MS} ms wall: ${met ? 'met' : 'NOT met'}; load average now ${loadavg()[0]!.toFixed(1)} on ${availableParallelism()} cores)`);
+    console.log(
+      `unlock as the CLI runs it (scrypt in a child process): ${asCli.wall.toFixed(0)} ms wall (target ${UNLOCK_MIN_MS}-${UNLOCK_MAX_MS} ms wall: ${asCli.wall >= UNLOCK_MIN_MS && asCli.wall <= UNLOCK_MAX_MS ? 'met' : 'NOT met'})`,
+    );
+    console.log(
+      `unlock with the shipped parameters: ${ms.wall.toFixed(0)} ms wall, ${ms.cpu.toFixed(0)} ms CPU (target ${UNLOCK_MIN_MS}-${UNLOCK_MAX_MS} ms wall: ${met ? 'met' : 'NOT met'}; load average now ${loadavg()[0]!.toFixed(1)} on ${availableParallelism()} cores)`,
+    );
     return { ms, kdf: DEFAULT_KDF };
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -104,7 +118,18 @@ export function sealingCostUs(bytes: number): { seal: number; open: number } {
   const place = { table: 'sessions', column: 'state', key: ['alice@example.org', 'bob@example.org', 1] };
   const value = randomBytes(Math.max(1, Math.round(bytes)));
   const sealed = key.seal(place, value);
-  const perOp = (op: () => void) => median(Array.from({ length: 5 }, () => timeMs(() => { for (let i = 0; i < 2000; i++) op(); }).cpu)) / 2000 * 1000;
+  const perOp = (op: () => void) =>
+    (median(
+      Array.from(
+        { length: 5 },
+        () =>
+          timeMs(() => {
+            for (let i = 0; i < 2000; i++) op();
+          }).cpu,
+      ),
+    ) /
+      2000) *
+    1000;
   const cost = { seal: perOp(() => key.seal(place, value)), open: perOp(() => key.open(place, sealed)) };
   key.wipe();
   return cost;

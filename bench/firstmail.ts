@@ -26,12 +26,22 @@ const COLD_RINGS = 80;
 const PAYLOAD = new Uint8Array(randomBytes(PAYLOAD_BYTES));
 
 function sender(alice: TestIdentity, bob: TestIdentity, parties: Parties = partiesFor(alice, bob)): Conversation {
-  return new Conversation({ store: new MemorySessionStore(), parties, peerEncryptionKey: bob.publicKey, sealer: new OpenPgpSealer([alice.privateKey]) });
+  return new Conversation({
+    store: new MemorySessionStore(),
+    parties,
+    peerEncryptionKey: bob.publicKey,
+    sealer: new OpenPgpSealer([alice.privateKey]),
+  });
 }
 
 /** Bob with no session yet: the state a first mail meets. */
 function recipient(alice: TestIdentity, bob: TestIdentity): Conversation {
-  return new Conversation({ store: new MemorySessionStore(), parties: partiesFor(bob, alice), peerEncryptionKey: alice.publicKey, sealer: new OpenPgpSealer([bob.privateKey]) });
+  return new Conversation({
+    store: new MemorySessionStore(),
+    parties: partiesFor(bob, alice),
+    peerEncryptionKey: alice.publicKey,
+    sealer: new OpenPgpSealer([bob.privateKey]),
+  });
 }
 
 async function buildFirst(alice: TestIdentity, bob: TestIdentity, parties?: Parties): Promise<Uint8Array> {
@@ -42,7 +52,8 @@ async function buildFirst(alice: TestIdentity, bob: TestIdentity, parties?: Part
 
 async function openFirst(alice: TestIdentity, bob: TestIdentity, mail: Uint8Array): Promise<Uint8Array> {
   const result = await recipient(alice, bob).receive(mail);
-  if (result.kind !== 'plaintext') throw new Error(`first mail not opened: ${result.kind === 'error' ? `${result.code} ${result.message}` : result.kind}`);
+  if (result.kind !== 'plaintext')
+    throw new Error(`first mail not opened: ${result.kind === 'error' ? `${result.code} ${result.message}` : result.kind}`);
   return result.plaintext;
 }
 
@@ -55,7 +66,13 @@ async function pgpSignEncrypt(alice: TestIdentity, bob: TestIdentity): Promise<U
 async function pgpDecryptVerify(alice: TestIdentity, bob: TestIdentity, sealed: Uint8Array): Promise<Uint8Array> {
   const message = await openpgp.readMessage({ binaryMessage: sealed });
   // expectSigned: the promise rejects unless a signature by alice verifies.
-  const { data } = await openpgp.decrypt({ message, decryptionKeys: bob.privateKey, verificationKeys: alice.publicKey, expectSigned: true, format: 'binary' });
+  const { data } = await openpgp.decrypt({
+    message,
+    decryptionKeys: bob.privateKey,
+    verificationKeys: alice.publicKey,
+    expectSigned: true,
+    format: 'binary',
+  });
   return data;
 }
 
@@ -73,9 +90,17 @@ export async function benchFirstMail(opts: MeasureOptions = {}): Promise<BenchRo
   const next = <T>(pool: readonly T[]): T => pool[i++ % pool.length]!;
   const rows = [
     await measureAsync(`offrecord build first mail (${PAYLOAD_BYTES} B)`, async () => void (await buildFirst(alice, bob)), opts),
-    await measureAsync(`offrecord open first mail (${PAYLOAD_BYTES} B)`, async () => void (await openFirst(alice, bob, next(firsts))), opts),
+    await measureAsync(
+      `offrecord open first mail (${PAYLOAD_BYTES} B)`,
+      async () => void (await openFirst(alice, bob, next(firsts))),
+      opts,
+    ),
     await measureAsync(`openpgp.js sign+encrypt (${PAYLOAD_BYTES} B)`, async () => void (await pgpSignEncrypt(alice, bob)), opts),
-    await measureAsync(`openpgp.js decrypt+verify (${PAYLOAD_BYTES} B)`, async () => void (await pgpDecryptVerify(alice, bob, next(pgps))), opts),
+    await measureAsync(
+      `openpgp.js decrypt+verify (${PAYLOAD_BYTES} B)`,
+      async () => void (await pgpDecryptVerify(alice, bob, next(pgps))),
+      opts,
+    ),
   ];
 
   // Informational: a first mail to a ring pair used for the first time (a fresh process, a new
@@ -85,7 +110,13 @@ export async function benchFirstMail(opts: MeasureOptions = {}): Promise<BenchRo
     const parties = partiesFor(alice, bob);
     return { ...parties, local: { ...parties.local, ringKeys: [{ secret, public: ringPublicKey(secret) }] } };
   });
-  rows.push(await measureAsync('offrecord build first mail, ring not cached (info)', async () => void (await buildFirst(alice, bob, next(coldParties))), opts));
+  rows.push(
+    await measureAsync(
+      'offrecord build first mail, ring not cached (info)',
+      async () => void (await buildFirst(alice, bob, next(coldParties))),
+      opts,
+    ),
+  );
   report(rows);
 
   const [build, open, seal, unseal] = rows.map((r) => r.opsPerSec) as [number, number, number, number];

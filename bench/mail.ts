@@ -91,12 +91,22 @@ async function account(bench: Bench, dir: string, who: Who, sizes: number[]): Pr
       return smtp.send(raw, envelope);
     },
   };
-  return { address: user.address, keyring, store, privateKey: await keyring.unlock(), outgoing, incoming: new ImapMailbox(bench.config(who, 'imap')) };
+  return {
+    address: user.address,
+    keyring,
+    store,
+    privateKey: await keyring.unlock(),
+    outgoing,
+    incoming: new ImapMailbox(bench.config(who, 'imap')),
+  };
 }
 
 /** Both pin each other and know each other's ring keys (what the plaintext first contact teaches). */
 async function introduce(a: MailAccount, b: MailAccount): Promise<void> {
-  for (const [self, peer] of [[a, b], [b, a]] as const) {
+  for (const [self, peer] of [
+    [a, b],
+    [b, a],
+  ] as const) {
     await self.keyring.importPeer(await peer.keyring.exportPublic(), { expectedAddress: peer.address });
     await self.keyring.learnRingKeys(peer.address, peer.keyring.ringAdverts());
   }
@@ -132,7 +142,8 @@ async function arrived(bench: Bench, who: Who, count: number): Promise<void> {
     for (;;) {
       const messages = await messageCount(client);
       if (messages >= count) return;
-      if (Date.now() > deadline) throw new Error(`only ${messages} of ${count} mails reached ${who}'s INBOX within ${ARRIVAL_TIMEOUT_MS} ms`);
+      if (Date.now() > deadline)
+        throw new Error(`only ${messages} of ${count} mails reached ${who}'s INBOX within ${ARRIVAL_TIMEOUT_MS} ms`);
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
   } finally {
@@ -157,7 +168,11 @@ function textOf(length: number): string {
 }
 
 /** A plain mail of about `target` bytes on the wire, as nodemailer composes it. */
-async function plainDraft(from: string, to: string, target: number): Promise<{ from: string; to: string; subject: string; text: string; size: number }> {
+async function plainDraft(
+  from: string,
+  to: string,
+  target: number,
+): Promise<{ from: string; to: string; subject: string; text: string; size: number }> {
   const build = async (length: number) => {
     const draft = { from, to, subject: 'plain bench', text: textOf(Math.max(0, length)) };
     return { ...draft, size: (await new MailComposer(draft).compile().build()).length };
@@ -185,12 +200,20 @@ async function timed<T>(work: () => Promise<T>): Promise<Timed<T>> {
   return { ms, cpuMs: (used.user + used.system) / 1000, value };
 }
 
-async function offrecordRound(alice: MailAccount & { store: AccountStore }, bob: MailAccount & { store: AccountStore }, bench: Bench, batch: number, text: string, round: number) {
+async function offrecordRound(
+  alice: MailAccount & { store: AccountStore },
+  bob: MailAccount & { store: AccountStore },
+  bench: Bench,
+  batch: number,
+  text: string,
+  round: number,
+) {
   const drafts: Draft[] = Array.from({ length: batch }, (_, i) => ({ to: bob.address, subject: `bench ${round}.${i}`, text }));
   const sent = await timed(async () => {
     for (const draft of drafts) {
       const outcome = await sendMessage(alice, draft);
-      if (outcome.kind !== 'encrypted' || outcome.type !== 'data') throw new Error(`expected a data message, got ${JSON.stringify(outcome)}`);
+      if (outcome.kind !== 'encrypted' || outcome.type !== 'data')
+        throw new Error(`expected a data message, got ${JSON.stringify(outcome)}`);
     }
     alice.store.forget();
   });
@@ -202,7 +225,9 @@ async function offrecordRound(alice: MailAccount & { store: AccountStore }, bob:
   });
   const got = fetched.value.flatMap((r) => (r.kind === 'message' ? [r.message] : []));
   if (got.length !== batch || got.some((m) => m.text?.trim() !== text.trim())) {
-    throw new Error(`offrecord fetch: ${got.length} of ${batch} messages read: ${JSON.stringify(fetched.value.filter((r) => r.kind !== 'message'))}`);
+    throw new Error(
+      `offrecord fetch: ${got.length} of ${batch} messages read: ${JSON.stringify(fetched.value.filter((r) => r.kind !== 'message'))}`,
+    );
   }
   return { send: sent, fetch: fetched };
 }
@@ -256,7 +281,12 @@ type Round = { send: Timed<unknown>; fetch: Timed<unknown> };
 /** Sums the rounds of one pipeline: wall and CPU milliseconds of sending and of fetching. */
 function total(rounds: Round[]) {
   const sum = (pick: (r: Round) => number) => rounds.reduce((a, r) => a + pick(r), 0);
-  return { sendMs: sum((r) => r.send.ms), sendCpuMs: sum((r) => r.send.cpuMs), fetchMs: sum((r) => r.fetch.ms), fetchCpuMs: sum((r) => r.fetch.cpuMs) };
+  return {
+    sendMs: sum((r) => r.send.ms),
+    sendCpuMs: sum((r) => r.send.cpuMs),
+    fetchMs: sum((r) => r.fetch.ms),
+    fetchCpuMs: sum((r) => r.fetch.cpuMs),
+  };
 }
 
 export async function benchMail(options: MailBenchOptions = {}): Promise<BenchRow[]> {
@@ -269,7 +299,9 @@ export async function benchMail(options: MailBenchOptions = {}): Promise<BenchRo
   const dir = mkdtempSync(join(tmpdir(), 'offrecord-bench-mail-'));
   const stores: AccountStore[] = [];
   try {
-    console.log(`mail servers up in ${servers.startMs.toFixed(0)} ms (STARTTLS ${servers.tls ? 'on' : 'off'}); ${rounds} x ${batch} mails each way`);
+    console.log(
+      `mail servers up in ${servers.startMs.toFixed(0)} ms (STARTTLS ${servers.tls ? 'on' : 'off'}); ${rounds} x ${batch} mails each way`,
+    );
     const bench = benchFor(servers);
     const sizes: number[] = [];
     const alice = await account(bench, dir, 'alice', sizes);
@@ -278,10 +310,12 @@ export async function benchMail(options: MailBenchOptions = {}): Promise<BenchRo
     await introduce(alice, bob);
 
     // Establish the session (first mail, reply), off the clock.
-    if ((await sendMessage(alice, { to: bob.address, subject: 'hello', text })).kind !== 'encrypted') throw new Error('first mail not sent encrypted');
+    if ((await sendMessage(alice, { to: bob.address, subject: 'hello', text })).kind !== 'encrypted')
+      throw new Error('first mail not sent encrypted');
     await arrived(bench, 'bob', 1);
     if (!(await fetchMessages(bob)).some((r) => r.kind === 'message')) throw new Error('Bob could not read the first mail');
-    if ((await sendMessage(bob, { to: alice.address, subject: 'Re: hello', text: 'hi' })).kind !== 'encrypted') throw new Error('reply not sent encrypted');
+    if ((await sendMessage(bob, { to: alice.address, subject: 'Re: hello', text: 'hi' })).kind !== 'encrypted')
+      throw new Error('reply not sent encrypted');
     await arrived(bench, 'alice', 1);
     if (!(await fetchMessages(alice)).some((r) => r.kind === 'message')) throw new Error('Alice could not read the reply');
 
@@ -293,7 +327,11 @@ export async function benchMail(options: MailBenchOptions = {}): Promise<BenchRo
 
     // Warm-up, off the clock: the first batch through a code path pays for V8 compiling it, and
     // without this the pipeline measured first (ours) carried that cost alone.
-    for (const warm of [() => offrecordRound(alice, bob, bench, 10, text, 0), () => withStoreInClear(() => offrecordRound(alice, bob, bench, 10, text, 0))]) await warm();
+    for (const warm of [
+      () => offrecordRound(alice, bob, bench, 10, text, 0),
+      () => withStoreInClear(() => offrecordRound(alice, bob, bench, 10, text, 0)),
+    ])
+      await warm();
 
     // Rotating order (ours, clear, plain; clear, plain, ours; ...), so none profits from its place.
     // "clear" is ours with the store's sealing switched off (bench/atrest.ts), the baseline of the sealed store.
@@ -311,12 +349,10 @@ export async function benchMail(options: MailBenchOptions = {}): Promise<BenchRo
           const { value, count } = await countSealing(() => offrecordRound(alice, bob, bench, batch, text, round));
           ours.push(value);
           sealingCounts.push(count);
-        }
-        else if (which === 'clear') {
+        } else if (which === 'clear') {
           const work = () => offrecordRound(alice, bob, bench, batch, text, round);
           clear.push(await (options.same ? work() : withStoreInClear(work)));
-        }
-        else {
+        } else {
           const r = await plainRound(bench, batch, mail);
           storedSize = r.storedSize;
           plain.push(r);
@@ -336,7 +372,9 @@ export async function benchMail(options: MailBenchOptions = {}): Promise<BenchRo
       rate('offrecord sendMessage, store in clear', mails, c.sendMs),
       rate('offrecord fetchMessages, store in clear', mails, c.fetchMs),
     ];
-    console.log(`user text ${text.length} B; offrecord mail ${wireSize} B, plain mail ${mail.size} B as composed (${Math.round(storedSize)} B as stored)`);
+    console.log(
+      `user text ${text.length} B; offrecord mail ${wireSize} B, plain mail ${mail.size} B as composed (${Math.round(storedSize)} B as stored)`,
+    );
     report(rows);
     console.log();
     const perMail = (ms: number) => (ms / mails).toFixed(1).padStart(6);
@@ -363,11 +401,20 @@ export async function benchMail(options: MailBenchOptions = {}): Promise<BenchRo
     console.log(`sealed store / store in clear, fetch: ${sealing(o.fetchMs, c.fetchMs, o.fetchCpuMs, c.fetchCpuMs)}`);
     // Where the sealed store's cost goes, apart from the noise of the servers: its seals and opens
     // per mail (send and fetch together), each costed by itself in this run.
-    const ops = sealingCounts.reduce((a, c) => ({ seals: a.seals + c.seals, opens: a.opens + c.opens, sealBytes: a.sealBytes + c.sealBytes, openBytes: a.openBytes + c.openBytes }));
+    const ops = sealingCounts.reduce((a, c) => ({
+      seals: a.seals + c.seals,
+      opens: a.opens + c.opens,
+      sealBytes: a.sealBytes + c.sealBytes,
+      openBytes: a.openBytes + c.openBytes,
+    }));
     const cost = sealingCostUs((ops.sealBytes + ops.openBytes) / Math.max(1, ops.seals + ops.opens));
     const sealingUs = (ops.seals * cost.seal + ops.opens * cost.open) / mails;
-    console.log(`sealing per mail (send + fetch): ${(ops.seals / mails).toFixed(2)} seals, ${(ops.opens / mails).toFixed(2)} opens, average ${Math.round((ops.sealBytes + ops.openBytes) / Math.max(1, ops.seals + ops.opens))} B; at ${cost.seal.toFixed(1)} / ${cost.open.toFixed(1)} us CPU each: ${sealingUs.toFixed(0)} us CPU per mail = ${((sealingUs / 1000 / ((o.sendCpuMs + o.fetchCpuMs) / mails)) * 100).toFixed(1)} % of the client CPU per mail`);
-    console.log(`unlock (open + scrypt N=2^${DEFAULT_KDF.logN} r=${DEFAULT_KDF.r} p=${DEFAULT_KDF.p}), once per process, outside the figures above: ${unlockMs.map((ms) => ms.toFixed(0)).join(' and ')} ms wall`);
+    console.log(
+      `sealing per mail (send + fetch): ${(ops.seals / mails).toFixed(2)} seals, ${(ops.opens / mails).toFixed(2)} opens, average ${Math.round((ops.sealBytes + ops.openBytes) / Math.max(1, ops.seals + ops.opens))} B; at ${cost.seal.toFixed(1)} / ${cost.open.toFixed(1)} us CPU each: ${sealingUs.toFixed(0)} us CPU per mail = ${((sealingUs / 1000 / ((o.sendCpuMs + o.fetchCpuMs) / mails)) * 100).toFixed(1)} % of the client CPU per mail`,
+    );
+    console.log(
+      `unlock (open + scrypt N=2^${DEFAULT_KDF.logN} r=${DEFAULT_KDF.r} p=${DEFAULT_KDF.p}), once per process, outside the figures above: ${unlockMs.map((ms) => ms.toFixed(0)).join(' and ')} ms wall`,
+    );
     console.log(`(whole benchmark ${((performance.now() - started) / 1000).toFixed(1)} s; "iterations" = mails)`);
     return rows;
   } finally {
@@ -379,4 +426,5 @@ export async function benchMail(options: MailBenchOptions = {}): Promise<BenchRo
 }
 
 const entry = process.argv[1];
-if (entry !== undefined && import.meta.url === pathToFileURL(entry).href) await benchMail({ tls: !process.argv.includes('--no-tls'), same: process.argv.includes('--same') });
+if (entry !== undefined && import.meta.url === pathToFileURL(entry).href)
+  await benchMail({ tls: !process.argv.includes('--no-tls'), same: process.argv.includes('--same') });

@@ -52,7 +52,11 @@ export async function benchPoison(): Promise<PoisonRow[]> {
   const root = await mkdtemp(join(tmpdir(), 'offrecord-bench-poison-'));
   try {
     const strangers = Array.from({ length: STRANGERS }, (_, i) => `stranger${i}@example.test`);
-    const [alice, bob, ...others] = (await memoryAccounts(root, ['alice@example.test', 'bob@example.test', ...strangers])) as [MemoryAccount, MemoryAccount, ...MemoryAccount[]];
+    const [alice, bob, ...others] = (await memoryAccounts(root, ['alice@example.test', 'bob@example.test', ...strangers])) as [
+      MemoryAccount,
+      MemoryAccount,
+      ...MemoryAccount[],
+    ];
     // Each learns the other's keys from a plaintext mail, as users start.
     await sendMessage(alice, { to: bob.address, subject: 'keys', text: 'keys' }, { allowPlaintext: true });
     await sendMessage(bob, { to: alice.address, subject: 'keys', text: 'keys' }, { allowPlaintext: true });
@@ -82,7 +86,15 @@ export async function benchPoison(): Promise<PoisonRow[]> {
     const genuineFirsts = async (bytes: number, count: number): Promise<Uint8Array[]> => {
       const compose = async (attachment: number) => {
         alice.outgoing.sent.length = 0;
-        await sendMessage(alice, { to: bob.address, subject: 'genuine', text: 'a genuine first mail', attachments: attachment > 0 ? [{ filename: 'a.bin', contentType: 'application/octet-stream', content: new Uint8Array(attachment).fill(0x41) }] : [] });
+        await sendMessage(alice, {
+          to: bob.address,
+          subject: 'genuine',
+          text: 'a genuine first mail',
+          attachments:
+            attachment > 0
+              ? [{ filename: 'a.bin', contentType: 'application/octet-stream', content: new Uint8Array(attachment).fill(0x41) }]
+              : [],
+        });
         return alice.outgoing.sent[0]!.raw;
       };
       // The outer mail grows about 16/9 times the attachment (base64 inside and outside): aim once, then correct.
@@ -94,28 +106,69 @@ export async function benchPoison(): Promise<PoisonRow[]> {
       return mails;
     };
 
-    const head = (type = 'data') => `From: ${alice.address}\r\nTo: ${bob.address}\r\nSubject: ...\r\nOffrecord-Message: v=1; type=${type}\r\nMIME-Version: 1.0\r\n`;
+    const head = (type = 'data') =>
+      `From: ${alice.address}\r\nTo: ${bob.address}\r\nSubject: ...\r\nOffrecord-Message: v=1; type=${type}\r\nMIME-Version: 1.0\r\n`;
     const mixed = (parts: string) => `Content-Type: multipart/mixed; boundary=b\r\n\r\n${parts}--b--\r\n`;
     const text = `--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n${EXPLANATION}\r\n`;
-    const attachment = (body: string) => `--b\r\nContent-Type: application/vnd.offrecord\r\nContent-Transfer-Encoding: base64\r\n\r\n${body}\r\n`;
+    const attachment = (body: string) =>
+      `--b\r\nContent-Type: application/vnd.offrecord\r\nContent-Transfer-Encoding: base64\r\n\r\n${body}\r\n`;
     let nested = `${head()}Content-Type: multipart/mixed; boundary=n0\r\n\r\n`;
     for (let i = 1; i < 500; i++) nested += `--n${i - 1}\r\nContent-Type: multipart/mixed; boundary=n${i}\r\n\r\n`;
-    const flood = Buffer.from(await pkeskFloodFirst(recipientKey, 20_000)).toString('base64').replace(/.{76}/g, '$&\r\n');
+    const flood = Buffer.from(await pkeskFloodFirst(recipientKey, 20_000))
+      .toString('base64')
+      .replace(/.{76}/g, '$&\r\n');
     const zeros = await openpgp.createMessage({ binary: new Uint8Array(27 * 1024 * 1024) });
-    const bomb = (await openpgp.encrypt({ message: zeros, encryptionKeys: recipientKey, format: 'binary', config: { preferredCompressionAlgorithm: openpgp.enums.compression.zlib } })) as Uint8Array;
+    const bomb = (await openpgp.encrypt({
+      message: zeros,
+      encryptionKeys: recipientKey,
+      format: 'binary',
+      config: { preferredCompressionAlgorithm: openpgp.enums.compression.zlib },
+    })) as Uint8Array;
     const compressed = Buffer.from(encodeFirstOuter(bomb)).toString('base64').replace(/.{76}/g, '$&\r\n');
-    const markers = Buffer.from(Uint8Array.from([0x4f, 0x52, 0x01, 0x01, ...Array.from({ length: 340_000 }, () => [0xca, 3, 0x50, 0x47, 0x50]).flat()])).toString('base64').replace(/.{76}/g, '$&\r\n');
+    const markers = Buffer.from(
+      Uint8Array.from([0x4f, 0x52, 0x01, 0x01, ...Array.from({ length: 340_000 }, () => [0xca, 3, 0x50, 0x47, 0x50]).flat()]),
+    )
+      .toString('base64')
+      .replace(/.{76}/g, '$&\r\n');
     const hostile: { name: string; raw: Uint8Array | Uint8Array[]; count: number; baseline?: Uint8Array[] }[] = [
       { name: 'first mail from a new stranger each time, envelope broken', raw: fromStrangers, count: 2, baseline: fromNewCorrespondents },
       { name: 'first mail, envelope of 20,000 PKESK packets', raw: encode(`${head('first')}${mixed(text + attachment(flood))}`), count: 2 },
-      { name: 'first mail, zlib of 27 MiB of zeros in the envelope', raw: encode(`${head('first')}${mixed(text + attachment(compressed))}`), count: 5 },
-      { name: 'first mail, envelope of 340,000 marker packets', raw: encode(`${head('first')}${mixed(text + attachment(markers))}`), count: 2 },
-      { name: '1,001 MIME parts', raw: encode(`${head()}${mixed(Array.from({ length: 1_001 }, (_, i) => `--b\r\nContent-Type: text/plain\r\n\r\npart ${i}\r\n`).join(''))}`), count: 10 },
+      {
+        name: 'first mail, zlib of 27 MiB of zeros in the envelope',
+        raw: encode(`${head('first')}${mixed(text + attachment(compressed))}`),
+        count: 5,
+      },
+      {
+        name: 'first mail, envelope of 340,000 marker packets',
+        raw: encode(`${head('first')}${mixed(text + attachment(markers))}`),
+        count: 2,
+      },
+      {
+        name: '1,001 MIME parts',
+        raw: encode(
+          `${head()}${mixed(Array.from({ length: 1_001 }, (_, i) => `--b\r\nContent-Type: text/plain\r\n\r\npart ${i}\r\n`).join(''))}`,
+        ),
+        count: 10,
+      },
       { name: 'MIME nested 500 deep', raw: encode(nested), count: 10 },
       { name: 'a 1.1 MiB header line', raw: encode(`${head()}X-Junk: ${'a'.repeat(1_100 * 1024)}\r\n${mixed(text)}`), count: 3 },
-      { name: 'To: 3,000 addresses (60 KB)', raw: encode(`${head().replace(`To: ${bob.address}`, `To: ${bob.address}, ${Array.from({ length: 3_000 }, (_, i) => `u${i}@x.test`).join(', ')}`)}${mixed(text)}`), count: 10 },
-      { name: 'Subject: 3,000 encoded words (60 KB)', raw: encode(`${head().replace('Subject: ...', `Subject: ${'=?utf-7?B?K0FHRS0=?= '.repeat(3_000)}`)}${mixed(text)}`), count: 10 },
-      { name: 'broken base64 attachment (1.5 MB)', raw: encode(`${head()}${mixed(text + attachment('T1IB!!!!====AAAA****'.repeat(4).concat('\r\n').repeat(18_000)))}`), count: 3 },
+      {
+        name: 'To: 3,000 addresses (60 KB)',
+        raw: encode(
+          `${head().replace(`To: ${bob.address}`, `To: ${bob.address}, ${Array.from({ length: 3_000 }, (_, i) => `u${i}@x.test`).join(', ')}`)}${mixed(text)}`,
+        ),
+        count: 10,
+      },
+      {
+        name: 'Subject: 3,000 encoded words (60 KB)',
+        raw: encode(`${head().replace('Subject: ...', `Subject: ${'=?utf-7?B?K0FHRS0=?= '.repeat(3_000)}`)}${mixed(text)}`),
+        count: 10,
+      },
+      {
+        name: 'broken base64 attachment (1.5 MB)',
+        raw: encode(`${head()}${mixed(text + attachment('T1IB!!!!====AAAA****'.repeat(4).concat('\r\n').repeat(18_000)))}`),
+        count: 3,
+      },
     ];
 
     const rows: PoisonRow[] = [];
@@ -139,11 +192,18 @@ export async function benchPoison(): Promise<PoisonRow[]> {
       rows.push({ name: mail.name, bytes, hostileMs, genuineMs, ratio: hostileMs / genuineMs });
     }
     const width = Math.max(...rows.map((r) => r.name.length));
-    console.log(`${'hostile mail'.padEnd(width)}  ${'bytes'.padStart(9)}  ${'CPU ms'.padStart(8)}  ${'genuine first, same size'.padStart(24)}  ratio`);
+    console.log(
+      `${'hostile mail'.padEnd(width)}  ${'bytes'.padStart(9)}  ${'CPU ms'.padStart(8)}  ${'genuine first, same size'.padStart(24)}  ratio`,
+    );
     // The genuine first mail is Alice's (keys known), or a new correspondent's for mail from a new identity.
-    for (const r of rows) console.log(`${r.name.padEnd(width)}  ${String(r.bytes).padStart(9)}  ${r.hostileMs.toFixed(2).padStart(8)}  ${r.genuineMs.toFixed(2).padStart(24)}  ${r.ratio.toFixed(2)}x ${r.ratio <= BOUND ? '' : `(over the ${BOUND}x bound)`}`);
+    for (const r of rows)
+      console.log(
+        `${r.name.padEnd(width)}  ${String(r.bytes).padStart(9)}  ${r.hostileMs.toFixed(2).padStart(8)}  ${r.genuineMs.toFixed(2).padStart(24)}  ${r.ratio.toFixed(2)}x ${r.ratio <= BOUND ? '' : `(over the ${BOUND}x bound)`}`,
+      );
     const worst = rows.reduce((a, b) => (b.ratio > a.ratio ? b : a));
-    console.log(`\nworst: ${worst.name}, ${worst.ratio.toFixed(2)}x a genuine first mail of its size (bound ${BOUND}x: ${worst.ratio <= BOUND ? 'met' : 'NOT met'})`);
+    console.log(
+      `\nworst: ${worst.name}, ${worst.ratio.toFixed(2)}x a genuine first mail of its size (bound ${BOUND}x: ${worst.ratio <= BOUND ? 'met' : 'NOT met'})`,
+    );
     for (const account of [alice, bob, ...others]) account.store.close();
     return rows;
   } finally {

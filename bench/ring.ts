@@ -39,7 +39,16 @@ export async function benchRing(opts: MeasureOptions = {}): Promise<BenchRow[]> 
   ];
   report(rows);
 
-  const [sign, verify, , , baseCT, baseVar, varCT, varVar] = rows.map((r) => r.opsPerSec) as [number, number, number, number, number, number, number, number];
+  const [sign, verify, , , baseCT, baseVar, varCT, varVar] = rows.map((r) => r.opsPerSec) as [
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
   // Costs in units of one constant-time base multiplication (the usual "one keygen" yardstick).
   const inBase = (opsPerSec: number): number => baseCT / opsPerSec;
   // Signing: x·G (membership check), α·G, s_o·G (all CT base) + c_o·P_o (CT variable base).
@@ -47,8 +56,12 @@ export async function benchRing(opts: MeasureOptions = {}): Promise<BenchRow[]> 
   // Verification: 2 base + 2 variable-base mults, all variable-time on public data.
   const verifyFloor = (2 * baseCT) / baseVar + (2 * baseCT) / varVar;
   console.log();
-  console.log(`sign   = ${inBase(sign).toFixed(2)} base-mults (floor 3 base + 1 var = ${signFloor.toFixed(2)}; overhead ${((inBase(sign) / signFloor - 1) * 100).toFixed(0)}%)`);
-  console.log(`verify = ${inBase(verify).toFixed(2)} base-mults (floor 2 base + 2 var = ${verifyFloor.toFixed(2)}; overhead ${((inBase(verify) / verifyFloor - 1) * 100).toFixed(0)}%)`);
+  console.log(
+    `sign   = ${inBase(sign).toFixed(2)} base-mults (floor 3 base + 1 var = ${signFloor.toFixed(2)}; overhead ${((inBase(sign) / signFloor - 1) * 100).toFixed(0)}%)`,
+  );
+  console.log(
+    `verify = ${inBase(verify).toFixed(2)} base-mults (floor 2 base + 2 var = ${verifyFloor.toFixed(2)}; overhead ${((inBase(verify) / verifyFloor - 1) * 100).toFixed(0)}%)`,
+  );
   const verdict = (v: number, target: number) => `${v.toFixed(0)}/s vs target ${target}/s: ${v >= target ? 'met' : 'NOT met'}`;
   console.log(`ringSign   ${verdict(sign, TARGET_SIGN_PER_SEC)}`);
   console.log(`ringVerify ${verdict(verify, TARGET_VERIFY_PER_SEC)}`);

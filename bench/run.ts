@@ -15,9 +15,12 @@ if (suite === 'scale') {
   await runScale(rest);
   process.exit(0);
 }
-if (suite !== undefined) throw new Error(`unknown benchmark suite ${JSON.stringify(suite)}: \`npm run bench\` runs them all, \`npm run bench -- scale\` the scale curves`);
+if (suite !== undefined)
+  throw new Error(
+    `unknown benchmark suite ${JSON.stringify(suite)}: \`npm run bench\` runs them all, \`npm run bench -- scale\` the scale curves`,
+  );
 
-console.log('== OTR session: the paper\'s micro-benchmark (section 5.3) ==');
+console.log("== OTR session: the paper's micro-benchmark (section 5.3) ==");
 await benchSession();
 console.log('\n== Ring signature ==');
 await benchRing();
@@ -29,7 +32,7 @@ console.log('\n== Unlocking: the account key under the passphrase (scrypt), agai
 await benchUnlock();
 console.log('\n== Mail over loopback Dovecot + Postfix, against plain nodemailer / imapflow and the store in clear ==');
 await benchMail();
-console.log('\n== A mail client\'s way in: offrecord sendmail against offrecord send, offrecord serve against a plain smtp-server relay ==');
+console.log("\n== A mail client's way in: offrecord sendmail against offrecord send, offrecord serve against a plain smtp-server relay ==");
 await benchSubmission();
 console.log('\n== Watcher daemon over loopback Dovecot + Postfix: latency against plain IDLE, resident memory ==');
 await benchWatch();

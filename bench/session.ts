@@ -118,8 +118,12 @@ export async function benchSession(opts: MeasureOptions = {}): Promise<BenchRow[
   const rows = [engine, bare];
   report(rows);
   const ratio = engine.opsPerSec / bare.opsPerSec;
-  console.log(`round trips/s: ${engine.opsPerSec.toFixed(0)} (target >= ${TARGET_ROUND_TRIPS}: ${engine.opsPerSec >= TARGET_ROUND_TRIPS ? 'met' : 'NOT met'})`);
-  console.log(`ratio to bare primitives: ${ratio.toFixed(2)} (target >= ${TARGET_RATIO}: ${ratio >= TARGET_RATIO ? 'met' : 'NOT met'}); the paper measured 9/s`);
+  console.log(
+    `round trips/s: ${engine.opsPerSec.toFixed(0)} (target >= ${TARGET_ROUND_TRIPS}: ${engine.opsPerSec >= TARGET_ROUND_TRIPS ? 'met' : 'NOT met'})`,
+  );
+  console.log(
+    `ratio to bare primitives: ${ratio.toFixed(2)} (target >= ${TARGET_RATIO}: ${ratio >= TARGET_RATIO ? 'met' : 'NOT met'}); the paper measured 9/s`,
+  );
   return rows;
 }
 

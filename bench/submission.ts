@@ -37,10 +37,22 @@ export interface SubmissionBenchOptions {
 
 /** The CLI in `home`, with the passphrase and Alice's mail password in its environment. */
 function cliEnv(home: string, servers: MailServers): NodeJS.ProcessEnv {
-  return { ...process.env, XDG_DATA_HOME: join(home, 'data'), XDG_CONFIG_HOME: join(home, 'config'), OFFRECORD_PASSPHRASE: PASSPHRASE, MAIL_PW: servers.users.alice.pass };
+  return {
+    ...process.env,
+    XDG_DATA_HOME: join(home, 'data'),
+    XDG_CONFIG_HOME: join(home, 'config'),
+    OFFRECORD_PASSPHRASE: PASSPHRASE,
+    MAIL_PW: servers.users.alice.pass,
+  };
 }
 
-async function cli(home: string, servers: MailServers, args: string[], input = '', env: NodeJS.ProcessEnv = {}): Promise<{ ms: number; stdout: string }> {
+async function cli(
+  home: string,
+  servers: MailServers,
+  args: string[],
+  input = '',
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ ms: number; stdout: string }> {
   const start = performance.now();
   const run = exec(process.execPath, [CLI, ...args], { env: { ...cliEnv(home, servers), ...env }, maxBuffer: 16 * 1024 * 1024 });
   run.child.stdin?.end(input);
@@ -55,7 +67,31 @@ async function accounts(servers: MailServers, homes: { alice: string; bob: strin
   for (const who of ['alice', 'bob'] as const) {
     const home = homes[who];
     await cli(home, servers, ['init', '--email', servers.users[who].address]);
-    await cli(home, servers, ['account', 'add', '--imap-host', servers.imap.host, '--imap-port', String(servers.imap.port), '--smtp-host', servers.smtp.host, '--smtp-port', String(servers.smtp.port), '--security', servers.tls ? 'starttls' : 'plain', ...(servers.tls ? ['--ca-file', ca] : []), '--user', servers.users[who].user, '--password-env', 'MAIL_PW'], '', { MAIL_PW: servers.users[who].pass });
+    await cli(
+      home,
+      servers,
+      [
+        'account',
+        'add',
+        '--imap-host',
+        servers.imap.host,
+        '--imap-port',
+        String(servers.imap.port),
+        '--smtp-host',
+        servers.smtp.host,
+        '--smtp-port',
+        String(servers.smtp.port),
+        '--security',
+        servers.tls ? 'starttls' : 'plain',
+        ...(servers.tls ? ['--ca-file', ca] : []),
+        '--user',
+        servers.users[who].user,
+        '--password-env',
+        'MAIL_PW',
+      ],
+      '',
+      { MAIL_PW: servers.users[who].pass },
+    );
   }
   const { alice, bob } = servers.users;
   await cli(homes.bob, servers, ['send', '--to', alice.address, '--subject', 'keys', '--plaintext'], 'my keys', { MAIL_PW: bob.pass });
@@ -88,7 +124,10 @@ async function benchSendmail(home: string, servers: MailServers, runs: number, t
   const sendmail: number[] = [];
   for (let i = 0; i < runs; i++) {
     const viaSend = () => cli(home, servers, ['send', '--to', bob.address, '--subject', `send ${i}`], text).then((r) => send.push(r.ms));
-    const viaSendmail = () => cli(home, servers, ['sendmail', '-oi', '--', bob.address], composed(alice.address, bob.address, `sendmail ${i}`, text)).then((r) => sendmail.push(r.ms));
+    const viaSendmail = () =>
+      cli(home, servers, ['sendmail', '-oi', '--', bob.address], composed(alice.address, bob.address, `sendmail ${i}`, text)).then((r) =>
+        sendmail.push(r.ms),
+      );
     if (i % 2 === 0) await viaSend().then(viaSendmail);
     else await viaSendmail().then(viaSend);
   }
@@ -118,8 +157,14 @@ async function plainRelay(servers: MailServers): Promise<{ port: number; close: 
       const chunks: Buffer[] = [];
       stream.on('data', (chunk: Buffer) => chunks.push(chunk));
       stream.on('end', () => {
-        const envelope = { from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '', to: session.envelope.rcptTo.map((r) => r.address) };
-        upstream.sendMail({ envelope, raw: Buffer.concat(chunks) }).then(() => callback(), (error: Error) => callback(error));
+        const envelope = {
+          from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
+          to: session.envelope.rcptTo.map((r) => r.address),
+        };
+        upstream.sendMail({ envelope, raw: Buffer.concat(chunks) }).then(
+          () => callback(),
+          (error: Error) => callback(error),
+        );
       });
     },
   });
@@ -131,7 +176,10 @@ async function plainRelay(servers: MailServers): Promise<{ port: number; close: 
 
 /** `offrecord serve` as a child process, ready when it logs serve.start. */
 async function startServe(home: string, servers: MailServers, port: number, children: Set<ChildProcess>): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [CLI, 'serve', '--port', String(port)], { env: cliEnv(home, servers), stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [CLI, 'serve', '--port', String(port)], {
+    env: cliEnv(home, servers),
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   children.add(child);
   await new Promise<void>((ok, fail) => {
     let log = '';
@@ -164,7 +212,10 @@ async function benchServe(home: string, servers: MailServers, mails: number, tex
     const plain = smtpClient(relay.port, alice.address, 'any');
     const submit = async (client: Transporter, subject: string) => {
       const start = performance.now();
-      await client.sendMail({ envelope: { from: alice.address, to: [bob.address] }, raw: composed(alice.address, bob.address, subject, text) });
+      await client.sendMail({
+        envelope: { from: alice.address, to: [bob.address] },
+        raw: composed(alice.address, bob.address, subject, text),
+      });
       return performance.now() - start;
     };
     // One of each first, off the clock (connections, JIT).
@@ -198,18 +249,28 @@ export async function benchSubmission(options: SubmissionBenchOptions = {}): Pro
   const servers = await startMailServers({ tls: true });
   const children = new Set<ChildProcess>();
   const unguard = guardMailServers(servers, children);
-  const homes = { alice: mkdtempSync(join(tmpdir(), 'offrecord-bench-sub-a-')), bob: mkdtempSync(join(tmpdir(), 'offrecord-bench-sub-b-')) };
+  const homes = {
+    alice: mkdtempSync(join(tmpdir(), 'offrecord-bench-sub-a-')),
+    bob: mkdtempSync(join(tmpdir(), 'offrecord-bench-sub-b-')),
+  };
   try {
     await accounts(servers, homes);
     const s = await benchSendmail(homes.alice, servers, runs, text);
     const v = await benchServe(homes.alice, servers, mails, text, children);
-    const verdict = (ratio: number, target: number) => `${ratio.toFixed(2)}x (target <= ${target}x: ${ratio <= target ? 'met' : 'NOT met'})`;
-    console.log(`${text.length} B of text; STARTTLS to Postfix; medians; load average now ${loadavg()[0]!.toFixed(1)} on ${availableParallelism()} cores`);
+    const verdict = (ratio: number, target: number) =>
+      `${ratio.toFixed(2)}x (target <= ${target}x: ${ratio <= target ? 'met' : 'NOT met'})`;
+    console.log(
+      `${text.length} B of text; STARTTLS to Postfix; medians; load average now ${loadavg()[0]!.toFixed(1)} on ${availableParallelism()} cores`,
+    );
     console.log(`offrecord send (CLI process, unlock included)      ${s.send.toFixed(0).padStart(6)} ms per mail, ${runs} runs`);
     console.log(`offrecord sendmail (same text composed as by mutt) ${s.sendmail.toFixed(0).padStart(6)} ms per mail, ${runs} runs`);
     console.log(`sendmail / send: ${verdict(s.sendmail / s.send, TARGET_SENDMAIL_RATIO)}`);
-    console.log(`submission through offrecord serve (nodemailer client, AUTH) ${v.serve.toFixed(1).padStart(6)} ms per mail, ${mails} mails`);
-    console.log(`plain smtp-server relaying the same mail to Postfix           ${v.plain.toFixed(1).padStart(6)} ms per mail, ${mails} mails`);
+    console.log(
+      `submission through offrecord serve (nodemailer client, AUTH) ${v.serve.toFixed(1).padStart(6)} ms per mail, ${mails} mails`,
+    );
+    console.log(
+      `plain smtp-server relaying the same mail to Postfix           ${v.plain.toFixed(1).padStart(6)} ms per mail, ${mails} mails`,
+    );
     console.log(`serve / plain smtp-server relay: ${verdict(v.serve / v.plain, TARGET_SERVE_RATIO)}`);
   } finally {
     for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');

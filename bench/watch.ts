@@ -199,7 +199,12 @@ interface Spread {
 }
 
 function spread(values: number[]): Spread {
-  return { p50: percentile(values, 50), p95: percentile(values, 95), mean: values.reduce((a, b) => a + b, 0) / values.length, max: Math.max(...values) };
+  return {
+    p50: percentile(values, 50),
+    p95: percentile(values, 95),
+    mean: values.reduce((a, b) => a + b, 0) / values.length,
+    max: Math.max(...values),
+  };
 }
 
 export interface LatencyResult {
@@ -217,7 +222,9 @@ export async function benchWatchLatency(options: { mails?: number | undefined; c
   const dir = mkdtempSync(join(tmpdir(), 'offrecord-bench-watch-'));
   const stores: AccountStore[] = [];
   try {
-    console.log(`mail servers up in ${servers.startMs.toFixed(0)} ms (STARTTLS ${servers.tls ? 'on' : 'off'}); ${mails} mails each way, one at a time, alternating in chunks of ${chunk}`);
+    console.log(
+      `mail servers up in ${servers.startMs.toFixed(0)} ms (STARTTLS ${servers.tls ? 'on' : 'off'}); ${mails} mails each way, one at a time, alternating in chunks of ${chunk}`,
+    );
     const maildir = join(dir, 'bob-plaintext');
     for (const sub of ['tmp', 'new', 'cur']) mkdirSync(join(maildir, sub), { recursive: true });
     const alice = await libraryAccount(servers, dir, 'alice');
@@ -225,11 +232,14 @@ export async function benchWatchLatency(options: { mails?: number | undefined; c
     stores.push(alice.store, bob.store);
 
     // The session, off the clock: Bob's plaintext hello, Alice's first mail, Bob's reply.
-    if ((await sendMessage(bob, { to: alice.address, subject: 'hello', text: 'hello' }, { allowPlaintext: true })).kind !== 'plaintext') throw new Error('hello not sent in plaintext');
+    if ((await sendMessage(bob, { to: alice.address, subject: 'hello', text: 'hello' }, { allowPlaintext: true })).kind !== 'plaintext')
+      throw new Error('hello not sent in plaintext');
     await fetchUntil(alice, "Bob's keys", (r) => r.kind === 'ordinary' && r.advertises === bob.address);
-    if ((await sendMessage(alice, { to: bob.address, subject: 'first', text: 'first' })).kind !== 'encrypted') throw new Error('first mail not sent encrypted');
+    if ((await sendMessage(alice, { to: bob.address, subject: 'first', text: 'first' })).kind !== 'encrypted')
+      throw new Error('first mail not sent encrypted');
     await fetchUntil(bob, "Alice's first mail", (r) => r.kind === 'message');
-    if ((await sendMessage(bob, { to: alice.address, subject: 'Re: first', text: 'reply' })).kind !== 'encrypted') throw new Error('reply not sent encrypted');
+    if ((await sendMessage(bob, { to: alice.address, subject: 'Re: first', text: 'reply' })).kind !== 'encrypted')
+      throw new Error('reply not sent encrypted');
     await fetchUntil(alice, "Bob's reply", (r) => r.kind === 'message');
 
     const newMail = new NewMailWatch(join(maildir, 'new'));
@@ -246,7 +256,8 @@ export async function benchWatchLatency(options: { mails?: number | undefined; c
           const start = performance.now();
           const { name, at } = await newMail.next(ARRIVAL_TIMEOUT_MS);
           if (record) ours.push(at - start);
-          if (!readFileSync(join(maildir, 'new', name), 'latin1').includes(marker)) throw new Error(`${name} in Bob's Maildir is not mail ${marker}`);
+          if (!readFileSync(join(maildir, 'new', name), 'latin1').includes(marker))
+            throw new Error(`${name} in Bob's Maildir is not mail ${marker}`);
         }
         await watcher.idle();
       } finally {
@@ -276,13 +287,19 @@ export async function benchWatchLatency(options: { mails?: number | undefined; c
     const row = (name: string, s: Spread) => [name, s.p50.toFixed(0), s.p95.toFixed(0), s.mean.toFixed(0), s.max.toFixed(0)];
     table(
       ['ms per mail, send resolved -> noticed', 'p50', 'p95', 'mean', 'max'],
-      [row("offrecord: sendMessage -> Watcher's plaintext in Maildir new/ (fs.watch)", result.ours), row('plain: nodemailer sendMail -> imapflow IDLE exists + fetch source', result.plain)],
+      [
+        row("offrecord: sendMessage -> Watcher's plaintext in Maildir new/ (fs.watch)", result.ours),
+        row('plain: nodemailer sendMail -> imapflow IDLE exists + fetch source', result.plain),
+      ],
     );
-    const verdict = (ratio: number) => `${ratio.toFixed(2)}x (target <= ${TARGET_LATENCY_RATIO}x: ${ratio <= TARGET_LATENCY_RATIO ? 'met' : 'NOT met'})`;
+    const verdict = (ratio: number) =>
+      `${ratio.toFixed(2)}x (target <= ${TARGET_LATENCY_RATIO}x: ${ratio <= TARGET_LATENCY_RATIO ? 'met' : 'NOT met'})`;
     console.log();
     console.log(`p50 offrecord / p50 plain: ${verdict(result.ours.p50 / result.plain.p50)}`);
     console.log(`p95 offrecord / p95 plain: ${(result.ours.p95 / result.plain.p95).toFixed(2)}x`);
-    console.log(`(latency benchmark ${((performance.now() - started) / 1000).toFixed(1)} s; Dovecot delays IDLE notifications by a fixed 500 ms in both)`);
+    console.log(
+      `(latency benchmark ${((performance.now() - started) / 1000).toFixed(1)} s; Dovecot delays IDLE notifications by a fixed 500 ms in both)`,
+    );
     return result;
   } finally {
     for (const store of stores) store.close();
@@ -333,7 +350,8 @@ function drain(child: ChildProcess): { lines: string[]; text: () => string } {
 async function waitFor(what: string, probe: () => boolean, timeoutMs: number, child?: ChildProcess, output?: () => string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!probe()) {
-    if (child && (child.exitCode !== null || child.signalCode !== null)) throw new Error(`${what}: the child ended (${child.exitCode ?? child.signalCode}):\n${output?.() ?? ''}`);
+    if (child && (child.exitCode !== null || child.signalCode !== null))
+      throw new Error(`${what}: the child ended (${child.exitCode ?? child.signalCode}):\n${output?.() ?? ''}`);
     if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms\n${output?.() ?? ''}`);
     await sleep(20);
   }
@@ -380,12 +398,14 @@ function parallelSmtp(servers: MailServers, parallel: number) {
     send: async (raw, envelope) => {
       while (inFlight.size >= parallel) await Promise.race(inFlight);
       if (failure) throw failure;
-      const sending: Promise<void> = transporter.sendMail({ envelope: { from: envelope.from, to: envelope.to }, raw: Buffer.from(raw) }).then(
-        () => undefined,
-        (error: unknown) => {
-          failure ??= error;
-        },
-      );
+      const sending: Promise<void> = transporter
+        .sendMail({ envelope: { from: envelope.from, to: envelope.to }, raw: Buffer.from(raw) })
+        .then(
+          () => undefined,
+          (error: unknown) => {
+            failure ??= error;
+          },
+        );
       inFlight.add(sending);
       void sending.finally(() => inFlight.delete(sending));
     },
@@ -407,7 +427,9 @@ export interface MemoryResult {
   seconds: number;
 }
 
-export async function benchWatchMemory(options: { mails?: number | undefined; batch?: number | undefined; parallelSends?: number | undefined } = {}): Promise<MemoryResult> {
+export async function benchWatchMemory(
+  options: { mails?: number | undefined; batch?: number | undefined; parallelSends?: number | undefined } = {},
+): Promise<MemoryResult> {
   const total = options.mails ?? 5_000;
   const batch = options.batch ?? 500;
   const parallel = options.parallelSends ?? 8;
@@ -421,7 +443,9 @@ export async function benchWatchMemory(options: { mails?: number | undefined; ba
   const smtp = parallelSmtp(servers, parallel);
   let alice: BenchAccount | null = null;
   try {
-    console.log(`mail servers up in ${servers.startMs.toFixed(0)} ms; ${total} data mails Alice -> \`offrecord watch\` (Bob, child process), RSS read after every ${batch} delivered; up to ${parallel} SMTP hand-overs in flight`);
+    console.log(
+      `mail servers up in ${servers.startMs.toFixed(0)} ms; ${total} data mails Alice -> \`offrecord watch\` (Bob, child process), RSS read after every ${batch} delivered; up to ${parallel} SMTP hand-overs in flight`,
+    );
     mkdirSync(home);
     const env = homeEnv(home, { MAIL_PW: servers.users.bob.pass });
     const bob = servers.users.bob.address;
@@ -431,7 +455,8 @@ export async function benchWatchMemory(options: { mails?: number | undefined; ba
     alice = await libraryAccount(servers, dir, 'alice');
     await ok(home, ['send', '--to', alice.address, '--subject', 'hello', '--plaintext'], 'hello\n', { MAIL_PW: servers.users.bob.pass });
     await fetchUntil(alice, "Bob's keys", (r) => r.kind === 'ordinary' && r.advertises === bob);
-    if ((await sendMessage(alice, { to: bob, subject: 'first', text: 'first words' })).kind !== 'encrypted') throw new Error('first mail not sent encrypted');
+    if ((await sendMessage(alice, { to: bob, subject: 'first', text: 'first words' })).kind !== 'encrypted')
+      throw new Error('first mail not sent encrypted');
     for (let i = 0; ; i++) {
       if (/first words/.test(await ok(home, ['fetch'], '', { MAIL_PW: servers.users.bob.pass }))) break;
       if (i >= 30) throw new Error('Bob (CLI) never read the first mail');
@@ -449,7 +474,16 @@ export async function benchWatchMemory(options: { mails?: number | undefined; ba
     const ca = servers.tls?.cert;
     const plainChild = spawn(process.execPath, [...shebangFlags, join(ROOT, 'dist/bench/watch-child.js')], {
       cwd: ROOT,
-      env: { ...process.env, OFFRECORD_BENCH_IMAP: JSON.stringify({ host: servers.imap.host, port: servers.imap.port, user: servers.users.bob.user, pass: servers.users.bob.pass, ...(ca ? { ca } : {}) }) },
+      env: {
+        ...process.env,
+        OFFRECORD_BENCH_IMAP: JSON.stringify({
+          host: servers.imap.host,
+          port: servers.imap.port,
+          user: servers.users.bob.user,
+          pass: servers.users.bob.pass,
+          ...(ca ? { ca } : {}),
+        }),
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     children.add(plainChild);
@@ -465,30 +499,42 @@ export async function benchWatchMemory(options: { mails?: number | undefined; ba
     writeFileSync(join(credentials, 'offrecord-passphrase'), `${env.OFFRECORD_PASSPHRASE}\n`, { mode: 0o600 });
     const watchEnv: NodeJS.ProcessEnv = { ...env, CREDENTIALS_DIRECTORY: credentials };
     delete watchEnv.OFFRECORD_PASSPHRASE;
-    const watcher = spawn(process.execPath, [...shebangFlags, cli, 'watch', '--maildir', maildir], { cwd: ROOT, env: watchEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+    const watcher = spawn(process.execPath, [...shebangFlags, cli, 'watch', '--maildir', maildir], {
+      cwd: ROOT,
+      env: watchEnv,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     children.add(watcher);
     const watchOut = drain(watcher);
     await waitFor('offrecord watch in IDLE', () => watchStatus(home)?.state.kind === 'idle', 30_000, watcher, watchOut.text);
     await sleep(1_000); // both settled in IDLE
     const startupMb = mb(memoryOf(watcher.pid!).rssKb);
     const plainIdleMb = mb(memoryOf(plainChild.pid!).rssKb);
-    console.log(`right after start-up: offrecord watch ${startupMb.toFixed(1)} MB, plain imapflow IDLE client ${plainIdleMb.toFixed(1)} MB (VmRSS)`);
+    console.log(
+      `right after start-up: offrecord watch ${startupMb.toFixed(1)} MB, plain imapflow IDLE client ${plainIdleMb.toFixed(1)} MB (VmRSS)`,
+    );
 
     const delivered = () => readdirSync(join(maildir, 'new')).length;
     const samples: MemoryResult['samples'] = [];
     const sendStart = performance.now();
     let sendMs = 0;
-    for (let sentSoFar = 0; sentSoFar < total; ) {
+    for (let sentSoFar = 0; sentSoFar < total;) {
       const count = Math.min(batch, total - sentSoFar);
       const t = performance.now();
-      for (let i = 0; i < count; i++) sendsData(await sendMessage(alice, { to: bob, subject: `memory ${sentSoFar + i}`, text: `memory bench mail ${sentSoFar + i}` }));
+      for (let i = 0; i < count; i++)
+        sendsData(await sendMessage(alice, { to: bob, subject: `memory ${sentSoFar + i}`, text: `memory bench mail ${sentSoFar + i}` }));
       await smtp.settle();
       alice.store.forget();
       sendMs += performance.now() - t;
       sentSoFar += count;
       await waitFor(`${sentSoFar} mails delivered`, () => delivered() >= sentSoFar, BATCH_TIMEOUT_MS, watcher, watchOut.text);
       const memory = memoryOf(watcher.pid!);
-      samples.push({ delivered: sentSoFar, rssMb: mb(memory.rssKb), hwmMb: mb(memory.hwmKb), seconds: (performance.now() - sendStart) / 1000 });
+      samples.push({
+        delivered: sentSoFar,
+        rssMb: mb(memory.rssKb),
+        hwmMb: mb(memory.hwmKb),
+        seconds: (performance.now() - sendStart) / 1000,
+      });
     }
     const seconds = (performance.now() - sendStart) / 1000;
     const plainEndMb = mb(memoryOf(plainChild.pid!).rssKb);
@@ -496,7 +542,8 @@ export async function benchWatchMemory(options: { mails?: number | undefined; ba
     const trouble = watchOut.lines.filter((l) => /"level":"(warn|error)"/.test(l));
     await ended(watcher);
     await ended(plainChild);
-    if (watcher.exitCode !== 0) throw new Error(`offrecord watch ended with ${watcher.exitCode ?? watcher.signalCode}:\n${watchOut.text()}`);
+    if (watcher.exitCode !== 0)
+      throw new Error(`offrecord watch ended with ${watcher.exitCode ?? watcher.signalCode}:\n${watchOut.text()}`);
     if (delivered() !== total) throw new Error(`${delivered()} plaintext files for ${total} mails`);
 
     table(
@@ -507,7 +554,9 @@ export async function benchWatchMemory(options: { mails?: number | undefined; ba
     const last = samples[samples.length - 1]!;
     const from = at(total - 2_000);
     console.log();
-    console.log(`offrecord watch VmRSS after ${last.delivered} mails: ${last.rssMb.toFixed(1)} MB (target <= ${TARGET_RSS_MB} MB: ${last.rssMb <= TARGET_RSS_MB ? 'met' : 'NOT met'}); peak ${Math.max(...samples.map((s) => s.hwmMb)).toFixed(1)} MB`);
+    console.log(
+      `offrecord watch VmRSS after ${last.delivered} mails: ${last.rssMb.toFixed(1)} MB (target <= ${TARGET_RSS_MB} MB: ${last.rssMb <= TARGET_RSS_MB ? 'met' : 'NOT met'}); peak ${Math.max(...samples.map((s) => s.hwmMb)).toFixed(1)} MB`,
+    );
     if (from) {
       const growth = last.rssMb - from.rssMb;
       const tail = samples.filter((s) => s.delivered >= from.delivered);
@@ -516,9 +565,13 @@ export async function benchWatchMemory(options: { mails?: number | undefined; ba
           `flat = within ${FLAT_FRACTION * 100}%: ${Math.abs(growth) <= FLAT_FRACTION * from.rssMb ? 'met' : 'NOT met'})`,
       );
     }
-    console.log(`baseline (same run): plain imapflow IDLE client ${plainIdleMb.toFixed(1)} MB at start, ${plainEndMb.toFixed(1)} MB at the end; offrecord watch / plain = ${(last.rssMb / plainIdleMb).toFixed(2)}x; offrecord watch at start-up ${startupMb.toFixed(1)} MB, now ${(last.rssMb / startupMb).toFixed(2)}x that`);
+    console.log(
+      `baseline (same run): plain imapflow IDLE client ${plainIdleMb.toFixed(1)} MB at start, ${plainEndMb.toFixed(1)} MB at the end; offrecord watch / plain = ${(last.rssMb / plainIdleMb).toFixed(2)}x; offrecord watch at start-up ${startupMb.toFixed(1)} MB, now ${(last.rssMb / startupMb).toFixed(2)}x that`,
+    );
     console.log(`the watcher's store WAL before it stopped: ${wal === null ? 'no -wal file' : `${(wal / 2 ** 20).toFixed(2)} MB`}`);
-    console.log(`${total} mails sent and delivered in ${seconds.toFixed(1)} s (Alice's sending ${(sendMs / 1000).toFixed(1)} s of it); ${trouble.length} warn/error log lines from the watcher${trouble.length > 0 ? `, e.g. ${trouble[0]}` : ''}`);
+    console.log(
+      `${total} mails sent and delivered in ${seconds.toFixed(1)} s (Alice's sending ${(sendMs / 1000).toFixed(1)} s of it); ${trouble.length} warn/error log lines from the watcher${trouble.length > 0 ? `, e.g. ${trouble[0]}` : ''}`,
+    );
     report([{ name: 'offrecord watch: mails sent and delivered into the Maildir', opsPerSec: total / seconds, iterations: total }]);
     console.log(`(memory benchmark ${((performance.now() - started) / 1000).toFixed(1)} s)`);
     return { samples, startupMb, plainIdleMb, seconds };
@@ -577,7 +630,13 @@ if (entry !== undefined && import.meta.url === pathToFileURL(entry).href) {
   const only = arg('--only');
   if (only !== undefined && only !== 'latency' && only !== 'memory') throw new Error('--only latency|memory');
   const options: WatchBenchOptions = {};
-  for (const [flag, key] of [['--mails', 'mails'], ['--chunk', 'chunk'], ['--memory-mails', 'memoryMails'], ['--memory-batch', 'memoryBatch'], ['--parallel-sends', 'parallelSends']] as const) {
+  for (const [flag, key] of [
+    ['--mails', 'mails'],
+    ['--chunk', 'chunk'],
+    ['--memory-mails', 'memoryMails'],
+    ['--memory-batch', 'memoryBatch'],
+    ['--parallel-sends', 'parallelSends'],
+  ] as const) {
     const n = number(flag);
     if (n !== undefined) options[key] = n;
   }

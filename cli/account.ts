@@ -26,7 +26,11 @@ export function listAccounts(directory = dataDirectory()): string[] {
 
 export function checkAddress(address: string, what: string): string {
   if (!isValidEmail(address.trim())) {
-    throw new CliError(EXIT.usage, `${what} "${address}" is not a plain email address`, 'write it like alice@example.org (no name, no angle brackets)');
+    throw new CliError(
+      EXIT.usage,
+      `${what} "${address}" is not a plain email address`,
+      'write it like alice@example.org (no name, no angle brackets)',
+    );
   }
   const normalized = normalizeAddress(address);
   accountFileName(normalized); // refuses anything that cannot be a file name
@@ -94,7 +98,12 @@ export function createAccount(account: string): OpenedAccount & { created: boole
 /** The passphrase from its sources (cli/passphrase.ts), or exit 4 saying none was found. */
 async function requirePassphrase(account: string): Promise<string> {
   const passphrase = await unlockPassphrase(account);
-  if (passphrase === undefined) throw new CliError(EXIT.passphrase, `the account ${account} is protected: a passphrase is required`, 'set OFFRECORD_PASSPHRASE, use --passphrase-command CMD, or run offrecord in a terminal to be asked');
+  if (passphrase === undefined)
+    throw new CliError(
+      EXIT.passphrase,
+      `the account ${account} is protected: a passphrase is required`,
+      'set OFFRECORD_PASSPHRASE, use --passphrase-command CMD, or run offrecord in a terminal to be asked',
+    );
   return passphrase;
 }
 
@@ -144,7 +153,10 @@ export async function unlockAndRotate(opened: OpenedAccount, options: { force?: 
 }
 
 /** unlockAndRotate, also returning the passphrase it was given (for a backup protected by it). */
-export async function unlockAll(opened: OpenedAccount, options: { force?: boolean } = {}): Promise<{ rotated: RotationResult; passphrase: string | undefined }> {
+export async function unlockAll(
+  opened: OpenedAccount,
+  options: { force?: boolean } = {},
+): Promise<{ rotated: RotationResult; passphrase: string | undefined }> {
   const { keyring } = opened;
   const passphrase = await unlockStore(opened);
   await keyring.unlock((await keyring.isProtected()) ? passphrase : undefined);

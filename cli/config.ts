@@ -69,17 +69,27 @@ export function loadSettings(account: string): MailSettings {
     throw new CliError(EXIT.input, `the settings in ${path} are not valid JSON`, 'fix or remove the file, then: offrecord account add ...');
   }
   if (settings.v !== 1 || (settings.transport !== 'maildir' && settings.transport !== 'imap')) {
-    throw new CliError(EXIT.input, `the settings in ${path} are of an unknown version`, 'remove the file and run offrecord account add again');
+    throw new CliError(
+      EXIT.input,
+      `the settings in ${path} are of an unknown version`,
+      'remove the file and run offrecord account add again',
+    );
   }
   return settings;
 }
 
 async function password(settings: MailSettings): Promise<string> {
   const source = settings.password;
-  if (!source) throw new CliError(EXIT.usage, 'no password source is configured', 'offrecord account add ... --password-env VAR or --password-command CMD');
+  if (!source)
+    throw new CliError(
+      EXIT.usage,
+      'no password source is configured',
+      'offrecord account add ... --password-env VAR or --password-command CMD',
+    );
   if ('env' in source) {
     const value = process.env[source.env];
-    if (!value) throw new CliError(EXIT.usage, `the environment variable ${source.env} (the mail password) is not set`, `export ${source.env}=...`);
+    if (!value)
+      throw new CliError(EXIT.usage, `the environment variable ${source.env} (the mail password) is not set`, `export ${source.env}=...`);
     return value;
   }
   let stdout: string;
@@ -115,13 +125,18 @@ async function accessToken(command: string): Promise<string> {
   }
   const token = stdout.replace(/\r?\n$/, '');
   if (token === '') throw new MailError('credential', 'the OAuth2 token command printed nothing');
-  if (!ACCESS_TOKEN.test(token)) throw new MailError('credential', 'the OAuth2 token command printed something other than one access token (one line of RFC 6750 token characters)');
+  if (!ACCESS_TOKEN.test(token))
+    throw new MailError(
+      'credential',
+      'the OAuth2 token command printed something other than one access token (one line of RFC 6750 token characters)',
+    );
   return token;
 }
 
 function server(settings: MailSettings, which: 'imap' | 'smtp'): ServerConfig {
   const s = settings[which];
-  if (!s || !settings.user) throw new CliError(EXIT.usage, `no ${which.toUpperCase()} server is configured`, 'offrecord account add --help');
+  if (!s || !settings.user)
+    throw new CliError(EXIT.usage, `no ${which.toUpperCase()} server is configured`, 'offrecord account add --help');
   const address = { host: s.host, port: s.port, security: s.security, user: settings.user, ...(s.caFile ? { caFile: s.caFile } : {}) };
   const oauth2 = settings.oauth2;
   return oauth2 ? { ...address, accessToken: () => accessToken(oauth2.command) } : { ...address, password: () => password(settings) };

@@ -26,7 +26,7 @@ async function person(address: string): Promise<MailAccount> {
 }
 
 const KINDS: Record<number, string> = {
-  [MessageType.First]: 'first mail: ring-signed, sealed to the recipient\'s short-lived key',
+  [MessageType.First]: "first mail: ring-signed, sealed to the recipient's short-lived key",
   [MessageType.Reply]: 'reply: ring-signed DH share, body already under OTR keys',
   [MessageType.Data]: 'OTR data message: AES-CTR + HMAC, a fresh DH share',
   [MessageType.Ack]: 'empty acknowledgement',
@@ -37,7 +37,10 @@ const KINDS: Record<number, string> = {
 async function eavesdrop(to: MailAccount): Promise<string[]> {
   const [id] = await to.incoming.list();
   const raw = await readFile(join(spool.maildir(to.address), 'new', id!), 'utf8');
-  const headers = raw.slice(0, raw.indexOf('\r\n\r\n')).split('\r\n').filter((l) => /^(From|To|Subject|Date):/.test(l));
+  const headers = raw
+    .slice(0, raw.indexOf('\r\n\r\n'))
+    .split('\r\n')
+    .filter((l) => /^(From|To|Subject|Date):/.test(l));
   const mail = await parseProtected(new TextEncoder().encode(raw));
   if (!mail) return [...headers, `(plaintext mail, ${raw.length} bytes, readable by anyone)`];
   const type = peekType(mail.protocol);
@@ -57,9 +60,13 @@ async function mail(from: MailAccount, to: MailAccount, draft: Omit<Draft, 'to'>
   for (const report of await fetchMessages(to)) {
     if (report.kind === 'message') {
       console.log(`   ${to.address} reads: "${report.message.subject}": ${JSON.stringify(report.message.text?.trim())}`);
-      console.log(`   from ${report.from}, ${formatFingerprint(report.fingerprint)} (${report.verified ? 'verified' : 'trusted on first use'})`);
+      console.log(
+        `   from ${report.from}, ${formatFingerprint(report.fingerprint)} (${report.verified ? 'verified' : 'trusted on first use'})`,
+      );
     } else if (report.kind === 'ordinary') {
-      console.log(`   ${to.address} reads it in any mail client${report.advertises ? `; offrecord learns ${report.advertises}'s keys from its headers` : ''}`);
+      console.log(
+        `   ${to.address} reads it in any mail client${report.advertises ? `; offrecord learns ${report.advertises}'s keys from its headers` : ''}`,
+      );
     } else if (report.kind === 'skipped') {
       console.log(`   ${to.address}: skipped (${report.code}): ${report.reason}`);
     }

@@ -74,7 +74,11 @@ function fromKeyError(error: KeyError): Report {
     case 'bad_argument':
       return { exitCode: EXIT.usage, message: error.message, hint: 'see offrecord --help' };
     case 'secret_key_material':
-      return { exitCode: EXIT.input, message: error.message, hint: 'export the public certificate: gpg --export --armor ADDRESS > key.asc' };
+      return {
+        exitCode: EXIT.input,
+        message: error.message,
+        hint: 'export the public certificate: gpg --export --armor ADDRESS > key.asc',
+      };
     case 'multiple_certificates':
       return { exitCode: EXIT.input, message: error.message, hint: 'export one certificate: gpg --export --armor ADDRESS > key.asc' };
     case 'address_mismatch':
@@ -110,11 +114,15 @@ function fromKeyringError(error: KeyringError): Report {
         hint: `nothing was changed; compare the fingerprint with ${address} again (offrecord keys fingerprint ${address})`,
       };
     case 'no_ring_key':
-      return { exitCode: EXIT.input, message: error.message, hint: 'import the file their `offrecord keys export` wrote (offrecord keys import FILE), or wait for their offrecord mail' };
+      return {
+        exitCode: EXIT.input,
+        message: error.message,
+        hint: 'import the file their `offrecord keys export` wrote (offrecord keys import FILE), or wait for their offrecord mail',
+      };
     case 'no_encryption_key':
       return { exitCode: EXIT.input, message: error.message, hint: 'offrecord keys rotate' };
     case 'own_identity':
-      return { exitCode: EXIT.input, message: error.message, hint: 'import your correspondent\'s certificate, not your own' };
+      return { exitCode: EXIT.input, message: error.message, hint: "import your correspondent's certificate, not your own" };
     case 'conflict':
       return { exitCode: EXIT.store, message: error.message, hint: 'run the command again' };
   }
@@ -122,35 +130,49 @@ function fromKeyringError(error: KeyringError): Report {
 
 function fromStoreError(error: StoreError): Report {
   if (error.code === 'passphrase_required') return { exitCode: EXIT.passphrase, message: error.message, hint: PASSPHRASE_HINT };
-  if (error.code === 'bad_passphrase') return { exitCode: EXIT.passphrase, message: error.message, hint: 'nothing was changed; check the passphrase (or what your passphrase command printed) and try again' };
+  if (error.code === 'bad_passphrase')
+    return {
+      exitCode: EXIT.passphrase,
+      message: error.message,
+      hint: 'nothing was changed; check the passphrase (or what your passphrase command printed) and try again',
+    };
   const hints: Record<Exclude<StoreError['code'], 'passphrase_required' | 'bad_passphrase'>, string> = {
     locked: 'another offrecord process is using this account; try again in a moment',
     corrupt: 'the database is damaged; restore it from a backup (see docs/KEYS-CLI.md, "Where the data lives")',
     too_new: 'this account was written by a newer offrecord: upgrade offrecord',
     io: 'check the permissions of the data directory and the free disk space',
     constraint: 'this is a bug: please report it',
-    misplaced: 'a sealed record was moved, altered or copied from another account: restore the database from a backup; nothing was delivered from it',
+    misplaced:
+      'a sealed record was moved, altered or copied from another account: restore the database from a backup; nothing was delivered from it',
   };
   return { exitCode: EXIT.store, message: error.message, hint: hints[error.code] };
 }
 
 const SUBMISSION_HINTS: Partial<Record<SubmissionError['code'], string>> = {
-  no_keys: 'they need to send you one mail with offrecord first (its keys come along), or give you their key (offrecord keys import); to send one plaintext mail carrying your keys instead, allow it for the account: offrecord account add ... --keyless plaintext',
-  identity_changed: 'compare fingerprints with them (offrecord keys fingerprint ADDRESS), then: offrecord keys trust ADDRESS --fingerprint "..."',
+  no_keys:
+    'they need to send you one mail with offrecord first (its keys come along), or give you their key (offrecord keys import); to send one plaintext mail carrying your keys instead, allow it for the account: offrecord account add ... --keyless plaintext',
+  identity_changed:
+    'compare fingerprints with them (offrecord keys fingerprint ADDRESS), then: offrecord keys trust ADDRESS --fingerprint "..."',
   temporary: 'nothing was marked sent: send it again later (a new message: no counter is reused)',
   permanent: 'the server refused it: sending it again unchanged will not help',
-  sender: 'send from the account\'s own address, or choose the account with --account',
+  sender: "send from the account's own address, or choose the account with --account",
 };
 
 /** Mail errors, each with what the person can do about it (the account's settings, or not). */
 function fromMailError(error: MailError): Report {
   const settings = 'offrecord account show; change them with offrecord account add ...';
   const hints: Partial<Record<MailError['code'], [ExitCode, string]>> = {
-    untrusted: [EXIT.mail, `if the server has a certificate of its own (self-signed or a private CA), trust it: offrecord account add ... --ca-file CERT.pem; otherwise check the host name (${settings})`],
-    unreachable: [EXIT.mail, `check the host and port (${settings}): usually IMAP 993 (tls) or 143 (starttls), SMTP 465 (tls) or 587 (starttls); or the server is down`],
+    untrusted: [
+      EXIT.mail,
+      `if the server has a certificate of its own (self-signed or a private CA), trust it: offrecord account add ... --ca-file CERT.pem; otherwise check the host name (${settings})`,
+    ],
+    unreachable: [
+      EXIT.mail,
+      `check the host and port (${settings}): usually IMAP 993 (tls) or 143 (starttls), SMTP 465 (tls) or 587 (starttls); or the server is down`,
+    ],
     auth: [EXIT.mail, `check the user name and the password that --password-env or --password-command gives (${settings})`],
     settings: [EXIT.input, `--ca-file must name a readable PEM certificate file (${settings})`],
-    recipient: [EXIT.mail, 'check the recipient\'s address: the server refused it, your account settings are fine'],
+    recipient: [EXIT.mail, "check the recipient's address: the server refused it, your account settings are fine"],
     credential: [EXIT.mail, 'run the token command by hand to see why (offrecord account show names it)'],
     io: [EXIT.mail, `try again later; if it persists, check the account settings (${settings})`],
   };
@@ -173,13 +195,20 @@ export function report(error: unknown): Report {
     return { exitCode, message: error.message, ...(error.hint ? { hint: error.hint } : {}) };
   }
   if (error instanceof PublicationError) {
-    if (error.code === 'target') return { exitCode: EXIT.mail, message: error.message, hint: 'check the target (directory, URL or address) and try again: what was recorded goes out with the next run' };
-    if (error.code === 'no_identity') return { exitCode: EXIT.usage, message: error.message, hint: 'create one: offrecord init --email ADDRESS' };
+    if (error.code === 'target')
+      return {
+        exitCode: EXIT.mail,
+        message: error.message,
+        hint: 'check the target (directory, URL or address) and try again: what was recorded goes out with the next run',
+      };
+    if (error.code === 'no_identity')
+      return { exitCode: EXIT.usage, message: error.message, hint: 'create one: offrecord init --email ADDRESS' };
     return { exitCode: EXIT.input, message: error.message, hint: 'nothing was kept: ask the publisher for its current bundles' };
   }
   if (error instanceof ForgeError) {
     const hints: Record<ForgeError['code'], string> = {
-      not_published: 'a key is public once revealed in a later mail or published in a bundle: collect bundles with offrecord keys fetch-published',
+      not_published:
+        'a key is public once revealed in a later mail or published in a bundle: collect bundles with offrecord keys fetch-published',
       needs_plaintext: 'give --known (the plaintext you know or guess) and --text or --payload (the new content, no longer)',
       unsupported: 'give an offrecord first mail, reply, data message or acknowledgement (.eml)',
       missing: 'add more mails of the conversation with --transcript, or the bundles with --keys',
@@ -187,7 +216,8 @@ export function report(error: unknown): Report {
     return { exitCode: EXIT.input, message: error.message, hint: hints[error.code] };
   }
   if (error instanceof SubmissionError) {
-    const exitCode = error.code === 'temporary' || error.code === 'permanent' ? EXIT.mail : error.code === 'identity_changed' ? EXIT.trust : EXIT.input;
+    const exitCode =
+      error.code === 'temporary' || error.code === 'permanent' ? EXIT.mail : error.code === 'identity_changed' ? EXIT.trust : EXIT.input;
     return { exitCode, message: error.message, ...(SUBMISSION_HINTS[error.code] ? { hint: SUBMISSION_HINTS[error.code] } : {}) };
   }
 

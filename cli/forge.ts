@@ -30,8 +30,19 @@ function emlFiles(paths: readonly string[]): { name: string; raw: Uint8Array }[]
   const found: string[] = [];
   for (const path of paths) {
     const info = statSync(path, { throwIfNoEntry: false });
-    if (!info) throw new CliError(EXIT.input, `no such file or directory: ${path}`, 'give the .eml files of the conversation, or a directory of them');
-    if (info.isDirectory()) found.push(...readdirSync(path).filter((n) => n.endsWith('.eml')).sort().map((n) => join(path, n)));
+    if (!info)
+      throw new CliError(
+        EXIT.input,
+        `no such file or directory: ${path}`,
+        'give the .eml files of the conversation, or a directory of them',
+      );
+    if (info.isDirectory())
+      found.push(
+        ...readdirSync(path)
+          .filter((n) => n.endsWith('.eml'))
+          .sort()
+          .map((n) => join(path, n)),
+      );
     else found.push(path);
   }
   const names = new Set<string>();
@@ -85,7 +96,11 @@ export async function forge(args: ForgeArgs): Promise<ExitCode> {
     try {
       answeredDh = fromHex(args.answeredShare);
     } catch {
-      throw new CliError(EXIT.usage, '--answered-share must be the 32-byte share in hex', 'it is the dh_share of the first mail the reply answers');
+      throw new CliError(
+        EXIT.usage,
+        '--answered-share must be the 32-byte share in hex',
+        'it is the dh_share of the first mail the reply answers',
+      );
     }
   }
   const payload = await newPayload(args, transcript[0]!, known);

@@ -177,7 +177,10 @@ function importedKeysText(r: ImportResult): string[] {
   const lines = [`  ${r.encryptionKeys.length} encryption subkey(s), ${r.ringKeys.length} ring key(s)`];
   for (const k of r.rejected) lines.push(`  refused ${k.kind} key${k.id ? ` ${shortId(k.kind, k.id)}` : ''}: ${k.reason} (${k.code})`);
   if (r.ringKeys.length === 0) {
-    lines.push(`  no usable ring key came with it: a first mail needs one; ask ${r.address} for a fresh export`, '  (offrecord keys export), or wait for an offrecord mail from them');
+    lines.push(
+      `  no usable ring key came with it: a first mail needs one; ask ${r.address} for a fresh export`,
+      '  (offrecord keys export), or wait for an offrecord mail from them',
+    );
   }
   return lines;
 }

@@ -41,24 +41,37 @@ export interface ImapConfigArgs {
 export function imapConfigLines(args: ImapConfigArgs): string[] {
   const account = resolveAccount(args.account);
   const credential = loadCredential(account);
-  if (!Number.isInteger(args.port) || args.port < 1 || args.port > 65535) throw new CliError(EXIT.usage, `--port ${args.port} is not a TCP port`);
+  if (!Number.isInteger(args.port) || args.port < 1 || args.port > 65535)
+    throw new CliError(EXIT.usage, `--port ${args.port} is not a TCP port`);
   const maildir = plaintextMaildir(account);
   // The Maildir offrecord delivers into; made here (as fetch would) so Dovecot finds it.
   for (const sub of ['cur', 'new', 'tmp']) mkdirSync(join(maildir, sub), { recursive: true, mode: 0o700 });
   const dir = args.dir ?? join(defaultStoreDirectory(process.env), 'dovecot', accountName(account));
   // Dovecot expands %-variables in paths and filters: a path with % would name another place.
-  for (const [what, value] of [['the Maildir', maildir], ['the directory', dir]] as const) {
-    if (value.includes('%')) throw new CliError(EXIT.usage, `${what} ${value} contains %, which Dovecot reads as a variable`, 'choose another --dir');
+  for (const [what, value] of [
+    ['the Maildir', maildir],
+    ['the directory', dir],
+  ] as const) {
+    if (value.includes('%'))
+      throw new CliError(EXIT.usage, `${what} ${value} contains %, which Dovecot reads as a variable`, 'choose another --dir');
   }
   mkdirSync(dir, { recursive: true, mode: 0o700 }); // Dovecot makes base_dir and state_dir, not its log's directory
   const owner = statSync(maildir);
   if (owner.uid === 0) {
-    throw new CliError(EXIT.usage, `the Maildir ${maildir} belongs to root, and Dovecot never gives mail access as root`, 'run offrecord as the user who reads the mail');
+    throw new CliError(
+      EXIT.usage,
+      `the Maildir ${maildir} belongs to root, and Dovecot never gives mail access as root`,
+      'run offrecord as the user who reads the mail',
+    );
   }
   const user = nameOf('/etc/passwd', owner.uid);
   const group = nameOf('/etc/group', owner.gid);
   if (user === undefined || group === undefined) {
-    throw new CliError(EXIT.usage, `the owner of ${maildir} (uid ${owner.uid}, gid ${owner.gid}) has no name in /etc/passwd or /etc/group`, 'Dovecot runs as a named user');
+    throw new CliError(
+      EXIT.usage,
+      `the owner of ${maildir} (uid ${owner.uid}, gid ${owner.gid}) has no name in /etc/passwd or /etc/group`,
+      'Dovecot runs as a named user',
+    );
   }
   const file = join(dir, 'dovecot.conf');
   return [

@@ -61,11 +61,19 @@ export interface InitArgs {
 
 export async function init(args: InitArgs): Promise<ExitCode> {
   if (!isValidEmail(args.email.trim())) {
-    throw new CliError(EXIT.usage, `"${args.email}" is not a plain email address`, 'offrecord init --email alice@example.org [--name "Alice"]');
+    throw new CliError(
+      EXIT.usage,
+      `"${args.email}" is not a plain email address`,
+      'offrecord init --email alice@example.org [--name "Alice"]',
+    );
   }
   const account = checkAddress(args.email, '--email');
   if (args.account !== undefined && checkAddress(args.account, '--account') !== account) {
-    throw new CliError(EXIT.usage, '--account and --email name different addresses', `the new account is named after its address: offrecord init --email ${account}`);
+    throw new CliError(
+      EXIT.usage,
+      '--account and --email name different addresses',
+      `the new account is named after its address: offrecord init --email ${account}`,
+    );
   }
   const opened = createAccount(account);
   let done = false;
@@ -120,20 +128,34 @@ async function restore(opened: OpenedAccount, account: string, file: string): Pr
     throw new CliError(EXIT.input, `${file} is not an OpenPGP secret key`, 'give the file offrecord keys export --secret wrote');
   }
   if (!backup.users.some((u) => u.userID?.email !== undefined && u.userID.email.toLowerCase() === account)) {
-    throw new CliError(EXIT.input, `the key in ${file} is not an identity of ${account}`, 'restore it under the address it was made for: offrecord init --email ADDRESS --restore FILE');
+    throw new CliError(
+      EXIT.input,
+      `the key in ${file} is not an identity of ${account}`,
+      'restore it under the address it was made for: offrecord init --email ADDRESS --restore FILE',
+    );
   }
   const passphrase = backup.isDecrypted() ? undefined : await unlockPassphrase(account);
   if (!backup.isDecrypted()) {
-    if (passphrase === undefined || passphrase === '') throw new CliError(EXIT.passphrase, 'the backup is protected: a passphrase is required', 'set OFFRECORD_PASSPHRASE, use --passphrase-command CMD, or run offrecord in a terminal to be asked');
+    if (passphrase === undefined || passphrase === '')
+      throw new CliError(
+        EXIT.passphrase,
+        'the backup is protected: a passphrase is required',
+        'set OFFRECORD_PASSPHRASE, use --passphrase-command CMD, or run offrecord in a terminal to be asked',
+      );
     try {
       backup = await openpgp.decryptKey({ privateKey: backup, passphrase });
     } catch {
-      throw new CliError(EXIT.passphrase, 'wrong passphrase for the backup', 'nothing was created; give the passphrase the backup was exported under');
+      throw new CliError(
+        EXIT.passphrase,
+        'wrong passphrase for the backup',
+        'nothing was created; give the passphrase the backup was exported under',
+      );
     }
   }
   opened.store.unlock(passphrase ?? null);
   const restored = await opened.keyring.restore(backup);
-  if (passphrase === undefined) warn('WARNING: the account is stored WITHOUT a passphrase: anyone who can read your files can use your keys and read your mail.');
+  if (passphrase === undefined)
+    warn('WARNING: the account is stored WITHOUT a passphrase: anyone who can read your files can use your keys and read your mail.');
   out(
     [
       `restored the identity of ${restored.userId}`,
@@ -170,7 +192,12 @@ export function writeOutput(file: string, text: string | Uint8Array, options: { 
   }
 }
 
-export async function exportKey(args: { account?: string | undefined; secret?: boolean | undefined; output?: string | undefined; force?: boolean | undefined }): Promise<ExitCode> {
+export async function exportKey(args: {
+  account?: string | undefined;
+  secret?: boolean | undefined;
+  output?: string | undefined;
+  force?: boolean | undefined;
+}): Promise<ExitCode> {
   return withAccount(args.account, async (opened) => {
     let text: string;
     if (args.secret) {
@@ -197,8 +224,14 @@ function readInput(argument: string): Uint8Array {
   const file = argument === STDIO ? '-' : argument;
   try {
     const bytes = file === '-' ? readFileSync(0) : readFileSync(file);
-    if (bytes.length > MAX_INPUT_BYTES) throw new CliError(EXIT.input, `${file} is too large to be a certificate`, 'import one OpenPGP public certificate');
-    if (bytes.length === 0) throw new CliError(EXIT.input, `${file === '-' ? 'standard input' : file} is empty`, 'import an OpenPGP public certificate (gpg --export --armor ADDRESS)');
+    if (bytes.length > MAX_INPUT_BYTES)
+      throw new CliError(EXIT.input, `${file} is too large to be a certificate`, 'import one OpenPGP public certificate');
+    if (bytes.length === 0)
+      throw new CliError(
+        EXIT.input,
+        `${file === '-' ? 'standard input' : file} is empty`,
+        'import an OpenPGP public certificate (gpg --export --armor ADDRESS)',
+      );
     return new Uint8Array(bytes);
   } catch (error) {
     if (error instanceof CliError) throw error;
@@ -208,7 +241,12 @@ function readInput(argument: string): Uint8Array {
   }
 }
 
-export async function importKey(args: { account?: string | undefined; file: string; expect?: string | undefined; json?: boolean | undefined }): Promise<ExitCode> {
+export async function importKey(args: {
+  account?: string | undefined;
+  file: string;
+  expect?: string | undefined;
+  json?: boolean | undefined;
+}): Promise<ExitCode> {
   const bytes = readInput(args.file);
   const expected = args.expect !== undefined ? checkAddress(args.expect, '--expect') : undefined;
   return withAccount(args.account, async ({ keyring }) => {
@@ -219,7 +257,9 @@ export async function importKey(args: { account?: string | undefined; file: stri
       return EXIT.trust;
     }
     if (result.status === 'held') {
-      process.stderr.write(`offrecord: not imported: ${result.address} is pinned to ${formatFingerprint(result.pinned!)}, and the changed identity ${formatFingerprint(result.pending!)} awaits your decision first (offrecord keys list)\n`);
+      process.stderr.write(
+        `offrecord: not imported: ${result.address} is pinned to ${formatFingerprint(result.pinned!)}, and the changed identity ${formatFingerprint(result.pending!)} awaits your decision first (offrecord keys list)\n`,
+      );
       return EXIT.trust;
     }
     if (!args.json) out(importText(result));
@@ -227,7 +267,11 @@ export async function importKey(args: { account?: string | undefined; file: stri
   });
 }
 
-export async function fingerprint(args: { account?: string | undefined; address?: string | undefined; json?: boolean | undefined }): Promise<ExitCode> {
+export async function fingerprint(args: {
+  account?: string | undefined;
+  address?: string | undefined;
+  json?: boolean | undefined;
+}): Promise<ExitCode> {
   const address = args.address !== undefined ? checkAddress(args.address, 'the address') : undefined;
   return withAccount(args.account, async ({ keyring }) => {
     const result = await keyring.fingerprint(address);
@@ -243,21 +287,34 @@ export async function trust(args: { account?: string | undefined; address: strin
     given = normalizeFingerprint(args.fingerprint);
   } catch (error) {
     if (!(error instanceof KeyError)) throw error;
-    throw new CliError(EXIT.usage, `"${args.fingerprint}" is not a fingerprint (40 hexadecimal digits)`, `copy it from: offrecord keys fingerprint ${address}`);
+    throw new CliError(
+      EXIT.usage,
+      `"${args.fingerprint}" is not a fingerprint (40 hexadecimal digits)`,
+      `copy it from: offrecord keys fingerprint ${address}`,
+    );
   }
   return withAccount(args.account, async ({ keyring }) => {
     const result = await keyring.trust(address, given);
     if (result.replaced) {
-      out(`${result.address}: the new identity ${formatFingerprint(result.fingerprint)} replaces ${formatFingerprint(result.replaced)} (verified)\n`);
+      out(
+        `${result.address}: the new identity ${formatFingerprint(result.fingerprint)} replaces ${formatFingerprint(result.replaced)} (verified)\n`,
+      );
     } else {
       out(`${result.address}: ${formatFingerprint(result.fingerprint)} marked verified\n`);
-      if (result.discarded) out(`rejected the changed identity ${formatFingerprint(result.discarded)}: its offrecord mail is filed into ${REJECTED_FOLDER} unread from the next fetch on\n`);
+      if (result.discarded)
+        out(
+          `rejected the changed identity ${formatFingerprint(result.discarded)}: its offrecord mail is filed into ${REJECTED_FOLDER} unread from the next fetch on\n`,
+        );
     }
     return EXIT.ok;
   });
 }
 
-export async function rotate(args: { account?: string | undefined; force?: boolean | undefined; json?: boolean | undefined }): Promise<ExitCode> {
+export async function rotate(args: {
+  account?: string | undefined;
+  force?: boolean | undefined;
+  json?: boolean | undefined;
+}): Promise<ExitCode> {
   return withAccount(args.account, async (opened) => {
     const result = await unlockAndRotate(opened, { force: args.force === true });
     out(args.json ? json(rotationJson(result)) : rotationText(result));
@@ -270,10 +327,15 @@ export async function passwd(args: { account?: string | undefined; newCommand?: 
     noteRotation(await unlockAndRotate(opened));
     const next = args.none ? null : await newPassphrase(opened.account, { command: args.newCommand, env: NEW_PASSPHRASE_ENV });
     if (next === undefined) {
-      throw new CliError(EXIT.usage, 'no new passphrase was given', `set ${NEW_PASSPHRASE_ENV}, use --new-passphrase-command CMD, or run offrecord passwd in a terminal; --none removes the passphrase`);
+      throw new CliError(
+        EXIT.usage,
+        'no new passphrase was given',
+        `set ${NEW_PASSPHRASE_ENV}, use --new-passphrase-command CMD, or run offrecord passwd in a terminal; --none removes the passphrase`,
+      );
     }
     opened.store.changePassphrase(next);
-    if (next === null) warn('WARNING: the account is now stored WITHOUT a passphrase: anyone who can read your files can use your keys and read your mail.');
+    if (next === null)
+      warn('WARNING: the account is now stored WITHOUT a passphrase: anyone who can read your files can use your keys and read your mail.');
     out(`${next === null ? 'removed the passphrase of' : 'changed the passphrase of'} ${opened.account}\n`);
     return EXIT.ok;
   });

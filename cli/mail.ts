@@ -24,7 +24,10 @@ export function plaintextMaildir(account: string): string {
   return new MaildirSpool(join(defaultStoreDirectory(process.env), 'mail')).maildir(account);
 }
 
-export async function withMailAccount<T>(requested: string | undefined, fn: (mail: MailAccount, opened: OpenedAccount, settings: MailSettings) => Promise<T>): Promise<T> {
+export async function withMailAccount<T>(
+  requested: string | undefined,
+  fn: (mail: MailAccount, opened: OpenedAccount, settings: MailSettings) => Promise<T>,
+): Promise<T> {
   const opened = openAccount(requested);
   try {
     await unlockAndRotate(opened);
@@ -73,7 +76,13 @@ export interface AccountAddArgs {
  */
 async function checkServers(account: string, settings: MailSettings): Promise<void> {
   const { incoming, outgoing } = transports(account, settings);
-  const checks = [incoming.verify?.(), outgoing.verify?.()].map((check) => check?.then(() => null, (error: unknown) => error) ?? null);
+  const checks = [incoming.verify?.(), outgoing.verify?.()].map(
+    (check) =>
+      check?.then(
+        () => null,
+        (error: unknown) => error,
+      ) ?? null,
+  );
   const failure = (await Promise.all(checks)).find((error) => error !== null);
   if (failure === undefined) return;
   const r = report(failure);
@@ -84,7 +93,11 @@ async function checkServers(account: string, settings: MailSettings): Promise<vo
 export async function accountAdd(args: AccountAddArgs): Promise<ExitCode> {
   const account = resolveAccount(args.account);
   if (args.keyless === 'plaintext' && args.policy === 'require-encryption') {
-    throw new CliError(EXIT.usage, '--keyless plaintext contradicts --policy require-encryption', 'choose one: require-encryption never sends plaintext');
+    throw new CliError(
+      EXIT.usage,
+      '--keyless plaintext contradicts --policy require-encryption',
+      'choose one: require-encryption never sends plaintext',
+    );
   }
   const keyless = args.keyless === 'plaintext' ? { keyless: 'plaintext' as const } : {};
   let settings: MailSettings;
@@ -92,18 +105,36 @@ export async function accountAdd(args: AccountAddArgs): Promise<ExitCode> {
     settings = { v: 1, transport: 'maildir', spool: args.maildir ?? defaultSpool(), folder: args.folder, policy: args.policy, ...keyless };
   } else {
     if (!args.imapHost || !args.smtpHost || !args.user) {
-      throw new CliError(EXIT.usage, 'a real account needs --imap-host, --smtp-host and --user', 'offrecord account add --imap-host imap.example.org --smtp-host smtp.example.org --user alice --password-env MAIL_PASSWORD');
+      throw new CliError(
+        EXIT.usage,
+        'a real account needs --imap-host, --smtp-host and --user',
+        'offrecord account add --imap-host imap.example.org --smtp-host smtp.example.org --user alice --password-env MAIL_PASSWORD',
+      );
     }
     if ([args.passwordEnv, args.passwordCommand, args.oauth2TokenCommand].filter((given) => given !== undefined).length !== 1) {
-      throw new CliError(EXIT.usage, 'give exactly one of --password-env, --password-command and --oauth2-token-command', 'neither password nor token is ever stored: --password-env MAIL_PASSWORD, --password-command "pass show mail/alice", or --oauth2-token-command "oama access alice@gmail.com"');
+      throw new CliError(
+        EXIT.usage,
+        'give exactly one of --password-env, --password-command and --oauth2-token-command',
+        'neither password nor token is ever stored: --password-env MAIL_PASSWORD, --password-command "pass show mail/alice", or --oauth2-token-command "oama access alice@gmail.com"',
+      );
     }
     const imapSecurity = args.imapSecurity ?? args.security;
     const smtpSecurity = args.smtpSecurity ?? args.security;
     settings = {
       v: 1,
       transport: 'imap',
-      imap: { host: args.imapHost, port: args.imapPort ?? (imapSecurity === 'tls' ? 993 : 143), security: imapSecurity, ...(args.caFile ? { caFile: args.caFile } : {}) },
-      smtp: { host: args.smtpHost, port: args.smtpPort ?? (smtpSecurity === 'tls' ? 465 : 587), security: smtpSecurity, ...(args.caFile ? { caFile: args.caFile } : {}) },
+      imap: {
+        host: args.imapHost,
+        port: args.imapPort ?? (imapSecurity === 'tls' ? 993 : 143),
+        security: imapSecurity,
+        ...(args.caFile ? { caFile: args.caFile } : {}),
+      },
+      smtp: {
+        host: args.smtpHost,
+        port: args.smtpPort ?? (smtpSecurity === 'tls' ? 465 : 587),
+        security: smtpSecurity,
+        ...(args.caFile ? { caFile: args.caFile } : {}),
+      },
       user: args.user,
       ...(args.oauth2TokenCommand !== undefined
         ? { oauth2: { command: args.oauth2TokenCommand } }
@@ -130,10 +161,16 @@ export async function accountShow(args: { account?: string | undefined; json: bo
     else {
       out(`imap      ${settings.imap!.host}:${settings.imap!.port} (${settings.imap!.security})\n`);
       out(`smtp      ${settings.smtp!.host}:${settings.smtp!.port} (${settings.smtp!.security})\n`);
-      const credential = settings.oauth2 ? `OAuth2 token from command: ${settings.oauth2.command}` : 'env' in settings.password! ? `password from $${settings.password.env}` : `password from command: ${settings.password!.command}`;
+      const credential = settings.oauth2
+        ? `OAuth2 token from command: ${settings.oauth2.command}`
+        : 'env' in settings.password!
+          ? `password from $${settings.password.env}`
+          : `password from command: ${settings.password!.command}`;
       out(`user      ${settings.user}; ${credential}\n`);
     }
-    out(`policy    ${settings.policy ?? 'opportunistic'}; recipients without keys (sendmail, serve): ${settings.keyless === 'plaintext' && settings.policy !== 'require-encryption' ? 'one plaintext mail carrying your keys' : 'refused'}\n`);
+    out(
+      `policy    ${settings.policy ?? 'opportunistic'}; recipients without keys (sendmail, serve): ${settings.keyless === 'plaintext' && settings.policy !== 'require-encryption' ? 'one plaintext mail carrying your keys' : 'refused'}\n`,
+    );
     out(`processed mail moves to ${settings.folder}; read messages land in ${plaintextMaildir(account)}\n`);
   }
   return EXIT.ok;
@@ -151,7 +188,8 @@ export interface SendArgs {
 
 function readBody(args: SendArgs): string {
   if (args.bodyFile !== undefined) return readFileSync(args.bodyFile, 'utf8');
-  if (process.stdin.isTTY) throw new CliError(EXIT.usage, 'no message body', 'pipe it in (echo hi | offrecord send --to ...) or use --body-file FILE');
+  if (process.stdin.isTTY)
+    throw new CliError(EXIT.usage, 'no message body', 'pipe it in (echo hi | offrecord send --to ...) or use --body-file FILE');
   return readFileSync(0, 'utf8');
 }
 
@@ -168,10 +206,22 @@ export async function send(args: SendArgs): Promise<ExitCode> {
   const html = args.htmlFile !== undefined ? readFileSync(args.htmlFile, 'utf8') : undefined;
   return withMailAccount(args.account, async (mail, _opened, settings) => {
     if (args.plaintext && settings.policy === 'require-encryption') {
-      throw new CliError(EXIT.usage, 'this account\'s policy is require-encryption: it never sends in plaintext', 'import the recipient\'s key first (offrecord keys import), or change the policy with offrecord account add --policy opportunistic');
+      throw new CliError(
+        EXIT.usage,
+        "this account's policy is require-encryption: it never sends in plaintext",
+        "import the recipient's key first (offrecord keys import), or change the policy with offrecord account add --policy opportunistic",
+      );
     }
-    const outcome = await sendMessage(mail, { to, subject: args.subject, text, ...(html !== undefined ? { html } : {}), attachments }, { allowPlaintext: args.plaintext });
-    out(outcome.kind === 'plaintext' ? `sent to ${to} in PLAINTEXT, carrying your keys (their reply can start the protected exchange)\n` : `sent to ${to} (${outcome.type} message)\n`);
+    const outcome = await sendMessage(
+      mail,
+      { to, subject: args.subject, text, ...(html !== undefined ? { html } : {}), attachments },
+      { allowPlaintext: args.plaintext },
+    );
+    out(
+      outcome.kind === 'plaintext'
+        ? `sent to ${to} in PLAINTEXT, carrying your keys (their reply can start the protected exchange)\n`
+        : `sent to ${to} (${outcome.type} message)\n`,
+    );
     return EXIT.ok;
   });
 }
@@ -179,7 +229,9 @@ export async function send(args: SendArgs): Promise<ExitCode> {
 /** Resolves once `text` is handed to standard output; rejects with OutputClosedError once it is closed. */
 function write(text: string): Promise<void> {
   return new Promise((resolve, reject) => {
-    process.stdout.write(text, (error) => (error ? reject(new OutputClosedError('output_closed', 'standard output is closed')) : resolve()));
+    process.stdout.write(text, (error) =>
+      error ? reject(new OutputClosedError('output_closed', 'standard output is closed')) : resolve(),
+    );
   });
 }
 
@@ -196,16 +248,33 @@ function showSink(asJson: boolean, shown: { count: number; entry: (value: unknow
       const message = await parseInner(delivery.message).catch(() => null);
       const renamed = renamedIn(delivery.message);
       if (asJson) {
-        await shown.entry({ id: delivery.id, kind: 'message', from: delivery.sender, fingerprint: delivery.fingerprint, verified: delivery.verified, trust: sender.trust, verifiedSender: formatVerifiedSender(sender), renamed, subject: message?.subject ?? null, date: message?.date.toISOString() ?? null, text: message?.text ?? null, attachments: message?.attachments.map((a) => a.filename) ?? [] });
+        await shown.entry({
+          id: delivery.id,
+          kind: 'message',
+          from: delivery.sender,
+          fingerprint: delivery.fingerprint,
+          verified: delivery.verified,
+          trust: sender.trust,
+          verifiedSender: formatVerifiedSender(sender),
+          renamed,
+          subject: message?.subject ?? null,
+          date: message?.date.toISOString() ?? null,
+          text: message?.text ?? null,
+          attachments: message?.attachments.map((a) => a.filename) ?? [],
+        });
       } else {
         const lines = [
           `From ${delivery.sender}  ${formatFingerprint(delivery.fingerprint)}  ${delivery.verified ? '[verified]' : '[trusted on first use]'}\n`,
           `${VERIFIED_SENDER_HEADER}: ${formatVerifiedSender(sender)}\n`,
-          renamed.length > 0 ? `NOTE: the message's own ${renamed.join(', ')} did not name ${delivery.sender}: not shown as sender, kept as ${renamed.map((n) => ORIGINAL_HEADER_PREFIX + n).join(', ')}\n` : '',
+          renamed.length > 0
+            ? `NOTE: the message's own ${renamed.join(', ')} did not name ${delivery.sender}: not shown as sender, kept as ${renamed.map((n) => ORIGINAL_HEADER_PREFIX + n).join(', ')}\n`
+            : '',
           message
             ? `Subject: ${terminalLine(message.subject)}\nDate: ${message.date.toISOString()}\n\n${terminalText((message.text ?? '(no text part)').trimEnd())}\n`
             : '\n(the message could not be read as MIME: it is in your Maildir as it came)\n',
-          message && message.attachments.length > 0 ? `[attachments: ${message.attachments.map((a) => terminalLine(a.filename)).join(', ')}]\n` : '',
+          message && message.attachments.length > 0
+            ? `[attachments: ${message.attachments.map((a) => terminalLine(a.filename)).join(', ')}]\n`
+            : '',
           '\n',
         ];
         await write(lines.join(''));
@@ -226,7 +295,11 @@ function lockFetch(account: string): HeldLock {
   if (process.stderr.isTTY) process.stderr.write(`waiting for another offrecord fetch of ${account} to finish...\n`);
   const held = takeLock(path, FETCH_LOCK_WAIT_MS);
   if (held) return held;
-  throw new CliError(EXIT.store, `another offrecord fetch of ${account} has been running for ${FETCH_LOCK_WAIT_MS / 60_000} minutes`, 'let it finish, or stop it, then fetch again');
+  throw new CliError(
+    EXIT.store,
+    `another offrecord fetch of ${account} has been running for ${FETCH_LOCK_WAIT_MS / 60_000} minutes`,
+    'let it finish, or stop it, then fetch again',
+  );
 }
 
 export async function fetch(args: { account?: string | undefined; json: boolean }): Promise<ExitCode> {
@@ -254,14 +327,29 @@ export async function fetch(args: { account?: string | undefined; json: boolean 
           if (args.json) {
             if (r.kind !== 'message') pending = pending.then(() => shown.entry(r)); // messages were shown when delivered
           } else if (r.kind === 'ordinary' && r.advertises) {
-            pending = pending.then(() => write(`learned the offrecord keys of ${terminalLine(r.advertises!)} from an ordinary mail (left unread for your mail client)\n\n`));
+            pending = pending.then(() =>
+              write(
+                `learned the offrecord keys of ${terminalLine(r.advertises!)} from an ordinary mail (left unread for your mail client)\n\n`,
+              ),
+            );
           } else if (r.kind === 'held') {
-            const which = r.fingerprint === r.pending ? 'the changed identity that awaits your decision' : `another identity, while the changed identity ${formatFingerprint(r.pending)} awaits your decision`;
-            process.stderr.write(`offrecord: held mail ${terminalLine(r.id)} from ${terminalLine(r.from)} where it is: it is signed by ${which} (${formatFingerprint(r.fingerprint)}); see offrecord keys list\n`);
+            const which =
+              r.fingerprint === r.pending
+                ? 'the changed identity that awaits your decision'
+                : `another identity, while the changed identity ${formatFingerprint(r.pending)} awaits your decision`;
+            process.stderr.write(
+              `offrecord: held mail ${terminalLine(r.id)} from ${terminalLine(r.from)} where it is: it is signed by ${which} (${formatFingerprint(r.fingerprint)}); see offrecord keys list\n`,
+            );
           } else if (r.kind === 'rejected') {
-            pending = pending.then(() => write(`${r.folder ? `filed mail ${terminalLine(r.id)} into ${r.folder} unread` : `left ordinary mail ${terminalLine(r.id)} to your mail client`}: from ${terminalLine(r.from)}, signed by the identity ${formatFingerprint(r.fingerprint)} you rejected\n\n`));
+            pending = pending.then(() =>
+              write(
+                `${r.folder ? `filed mail ${terminalLine(r.id)} into ${r.folder} unread` : `left ordinary mail ${terminalLine(r.id)} to your mail client`}: from ${terminalLine(r.from)}, signed by the identity ${formatFingerprint(r.fingerprint)} you rejected\n\n`,
+              ),
+            );
           } else if (skipped(r)) {
-            process.stderr.write(`offrecord: left mail ${terminalLine(r.id)} untouched: ${terminalLine(r.reason)} (${r.code})\n${r.alarm ? `${terminalText(r.alarm)}\n` : ''}`);
+            process.stderr.write(
+              `offrecord: left mail ${terminalLine(r.id)} untouched: ${terminalLine(r.reason)} (${r.code})\n${r.alarm ? `${terminalText(r.alarm)}\n` : ''}`,
+            );
           }
         },
         // Held mail is not read again until the user decides, but each fetch says it waits.
@@ -290,11 +378,19 @@ export async function sessions(args: { account?: string | undefined; json: boole
     // keyring.list(): it parses every certificate, which grows with the correspondents.
     const rows = opened.store.sessions(identity.fingerprint).map((s) => {
       const address = opened.store.peers(s.peer).at(-1)?.address ?? null;
-      return { peer: address, fingerprint: s.peer, state: s.kind ?? 'unknown', revision: s.revision, updated: new Date(s.updatedAt).toISOString() };
+      return {
+        peer: address,
+        fingerprint: s.peer,
+        state: s.kind ?? 'unknown',
+        revision: s.revision,
+        updated: new Date(s.updatedAt).toISOString(),
+      };
     });
     if (args.json) out(json(rows));
     else if (rows.length === 0) out('no sessions yet\n');
-    else for (const r of rows) out(`${(r.peer ?? '(unknown)').padEnd(32)} ${r.state.padEnd(12)} ${formatFingerprint(r.fingerprint)}  last change ${r.updated}\n`);
+    else
+      for (const r of rows)
+        out(`${(r.peer ?? '(unknown)').padEnd(32)} ${r.state.padEnd(12)} ${formatFingerprint(r.fingerprint)}  last change ${r.updated}\n`);
     return EXIT.ok;
   } finally {
     opened.close();

@@ -50,14 +50,18 @@ function usageHint(argv: string[]): string {
   const [command, sub] = words;
   if (options.has('passphrase')) return 'passphrases are never given on the command line: use OFFRECORD_PASSPHRASE or the prompt';
   if (command === 'init') {
-    return words.length > 1 ? 'give the address as an option: offrecord init --email ADDRESS' : 'offrecord init --email alice@example.org [--name "Alice"]';
+    return words.length > 1
+      ? 'give the address as an option: offrecord init --email ADDRESS'
+      : 'offrecord init --email alice@example.org [--name "Alice"]';
   }
   if (command === 'keys' && sub === 'trust') {
-    if (!options.has('fingerprint') && words.length > 3) return 'the fingerprint goes in --fingerprint: offrecord keys trust ADDRESS --fingerprint "XXXX XXXX ..."';
+    if (!options.has('fingerprint') && words.length > 3)
+      return 'the fingerprint goes in --fingerprint: offrecord keys trust ADDRESS --fingerprint "XXXX XXXX ..."';
     const address = words[2] ?? 'ADDRESS';
     return `compare fingerprints with ${address} first (offrecord keys fingerprint ${address}), then: offrecord keys trust ${address} --fingerprint "XXXX XXXX ..."`;
   }
-  if (command === 'keys' && sub === 'import' && words.length < 3) return 'name the certificate file, or - for standard input: offrecord keys import bob.asc';
+  if (command === 'keys' && sub === 'import' && words.length < 3)
+    return 'name the certificate file, or - for standard input: offrecord keys import bob.asc';
   if (command === 'keys') return 'offrecord keys --help lists the key commands';
   return command ? 'offrecord --help lists the commands' : 'offrecord --help';
 }
@@ -96,7 +100,7 @@ function keysCommands(y: Argv<{ account: string | undefined }>) {
     )
     .command(
       'import <file>',
-      'import a correspondent\'s certificate (- for stdin)',
+      "import a correspondent's certificate (- for stdin)",
       (c) =>
         c
           .positional('file', { type: 'string', demandOption: true, describe: 'an OpenPGP certificate, armored or binary, or -' })
@@ -117,7 +121,12 @@ function keysCommands(y: Argv<{ account: string | undefined }>) {
       (c) =>
         c
           .positional('address', { type: 'string', demandOption: true })
-          .option('fingerprint', { type: 'string', demandOption: true, requiresArg: true, describe: 'the fingerprint you compared (spaces allowed)' })
+          .option('fingerprint', {
+            type: 'string',
+            demandOption: true,
+            requiresArg: true,
+            describe: 'the fingerprint you compared (spaces allowed)',
+          })
           .example('offrecord keys trust bob@example.org --fingerprint "28D6 3B13 ..."', ''),
       run((a) => keys.trust({ account: a.account, address: a.address, fingerprint: a.fingerprint })),
     )
@@ -152,7 +161,12 @@ function keysCommands(y: Argv<{ account: string | undefined }>) {
         c
           .positional('source', { type: 'string', demandOption: true })
           .option('identity', { type: 'string', requiresArg: true, describe: 'refuse bundles of any other identity (fingerprint)' })
-          .option('output', { alias: 'o', type: 'string', requiresArg: true, describe: 'keep the checked bundles here (default: $XDG_DATA_HOME/offrecord/collected)' })
+          .option('output', {
+            alias: 'o',
+            type: 'string',
+            requiresArg: true,
+            describe: 'keep the checked bundles here (default: $XDG_DATA_HOME/offrecord/collected)',
+          })
           .option('json', jsonOption)
           .example('offrecord keys fetch-published https://example.org/offrecord/ --identity 6299DF35...', ''),
       run((a) =>
@@ -179,14 +193,25 @@ function accountCommands(y: Argv<{ account: string | undefined }>) {
           .option('imap-port', { type: 'number', requiresArg: true, describe: 'default 993 (tls) or 143' })
           .option('smtp-host', { type: 'string', requiresArg: true })
           .option('smtp-port', { type: 'number', requiresArg: true, describe: 'default 465 (tls) or 587' })
-          .option('security', { choices: ['tls', 'starttls', 'plain'] as const, default: 'tls' as const, describe: 'plain is refused off loopback' })
+          .option('security', {
+            choices: ['tls', 'starttls', 'plain'] as const,
+            default: 'tls' as const,
+            describe: 'plain is refused off loopback',
+          })
           .option('imap-security', { choices: ['tls', 'starttls', 'plain'] as const, describe: 'for IMAP alone (default: --security)' })
-          .option('smtp-security', { choices: ['tls', 'starttls', 'plain'] as const, describe: 'for SMTP alone, e.g. starttls on 587 with IMAP over tls (default: --security)' })
+          .option('smtp-security', {
+            choices: ['tls', 'starttls', 'plain'] as const,
+            describe: 'for SMTP alone, e.g. starttls on 587 with IMAP over tls (default: --security)',
+          })
           .option('user', { type: 'string', requiresArg: true, describe: 'the login name on both servers' })
           .option('ca-file', { type: 'string', requiresArg: true, describe: 'trust this CA certificate (a private CA)' })
           .option('password-env', { type: 'string', requiresArg: true, describe: 'read the password from this environment variable' })
           .option('password-command', { type: 'string', requiresArg: true, describe: 'run this command to get the password' })
-          .option('oauth2-token-command', { type: 'string', requiresArg: true, describe: 'OAuth2 (XOAUTH2/OAUTHBEARER): run this command to get an access token at each login' })
+          .option('oauth2-token-command', {
+            type: 'string',
+            requiresArg: true,
+            describe: 'OAuth2 (XOAUTH2/OAUTHBEARER): run this command to get an access token at each login',
+          })
           .option('maildir', { type: 'string', requiresArg: true, describe: 'use a local Maildir spool at DIR instead of servers' })
           .option('folder', { type: 'string', default: 'OffRecord', describe: 'where processed ciphertext mail is moved' })
           .option('policy', {
@@ -197,11 +222,22 @@ function accountCommands(y: Argv<{ account: string | undefined }>) {
           .option('keyless', {
             choices: ['refuse', 'plaintext'] as const,
             default: 'refuse' as const,
-            describe: 'sendmail and serve, for a recipient without offrecord keys: refuse the message, or send that recipient one plaintext mail carrying your keys',
+            describe:
+              'sendmail and serve, for a recipient without offrecord keys: refuse the message, or send that recipient one plaintext mail carrying your keys',
           })
-          .option('check', { type: 'boolean', default: true, describe: 'log in to both servers before saving (--no-check saves unchecked)' })
-          .example('offrecord account add --imap-host imap.example.org --smtp-host smtp.example.org --user alice --password-command "pass show mail"', '')
-          .example('offrecord account add --imap-host imap.gmail.com --smtp-host smtp.gmail.com --user alice@gmail.com --oauth2-token-command "oama access alice@gmail.com"', ''),
+          .option('check', {
+            type: 'boolean',
+            default: true,
+            describe: 'log in to both servers before saving (--no-check saves unchecked)',
+          })
+          .example(
+            'offrecord account add --imap-host imap.example.org --smtp-host smtp.example.org --user alice --password-command "pass show mail"',
+            '',
+          )
+          .example(
+            'offrecord account add --imap-host imap.gmail.com --smtp-host smtp.gmail.com --user alice@gmail.com --oauth2-token-command "oama access alice@gmail.com"',
+            '',
+          ),
       run((a) =>
         mail.accountAdd({
           account: a.account,
@@ -225,8 +261,18 @@ function accountCommands(y: Argv<{ account: string | undefined }>) {
         }),
       ),
     )
-    .command('show', 'show the mail settings', (c) => c.option('json', jsonOption), run((a) => mail.accountShow({ account: a.account, json: a.json })))
-    .command('credential', 'make a new password for offrecord serve (shown once, kept hashed)', (c) => c, run((a) => serve.credential({ account: a.account })))
+    .command(
+      'show',
+      'show the mail settings',
+      (c) => c.option('json', jsonOption),
+      run((a) => mail.accountShow({ account: a.account, json: a.json })),
+    )
+    .command(
+      'credential',
+      'make a new password for offrecord serve (shown once, kept hashed)',
+      (c) => c,
+      run((a) => serve.credential({ account: a.account })),
+    )
     .command(
       'imap-config',
       'print a Dovecot configuration serving the read mail over IMAP on 127.0.0.1 (for clients without Maildir)',
@@ -263,7 +309,11 @@ export function parser(argv: string[]) {
         c
           .option('email', { type: 'string', demandOption: true, requiresArg: true, describe: 'your address' })
           .option('name', { type: 'string', requiresArg: true, describe: 'your name, shown to correspondents' })
-          .option('restore', { type: 'string', requiresArg: true, describe: 'restore the identity from a backup (keys export --secret); short-lived keys start fresh' })
+          .option('restore', {
+            type: 'string',
+            requiresArg: true,
+            describe: 'restore the identity from a backup (keys export --secret); short-lived keys start fresh',
+          })
           .example('OFFRECORD_PASSPHRASE=... offrecord init --email alice@example.org --name Alice', ''),
       run((a) =>
         keys.init({
@@ -279,8 +329,16 @@ export function parser(argv: string[]) {
       'change the passphrase (the account key is wrapped anew; nothing else is rewritten)',
       (c) =>
         c
-          .option('new-passphrase-command', { type: 'string', requiresArg: true, describe: 'run CMD to get the new passphrase (otherwise asked twice, or OFFRECORD_NEW_PASSPHRASE)' })
-          .option('none', { type: 'boolean', default: false, describe: 'remove the passphrase: anyone who can read your files can then read your keys and mail' }),
+          .option('new-passphrase-command', {
+            type: 'string',
+            requiresArg: true,
+            describe: 'run CMD to get the new passphrase (otherwise asked twice, or OFFRECORD_NEW_PASSPHRASE)',
+          })
+          .option('none', {
+            type: 'boolean',
+            default: false,
+            describe: 'remove the passphrase: anyone who can read your files can then read your keys and mail',
+          }),
       run((a) => keys.passwd({ account: a.account, newCommand: a['new-passphrase-command'], none: a.none })),
     )
     .command('keys', 'manage keys: list, export, import, fingerprint, trust, rotate, publish, fetch-published', keysCommands)
@@ -295,7 +353,11 @@ export function parser(argv: string[]) {
           .option('attach', { type: 'string', array: true, default: [] as string[], describe: 'attach FILE (repeatable)' })
           .option('body-file', { type: 'string', requiresArg: true })
           .option('html-file', { type: 'string', requiresArg: true, describe: 'an HTML alternative of the body' })
-          .option('plaintext', { type: 'boolean', default: false, describe: 'without keys for the recipient, send this once in PLAINTEXT, carrying your keys' })
+          .option('plaintext', {
+            type: 'boolean',
+            default: false,
+            describe: 'without keys for the recipient, send this once in PLAINTEXT, carrying your keys',
+          })
           .example('echo "Lunch on Friday?" | offrecord send --to bob@example.org --subject Lunch', ''),
       run((a) =>
         mail.send({
@@ -309,25 +371,51 @@ export function parser(argv: string[]) {
         }),
       ),
     )
-    .command('fetch', 'read new mail once: decrypt offrecord mail, learn keys', (c) => c.option('json', jsonOption), run((a) => mail.fetch({ account: a.account, json: a.json })))
+    .command(
+      'fetch',
+      'read new mail once: decrypt offrecord mail, learn keys',
+      (c) => c.option('json', jsonOption),
+      run((a) => mail.fetch({ account: a.account, json: a.json })),
+    )
     .command(
       'watch',
       'keep watching the mailbox (IMAP IDLE): decrypt new mail into your Maildir as it arrives',
       (c) =>
         c
           .option('once', { type: 'boolean', default: false, describe: 'one pass and the timed duties, then exit (for cron)' })
-          .option('maildir', { type: 'string', requiresArg: true, describe: 'deliver read messages into this Maildir (default: the one `account show` names)' })
-          .option('exec', { type: 'string', requiresArg: true, describe: 'also run this shell command per message, the message on its stdin' })
+          .option('maildir', {
+            type: 'string',
+            requiresArg: true,
+            describe: 'deliver read messages into this Maildir (default: the one `account show` names)',
+          })
+          .option('exec', {
+            type: 'string',
+            requiresArg: true,
+            describe: 'also run this shell command per message, the message on its stdin',
+          })
           .option('json', { type: 'boolean', default: false, describe: 'also write each message as a JSON line on stdout' })
-          .option('ack-delay', { type: 'number', requiresArg: true, describe: 'seconds to wait for your reply before acknowledging a new key (default 3600)' })
+          .option('ack-delay', {
+            type: 'number',
+            requiresArg: true,
+            describe: 'seconds to wait for your reply before acknowledging a new key (default 3600)',
+          })
           .option('idle-restart', { type: 'number', requiresArg: true, describe: 'seconds between IDLE restarts (default 100)' })
-          .option('publish-to', { type: 'string', requiresArg: true, describe: 'publish due keys daily to DIR, an http(s) URL or mailto:ADDRESS (as keys publish), or none' })
-          .option('serve', { type: 'boolean', default: false, describe: 'also run the SMTP submission server (as offrecord serve) in this process' })
+          .option('publish-to', {
+            type: 'string',
+            requiresArg: true,
+            describe: 'publish due keys daily to DIR, an http(s) URL or mailto:ADDRESS (as keys publish), or none',
+          })
+          .option('serve', {
+            type: 'boolean',
+            default: false,
+            describe: 'also run the SMTP submission server (as offrecord serve) in this process',
+          })
           .option('serve-port', { type: 'number', default: DEFAULT_SUBMISSION_PORT, describe: 'its port on 127.0.0.1' })
           .check((a) => {
             for (const name of ['ack-delay', 'idle-restart'] as const) {
               const value = a[name];
-              if (value !== undefined && (!Number.isFinite(value) || value <= 0)) throw new Error(`--${name} must be a positive number of seconds`);
+              if (value !== undefined && (!Number.isFinite(value) || value <= 0))
+                throw new Error(`--${name} must be a positive number of seconds`);
             }
             return true;
           })
@@ -357,22 +445,51 @@ export function parser(argv: string[]) {
           .example('offrecord serve', 'until SIGTERM or Ctrl-C; logs JSON lines on stderr'),
       run((a) => serve.serve({ account: a.account, port: a.port })),
     )
-    .command('status', 'what each account\'s watcher is doing', (c) => c.option('json', jsonOption), run((a) => watcher.status({ account: a.account, json: a.json })))
-    .command('sessions', 'who you talk to, and in which state', (c) => c.option('json', jsonOption), run((a) => mail.sessions({ account: a.account, json: a.json })))
+    .command(
+      'status',
+      "what each account's watcher is doing",
+      (c) => c.option('json', jsonOption),
+      run((a) => watcher.status({ account: a.account, json: a.json })),
+    )
+    .command(
+      'sessions',
+      'who you talk to, and in which state',
+      (c) => c.option('json', jsonOption),
+      run((a) => mail.sessions({ account: a.account, json: a.json })),
+    )
     .command(
       'forge <mail>',
       'alter a mail of a transcript with published keys: why your mail is deniable',
       (c) =>
         c
           .positional('mail', { type: 'string', demandOption: true, describe: 'the .eml to alter' })
-          .option('transcript', { type: 'string', array: true, default: [] as string[], describe: 'the other .eml files of the conversation (or directories of them)' })
-          .option('keys', { type: 'string', array: true, default: [] as string[], describe: 'published bundles: files, directories or URLs (repeatable)' })
-          .option('known', { type: 'string', requiresArg: true, describe: 'the plaintext you know or guess (data message: its inner message; reply: auth block and payload)' })
+          .option('transcript', {
+            type: 'string',
+            array: true,
+            default: [] as string[],
+            describe: 'the other .eml files of the conversation (or directories of them)',
+          })
+          .option('keys', {
+            type: 'string',
+            array: true,
+            default: [] as string[],
+            describe: 'published bundles: files, directories or URLs (repeatable)',
+          })
+          .option('known', {
+            type: 'string',
+            requiresArg: true,
+            describe: 'the plaintext you know or guess (data message: its inner message; reply: auth block and payload)',
+          })
           .option('text', { type: 'string', requiresArg: true, describe: 'the new text' })
           .option('payload', { type: 'string', requiresArg: true, describe: 'the new inner message, whole, from FILE' })
           .option('subject', { type: 'string', requiresArg: true, describe: 'the subject of a new first mail' })
           .option('answered-share', { type: 'string', requiresArg: true, describe: "reply: the first mail's DH share it answers (hex)" })
-          .option('output', { alias: 'o', type: 'string', requiresArg: true, describe: 'write the altered mail to FILE (default: standard output)' })
+          .option('output', {
+            alias: 'o',
+            type: 'string',
+            requiresArg: true,
+            describe: 'write the altered mail to FILE (default: standard output)',
+          })
           .option('force', { type: 'boolean', default: false, describe: 'overwrite FILE' })
           .example('offrecord forge data.eml --transcript mails/ --keys collected/ --known data.txt --text "I confess." -o forged.eml', ''),
       run((a) =>
@@ -396,8 +513,18 @@ export function parser(argv: string[]) {
       (c) =>
         c
           .positional('files', { type: 'string', array: true, demandOption: true, describe: '.eml files or directories of them' })
-          .option('keys', { type: 'string', array: true, default: [] as string[], describe: 'published bundles: files, directories or URLs (repeatable)' })
-          .option('claim', { type: 'string', array: true, default: [] as string[], describe: 'MAIL.eml=FILE: a plaintext someone claims for a first mail (inner form) or reply' })
+          .option('keys', {
+            type: 'string',
+            array: true,
+            default: [] as string[],
+            describe: 'published bundles: files, directories or URLs (repeatable)',
+          })
+          .option('claim', {
+            type: 'string',
+            array: true,
+            default: [] as string[],
+            describe: 'MAIL.eml=FILE: a plaintext someone claims for a first mail (inner form) or reply',
+          })
           .option('json', jsonOption),
       run((a) => forge.verify({ files: a.files, keys: a.keys, claim: a.claim, json: a.json })),
     )

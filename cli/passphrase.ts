@@ -26,10 +26,15 @@ async function runPassphraseCommand(command: string): Promise<string> {
     stdout = await runSecretCommand(command, MAX_PASSPHRASE_BYTES);
   } catch (error) {
     if (!(error instanceof SecretCommandError)) throw error;
-    throw new CliError(EXIT.passphrase, `the passphrase command failed: ${error.message}`, `nothing was changed; check it by hand: ${command}`);
+    throw new CliError(
+      EXIT.passphrase,
+      `the passphrase command failed: ${error.message}`,
+      `nothing was changed; check it by hand: ${command}`,
+    );
   }
   const line = stdout.split('\n')[0]!.replace(/\r$/, '');
-  if (line === '') throw new CliError(EXIT.passphrase, 'the passphrase command printed nothing', `nothing was changed; check it by hand: ${command}`);
+  if (line === '')
+    throw new CliError(EXIT.passphrase, 'the passphrase command printed nothing', `nothing was changed; check it by hand: ${command}`);
   return line;
 }
 
@@ -99,7 +104,10 @@ export function promptHidden(question: string): Promise<string> {
  * A new passphrase for init: from the environment, else asked twice on a terminal, else none
  * (the caller warns). An empty answer at the prompt also means none.
  */
-export async function newPassphrase(account: string, sources: { command?: string | undefined; env?: string } = {}): Promise<string | undefined> {
+export async function newPassphrase(
+  account: string,
+  sources: { command?: string | undefined; env?: string } = {},
+): Promise<string | undefined> {
   const command = sources.command ?? passphraseCommand;
   if (command !== undefined) return runPassphraseCommand(command);
   if (sources.env === undefined) {

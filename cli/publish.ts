@@ -47,7 +47,8 @@ export function publicationTarget(to: string | undefined, account: string): Publ
 
 function publishText(result: PublishResult, where: string): string {
   const lines: string[] = [];
-  for (const r of result.redelivered) lines.push(`delivered ${r.name} (recorded earlier): ${r.ringKeys} ring secret(s), ${r.macKeys} MAC key(s) -> ${r.location}`);
+  for (const r of result.redelivered)
+    lines.push(`delivered ${r.name} (recorded earlier): ${r.ringKeys} ring secret(s), ${r.macKeys} MAC key(s) -> ${r.location}`);
   if (result.bundle) {
     const b = result.bundle;
     lines.push(`published ${b.name}: ${b.ringKeys} ring secret(s), ${b.macKeys} MAC key(s) -> ${b.location}`);
@@ -57,39 +58,66 @@ function publishText(result: PublishResult, where: string): string {
   return `${lines.join('\n')}\n`;
 }
 
-export async function publish(args: { account?: string | undefined; to?: string | undefined; json?: boolean | undefined }): Promise<ExitCode> {
+export async function publish(args: {
+  account?: string | undefined;
+  to?: string | undefined;
+  json?: boolean | undefined;
+}): Promise<ExitCode> {
   const opened = openAccount(args.account);
   try {
     const t = publicationTarget(args.to, opened.account);
     if (args.to === undefined) process.stderr.write(`offrecord: ${privateTargetWarning()}\n`);
     await unlockStore(opened); // ring secrets are sealed under the account key
-    const result = await publishDue({ store: opened.store, target: t, schedule: opened.keyring.schedule, clock }).catch((error: unknown) => {
-      // A conversation saved by another process (the watcher) between our read and our write.
-      if (error instanceof ProtocolError && error.code === 'state_conflict') throw new CliError(EXIT.store, 'a conversation changed meanwhile: nothing was published', 'run the command again');
-      throw error;
-    });
-    out(args.json ? json({ version: JSON_VERSION, target: t.description, bundle: result.bundle, redelivered: result.redelivered }) : publishText(result, t.description));
+    const result = await publishDue({ store: opened.store, target: t, schedule: opened.keyring.schedule, clock }).catch(
+      (error: unknown) => {
+        // A conversation saved by another process (the watcher) between our read and our write.
+        if (error instanceof ProtocolError && error.code === 'state_conflict')
+          throw new CliError(EXIT.store, 'a conversation changed meanwhile: nothing was published', 'run the command again');
+        throw error;
+      },
+    );
+    out(
+      args.json
+        ? json({ version: JSON_VERSION, target: t.description, bundle: result.bundle, redelivered: result.redelivered })
+        : publishText(result, t.description),
+    );
     return EXIT.ok;
   } finally {
     opened.close();
   }
 }
 
-export async function fetchPublished(args: { source: string; identity?: string | undefined; output?: string | undefined; json?: boolean | undefined }): Promise<ExitCode> {
+export async function fetchPublished(args: {
+  source: string;
+  identity?: string | undefined;
+  output?: string | undefined;
+  json?: boolean | undefined;
+}): Promise<ExitCode> {
   const identity = args.identity?.replace(/\s+/g, '').toLowerCase();
   const fetched = await readPublished(args.source, identity);
   // Every bundle is checked before anything is kept: one bad bundle refuses the whole fetch.
   const verified = [];
-  for (const f of fetched) verified.push(await verifyBundle(f.bytes, { name: f.name, ...(identity !== undefined ? { expectedIdentity: identity } : {}) }));
+  for (const f of fetched)
+    verified.push(await verifyBundle(f.bytes, { name: f.name, ...(identity !== undefined ? { expectedIdentity: identity } : {}) }));
   const keep = new DirectoryTarget(args.output ?? defaultCollectDirectory());
   const rows = [];
   for (const b of verified) {
-    rows.push({ name: b.name, identity: b.identity, created: iso(b.created), ringKeys: b.ringKeys.length, macKeys: b.macKeys.length, location: await keep.deliver(b.identity, b.name, b.bytes) });
+    rows.push({
+      name: b.name,
+      identity: b.identity,
+      created: iso(b.created),
+      ringKeys: b.ringKeys.length,
+      macKeys: b.macKeys.length,
+      location: await keep.deliver(b.identity, b.name, b.bytes),
+    });
   }
   if (args.json) {
     out(json({ version: JSON_VERSION, bundles: rows }));
   } else {
-    for (const r of rows) out(`${r.name}: ${formatFingerprint(r.identity)}, ${r.ringKeys} ring secret(s), ${r.macKeys} MAC key(s), checked; kept in ${r.location}\n`);
+    for (const r of rows)
+      out(
+        `${r.name}: ${formatFingerprint(r.identity)}, ${r.ringKeys} ring secret(s), ${r.macKeys} MAC key(s), checked; kept in ${r.location}\n`,
+      );
   }
   return EXIT.ok;
 }

@@ -24,12 +24,18 @@ export function childEnvironment(drop: readonly string[] = [], env: NodeJS.Proce
 /** What `command` prints on stdout; SecretCommandError says why not, never echoing its output. */
 export async function runSecretCommand(command: string, maxBytes: number): Promise<string> {
   try {
-    const { stdout } = await promisify(execFile)('/bin/sh', ['-c', command], { env: childEnvironment(), timeout: SECRET_COMMAND_TIMEOUT_MS, maxBuffer: maxBytes });
+    const { stdout } = await promisify(execFile)('/bin/sh', ['-c', command], {
+      env: childEnvironment(),
+      timeout: SECRET_COMMAND_TIMEOUT_MS,
+      maxBuffer: maxBytes,
+    });
     return stdout;
   } catch (error) {
     const e = error as { code?: unknown; signal?: unknown; killed?: boolean };
-    if (e.code === 'ERR_CHILD_PROCESS_STDIO_MAXBUFFER') throw new SecretCommandError('too_much_output', `it printed more than ${maxBytes} bytes`);
-    if (e.killed && e.signal === 'SIGTERM') throw new SecretCommandError('timed_out', `it ran longer than ${SECRET_COMMAND_TIMEOUT_MS / 1000} s`);
+    if (e.code === 'ERR_CHILD_PROCESS_STDIO_MAXBUFFER')
+      throw new SecretCommandError('too_much_output', `it printed more than ${maxBytes} bytes`);
+    if (e.killed && e.signal === 'SIGTERM')
+      throw new SecretCommandError('timed_out', `it ran longer than ${SECRET_COMMAND_TIMEOUT_MS / 1000} s`);
     if (typeof e.code === 'number') throw new SecretCommandError('exit_status', `it exited with status ${e.code}`);
     if (typeof e.signal === 'string') throw new SecretCommandError('killed', `it was killed by ${e.signal}`);
     throw new SecretCommandError('not_run', 'it could not be run');

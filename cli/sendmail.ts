@@ -50,7 +50,11 @@ const IGNORED = new Set(['i', 'm', 'n', 'x', 'U', 'G', 'I', 'c']);
 export function parseSendmailArgs(argv: string[]): SendmailArgs {
   const args: SendmailArgs = { readRecipients: false, verbose: false, recipients: [] };
   const usage = (message: string): never => {
-    throw new CliError(EXIT.usage, message, 'offrecord sendmail [-t] [-i] [-f ADDRESS] [-F NAME] [--account ADDRESS] [--] [RECIPIENT...] < message');
+    throw new CliError(
+      EXIT.usage,
+      message,
+      'offrecord sendmail [-t] [-i] [-f ADDRESS] [-F NAME] [--account ADDRESS] [--] [RECIPIENT...] < message',
+    );
   };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
@@ -81,12 +85,14 @@ export function parseSendmailArgs(argv: string[]): SendmailArgs {
         if (value === undefined) usage(`-${letter} needs a value`);
         if (letter === 'f' || letter === 'r') args.envelopeFrom = value;
         else if (letter === 'F') args.fullName = value;
-        else if (letter === 'b' && value !== 'm') usage(`-b${value} is not supported: offrecord sendmail only sends the message on its standard input (-bm)`);
+        else if (letter === 'b' && value !== 'm')
+          usage(`-b${value} is not supported: offrecord sendmail only sends the message on its standard input (-bm)`);
         break;
       }
       if (letter === 't') args.readRecipients = true;
       else if (letter === 'v') args.verbose = true;
-      else if (letter === 'q') usage('-q (queue runs) is not supported: offrecord sendmail keeps no queue; the mail client keeps a message that was not sent');
+      else if (letter === 'q')
+        usage('-q (queue runs) is not supported: offrecord sendmail keeps no queue; the mail client keeps a message that was not sent');
       else if (!IGNORED.has(letter)) usage(`unknown option -${letter}`);
     }
   }
@@ -158,11 +164,18 @@ export async function sendmail(argv: string[]): Promise<number> {
       }
       const message = await readSubmission(raw, { account: opened.account, now: new Date(clock()), fullName: args.fullName });
       const recipients = envelopeRecipients([...args.recipients, ...(args.readRecipients ? message.headerRecipients : [])]);
-      if (recipients.length === 0) throw new SubmissionError('no_recipients', args.readRecipients ? 'the message headers name no recipient' : 'no recipient given (name them as arguments, or use -t to read them from the headers)');
+      if (recipients.length === 0)
+        throw new SubmissionError(
+          'no_recipients',
+          args.readRecipients
+            ? 'the message headers name no recipient'
+            : 'no recipient given (name them as arguments, or use -t to read them from the headers)',
+        );
       const sent = await submit(mail, message, recipients, { keyless: keylessPolicy(settings) });
       if (args.verbose) {
         for (const p of sent.protected) process.stderr.write(`offrecord sendmail: sent to ${p.to} (${p.type} message)\n`);
-        if (sent.plaintext.length > 0) process.stderr.write(`offrecord sendmail: sent to ${sent.plaintext.join(', ')} in PLAINTEXT, carrying your keys\n`);
+        if (sent.plaintext.length > 0)
+          process.stderr.write(`offrecord sendmail: sent to ${sent.plaintext.join(', ')} in PLAINTEXT, carrying your keys\n`);
       }
       return SYSEXIT.ok;
     });

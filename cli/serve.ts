@@ -5,7 +5,12 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { jsonLogger, type Logger } from '../src/daemon/log.ts';
-import { startSubmissionServer, newLocalCredential, type CredentialRecord, type SubmissionServer } from '../src/daemon/submission-server.ts';
+import {
+  startSubmissionServer,
+  newLocalCredential,
+  type CredentialRecord,
+  type SubmissionServer,
+} from '../src/daemon/submission-server.ts';
 import type { MailAccount } from '../src/mail/account.ts';
 import { accountName } from '../src/store/index.ts';
 import { resolveAccount } from './account.ts';
@@ -41,13 +46,22 @@ export async function credential(args: { account?: string | undefined }): Promis
 /** The account's local credential record (serve and account imap-config check logins against it). */
 export function loadCredential(account: string): CredentialRecord {
   const path = credentialPath(account);
-  if (!existsSync(path)) throw new CliError(EXIT.usage, `${account} has no local submission credential yet`, `make one (it is shown once): offrecord --account ${account} account credential`);
+  if (!existsSync(path))
+    throw new CliError(
+      EXIT.usage,
+      `${account} has no local submission credential yet`,
+      `make one (it is shown once): offrecord --account ${account} account credential`,
+    );
   try {
     const record = JSON.parse(readFileSync(path, 'utf8')) as CredentialRecord;
     if (record.v !== 1 || !/^[0-9a-f]{64}$/.test(record.sha256)) throw new Error('bad record');
     return record;
   } catch {
-    throw new CliError(EXIT.input, `the credential file ${path} is damaged`, `make a new one: offrecord --account ${account} account credential`);
+    throw new CliError(
+      EXIT.input,
+      `the credential file ${path} is damaged`,
+      `make a new one: offrecord --account ${account} account credential`,
+    );
   }
 }
 

@@ -41,7 +41,6 @@ export interface WatchArgs {
   servePort?: number | undefined;
 }
 
-
 function watchFile(account: string, suffix: 'lock' | 'json'): string {
   return join(dataDirectory(), `${accountName(account)}.watch.${suffix}`);
 }
@@ -82,7 +81,11 @@ function lockAccount(account: string): () => void {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
       const holder = readPid(path);
       if (holder !== null && holder !== process.pid && running(holder)) {
-        throw new CliError(EXIT.store, `${account} is already being watched by process ${holder}`, 'stop that watcher first (kill it with SIGTERM), or see: offrecord status');
+        throw new CliError(
+          EXIT.store,
+          `${account} is already being watched by process ${holder}`,
+          'stop that watcher first (kill it with SIGTERM), or see: offrecord status',
+        );
       }
       rmSync(path, { force: true }); // left by a watcher that was killed
     }
@@ -127,7 +130,16 @@ async function watchAccount(args: WatchArgs, signal: AbortSignal, log: Logger): 
     let server: SubmissionServer | null = null;
     try {
       if (args.servePort !== undefined) server = await startServing(mail, settings, args.servePort, log);
-      const publish = args.publishTo === 'none' ? null : publicationDuty({ store: opened.store, target: publicationTarget(args.publishTo, opened.account), schedule: opened.keyring.schedule, log, clock });
+      const publish =
+        args.publishTo === 'none'
+          ? null
+          : publicationDuty({
+              store: opened.store,
+              target: publicationTarget(args.publishTo, opened.account),
+              schedule: opened.keyring.schedule,
+              log,
+              clock,
+            });
       if (args.publishTo === undefined) log.log('warn', 'publish.private_target', { warning: privateTargetWarning() });
       const sinks: DeliverySink[] = [new MaildirDelivery(args.maildir ?? plaintextMaildir(opened.account))];
       if (args.exec !== undefined) sinks.push(execSink(args.exec));
@@ -151,7 +163,8 @@ async function watchAccount(args: WatchArgs, signal: AbortSignal, log: Logger): 
         // destroyed, expired ring secrets and unrevealed MAC keys published.
         duties: async () => {
           const rotated = await opened.keyring.rotate();
-          if (rotated.created.length + rotated.destroyed.length > 0) log.log('info', 'keys.rotated', { created: rotated.created.length, destroyed: rotated.destroyed.length });
+          if (rotated.created.length + rotated.destroyed.length > 0)
+            log.log('info', 'keys.rotated', { created: rotated.created.length, destroyed: rotated.destroyed.length });
           await publish?.();
         },
       });
@@ -210,14 +223,19 @@ function statusOf(account: string): StatusRow {
 
 export async function status(args: { account?: string | undefined; json: boolean }): Promise<ExitCode> {
   const accounts = args.account !== undefined ? [resolveAccount(args.account)] : listAccounts();
-  if (accounts.length === 0) throw new CliError(EXIT.usage, `no account yet (looked in ${dataDirectory()})`, 'create one with: offrecord init --email ADDRESS');
+  if (accounts.length === 0)
+    throw new CliError(EXIT.usage, `no account yet (looked in ${dataDirectory()})`, 'create one with: offrecord init --email ADDRESS');
   const rows = accounts.map(statusOf);
   if (args.json) out(json(rows));
   else {
     for (const r of rows) {
-      const watching = r.watching ? `watching (pid ${r.pid}): ${r.state} since ${r.since}` : `not watching${r.since ? ` (last ${r.state === 'not watching' ? 'seen' : r.state} ${r.since})` : ''}`;
+      const watching = r.watching
+        ? `watching (pid ${r.pid}): ${r.state} since ${r.since}`
+        : `not watching${r.since ? ` (last ${r.state === 'not watching' ? 'seen' : r.state} ${r.since})` : ''}`;
       const last = r.lastPass ? `last pass ${r.lastPass}` : 'no pass yet';
-      out(`${r.account}  ${watching}; ${last}; delivered ${r.delivered}, skipped ${r.skipped}; outbox ${r.outbox}; ${r.sessions} session(s)${r.error ? `; last error: ${terminalLine(r.error)}` : ''}\n`);
+      out(
+        `${r.account}  ${watching}; ${last}; delivered ${r.delivered}, skipped ${r.skipped}; outbox ${r.outbox}; ${r.sessions} session(s)${r.error ? `; last error: ${terminalLine(r.error)}` : ''}\n`,
+      );
     }
   }
   return EXIT.ok;

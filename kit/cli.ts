@@ -36,7 +36,13 @@ export function cliHome(prefix = 'offrecord-cli-'): string {
 
 /** The environment of a CLI run in `home`: its own data and config, the test passphrase. */
 export function homeEnv(home: string, extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
-  return { ...process.env, XDG_DATA_HOME: join(home, 'data'), XDG_CONFIG_HOME: join(home, 'config'), OFFRECORD_PASSPHRASE: 'correct horse', ...extra };
+  return {
+    ...process.env,
+    XDG_DATA_HOME: join(home, 'data'),
+    XDG_CONFIG_HOME: join(home, 'config'),
+    OFFRECORD_PASSPHRASE: 'correct horse',
+    ...extra,
+  };
 }
 
 /** Runs the CLI to its end; stdin is a pipe (never a terminal) carrying `input`. */
@@ -66,7 +72,30 @@ export async function ok(home: string, args: string[], input = '', env: NodeJS.P
 export async function addLoopbackAccount(home: string, s: MailServers, who: 'alice' | 'bob'): Promise<void> {
   const ca = join(home, 'ca.pem');
   writeFileSync(ca, s.tls?.cert ?? '');
-  await ok(home, ['account', 'add', '--imap-host', s.imap.host, '--imap-port', String(s.imap.port), '--smtp-host', s.smtp.host, '--smtp-port', String(s.smtp.port), '--security', s.tls ? 'starttls' : 'plain', ...(s.tls ? ['--ca-file', ca] : []), '--user', s.users[who].user, '--password-env', 'MAIL_PW'], '', { MAIL_PW: s.users[who].pass });
+  await ok(
+    home,
+    [
+      'account',
+      'add',
+      '--imap-host',
+      s.imap.host,
+      '--imap-port',
+      String(s.imap.port),
+      '--smtp-host',
+      s.smtp.host,
+      '--smtp-port',
+      String(s.smtp.port),
+      '--security',
+      s.tls ? 'starttls' : 'plain',
+      ...(s.tls ? ['--ca-file', ca] : []),
+      '--user',
+      s.users[who].user,
+      '--password-env',
+      'MAIL_PW',
+    ],
+    '',
+    { MAIL_PW: s.users[who].pass },
+  );
 }
 
 /** A loopback port nothing listens on now (bound to port 0, then released). */

@@ -155,7 +155,11 @@ export async function fetchUntil(account: MailAccount, kind: FetchReport['kind']
  * carries its keys, then the first mail and the reply. Both sides can then send data messages.
  */
 export async function establish(initiator: MailAccount, responder: MailAccount): Promise<void> {
-  await sendMessage(responder, { to: initiator.address, subject: 'keys', text: 'my keys, in plaintext by consent' }, { allowPlaintext: true });
+  await sendMessage(
+    responder,
+    { to: initiator.address, subject: 'keys', text: 'my keys, in plaintext by consent' },
+    { allowPlaintext: true },
+  );
   await fetchUntil(initiator, 'ordinary');
   await sendMessage(initiator, { to: responder.address, subject: 'first', text: 'first mail' });
   await fetchUntil(responder, 'message');

@@ -17,7 +17,18 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import {
-  chmodSync, chownSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, readlinkSync, rmSync, utimesSync,
+  chmodSync,
+  chownSync,
+  closeSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  readlinkSync,
+  rmSync,
+  utimesSync,
   writeFileSync,
 } from 'node:fs';
 import { connect, createServer } from 'node:net';
@@ -91,7 +102,10 @@ export function ensureMailPackages(): number {
     debconf: ['postfix postfix/main_mailer_type select No configuration', 'postfix postfix/mailname string example.test'],
   });
   const still = PACKAGES.filter((p) => !existsSync(p.file)).map((p) => p.name);
-  if (still.length > 0) throw new Error(`apt-get ran but ${still.join(', ')} did not install (missing ${still.map((n) => PACKAGES.find((p) => p.name === n)?.file).join(', ')})`);
+  if (still.length > 0)
+    throw new Error(
+      `apt-get ran but ${still.join(', ')} did not install (missing ${still.map((n) => PACKAGES.find((p) => p.name === n)?.file).join(', ')})`,
+    );
   return performance.now() - started;
 }
 
@@ -114,16 +128,31 @@ export async function startMailServers(options: StartOptions = {}): Promise<Mail
     // A port found free can be taken before the daemon binds it: try again with new ports.
     for (let attempt = 1; ; attempt++) {
       const [imapPort, smtpPort] = options.ports ? [options.ports.imap, options.ports.smtp] : await freePortPair();
-      writeConfig(dir, { domain, users, tls: tls !== null, imapPort, smtpPort, dovecotSettings: options.dovecotSettings ?? [], postfixSettings: options.postfixSettings ?? [] });
-      writeFileSync(join(dir, MARKER), `${JSON.stringify({ domain, imap: { host: HOST, port: imapPort }, smtp: { host: HOST, port: smtpPort }, users, tls: tls ? { certFile: tls.certFile } : null }, null, 2)}\n`);
+      writeConfig(dir, {
+        domain,
+        users,
+        tls: tls !== null,
+        imapPort,
+        smtpPort,
+        dovecotSettings: options.dovecotSettings ?? [],
+        postfixSettings: options.postfixSettings ?? [],
+      });
+      writeFileSync(
+        join(dir, MARKER),
+        `${JSON.stringify({ domain, imap: { host: HOST, port: imapPort }, smtp: { host: HOST, port: smtpPort }, users, tls: tls ? { certFile: tls.certFile } : null }, null, 2)}\n`,
+      );
       try {
         const pids = await launch(dir);
         await waitReady(dir, options.readyTimeoutMs ?? 10_000, { imap: imapPort, smtp: smtpPort });
         return {
-          dir, domain,
+          dir,
+          domain,
           imap: { host: HOST, port: imapPort },
           smtp: { host: HOST, port: smtpPort },
-          users, tls, pids, installMs,
+          users,
+          tls,
+          pids,
+          installMs,
           startMs: performance.now() - started,
           stop: () => stopMailServers(dir),
         };
@@ -201,7 +230,9 @@ interface ConfigInput {
 }
 
 function ids(file: string, name: string, fallback: number): number {
-  const line = readFileSync(file, 'utf8').split('\n').find((l) => l.startsWith(`${name}:`));
+  const line = readFileSync(file, 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith(`${name}:`));
   const field = line?.split(':')[2];
   return field === undefined ? fallback : Number(field);
 }
@@ -214,7 +245,9 @@ function writeConfig(dir: string, c: ConfigInput): void {
   chownSync(join(dir, 'mail'), nobodyUid, nogroupGid);
 
   // Dovecot: passwords in a passwd-file, every user stored as nobody under DIR/mail/NAME.
-  const passwd = Object.values(c.users).map((u) => `${u.user}:{PLAIN}${u.pass}`).join('\n');
+  const passwd = Object.values(c.users)
+    .map((u) => `${u.user}:{PLAIN}${u.pass}`)
+    .join('\n');
   writeFileSync(join(dir, 'passwd'), `${passwd}\n`, { mode: 0o644 });
   const dh = '/usr/share/dovecot/dh.pem';
   const dovecot = [
@@ -267,9 +300,19 @@ function writeConfig(dir: string, c: ConfigInput): void {
   mkdirSync(data, { recursive: true, mode: 0o700 });
   chownSync(data, postfixUid, -1);
   const queueDirs: [string, number, number][] = [
-    ['active', 0o700, -1], ['bounce', 0o700, -1], ['corrupt', 0o700, -1], ['defer', 0o700, -1], ['deferred', 0o700, -1],
-    ['flush', 0o700, -1], ['hold', 0o700, -1], ['incoming', 0o700, -1], ['private', 0o700, -1], ['saved', 0o700, -1],
-    ['trace', 0o700, -1], ['maildrop', 0o730, postdropGid], ['public', 0o710, postdropGid],
+    ['active', 0o700, -1],
+    ['bounce', 0o700, -1],
+    ['corrupt', 0o700, -1],
+    ['defer', 0o700, -1],
+    ['deferred', 0o700, -1],
+    ['flush', 0o700, -1],
+    ['hold', 0o700, -1],
+    ['incoming', 0o700, -1],
+    ['private', 0o700, -1],
+    ['saved', 0o700, -1],
+    ['trace', 0o700, -1],
+    ['maildrop', 0o730, postdropGid],
+    ['public', 0o710, postdropGid],
   ];
   for (const [name, mode, gid] of queueDirs) {
     const path = join(queue, name);
@@ -281,7 +324,9 @@ function writeConfig(dir: string, c: ConfigInput): void {
   rmSync(join(queue, 'pid', 'master.pid'), { force: true });
   writeFileSync(join(queue, 'quick-start'), ''); // skips `postfix check` (we made the directories)
 
-  const addresses = Object.values(c.users).map((u) => `${u.address}=${u.user}`).join(', ');
+  const addresses = Object.values(c.users)
+    .map((u) => `${u.address}=${u.user}`)
+    .join(', ');
   const main = [
     'compatibility_level = 3.6',
     `queue_directory = ${queue}`,
@@ -320,7 +365,12 @@ function writeConfig(dir: string, c: ConfigInput): void {
     'smtpd_recipient_restrictions = permit_sasl_authenticated, reject',
     'smtpd_error_sleep_time = 0',
     ...(c.tls
-      ? ['smtpd_tls_security_level = may', `smtpd_tls_cert_file = ${dir}/tls/cert.pem`, `smtpd_tls_key_file = ${dir}/tls/key.pem`, 'smtpd_tls_auth_only = no']
+      ? [
+          'smtpd_tls_security_level = may',
+          `smtpd_tls_cert_file = ${dir}/tls/cert.pem`,
+          `smtpd_tls_key_file = ${dir}/tls/key.pem`,
+          'smtpd_tls_auth_only = no',
+        ]
       : ['smtpd_tls_security_level = none']),
     // Retry quickly (e.g. while Dovecot's LMTP socket is not there yet).
     'queue_run_delay = 1s',
@@ -370,11 +420,29 @@ function makeCertificate(dir: string): { cert: string; certFile: string } | null
   if (!openssl) return null;
   const tlsDir = join(dir, 'tls');
   mkdirSync(tlsDir, { mode: 0o755 });
-  const made = spawnSync(openssl, [
-    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2',
-    '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost',
-    '-keyout', join(tlsDir, 'key.pem'), '-out', join(tlsDir, 'cert.pem'),
-  ], { encoding: 'utf8' });
+  const made = spawnSync(
+    openssl,
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-days',
+      '2',
+      '-subj',
+      '/CN=localhost',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1,DNS:localhost',
+      '-keyout',
+      join(tlsDir, 'key.pem'),
+      '-out',
+      join(tlsDir, 'cert.pem'),
+    ],
+    { encoding: 'utf8' },
+  );
   if (made.status !== 0) throw new Error(`openssl req failed: ${made.stderr.trim()}`);
   chmodSync(join(tlsDir, 'key.pem'), 0o600);
   return { cert: readFileSync(join(tlsDir, 'cert.pem'), 'utf8'), certFile: join(tlsDir, 'cert.pem') };
@@ -382,11 +450,16 @@ function makeCertificate(dir: string): { cert: string; certFile: string } | null
 
 /** Two ports the kernel says are free now (bound to port 0 together, then released). */
 async function freePortPair(): Promise<[number, number]> {
-  const servers = await Promise.all([0, 1].map(() => new Promise<ReturnType<typeof createServer>>((ok, fail) => {
-    const server = createServer();
-    server.once('error', fail);
-    server.listen(0, HOST, () => ok(server));
-  })));
+  const servers = await Promise.all(
+    [0, 1].map(
+      () =>
+        new Promise<ReturnType<typeof createServer>>((ok, fail) => {
+          const server = createServer();
+          server.once('error', fail);
+          server.listen(0, HOST, () => ok(server));
+        }),
+    ),
+  );
   const ports = servers.map((s) => {
     const address = s.address();
     if (address === null || typeof address === 'string') throw new Error('no port');
@@ -400,13 +473,18 @@ function spawnDaemon(command: string, args: string[], dir: string, logName: stri
   const logFile = join(dir, 'log', logName);
   const out = openSync(logFile, 'a');
   const child = spawnAsync(command, args, out, dir);
-  return child.finally(() => closeSync(out)).then((code) => {
-    if (code !== 0) {
-      const tail = [logFile, join(dir, 'log', 'dovecot.log'), join(dir, 'log', 'postfix.log')]
-        .filter((f) => existsSync(f)).map((f) => readFileSync(f, 'utf8').trim().split('\n').slice(-5).join('\n')).filter((t) => t !== '').join('\n');
-      throw new Error(`${command} ${args.join(' ')} exited with ${code}: ${tail}`);
-    }
-  });
+  return child
+    .finally(() => closeSync(out))
+    .then((code) => {
+      if (code !== 0) {
+        const tail = [logFile, join(dir, 'log', 'dovecot.log'), join(dir, 'log', 'postfix.log')]
+          .filter((f) => existsSync(f))
+          .map((f) => readFileSync(f, 'utf8').trim().split('\n').slice(-5).join('\n'))
+          .filter((t) => t !== '')
+          .join('\n');
+        throw new Error(`${command} ${args.join(' ')} exited with ${code}: ${tail}`);
+      }
+    });
 }
 
 function spawnAsync(command: string, args: string[], out: number, cwd: string): Promise<number | null> {
@@ -541,8 +619,11 @@ async function waitReady(dir: string, timeoutMs: number, ports: { imap: number; 
         return;
       } catch (error) {
         if (Date.now() > deadline) {
-          const log = ['dovecot.log', 'postfix.log'].map((f) => join(dir, 'log', f)).filter((f) => existsSync(f))
-            .map((f) => readFileSync(f, 'utf8').trim().split('\n').slice(-5).join('\n')).join('\n');
+          const log = ['dovecot.log', 'postfix.log']
+            .map((f) => join(dir, 'log', f))
+            .filter((f) => existsSync(f))
+            .map((f) => readFileSync(f, 'utf8').trim().split('\n').slice(-5).join('\n'))
+            .join('\n');
           throw new Error(`${what} not ready after ${timeoutMs} ms: ${String(error)}\n${log}`);
         }
         await new Promise((ok) => setTimeout(ok, 20));
@@ -551,8 +632,27 @@ async function waitReady(dir: string, timeoutMs: number, ports: { imap: number; 
   };
   const { imap, smtp } = ports;
   await Promise.all([
-    ...(smtp === undefined ? [] : [attempt(() => converse(smtp, [[null, /^220 /m], ['EHLO ready.test\r\n', /^250 /m], ['QUIT\r\n', /^221 /m]]), `SMTP on ${HOST}:${smtp}`)]),
-    attempt(() => converse(imap, [[null, /^\* OK/m], ['a LOGOUT\r\n', /^a OK/m]]), `IMAP on ${HOST}:${imap}`),
+    ...(smtp === undefined
+      ? []
+      : [
+          attempt(
+            () =>
+              converse(smtp, [
+                [null, /^220 /m],
+                ['EHLO ready.test\r\n', /^250 /m],
+                ['QUIT\r\n', /^221 /m],
+              ]),
+            `SMTP on ${HOST}:${smtp}`,
+          ),
+        ]),
+    attempt(
+      () =>
+        converse(imap, [
+          [null, /^\* OK/m],
+          ['a LOGOUT\r\n', /^a OK/m],
+        ]),
+      `IMAP on ${HOST}:${imap}`,
+    ),
   ]);
 }
 
@@ -562,15 +662,22 @@ function converse(port: number, steps: [string | null, RegExp][]): Promise<void>
     const socket = connect(port, HOST);
     let buffer = '';
     let step = 0;
-    const timer = setTimeout(() => { socket.destroy(); fail(new Error('timed out')); }, 2_000);
+    const timer = setTimeout(() => {
+      socket.destroy();
+      fail(new Error('timed out'));
+    }, 2_000);
     const done = (error?: Error): void => {
       clearTimeout(timer);
       socket.destroy();
-      if (error) fail(error); else ok();
+      if (error) fail(error);
+      else ok();
     };
     const next = (): void => {
       const current = steps[step];
-      if (current === undefined) { done(); return; }
+      if (current === undefined) {
+        done();
+        return;
+      }
       if (current[0] !== null) socket.write(current[0]);
     };
     socket.setEncoding('utf8');
@@ -583,7 +690,8 @@ function converse(port: number, steps: [string | null, RegExp][]): Promise<void>
       if (current && current[1].test(buffer)) {
         buffer = '';
         step++;
-        if (step === steps.length) done(); else next();
+        if (step === steps.length) done();
+        else next();
       }
     });
   });

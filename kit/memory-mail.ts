@@ -85,7 +85,15 @@ export async function memoryAccounts(root: string, addresses: string[], clock: (
     const store = openAccountStore(join(root, `${address}.sqlite`), { passphrase: null });
     const keyring = new Keyring(store, { clock });
     await keyring.init({ email: address });
-    accounts.push({ address, keyring, store, privateKey: await keyring.unlock(), outgoing: new MemoryTransport(mailboxes), incoming: mailboxes.get(address)!, clock });
+    accounts.push({
+      address,
+      keyring,
+      store,
+      privateKey: await keyring.unlock(),
+      outgoing: new MemoryTransport(mailboxes),
+      incoming: mailboxes.get(address)!,
+      clock,
+    });
   }
   return accounts;
 }

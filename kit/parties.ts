@@ -91,7 +91,13 @@ export interface Pair {
 }
 
 /** `local`'s Conversation with `peer` over `store`. */
-export function conversationOver(store: SessionStore, local: TestIdentity, peer: TestIdentity, env: Env, policy: Policy = DEFAULT_POLICY): Conversation {
+export function conversationOver(
+  store: SessionStore,
+  local: TestIdentity,
+  peer: TestIdentity,
+  env: Env,
+  policy: Policy = DEFAULT_POLICY,
+): Conversation {
   return new Conversation({
     store,
     parties: partiesFor(local, peer),

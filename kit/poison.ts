@@ -41,11 +41,19 @@ const latin1 = (bytes: Uint8Array) => Buffer.from(bytes.buffer, bytes.byteOffset
  * The corpus, from `from` to `to`. `genuine` is a real offrecord mail between them (the raw bytes
  * as composed), which some poison is cut from; `recipientKey` is the encryption certificate of `to`.
  */
-export async function poisonCorpus(options: { from: string; to: string; genuine: Uint8Array; recipientKey: openpgp.PublicKey }): Promise<PoisonMail[]> {
+export async function poisonCorpus(options: {
+  from: string;
+  to: string;
+  genuine: Uint8Array;
+  recipientKey: openpgp.PublicKey;
+}): Promise<PoisonMail[]> {
   const { from, to } = options;
-  const head = (type = 'data') => `From: ${from}\r\nTo: ${to}\r\nSubject: ...\r\nDate: ${new Date().toUTCString()}\r\nOffrecord-Message: v=1; type=${type}\r\nMIME-Version: 1.0\r\n`;
-  const attachment = (cte: string, body: string, extra = '') => `--b\r\nContent-Type: application/vnd.offrecord; name=message.offrecord${extra}\r\nContent-Disposition: attachment; filename=message.offrecord\r\nContent-Transfer-Encoding: ${cte}\r\n\r\n${body}\r\n`;
-  const explanation = (charset: string, cte = '7bit', body = EXPLANATION) => `--b\r\nContent-Type: text/plain; charset=${charset}\r\nContent-Transfer-Encoding: ${cte}\r\n\r\n${body}\r\n`;
+  const head = (type = 'data') =>
+    `From: ${from}\r\nTo: ${to}\r\nSubject: ...\r\nDate: ${new Date().toUTCString()}\r\nOffrecord-Message: v=1; type=${type}\r\nMIME-Version: 1.0\r\n`;
+  const attachment = (cte: string, body: string, extra = '') =>
+    `--b\r\nContent-Type: application/vnd.offrecord; name=message.offrecord${extra}\r\nContent-Disposition: attachment; filename=message.offrecord\r\nContent-Transfer-Encoding: ${cte}\r\n\r\n${body}\r\n`;
+  const explanation = (charset: string, cte = '7bit', body = EXPLANATION) =>
+    `--b\r\nContent-Type: text/plain; charset=${charset}\r\nContent-Transfer-Encoding: ${cte}\r\n\r\n${body}\r\n`;
   const mixed = (parts: string) => `Content-Type: multipart/mixed; boundary=b\r\n\r\n${parts}--b--\r\n`;
   const garbage = Buffer.from('T1IBA' + 'A'.repeat(200)).toString('base64');
 
@@ -53,24 +61,73 @@ export async function poisonCorpus(options: { from: string; to: string; genuine:
   for (let i = 1; i < 500; i++) nested += `--n${i - 1}\r\nContent-Type: multipart/mixed; boundary=n${i}\r\n\r\n`;
   const genuine = latin1(options.genuine);
   const base64 = /(Content-Type: application\/vnd\.offrecord[^]*?\r\n\r\n)([A-Za-z0-9+/=\r\n]+?)(\r\n--)/;
-  const truncated = genuine.replace(base64, (_m, before: string, body: string, after: string) => `${before}${body.slice(0, Math.floor(body.length / 2))}${after}`);
-  const flood = Buffer.from(await pkeskFloodFirst(options.recipientKey, 2_000)).toString('base64').replace(/.{76}/g, '$&\r\n');
+  const truncated = genuine.replace(
+    base64,
+    (_m, before: string, body: string, after: string) => `${before}${body.slice(0, Math.floor(body.length / 2))}${after}`,
+  );
+  const flood = Buffer.from(await pkeskFloodFirst(options.recipientKey, 2_000))
+    .toString('base64')
+    .replace(/.{76}/g, '$&\r\n');
   const corpus: PoisonMail[] = [
-    { name: '1,001 MIME parts', via: 'smtp', raw: encode(`${head()}${mixed(Array.from({ length: 1_001 }, (_, i) => `--b\r\nContent-Type: text/plain\r\n\r\npart ${i}\r\n`).join(''))}`) },
+    {
+      name: '1,001 MIME parts',
+      via: 'smtp',
+      raw: encode(
+        `${head()}${mixed(Array.from({ length: 1_001 }, (_, i) => `--b\r\nContent-Type: text/plain\r\n\r\npart ${i}\r\n`).join(''))}`,
+      ),
+    },
     { name: 'MIME nested 500 deep', via: 'append', raw: encode(nested) },
-    { name: 'a 1.1 MiB header block', via: 'append', raw: encode(`${head()}X-Junk: ${'a'.repeat(1_100 * 1024)}\r\n${mixed(explanation('utf-8'))}`) },
+    {
+      name: 'a 1.1 MiB header block',
+      via: 'append',
+      raw: encode(`${head()}X-Junk: ${'a'.repeat(1_100 * 1024)}\r\n${mixed(explanation('utf-8'))}`),
+    },
     { name: '20,000 header lines', via: 'append', raw: encode(`${head()}${'X-A: b\r\n'.repeat(20_000)}${mixed(explanation('utf-8'))}`) },
-    { name: 'two From headers', via: 'smtp', raw: encode(genuine.replace(/^From: .*\r\n/m, (line) => `${line}From: mallory@example.test\r\n`)) },
+    {
+      name: 'two From headers',
+      via: 'smtp',
+      raw: encode(genuine.replace(/^From: .*\r\n/m, (line) => `${line}From: mallory@example.test\r\n`)),
+    },
     { name: 'no From address', via: 'append', raw: encode(genuine.replace(/^From: .*\r\n/m, 'From: Alice\r\n')) },
-    { name: 'odd charsets and encoded words', via: 'smtp', raw: encode(`${head()}X-Name: =?x-no-such-charset?Q?=FF=FE?= =?utf-7?B?K0FHRS0=?= =?iso-2022-jp?B?GyRCJUYlOSVIGyhC?=\r\n${mixed(explanation('utf-7', 'base64', Buffer.from('+AGEAYgBj-').toString('base64')) + attachment('base64', garbage, '; charset=x-no-such-charset'))}`) },
-    { name: 'an unknown transfer encoding', via: 'smtp', raw: encode(`${head()}${mixed(explanation('utf-8') + attachment('x-uuencode-plus', 'begin 644 x\r\n`\r\nend'))}`) },
-    { name: 'broken base64', via: 'smtp', raw: encode(`${head()}${mixed(explanation('utf-8') + attachment('base64', 'T1IB!!!!====AAAA****\r\n===='.repeat(40)))}`) },
-    { name: 'broken quoted-printable', via: 'smtp', raw: encode(`${head()}${mixed(explanation('utf-8', 'quoted-printable', 'caf=C3=A9 =ZZ =\r\n=E2=82') + attachment('quoted-printable', 'OR=01=0=ZZ=\r\n=='))}`) },
+    {
+      name: 'odd charsets and encoded words',
+      via: 'smtp',
+      raw: encode(
+        `${head()}X-Name: =?x-no-such-charset?Q?=FF=FE?= =?utf-7?B?K0FHRS0=?= =?iso-2022-jp?B?GyRCJUYlOSVIGyhC?=\r\n${mixed(explanation('utf-7', 'base64', Buffer.from('+AGEAYgBj-').toString('base64')) + attachment('base64', garbage, '; charset=x-no-such-charset'))}`,
+      ),
+    },
+    {
+      name: 'an unknown transfer encoding',
+      via: 'smtp',
+      raw: encode(`${head()}${mixed(explanation('utf-8') + attachment('x-uuencode-plus', 'begin 644 x\r\n`\r\nend'))}`),
+    },
+    {
+      name: 'broken base64',
+      via: 'smtp',
+      raw: encode(`${head()}${mixed(explanation('utf-8') + attachment('base64', 'T1IB!!!!====AAAA****\r\n===='.repeat(40)))}`),
+    },
+    {
+      name: 'broken quoted-printable',
+      via: 'smtp',
+      raw: encode(
+        `${head()}${mixed(explanation('utf-8', 'quoted-printable', 'caf=C3=A9 =ZZ =\r\n=E2=82') + attachment('quoted-printable', 'OR=01=0=ZZ=\r\n=='))}`,
+      ),
+    },
     { name: 'a truncated attachment', via: 'smtp', raw: encode(truncated) },
-    { name: 'an envelope of 2,000 PKESK packets', via: 'smtp', raw: encode(`${head('first')}${mixed(explanation('utf-8') + attachment('base64', flood))}`) },
-    { name: 'NUL and 8-bit bytes in the headers', via: 'append', raw: new Uint8Array(Buffer.from(`${head()}X-Bin: \u0000\u00ff\u00fe\r\n${mixed(explanation('utf-8') + attachment('base64', garbage))}`, 'latin1')) },
+    {
+      name: 'an envelope of 2,000 PKESK packets',
+      via: 'smtp',
+      raw: encode(`${head('first')}${mixed(explanation('utf-8') + attachment('base64', flood))}`),
+    },
+    {
+      name: 'NUL and 8-bit bytes in the headers',
+      via: 'append',
+      raw: new Uint8Array(
+        Buffer.from(`${head()}X-Bin: \u0000\u00ff\u00fe\r\n${mixed(explanation('utf-8') + attachment('base64', garbage))}`, 'latin1'),
+      ),
+    },
   ];
-  if (corpus.some((p) => p.name === 'a truncated attachment' && latin1(p.raw) === genuine)) throw new Error('the genuine mail has no base64 attachment to cut');
+  if (corpus.some((p) => p.name === 'a truncated attachment' && latin1(p.raw) === genuine))
+    throw new Error('the genuine mail has no base64 attachment to cut');
   return corpus;
 }
-

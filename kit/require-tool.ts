@@ -41,7 +41,9 @@ export interface InstallOptions {
  */
 export function installDebianPackages(packages: string[], options: InstallOptions = {}): void {
   const list = packages.join(' ');
-  const hint = options.hint ?? `Debian's ${packages.length === 1 ? 'package' : 'packages'} ${list} ${packages.length === 1 ? 'is' : 'are'} needed by this test (apt-get install -y --no-install-recommends ${list})`;
+  const hint =
+    options.hint ??
+    `Debian's ${packages.length === 1 ? 'package' : 'packages'} ${list} ${packages.length === 1 ? 'is' : 'are'} needed by this test (apt-get install -y --no-install-recommends ${list})`;
   if (typeof process.getuid !== 'function' || process.getuid() !== 0) {
     throw new Error(`${hint}; not running as root, so it cannot be installed automatically`);
   }
@@ -65,7 +67,10 @@ export function installDebianPackages(packages: string[], options: InstallOption
       }
       aptUpdated = true;
     }
-    execFileSync('apt-get', [...lock, 'install', '-y', '--no-install-recommends', ...packages], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    execFileSync('apt-get', [...lock, 'install', '-y', '--no-install-recommends', ...packages], {
+      env,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
   } catch (error) {
     const stderr = (error as { stderr?: Buffer }).stderr?.toString().trim().split('\n').slice(-3).join('\n') ?? '';
     throw new Error(`${hint}; apt-get failed: ${stderr}`);

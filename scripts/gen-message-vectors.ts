@@ -14,7 +14,17 @@ import { firstContext, replyContext } from '../src/protocol/contexts.ts';
 import { aesCtr, deriveDirectionKeys, hmacSha256, LABELS, macKeyFor, messageKey, x25519PublicKey } from '../src/protocol/keyschedule.ts';
 import type { Parties } from '../src/protocol/authentication.ts';
 import { DEFAULT_POLICY } from '../src/protocol/policy.ts';
-import { acknowledge, initiate, nakFor, receiveFirst, receiveNak, receiveSealed, send, type ReceiveStep, type SendStep } from '../src/protocol/session.ts';
+import {
+  acknowledge,
+  initiate,
+  nakFor,
+  receiveFirst,
+  receiveNak,
+  receiveSealed,
+  send,
+  type ReceiveStep,
+  type SendStep,
+} from '../src/protocol/session.ts';
 import { liveOwnSecrets, type OwnDhKey, type SessionState } from '../src/protocol/state.ts';
 import {
   AUTH_BLOCK_LENGTH,
@@ -36,7 +46,22 @@ import {
   type SealedMessage,
 } from '../src/protocol/wire.ts';
 import { TestEnv } from '../kit/parties.ts';
-import { MESSAGE_VECTORS_PATH, renderVectors, type Party, type DecoderName, type PartySetup, type SequenceStep, type AuthRecord, type DhRecord, type HkdfRecord, type SealedFields, type PositiveVector, type NegativeVector, type EngineNegativeVector, type MessageVectors } from '../fixtures/vectors/format.ts';
+import {
+  MESSAGE_VECTORS_PATH,
+  renderVectors,
+  type Party,
+  type DecoderName,
+  type PartySetup,
+  type SequenceStep,
+  type AuthRecord,
+  type DhRecord,
+  type HkdfRecord,
+  type SealedFields,
+  type PositiveVector,
+  type NegativeVector,
+  type EngineNegativeVector,
+  type MessageVectors,
+} from '../fixtures/vectors/format.ts';
 
 // ---------------------------------------------------------------- fixed inputs
 
@@ -93,9 +118,16 @@ function check(condition: boolean, what: string): asserts condition {
   if (!condition) throw new Error(`gen-message-vectors: self-check failed: ${what}`);
 }
 
-
 function encodeAuth(a: AuthBlock): Uint8Array {
-  return concatBytes(a.senderFingerprint, a.recipientFingerprint, a.senderRingKey, a.recipientRingKey, u64be(a.created), a.messageId, a.signature);
+  return concatBytes(
+    a.senderFingerprint,
+    a.recipientFingerprint,
+    a.senderRingKey,
+    a.recipientRingKey,
+    u64be(a.created),
+    a.messageId,
+    a.signature,
+  );
 }
 
 function authRecord(auth: AuthBlock, context: Uint8Array, payload: Uint8Array, rand: Uint8Array, signerSecret: Uint8Array): AuthRecord {
@@ -138,8 +170,15 @@ function messageKeyOf(directionKey: Uint8Array, nonce: Uint8Array): Uint8Array {
   return new Uint8Array(createHmac('sha256', directionKey).update(utf8(LABELS.messageKey)).update(nonce).digest());
 }
 
-function keyRecords(sender: OwnDhKey, recipient: OwnDhKey, next: OwnDhKey): { dh: DhRecord; hkdf: HkdfRecord; sendKey: Uint8Array; sendMac: Uint8Array } {
-  check(equalBytes(x25519PublicKey(sender.secret), sender.public) && equalBytes(x25519PublicKey(recipient.secret), recipient.public), 'public values');
+function keyRecords(
+  sender: OwnDhKey,
+  recipient: OwnDhKey,
+  next: OwnDhKey,
+): { dh: DhRecord; hkdf: HkdfRecord; sendKey: Uint8Array; sendMac: Uint8Array } {
+  check(
+    equalBytes(x25519PublicKey(sender.secret), sender.public) && equalBytes(x25519PublicKey(recipient.secret), recipient.public),
+    'public values',
+  );
   const shared = x25519(sender.secret, sender.public, recipient.public);
   check(equalBytes(shared, x25519(recipient.secret, recipient.public, sender.public)), 'DH agreement');
   const senderIsLow = Buffer.compare(sender.public, recipient.public) < 0;
@@ -242,7 +281,17 @@ const ED25519_ORDER = 2n ** 252n + 27742317777372353535851937790883648493n;
 
 // Offsets inside sealed messages and first inners (docs/PROTOCOL.md, "Wire format").
 const S = { senderKeyId: 4, recipientKeyId: 8, nextDh: 12, counter: 44, nonce: 52, afterNonce: 68 } as const;
-const F = { dhShare: 4, senderFp: 36, recipientFp: 56, senderRing: 76, recipientRing: 108, created: 140, messageId: 148, signature: 164, payload: 260 } as const;
+const F = {
+  dhShare: 4,
+  senderFp: 36,
+  recipientFp: 56,
+  senderRing: 76,
+  recipientRing: 108,
+  created: 140,
+  messageId: 148,
+  signature: 164,
+  payload: 260,
+} as const;
 
 // ---------------------------------------------------------------- the conversation
 
@@ -256,8 +305,14 @@ export function buildMessageVectors(): MessageVectors {
   const B = partySetup('bob');
   const M = partySetup('mallory');
   const parties: Record<Party, Parties> = {
-    alice: { local: { fingerprint: A.fp, ringKeys: [{ public: A.public, secret: A.secret }] }, peer: { fingerprint: B.fp, ringKeys: [B.public] } },
-    bob: { local: { fingerprint: B.fp, ringKeys: [{ public: B.public, secret: B.secret }] }, peer: { fingerprint: A.fp, ringKeys: [A.public] } },
+    alice: {
+      local: { fingerprint: A.fp, ringKeys: [{ public: A.public, secret: A.secret }] },
+      peer: { fingerprint: B.fp, ringKeys: [B.public] },
+    },
+    bob: {
+      local: { fingerprint: B.fp, ringKeys: [{ public: B.public, secret: B.secret }] },
+      peer: { fingerprint: A.fp, ringKeys: [A.public] },
+    },
   };
   const ringSecretOf: Record<Party, Uint8Array> = { alice: A.secret, bob: B.secret };
   const other = (p: Party): Party => (p === 'alice' ? 'bob' : 'alice');
@@ -288,8 +343,7 @@ export function buildMessageVectors(): MessageVectors {
     at(time);
     const before = states[party]!;
     const payload = payloadText === null ? new Uint8Array(0) : text(payloadText);
-    const step: SendStep =
-      payloadText === null ? acknowledge(before, parties[party], env) : send(before, parties[party], payload, env);
+    const step: SendStep = payloadText === null ? acknowledge(before, parties[party], env) : send(before, parties[party], payload, env);
     states[party] = step.state;
     sequence.push(
       payloadText === null
@@ -322,7 +376,7 @@ export function buildMessageVectors(): MessageVectors {
           prefix: '4f520101',
           rule:
             'On the wire a first mail is the 4-byte prefix 4f 52 01 01 ("OR", version 1, type First) followed by a binary OpenPGP message ' +
-            '(openpgp.js encrypt to the recipient\'s current encryption subkey, binary literal data, no signature) whose decrypted literal data ' +
+            "(openpgp.js encrypt to the recipient's current encryption subkey, binary literal data, no signature) whose decrypted literal data " +
             'is exactly these inner bytes (which repeat the same prefix). The envelope is randomized, so only the inner bytes are fixed here; ' +
             'decodeFirstOuter refuses the prefix with an empty body, and an envelope that does not open is the single error "auth".',
         },
@@ -464,7 +518,8 @@ export function buildMessageVectors(): MessageVectors {
   // Alice's publication bundle: two retired ring keys and the MAC keys revealed in this conversation.
   // The certificate and certifications are opaque to the wire layer (src/keys/bundle-verification.ts checks
   // them): here they are labelled pseudo-random bytes of realistic size, so the vector stays fixed.
-  const opaque = (label: string, length: number): Uint8Array => concatBytes(sha512(`${label}|0`), sha512(`${label}|1`), sha512(`${label}|2`)).subarray(0, length);
+  const opaque = (label: string, length: number): Uint8Array =>
+    concatBytes(sha512(`${label}|0`), sha512(`${label}|1`), sha512(`${label}|2`)).subarray(0, length);
   const oldRing = ['2023', '2024'].map((year) => {
     const label = `offrecord/v1 message vector ring secret|alice|${year}`;
     const secret = generateRingSecret(sha512(label));
@@ -488,7 +543,13 @@ export function buildMessageVectors(): MessageVectors {
     identity: A.fp,
     created: bundleCreated,
     certificate,
-    ringKeys: oldRing.map(({ public: ringPublic, secret, notBefore, notAfter, certification }) => ({ public: ringPublic, secret, notBefore, notAfter, certification })),
+    ringKeys: oldRing.map(({ public: ringPublic, secret, notBefore, notAfter, certification }) => ({
+      public: ringPublic,
+      secret,
+      notBefore,
+      notAfter,
+      certification,
+    })),
     macKeys: macKeys.map(fromHex),
   });
   const sortedRing = [...oldRing].sort((x, y) => Buffer.compare(x.public, y.public));
@@ -545,10 +606,12 @@ export function buildMessageVectors(): MessageVectors {
       '(setup.random_rule gives the randomness each step consumes); every negative vector fails in the named decoder with exactly the named ProtocolError code, ' +
       'and every engine_negative vector fails with engine_expect when handed to the named step with the receiver state just before the vector named by "before" is received.',
     wire_format: {
-      prefix: '"OR" (4f 52) || version (01) || type (1 First, 2 Reply, 3 Data, 4 Ack, 5 Nak, 6 Bundle). Version 0 or >1: unsupported_version; another type: malformed. A message over limits.maxMessage bytes is too_large before any parsing.',
+      prefix:
+        '"OR" (4f 52) || version (01) || type (1 First, 2 Reply, 3 Data, 4 Ack, 5 Nak, 6 Bundle). Version 0 or >1: unsupported_version; another type: malformed. A message over limits.maxMessage bytes is too_large before any parsing.',
       first_outer: 'prefix(First) || OpenPGP message (non-empty) sealing first_inner.',
       first_inner: 'prefix(First) || dh_share[32] || auth_block || payload[rest].',
-      auth_block: 'sender_fingerprint[20] || recipient_fingerprint[20] || sender_ring_key[32] || recipient_ring_key[32] || created u64 (<= 2^53-1) || message_id[16] || ring_signature[96] (224 bytes).',
+      auth_block:
+        'sender_fingerprint[20] || recipient_fingerprint[20] || sender_ring_key[32] || recipient_ring_key[32] || created u64 (<= 2^53-1) || message_id[16] || ring_signature[96] (224 bytes).',
       sealed:
         'prefix(Reply|Data|Ack) || sender_key_id u32 (!= 0) || recipient_key_id u32 (!= 0) || next_dh[32] || counter u64 (1 .. 2^53-1, above: too_large) || nonce[16] || [Reply only: sender_dh[32]] || ' +
         'ciphertext_length u32 || ciphertext || mac[32] || reveals (k * 32 bytes, k <= 256, more: too_large). Data needs a non-empty ciphertext, Ack an empty one, Reply at least 224 bytes (the auth block). ' +
@@ -618,7 +681,15 @@ function buildNegatives(wire: Map<string, Uint8Array>): NegativeVector[] {
   // ring count 2, entries (public 32, secret 32, not_before 8, not_after 8, length 2, certification),
   // MAC count 4, MAC keys. The vector's certifications all have one length, so entries do too.
   const certLength = (body[33]! << 8) | body[34]!;
-  const B = { format: 4, identity: 5, created: 25, certLength: 33, certificate: 35, ringCount: 35 + certLength, ring0: 37 + certLength } as const;
+  const B = {
+    format: 4,
+    identity: 5,
+    created: 25,
+    certLength: 33,
+    certificate: 35,
+    ringCount: 35 + certLength,
+    ring0: 37 + certLength,
+  } as const;
   const ringCount = (body[B.ringCount]! << 8) | body[B.ringCount + 1]!;
   const entryLength = 82 + ((body[B.ring0 + 80]! << 8) | body[B.ring0 + 81]!);
   const macCountAt = B.ring0 + entryLength * ringCount;
@@ -692,8 +763,18 @@ function buildNegatives(wire: Map<string, Uint8Array>): NegativeVector[] {
   );
   neg('ciphertext length 2^32 - 1 (over the payload limit)', 'decodeSealed', put(data, dataCtAt, u32be(0xffffffff)), 'too_large');
   // ct_len boundaries (section 5.5): the limit is checked before the announced bytes must be present.
-  neg(`data ciphertext length ${LIMITS.maxPayload + 1} (payload limit + 1)`, 'decodeSealed', put(data, dataCtAt, u32be(LIMITS.maxPayload + 1)), 'too_large');
-  neg(`data ciphertext length ${LIMITS.maxPayload} (the limit itself: within it, so only the missing bytes fail)`, 'decodeSealed', put(data, dataCtAt, u32be(LIMITS.maxPayload)), 'malformed');
+  neg(
+    `data ciphertext length ${LIMITS.maxPayload + 1} (payload limit + 1)`,
+    'decodeSealed',
+    put(data, dataCtAt, u32be(LIMITS.maxPayload + 1)),
+    'too_large',
+  );
+  neg(
+    `data ciphertext length ${LIMITS.maxPayload} (the limit itself: within it, so only the missing bytes fail)`,
+    'decodeSealed',
+    put(data, dataCtAt, u32be(LIMITS.maxPayload)),
+    'malformed',
+  );
   neg(
     `reply ciphertext length ${LIMITS.maxPayload + AUTH_BLOCK_LENGTH + 1} (payload limit + auth block + 1)`,
     'decodeSealed',
@@ -706,8 +787,18 @@ function buildNegatives(wire: Map<string, Uint8Array>): NegativeVector[] {
     put(reply, replyCtAt, u32be(LIMITS.maxPayload + AUTH_BLOCK_LENGTH)),
     'malformed',
   );
-  neg('data message with an empty ciphertext (length 0, MAC follows)', 'decodeSealed', splice(put(data, dataCtAt, u32be(0)), dataCtAt + 4, dataCtLength), 'malformed');
-  neg('acknowledgement carrying a 1-byte ciphertext', 'decodeSealed', splice(put(ack, dataCtAt, u32be(1)), dataCtAt + 4, 0, Uint8Array.of(0)), 'malformed');
+  neg(
+    'data message with an empty ciphertext (length 0, MAC follows)',
+    'decodeSealed',
+    splice(put(data, dataCtAt, u32be(0)), dataCtAt + 4, dataCtLength),
+    'malformed',
+  );
+  neg(
+    'acknowledgement carrying a 1-byte ciphertext',
+    'decodeSealed',
+    splice(put(ack, dataCtAt, u32be(1)), dataCtAt + 4, 0, Uint8Array.of(0)),
+    'malformed',
+  );
   {
     const short = AUTH_BLOCK_LENGTH - 1;
     const replyCt = new DataView(reply.buffer, reply.byteOffset + replyCtAt, 4).getUint32(0);
@@ -718,7 +809,12 @@ function buildNegatives(wire: Map<string, Uint8Array>): NegativeVector[] {
       'malformed',
     );
   }
-  neg('reveals not a multiple of 32 bytes (last revealed key cut by one byte)', 'decodeSealed', reveals.subarray(0, reveals.length - 1), 'malformed');
+  neg(
+    'reveals not a multiple of 32 bytes (last revealed key cut by one byte)',
+    'decodeSealed',
+    reveals.subarray(0, reveals.length - 1),
+    'malformed',
+  );
   neg('a data message followed by one stray byte', 'decodeSealed', concatBytes(data, Uint8Array.of(0)), 'malformed');
   {
     const many = new Uint8Array(257 * 32);
@@ -784,7 +880,12 @@ function buildNegatives(wire: Map<string, Uint8Array>): NegativeVector[] {
   for (const [field, offset, length] of truncBundle) {
     neg(`bundle body truncated in the ${field}, with a valid checksum`, 'decodeBundle', cutBundle(half(offset, length)), 'malformed');
   }
-  neg('bundle with a trailing byte inside the checksummed body', 'decodeBundle', withChecksum(concatBytes(body, Uint8Array.of(0))), 'malformed');
+  neg(
+    'bundle with a trailing byte inside the checksummed body',
+    'decodeBundle',
+    withChecksum(concatBytes(body, Uint8Array.of(0))),
+    'malformed',
+  );
   neg(
     'bundle with its two MAC keys swapped (not ascending)',
     'decodeBundle',
@@ -809,19 +910,69 @@ function buildNegatives(wire: Map<string, Uint8Array>): NegativeVector[] {
     withChecksum(concatBytes(body.subarray(0, B.ringCount), Uint8Array.of(0, 3), entry(0), entry(0), entry(1), body.subarray(macCountAt))),
     'malformed',
   );
-  neg('bundle whose first ring secret = l (not below the group order)', 'decodeBundle', withChecksum(put(body, B.ring0 + 32, leBytes(ED25519_ORDER))), 'malformed');
-  neg('bundle whose first ring secret = 2^256 - 1', 'decodeBundle', withChecksum(put(body, B.ring0 + 32, leBytes(2n ** 256n - 1n))), 'malformed');
+  neg(
+    'bundle whose first ring secret = l (not below the group order)',
+    'decodeBundle',
+    withChecksum(put(body, B.ring0 + 32, leBytes(ED25519_ORDER))),
+    'malformed',
+  );
+  neg(
+    'bundle whose first ring secret = 2^256 - 1',
+    'decodeBundle',
+    withChecksum(put(body, B.ring0 + 32, leBytes(2n ** 256n - 1n))),
+    'malformed',
+  );
   neg('bundle whose first ring secret is zero', 'decodeBundle', withChecksum(put(body, B.ring0 + 32, new Uint8Array(32))), 'malformed');
-  neg('bundle whose created time is 2^53 (out of range)', 'decodeBundle', withChecksum(put(body, B.created, u64be(2n ** 53n))), 'malformed');
-  neg('bundle whose first ring key expiry is 2^64 - 1 (out of range)', 'decodeBundle', withChecksum(put(body, B.ring0 + 72, u64max)), 'malformed');
-  neg('bundle whose first ring key starts when it expires', 'decodeBundle', withChecksum(put(body, B.ring0 + 64, body.subarray(B.ring0 + 72, B.ring0 + 80))), 'malformed');
-  neg('bundle whose first certification length is 39 (under the minimum)', 'decodeBundle', withChecksum(put(body, B.ring0 + 80, Uint8Array.of(0, 39))), 'malformed');
-  neg('bundle whose first certification length is 513 (over the maximum)', 'decodeBundle', withChecksum(put(body, B.ring0 + 80, Uint8Array.of(2, 1))), 'malformed');
-  neg('bundle with an empty certificate', 'decodeBundle', withChecksum(concatBytes(body.subarray(0, B.certLength), Uint8Array.of(0, 0), body.subarray(B.ringCount))), 'malformed');
-  neg('bundle claiming a 16385-byte certificate (over the limit)', 'decodeBundle', withChecksum(put(body, B.certLength, Uint8Array.of(0x40, 0x01))), 'too_large');
+  neg(
+    'bundle whose created time is 2^53 (out of range)',
+    'decodeBundle',
+    withChecksum(put(body, B.created, u64be(2n ** 53n))),
+    'malformed',
+  );
+  neg(
+    'bundle whose first ring key expiry is 2^64 - 1 (out of range)',
+    'decodeBundle',
+    withChecksum(put(body, B.ring0 + 72, u64max)),
+    'malformed',
+  );
+  neg(
+    'bundle whose first ring key starts when it expires',
+    'decodeBundle',
+    withChecksum(put(body, B.ring0 + 64, body.subarray(B.ring0 + 72, B.ring0 + 80))),
+    'malformed',
+  );
+  neg(
+    'bundle whose first certification length is 39 (under the minimum)',
+    'decodeBundle',
+    withChecksum(put(body, B.ring0 + 80, Uint8Array.of(0, 39))),
+    'malformed',
+  );
+  neg(
+    'bundle whose first certification length is 513 (over the maximum)',
+    'decodeBundle',
+    withChecksum(put(body, B.ring0 + 80, Uint8Array.of(2, 1))),
+    'malformed',
+  );
+  neg(
+    'bundle with an empty certificate',
+    'decodeBundle',
+    withChecksum(concatBytes(body.subarray(0, B.certLength), Uint8Array.of(0, 0), body.subarray(B.ringCount))),
+    'malformed',
+  );
+  neg(
+    'bundle claiming a 16385-byte certificate (over the limit)',
+    'decodeBundle',
+    withChecksum(put(body, B.certLength, Uint8Array.of(0x40, 0x01))),
+    'too_large',
+  );
   neg('bundle of format 2 (unknown)', 'decodeBundle', withChecksum(put(body, B.format, Uint8Array.of(2))), 'unsupported_version');
   neg('bundle of format 0 (unknown)', 'decodeBundle', withChecksum(put(body, B.format, Uint8Array.of(0))), 'unsupported_version');
-  neg('bundle claiming 4097 ring keys (over the limit)', 'decodeBundle', withChecksum(put(body, B.ringCount, Uint8Array.of(0x10, 0x01))), 'too_large');
+  neg(
+    'bundle claiming 4097 ring keys (over the limit)',
+    'decodeBundle',
+    withChecksum(put(body, B.ringCount, Uint8Array.of(0x10, 0x01))),
+    'too_large',
+  );
   neg('bundle claiming 750001 MAC keys (over the limit)', 'decodeBundle', withChecksum(put(body, macCountAt, u32be(750_001))), 'too_large');
   return out;
 }
@@ -850,7 +1001,10 @@ function buildEngineNegatives(
       if (v.step === 'receiveFirst') receiveFirst(at.state, parties[v.receiver], bytes, env);
       else receiveSealed(at.state, parties[v.receiver], bytes, env);
     } catch (error) {
-      check(error instanceof ProtocolError && error.code === v.engine_expect, `engine negative "${v.comment}" gives ${v.engine_expect} (got ${String(error)})`);
+      check(
+        error instanceof ProtocolError && error.code === v.engine_expect,
+        `engine negative "${v.comment}" gives ${v.engine_expect} (got ${String(error)})`,
+      );
       check(env.draws.length === drawsBefore, 'a refused message draws no randomness');
       out.push(v);
       return;
@@ -858,8 +1012,14 @@ function buildEngineNegatives(
     check(false, `engine negative "${v.comment}" must fail`);
   };
   /** add() for the common case: a receiver, the step before which it gets `bytes`, and the code. */
-  const refuse = (receiver: Party, before: string, step: EngineNegativeVector['step'], expect: ProtocolErrorCode, comment: string, bytes: Uint8Array): void =>
-    add({ comment, receiver, before, step, engine_expect: expect, bytes: hex(bytes) }, bytes);
+  const refuse = (
+    receiver: Party,
+    before: string,
+    step: EngineNegativeVector['step'],
+    expect: ProtocolErrorCode,
+    comment: string,
+    bytes: Uint8Array,
+  ): void => add({ comment, receiver, before, step, engine_expect: expect, bytes: hex(bytes) }, bytes);
 
   const { A, B } = who;
   const data = wire.get('alice_data')!;
@@ -883,7 +1043,14 @@ function buildEngineNegatives(
     wrongMac,
   );
   const flippedCt = flipBit(data, S.afterNonce + 4);
-  refuse('bob', 'alice_data', 'receiveSealed', 'auth', 'alice_data with the lowest bit of its first ciphertext byte flipped (MAC unchanged)', flippedCt);
+  refuse(
+    'bob',
+    'alice_data',
+    'receiveSealed',
+    'auth',
+    'alice_data with the lowest bit of its first ciphertext byte flipped (MAC unchanged)',
+    flippedCt,
+  );
   refuse('bob', 'alice_ack', 'receiveSealed', 'replay', 'alice_data delivered a second time, after Bob accepted it', data);
 
   // Alice's data message again, sealed correctly under its pair, with its counter but another
@@ -892,7 +1059,12 @@ function buildEngineNegatives(
     const { message } = decodeSealed(data);
     const nonce = edit.nonce ?? sha512(`offrecord/v1 message vector nonce|${label}`).subarray(0, 16);
     const counter = edit.counter ?? message.counter;
-    const fields = { ...message, ...edit, nonce, ciphertext: aesCtr(messageKeyOf(fromHex(dataVec.direction_key), nonce), counter, plaintext) };
+    const fields = {
+      ...message,
+      ...edit,
+      nonce,
+      ciphertext: aesCtr(messageKeyOf(fromHex(dataVec.direction_key), nonce), counter, plaintext),
+    };
     const region = encodeAuthenticated(fields);
     return encodeSealed(region, hmacSha256(fromHex(dataVec.message_mac_key), region), []);
   };
@@ -906,18 +1078,57 @@ function buildEngineNegatives(
     rewound,
   );
   const reannounced = resealed('reannounced share', { nextDh: fromHex(dataVec.dh.sender_public) });
-  refuse('bob', 'alice_data', 'receiveSealed', 'unexpected', "alice_data with next_dh = Alice's share of key 1 (the one it is sent under), correctly MAC'd: a re-announced share is refused (section 8.4)", reannounced);
+  refuse(
+    'bob',
+    'alice_data',
+    'receiveSealed',
+    'unexpected',
+    "alice_data with next_dh = Alice's share of key 1 (the one it is sent under), correctly MAC'd: a re-announced share is refused (section 8.4)",
+    reannounced,
+  );
 
   // Ids nobody announced (section 9.4 step 3): found before any key is derived, so the MAC is never reached.
   const unknownRecipient = put(data, S.recipientKeyId, u32be(3));
-  refuse('bob', 'alice_data', 'receiveSealed', 'auth', "alice_data naming Bob's key 3, which Bob never announced (his next is 2): section 9.4 step 3", unknownRecipient);
+  refuse(
+    'bob',
+    'alice_data',
+    'receiveSealed',
+    'auth',
+    "alice_data naming Bob's key 3, which Bob never announced (his next is 2): section 9.4 step 3",
+    unknownRecipient,
+  );
   const unknownSender = put(data, S.senderKeyId, u32be(2));
-  refuse('bob', 'alice_data', 'receiveSealed', 'auth', "alice_data claiming Alice's key 2, which Bob has not seen announced (his view of her current is 1): section 9.4 step 3", unknownSender);
+  refuse(
+    'bob',
+    'alice_data',
+    'receiveSealed',
+    'auth',
+    "alice_data claiming Alice's key 2, which Bob has not seen announced (his view of her current is 1): section 9.4 step 3",
+    unknownSender,
+  );
   // A REPLY from the initiator to the responder: the MAC is checked first (section 9.4 step 4).
-  const replyToResponder = resealed('reply to the responder', { type: MessageType.Reply, counter: 2, senderDh: fromHex(dataVec.dh.sender_public) }, new Uint8Array(AUTH_BLOCK_LENGTH));
-  refuse('bob', 'alice_data', 'receiveSealed', 'unexpected', "a REPLY from Alice to Bob, who is responding, sealed and MAC'd correctly under alice_data's pair (counter 2): authentic, does not fit the state", replyToResponder);
+  const replyToResponder = resealed(
+    'reply to the responder',
+    { type: MessageType.Reply, counter: 2, senderDh: fromHex(dataVec.dh.sender_public) },
+    new Uint8Array(AUTH_BLOCK_LENGTH),
+  );
+  refuse(
+    'bob',
+    'alice_data',
+    'receiveSealed',
+    'unexpected',
+    "a REPLY from Alice to Bob, who is responding, sealed and MAC'd correctly under alice_data's pair (counter 2): authentic, does not fit the state",
+    replyToResponder,
+  );
   const replyToResponderBadMac = flipBit(replyToResponder, replyToResponder.length - 1);
-  refuse('bob', 'alice_data', 'receiveSealed', 'auth', 'the same REPLY to the responder with the last bit of its MAC flipped: the MAC comes before the type check', replyToResponderBadMac);
+  refuse(
+    'bob',
+    'alice_data',
+    'receiveSealed',
+    'auth',
+    'the same REPLY to the responder with the last bit of its MAC flipped: the MAC comes before the type check',
+    replyToResponderBadMac,
+  );
 
   // First mails re-signed by Alice with one auth-block field changed (section 6.3 steps 4 and 5).
   const firstVec = vec('alice_first', 'first_inner');
@@ -941,18 +1152,53 @@ function buildEngineNegatives(
   const freshId = (label: string): Uint8Array => sha512(`offrecord/v1 message vector message id|${label}`).subarray(0, 16);
   const firstAt = beforeReceive.get('alice_first')!.time;
   const future = signedFirst('signed too far ahead', firstAt + DEFAULT_POLICY.maxClockSkewMs + 1, freshId('signed too far ahead'));
-  refuse('bob', 'alice_first', 'receiveFirst', 'unexpected', `alice_first re-signed with created = Bob's clock + maxClockSkewMs + 1 ms: section 6.3 step 4`, future);
+  refuse(
+    'bob',
+    'alice_first',
+    'receiveFirst',
+    'unexpected',
+    `alice_first re-signed with created = Bob's clock + maxClockSkewMs + 1 ms: section 6.3 step 4`,
+    future,
+  );
   const old = signedFirst('signed too long ago', firstAt - DEFAULT_POLICY.maxAuthAgeMs - 1, freshId('signed too long ago'));
-  refuse('bob', 'alice_first', 'receiveFirst', 'expired', `alice_first re-signed with created = Bob's clock - maxAuthAgeMs - 1 ms: section 6.3 step 4`, old);
+  refuse(
+    'bob',
+    'alice_first',
+    'receiveFirst',
+    'expired',
+    `alice_first re-signed with created = Bob's clock - maxAuthAgeMs - 1 ms: section 6.3 step 4`,
+    old,
+  );
   const dataAt = beforeReceive.get('alice_data')!.time;
   const repeatedId = signedFirst('same message id again', dataAt, fromHex(firstVec.auth.message_id));
-  refuse('bob', 'alice_data', 'receiveFirst', 'replay', "a first mail from Alice, validly signed now, that repeats alice_first's message_id (other payload and created): section 6.3 step 5", repeatedId);
+  refuse(
+    'bob',
+    'alice_data',
+    'receiveFirst',
+    'replay',
+    "a first mail from Alice, validly signed now, that repeats alice_first's message_id (other payload and created): section 6.3 step 5",
+    repeatedId,
+  );
 
   const first = wire.get('alice_first')!;
   const flippedSig = flipBit(first, F.signature);
-  refuse('bob', 'alice_first', 'receiveFirst', 'auth', 'alice_first inner with the lowest bit of its ring signature (c0) flipped', flippedSig);
+  refuse(
+    'bob',
+    'alice_first',
+    'receiveFirst',
+    'auth',
+    'alice_first inner with the lowest bit of its ring signature (c0) flipped',
+    flippedSig,
+  );
   const flippedPayload = flipBit(first, first.length - 1);
-  refuse('bob', 'alice_first', 'receiveFirst', 'auth', 'alice_first inner with the last payload bit flipped (the signature covers SHA-256(payload))', flippedPayload);
+  refuse(
+    'bob',
+    'alice_first',
+    'receiveFirst',
+    'auth',
+    'alice_first inner with the last payload bit flipped (the signature covers SHA-256(payload))',
+    flippedPayload,
+  );
 
   // Forged replies: sealed correctly under Bob's key 1 and Alice's key 1 (so the MAC is good),
   // but the ring signature is made by Mallory, whose key is outside the ring {Alice, Bob}.
@@ -1006,7 +1252,16 @@ function buildEngineNegatives(
       context: hex(context),
     };
     add(
-      { comment, receiver: 'alice', before: 'bob_reply', step: 'receiveSealed', engine_expect: expect, bytes: hex(bytes), forged_auth: record, signed_by: hex(M.public) },
+      {
+        comment,
+        receiver: 'alice',
+        before: 'bob_reply',
+        step: 'receiveSealed',
+        engine_expect: expect,
+        bytes: hex(bytes),
+        forged_auth: record,
+        signed_by: hex(M.public),
+      },
       bytes,
     );
   };

@@ -10,7 +10,13 @@ import { provePossession, provePossessionTrace, ringPublicKey, verifyPossession 
 import { RingError, type RingErrorCode } from '../src/crypto/errors.ts';
 import { ringKeyStatement } from '../src/keys/ringcert.ts';
 import { addOrderAt, offCurveEncoding, randFor, secretFor, text } from './gen-ring-vectors.ts';
-import { PROOF_VECTORS_PATH, renderVectors, type PositiveProofVector, type NegativeProofVector, type ProofVectors } from '../fixtures/vectors/format.ts';
+import {
+  PROOF_VECTORS_PATH,
+  renderVectors,
+  type PositiveProofVector,
+  type NegativeProofVector,
+  type ProofVectors,
+} from '../fixtures/vectors/format.ts';
 
 const fingerprintFor = (name: string): Uint8Array => text(`${name}`.padEnd(20, '.')).subarray(0, 20);
 const NOT_BEFORE = Date.UTC(2026, 0, 1);
@@ -60,7 +66,13 @@ export function buildProofVectors(): ProofVectors {
   };
   const { publicKey, statement, proof } = base;
   negativeCase('positive[0] truncated to 63 bytes', publicKey, statement, proof.subarray(0, 63), 'bad_length');
-  negativeCase('positive[0] with s replaced by s + l (same residue, not canonical)', publicKey, statement, addOrderAt(proof, 32), 'non_canonical_scalar');
+  negativeCase(
+    'positive[0] with s replaced by s + l (same residue, not canonical)',
+    publicKey,
+    statement,
+    addOrderAt(proof, 32),
+    'non_canonical_scalar',
+  );
   const flippedR = Uint8Array.from(proof);
   flippedR[0]! ^= 0x01;
   negativeCase('positive[0] with the lowest bit of R flipped', publicKey, statement, flippedR, 'invalid_proof');
@@ -70,20 +82,56 @@ export function buildProofVectors(): ProofVectors {
   const otherValidity = ringKeyStatement(base.fingerprint, publicKey, NOT_BEFORE, NOT_AFTER + 1);
   negativeCase('positive[0] presented for the statement with not_after + 1', publicKey, otherValidity, proof, 'invalid_proof');
   const otherIdentity = ringKeyStatement(fingerprintFor('mallory'), publicKey, NOT_BEFORE, NOT_AFTER);
-  negativeCase('positive[0] replayed by another identity: the statement with the fingerprint "mallory"', publicKey, otherIdentity, proof, 'invalid_proof');
+  negativeCase(
+    'positive[0] replayed by another identity: the statement with the fingerprint "mallory"',
+    publicKey,
+    otherIdentity,
+    proof,
+    'invalid_proof',
+  );
   const carol = ringPublicKey(secretFor('carol'));
-  negativeCase("positive[0] presented for carol's key (statement naming carol's key, proof by alice's)", carol, ringKeyStatement(base.fingerprint, carol, NOT_BEFORE, NOT_AFTER), proof, 'invalid_proof');
+  negativeCase(
+    "positive[0] presented for carol's key (statement naming carol's key, proof by alice's)",
+    carol,
+    ringKeyStatement(base.fingerprint, carol, NOT_BEFORE, NOT_AFTER),
+    proof,
+    'invalid_proof',
+  );
   // The attack of §15.3: a point nobody knows the discrete log of, with the best a non-holder
   // can offer, a valid proof by another key over that point's statement.
   const nobodys = ed25519_hasher.hashToCurve(text('offrecord proof vector: a key nobody holds')).toBytes();
   const nobodysStatement = ringKeyStatement(fingerprintFor('mallory'), nobodys, NOT_BEFORE, NOT_AFTER);
-  negativeCase('hash-to-curve point (discrete log unknown) with a proof by alice over its statement', nobodys, nobodysStatement, provePossession(base.secret, nobodysStatement, randFor('proof-n-nobody')), 'invalid_proof');
+  negativeCase(
+    'hash-to-curve point (discrete log unknown) with a proof by alice over its statement',
+    nobodys,
+    nobodysStatement,
+    provePossession(base.secret, nobodysStatement, randFor('proof-n-nobody')),
+    'invalid_proof',
+  );
   // Bad keys: the key check precedes the equation, so positive[0]'s proof serves.
   negativeCase('key is not on the curve; otherwise positive[0]', offCurveEncoding(), statement, proof, 'non_canonical_point');
-  negativeCase('key is the identity point 0100..00; otherwise positive[0]', fromHex(ED25519_TORSION_SUBGROUP[0]!), statement, proof, 'identity_point');
-  negativeCase('key is a small-order point (order 8); otherwise positive[0]', fromHex(ED25519_TORSION_SUBGROUP[1]!), statement, proof, 'torsion_point');
+  negativeCase(
+    'key is the identity point 0100..00; otherwise positive[0]',
+    fromHex(ED25519_TORSION_SUBGROUP[0]!),
+    statement,
+    proof,
+    'identity_point',
+  );
+  negativeCase(
+    'key is a small-order point (order 8); otherwise positive[0]',
+    fromHex(ED25519_TORSION_SUBGROUP[1]!),
+    statement,
+    proof,
+    'torsion_point',
+  );
   const mixed = ed25519.Point.fromBytes(publicKey).add(ed25519.Point.fromHex(ED25519_TORSION_SUBGROUP[1]!)).toBytes();
-  negativeCase("key is alice's plus an order-8 point (canonical, not torsion-free); otherwise positive[0]", mixed, statement, proof, 'torsion_point');
+  negativeCase(
+    "key is alice's plus an order-8 point (canonical, not torsion-free); otherwise positive[0]",
+    mixed,
+    statement,
+    proof,
+    'torsion_point',
+  );
 
   return {
     description:

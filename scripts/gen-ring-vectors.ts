@@ -17,7 +17,13 @@ import {
   sortRing,
 } from '../src/crypto/ring.ts';
 import { RingError, type RingErrorCode } from '../src/crypto/errors.ts';
-import { RING_VECTORS_PATH, renderVectors, type PositiveRingVector, type NegativeRingVector, type RingVectors } from '../fixtures/vectors/format.ts';
+import {
+  RING_VECTORS_PATH,
+  renderVectors,
+  type PositiveRingVector,
+  type NegativeRingVector,
+  type RingVectors,
+} from '../fixtures/vectors/format.ts';
 
 const Point = ed25519.Point;
 const ORDER = Point.Fn.ORDER;
@@ -104,11 +110,24 @@ export function buildRingVectors(): RingVectors {
   const base = positiveCase('alice+bob ring, signer index 0, short message', pub.alice, pub.bob, 0, hello, 'p1');
   positiveCase('alice+bob ring, signer index 1, same message', pub.alice, pub.bob, 1, hello, 'p2');
   positiveCase('alice+carol ring, signer index 0, empty message', pub.alice, pub.carol, 0, new Uint8Array(0), 'p3');
-  positiveCase('bob+dave ring, signer index 1, 1000-byte message', pub.bob, pub.dave, 1, longMessage('offrecord ring vector long', 1000), 'p4');
+  positiveCase(
+    'bob+dave ring, signer index 1, 1000-byte message',
+    pub.bob,
+    pub.dave,
+    1,
+    longMessage('offrecord ring vector long', 1000),
+    'p4',
+  );
   positiveCase('carol+dave ring, signer index 0, one zero byte', pub.carol, pub.dave, 0, new Uint8Array(1), 'p5');
 
   const negative: NegativeRingVector[] = [];
-  const negativeCase = (comment: string, ring: [Uint8Array, Uint8Array], message: Uint8Array, signature: Uint8Array, expect: RingErrorCode) => {
+  const negativeCase = (
+    comment: string,
+    ring: [Uint8Array, Uint8Array],
+    message: Uint8Array,
+    signature: Uint8Array,
+    expect: RingErrorCode,
+  ) => {
     // Refuse to write a vector that does not fail the way it claims.
     try {
       ringVerifyKeys(ring[0], ring[1], message, signature);
@@ -125,9 +144,27 @@ export function buildRingVectors(): RingVectors {
   otherMessage[otherMessage.length - 1]! ^= 0x01;
   negativeCase('valid signature of positive[0], message with its last bit flipped', base.ring, otherMessage, sig, 'invalid_signature');
   negativeCase('valid signature of positive[0], ring given as [P1, P0]', [b1, b0], hello, sig, 'ring_order');
-  negativeCase('positive[0] with s0 replaced by s0 + l (same residue, not canonical)', base.ring, hello, addOrderAt(sig, 32), 'non_canonical_scalar');
-  negativeCase('positive[0] with c0 replaced by c0 + l (same residue, not canonical)', base.ring, hello, addOrderAt(sig, 0), 'non_canonical_scalar');
-  negativeCase('positive[0] with s1 replaced by s1 + l (same residue, not canonical)', base.ring, hello, addOrderAt(sig, 64), 'non_canonical_scalar');
+  negativeCase(
+    'positive[0] with s0 replaced by s0 + l (same residue, not canonical)',
+    base.ring,
+    hello,
+    addOrderAt(sig, 32),
+    'non_canonical_scalar',
+  );
+  negativeCase(
+    'positive[0] with c0 replaced by c0 + l (same residue, not canonical)',
+    base.ring,
+    hello,
+    addOrderAt(sig, 0),
+    'non_canonical_scalar',
+  );
+  negativeCase(
+    'positive[0] with s1 replaced by s1 + l (same residue, not canonical)',
+    base.ring,
+    hello,
+    addOrderAt(sig, 64),
+    'non_canonical_scalar',
+  );
   negativeCase('positive[0] truncated to 95 bytes', base.ring, hello, sig.subarray(0, 95), 'bad_length');
   const flipped = Uint8Array.from(sig);
   flipped[64]! ^= 0x01; // lowest bit of s1; stays canonical
@@ -135,7 +172,13 @@ export function buildRingVectors(): RingVectors {
 
   const outsiderRing = sortRing(pub.carol, pub.bob);
   const outsiderSig = ringSignTrace(prepareRing(outsiderRing[0], outsiderRing[1]), secrets.carol, hello, randFor('n-outsider')).signature;
-  negativeCase('carol (not a member) signed over ring {carol, bob}; verified against ring {alice, bob}', base.ring, hello, outsiderSig, 'invalid_signature');
+  negativeCase(
+    'carol (not a member) signed over ring {carol, bob}; verified against ring {alice, bob}',
+    base.ring,
+    hello,
+    outsiderSig,
+    'invalid_signature',
+  );
 
   // Bad ring keys. Alice signs over a ring whose other member is the bad key, so the ring
   // equation holds (zip215 decoding, hashing the bytes as given) and the key is the one defect.
@@ -145,13 +188,29 @@ export function buildRingVectors(): RingVectors {
   };
   const p = Point.Fp.ORDER;
   const yAbove = numberToBytesLE(p + 3n, 32); // y = p + 3 < 2^255: a curve point's y, encoded without reduction
-  badKeyCase('ring key encodes y = p + 3 (>= p, RFC 8032 rejects; zip215 would read it as a mixed-order point with y = 3); signature valid under that reading', yAbove, 'non_canonical_point', 'n-y-above-p');
+  badKeyCase(
+    'ring key encodes y = p + 3 (>= p, RFC 8032 rejects; zip215 would read it as a mixed-order point with y = 3); signature valid under that reading',
+    yAbove,
+    'non_canonical_point',
+    'n-y-above-p',
+  );
   const xZeroSign = new Uint8Array(32);
   xZeroSign[0] = 0x01;
   xZeroSign[31] = 0x80;
-  badKeyCase('ring key 0100..0080: y = 1 so x = 0, with the x sign bit set (RFC 8032 rejects before the identity check)', xZeroSign, 'non_canonical_point', 'n-x0-sign');
+  badKeyCase(
+    'ring key 0100..0080: y = 1 so x = 0, with the x sign bit set (RFC 8032 rejects before the identity check)',
+    xZeroSign,
+    'non_canonical_point',
+    'n-x0-sign',
+  );
   // No signature can exist for a key that is not a point; positive[0]'s is used with the ring {alice, bad key}.
-  negativeCase('ring key is not on the curve (no x for this y); otherwise positive[0]', ordered(pub.alice, offCurveEncoding()), hello, sig, 'non_canonical_point');
+  negativeCase(
+    'ring key is not on the curve (no x for this y); otherwise positive[0]',
+    ordered(pub.alice, offCurveEncoding()),
+    hello,
+    sig,
+    'non_canonical_point',
+  );
   badKeyCase('ring key is the identity point 0100..00', fromHex(ED25519_TORSION_SUBGROUP[0]!), 'identity_point', 'n-identity');
   badKeyCase('ring key is a small-order point (order 8)', fromHex(ED25519_TORSION_SUBGROUP[1]!), 'torsion_point', 'n-order-8');
   badKeyCase('ring key is a small-order point (order 4)', fromHex(ED25519_TORSION_SUBGROUP[2]!), 'torsion_point', 'n-order-4');
@@ -163,7 +222,7 @@ export function buildRingVectors(): RingVectors {
   const torsion8 = fromHex(ED25519_TORSION_SUBGROUP[1]!);
   if (byteCompare(torsion8, yAbove) >= 0) throw new Error('vector needs the torsion point below y = p + 3');
   negativeCase(
-    'ring [order-8 point, y = p + 3] (two defects on purpose): P0 fails 3c, P1 fails 3a; checked key by key, so P0\'s torsion_point comes first',
+    "ring [order-8 point, y = p + 3] (two defects on purpose): P0 fails 3c, P1 fails 3a; checked key by key, so P0's torsion_point comes first",
     [torsion8, yAbove],
     hello,
     sig,
@@ -172,7 +231,7 @@ export function buildRingVectors(): RingVectors {
   const descending: [Uint8Array, Uint8Array] = [yAbove, pub.alice];
   if (byteCompare(yAbove, pub.alice) <= 0) throw new Error('vector needs y = p + 3 above alice');
   negativeCase(
-    'ring [y = p + 3, alice] (two defects on purpose): out of order and one key non-canonical; the point checks come before the ring order. The signature is alice\'s for this ring as given',
+    "ring [y = p + 3, alice] (two defects on purpose): out of order and one key non-canonical; the point checks come before the ring order. The signature is alice's for this ring as given",
     descending,
     hello,
     uncheckedSign(descending, secrets.alice, hello, 'n-descending'),
@@ -180,7 +239,13 @@ export function buildRingVectors(): RingVectors {
   );
 
   const dup = [pub.alice, pub.alice] as [Uint8Array, Uint8Array];
-  negativeCase('duplicated member: ring [alice, alice], signature valid for that ring', dup, hello, uncheckedSign(dup, secrets.alice, hello, 'n-dup'), 'ring_order');
+  negativeCase(
+    'duplicated member: ring [alice, alice], signature valid for that ring',
+    dup,
+    hello,
+    uncheckedSign(dup, secrets.alice, hello, 'n-dup'),
+    'ring_order',
+  );
 
   return {
     description:

@@ -28,7 +28,13 @@ export interface Home {
 /** A fresh home with Bob's account in it, made by `offrecord init`. */
 export function makeHome(): Home {
   const dir = mkdtempSync(join(tmpdir(), 'offrecord-scale-'));
-  const env = { ...process.env, HOME: dir, XDG_DATA_HOME: join(dir, 'data'), XDG_CONFIG_HOME: join(dir, 'config'), OFFRECORD_PASSPHRASE: PASSPHRASE };
+  const env = {
+    ...process.env,
+    HOME: dir,
+    XDG_DATA_HOME: join(dir, 'data'),
+    XDG_CONFIG_HOME: join(dir, 'config'),
+    OFFRECORD_PASSPHRASE: PASSPHRASE,
+  };
   const init = spawnSync(process.execPath, [CLI, 'init', '--email', ACCOUNT, '--name', 'Bob'], { env, encoding: 'utf8' });
   if (init.status !== 0) throw new Error(`offrecord init failed: ${init.stderr}`);
   return { dir, env };
@@ -50,8 +56,14 @@ export function templateState(): EstablishedState {
   };
   const a = party();
   const b = party();
-  const alice: Parties = { local: { fingerprint: a.fingerprint, ringKeys: [{ secret: a.secret, public: a.public }] }, peer: { fingerprint: b.fingerprint, ringKeys: [b.public] } };
-  const bob: Parties = { local: { fingerprint: b.fingerprint, ringKeys: [{ secret: b.secret, public: b.public }] }, peer: { fingerprint: a.fingerprint, ringKeys: [a.public] } };
+  const alice: Parties = {
+    local: { fingerprint: a.fingerprint, ringKeys: [{ secret: a.secret, public: a.public }] },
+    peer: { fingerprint: b.fingerprint, ringKeys: [b.public] },
+  };
+  const bob: Parties = {
+    local: { fingerprint: b.fingerprint, ringKeys: [{ secret: b.secret, public: b.public }] },
+    peer: { fingerprint: a.fingerprint, ringKeys: [a.public] },
+  };
   const text = (s: string) => new TextEncoder().encode(s);
   const first = send(initiate(systemEnv), alice, text('hello'), systemEnv);
   if (first.outgoing.kind !== 'first') throw new Error('expected a first mail');
@@ -106,7 +118,15 @@ export function addCorrespondents(home: Home, template: EstablishedState, from: 
         // Bob's own certificate stands in for each correspondent's: only its size and its
         // encryption subkey (for first mails, none here) matter to what is measured.
         store.pinPeer({ address: `c${i}@example.test`, fingerprint, certificate: identity.certificate, firstSeen: now });
-        store.putPeerKey({ fingerprint, kind: 'ring', public: ringPublicKey(generateRingSecret()), notBefore: now - 24 * HOUR, notAfter: now + 14 * 24 * HOUR, certification: new Uint8Array(64), seenAt: now });
+        store.putPeerKey({
+          fingerprint,
+          kind: 'ring',
+          public: ringPublicKey(generateRingSecret()),
+          notBefore: now - 24 * HOUR,
+          notAfter: now + 14 * 24 * HOUR,
+          certification: new Uint8Array(64),
+          seenAt: now,
+        });
         store.saveSession(identity.fingerprint, fingerprint, variant(template, now, v), 0);
       }
     });

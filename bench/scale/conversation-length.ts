@@ -122,7 +122,10 @@ async function storedConversation(ids: { alice: TestIdentity; bob: TestIdentity 
   // On tmpfs where there is one: the disk's flushes (synchronous=FULL) would drown the step.
   const dir = mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'offrecord-conversation-'));
   const env = new TestEnv(Date.now());
-  const stores = [openAccountStore(join(dir, 'alice.sqlite'), { passphrase: null, clock: () => env.now() }), openAccountStore(join(dir, 'bob.sqlite'), { passphrase: null, clock: () => env.now() })] as const;
+  const stores = [
+    openAccountStore(join(dir, 'alice.sqlite'), { passphrase: null, clock: () => env.now() }),
+    openAccountStore(join(dir, 'bob.sqlite'), { passphrase: null, clock: () => env.now() }),
+  ] as const;
   try {
     const alice = conversationOver(stores[0], ids.alice, ids.bob, env);
     const bob = conversationOver(stores[1], ids.bob, ids.alice, env);
@@ -210,7 +213,9 @@ export const stateCurve: CurveModule = {
       notes: [
         "The conversation of conversation-step, Alice's state encoded as the store writes it (before sealing) after message N; the run's time is counted there.",
         'Every list and map in the state is bounded (docs/PROTOCOL.md §11.6; test/protocol/state-bounds.test.ts plays a correspondent growing each).',
-        at100 === undefined ? 'Flat after 100 messages: not measured in this run.' : `From message 100 on, at most ${((largest / at100 - 1) * 100).toFixed(1)} % above its size at message 100 (target: flat).`,
+        at100 === undefined
+          ? 'Flat after 100 messages: not measured in this run.'
+          : `From message 100 on, at most ${((largest / at100 - 1) * 100).toFixed(1)} % above its size at message 100 (target: flat).`,
       ],
     };
   },

@@ -36,7 +36,14 @@ async function dutiesRun(home: Home, rounds: number): Promise<{ ms: number; ackn
   try {
     const keyring = new Keyring(store);
     const spool = new MaildirSpool(join(home.dir, 'spool'));
-    const mail = { address: ACCOUNT, keyring, store, privateKey: await keyring.unlock(), outgoing: spool.transport(), incoming: spool.mailbox(ACCOUNT) };
+    const mail = {
+      address: ACCOUNT,
+      keyring,
+      store,
+      privateKey: await keyring.unlock(),
+      outgoing: spool.transport(),
+      incoming: spool.mailbox(ACCOUNT),
+    };
     const times: number[] = [];
     let acknowledged = 0;
     for (let r = 0; r < rounds; r++) times.push(await timed(async () => (acknowledged = (await performDuties(mail)).acknowledged.length)));
@@ -165,7 +172,9 @@ async function measureAll(): Promise<Results> {
       const bytes = storeBytes(home);
       r.store.perSession.push({ n, value: (bytes.file - emptyBytes) / n });
       r.store.sealedState.push({ n, value: bytes.sealedState });
-      console.log(`  N=${n}: duties ${duties.ms.toFixed(1)} ms; sessions ${r.sessions.cli.at(-1)!.value.toFixed(0)} ms; watch VmHWM ${watch.hwmMb.toFixed(1)} MB, to idle ${watch.ms.toFixed(0)} ms`);
+      console.log(
+        `  N=${n}: duties ${duties.ms.toFixed(1)} ms; sessions ${r.sessions.cli.at(-1)!.value.toFixed(0)} ms; watch VmHWM ${watch.hwmMb.toFixed(1)} MB, to idle ${watch.ms.toFixed(0)} ms`,
+      );
     }
     // Everything due: DUE_COUNTS of DUE_AMONG sessions with an overdue acknowledgement.
     let idleSoFar = 0;
@@ -242,7 +251,7 @@ export async function sessionsCurve(): Promise<Curve> {
     baseline: { label: '`offrecord --version` (ms)', points: r.sessions.version },
     notes: [
       `Target: under ${TARGETS.sessionsMs} ms with 1,000 sessions: the whole process takes ${fmt(at(r.sessions.cli, 1_000), 0)} ms, of which ${fmt(extra, 0)} ms beyond \`--version\` (node start-up and loading the CLI's modules): the command's own work is ${extra < TARGETS.sessionsMs ? 'within' : 'NOT within'} the target; the process as a whole is ${at(r.sessions.cli, 1_000) < TARGETS.sessionsMs ? 'within it' : 'NOT, because of the start-up alone'}.`,
-      'It lists the sessions and the pins\' addresses from the store; before, it parsed every correspondent\'s certificate with openpgp.js (`keyring.list()`).',
+      "It lists the sessions and the pins' addresses from the store; before, it parsed every correspondent's certificate with openpgp.js (`keyring.list()`).",
     ],
   };
 }
@@ -258,7 +267,10 @@ export async function memoryCurve(): Promise<Curve> {
       { label: 'VmHWM, peak (MB)', points: r.watch.hwm },
       { label: 'VmRSS when idle (MB)', points: r.watch.rss },
     ],
-    baseline: { label: 'VmHWM of the same watcher, account without sessions (MB)', points: r.watch.hwm.map((p) => ({ n: p.n, value: r.watch.emptyHwm })) },
+    baseline: {
+      label: 'VmHWM of the same watcher, account without sessions (MB)',
+      points: r.watch.hwm.map((p) => ({ n: p.n, value: r.watch.emptyHwm })),
+    },
     notes: [
       `Target: at most ${TARGETS.hwmMb} MB at its peak with 1,000 sessions: ${fmt(peak)} MB, ${peak <= TARGETS.hwmMb ? 'met' : 'NOT met'} (no sessions: peak ${fmt(r.watch.emptyHwm)} MB, resident ${fmt(r.watch.emptyRss)} MB).`,
       `From spawn to its first idle (unlock, rotation, a pass, duties): ${r.watch.startMs.map((p) => `${fmt(p.value / 1000, 2)} s at ${p.n.toLocaleString('en-US')}`).join(', ')}; ${fmt(r.watch.emptyStartMs / 1000, 2)} s without sessions.`,
@@ -276,7 +288,7 @@ export async function storeCurve(): Promise<Curve> {
     series: [{ label: 'store file growth per correspondent (bytes)', points: r.store.perSession }],
     baseline: { label: 'the sealed session state alone (bytes)', points: r.store.sealedState },
     notes: [
-      'Per correspondent: the sealed session state, its row and index entries (duty clocks), the pin with its certificate (here ~1 KB, Bob\'s own standing in) and a ring key. Bounded because every list in a session state is bounded (PROTOCOL.md §9, §19).',
+      "Per correspondent: the sealed session state, its row and index entries (duty clocks), the pin with its certificate (here ~1 KB, Bob's own standing in) and a ring key. Bounded because every list in a session state is bounded (PROTOCOL.md §9, §19).",
     ],
   };
 }

@@ -39,7 +39,8 @@ export function checkCurve(curve: Curve): void {
   for (const s of all) {
     if (s.points.length === 0) throw new Error(`curve ${curve.id}: series ${s.label} has no points`);
     for (const p of s.points) {
-      if (!(p.n > 0) || !Number.isFinite(p.value) || p.value < 0) throw new Error(`curve ${curve.id}: series ${s.label} has a point that cannot be drawn (${p.n}, ${p.value})`);
+      if (!(p.n > 0) || !Number.isFinite(p.value) || p.value < 0)
+        throw new Error(`curve ${curve.id}: series ${s.label} has a point that cannot be drawn (${p.n}, ${p.value})`);
     }
   }
 }
@@ -66,7 +67,13 @@ export function markdownTable(curve: Curve): string {
   const [first] = curve.series;
   const ns = xValues(curve);
   const smallest = valueAt(first!, ns[0]!);
-  const header = ['N', ...curve.series.map((s) => s.label), `baseline: ${curve.baseline.label}`, 'ratio to baseline', `vs N = ${formatNumber(ns[0]!)}`];
+  const header = [
+    'N',
+    ...curve.series.map((s) => s.label),
+    `baseline: ${curve.baseline.label}`,
+    'ratio to baseline',
+    `vs N = ${formatNumber(ns[0]!)}`,
+  ];
   const rows = ns.map((n) => {
     const ours = valueAt(first!, n);
     const base = valueAt(curve.baseline, n);

@@ -31,7 +31,8 @@ async function plainFetch(servers: MailServers, fromUid: number): Promise<number
   try {
     const lock = await client.getMailboxLock('INBOX');
     try {
-      for await (const message of client.fetch(`${fromUid}:*`, { uid: true, source: true }, { uid: true })) if (message.uid >= fromUid && message.source) count++;
+      for await (const message of client.fetch(`${fromUid}:*`, { uid: true, source: true }, { uid: true }))
+        if (message.uid >= fromUid && message.source) count++;
     } finally {
       lock.release();
     }
@@ -62,7 +63,10 @@ const timed = async <T>(work: () => Promise<T>): Promise<{ ms: number; value: T 
 
 function expectMessages(reports: FetchReport[], count: number): void {
   const messages = reports.filter((r) => r.kind === 'message').length;
-  if (messages !== count || reports.length !== count) throw new Error(`the pass reported ${JSON.stringify(reports.map((r) => (r.kind === 'skipped' ? `${r.kind} ${r.code}` : r.kind)))}, not ${count} messages`);
+  if (messages !== count || reports.length !== count)
+    throw new Error(
+      `the pass reported ${JSON.stringify(reports.map((r) => (r.kind === 'skipped' ? `${r.kind} ${r.code}` : r.kind)))}, not ${count} messages`,
+    );
 }
 
 export async function measure(): Promise<Curve> {
@@ -92,7 +96,8 @@ export async function measure(): Promise<Curve> {
       const rounds = { found: [] as number[], nothing: [] as number[], plain: [] as number[] };
       for (let round = 0; round < ROUNDS; round++) {
         const from = await uidNext(servers);
-        for (let i = 0; i < NEW_MAILS; i++) await sendMessage(aliceDirect, { to: bob.address, subject: `new ${n}/${round}/${i}`, text: `new mail ${i}` });
+        for (let i = 0; i < NEW_MAILS; i++)
+          await sendMessage(aliceDirect, { to: bob.address, subject: `new ${n}/${round}/${i}`, text: `new mail ${i}` });
         const base = await timed(() => plainFetch(servers, from));
         if (base.value !== NEW_MAILS) throw new Error(`plain imapflow found ${base.value} mails from UID ${from}, not ${NEW_MAILS}`);
         const ours = await timed(() => fetchMessages(bob));
@@ -106,7 +111,9 @@ export async function measure(): Promise<Curve> {
       found.push({ n, value: median(rounds.found) });
       nothing.push({ n, value: median(rounds.nothing) });
       plain.push({ n, value: median(rounds.plain) });
-      console.log(`N = ${n}: pass finding ${NEW_MAILS} ${median(rounds.found).toFixed(0)} ms, finding nothing ${median(rounds.nothing).toFixed(0)} ms, plain imapflow by UID range ${median(rounds.plain).toFixed(0)} ms; first pass over the new ordinary mail ${once.ms.toFixed(0)} ms`);
+      console.log(
+        `N = ${n}: pass finding ${NEW_MAILS} ${median(rounds.found).toFixed(0)} ms, finding nothing ${median(rounds.nothing).toFixed(0)} ms, plain imapflow by UID range ${median(rounds.plain).toFixed(0)} ms; first pass over the new ordinary mail ${once.ms.toFixed(0)} ms`,
+      );
     }
     const growth = found[found.length - 1]!.value / found[0]!.value;
     return {

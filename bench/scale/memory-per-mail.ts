@@ -26,7 +26,11 @@ const ATTACHMENT_BYTES = Math.floor(LIMITS.maxPayload * 0.7);
 const MiB = 1024 * 1024;
 
 async function runChild(input: PassChildInput): Promise<PassChildOutput> {
-  const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'pass-child.ts'), JSON.stringify(input)], { maxBuffer: 1 << 20 });
+  const { stdout } = await promisify(execFile)(
+    process.execPath,
+    ['--import', 'tsx', join(import.meta.dirname, 'pass-child.ts'), JSON.stringify(input)],
+    { maxBuffer: 1 << 20 },
+  );
   return JSON.parse(stdout.trim().split('\n').pop()!) as PassChildOutput;
 }
 
@@ -43,7 +47,13 @@ export async function measure(): Promise<Curve> {
     bob.store.close(); // the pass runs in a child process of its own
     const inbox = new DovecotMaildir(dovecotMaildir(servers, 'bob'));
     const aliceDirect = { ...alice, outgoing: inbox.transport() };
-    const imap = { host: servers.imap.host, port: servers.imap.port, user: servers.users.bob.user, pass: servers.users.bob.pass, caFile: servers.tls ? servers.tls.certFile : null };
+    const imap = {
+      host: servers.imap.host,
+      port: servers.imap.port,
+      user: servers.users.bob.user,
+      pass: servers.users.bob.pass,
+      caFile: servers.tls ? servers.tls.certFile : null,
+    };
     const child = (mode: PassChildInput['mode']) => runChild({ mode, store: join(dir, 'bob.sqlite'), imap, address: bob.address });
 
     const ours: Point[] = [];
@@ -52,7 +62,12 @@ export async function measure(): Promise<Curve> {
     for (const n of sizes(MAILS)) {
       for (let i = 0; i < n; i++) {
         const content = new Uint8Array(randomBytes(ATTACHMENT_BYTES));
-        await sendMessage(aliceDirect, { to: bob.address, subject: `big ${n}/${i}`, text: 'a big one', attachments: [{ filename: 'big.bin', contentType: 'application/octet-stream', content }] });
+        await sendMessage(aliceDirect, {
+          to: bob.address,
+          subject: `big ${n}/${i}`,
+          text: 'a big one',
+          attachments: [{ filename: 'big.bin', contentType: 'application/octet-stream', content }],
+        });
       }
       alice.store.forget();
       const base = await child('plain');
@@ -61,14 +76,19 @@ export async function measure(): Promise<Curve> {
       ours.push({ n, value: (pass.hwmKb - pass.startKb) / 1024 });
       oursAbsolute.push({ n, value: pass.hwmKb / 1024 });
       plain.push({ n, value: (base.hwmKb - base.startKb) / 1024 });
-      console.log(`${n} mails of ${(ATTACHMENT_BYTES / MiB).toFixed(1)} MiB attachments: offrecord peak ${(pass.hwmKb / 1024).toFixed(0)} MB (+${((pass.hwmKb - pass.startKb) / 1024).toFixed(0)} over its start, ${(pass.ms / 1000).toFixed(1)} s); plain imapflow peak ${(base.hwmKb / 1024).toFixed(0)} MB (+${((base.hwmKb - base.startKb) / 1024).toFixed(0)})`);
+      console.log(
+        `${n} mails of ${(ATTACHMENT_BYTES / MiB).toFixed(1)} MiB attachments: offrecord peak ${(pass.hwmKb / 1024).toFixed(0)} MB (+${((pass.hwmKb - pass.startKb) / 1024).toFixed(0)} over its start, ${(pass.ms / 1000).toFixed(1)} s); plain imapflow peak ${(base.hwmKb / 1024).toFixed(0)} MB (+${((base.hwmKb - base.startKb) / 1024).toFixed(0)})`,
+      );
     }
     const bound = (MEMORY_BOUND_PAYLOADS * LIMITS.maxPayload) / MiB;
     const worst = Math.max(...ours.map((p) => p.value));
     return {
       id: 'memory-per-mail',
       title: 'Peak memory of a pass over N big mails',
-      axes: { x: `offrecord mails in the pass, each a ${(ATTACHMENT_BYTES / MiB).toFixed(1)} MiB attachment`, y: 'MB of VmHWM above the start' },
+      axes: {
+        x: `offrecord mails in the pass, each a ${(ATTACHMENT_BYTES / MiB).toFixed(1)} MiB attachment`,
+        y: 'MB of VmHWM above the start',
+      },
       series: [
         { label: 'offrecord pass (as `offrecord fetch`): peak above start', points: ours },
         { label: 'offrecord pass: peak VmHWM', points: oursAbsolute },

@@ -64,8 +64,22 @@ async function offrecordPass(input: PassChildInput): Promise<Record<string, numb
   const store = openAccountStore(input.store, { passphrase: null, checkpointAfterSave: false });
   try {
     const keyring = new Keyring(store);
-    const config: ServerConfig = { host: input.imap.host, port: input.imap.port, security: input.imap.caFile ? 'starttls' : 'plain', user: input.imap.user, password: () => input.imap.pass, ...(input.imap.caFile ? { caFile: input.imap.caFile } : {}) };
-    const account = { address: input.address, keyring, store, privateKey: await keyring.unlock(), outgoing: new SmtpTransport(config), incoming: new ImapMailbox(config) };
+    const config: ServerConfig = {
+      host: input.imap.host,
+      port: input.imap.port,
+      security: input.imap.caFile ? 'starttls' : 'plain',
+      user: input.imap.user,
+      password: () => input.imap.pass,
+      ...(input.imap.caFile ? { caFile: input.imap.caFile } : {}),
+    };
+    const account = {
+      address: input.address,
+      keyring,
+      store,
+      privateKey: await keyring.unlock(),
+      outgoing: new SmtpTransport(config),
+      incoming: new ImapMailbox(config),
+    };
     const counts: Record<string, number> = {};
     // As `offrecord fetch` runs it: each report heard and let go.
     await processNewMail(account, (report) => {

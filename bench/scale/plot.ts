@@ -55,20 +55,26 @@ export function plotSvg(curve: Curve): string {
     out.push(`<text x="${fixed(x(t))}" y="${MARGIN.top + plotH + 16}" text-anchor="middle">${escapeXml(formatNumber(t))}</text>`);
   }
   out.push(`<rect x="${MARGIN.left}" y="${MARGIN.top}" width="${plotW}" height="${plotH}" fill="none" stroke="#333"/>`);
-  out.push(`<text x="${MARGIN.left + plotW / 2}" y="${MARGIN.top + plotH + 36}" text-anchor="middle">${escapeXml(curve.axes.x)} (log scale)</text>`);
+  out.push(
+    `<text x="${MARGIN.left + plotW / 2}" y="${MARGIN.top + plotH + 36}" text-anchor="middle">${escapeXml(curve.axes.x)} (log scale)</text>`,
+  );
   out.push(`<text transform="translate(18 ${MARGIN.top + plotH / 2}) rotate(-90)" text-anchor="middle">${escapeXml(curve.axes.y)}</text>`);
   all.forEach((series, i) => {
     const isBaseline = i === curve.series.length;
     const colour = isBaseline ? BASELINE_COLOUR : COLOURS[i % COLOURS.length]!;
     const points = [...series.points].sort((a, b) => a.n - b.n).map((p) => `${fixed(x(p.n))},${fixed(y(p.value))}`);
-    out.push(`<polyline points="${points.join(' ')}" fill="none" stroke="${colour}" stroke-width="2"${isBaseline ? ' stroke-dasharray="6 4"' : ''}/>`);
+    out.push(
+      `<polyline points="${points.join(' ')}" fill="none" stroke="${colour}" stroke-width="2"${isBaseline ? ' stroke-dasharray="6 4"' : ''}/>`,
+    );
     for (const p of points) {
       const [cx, cy] = p.split(',');
       out.push(`<circle cx="${cx}" cy="${cy}" r="3.5" fill="${colour}"/>`);
     }
     const legendY = MARGIN.top + plotH + 56 + Math.floor(i / 2) * 16;
     const legendX = MARGIN.left + (i % 2) * (plotW / 2);
-    out.push(`<line x1="${legendX}" x2="${legendX + 24}" y1="${legendY - 4}" y2="${legendY - 4}" stroke="${colour}" stroke-width="2"${isBaseline ? ' stroke-dasharray="6 4"' : ''}/>`);
+    out.push(
+      `<line x1="${legendX}" x2="${legendX + 24}" y1="${legendY - 4}" y2="${legendY - 4}" stroke="${colour}" stroke-width="2"${isBaseline ? ' stroke-dasharray="6 4"' : ''}/>`,
+    );
     out.push(`<text x="${legendX + 30}" y="${legendY}">${escapeXml(isBaseline ? `baseline: ${series.label}` : series.label)}</text>`);
   });
   out.push('</svg>', '');

@@ -94,7 +94,9 @@ async function oneBundle(macKeys: number, r: Results): Promise<void> {
         readFileSync(file);
       }),
     });
-    console.log(`  ${macKeys} MAC keys: ${bytes} bytes; build ${r.build.at(-1)!.value.toFixed(0)} ms, deliver ${target.ms.toFixed(0)} ms, fetch+verify ${r.verify.at(-1)!.value.toFixed(0)} ms`);
+    console.log(
+      `  ${macKeys} MAC keys: ${bytes} bytes; build ${r.build.at(-1)!.value.toFixed(0)} ms, deliver ${target.ms.toFixed(0)} ms, fetch+verify ${r.verify.at(-1)!.value.toFixed(0)} ms`,
+    );
   } finally {
     rmSync(home.dir, { recursive: true, force: true });
   }
@@ -194,6 +196,8 @@ export async function fetchCurve(): Promise<Curve> {
     axes: { x: 'bundles in the directory', y: 'ms (process, median of 3)' },
     series: [{ label: '`keys fetch-published` (ms)', points: r.fetchCli }],
     baseline: { label: '`offrecord --version` plus a node:fs copy of the files (ms)', points: r.fetchBase },
-    notes: [`With ${top.toLocaleString('en-US')} bundles (3 MAC keys each): ${(at(r.fetchCli, top) / 1000).toFixed(2)} s, ${perBundle.toFixed(1)} ms a bundle beyond start-up (each read, parsed, its certificate and certifications checked, kept).`],
+    notes: [
+      `With ${top.toLocaleString('en-US')} bundles (3 MAC keys each): ${(at(r.fetchCli, top) / 1000).toFixed(2)} s, ${perBundle.toFixed(1)} ms a bundle beyond start-up (each read, parsed, its certificate and certifications checked, kept).`,
+    ],
   };
 }

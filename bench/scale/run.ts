@@ -76,7 +76,9 @@ export async function runScale(ids: readonly string[]): Promise<void> {
     if (curve.id !== id) throw new Error(`curve module ${id} measured a curve named ${curve.id}`);
     checkCurve(curve);
     const seconds = (performance.now() - began) / 1000;
-    curve.notes.push(`Measured in ${seconds.toFixed(0)} s, load average ${loadBefore} at the start and ${load()} at the end (2 shared cores).`);
+    curve.notes.push(
+      `Measured in ${seconds.toFixed(0)} s, load average ${loadBefore} at the start and ${load()} at the end (2 shared cores).`,
+    );
     console.log(`${curve.title}\n${markdownTable(curve)}\n${curve.notes.map((n) => `- ${n}`).join('\n')}`);
     if (quick) continue;
     writeFileSync(join(ROOT, 'docs', 'bench', `${id}.svg`), plotSvg(curve));

@@ -41,7 +41,10 @@ export async function measure(): Promise<Curve> {
   const dir = mkdtempSync(join(tmpdir(), 'offrecord-scale-week-'));
   const closing: { store: { close(): void } }[] = [];
   try {
-    const correspondents = await memoryAccounts(dir, Array.from({ length: CORRESPONDENTS }, (_, i) => `c${i}@example.test`));
+    const correspondents = await memoryAccounts(
+      dir,
+      Array.from({ length: CORRESPONDENTS }, (_, i) => `c${i}@example.test`),
+    );
     closing.push(...correspondents);
     const bobServer = await loopbackAccount(servers, 'bob', { root: dir });
     closing.push(bobServer);
@@ -49,7 +52,11 @@ export async function measure(): Promise<Curve> {
     const inbox = new DovecotMaildir(dovecotMaildir(servers, 'bob'));
     const plaintext = join(dir, 'plaintext');
     for (const sub of ['tmp', 'new', 'cur']) mkdirSync(join(plaintext, sub), { recursive: true });
-    const bob: MailAccount = { ...bobServer, outgoing: new MemoryTransport(new Map(correspondents.map((c) => [c.address, c.incoming]))), delivery: new MaildirDelivery(plaintext) };
+    const bob: MailAccount = {
+      ...bobServer,
+      outgoing: new MemoryTransport(new Map(correspondents.map((c) => [c.address, c.incoming]))),
+      delivery: new MaildirDelivery(plaintext),
+    };
     const toBob: MailAccount[] = correspondents.map((c) => ({ ...c, outgoing: inbox.transport() }));
     const setup = performance.now();
     for (const c of toBob) await establish(c, bob);
@@ -74,10 +81,13 @@ export async function measure(): Promise<Curve> {
       await waiting(n, toBob);
       before = delivered();
       const many = await watchOnce(bob);
-      if (delivered() - before !== n) throw new Error(`the watcher delivered ${delivered() - before} of ${n} mails from ${CORRESPONDENTS} correspondents`);
+      if (delivered() - before !== n)
+        throw new Error(`the watcher delivered ${delivered() - before} of ${n} mails from ${CORRESPONDENTS} correspondents`);
       ours.push({ n, value: n / many });
       burst.push({ n, value: n / one });
-      console.log(`${n} waiting: ${CORRESPONDENTS} correspondents ${(n / many).toFixed(1)} mails/s (${many.toFixed(1)} s), one correspondent ${(n / one).toFixed(1)} mails/s (${one.toFixed(1)} s)`);
+      console.log(
+        `${n} waiting: ${CORRESPONDENTS} correspondents ${(n / many).toFixed(1)} mails/s (${many.toFixed(1)} s), one correspondent ${(n / one).toFixed(1)} mails/s (${one.toFixed(1)} s)`,
+      );
     }
     const last = ours[ours.length - 1]!;
     const lastBurst = burst[burst.length - 1]!;

@@ -195,12 +195,7 @@ export function _prepareRingUncheckedForVectors(p0: Uint8Array, p1: Uint8Array):
 
 /** Everything up to and including m is fixed for one signature; both challenges extend a copy. */
 function challengePrefix(keys: readonly [Uint8Array, Uint8Array], message: Uint8Array): Hash {
-  return createHash('sha512')
-    .update(TAG_CHALLENGE)
-    .update(keys[0])
-    .update(keys[1])
-    .update(u64be(message.length))
-    .update(message);
+  return createHash('sha512').update(TAG_CHALLENGE).update(keys[0]).update(keys[1]).update(u64be(message.length)).update(message);
 }
 
 /** H(R) = SHA-512(tag || P0 || P1 || len64(m) || m || enc(R)) as LE integer mod ℓ. */
@@ -377,7 +372,13 @@ export interface PossessionTrace {
 /** c = SHA-512(tag || P || len64(m) || m || enc(R)) as LE integer mod ℓ. */
 function possessionChallenge(publicKey: Uint8Array, message: Uint8Array, encodedR: Uint8Array): bigint {
   return wideReduce(
-    createHash('sha512').update(TAG_POSSESSION_CHALLENGE).update(publicKey).update(u64be(message.length)).update(message).update(encodedR).digest(),
+    createHash('sha512')
+      .update(TAG_POSSESSION_CHALLENGE)
+      .update(publicKey)
+      .update(u64be(message.length))
+      .update(message)
+      .update(encodedR)
+      .digest(),
   );
 }
 
@@ -385,7 +386,11 @@ function possessionChallenge(publicKey: Uint8Array, message: Uint8Array, encoded
  * Proves knowledge of `secret` over `message`, returning every intermediate. This IS the proving
  * code (provePossession only drops the intermediates); exported for test vectors.
  */
-export function provePossessionTrace(secret: Uint8Array, message: Uint8Array, rand: Uint8Array = randomBytes(RAND_LENGTH)): PossessionTrace {
+export function provePossessionTrace(
+  secret: Uint8Array,
+  message: Uint8Array,
+  rand: Uint8Array = randomBytes(RAND_LENGTH),
+): PossessionTrace {
   if (!(message instanceof Uint8Array)) throw new TypeError('ring: message must be a Uint8Array');
   assertBytes(rand, RAND_LENGTH, 'proving randomness');
   const x = decodeSecret(secret);

@@ -20,7 +20,6 @@ export interface Sealer {
 export class OpenPgpSealer implements Sealer {
   constructor(private readonly decryptionKeys: openpgp.PrivateKey[]) {}
 
-
   async seal(plaintext: Uint8Array, recipient: openpgp.PublicKey): Promise<Uint8Array> {
     const message = await openpgp.createMessage({ binary: plaintext, format: 'binary' });
     return openpgp.encrypt({ message, encryptionKeys: recipient, format: 'binary' });
@@ -74,7 +73,7 @@ function packetAt(bytes: Uint8Array, start: number): PacketSpan {
     return { tag: (first >> 2) & 0x0f, start, end: at + size + length };
   }
   const tag = first & 0x3f;
-  for (let partial = true; partial; ) {
+  for (let partial = true; partial;) {
     need(at, 1);
     const octet = bytes[at]!;
     partial = false;
@@ -110,7 +109,8 @@ async function checkEnvelope(sealed: Uint8Array, keys: readonly openpgp.PrivateK
   if (second.end > sealed.length) throw malformed('the SEIPD packet is truncated');
   if (second.end < sealed.length) throw malformed('packets after the SEIPD packet');
   const [recipient] = (await openpgp.readMessage({ binaryMessage: sealed.subarray(0, first.end) })).getEncryptionKeyIDs();
-  if (!recipient || !keys.some((key) => key.subkeys.some((subkey) => subkey.getKeyID().equals(recipient)))) throw new Error('the PKESK packet is not for one of our subkeys');
+  if (!recipient || !keys.some((key) => key.subkeys.some((subkey) => subkey.getKeyID().equals(recipient))))
+    throw new Error('the PKESK packet is not for one of our subkeys');
 }
 
 /** The key ids (16 hex digits) a sealed first mail is encrypted to: readable by anyone, like the PKESK packets. */

@@ -16,7 +16,8 @@ import type { Delivery } from '../store/records.ts';
  * What a command inherits of our environment: where things are and how to speak, nothing else.
  * Never OFFRECORD_PASSPHRASE, the mail password's variable or any other secret of ours.
  */
-const INHERITED = /^(PATH|HOME|USER|LOGNAME|SHELL|LANG|LANGUAGE|LC_[A-Z]+|TZ|TMPDIR|XDG_RUNTIME_DIR|DBUS_SESSION_BUS_ADDRESS|DISPLAY|WAYLAND_DISPLAY)$/;
+const INHERITED =
+  /^(PATH|HOME|USER|LOGNAME|SHELL|LANG|LANGUAGE|LC_[A-Z]+|TZ|TMPDIR|XDG_RUNTIME_DIR|DBUS_SESSION_BUS_ADDRESS|DISPLAY|WAYLAND_DISPLAY)$/;
 
 /** The environment of an --exec command for `delivery`: INHERITED plus the OFFRECORD_* of the message. */
 export function execEnvironment(delivery: Delivery, from: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {

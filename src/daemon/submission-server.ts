@@ -116,7 +116,8 @@ export async function startSubmissionServer(options: SubmissionServerOptions): P
       callback(null, { user: address });
     },
     onMailFrom(from, _session, callback) {
-      if (from.address !== '' && normalizeAddress(from.address) !== address) callback(smtpError(553, `5.7.1 this server sends only as ${address}`));
+      if (from.address !== '' && normalizeAddress(from.address) !== address)
+        callback(smtpError(553, `5.7.1 this server sends only as ${address}`));
       else callback();
     },
     onRcptTo(to, _session, callback) {
@@ -132,12 +133,17 @@ export async function startSubmissionServer(options: SubmissionServerOptions): P
         .then(async (raw) => {
           if (raw === null) throw new SubmissionError('too_large', `the message is over the ${MAX_SUBMISSION_BYTES}-byte limit`);
           const recipients = envelopeRecipients(session.envelope.rcptTo.map((r) => r.address));
-          const report = await serially(async () => submit(account, await readSubmission(raw, { account: address, now: new Date() }), recipients, { keyless: options.keyless }));
+          const report = await serially(async () =>
+            submit(account, await readSubmission(raw, { account: address, now: new Date() }), recipients, { keyless: options.keyless }),
+          );
           log.log('info', 'serve.sent', { protected: report.protected.length, plaintext: report.plaintext.length });
           callback(null, `sent to ${[...report.protected.map((p) => p.to), ...report.plaintext].join(', ')}`);
         })
         .catch((error: unknown) => {
-          log.log('warn', 'serve.refused', { code: error instanceof SubmissionError ? error.code : 'internal', reason: error instanceof SubmissionError ? error.message : String(error) });
+          log.log('warn', 'serve.refused', {
+            code: error instanceof SubmissionError ? error.code : 'internal',
+            reason: error instanceof SubmissionError ? error.message : String(error),
+          });
           callback(replyFor(error));
         });
     },

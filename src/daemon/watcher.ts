@@ -73,7 +73,6 @@ function transient(error: unknown): boolean {
   return false;
 }
 
-
 export class Watcher {
   private readonly timings: WatchTimings;
   private readonly clock: () => number;
@@ -81,7 +80,14 @@ export class Watcher {
   constructor(private readonly options: WatcherOptions) {
     this.timings = { ...DEFAULT_TIMINGS, ...options.timings };
     this.clock = options.clock ?? Date.now;
-    this.status = { account: options.account.address, state: { kind: 'starting' }, since: this.clock(), lastPass: null, delivered: 0, skipped: 0 };
+    this.status = {
+      account: options.account.address,
+      state: { kind: 'starting' },
+      since: this.clock(),
+      lastPass: null,
+      delivered: 0,
+      skipped: 0,
+    };
   }
 
   private enter(state: WatchState): void {
@@ -187,7 +193,12 @@ export class Watcher {
         return;
       case 'skipped':
         this.status.skipped++;
-        log.log('warn', 'mail.skipped', { id: report.id, code: report.code, reason: report.reason, ...(report.alarm ? { alarm: report.alarm } : {}) });
+        log.log('warn', 'mail.skipped', {
+          id: report.id,
+          code: report.code,
+          reason: report.reason,
+          ...(report.alarm ? { alarm: report.alarm } : {}),
+        });
     }
   }
 

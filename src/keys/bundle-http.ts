@@ -17,7 +17,8 @@ export function httpUrl(base: string): URL {
   } catch {
     throw new PublicationError('target', 'not a URL');
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new PublicationError('target', `${shown(url)}: only http and https URLs are supported`);
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    throw new PublicationError('target', `${shown(url)}: only http and https URLs are supported`);
   if (!url.pathname.endsWith('/')) url.pathname += '/';
   return url;
 }
@@ -55,8 +56,10 @@ export async function http(url: URL, init: RequestInit, allow404 = false): Promi
     } catch {
       throw new PublicationError('target', `${method} ${shown(at)}: a redirect to something that is not a URL`);
     }
-    if (next.origin !== url.origin) throw new PublicationError('target', `${method} ${shown(at)}: refused a redirect to another scheme or host (${shown(next)})`);
-    if (method !== 'GET' && method !== 'HEAD') throw new PublicationError('target', `${method} ${shown(at)}: redirected to ${shown(next)}; name that URL instead`);
+    if (next.origin !== url.origin)
+      throw new PublicationError('target', `${method} ${shown(at)}: refused a redirect to another scheme or host (${shown(next)})`);
+    if (method !== 'GET' && method !== 'HEAD')
+      throw new PublicationError('target', `${method} ${shown(at)}: redirected to ${shown(next)}; name that URL instead`);
     if (redirects >= MAX_REDIRECTS) throw new PublicationError('target', `${method} ${shown(url)}: more than ${MAX_REDIRECTS} redirects`);
     at = next;
   }
@@ -89,4 +92,3 @@ export async function bodyWithin(response: Response, limit: number, what: string
 export async function indexText(response: Response, where: URL): Promise<string> {
   return Buffer.from(await bodyWithin(response, MAX_INDEX_BYTES, 'an index', where)).toString('utf8');
 }
-

@@ -13,7 +13,10 @@ export function checkName(name: string, where: string): string {
 
 /** The names listed in an index file, one per line, in order, each once. */
 export function indexNames(text: string, where: string): string[] {
-  const names = text.split('\n').map((l) => l.trim()).filter((l) => l.length > 0);
+  const names = text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l.length > 0);
   return [...new Set(names.map((n) => checkName(n, where)))];
 }
 

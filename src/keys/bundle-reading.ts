@@ -15,7 +15,8 @@ export interface FetchedBundle {
 }
 
 function checkSize(bytes: Uint8Array, name: string): Uint8Array {
-  if (bytes.length > LIMITS.maxMessage) throw new PublicationError('too_large', `${name}: over the ${LIMITS.maxMessage}-byte limit of a bundle`);
+  if (bytes.length > LIMITS.maxMessage)
+    throw new PublicationError('too_large', `${name}: over the ${LIMITS.maxMessage}-byte limit of a bundle`);
   return bytes;
 }
 
@@ -35,17 +36,23 @@ async function readUrl(source: string, identity: string | undefined): Promise<Fe
   const index = await http(new URL(INDEX_FILE, base), { method: 'GET' }, true);
   if (!index) throw new PublicationError('not_found', `${shown(base)}: no ${INDEX_FILE} of published bundles there`);
   const out: FetchedBundle[] = [];
-  for (const name of indexNames(await indexText(index, base), shown(base))) out.push({ name, bytes: await fetchBytes(new URL(name, base)) });
+  for (const name of indexNames(await indexText(index, base), shown(base)))
+    out.push({ name, bytes: await fetchBytes(new URL(name, base)) });
   return out;
 }
 
 async function readDirectory(dir: string, identity: string | undefined): Promise<FetchedBundle[]> {
   let where = dir;
-  if (identity !== undefined && basename(dir).toLowerCase() !== identity && (await stat(join(dir, identity)).catch(() => null))?.isDirectory()) {
+  if (
+    identity !== undefined &&
+    basename(dir).toLowerCase() !== identity &&
+    (await stat(join(dir, identity)).catch(() => null))?.isDirectory()
+  ) {
     where = join(dir, identity);
   }
   const index = await readFile(join(where, INDEX_FILE), 'utf8').catch(() => null);
-  const names = index !== null ? indexNames(index, join(where, INDEX_FILE)) : (await readdir(where)).filter((n) => BUNDLE_NAME.test(n)).sort();
+  const names =
+    index !== null ? indexNames(index, join(where, INDEX_FILE)) : (await readdir(where)).filter((n) => BUNDLE_NAME.test(n)).sort();
   if (names.length === 0 && identity === undefined) {
     // A root of the published layout: every <fingerprint>/ folder in it.
     const folders = (await readdir(where, { withFileTypes: true })).filter((e) => e.isDirectory() && /^[0-9a-f]{40}$/.test(e.name));

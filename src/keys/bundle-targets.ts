@@ -39,7 +39,10 @@ export class DirectoryTarget implements PublicationTarget {
       await mkdir(dir, { recursive: true, mode: 0o755 });
       await writeAtomically(path, bundle);
       const index = join(dir, INDEX_FILE);
-      const updated = withName(await readFile(index, 'utf8').catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? '' : Promise.reject(e))), name);
+      const updated = withName(
+        await readFile(index, 'utf8').catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? '' : Promise.reject(e))),
+        name,
+      );
       if (updated !== null) await writeAtomically(index, updated);
     } catch (error) {
       if (error instanceof PublicationError) throw error;

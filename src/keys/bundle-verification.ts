@@ -53,10 +53,16 @@ export async function verifyBundle(bytes: Uint8Array, options: { name?: string; 
     throw new PublicationError('malformed', `${name}: the bundle's certificate is not an OpenPGP certificate`);
   }
   if (certificate.getFingerprint() !== identity) {
-    throw new PublicationError('wrong_identity', `${name}: the bundle claims identity ${shortHex(identity)} but carries the certificate of ${shortHex(certificate.getFingerprint())}`);
+    throw new PublicationError(
+      'wrong_identity',
+      `${name}: the bundle claims identity ${shortHex(identity)} but carries the certificate of ${shortHex(certificate.getFingerprint())}`,
+    );
   }
   if (options.expectedIdentity !== undefined && options.expectedIdentity.toLowerCase() !== identity) {
-    throw new PublicationError('wrong_identity', `${name}: the bundle publishes the keys of ${shortHex(identity)}, not of the expected identity ${shortHex(options.expectedIdentity)}`);
+    throw new PublicationError(
+      'wrong_identity',
+      `${name}: the bundle publishes the keys of ${shortHex(identity)}, not of the expected identity ${shortHex(options.expectedIdentity)}`,
+    );
   }
   for (const k of bundle.ringKeys) {
     const id = shortHex(toHex(k.public));
@@ -66,13 +72,17 @@ export async function verifyBundle(bytes: Uint8Array, options: { name?: string; 
     } catch {
       throw new PublicationError('bad_ring_key', `${name}: the secret of ring key ${id} is not a valid scalar`);
     }
-    if (!equalBytes(derived, k.public)) throw new PublicationError('bad_ring_key', `${name}: the secret of ring key ${id} does not belong to it`);
+    if (!equalBytes(derived, k.public))
+      throw new PublicationError('bad_ring_key', `${name}: the secret of ring key ${id} does not belong to it`);
     try {
       // The identity must have been valid when it certified the key, not today.
       await checkRingKeyCertification(certificate, k.public, k.notBefore, k.notAfter, k.certification, { now: k.notBefore });
     } catch (error) {
       if (!(error instanceof KeyError)) throw error;
-      throw new PublicationError('wrong_identity', `${name}: ring key ${id} is not certified by the identity ${shortHex(identity)} (${error.message})`);
+      throw new PublicationError(
+        'wrong_identity',
+        `${name}: ring key ${id} is not certified by the identity ${shortHex(identity)} (${error.message})`,
+      );
     }
   }
   return { name, identity, created: bundle.created, certificate, ringKeys: bundle.ringKeys, macKeys: bundle.macKeys, bytes };

@@ -72,9 +72,7 @@ async function parse(input: string | Uint8Array, maxBytes: number): Promise<open
   let keys: openpgp.Key[];
   try {
     keys =
-      'armored' in source
-        ? await openpgp.readKeys({ armoredKeys: source.armored })
-        : await openpgp.readKeys({ binaryKeys: source.binary });
+      'armored' in source ? await openpgp.readKeys({ armoredKeys: source.armored }) : await openpgp.readKeys({ binaryKeys: source.binary });
   } catch (error) {
     const message = error instanceof Error ? error.message : '';
     if (/not of type key|no key packet/i.test(message)) {

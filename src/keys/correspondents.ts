@@ -14,7 +14,15 @@ import { KeyError, KeyringError } from './errors.ts';
 import { parseKeyExchange } from './exchange.ts';
 import { parseOffrecordKeysHeader, selectAutocryptHeader } from './headers.ts';
 import { KeyringPart, type KeyringContext } from './keyring-context.ts';
-import type { AdvertisedKeys, Correspondent, ImportResult, LearnResult, MailCorrespondent, MailKeys, PeerFingerprint } from './keyring-results.ts';
+import type {
+  AdvertisedKeys,
+  Correspondent,
+  ImportResult,
+  LearnResult,
+  MailCorrespondent,
+  MailKeys,
+  PeerFingerprint,
+} from './keyring-results.ts';
 import type { OwnKeys } from './own-keys.ts';
 import { bindingBytes, publicPacketBytes, readCertificate } from './packets.ts';
 import { DAY_MS } from './schedule.ts';
@@ -64,7 +72,9 @@ export class Correspondents extends KeyringPart {
 
   /** Learns the keys a mail from `from` advertises (Autocrypt identity, Offrecord-Keys ring keys), unless they are the ones learned last. */
   async learnFromMail(from: string, advertised: AdvertisedKeys): Promise<MailKeys> {
-    const digest = createHash('sha256').update(JSON.stringify([advertised.autocrypt, advertised.offrecordKeys])).digest('hex');
+    const digest = createHash('sha256')
+      .update(JSON.stringify([advertised.autocrypt, advertised.offrecordKeys]))
+      .digest('hex');
     if (this.learned.get(from) === digest) return { kind: 'unchanged' };
     const verdict = await this.learnNow(from, advertised);
     if (verdict.kind === 'learned') this.learned.set(from, digest);
@@ -76,13 +86,22 @@ export class Correspondents extends KeyringPart {
     if (header) {
       const imported = await this.importPeer(header.keydata, { expectedAddress: from, fromMail: true });
       if (imported.status === 'changed') {
-        throw new KeyringError('identity_changed', `the identity key of ${from} has changed`, { address: imported.address, pinned: imported.pinned!, pending: imported.fingerprint, warning: imported.warning! });
+        throw new KeyringError('identity_changed', `the identity key of ${from} has changed`, {
+          address: imported.address,
+          pinned: imported.pinned!,
+          pending: imported.fingerprint,
+          warning: imported.warning!,
+        });
       }
       if (imported.status === 'held') return { kind: 'held', fingerprint: imported.fingerprint, pending: imported.pending! };
       if (imported.status === 'rejected') return { kind: 'rejected', fingerprint: imported.fingerprint };
     }
     if (advertised.offrecordKeys !== null) {
-      await this.learnRingKeys(from, parseOffrecordKeysHeader(advertised.offrecordKeys).ring, header ? { certificate: header.keydata } : {});
+      await this.learnRingKeys(
+        from,
+        parseOffrecordKeysHeader(advertised.offrecordKeys).ring,
+        header ? { certificate: header.keydata } : {},
+      );
     }
     return { kind: 'learned' };
   }
@@ -124,9 +143,13 @@ export class Correspondents extends KeyringPart {
         return bValid - aValid || b.notBefore - a.notBefore || b.notAfter - a.notAfter;
       });
     if (ring.length === 0) {
-      throw new KeyringError('no_ring_key', `no valid ring key of ${peer.address} is known yet: it comes with their offrecord mail or their offrecord keys export`, {
-        address: peer.address,
-      });
+      throw new KeyringError(
+        'no_ring_key',
+        `no valid ring key of ${peer.address} is known yet: it comes with their offrecord mail or their offrecord keys export`,
+        {
+          address: peer.address,
+        },
+      );
     }
     return {
       address: peer.address,
@@ -141,9 +164,14 @@ export class Correspondents extends KeyringPart {
   /** A correspondent's pinned fingerprint, with its trust and a pending change if any. */
   fingerprint(address: string): PeerFingerprint {
     const peer = this.requirePeer(address);
-    return { address: peer.address, fingerprint: peer.fingerprint, own: false, verified: peer.verified, pending: peer.pending?.fingerprint ?? null };
+    return {
+      address: peer.address,
+      fingerprint: peer.fingerprint,
+      own: false,
+      verified: peer.verified,
+      pending: peer.pending?.fingerprint ?? null,
+    };
   }
-
 
   private requirePeer(address: string): PeerRecord {
     const normalized = normalizeAddress(address);
@@ -214,7 +242,7 @@ export class Correspondents extends KeyringPart {
     });
     const ownInfo = await this.own.identity();
     if (imported.fingerprint === own.fingerprint || imported.address === ownInfo.address) {
-      throw new KeyringError('own_identity', 'this certificate is your own identity (or claims your address), not a correspondent\'s');
+      throw new KeyringError('own_identity', "this certificate is your own identity (or claims your address), not a correspondent's");
     }
     const address = imported.address;
     const pinned = this.store.peer(address);
@@ -235,12 +263,16 @@ export class Correspondents extends KeyringPart {
     }
 
     const pinnedCert = decision.kind === 'known' ? await readCertificate(pinned!.certificate) : imported.certificate;
-    const accepted = await acceptPeerKeys(pinnedCert, { certificate: imported.certificate, ring: exchange.offrecordKeys?.ring ?? [] }, {
-      now,
-      expectedAddress: address,
-      acceptanceGraceMs: this.schedule.acceptanceGraceMs,
-      ownRingKeys: this.own.ringPublics(),
-    });
+    const accepted = await acceptPeerKeys(
+      pinnedCert,
+      { certificate: imported.certificate, ring: exchange.offrecordKeys?.ring ?? [] },
+      {
+        now,
+        expectedAddress: address,
+        acceptanceGraceMs: this.schedule.acceptanceGraceMs,
+        ownRingKeys: this.own.ringPublics(),
+      },
+    );
     if (!accepted.certificate) {
       const reason = accepted.rejected.find((r) => r.kind === 'identity');
       throw new KeyError(reason?.code ?? 'malformed', reason?.reason ?? 'the certificate could not be accepted');
@@ -298,7 +330,10 @@ export class Correspondents extends KeyringPart {
    * verified (and a pending change, if any, is discarded). The pending one: it replaces the pin
    * and is marked verified. Anything else: KeyringError 'fingerprint_mismatch' naming both.
    */
-  async trust(address: string, fingerprint: string): Promise<{ address: string; fingerprint: string; replaced: string | null; discarded: string | null }> {
+  async trust(
+    address: string,
+    fingerprint: string,
+  ): Promise<{ address: string; fingerprint: string; replaced: string | null; discarded: string | null }> {
     const given = normalizeFingerprint(fingerprint);
     const peer = this.requirePeer(address);
     if (given === peer.fingerprint) {
@@ -311,11 +346,15 @@ export class Correspondents extends KeyringPart {
     if (peer.pending && given === peer.pending.fingerprint) {
       const now = this.now();
       const newCert = await readCertificate(peer.pending.certificate);
-      const accepted = await acceptPeerKeys(newCert, { certificate: newCert }, {
-        now,
-        expectedAddress: peer.address,
-        acceptanceGraceMs: this.schedule.acceptanceGraceMs,
-      });
+      const accepted = await acceptPeerKeys(
+        newCert,
+        { certificate: newCert },
+        {
+          now,
+          expectedAddress: peer.address,
+          acceptanceGraceMs: this.schedule.acceptanceGraceMs,
+        },
+      );
       this.store.transaction(() => {
         const current = this.store.peer(peer.address);
         if (current?.pending?.fingerprint !== given) {

@@ -180,7 +180,8 @@ export function formatAutocryptHeader(header: AutocryptHeader, options: FormatOp
   const value = options.fold
     ? `${parts.join('; ')}; keydata=\r\n ${foldToken(keydata, FOLD_WIDTH)}`
     : `${parts.join('; ')}; keydata=${keydata}`;
-  if (value.length > AUTOCRYPT_MAX_LENGTH) throw new KeyError('too_large', `Autocrypt header would exceed ${AUTOCRYPT_MAX_LENGTH} characters`);
+  if (value.length > AUTOCRYPT_MAX_LENGTH)
+    throw new KeyError('too_large', `Autocrypt header would exceed ${AUTOCRYPT_MAX_LENGTH} characters`);
   return value;
 }
 

@@ -163,9 +163,9 @@ export interface AdvertisedKeys {
  * one that is `held` (a change already awaits the user) or `rejected` (the user declined it). A
  * new changed identity is the alarm: KeyringError 'identity_changed'.
  */
-export type MailKeys = { kind: 'learned' | 'unchanged' } | { kind: 'held'; fingerprint: string; pending: string } | { kind: 'rejected'; fingerprint: string };
+export type MailKeys =
+  { kind: 'learned' | 'unchanged' } | { kind: 'held'; fingerprint: string; pending: string } | { kind: 'rejected'; fingerprint: string };
 
 /** Everything one received mail needs from the keys wing: its headers' verdict and, under the pinned identity, both parties. */
 export type MailCorrespondent =
-  | Extract<MailKeys, { kind: 'held' | 'rejected' }>
-  | { kind: 'known'; learned: boolean; correspondent: Correspondent; local: LocalParty };
+  Extract<MailKeys, { kind: 'held' | 'rejected' }> | { kind: 'known'; learned: boolean; correspondent: Correspondent; local: LocalParty };

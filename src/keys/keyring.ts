@@ -134,7 +134,10 @@ export class Keyring {
     return this.correspondents.learnRingKeys(address, adverts, options);
   }
 
-  trust(address: string, fingerprint: string): Promise<{ address: string; fingerprint: string; replaced: string | null; discarded: string | null }> {
+  trust(
+    address: string,
+    fingerprint: string,
+  ): Promise<{ address: string; fingerprint: string; replaced: string | null; discarded: string | null }> {
     return this.correspondents.trust(address, fingerprint);
   }
 

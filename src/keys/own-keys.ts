@@ -68,7 +68,12 @@ function ringKeyRow(ring: SecretRingKey, now: number): NewOwnKey {
 
 /** The four fields of a ring key, copied out of a row or a new key. */
 function ringKeyOf(key: RingKey): RingKey {
-  return { public: Uint8Array.from(key.public), notBefore: key.notBefore, notAfter: key.notAfter, certification: Uint8Array.from(key.certification) };
+  return {
+    public: Uint8Array.from(key.public),
+    notBefore: key.notBefore,
+    notAfter: key.notAfter,
+    certification: Uint8Array.from(key.certification),
+  };
 }
 
 interface Unlocked {
@@ -132,7 +137,10 @@ export class OwnKeys extends KeyringPart {
   async restore(backup: openpgp.PrivateKey): Promise<{ fingerprint: string; address: string; userId: string }> {
     if (this.hasIdentity()) throw new KeyringError('identity_exists', 'this account already has an identity');
     const now = floorToSecond(this.now());
-    const { privateKey } = await addEncryptionSubkey(withSubkeys(backup, () => false), { now, validForMs: this.schedule.validForMs });
+    const { privateKey } = await addEncryptionSubkey(
+      withSubkeys(backup, () => false),
+      { now, validForMs: this.schedule.validForMs },
+    );
     const armored = await lockIdentity(privateKey);
     await this.storeNewIdentity(privateKey, armored, await publicCertificate(privateKey, now), now);
     this.unlocked = { key: privateKey, passphrase: undefined, armored };
@@ -186,7 +194,8 @@ export class OwnKeys extends KeyringPart {
   async unlock(passphrase?: string): Promise<openpgp.PrivateKey> {
     const identity = this.requireIdentity();
     const key = await unlockIdentity(identity.secretKey, passphrase);
-    if (key.getFingerprint() !== identity.fingerprint) throw new KeyError('identity_mismatch', 'the stored secret key is not the stored identity');
+    if (key.getFingerprint() !== identity.fingerprint)
+      throw new KeyError('identity_mismatch', 'the stored secret key is not the stored identity');
     this.unlocked = { key, passphrase: passphrase || undefined, armored: identity.secretKey };
     return key;
   }
@@ -238,7 +247,8 @@ export class OwnKeys extends KeyringPart {
     const armored = await lockIdentity(unlocked.key);
     this.store.transaction(() => {
       const identity = this.requireIdentity();
-      if (identity.secretKey !== unlocked.armored) throw new KeyringError('conflict', 'the keys were changed by another offrecord process; try again');
+      if (identity.secretKey !== unlocked.armored)
+        throw new KeyringError('conflict', 'the keys were changed by another offrecord process; try again');
       this.store.setIdentity({ ...identity, secretKey: armored });
     });
     this.unlocked = { key: unlocked.key, passphrase: undefined, armored };
@@ -277,10 +287,7 @@ export class OwnKeys extends KeyringPart {
 
     // What the armored identity still holds past the grace, whether or not own_keys knows it.
     const expiredInKey = (await expiredSubkeys(unlocked.key, now, graceMs)).map((s) => s.id);
-    const destroyEncryption = new Set<string>([
-      ...due.destroy.filter((d) => d.kind === 'encryption').map((d) => d.id),
-      ...expiredInKey,
-    ]);
+    const destroyEncryption = new Set<string>([...due.destroy.filter((d) => d.kind === 'encryption').map((d) => d.id), ...expiredInKey]);
     // Only published ring keys are in plan().destroy; check again, never drop an unpublished secret.
     const destroyRing = due.destroy
       .filter((d) => d.kind === 'ring')
@@ -308,7 +315,12 @@ export class OwnKeys extends KeyringPart {
             notAfter: added.subkey.notAfter!,
             certification: bindingBytes(subkey),
           });
-          result.created.push({ kind: 'encryption', id: added.subkey.id, notBefore: added.subkey.notBefore, notAfter: added.subkey.notAfter! });
+          result.created.push({
+            kind: 'encryption',
+            id: added.subkey.id,
+            notBefore: added.subkey.notBefore,
+            notAfter: added.subkey.notAfter!,
+          });
         } else {
           const ring = await createRingKey(key, { now, validForMs: this.schedule.validForMs });
           ringSecrets.push(ring.secret);
@@ -360,7 +372,6 @@ export class OwnKeys extends KeyringPart {
       for (const secret of ringSecrets) secret.fill(0);
     }
   }
-
 
   // ── what the engine needs ─────────────────────────────────────────────────────────────
 
@@ -447,5 +458,4 @@ export class OwnKeys extends KeyringPart {
     const identityOnly = withSubkeys(this.requireUnlocked().key, () => false);
     return lockIdentity(identityOnly, passphrase);
   }
-
 }

@@ -39,8 +39,7 @@ export interface SubkeyInfo {
 export async function describeSubkey(subkey: openpgp.Subkey): Promise<SubkeyInfo> {
   const expiry = await subkey.getExpirationTime(ANY_TIME);
   const packet = subkey.keyPacket;
-  const hasSecret =
-    packet instanceof openpgp.SecretSubkeyPacket && !packet.isDummy() && !packet.isMissingSecretKeyMaterial();
+  const hasSecret = packet instanceof openpgp.SecretSubkeyPacket && !packet.isDummy() && !packet.isMissingSecretKeyMaterial();
   return {
     id: subkey.getFingerprint(),
     keyId: subkey.getKeyID().toHex(),

@@ -183,11 +183,7 @@ export async function checkRingKeyCertification(
   assertTime(skew, 'maxClockSkewMs');
   checkRingPublicKey(ringPublic);
   const statement = ringKeyStatement(fingerprintBytes(certificate), ringPublic, notBefore, notAfter);
-  if (
-    !(signature instanceof Uint8Array) ||
-    signature.length < MIN_CERTIFICATION_LENGTH ||
-    signature.length > MAX_CERTIFICATION_LENGTH
-  ) {
+  if (!(signature instanceof Uint8Array) || signature.length < MIN_CERTIFICATION_LENGTH || signature.length > MAX_CERTIFICATION_LENGTH) {
     throw new KeyError('bad_certification', 'the ring key certification has a bad length');
   }
   await checkPrimaryValid(certificate, now);
@@ -242,7 +238,10 @@ function checkPossessionProof(sig: openpgp.SignaturePacket, ringPublic: Uint8Arr
     verifyPossession(ringPublic, statement, Uint8Array.from(notation.value));
   } catch (error) {
     if (!(error instanceof RingError)) throw error;
-    throw new KeyError('bad_proof', 'the proof of possession of the ring key does not verify: whoever advertised it may not hold its secret');
+    throw new KeyError(
+      'bad_proof',
+      'the proof of possession of the ring key does not verify: whoever advertised it may not hold its secret',
+    );
   }
 }
 

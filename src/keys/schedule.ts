@@ -154,11 +154,7 @@ export function plan(
 }
 
 /** Keys to advertise and use at `now` (valid, live), current (newest) first. */
-export function currentKeys(
-  ownKeys: readonly ShortLivedKeyRecord[],
-  now: number,
-  kind?: ShortLivedKind,
-): ShortLivedKeyRecord[] {
+export function currentKeys(ownKeys: readonly ShortLivedKeyRecord[], now: number, kind?: ShortLivedKind): ShortLivedKeyRecord[] {
   checkRecords(ownKeys, now);
   return ownKeys.filter((k) => (kind === undefined || k.kind === kind) && isValidAt(k, now)).sort(newestFirst);
 }
@@ -176,13 +172,7 @@ export function acceptableKeys(
   const s = validateSchedule(schedule);
   const valid = currentKeys(ownKeys, now, kind);
   const inGrace = ownKeys
-    .filter(
-      (k) =>
-        (kind === undefined || k.kind === kind) &&
-        isLive(k) &&
-        k.notAfter <= now &&
-        now < k.notAfter + s.acceptanceGraceMs,
-    )
+    .filter((k) => (kind === undefined || k.kind === kind) && isLive(k) && k.notAfter <= now && now < k.notAfter + s.acceptanceGraceMs)
     .sort(newestFirst);
   return [...valid, ...inGrace];
 }

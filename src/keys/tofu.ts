@@ -225,7 +225,8 @@ export async function acceptPeerKeys(
   const result: AcceptedPeerKeys = { encryption: [], ring: [], rejected: [], certificate: null };
   const pinnedFingerprint = pinnedCert.getFingerprint();
   const rejectAll = (code: KeyErrorCode, reason: string, offeredCert: openpgp.PublicKey | null): AcceptedPeerKeys => {
-    for (const subkey of offeredCert?.subkeys ?? []) result.rejected.push({ kind: 'encryption', id: subkey.getFingerprint(), code, reason });
+    for (const subkey of offeredCert?.subkeys ?? [])
+      result.rejected.push({ kind: 'encryption', id: subkey.getFingerprint(), code, reason });
     for (const advert of offered.ring ?? []) result.rejected.push({ kind: 'ring', id: toHex(advert.public), code, reason });
     return result;
   };

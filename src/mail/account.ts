@@ -77,7 +77,11 @@ function lazySealer(account: MailAccount): Sealer {
 }
 
 /** `whilePending`: reading and duties go on under the pinned identity while a changed one awaits the user. */
-export async function conversationWith(account: MailAccount, address: string, options: { whilePending?: boolean } = {}): Promise<Conversation> {
+export async function conversationWith(
+  account: MailAccount,
+  address: string,
+  options: { whilePending?: boolean } = {},
+): Promise<Conversation> {
   return conversationOf(account, await account.keyring.correspondent(address, options), account.keyring.localParty());
 }
 

@@ -12,7 +12,9 @@ import { dispatch } from './send.ts';
  * replied (paper 4.2), so the correspondent can forget its old key. Returns the addresses
  * acknowledged.
  */
-export async function performDuties(account: MailAccount): Promise<{ acknowledged: string[]; skipped: { address: string; reason: string }[] }> {
+export async function performDuties(
+  account: MailAccount,
+): Promise<{ acknowledged: string[]; skipped: { address: string; reason: string }[] }> {
   const local = toHex(account.keyring.localParty().fingerprint);
   const acknowledged: string[] = [];
   const skippedPeers: { address: string; reason: string }[] = [];

@@ -61,7 +61,12 @@ export type SubmissionErrorCode =
 export class SubmissionError extends CodedError<SubmissionErrorCode> {
   readonly recipients: string[];
   readonly sent: string[];
-  constructor(code: SubmissionErrorCode, message: string, details: { recipients?: string[]; sent?: string[] } = {}, options?: { cause?: unknown }) {
+  constructor(
+    code: SubmissionErrorCode,
+    message: string,
+    details: { recipients?: string[]; sent?: string[] } = {},
+    options?: { cause?: unknown },
+  ) {
     super(code, message, options);
     this.recipients = details.recipients ?? [];
     this.sent = details.sent ?? [];

@@ -22,7 +22,10 @@ export class MailTarget implements PublicationTarget {
     try {
       await this.transport.send(raw, { from: this.from, to: [this.to] });
     } catch (error) {
-      throw new PublicationError('target', `sending the bundle to ${this.to} failed: ${error instanceof Error ? error.message : String(error)}`);
+      throw new PublicationError(
+        'target',
+        `sending the bundle to ${this.to} failed: ${error instanceof Error ? error.message : String(error)}`,
+      );
     }
     return `mail to ${this.to}`;
   }

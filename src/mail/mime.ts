@@ -16,7 +16,7 @@ export const PAYLOAD_FILENAME = 'message.offrecord';
 export const OUTER_SUBJECT = '...';
 
 /** Base64 of the largest protocol message plus headroom for headers and the explanation. */
-export const MAX_MAIL_BYTES = Math.ceil((LIMITS.maxMessage * 4) / 3 * (78 / 76)) + 256 * 1024;
+export const MAX_MAIL_BYTES = Math.ceil(((LIMITS.maxMessage * 4) / 3) * (78 / 76)) + 256 * 1024;
 
 /**
  * Bounds on the MIME structure (PROTOCOL.md §18.9), enforced while parsing, before any work past
@@ -117,7 +117,10 @@ function headerValues(parsed: ParsedMail, name: string): string[] {
 /** Every mailbox of an address header, the members of a group included ("friends: a@x, b@y;"). */
 function mailboxes(field: AddressObject | AddressObject[] | undefined): string[] {
   const list = Array.isArray(field) ? field : field ? [field] : [];
-  return list.flatMap((a) => a.value).flatMap((v) => (v.group ? v.group : [v])).map((v) => (v.address ?? '').toLowerCase());
+  return list
+    .flatMap((a) => a.value)
+    .flatMap((v) => (v.group ? v.group : [v]))
+    .map((v) => (v.address ?? '').toLowerCase());
 }
 
 /** The addresses of an address header (group members included), lowercased. */
@@ -136,7 +139,8 @@ function soleFrom(parsed: ParsedMail): { address: string } | { problem: string }
 
 function requireSoleFrom(parsed: ParsedMail, what: string): string {
   const from = soleFrom(parsed);
-  if ('problem' in from) throw new MailError('malformed', `${what} has ${from.problem}: exactly one From header with exactly one address is allowed`);
+  if ('problem' in from)
+    throw new MailError('malformed', `${what} has ${from.problem}: exactly one From header with exactly one address is allowed`);
   return from.address;
 }
 
@@ -152,7 +156,10 @@ async function parseMime(bytes: Uint8Array, what: string, maxParts: number): Pro
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
     if ((error as { code?: unknown }).code === 'EMAXLEN') {
-      throw new MailError('too_large', `${what} is over the MIME limits (${maxParts} parts, ${MIME_LIMITS.headerBytes} bytes of header per part): ${reason}`);
+      throw new MailError(
+        'too_large',
+        `${what} is over the MIME limits (${maxParts} parts, ${MIME_LIMITS.headerBytes} bytes of header per part): ${reason}`,
+      );
     }
     throw new MailError('malformed', `${what} is not readable as MIME: ${reason}`);
   }
@@ -190,8 +197,15 @@ export async function parseProtected(raw: Uint8Array): Promise<IncomingMail | nu
   if (markers.length > 1) throw new MailError('malformed', `more than one ${MARKER_HEADER} header`);
   const from = requireSoleFrom(parsed, 'the mail');
   // The body under the mail's own MIME headers only: the rest were parsed once, above.
-  const mime = parsed.headerLines.filter((h) => MIME_HEADERS.has(h.key)).map((h) => `${h.line}\r\n`).join('');
-  const body = await parseMime(Buffer.concat([Buffer.from(`${mime}\r\n`, 'latin1'), raw.subarray(head.length)]), 'the mail', MIME_LIMITS.outerParts);
+  const mime = parsed.headerLines
+    .filter((h) => MIME_HEADERS.has(h.key))
+    .map((h) => `${h.line}\r\n`)
+    .join('');
+  const body = await parseMime(
+    Buffer.concat([Buffer.from(`${mime}\r\n`, 'latin1'), raw.subarray(head.length)]),
+    'the mail',
+    MIME_LIMITS.outerParts,
+  );
   const payloads = body.attachments.filter((a) => a.contentType === PAYLOAD_CONTENT_TYPE);
   if (payloads.length !== 1) throw new MailError('malformed', `expected one ${PAYLOAD_CONTENT_TYPE} attachment, found ${payloads.length}`);
   // A view of the parser's buffer, not a copy: a big mail's payload is held once.
@@ -204,7 +218,8 @@ export async function parseProtected(raw: Uint8Array): Promise<IncomingMail | nu
     if (error instanceof ProtocolError && error.code === 'unsupported_version') throw new MailError('unsupported_version', error.message);
     throw new MailError('malformed', `attachment is not an offrecord message: ${(error as Error).message}`);
   }
-  if (markers[0] !== `v=1; type=${TYPE_NAMES[type]}`) throw new MailError('malformed', `${MARKER_HEADER} header does not match the attached message`);
+  if (markers[0] !== `v=1; type=${TYPE_NAMES[type]}`)
+    throw new MailError('malformed', `${MARKER_HEADER} header does not match the attached message`);
   const keys = headerValues(parsed, 'Offrecord-Keys');
   if (keys.length > 1) throw new MailError('malformed', 'more than one Offrecord-Keys header');
   const references = typeof parsed.references === 'string' ? [parsed.references] : parsed.references;
@@ -253,7 +268,8 @@ export interface UserMessage {
 export const MAX_ATTACHMENTS = MIME_LIMITS.innerParts - 4;
 
 export async function composeInner(message: UserMessage): Promise<Uint8Array> {
-  if (message.attachments.length > MAX_ATTACHMENTS) throw new MailError('too_large', `${message.attachments.length} attachments: at most ${MAX_ATTACHMENTS} fit in one message`);
+  if (message.attachments.length > MAX_ATTACHMENTS)
+    throw new MailError('too_large', `${message.attachments.length} attachments: at most ${MAX_ATTACHMENTS} fit in one message`);
   return build({
     from: message.from,
     to: message.to,
@@ -274,6 +290,10 @@ export async function parseInner(bytes: Uint8Array): Promise<UserMessage> {
     date: parsed.date ?? new Date(0),
     ...(parsed.text !== undefined ? { text: parsed.text } : {}),
     ...(typeof parsed.html === 'string' ? { html: parsed.html } : {}),
-    attachments: parsed.attachments.map((a) => ({ filename: a.filename ?? 'attachment', contentType: a.contentType, content: new Uint8Array(a.content) })),
+    attachments: parsed.attachments.map((a) => ({
+      filename: a.filename ?? 'attachment',
+      contentType: a.contentType,
+      content: new Uint8Array(a.content),
+    })),
   };
 }

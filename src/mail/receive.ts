@@ -18,7 +18,17 @@ import { dispatch } from './send.ts';
 
 export type FetchReport =
   /** `raw` and `message` are as the user gets them: the header attests `sender` (§18.6, step 7). */
-  | { id: string; kind: 'message'; from: string; fingerprint: string; verified: boolean; sender: VerifiedSender; renamed: string[]; message: UserMessage; raw: Uint8Array }
+  | {
+      id: string;
+      kind: 'message';
+      from: string;
+      fingerprint: string;
+      verified: boolean;
+      sender: VerifiedSender;
+      renamed: string[];
+      message: UserMessage;
+      raw: Uint8Array;
+    }
   | { id: string; kind: 'protocol'; from: string }
   /** Processed in an earlier pass that stopped before filing it away: filed now. */
   | { id: string; kind: 'refiled' }
@@ -39,7 +49,12 @@ export const REJECTED_FOLDER = 'OffRecord-Rejected';
 type PassCache = Map<string, Conversation>;
 
 /** The pass's conversation with the sender of a mail, made anew when the mail's headers taught us new keys. */
-function conversationFor(account: MailAccount, cache: PassCache, from: string, found: Extract<MailCorrespondent, { kind: 'known' }>): Conversation {
+function conversationFor(
+  account: MailAccount,
+  cache: PassCache,
+  from: string,
+  found: Extract<MailCorrespondent, { kind: 'known' }>,
+): Conversation {
   let conversation = cache.get(from);
   if (!conversation || found.learned) {
     conversation = conversationOf(account, found.correspondent, found.local);
@@ -54,11 +69,23 @@ function conversationFor(account: MailAccount, cache: PassCache, from: string, f
  * the engine), so it is this mail's skip with a reason, never the end of `fetch` or the watcher.
  */
 function skipped(id: string, error: unknown): FetchReport {
-  if (error instanceof PipelineError) return { id, kind: 'skipped', code: error.code, reason: error.message, ...(error.hint ? { alarm: error.hint } : {}) };
-  if (isKeyringError(error, 'identity_changed')) return { id, kind: 'skipped', code: 'identity_changed', reason: error.message, ...(error.details.warning ? { alarm: error.details.warning } : {}) };
-  if (isKeyringError(error) || isKeyError(error) || error instanceof MailError) return { id, kind: 'skipped', code: error.code, reason: error.message };
+  if (error instanceof PipelineError)
+    return { id, kind: 'skipped', code: error.code, reason: error.message, ...(error.hint ? { alarm: error.hint } : {}) };
+  if (isKeyringError(error, 'identity_changed'))
+    return {
+      id,
+      kind: 'skipped',
+      code: 'identity_changed',
+      reason: error.message,
+      ...(error.details.warning ? { alarm: error.details.warning } : {}),
+    };
+  if (isKeyringError(error) || isKeyError(error) || error instanceof MailError)
+    return { id, kind: 'skipped', code: error.code, reason: error.message };
   if (error instanceof StoreError) throw error;
-  const what = error instanceof Error ? `${error.name}${'code' in error && typeof error.code === 'string' ? ` ${error.code}` : ''}: ${error.message}` : String(error);
+  const what =
+    error instanceof Error
+      ? `${error.name}${'code' in error && typeof error.code === 'string' ? ` ${error.code}` : ''}: ${error.message}`
+      : String(error);
   return skipped(id, new MailError('unprocessable', `processing this mail failed unexpectedly (${what})`, { cause: error }));
 }
 
@@ -90,7 +117,15 @@ interface Receipt {
 function receiptFor(account: MailAccount, ref: MailRef, mail: IncomingMail, who: Correspondent): Receipt {
   return {
     processed: { ...ref, messageId: mail.messageId ?? null },
-    delivery: account.delivery ? { id: randomBytes(16).toString('hex'), sender: mail.from, fingerprint: who.fingerprint, verified: who.verified, receivedAt: now(account) } : null,
+    delivery: account.delivery
+      ? {
+          id: randomBytes(16).toString('hex'),
+          sender: mail.from,
+          fingerprint: who.fingerprint,
+          verified: who.verified,
+          receivedAt: now(account),
+        }
+      : null,
   };
 }
 
@@ -149,8 +184,15 @@ async function processOne(account: MailAccount, id: string, cache: PassCache, re
     }
     // The mail's one entry into the keys wing: its headers learned, both parties read once.
     const found = await account.keyring.fromMail(mail.from, mail);
-    if (found.kind === 'held') return settled({ id, kind: 'held', from: mail.from, fingerprint: found.fingerprint, pending: found.pending });
-    if (found.kind === 'rejected') return fileAway(account, id, { id, kind: 'rejected', from: mail.from, fingerprint: found.fingerprint, folder: REJECTED_FOLDER }, REJECTED_FOLDER);
+    if (found.kind === 'held')
+      return settled({ id, kind: 'held', from: mail.from, fingerprint: found.fingerprint, pending: found.pending });
+    if (found.kind === 'rejected')
+      return fileAway(
+        account,
+        id,
+        { id, kind: 'rejected', from: mail.from, fingerprint: found.fingerprint, folder: REJECTED_FOLDER },
+        REJECTED_FOLDER,
+      );
     const who = found.correspondent;
     const sender = senderOf({ sender: mail.from, fingerprint: who.fingerprint, verified: who.verified });
     const receipt = receiptFor(account, ref, mail, who);
@@ -181,7 +223,17 @@ async function processOne(account: MailAccount, id: string, cache: PassCache, re
     const { filed } = fileAway(account, id, { id, kind: 'protocol', from: mail.from });
     if (result.kind === 'ignore') return { filed };
     const { message, attested } = result.inspected;
-    const report: FetchReport = { id, kind: 'message', from: mail.from, fingerprint: who.fingerprint, verified: who.verified, sender, renamed: attested.renamed, message, raw: attested.message };
+    const report: FetchReport = {
+      id,
+      kind: 'message',
+      from: mail.from,
+      fingerprint: who.fingerprint,
+      verified: who.verified,
+      sender,
+      renamed: attested.renamed,
+      message,
+      raw: attested.message,
+    };
     return { filed: filed.then((r) => (r.kind === 'skipped' ? r : report)) };
   } catch (error) {
     if (error instanceof SinkFailure) throw error.cause; // our own delivery failed, not this mail: the plaintext waits in the outbox
@@ -238,7 +290,11 @@ export const PROCESSED_KEPT_MS = 30 * 24 * 3_600_000;
  * processed, the next ones are already being read and the one before is being filed away: each
  * mail is still filed only after its own session step is committed.
  */
-export async function processNewMail(account: MailAccount, onReport: (report: FetchReport, done: number, total: number) => void, options: PassOptions = {}): Promise<void> {
+export async function processNewMail(
+  account: MailAccount,
+  onReport: (report: FetchReport, done: number, total: number) => void,
+  options: PassOptions = {},
+): Promise<void> {
   // Plaintext committed by an earlier pass that stopped before handing it over goes first.
   if (account.delivery) await flushOutbox(account.store, account.delivery);
   // Records are only ever added by a pass, so pruning in each one bounds them for fetch and watch alike.
@@ -267,7 +323,12 @@ export async function processNewMail(account: MailAccount, onReport: (report: Fe
 }
 
 /** One listing of the mailbox and the mail it gives, each mail's outcome kept (§18.6). */
-async function passRound(account: MailAccount, cache: PassCache, onReport: (report: FetchReport, done: number, total: number) => void, options: PassOptions): Promise<void> {
+async function passRound(
+  account: MailAccount,
+  cache: PassCache,
+  onReport: (report: FetchReport, done: number, total: number) => void,
+  options: PassOptions,
+): Promise<void> {
   // A read overlapped with other work that fails (e.g. the connection dropped under it) is tried once more.
   const readAhead = (id: string): Promise<Uint8Array> => {
     const read = account.incoming.read(id).catch(() => account.incoming.read(id));
@@ -385,7 +446,15 @@ function remember(account: MailAccount, pass: PassListing, report: FetchReport):
     // The alarm's mail is looked at once more on the next pass, where it is held with its
     // sender and identity on record, for the reminders of `remindHeld`.
     const world = TRANSIENT_SKIPS.has(report.code) || report.code === 'identity_changed' ? null : store.mailWorld();
-    store.recordSkipped({ ...ref, epoch, code: report.code, world, keyed: !STRUCTURAL_SKIPS.has(report.code), software: softwareVersion(), held: null });
+    store.recordSkipped({
+      ...ref,
+      epoch,
+      code: report.code,
+      world,
+      keyed: !STRUCTURAL_SKIPS.has(report.code),
+      software: softwareVersion(),
+      held: null,
+    });
   } else if (pass.recorded.has(report.id)) store.clearSkipped(ref);
 }
 

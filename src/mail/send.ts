@@ -30,12 +30,22 @@ export async function advertHeaders(account: MailAccount) {
 }
 
 /** Sends a protocol message (user message, NAK, re-send) as an offrecord mail. */
-export async function dispatch(account: MailAccount, to: string, protocol: Uint8Array, threading: Pick<Draft, 'inReplyTo' | 'references'> = {}) {
+export async function dispatch(
+  account: MailAccount,
+  to: string,
+  protocol: Uint8Array,
+  threading: Pick<Draft, 'inReplyTo' | 'references'> = {},
+) {
   const raw = await composeProtected({ from: account.address, to, protocol, ...(await advertHeaders(account)), ...threading });
   try {
     await account.outgoing.send(raw, { from: account.address, to: [to] });
   } catch (error) {
-    throw new PipelineError('transport', error instanceof Error ? error.message : String(error), 'the message was not sent; its session counter stays used, so sending again is safe', { cause: error });
+    throw new PipelineError(
+      'transport',
+      error instanceof Error ? error.message : String(error),
+      'the message was not sent; its session counter stays used, so sending again is safe',
+      { cause: error },
+    );
   }
 }
 
@@ -54,7 +64,13 @@ export async function conversationOrNone(account: MailAccount, address: string):
 }
 
 /** Sends `inner` (a complete MIME message) protected, as the next message of `conversation` with `to`. */
-export async function sendProtected(account: MailAccount, conversation: Conversation, to: string, inner: Uint8Array, threading: Pick<Draft, 'inReplyTo' | 'references'> = {}): Promise<SendOutcome> {
+export async function sendProtected(
+  account: MailAccount,
+  conversation: Conversation,
+  to: string,
+  inner: Uint8Array,
+  threading: Pick<Draft, 'inReplyTo' | 'references'> = {},
+): Promise<SendOutcome> {
   const result = await conversation.send(inner);
   if (result.kind === 'error') throw new PipelineError('protocol', `${result.code}: ${result.message}`);
   await dispatch(account, to, result.message, threading);
@@ -79,7 +95,11 @@ export async function sendMessage(account: MailAccount, draft: Draft, options: {
   const conversation = await conversationOrNone(account, draft.to);
   if (!conversation) {
     if (!options.allowPlaintext) {
-      throw new PipelineError('no_keys', `no offrecord keys are known for ${draft.to}: refusing to send in plaintext`, 'import the file their `offrecord keys export` wrote (offrecord keys import FILE), or allow one plaintext mail that carries your keys (--plaintext)');
+      throw new PipelineError(
+        'no_keys',
+        `no offrecord keys are known for ${draft.to}: refusing to send in plaintext`,
+        'import the file their `offrecord keys export` wrote (offrecord keys import FILE), or allow one plaintext mail that carries your keys (--plaintext)',
+      );
     }
     await sendPlaintext(account, user, draft);
     return { kind: 'plaintext' };

@@ -102,7 +102,11 @@ export class SmtpTransport implements OutgoingTransport {
         if (e.code === 'EENVELOPE' && e.responseCode !== undefined && e.responseCode >= 500) {
           // The server's words, as printable ASCII and bounded: they end up on a terminal.
           const said = (e.response ?? '').replace(/[^\x20-\x7e]/g, '?').slice(0, 200);
-          throw new MailError('recipient', `SMTP ${this.config.host} refused the recipient ${envelope.to.join(', ')}: ${said || e.responseCode}`, { responseCode: e.responseCode });
+          throw new MailError(
+            'recipient',
+            `SMTP ${this.config.host} refused the recipient ${envelope.to.join(', ')}: ${said || e.responseCode}`,
+            { responseCode: e.responseCode },
+          );
         }
         throw error;
       }
@@ -139,9 +143,17 @@ export class SmtpTransport implements OutgoingTransport {
       if (error instanceof MailError) throw error;
       const e = error as { code?: string; responseCode?: number; message?: string };
       // 4xx is the server's own trouble (e.g. its password database is down): worth a retry.
-      if (e.code === 'EAUTH' && !(e.responseCode !== undefined && e.responseCode < 500)) throw new MailError('auth', `SMTP ${config.host}: authentication failed for ${config.user}`);
+      if (e.code === 'EAUTH' && !(e.responseCode !== undefined && e.responseCode < 500))
+        throw new MailError('auth', `SMTP ${config.host}: authentication failed for ${config.user}`);
       // The reply code, not the library's error (it may quote what we sent): 4xx or 5xx matters to a submission.
-      throw connectionError('SMTP', config, error) ?? new MailError('io', `SMTP ${config.host}:${config.port} refused or dropped the mail: ${e.code ?? ''} ${e.responseCode ?? ''}`.trim(), { responseCode: e.responseCode });
+      throw (
+        connectionError('SMTP', config, error) ??
+        new MailError(
+          'io',
+          `SMTP ${config.host}:${config.port} refused or dropped the mail: ${e.code ?? ''} ${e.responseCode ?? ''}`.trim(),
+          { responseCode: e.responseCode },
+        )
+      );
     } finally {
       transporter.close();
     }
@@ -231,7 +243,9 @@ export class ImapMailbox implements IncomingMailbox {
       secure: config.security === 'tls',
       doSTARTTLS: config.security === 'starttls' ? true : config.security === 'plain' ? false : undefined,
       // imapflow picks OAUTHBEARER, else XOAUTH2, from what the server offers.
-      auth: config.accessToken ? { user: config.user, accessToken: await config.accessToken() } : { user: config.user, pass: await config.password() },
+      auth: config.accessToken
+        ? { user: config.user, accessToken: await config.accessToken() }
+        : { user: config.user, pass: await config.password() },
       tls: tlsOptions(config),
       logger: false,
       connectionTimeout: TIMEOUTS.connectMs,
@@ -244,7 +258,12 @@ export class ImapMailbox implements IncomingMailbox {
     try {
       await client.connect();
       const lock = await client.getMailboxLock(this.path);
-      this.open = { client, release: () => lock.release(), uidValidity: client.mailbox ? client.mailbox.uidValidity : 0n, folders: new Set() };
+      this.open = {
+        client,
+        release: () => lock.release(),
+        uidValidity: client.mailbox ? client.mailbox.uidValidity : 0n,
+        folders: new Set(),
+      };
     } catch (error) {
       client.close(); // never opened for use: no LOGOUT to wait for
       throw error;
@@ -266,7 +285,10 @@ export class ImapMailbox implements IncomingMailbox {
       if (error instanceof MailError) throw error;
       const e = error as { code?: string; message?: string };
       if (refused(error)) throw new MailError('auth', `IMAP ${this.config.host}: authentication failed for ${this.config.user}`);
-      throw connectionError('IMAP', this.config, error) ?? new MailError('io', `IMAP ${this.config.host}:${this.config.port}: ${e.code ?? e.message ?? 'connection failed'}`);
+      throw (
+        connectionError('IMAP', this.config, error) ??
+        new MailError('io', `IMAP ${this.config.host}:${this.config.port}: ${e.code ?? e.message ?? 'connection failed'}`)
+      );
     }
   }
 
@@ -346,7 +368,11 @@ export class ImapMailbox implements IncomingMailbox {
       if (highest < from) return { ids: [], mark: { uidvalidity: validity, lastUid: from - 1 } };
       // Offrecord mail, and ordinary mail that advertises offrecord keys (paper 5.1).
       const byHeader = (name: string): SearchObject => ({ header: { [name]: true } });
-      const query: SearchObject = { uid: `${from}:${highest}`, or: [byHeader(MARKER_HEADER), byHeader('Offrecord-Keys')], not: { keyword: EXAMINED_KEYWORD } };
+      const query: SearchObject = {
+        uid: `${from}:${highest}`,
+        or: [byHeader(MARKER_HEADER), byHeader('Offrecord-Keys')],
+        not: { keyword: EXAMINED_KEYWORD },
+      };
       const uids = ((await client.search(query, { uid: true })) || []).filter((uid) => uid >= from && uid <= highest).sort((a, b) => a - b);
       // Sizes first, in one round trip: an oversized mail is refused without downloading it.
       if (uids.length > 0) {

@@ -8,7 +8,9 @@ export function softwareVersion(): string {
   if (cached !== null) return cached;
   try {
     // src/mail/software.ts, or dist/src/mail/software.js once compiled
-    const path = [new URL('../../package.json', import.meta.url), new URL('../../../package.json', import.meta.url)].find((url) => existsSync(url));
+    const path = [new URL('../../package.json', import.meta.url), new URL('../../../package.json', import.meta.url)].find((url) =>
+      existsSync(url),
+    );
     const version = (JSON.parse(readFileSync(path!, 'utf8')) as { version?: unknown }).version;
     cached = typeof version === 'string' && /^[0-9A-Za-z.+-]{1,64}$/.test(version) ? version : 'unknown';
   } catch {

@@ -80,7 +80,8 @@ function splitHeader(raw: Uint8Array): { fields: HeaderField[]; body: Uint8Array
 
 function normalizedRecipients(list: string[], what: string): string[] {
   return list.map((address) => {
-    if (!isValidEmail(address)) throw new SubmissionError('bad_recipient', `${what} ${JSON.stringify(address)} is not a plain email address`);
+    if (!isValidEmail(address))
+      throw new SubmissionError('bad_recipient', `${what} ${JSON.stringify(address)} is not a plain email address`);
     return normalizeAddress(address);
   });
 }
@@ -98,12 +99,20 @@ export async function senderOf(raw: Uint8Array): Promise<string | null> {
  * Reads a complete RFC 5322 message as a client hands it over. `account` is the address it is
  * sent from (its From must name it; added, with `fullName`, where the message has none).
  */
-export async function readSubmission(raw: Uint8Array, options: { account: string; now: Date; fullName?: string | undefined }): Promise<SubmittedMessage> {
+export async function readSubmission(
+  raw: Uint8Array,
+  options: { account: string; now: Date; fullName?: string | undefined },
+): Promise<SubmittedMessage> {
   // What travels inside must fit one protocol message (§5); headers we add are small.
-  if (raw.length > LIMITS.maxPayload - 4096) throw new SubmissionError('too_large', `the message of ${raw.length} bytes is over the ${LIMITS.maxPayload - 4096}-byte limit`);
+  if (raw.length > LIMITS.maxPayload - 4096)
+    throw new SubmissionError('too_large', `the message of ${raw.length} bytes is over the ${LIMITS.maxPayload - 4096}-byte limit`);
   const { fields, body, newline } = splitHeader(raw);
   const headerText = fields.map((f) => f.text).join('');
-  const parsed = await simpleParser(Buffer.from(`${headerText}${newline}`), { skipHtmlToText: true, skipTextToHtml: true, skipTextLinks: true });
+  const parsed = await simpleParser(Buffer.from(`${headerText}${newline}`), {
+    skipHtmlToText: true,
+    skipTextToHtml: true,
+    skipTextLinks: true,
+  });
   const count = (name: string) => fields.filter((f) => f.name === name).length;
   for (const single of ['from', 'to', 'cc', 'bcc', 'subject', 'date', 'message-id', 'in-reply-to', 'references']) {
     if (count(single) > 1) throw new SubmissionError('malformed', `more than one ${single} header field`);
@@ -120,8 +129,11 @@ export async function readSubmission(raw: Uint8Array, options: { account: string
     added.push(`From: ${options.fullName ? `"${options.fullName.replace(/["\\\r\n]/g, '')}" <${account}>` : account}`);
   }
   if (count('date') === 0) added.push(`Date: ${options.now.toUTCString().replace(/GMT$/, '+0000')}`);
-  if (count('message-id') === 0) added.push(`Message-ID: <${randomBytes(16).toString('hex')}@${account.slice(account.lastIndexOf('@') + 1)}>`);
-  const headerRecipients = [...new Set(normalizedRecipients([...addresses(parsed.to), ...addresses(parsed.cc), ...addresses(parsed.bcc)], 'the header recipient'))];
+  if (count('message-id') === 0)
+    added.push(`Message-ID: <${randomBytes(16).toString('hex')}@${account.slice(account.lastIndexOf('@') + 1)}>`);
+  const headerRecipients = [
+    ...new Set(normalizedRecipients([...addresses(parsed.to), ...addresses(parsed.cc), ...addresses(parsed.bcc)], 'the header recipient')),
+  ];
   const kept = fields.filter((f) => !BLIND.has(f.name)).map((f) => f.text);
   const head = Buffer.from([...added.map((line) => foldLines(line, 76) + newline), ...kept, newline].join(''), 'utf8');
   return { inner: new Uint8Array(Buffer.concat([head, body])), from, headerRecipients };
@@ -129,7 +141,8 @@ export async function readSubmission(raw: Uint8Array, options: { account: string
 
 /** Recipient addresses as a sendmail caller gives them (plain, `Name <addr>`, comma-separated), normalized and deduplicated. */
 export function envelopeRecipients(list: string[]): string[] {
-  const flatten = (entries: ReturnType<typeof addressparser>): string[] => entries.flatMap((e) => ('group' in e && e.group ? flatten(e.group) : [e.address ?? '']));
+  const flatten = (entries: ReturnType<typeof addressparser>): string[] =>
+    entries.flatMap((e) => ('group' in e && e.group ? flatten(e.group) : [e.address ?? '']));
   const found = list.flatMap((item) => flatten(addressparser(item)));
   return [...new Set(normalizedRecipients(found, 'the recipient'))];
 }
@@ -147,31 +160,45 @@ function permanent(error: unknown): boolean {
  * others one plaintext mail carrying our keys (policy `plaintext`) or nothing at all (`refuse`:
  * then nothing is sent to anyone). A failure part way names who already got their copy.
  */
-export async function submit(account: MailAccount, message: SubmittedMessage, recipients: string[], options: { keyless: KeylessPolicy }): Promise<SubmissionReport> {
+export async function submit(
+  account: MailAccount,
+  message: SubmittedMessage,
+  recipients: string[],
+  options: { keyless: KeylessPolicy },
+): Promise<SubmissionReport> {
   if (recipients.length === 0) throw new SubmissionError('no_recipients', 'the message names no recipient');
   const withKeys: [string, Conversation][] = [];
   const keyless: string[] = [];
   for (const to of recipients) {
-    if (to === normalizeAddress(account.address)) throw new SubmissionError('bad_recipient', `${to} is this account itself: offrecord conversations have two parties`);
+    if (to === normalizeAddress(account.address))
+      throw new SubmissionError('bad_recipient', `${to} is this account itself: offrecord conversations have two parties`);
     let conversation: Conversation | null;
     try {
       conversation = await conversationOrNone(account, to);
     } catch (error) {
-      if (error instanceof PipelineError && error.code === 'identity_changed') throw new SubmissionError('identity_changed', error.hint ?? error.message, { recipients: [to] });
+      if (error instanceof PipelineError && error.code === 'identity_changed')
+        throw new SubmissionError('identity_changed', error.hint ?? error.message, { recipients: [to] });
       throw error;
     }
     if (conversation) withKeys.push([to, conversation]);
     else keyless.push(to);
   }
   if (keyless.length > 0 && options.keyless === 'refuse') {
-    throw new SubmissionError('no_keys', `no offrecord keys are known for ${keyless.join(', ')}: nothing was sent to anyone`, { recipients: keyless });
+    throw new SubmissionError('no_keys', `no offrecord keys are known for ${keyless.join(', ')}: nothing was sent to anyone`, {
+      recipients: keyless,
+    });
   }
   const report: SubmissionReport = { protected: [], plaintext: [] };
   const sent = () => [...report.protected.map((p) => p.to), ...report.plaintext];
   const failed = (error: unknown, recipients: string[]): never => {
     const done = sent();
     const reason = error instanceof Error ? error.message : String(error);
-    throw new SubmissionError(permanent(error) ? 'permanent' : 'temporary', `not sent to ${recipients.join(', ')}: ${reason}${done.length > 0 ? `; already sent to ${done.join(', ')}` : ''}`, { recipients, sent: done }, { cause: error });
+    throw new SubmissionError(
+      permanent(error) ? 'permanent' : 'temporary',
+      `not sent to ${recipients.join(', ')}: ${reason}${done.length > 0 ? `; already sent to ${done.join(', ')}` : ''}`,
+      { recipients, sent: done },
+      { cause: error },
+    );
   };
   for (const [to, conversation] of withKeys) {
     try {
@@ -181,7 +208,13 @@ export async function submit(account: MailAccount, message: SubmittedMessage, re
       // A concurrent step of the same conversation (the watcher's) changed nothing here: try later.
       const raced = error instanceof PipelineError && error.code === 'protocol' && error.message.startsWith('state_conflict');
       if (!(error instanceof PipelineError && (error.code === 'transport' || raced))) throw error;
-      failed(error, withKeys.map(([address]) => address).filter((address) => !sent().includes(address)).concat(keyless));
+      failed(
+        error,
+        withKeys
+          .map(([address]) => address)
+          .filter((address) => !sent().includes(address))
+          .concat(keyless),
+      );
     }
   }
   if (keyless.length > 0) {
@@ -199,6 +232,8 @@ export async function submit(account: MailAccount, message: SubmittedMessage, re
 async function withKeyHeaders(account: MailAccount, inner: Uint8Array): Promise<Uint8Array> {
   const { newline } = splitHeader(inner);
   const headers = await advertHeaders(account);
-  const lines = [`Autocrypt: ${headers.autocrypt}`, `Offrecord-Keys: ${headers.offrecordKeys}`].map((line) => foldLines(line, 76).replace(/\r\n/g, newline) + newline);
+  const lines = [`Autocrypt: ${headers.autocrypt}`, `Offrecord-Keys: ${headers.offrecordKeys}`].map(
+    (line) => foldLines(line, 76).replace(/\r\n/g, newline) + newline,
+  );
   return new Uint8Array(Buffer.concat([Buffer.from(lines.join(''), 'utf8'), inner]));
 }

@@ -62,7 +62,13 @@ export function signAuth(parties: Parties, env: Env, context: (unsigned: AuthBlo
  * Ring-signs an auth block over `context` with `secret`, which must belong to one of its two
  * ring keys: ours when sending, a published one when forging (src/protocol/forge.ts).
  */
-export function signAuthBlock(unsigned: AuthBlock, ring: PreparedRing, secret: Uint8Array, context: Uint8Array, random: Uint8Array): AuthBlock {
+export function signAuthBlock(
+  unsigned: AuthBlock,
+  ring: PreparedRing,
+  secret: Uint8Array,
+  context: Uint8Array,
+  random: Uint8Array,
+): AuthBlock {
   try {
     return { ...unsigned, signature: ringSign(ring, secret, context, random) };
   } catch (error) {

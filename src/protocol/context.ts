@@ -11,14 +11,24 @@ import { forgetKeyMaterial } from './keyschedule.ts';
 import type { Parties } from './authentication.ts';
 import { systemEnv, type Env } from './env.ts';
 import { ackDue, DEFAULT_POLICY, type Policy } from './policy.ts';
-import { acknowledge, expire, initiate, nakFor, receiveFirst, receiveNak, receiveSealed, send, type Outgoing, type ReceiveStep, type SendStep } from './session.ts';
+import {
+  acknowledge,
+  expire,
+  initiate,
+  nakFor,
+  receiveFirst,
+  receiveNak,
+  receiveSealed,
+  send,
+  type Outgoing,
+  type ReceiveStep,
+  type SendStep,
+} from './session.ts';
 import type { SessionState } from './state.ts';
 import type { SessionStore } from './store.ts';
 import { decodeFirstOuter, encodeFirstOuter, MessageType, peekType } from './wire.ts';
 
-export type SendResult =
-  | { kind: 'encrypted'; message: Uint8Array }
-  | { kind: 'error'; code: ProtocolErrorCode; message: string };
+export type SendResult = { kind: 'encrypted'; message: Uint8Array } | { kind: 'error'; code: ProtocolErrorCode; message: string };
 
 /**
  * `committed`: the step's new state was saved (and `alongside` ran with it); `inspected`: what
@@ -76,7 +86,10 @@ export class Conversation {
     // The state this conversation stored last is reused while nobody else saved since: decoding
     // a stored state costs more than a step. The save's compare-and-swap still guards the rest.
     const cached = this.lastCommitted;
-    const stored = cached && cached.revision === (await this.options.store.revision(this.local, this.peer)) ? cached : await this.options.store.load(this.local, this.peer);
+    const stored =
+      cached && cached.revision === (await this.options.store.revision(this.local, this.peer))
+        ? cached
+        : await this.options.store.load(this.local, this.peer);
     if (!stored) return { state: null, revision: 0, wipe: [], expired: false };
     const expired = expire(stored.state, this.env, this.policy);
     return { state: expired.state, revision: stored.revision, wipe: expired.wipe, expired: expired.state !== stored.state };
@@ -121,7 +134,10 @@ export class Conversation {
    * authenticated plaintext before anything is stored: whatever it throws refuses the message
    * with nothing changed, and is thrown on; what it returns comes back as `inspected`.
    */
-  async receive<Inspected = void>(bytes: Uint8Array, options: { alongside?: (plaintext: Uint8Array | null) => void; inspect?: (plaintext: Uint8Array) => Promise<Inspected> } = {}): Promise<ReceiveResult<Inspected>> {
+  async receive<Inspected = void>(
+    bytes: Uint8Array,
+    options: { alongside?: (plaintext: Uint8Array | null) => void; inspect?: (plaintext: Uint8Array) => Promise<Inspected> } = {},
+  ): Promise<ReceiveResult<Inspected>> {
     let loaded;
     try {
       loaded = await this.load();
@@ -137,11 +153,16 @@ export class Conversation {
       }
       const changed = finalState !== state ? finalState : null;
       const committed = changed !== null;
-      const outgoing = changed ? await this.commit(loaded.revision, changed, steps, options.alongside && (() => options.alongside!(step.payload ?? null))) : [];
-      return step.payload ? { kind: 'plaintext', plaintext: step.payload, inspected: inspected as Inspected, committed, outgoing } : { kind: 'ignore', committed, outgoing };
+      const outgoing = changed
+        ? await this.commit(loaded.revision, changed, steps, options.alongside && (() => options.alongside!(step.payload ?? null)))
+        : [];
+      return step.payload
+        ? { kind: 'plaintext', plaintext: step.payload, inspected: inspected as Inspected, committed, outgoing }
+        : { kind: 'ignore', committed, outgoing };
     } catch (error) {
       // Both mean the peer's state and ours no longer fit: start again (§13.1).
-      if (error instanceof ProtocolError && (error.code === 'no_session' || error.code === 'rewound') && loaded) return this.restart(loaded, bytes, error);
+      if (error instanceof ProtocolError && (error.code === 'no_session' || error.code === 'rewound') && loaded)
+        return this.restart(loaded, bytes, error);
       return { ...errorResult(error), outgoing: [] };
     }
   }
@@ -159,7 +180,8 @@ export class Conversation {
           if (error instanceof EnvelopeError) throw new ProtocolError('malformed', error.message);
           throw new ProtocolError('auth', 'authentication failed'); // one error for every failure to open
         }
-        if (opened.signatures > 0) throw new ProtocolError('malformed', 'first mail carries an OpenPGP signature, which would make it undeniable: refused');
+        if (opened.signatures > 0)
+          throw new ProtocolError('malformed', 'first mail carries an OpenPGP signature, which would make it undeniable: refused');
         return receiveFirst(state, parties, opened.plaintext, this.env, this.policy);
       }
       case MessageType.Nak:
@@ -176,7 +198,11 @@ export class Conversation {
    * a NAK and a fresh start (paper 5.1), at most once per nakIntervalMs, since anyone can send us
    * unreadable mail.
    */
-  private async restart(loaded: { state: SessionState | null; revision: number }, bytes: Uint8Array, cause: ProtocolError): Promise<ReceiveResult<never>> {
+  private async restart(
+    loaded: { state: SessionState | null; revision: number },
+    bytes: Uint8Array,
+    cause: ProtocolError,
+  ): Promise<ReceiveResult<never>> {
     const error = { kind: 'error' as const, code: cause.code, message: cause.message };
     try {
       const now = this.env.now();

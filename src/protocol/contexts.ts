@@ -19,7 +19,13 @@ export function firstContext(auth: AuthBlock, dhShare: Uint8Array, payload: Uint
   );
 }
 
-export function replyContext(auth: AuthBlock, senderDh: Uint8Array, answeredDh: Uint8Array, nextDh: Uint8Array, payload: Uint8Array): Uint8Array {
+export function replyContext(
+  auth: AuthBlock,
+  senderDh: Uint8Array,
+  answeredDh: Uint8Array,
+  nextDh: Uint8Array,
+  payload: Uint8Array,
+): Uint8Array {
   return concatBytes(
     utf8(LABELS.replyContext),
     Uint8Array.of(0x4f, 0x52, 1, MessageType.Reply),

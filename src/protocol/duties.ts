@@ -42,4 +42,3 @@ export function dutyCutoffs(now: number, policy: Policy): DutyCutoffs {
     ack: now - policy.ackDelayMs, // the timer has run for ackDelayMs (§12)
   };
 }
-

@@ -72,10 +72,16 @@ export function forgeSealed(bytes: Uint8Array, macKey: Uint8Array, edit: SealedE
     const { known, replacement } = edit;
     if (!known) fail('malformed', 'changing the content needs its known plaintext');
     if (known.length !== ciphertext.length) {
-      fail('malformed', `the known plaintext is ${known.length} bytes but the ciphertext ${ciphertext.length}: it must be the whole plaintext`);
+      fail(
+        'malformed',
+        `the known plaintext is ${known.length} bytes but the ciphertext ${ciphertext.length}: it must be the whole plaintext`,
+      );
     }
     if (replacement.length > known.length) {
-      fail('too_large', `the new content is ${replacement.length} bytes, longer than the ${known.length} known: CTR can only rewrite bytes whose plaintext is known`);
+      fail(
+        'too_large',
+        `the new content is ${replacement.length} bytes, longer than the ${known.length} known: CTR can only rewrite bytes whose plaintext is known`,
+      );
     }
     ciphertext = xor3(ciphertext, known, replacement);
   }
@@ -105,7 +111,13 @@ export function forgeReply(bytes: Uint8Array, macKey: Uint8Array, edit: ReplyEdi
   if (edit.known.length < AUTH_BLOCK_LENGTH) fail('malformed', 'the known plaintext of a reply starts with its 224-byte auth block');
   const { auth } = decodeReplyPlaintext(edit.known);
   const context = replyContext(auth, message.senderDh!, edit.answeredDh, message.nextDh, edit.payload);
-  const signed = signAuthBlock(auth, prepareRing(...sortRing(auth.senderRingKey, auth.recipientRingKey)), edit.ringSecret, context, edit.random(32));
+  const signed = signAuthBlock(
+    auth,
+    prepareRing(...sortRing(auth.senderRingKey, auth.recipientRingKey)),
+    edit.ringSecret,
+    context,
+    edit.random(32),
+  );
   return forgeSealed(bytes, macKey, { known: edit.known, replacement: encodeReplyPlaintext(signed, edit.payload) });
 }
 

@@ -65,7 +65,12 @@ function idIn(list: Retired<{ id: number }>[], count: number, id: number): boole
  * the MAC key we verified messages with is queued for revelation (§10.1): we will never accept
  * anything under it again, so publishing it costs nothing and makes the transcript forgeable.
  */
-export function sweep(keys: KeyState, now: number, policy: Policy, update?: { pair: string; window: ReplayWindow }): { keys: KeyState; wipe: Uint8Array[] } {
+export function sweep(
+  keys: KeyState,
+  now: number,
+  policy: Policy,
+  update?: { pair: string; window: ReplayWindow },
+): { keys: KeyState; wipe: Uint8Array[] } {
   const oursRetired = keys.ours.retired;
   const theirsRetired = keys.theirs.retired;
   const oursDue = dueCount(oursRetired, now, policy);
@@ -145,8 +150,16 @@ export function carriedReveals(keys: KeyState, policy: Policy): { queue: Uint8Ar
 /** A peer's announced next share must be new: one it used before would restart counters under old keys (§8.4). */
 export function checkFreshShare(keys: KeyState, share: Uint8Array): void {
   const { ours, theirs } = keys;
-  const held = [theirs.current, theirs.previous, ...theirs.retired.map((r) => r.key), ours.sending, ours.next, ...ours.retired.map((r) => r.key)];
-  if (held.some((k) => k !== null && equalBytes(k.public, share))) fail('unexpected', 'the peer announced a DH share that is already in use');
+  const held = [
+    theirs.current,
+    theirs.previous,
+    ...theirs.retired.map((r) => r.key),
+    ours.sending,
+    ours.next,
+    ...ours.retired.map((r) => r.key),
+  ];
+  if (held.some((k) => k !== null && equalBytes(k.public, share)))
+    fail('unexpected', 'the peer announced a DH share that is already in use');
 }
 
 /**

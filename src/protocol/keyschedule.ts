@@ -136,7 +136,9 @@ export function deriveDirectionKeys(ourSecret: Uint8Array, ours: PairKey, theirs
   const order = compareBytes(ours.public, theirs.public);
   if (order === 0) fail('auth', 'DH share echoes our own');
   const [low, high] = order < 0 ? [ours, theirs] : [theirs, ours];
-  const okm = new Uint8Array(hkdfSync('sha256', shared, SALT, concatBytes(INFO, low.public, u32be(low.id), high.public, u32be(high.id)), 64));
+  const okm = new Uint8Array(
+    hkdfSync('sha256', shared, SALT, concatBytes(INFO, low.public, u32be(low.id), high.public, u32be(high.id)), 64),
+  );
   shared.fill(0);
   const weAreLow = order < 0;
   const firstHalf = weAreLow === (direction === 'send'); // low->high is the first half

@@ -17,7 +17,13 @@ export function openWindow(counter: number, nonce: Uint8Array, macKey: Uint8Arra
 }
 
 /** The window with `counter` accepted; `replay`, `rewound` or `expired` if it may not be (§9.3). */
-export function checkWindow(window: ReplayWindow | undefined, counter: number, nonce: Uint8Array, macKey: Uint8Array, policy: Policy): ReplayWindow {
+export function checkWindow(
+  window: ReplayWindow | undefined,
+  counter: number,
+  nonce: Uint8Array,
+  macKey: Uint8Array,
+  policy: Policy,
+): ReplayWindow {
   if (!window) return openWindow(counter, nonce, macKey);
   const tag = nonceTag(nonce);
   if (counter <= window.max - policy.replayWindow) fail('expired', 'counter is older than the replay window');

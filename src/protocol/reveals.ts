@@ -53,7 +53,14 @@ export type StoredReveals =
  * load). Run it inside the transaction that records the bundle, so a MAC key is never both in a
  * bundle and still queued, nor lost. The caller wipes `wipe` once that transaction is over.
  */
-export function takeStoredReveals(store: SessionTransactionStore, local: string, peer: string, room: number, env: Env, policy: Policy = DEFAULT_POLICY): StoredReveals {
+export function takeStoredReveals(
+  store: SessionTransactionStore,
+  local: string,
+  peer: string,
+  room: number,
+  env: Env,
+  policy: Policy = DEFAULT_POLICY,
+): StoredReveals {
   const stored = store.loadSession(local, peer);
   if (!stored) return { kind: 'none', wipe: [] };
   const step = takeReveals(stored.state, env, policy);

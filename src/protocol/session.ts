@@ -46,8 +46,7 @@ import {
 
 export type Outgoing =
   /** A first mail's inner bytes: the caller seals them to the peer's encryption key. */
-  | { kind: 'first'; inner: Uint8Array }
-  | { kind: 'wire'; bytes: Uint8Array };
+  { kind: 'first'; inner: Uint8Array } | { kind: 'wire'; bytes: Uint8Array };
 
 export interface SendStep {
   state: SessionState;
@@ -195,7 +194,13 @@ function unchanged(state: SessionState | null, payload: Uint8Array | null): Rece
 }
 
 /** A first mail, already unsealed from its OpenPGP envelope by the caller: deliver, start, restart (§11.2–11.4). */
-export function receiveFirst(state: SessionState | null, parties: Parties, inner: Uint8Array, env: Env, policy: Policy = DEFAULT_POLICY): ReceiveStep {
+export function receiveFirst(
+  state: SessionState | null,
+  parties: Parties,
+  inner: Uint8Array,
+  env: Env,
+  policy: Policy = DEFAULT_POLICY,
+): ReceiveStep {
   const { auth, dhShare, payload } = decodeFirstInner(inner);
   verifyAuth(parties, auth, firstContext(auth, dhShare, payload));
   const now = env.now();
@@ -220,7 +225,8 @@ export function receiveFirst(state: SessionState | null, parties: Parties, inner
 
   if (!state) return restart(null);
   // Authentic mail from the peer: whatever a NAK claimed, its sender is alive (§13.2).
-  const delivered = (): ReceiveStep => unchanged({ ...state, seenAuthIds, peerCreated: Math.max(state.peerCreated, auth.created), nakAt: null }, payload);
+  const delivered = (): ReceiveStep =>
+    unchanged({ ...state, seenAuthIds, peerCreated: Math.max(state.peerCreated, auth.created), nakAt: null }, payload);
   if (equalBytes(dhShare, state.origin.share)) return delivered();
   if (state.kind === 'initiating') {
     // Crossing first mails: the greater share wins, so both sides agree on one session. A first
@@ -234,7 +240,13 @@ export function receiveFirst(state: SessionState | null, parties: Parties, inner
 }
 
 /** A reply, data message or acknowledgement, checked in the order of §9.4. */
-export function receiveSealed(state: SessionState | null, parties: Parties, bytes: Uint8Array, env: Env, policy: Policy = DEFAULT_POLICY): ReceiveStep {
+export function receiveSealed(
+  state: SessionState | null,
+  parties: Parties,
+  bytes: Uint8Array,
+  env: Env,
+  policy: Policy = DEFAULT_POLICY,
+): ReceiveStep {
   const { message, authenticated } = decodeSealed(bytes);
   if (!state) fail('no_session', 'no session with this correspondent: it must start again');
   if (state.kind === 'initiating') {
@@ -284,7 +296,14 @@ function acceptFirstReply(
     ackDueSince: now,
   };
   const { ours: _initiatorKeys, ...rest } = state;
-  const established: EstablishedState = { ...rest, kind: 'established', keys, seenAuthIds, peerCreated: Math.max(state.peerCreated, auth.created), nakAt: null };
+  const established: EstablishedState = {
+    ...rest,
+    kind: 'established',
+    keys,
+    seenAuthIds,
+    peerCreated: Math.max(state.peerCreated, auth.created),
+    nakAt: null,
+  };
   return { state: established, payload: payload.length > 0 ? payload : null, wipe: [pairKeys.key], resend: null };
 }
 
@@ -303,8 +322,16 @@ function acceptUnderKeys(
   const our = findOurs(keys, message.recipientKeyId);
   const their = findTheirs(keys, message.senderKeyId);
   // Ids we never announced (or the peer never could have) are forgeries; lower ones were forgotten.
-  if (!our) fail(message.recipientKeyId > keys.ours.next.id ? 'auth' : 'expired', message.recipientKeyId > keys.ours.next.id ? 'authentication failed' : 'the keys of this message were forgotten');
-  if (!their) fail(message.senderKeyId > keys.theirs.current.id ? 'auth' : 'expired', message.senderKeyId > keys.theirs.current.id ? 'authentication failed' : 'the keys of this message were forgotten');
+  if (!our)
+    fail(
+      message.recipientKeyId > keys.ours.next.id ? 'auth' : 'expired',
+      message.recipientKeyId > keys.ours.next.id ? 'authentication failed' : 'the keys of this message were forgotten',
+    );
+  if (!their)
+    fail(
+      message.senderKeyId > keys.theirs.current.id ? 'auth' : 'expired',
+      message.senderKeyId > keys.theirs.current.id ? 'authentication failed' : 'the keys of this message were forgotten',
+    );
   const pairKeys = deriveDirectionKeys(our.secret, our, their, 'receive');
   const wipe = [...swept.wipe, pairKeys.key];
   if (keys.received[pairKey(our.id, their.id)]) wipe.push(pairKeys.macKey); // a fresh pair keeps it in the window
@@ -381,4 +408,3 @@ export function receiveNak(state: SessionState | null, bytes: Uint8Array, env: E
 function namesMessage(nak: Nak, sentAs: SentAs): boolean {
   return nak.senderKeyId === sentAs.senderKeyId && nak.recipientKeyId === sentAs.recipientKeyId && nak.counter === sentAs.counter;
 }
-

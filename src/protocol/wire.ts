@@ -208,8 +208,7 @@ export interface AuthBlock {
   signature: Uint8Array;
 }
 
-export const AUTH_BLOCK_LENGTH =
-  2 * FINGERPRINT_LENGTH + 2 * RING_KEY_LENGTH + 8 + MESSAGE_ID_LENGTH + RING_SIG_LENGTH;
+export const AUTH_BLOCK_LENGTH = 2 * FINGERPRINT_LENGTH + 2 * RING_KEY_LENGTH + 8 + MESSAGE_ID_LENGTH + RING_SIG_LENGTH;
 
 function encodeAuthBlock(a: AuthBlock): Uint8Array {
   return concatBytes(
@@ -397,8 +396,8 @@ export interface Bundle {
 
 /** Order ℓ of the edwards25519 prime-order subgroup, little-endian (RFC 8032 §5.1). */
 const ED25519_ORDER_LE = Uint8Array.from([
-  0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14,
-  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+  0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+  0, 0x10,
 ]);
 
 function isCanonicalScalar(s: Uint8Array): boolean {
@@ -425,7 +424,8 @@ function checkRingEntry(k: SecretRingKey): void {
   if (k.public.length !== RING_KEY_LENGTH || !isCanonicalScalar(k.secret) || k.secret.length !== 32) {
     fail('malformed', 'bundle: a ring entry needs a 32-byte key and a canonical non-zero secret');
   }
-  if (!(k.notBefore < k.notAfter) || k.notAfter > Number.MAX_SAFE_INTEGER || k.notBefore < 0) fail('malformed', 'bundle: ring key validity must be not_before < not_after');
+  if (!(k.notBefore < k.notAfter) || k.notAfter > Number.MAX_SAFE_INTEGER || k.notBefore < 0)
+    fail('malformed', 'bundle: ring key validity must be not_before < not_after');
   if (k.certification.length < MIN_RING_CERTIFICATION || k.certification.length > MAX_RING_CERTIFICATION) {
     fail('malformed', `bundle: a ring key certification is ${MIN_RING_CERTIFICATION} to ${MAX_RING_CERTIFICATION} bytes`);
   }
@@ -436,7 +436,8 @@ export function encodeBundle(b: Bundle): Uint8Array {
   const macKeys = [...b.macKeys].sort(Buffer.compare);
   if (ringKeys.length > LIMITS.maxBundleRingKeys || macKeys.length > LIMITS.maxBundleMacKeys) fail('too_large', 'bundle over its limits');
   if (b.identity.length !== FINGERPRINT_LENGTH) fail('malformed', 'bundle: the identity is a 20-byte fingerprint');
-  if (b.certificate.length < 1 || b.certificate.length > LIMITS.maxBundleCertificate) fail('too_large', 'bundle: identity certificate empty or over its limit');
+  if (b.certificate.length < 1 || b.certificate.length > LIMITS.maxBundleCertificate)
+    fail('too_large', 'bundle: identity certificate empty or over its limit');
   if (!strictlyAscending(ringKeys.map((k) => k.public)) || !strictlyAscending(macKeys)) fail('malformed', 'bundle has duplicates');
   ringKeys.forEach(checkRingEntry);
   if (macKeys.some((k) => k.length !== MAC_KEY_LENGTH)) fail('malformed', 'bundle: MAC keys are 32 bytes');
@@ -450,7 +451,9 @@ export function encodeBundle(b: Bundle): Uint8Array {
     b.certificate,
     u16be(ringKeys.length),
   );
-  const entries = ringKeys.map((k) => concatBytes(k.public, k.secret, u64be(k.notBefore), u64be(k.notAfter), u16be(k.certification.length), k.certification));
+  const entries = ringKeys.map((k) =>
+    concatBytes(k.public, k.secret, u64be(k.notBefore), u64be(k.notAfter), u16be(k.certification.length), k.certification),
+  );
   const ringLength = entries.reduce((n, e) => n + e.length, 0);
   const body = new Uint8Array(head.length + ringLength + 4 + macKeys.length * MAC_KEY_LENGTH);
   body.set(head);
@@ -475,7 +478,8 @@ export function decodeBundle(bytes: Uint8Array): Bundle {
   if (!equalBytes(checksum(body), bytes.subarray(bytes.length - 32))) fail('malformed', 'bundle: checksum mismatch (truncated or altered)');
   const r = new Reader(body.subarray(PREFIX_LENGTH), 'bundle');
   const format = r.take(1, 'format')[0]!;
-  if (!SUPPORTED_BUNDLE_FORMATS.includes(format)) fail('unsupported_version', `bundle format ${format} is not supported (supported: ${SUPPORTED_BUNDLE_FORMATS.join(', ')})`);
+  if (!SUPPORTED_BUNDLE_FORMATS.includes(format))
+    fail('unsupported_version', `bundle format ${format} is not supported (supported: ${SUPPORTED_BUNDLE_FORMATS.join(', ')})`);
   const identity = r.take(FINGERPRINT_LENGTH, 'identity fingerprint');
   const created = r.timestamp('created');
   const certLength = r.u16('certificate length');
@@ -493,7 +497,8 @@ export function decodeBundle(bytes: Uint8Array): Bundle {
     const notAfter = r.timestamp('ring key expiry');
     if (!(notBefore < notAfter)) fail('malformed', 'bundle: ring key validity must be not_before < not_after');
     const length = r.u16('certification length');
-    if (length < MIN_RING_CERTIFICATION || length > MAX_RING_CERTIFICATION) fail('malformed', 'bundle: ring key certification length out of range');
+    if (length < MIN_RING_CERTIFICATION || length > MAX_RING_CERTIFICATION)
+      fail('malformed', 'bundle: ring key certification length out of range');
     ringKeys.push({ public: publicKey, secret, notBefore, notAfter, certification: r.take(length, 'ring key certification') });
   }
   const macCount = r.u32('MAC key count');

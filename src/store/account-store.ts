@@ -94,7 +94,13 @@ export interface SessionSummary {
 
 /** Opens (creating if needed) the database of one account at `path`. */
 export function openAccountStore(path: string, options: AccountStoreOptions = {}): AccountStore {
-  const store = new AccountStore(openDatabase(path, options), path, options.clock ?? Date.now, options.checkpointAfterSave ?? true, options.kdfPlace ?? 'inline');
+  const store = new AccountStore(
+    openDatabase(path, options),
+    path,
+    options.clock ?? Date.now,
+    options.checkpointAfterSave ?? true,
+    options.kdfPlace ?? 'inline',
+  );
   if (options.passphrase !== undefined) {
     try {
       store.unlock(options.passphrase, options.kdf !== undefined ? { kdf: options.kdf } : {});
@@ -121,45 +127,56 @@ function lazily<T extends object>(make: { [K in keyof T]: () => T[K] }): T {
 
 function sql(db: Database.Database) {
   const statements = {
-    sessionGet: () => db.prepare<[string, string], { revision: number; state: Buffer }>('SELECT revision, state FROM sessions WHERE local = ? AND peer = ?'),
+    sessionGet: () =>
+      db.prepare<[string, string], { revision: number; state: Buffer }>(
+        'SELECT revision, state FROM sessions WHERE local = ? AND peer = ?',
+      ),
     sessionRevision: () => db.prepare<[string, string], { revision: number }>('SELECT revision FROM sessions WHERE local = ? AND peer = ?'),
-    sessionInsert: () => db.prepare(
-      `INSERT INTO sessions (local, peer, revision, kind, state, updated_at, retired_since, resend_since, ack_since, reveals)
+    sessionInsert: () =>
+      db.prepare(
+        `INSERT INTO sessions (local, peer, revision, kind, state, updated_at, retired_since, resend_since, ack_since, reveals)
        VALUES (?, ?, 1, ?, ?, ?, ?, ?, ?, ?)`,
-    ),
-    sessionUpdate: () => db.prepare(
-      `UPDATE sessions SET revision = revision + 1, kind = ?, state = ?, updated_at = ?, retired_since = ?, resend_since = ?, ack_since = ?, reveals = ?
+      ),
+    sessionUpdate: () =>
+      db.prepare(
+        `UPDATE sessions SET revision = revision + 1, kind = ?, state = ?, updated_at = ?, retired_since = ?, resend_since = ?, ack_since = ?, reveals = ?
        WHERE local = ? AND peer = ? AND revision = ?`,
-    ),
+      ),
     // A scan of the covering index sessions_duties (~100 bytes a session), never of the sealed states.
-    sessionsDue: () => db.prepare<[string, number, number, number], { peer: string }>(
-      'SELECT peer FROM sessions WHERE local = ? AND (retired_since <= ? OR resend_since <= ? OR ack_since <= ?) ORDER BY peer',
-    ),
-    sessionsRevealing: () => db.prepare<[string, number], { peer: string }>(
-      'SELECT peer FROM sessions WHERE local = ? AND (reveals > 0 OR retired_since <= ?) ORDER BY peer',
-    ),
-    sessionList: () => db.prepare<[string], { peer: string; revision: number; kind: string; updated_at: number }>(
-      'SELECT peer, revision, kind, updated_at FROM sessions WHERE local = ? ORDER BY peer',
-    ),
-    legacySessionList: () => db.prepare<[string], { peer: string; revision: number; updated_at: number }>(
-      'SELECT peer, revision, updated_at FROM sessions WHERE local = ? ORDER BY peer',
-    ),
+    sessionsDue: () =>
+      db.prepare<[string, number, number, number], { peer: string }>(
+        'SELECT peer FROM sessions WHERE local = ? AND (retired_since <= ? OR resend_since <= ? OR ack_since <= ?) ORDER BY peer',
+      ),
+    sessionsRevealing: () =>
+      db.prepare<[string, number], { peer: string }>(
+        'SELECT peer FROM sessions WHERE local = ? AND (reveals > 0 OR retired_since <= ?) ORDER BY peer',
+      ),
+    sessionList: () =>
+      db.prepare<[string], { peer: string; revision: number; kind: string; updated_at: number }>(
+        'SELECT peer, revision, kind, updated_at FROM sessions WHERE local = ? ORDER BY peer',
+      ),
+    legacySessionList: () =>
+      db.prepare<[string], { peer: string; revision: number; updated_at: number }>(
+        'SELECT peer, revision, updated_at FROM sessions WHERE local = ? ORDER BY peer',
+      ),
     sessionDelete: () => db.prepare('DELETE FROM sessions WHERE local = ? AND peer = ?'),
 
     identityGet: () => db.prepare<[], IdentityRow>('SELECT v, fingerprint, secret_key, certificate, created FROM identity WHERE id = 1'),
-    identityPut: () => db.prepare(
-      `INSERT INTO identity (id, v, fingerprint, secret_key, certificate, created) VALUES (1, 1, ?, ?, ?, ?)
+    identityPut: () =>
+      db.prepare(
+        `INSERT INTO identity (id, v, fingerprint, secret_key, certificate, created) VALUES (1, 1, ?, ?, ?, ?)
        ON CONFLICT (id) DO UPDATE SET v = 1, fingerprint = excluded.fingerprint, secret_key = excluded.secret_key,
          certificate = excluded.certificate, created = excluded.created`,
-    ),
+      ),
 
     ownKeyGet: () => db.prepare<[string], OwnKeyRow>('SELECT * FROM own_keys WHERE id = ?'),
     ownKeysAll: () => db.prepare<[], OwnKeyRow>('SELECT * FROM own_keys ORDER BY not_before, id'),
     ownKeysByKind: () => db.prepare<[string], OwnKeyRow>('SELECT * FROM own_keys WHERE kind = ? ORDER BY not_before, id'),
-    ownKeyInsert: () => db.prepare(
-      `INSERT INTO own_keys (id, v, kind, public, secret, created, not_before, not_after, certification)
+    ownKeyInsert: () =>
+      db.prepare(
+        `INSERT INTO own_keys (id, v, kind, public, secret, created, not_before, not_after, certification)
        VALUES (?, 1, ?, ?, ?, ?, ?, ?, ?)`,
-    ),
+      ),
     ownKeyDestroy: () => db.prepare('UPDATE own_keys SET secret = NULL, destroyed_at = ? WHERE id = ? AND destroyed_at IS NULL'),
     ownKeyPublish: () => db.prepare('UPDATE own_keys SET published_at = ? WHERE id = ? AND published_at IS NULL'),
     ownKeyDelete: () => db.prepare('DELETE FROM own_keys WHERE id = ?'),
@@ -167,80 +184,96 @@ function sql(db: Database.Database) {
     peerGet: () => db.prepare<[string], PeerRow>('SELECT * FROM peers WHERE address = ?'),
     peersAll: () => db.prepare<[], PeerRow>('SELECT * FROM peers ORDER BY address'),
     peersByFingerprint: () => db.prepare<[string], PeerRow>('SELECT * FROM peers WHERE fingerprint = ? ORDER BY address'),
-    peerInsert: () => db.prepare(
-      `INSERT INTO peers (address, v, fingerprint, certificate, first_seen, verified) VALUES (?, 1, ?, ?, ?, ?)
+    peerInsert: () =>
+      db.prepare(
+        `INSERT INTO peers (address, v, fingerprint, certificate, first_seen, verified) VALUES (?, 1, ?, ?, ?, ?)
        ON CONFLICT (address) DO NOTHING`,
-    ),
+      ),
     peerCertificate: () => db.prepare('UPDATE peers SET certificate = ? WHERE address = ? AND fingerprint = ?'),
     peerVerified: () => db.prepare('UPDATE peers SET verified = ? WHERE address = ?'),
-    peerSetPending: () => db.prepare(
-      'UPDATE peers SET pending_fingerprint = ?, pending_certificate = ?, pending_seen_at = ? WHERE address = ? AND fingerprint != ?',
-    ),
-    peerClearPending: () => db.prepare(
-      'UPDATE peers SET pending_fingerprint = NULL, pending_certificate = NULL, pending_seen_at = NULL WHERE address = ? AND pending_fingerprint IS NOT NULL',
-    ),
-    peerAcceptPending: () => db.prepare(
-      `UPDATE peers SET fingerprint = pending_fingerprint, certificate = pending_certificate, first_seen = pending_seen_at,
+    peerSetPending: () =>
+      db.prepare(
+        'UPDATE peers SET pending_fingerprint = ?, pending_certificate = ?, pending_seen_at = ? WHERE address = ? AND fingerprint != ?',
+      ),
+    peerClearPending: () =>
+      db.prepare(
+        'UPDATE peers SET pending_fingerprint = NULL, pending_certificate = NULL, pending_seen_at = NULL WHERE address = ? AND pending_fingerprint IS NOT NULL',
+      ),
+    peerAcceptPending: () =>
+      db.prepare(
+        `UPDATE peers SET fingerprint = pending_fingerprint, certificate = pending_certificate, first_seen = pending_seen_at,
          verified = 0, pending_fingerprint = NULL, pending_certificate = NULL, pending_seen_at = NULL
        WHERE address = ? AND pending_fingerprint IS NOT NULL`,
-    ),
+      ),
     peerDelete: () => db.prepare('DELETE FROM peers WHERE address = ?'),
-    rejectedInsert: () => db.prepare(
-      `INSERT INTO rejected_identities (address, fingerprint, v, rejected_at)
+    rejectedInsert: () =>
+      db.prepare(
+        `INSERT INTO rejected_identities (address, fingerprint, v, rejected_at)
        SELECT address, pending_fingerprint, 1, ? FROM peers WHERE address = ? AND pending_fingerprint IS NOT NULL
        ON CONFLICT (address, fingerprint) DO NOTHING`,
-    ),
-    rejectedGet: () => db.prepare<[string, string], { rejected_at: number }>('SELECT rejected_at FROM rejected_identities WHERE address = ? AND fingerprint = ?'),
+      ),
+    rejectedGet: () =>
+      db.prepare<[string, string], { rejected_at: number }>(
+        'SELECT rejected_at FROM rejected_identities WHERE address = ? AND fingerprint = ?',
+      ),
 
     peerKeysAll: () => db.prepare<[string], PeerKeyRow>('SELECT * FROM peer_keys WHERE fingerprint = ? ORDER BY not_before, public'),
-    peerKeysByKind: () => db.prepare<[string, string], PeerKeyRow>(
-      'SELECT * FROM peer_keys WHERE fingerprint = ? AND kind = ? ORDER BY not_before, public',
-    ),
-    peerKeyInsert: () => db.prepare(
-      `INSERT INTO peer_keys (fingerprint, kind, public, v, not_before, not_after, certification, seen_at)
+    peerKeysByKind: () =>
+      db.prepare<[string, string], PeerKeyRow>('SELECT * FROM peer_keys WHERE fingerprint = ? AND kind = ? ORDER BY not_before, public'),
+    peerKeyInsert: () =>
+      db.prepare(
+        `INSERT INTO peer_keys (fingerprint, kind, public, v, not_before, not_after, certification, seen_at)
        VALUES (?, ?, ?, 1, ?, ?, ?, ?) ON CONFLICT (fingerprint, kind, public) DO NOTHING`,
-    ),
+      ),
     peerKeysExpire: () => db.prepare('DELETE FROM peer_keys WHERE not_after < ?'),
 
     checkpointGet: () => db.prepare<[string], CheckpointRow>('SELECT * FROM mail_checkpoints WHERE mailbox = ?'),
-    checkpointPut: () => db.prepare(
-      `INSERT INTO mail_checkpoints (mailbox, v, uidvalidity, last_uid, updated_at) VALUES (?, 1, ?, ?, ?)
+    checkpointPut: () =>
+      db.prepare(
+        `INSERT INTO mail_checkpoints (mailbox, v, uidvalidity, last_uid, updated_at) VALUES (?, 1, ?, ?, ?)
        ON CONFLICT (mailbox) DO UPDATE SET v = 1, uidvalidity = excluded.uidvalidity, last_uid = excluded.last_uid,
          updated_at = excluded.updated_at`,
-    ),
+      ),
     processedGet: () => db.prepare<[string, string], ProcessedRow>('SELECT * FROM processed_mail WHERE mailbox = ? AND mail_id = ?'),
-    processedByMessageId: () => db.prepare<[string, string], ProcessedRow>(
-      'SELECT * FROM processed_mail WHERE mailbox = ? AND message_id = ? ORDER BY processed_at, mail_id',
-    ),
-    processedInsert: () => db.prepare(
-      `INSERT INTO processed_mail (mailbox, mail_id, v, epoch, message_id, processed_at) VALUES (?, ?, 1, ?, ?, ?)
+    processedByMessageId: () =>
+      db.prepare<[string, string], ProcessedRow>(
+        'SELECT * FROM processed_mail WHERE mailbox = ? AND message_id = ? ORDER BY processed_at, mail_id',
+      ),
+    processedInsert: () =>
+      db.prepare(
+        `INSERT INTO processed_mail (mailbox, mail_id, v, epoch, message_id, processed_at) VALUES (?, ?, 1, ?, ?, ?)
        ON CONFLICT (mailbox, mail_id) DO NOTHING`,
-    ),
+      ),
     processedPrune: () => db.prepare('DELETE FROM processed_mail WHERE processed_at < ?'),
     mailWorld: () => db.prepare<[], { generation: number }>('SELECT generation FROM mail_world WHERE id = 1'),
     skippedGet: () => db.prepare<[string, string], SkippedRow>('SELECT * FROM skipped_mail WHERE mailbox = ? AND mail_id = ?'),
-    skippedStale: () => db.prepare<[string, number, string], SkippedRow>(
-      'SELECT * FROM skipped_mail WHERE mailbox = ? AND (world IS NULL OR (keyed = 1 AND world != ?) OR software != ?) ORDER BY skipped_at, mail_id',
-    ),
-    skippedPut: () => db.prepare(
-      `INSERT INTO skipped_mail (mailbox, mail_id, v, epoch, code, world, keyed, software, skipped_at, held_from, held_fingerprint, held_pending)
+    skippedStale: () =>
+      db.prepare<[string, number, string], SkippedRow>(
+        'SELECT * FROM skipped_mail WHERE mailbox = ? AND (world IS NULL OR (keyed = 1 AND world != ?) OR software != ?) ORDER BY skipped_at, mail_id',
+      ),
+    skippedPut: () =>
+      db.prepare(
+        `INSERT INTO skipped_mail (mailbox, mail_id, v, epoch, code, world, keyed, software, skipped_at, held_from, held_fingerprint, held_pending)
        VALUES (?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (mailbox, mail_id) DO UPDATE SET v = 1, epoch = excluded.epoch, code = excluded.code, world = excluded.world,
          keyed = excluded.keyed, software = excluded.software, skipped_at = excluded.skipped_at, held_from = excluded.held_from,
          held_fingerprint = excluded.held_fingerprint, held_pending = excluded.held_pending`,
-    ),
-    skippedHeld: () => db.prepare<[string], SkippedRow>('SELECT * FROM skipped_mail WHERE mailbox = ? AND held_from IS NOT NULL ORDER BY skipped_at, mail_id'),
+      ),
+    skippedHeld: () =>
+      db.prepare<[string], SkippedRow>(
+        'SELECT * FROM skipped_mail WHERE mailbox = ? AND held_from IS NOT NULL ORDER BY skipped_at, mail_id',
+      ),
     skippedDelete: () => db.prepare('DELETE FROM skipped_mail WHERE mailbox = ? AND mail_id = ?'),
     skippedOtherEpochs: () => db.prepare('DELETE FROM skipped_mail WHERE mailbox = ? AND epoch != ?'),
-    deliveryInsert: () => db.prepare(
-      'INSERT INTO deliveries (id, v, sender, fingerprint, verified, message, received_at) VALUES (?, 1, ?, ?, ?, ?, ?)',
-    ),
+    deliveryInsert: () =>
+      db.prepare('INSERT INTO deliveries (id, v, sender, fingerprint, verified, message, received_at) VALUES (?, 1, ?, ?, ?, ?, ?)'),
     deliveriesAll: () => db.prepare<[], DeliveryRow>('SELECT * FROM deliveries ORDER BY received_at, id'),
     deliveryDelete: () => db.prepare('DELETE FROM deliveries WHERE id = ?'),
     deliveryCount: () => db.prepare<[], { n: number }>('SELECT count(*) AS n FROM deliveries'),
 
     vaultGet: () => db.prepare<[], VaultRow>('SELECT v, kdf, log_n, r, p, salt, wrapped, created FROM account_key WHERE id = 1'),
-    vaultPut: () => db.prepare('UPDATE account_key SET v = ?, kdf = ?, log_n = ?, r = ?, p = ?, salt = ?, wrapped = ?, created = ? WHERE id = 1'),
+    vaultPut: () =>
+      db.prepare('UPDATE account_key SET v = ?, kdf = ?, log_n = ?, r = ?, p = ?, salt = ?, wrapped = ?, created = ? WHERE id = 1'),
     legacyIdentitySecret: () => db.prepare<[], { secret_key: string }>('SELECT secret_key FROM identity WHERE id = 1'),
   };
   return lazily<{ [K in keyof typeof statements]: ReturnType<(typeof statements)[K]> }>(statements);
@@ -262,7 +295,8 @@ function checkTime(value: number, name: string): number {
 }
 
 function checkUid(value: number, name: string, min: number): number {
-  if (!Number.isSafeInteger(value) || value < min || value > 0xffffffff) throw new TypeError(`${name} must be an IMAP number (${min}..2^32-1)`);
+  if (!Number.isSafeInteger(value) || value < min || value > 0xffffffff)
+    throw new TypeError(`${name} must be an IMAP number (${min}..2^32-1)`);
   return value;
 }
 
@@ -388,12 +422,15 @@ export class AccountStore implements SessionStore {
   unlock(passphrase: string | null, options: { kdf?: KdfParams } = {}): void {
     const what = `store ${this.path}`;
     this.lock();
-    const vault = this.run('read the account key record', () => (userVersion(this.db) >= SEALED_VERSION ? (this.q.vaultGet.get() ?? null) : null));
+    const vault = this.run('read the account key record', () =>
+      userVersion(this.db) >= SEALED_VERSION ? (this.q.vaultGet.get() ?? null) : null,
+    );
     if (vault !== null) {
       const key = AccountKey.unwrap(vault, passphrase, what, this.kdfPlace);
       try {
         // Keyed migrations after the sealing one run on the first unlock that finds them missing.
-        if (userVersion(this.db) < SCHEMA_VERSION) this.run('bring the store up to date', () => migrate(this.db, undefined, what, { key, vault: null }));
+        if (userVersion(this.db) < SCHEMA_VERSION)
+          this.run('bring the store up to date', () => migrate(this.db, undefined, what, { key, vault: null }));
       } catch (error) {
         key.wipe();
         throw error;
@@ -443,14 +480,24 @@ export class AccountStore implements SessionStore {
     const key = this.requireKey();
     const vault = key.wrap(passphrase, options.kdf ?? DEFAULT_KDF, this.now(), this.kdfPlace);
     this.immediate('store the account key', () => {
-      const changed = this.q.vaultPut.run(vault.v, vault.kdf, vault.log_n, vault.r, vault.p, vault.salt, vault.wrapped, vault.created).changes;
+      const changed = this.q.vaultPut.run(
+        vault.v,
+        vault.kdf,
+        vault.log_n,
+        vault.r,
+        vault.p,
+        vault.salt,
+        vault.wrapped,
+        vault.created,
+      ).changes;
       if (changed !== 1) throw new StoreError('corrupt', `store ${this.path}: the account key record is missing`);
       this.forgetDue = true; // the old wrapping must not stay in the WAL
     });
   }
 
   private requireKey(): AccountKey {
-    if (this.key === null) throw new StoreError('passphrase_required', `store ${this.path}: the store is locked: unlock it with the passphrase first`);
+    if (this.key === null)
+      throw new StoreError('passphrase_required', `store ${this.path}: the store is locked: unlock it with the passphrase first`);
     return this.key;
   }
 
@@ -543,7 +590,9 @@ export class AccountStore implements SessionStore {
    * what `expire` would forget, or an acknowledgement. Reads the index, not the states.
    */
   sessionsDue(local: string, cutoffs: DutyCutoffs): string[] {
-    return this.run('list the sessions with duties due', () => this.q.sessionsDue.all(local, cutoffs.retired, cutoffs.resend, cutoffs.ack).map((r) => r.peer));
+    return this.run('list the sessions with duties due', () =>
+      this.q.sessionsDue.all(local, cutoffs.retired, cutoffs.resend, cutoffs.ack).map((r) => r.peer),
+    );
   }
 
   /**
@@ -551,7 +600,9 @@ export class AccountStore implements SessionStore {
    * a retired key due by `cutoffs` (§10.3, §17.2). Reads the index, not the states.
    */
   sessionsRevealing(local: string, cutoffs: Pick<DutyCutoffs, 'retired'>): string[] {
-    return this.run('list the sessions with MAC keys to publish', () => this.q.sessionsRevealing.all(local, cutoffs.retired).map((r) => r.peer));
+    return this.run('list the sessions with MAC keys to publish', () =>
+      this.q.sessionsRevealing.all(local, cutoffs.retired).map((r) => r.peer),
+    );
   }
 
   /** Forgets a whole session (its keys included). Returns false if there was none. */
@@ -604,7 +655,9 @@ export class AccountStore implements SessionStore {
 
   /** Our short-lived keys, oldest first, destroyed ones included (their secret is null). */
   ownKeys(kind?: KeyKind): OwnKeyRecord[] {
-    return this.run('list own keys', () => (kind ? this.q.ownKeysByKind.all(kind) : this.q.ownKeysAll.all()).map((row) => this.ownKeyRecord(row)));
+    return this.run('list own keys', () =>
+      (kind ? this.q.ownKeysByKind.all(kind) : this.q.ownKeysAll.all()).map((row) => this.ownKeyRecord(row)),
+    );
   }
 
   /** The record of a row; its secret is opened (a fresh copy) each time it is read. */
@@ -757,16 +810,18 @@ export class AccountStore implements SessionStore {
   /** Remembers a peer key. Returns false if it was already known (same fingerprint, kind, public). */
   putPeerKey(key: NewPeerKey): boolean {
     const fp = normalizeHex(key.fingerprint, 'fingerprint');
-    return this.run(`store key of ${fp}`, () =>
-      this.q.peerKeyInsert.run(
-        fp,
-        key.kind,
-        bind(key.public),
-        checkTime(key.notBefore, 'notBefore'),
-        checkTime(key.notAfter, 'notAfter'),
-        bind(key.certification),
-        checkTime(key.seenAt ?? this.now(), 'seenAt'),
-      ).changes > 0,
+    return this.run(
+      `store key of ${fp}`,
+      () =>
+        this.q.peerKeyInsert.run(
+          fp,
+          key.kind,
+          bind(key.public),
+          checkTime(key.notBefore, 'notBefore'),
+          checkTime(key.notAfter, 'notAfter'),
+          bind(key.certification),
+          checkTime(key.seenAt ?? this.now(), 'seenAt'),
+        ).changes > 0,
     );
   }
 
@@ -832,15 +887,30 @@ export class AccountStore implements SessionStore {
 
   /** Skipped mail of `mailbox` to look at again: for a transient reason, by other software, or keyed and under another world. */
   staleSkippedMail(mailbox: string, world: { generation: number; software: string }): SkippedMail[] {
-    return this.run(`load skipped mail of ${mailbox}`, () => this.q.skippedStale.all(mailbox, world.generation, world.software).map(skippedFromRow));
+    return this.run(`load skipped mail of ${mailbox}`, () =>
+      this.q.skippedStale.all(mailbox, world.generation, world.software).map(skippedFromRow),
+    );
   }
 
   recordSkipped(skip: Omit<SkippedMail, 'skippedAt'>): void {
     if (skip.id.length === 0) throw new TypeError('mail id must not be empty');
-    if (skip.world !== null && !(Number.isSafeInteger(skip.world) && skip.world >= 0)) throw new TypeError('world must be a generation (an integer >= 0) or null');
+    if (skip.world !== null && !(Number.isSafeInteger(skip.world) && skip.world >= 0))
+      throw new TypeError('world must be a generation (an integer >= 0) or null');
     this.run(`record skipped mail in ${skip.mailbox}`, () => {
       const held = skip.held;
-      this.q.skippedPut.run(skip.mailbox, skip.id, skip.epoch, skip.code, skip.world, skip.keyed ? 1 : 0, skip.software, this.now(), held?.from ?? null, held?.fingerprint ?? null, held?.pending ?? null);
+      this.q.skippedPut.run(
+        skip.mailbox,
+        skip.id,
+        skip.epoch,
+        skip.code,
+        skip.world,
+        skip.keyed ? 1 : 0,
+        skip.software,
+        this.now(),
+        held?.from ?? null,
+        held?.fingerprint ?? null,
+        held?.pending ?? null,
+      );
     });
   }
 
@@ -870,7 +940,14 @@ export class AccountStore implements SessionStore {
     const fingerprint = normalizeHex(delivery.fingerprint, 'fingerprint');
     const sealed = this.seal(PLACES.delivery(id), delivery.message);
     this.run('store delivery', () => {
-      this.q.deliveryInsert.run(id, delivery.sender, fingerprint, delivery.verified ? 1 : 0, sealed, checkTime(delivery.receivedAt, 'receivedAt'));
+      this.q.deliveryInsert.run(
+        id,
+        delivery.sender,
+        fingerprint,
+        delivery.verified ? 1 : 0,
+        sealed,
+        checkTime(delivery.receivedAt, 'receivedAt'),
+      );
     });
   }
 
@@ -902,7 +979,13 @@ export class AccountStore implements SessionStore {
   /** Records a bundle taken out of the store (call it inside the transaction that marks what it holds). */
   addPublication(publication: Omit<Publication, 'deliveredAt' | 'location'>): void {
     this.run(`record publication ${publication.name}`, () => {
-      this.pub.insert.run(publication.name, checkTime(publication.created, 'created'), publication.ringKeys, publication.macKeys, bind(publication.bundle));
+      this.pub.insert.run(
+        publication.name,
+        checkTime(publication.created, 'created'),
+        publication.ringKeys,
+        publication.macKeys,
+        bind(publication.bundle),
+      );
     });
   }
 

@@ -75,7 +75,12 @@ export function untagBytes(value: unknown, what: string, path = '$'): unknown {
     const out: Record<string, unknown> = {};
     for (const [key, item] of entries) {
       // JSON.parse makes "__proto__" an own key; copying it with = would set the prototype.
-      Object.defineProperty(out, key, { value: untagBytes(item, what, `${path}.${key}`), enumerable: true, writable: true, configurable: true });
+      Object.defineProperty(out, key, {
+        value: untagBytes(item, what, `${path}.${key}`),
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
     }
     return out;
   }
@@ -103,11 +108,15 @@ export function decodeRecord(text: string, what: string): unknown {
   const version = record.v;
   if (!Number.isSafeInteger(version) || (version as number) < 1) throw corrupt(what, 'stored record has no valid version tag');
   if ((version as number) > RECORD_VERSION) {
-    throw new StoreError('too_new', `${what}: stored record has version ${version as number}; this offrecord reads up to ${RECORD_VERSION}`);
+    throw new StoreError(
+      'too_new',
+      `${what}: stored record has version ${version as number}; this offrecord reads up to ${RECORD_VERSION}`,
+    );
   }
   if (version !== RECORD_VERSION) throw corrupt(what, `stored record has unknown version ${version as number}`);
   const keys = Object.keys(record);
-  if (keys.length !== 2 || !Object.hasOwn(record, 'state')) throw corrupt(what, 'stored record must have exactly the fields "v" and "state"');
+  if (keys.length !== 2 || !Object.hasOwn(record, 'state'))
+    throw corrupt(what, 'stored record must have exactly the fields "v" and "state"');
   return untagBytes(record.state, what);
 }
 

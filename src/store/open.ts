@@ -60,7 +60,8 @@ export function openDatabase(path: string, options: OpenOptions = {}): Database.
     db.pragma('secure_delete = ON');
     if (db.pragma('secure_delete', { simple: true }) !== 1) throw new StoreError('io', `${what}: SQLite refused secure_delete`);
     const mode = db.pragma('journal_mode = WAL', { simple: true });
-    if (!memory && mode !== 'wal') throw new StoreError('io', `${what}: cannot use write-ahead logging here (journal mode stays ${String(mode)})`);
+    if (!memory && mode !== 'wal')
+      throw new StoreError('io', `${what}: cannot use write-ahead logging here (journal mode stays ${String(mode)})`);
     db.pragma('synchronous = FULL');
     db.pragma('foreign_keys = ON');
     db.pragma('trusted_schema = OFF');

@@ -180,17 +180,21 @@ export interface OwnKeyRow {
 export function ownKeyFromRow(row: OwnKeyRow, openSecret: (sealed: Buffer) => Uint8Array): OwnKeyRecord {
   checkRowVersion(row.v, `own key ${row.id}`);
   const sealed = row.secret;
-  return sealedField<OwnKeyRecord, 'secret'>({
-    id: row.id,
-    kind: row.kind,
-    public: blob(row.public),
-    created: row.created,
-    notBefore: row.not_before,
-    notAfter: row.not_after,
-    certification: blob(row.certification),
-    destroyedAt: row.destroyed_at,
-    publishedAt: row.published_at,
-  }, 'secret', () => (sealed === null ? null : openSecret(sealed)));
+  return sealedField<OwnKeyRecord, 'secret'>(
+    {
+      id: row.id,
+      kind: row.kind,
+      public: blob(row.public),
+      created: row.created,
+      notBefore: row.not_before,
+      notAfter: row.not_after,
+      certification: blob(row.certification),
+      destroyedAt: row.destroyed_at,
+      publishedAt: row.published_at,
+    },
+    'secret',
+    () => (sealed === null ? null : openSecret(sealed)),
+  );
 }
 
 export interface PeerRow {
@@ -275,9 +279,19 @@ export interface SkippedRow {
 
 export function skippedFromRow(row: SkippedRow): SkippedMail {
   checkRowVersion(row.v, `skipped mail ${row.mailbox}`);
-  return { mailbox: row.mailbox, id: row.mail_id, epoch: row.epoch, code: row.code, world: row.world, keyed: row.keyed === 1, software: row.software,
+  return {
+    mailbox: row.mailbox,
+    id: row.mail_id,
+    epoch: row.epoch,
+    code: row.code,
+    world: row.world,
+    keyed: row.keyed === 1,
+    software: row.software,
     skippedAt: row.skipped_at,
-    held: row.held_from !== null && row.held_fingerprint !== null && row.held_pending !== null ? { from: row.held_from, fingerprint: row.held_fingerprint, pending: row.held_pending } : null,
+    held:
+      row.held_from !== null && row.held_fingerprint !== null && row.held_pending !== null
+        ? { from: row.held_from, fingerprint: row.held_fingerprint, pending: row.held_pending }
+        : null,
   };
 }
 
@@ -308,7 +322,14 @@ export interface DeliveryRow {
 /** `openMessage` opens the sealed plaintext. */
 export function deliveryFromRow(row: DeliveryRow, openMessage: (sealed: Buffer) => Uint8Array): Delivery {
   checkRowVersion(row.v, `delivery ${row.id}`);
-  return { id: row.id, sender: row.sender, fingerprint: row.fingerprint, verified: row.verified === 1, message: openMessage(row.message), receivedAt: row.received_at };
+  return {
+    id: row.id,
+    sender: row.sender,
+    fingerprint: row.fingerprint,
+    verified: row.verified === 1,
+    message: openMessage(row.message),
+    receivedAt: row.received_at,
+  };
 }
 
 const HEX = /^[0-9a-f]+$/;

@@ -225,29 +225,55 @@ function sealEverything(db: Database.Database, unlocking: Unlocking | null): voi
   const { key, vault } = unlocking;
   if (vault !== null) {
     db.prepare('INSERT INTO account_key (id, v, kdf, log_n, r, p, salt, wrapped, created) VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?)').run(
-      vault.v, vault.kdf, vault.log_n, vault.r, vault.p, vault.salt, vault.wrapped, vault.created,
+      vault.v,
+      vault.kdf,
+      vault.log_n,
+      vault.r,
+      vault.p,
+      vault.salt,
+      vault.wrapped,
+      vault.created,
     );
   }
   db.exec(V5_TABLES);
-  const sessions = db.prepare<[], { local: string; peer: string; revision: number; state_json: string; updated_at: number }>('SELECT * FROM sessions');
-  const insertSession = db.prepare('INSERT INTO sessions_sealed (local, peer, revision, kind, state, updated_at) VALUES (?, ?, ?, ?, ?, ?)');
+  const sessions = db.prepare<[], { local: string; peer: string; revision: number; state_json: string; updated_at: number }>(
+    'SELECT * FROM sessions',
+  );
+  const insertSession = db.prepare(
+    'INSERT INTO sessions_sealed (local, peer, revision, kind, state, updated_at) VALUES (?, ?, ?, ?, ?, ?)',
+  );
   for (const row of sessions.all()) {
     const clear = Buffer.from(row.state_json, 'utf8');
     const kind = (JSON.parse(row.state_json) as { state?: { kind?: unknown } }).state?.kind;
     if (typeof kind !== 'string') throw new StoreError('corrupt', `session ${row.local}/${row.peer}: the stored state has no kind`);
-    insertSession.run(row.local, row.peer, row.revision, kind, key.seal(PLACES.session(row.local, row.peer, row.revision), clear), row.updated_at);
+    insertSession.run(
+      row.local,
+      row.peer,
+      row.revision,
+      kind,
+      key.seal(PLACES.session(row.local, row.peer, row.revision), clear),
+      row.updated_at,
+    );
     clear.fill(0);
   }
-  const identity = db.prepare<[], { v: number; fingerprint: string; secret_key: string; certificate: string; created: number }>('SELECT * FROM identity').get();
+  const identity = db
+    .prepare<[], { v: number; fingerprint: string; secret_key: string; certificate: string; created: number }>('SELECT * FROM identity')
+    .get();
   if (identity) {
     const clear = Buffer.from(identity.secret_key, 'utf8');
     db.prepare('INSERT INTO identity_sealed (id, v, fingerprint, secret_key, certificate, created) VALUES (1, ?, ?, ?, ?, ?)').run(
-      identity.v, identity.fingerprint, key.seal(PLACES.identity(identity.fingerprint), clear), identity.certificate, identity.created,
+      identity.v,
+      identity.fingerprint,
+      key.seal(PLACES.identity(identity.fingerprint), clear),
+      identity.certificate,
+      identity.created,
     );
     clear.fill(0);
   }
   db.exec(V5_SWAP);
-  const ownKeys = db.prepare<[], { id: string; kind: string; secret: Buffer }>('SELECT id, kind, secret FROM own_keys WHERE secret IS NOT NULL').all();
+  const ownKeys = db
+    .prepare<[], { id: string; kind: string; secret: Buffer }>('SELECT id, kind, secret FROM own_keys WHERE secret IS NOT NULL')
+    .all();
   const sealOwnKey = db.prepare('UPDATE own_keys SET secret = ? WHERE id = ?');
   for (const row of ownKeys) {
     sealOwnKey.run(key.seal(PLACES.ownKey(row.id, row.kind), row.secret), row.id);
@@ -292,8 +318,12 @@ CREATE INDEX sessions_duties ON sessions (local, peer, retired_since, resend_sin
 function addDutyClocks(db: Database.Database, unlocking: Unlocking | null): void {
   if (unlocking === null) throw new TypeError('the duty clocks migration needs the account key');
   db.exec(V7);
-  const rows = db.prepare<[], { local: string; peer: string; revision: number; state: Buffer }>('SELECT local, peer, revision, state FROM sessions').all();
-  const update = db.prepare('UPDATE sessions SET retired_since = ?, resend_since = ?, ack_since = ?, reveals = ? WHERE local = ? AND peer = ?');
+  const rows = db
+    .prepare<[], { local: string; peer: string; revision: number; state: Buffer }>('SELECT local, peer, revision, state FROM sessions')
+    .all();
+  const update = db.prepare(
+    'UPDATE sessions SET retired_since = ?, resend_since = ?, ack_since = ?, reveals = ? WHERE local = ? AND peer = ?',
+  );
   for (const row of rows) {
     const clear = unlocking.key.open(PLACES.session(row.local, row.peer, row.revision), row.state);
     try {
@@ -382,7 +412,7 @@ export const MIGRATIONS: readonly Migration[] = [
   },
   {
     version: 7,
-    description: 'when each session\'s duties fall due, indexed',
+    description: "when each session's duties fall due, indexed",
     keyed: true,
     up: addDutyClocks,
   },
@@ -406,14 +436,22 @@ export function userVersion(db: Database.Database): number {
  * Safe against a second process migrating at the same time: each step re-reads the version
  * under the write lock.
  */
-export function migrate(db: Database.Database, migrations: readonly Migration[] = MIGRATIONS, what = 'store', unlocking: Unlocking | null = null): number {
+export function migrate(
+  db: Database.Database,
+  migrations: readonly Migration[] = MIGRATIONS,
+  what = 'store',
+  unlocking: Unlocking | null = null,
+): number {
   migrations.forEach((m, i) => {
     if (m.version !== i + 1) throw new TypeError(`migration ${i} must have version ${i + 1}`);
   });
   const target = migrations.length;
   const check = (version: number) => {
     if (version > target) {
-      throw new StoreError('too_new', `${what}: the database has schema version ${version}, newer than this offrecord knows (${target}); upgrade offrecord`);
+      throw new StoreError(
+        'too_new',
+        `${what}: the database has schema version ${version}, newer than this offrecord knows (${target}); upgrade offrecord`,
+      );
     }
   };
   check(userVersion(db));

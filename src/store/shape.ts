@@ -19,32 +19,42 @@ const int: Check = (v, p) => {
 const string: Check = (v, p) => {
   if (typeof v !== 'string') fail(p, 'a string');
 };
-const nullable = (check: Check): Check => (v, p) => {
-  if (v !== null) check(v, p);
-};
-const literal = (expected: string | number): Check => (v, p) => {
-  if (v !== expected) fail(p, JSON.stringify(expected));
-};
+const nullable =
+  (check: Check): Check =>
+  (v, p) => {
+    if (v !== null) check(v, p);
+  };
+const literal =
+  (expected: string | number): Check =>
+  (v, p) => {
+    if (v !== expected) fail(p, JSON.stringify(expected));
+  };
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array);
 }
 
-const array = (check: Check): Check => (v, p) => {
-  if (!Array.isArray(v)) fail(p, 'an array');
-  v.forEach((item, i) => check(item, `${p}[${i}]`));
-};
-const dictionary = (check: Check): Check => (v, p) => {
-  if (!isObject(v)) fail(p, 'an object');
-  for (const [key, item] of Object.entries(v)) check(item, `${p}[${JSON.stringify(key)}]`);
-};
-const object = (fields: Record<string, Check>): Check => (v, p) => {
-  if (!isObject(v)) fail(p, 'an object');
-  for (const [name, check] of Object.entries(fields)) {
-    if (!Object.hasOwn(v, name)) fail(`${p}.${name}`, 'present');
-    check(v[name], `${p}.${name}`);
-  }
-};
+const array =
+  (check: Check): Check =>
+  (v, p) => {
+    if (!Array.isArray(v)) fail(p, 'an array');
+    v.forEach((item, i) => check(item, `${p}[${i}]`));
+  };
+const dictionary =
+  (check: Check): Check =>
+  (v, p) => {
+    if (!isObject(v)) fail(p, 'an object');
+    for (const [key, item] of Object.entries(v)) check(item, `${p}[${JSON.stringify(key)}]`);
+  };
+const object =
+  (fields: Record<string, Check>): Check =>
+  (v, p) => {
+    if (!isObject(v)) fail(p, 'an object');
+    for (const [name, check] of Object.entries(fields)) {
+      if (!Object.hasOwn(v, name)) fail(`${p}.${name}`, 'present');
+      check(v[name], `${p}.${name}`);
+    }
+  };
 
 const ownDhKey = object({ id: int, secret: bytes, public: bytes });
 const peerDhKey = object({ id: int, public: bytes });

@@ -34,9 +34,15 @@ const MAX_KDF_MEMORY = 1024 * 1024 * 1024;
 export function checkKdfParams(params: KdfParams, what: string): KdfParams {
   const { logN, r, p } = params;
   const ok =
-    Number.isSafeInteger(logN) && logN >= 1 && logN <= 24 &&
-    Number.isSafeInteger(r) && r >= 1 && r <= 64 &&
-    Number.isSafeInteger(p) && p >= 1 && p <= 16 &&
+    Number.isSafeInteger(logN) &&
+    logN >= 1 &&
+    logN <= 24 &&
+    Number.isSafeInteger(r) &&
+    r >= 1 &&
+    r <= 64 &&
+    Number.isSafeInteger(p) &&
+    p >= 1 &&
+    p <= 16 &&
     128 * 2 ** logN * r <= MAX_KDF_MEMORY;
   if (!ok) throw new StoreError('corrupt', `${what}: the key derivation parameters are out of range`);
   return params;
@@ -74,7 +80,11 @@ function lengthPrefixed(parts: readonly string[]): Buffer {
 
 /** The additional data of a sealed value: unambiguous, each part length-prefixed. */
 export function placeData(place: Place): Buffer {
-  return Buffer.concat([Buffer.from('offrecord-store\0'), Buffer.of(SEAL_VERSION), lengthPrefixed([place.table, place.column, ...place.key.map(String)])]);
+  return Buffer.concat([
+    Buffer.from('offrecord-store\0'),
+    Buffer.of(SEAL_VERSION),
+    lengthPrefixed([place.table, place.column, ...place.key.map(String)]),
+  ]);
 }
 
 function describe(place: Place): string {
@@ -220,11 +230,17 @@ export class AccountKey {
   open(place: Place, sealed: Uint8Array): Buffer {
     if (sealed.length < SEAL_OVERHEAD) throw new StoreError('corrupt', `${describe(place)}: the sealed value is truncated`);
     if (sealed[0] !== SEAL_VERSION) {
-      throw new StoreError(sealed[0]! > SEAL_VERSION ? 'too_new' : 'corrupt', `${describe(place)}: sealed with unknown format ${sealed[0]}`);
+      throw new StoreError(
+        sealed[0]! > SEAL_VERSION ? 'too_new' : 'corrupt',
+        `${describe(place)}: sealed with unknown format ${sealed[0]}`,
+      );
     }
     const plaintext = gcmOpen(this.bytes(), sealed.subarray(1), placeData(place));
     if (plaintext === null) {
-      throw new StoreError('misplaced', `${describe(place)}: the sealed value does not open here (moved from another row or account, or altered)`);
+      throw new StoreError(
+        'misplaced',
+        `${describe(place)}: the sealed value does not open here (moved from another row or account, or altered)`,
+      );
     }
     return plaintext;
   }

@@ -45,11 +45,21 @@ async function recompose(t: TranscriptMail, protocol: Uint8Array): Promise<Uint8
 
 function requirePublishedMac(t: TranscriptMail, transcript: readonly TranscriptMail[], keys: PublishedKeys): Uint8Array {
   const key = findMacKey(t.mail.protocol, publicMacKeys(transcript, keys));
-  if (!key) throw new ForgeError('not_published', `${t.name}: the MAC key of this ${DESCRIPTIONS[t.mail.type]} is not published (yet): it cannot be altered`);
+  if (!key)
+    throw new ForgeError(
+      'not_published',
+      `${t.name}: the MAC key of this ${DESCRIPTIONS[t.mail.type]} is not published (yet): it cannot be altered`,
+    );
   return key;
 }
 
-async function forgeFirst(t: TranscriptMail, transcript: readonly TranscriptMail[], keys: PublishedKeys, request: ForgeRequest, random: (n: number) => Uint8Array): Promise<Uint8Array> {
+async function forgeFirst(
+  t: TranscriptMail,
+  transcript: readonly TranscriptMail[],
+  keys: PublishedKeys,
+  request: ForgeRequest,
+  random: (n: number) => Uint8Array,
+): Promise<Uint8Array> {
   if (!request.payload) throw new ForgeError('needs_plaintext', `${t.name}: say what the forged first mail should contain`);
   const [sender, recipient] = [await party(t.mail.from, transcript, keys), await party(t.mail.to[0] ?? '', transcript, keys)];
   if (!sender.fingerprint || !recipient.fingerprint || !recipient.certificate) {
@@ -57,10 +67,17 @@ async function forgeFirst(t: TranscriptMail, transcript: readonly TranscriptMail
   }
   const time = t.time;
   const { senderRing, recipientRing } = ringInUse(t, sender, recipient);
-  if (!senderRing || !recipientRing) throw new ForgeError('missing', `${t.name}: no ring key of ${senderRing ? recipient.address : sender.address} valid at the time of the mail is known`);
+  if (!senderRing || !recipientRing)
+    throw new ForgeError(
+      'missing',
+      `${t.name}: no ring key of ${senderRing ? recipient.address : sender.address} valid at the time of the mail is known`,
+    );
   const signer = keys.ringKey(senderRing) ?? keys.ringKey(recipientRing);
   if (!signer) {
-    throw new ForgeError('not_published', `${t.name}: neither ring secret of this first mail's ring is published (yet): it cannot be signed anew`);
+    throw new ForgeError(
+      'not_published',
+      `${t.name}: neither ring secret of this first mail's ring is published (yet): it cannot be signed anew`,
+    );
   }
   const ids = await envelopeKeyIds(decodeFirstOuter(t.mail.protocol));
   if (ids.length !== 1) throw new ForgeError('unsupported', `${t.name}: the envelope is not sealed to exactly one key`);
@@ -88,7 +105,12 @@ async function forgeFirst(t: TranscriptMail, transcript: readonly TranscriptMail
  * An altered copy of mail `t` that passes every check the original passes, from the transcript
  * and published keys alone (plus, where CTR needs it, the known plaintext): a new .eml.
  */
-export async function forgeMail(t: TranscriptMail, transcript: readonly TranscriptMail[], keys: PublishedKeys, request: ForgeRequest = {}): Promise<Uint8Array> {
+export async function forgeMail(
+  t: TranscriptMail,
+  transcript: readonly TranscriptMail[],
+  keys: PublishedKeys,
+  request: ForgeRequest = {},
+): Promise<Uint8Array> {
   const random = request.random ?? systemEnv.random;
   const bytes = t.mail.protocol;
   let forged: Uint8Array;
@@ -98,8 +120,16 @@ export async function forgeMail(t: TranscriptMail, transcript: readonly Transcri
         forged = await forgeFirst(t, transcript, keys, request, random);
         break;
       case MessageType.Data:
-        if (!request.known || !request.payload) throw new ForgeError('needs_plaintext', `${t.name}: a data message is altered through its known (or guessed) plaintext: give it, and the new content`);
-        forged = forgeSealed(bytes, requirePublishedMac(t, transcript, keys), { known: request.known, replacement: request.payload, ...(request.nextDh ? { nextDh: request.nextDh } : {}) });
+        if (!request.known || !request.payload)
+          throw new ForgeError(
+            'needs_plaintext',
+            `${t.name}: a data message is altered through its known (or guessed) plaintext: give it, and the new content`,
+          );
+        forged = forgeSealed(bytes, requirePublishedMac(t, transcript, keys), {
+          known: request.known,
+          replacement: request.payload,
+          ...(request.nextDh ? { nextDh: request.nextDh } : {}),
+        });
         break;
       case MessageType.Ack:
         // An acknowledgement says only "this is my next share": the forgery announces another one.
@@ -108,19 +138,39 @@ export async function forgeMail(t: TranscriptMail, transcript: readonly Transcri
       case MessageType.Reply: {
         const macKey = requirePublishedMac(t, transcript, keys);
         if (!request.known || !request.payload || !request.answeredDh) {
-          throw new ForgeError('needs_plaintext', `${t.name}: a reply is altered through its whole known plaintext (auth block and payload) and the first share it answers: give both, and the new content`);
+          throw new ForgeError(
+            'needs_plaintext',
+            `${t.name}: a reply is altered through its whole known plaintext (auth block and payload) and the first share it answers: give both, and the new content`,
+          );
         }
         const { auth } = decodeReplyPlaintext(request.known);
         const signer = keys.ringKey(auth.senderRingKey) ?? keys.ringKey(auth.recipientRingKey);
-        if (!signer) throw new ForgeError('not_published', `${t.name}: neither ring secret of this reply's ring is published (yet): it cannot be signed anew`);
-        forged = forgeReply(bytes, macKey, { known: request.known, answeredDh: request.answeredDh, ringSecret: signer.secret, payload: request.payload, random });
+        if (!signer)
+          throw new ForgeError(
+            'not_published',
+            `${t.name}: neither ring secret of this reply's ring is published (yet): it cannot be signed anew`,
+          );
+        forged = forgeReply(bytes, macKey, {
+          known: request.known,
+          answeredDh: request.answeredDh,
+          ringSecret: signer.secret,
+          payload: request.payload,
+          random,
+        });
         break;
       }
       default:
-        throw new ForgeError('unsupported', `${t.name}: a ${DESCRIPTIONS[t.mail.type]} authenticates nothing, so there is nothing to forge`);
+        throw new ForgeError(
+          'unsupported',
+          `${t.name}: a ${DESCRIPTIONS[t.mail.type]} authenticates nothing, so there is nothing to forge`,
+        );
     }
   } catch (error) {
-    if (error instanceof ProtocolError) throw new ForgeError(error.code === 'too_large' || error.code === 'malformed' ? 'needs_plaintext' : 'not_published', `${t.name}: ${error.message}`);
+    if (error instanceof ProtocolError)
+      throw new ForgeError(
+        error.code === 'too_large' || error.code === 'malformed' ? 'needs_plaintext' : 'not_published',
+        `${t.name}: ${error.message}`,
+      );
     throw error;
   }
   return recompose(t, forged);

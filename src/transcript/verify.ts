@@ -47,13 +47,22 @@ interface Context {
   macKeys: Uint8Array[];
 }
 
-function signatureChecks(kind: 'first mail' | 'reply', valid: boolean, senderRing: Uint8Array, recipientRing: Uint8Array, parties: Party[], keys: PublishedKeys | null): Check[] {
+function signatureChecks(
+  kind: 'first mail' | 'reply',
+  valid: boolean,
+  senderRing: Uint8Array,
+  recipientRing: Uint8Array,
+  parties: Party[],
+  keys: PublishedKeys | null,
+): Check[] {
   const members = `${ringKeyName(senderRing, parties)} and ${ringKeyName(recipientRing, parties)}`;
   const checks: Check[] = [
     {
       check: 'ring signature',
       result: valid ? 'pass' : 'fail',
-      detail: valid ? `the claimed ${kind} is signed by one of the two members of the ring: ${members}` : `the claimed ${kind} does not carry a valid signature for the ring ${members}`,
+      detail: valid
+        ? `the claimed ${kind} is signed by one of the two members of the ring: ${members}`
+        : `the claimed ${kind} does not carry a valid signature for the ring ${members}`,
     },
   ];
   const published = [senderRing, recipientRing].filter((k) => keys?.ringKey(k));
@@ -84,9 +93,15 @@ async function verifyFirst(t: TranscriptMail, parties: Party[], ctx: Context): P
   });
   const claim = ctx.claims.get(t.name);
   if (!claim) {
-    checks.push({ check: 'ring signature', result: 'unchecked', detail: 'the signature is inside the envelope: without a claimed plaintext there is nothing to check' });
+    checks.push({
+      check: 'ring signature',
+      result: 'unchecked',
+      detail: 'the signature is inside the envelope: without a claimed plaintext there is nothing to check',
+    });
     const { senderRing, recipientRing } = ringInUse(t, parties[0]!, recipient);
-    const published = [senderRing, recipientRing].filter((k): k is Uint8Array => k !== undefined && ctx.keys?.ringKey(k) !== null && ctx.keys !== null);
+    const published = [senderRing, recipientRing].filter(
+      (k): k is Uint8Array => k !== undefined && ctx.keys?.ringKey(k) !== null && ctx.keys !== null,
+    );
     if (published.length > 0) {
       checks.push({
         check: 'ring secrets',
@@ -101,9 +116,15 @@ async function verifyFirst(t: TranscriptMail, parties: Party[], ctx: Context): P
     inner = decodeFirstInner(claim);
   } catch (error) {
     if (!(error instanceof ProtocolError)) throw error;
-    return [...checks, { check: 'ring signature', result: 'fail', detail: `the claimed plaintext is not a first mail's inner form (${error.message})` }];
+    return [
+      ...checks,
+      { check: 'ring signature', result: 'fail', detail: `the claimed plaintext is not a first mail's inner form (${error.message})` },
+    ];
   }
-  return [...checks, ...signatureChecks('first mail', firstSignatureValid(inner), inner.auth.senderRingKey, inner.auth.recipientRingKey, parties, ctx.keys)];
+  return [
+    ...checks,
+    ...signatureChecks('first mail', firstSignatureValid(inner), inner.auth.senderRingKey, inner.auth.recipientRingKey, parties, ctx.keys),
+  ];
 }
 
 function verifySealed(t: TranscriptMail, parties: Party[], ctx: Context): Check[] {
@@ -112,14 +133,27 @@ function verifySealed(t: TranscriptMail, parties: Party[], ctx: Context): Check[
   const key = findMacKey(bytes, ctx.macKeys);
   const checks: Check[] = [
     key
-      ? { check: 'MAC', result: 'pass', detail: 'authenticates under a MAC key made public (revealed in band or published): anyone could have made it' }
+      ? {
+          check: 'MAC',
+          result: 'pass',
+          detail: 'authenticates under a MAC key made public (revealed in band or published): anyone could have made it',
+        }
       : { check: 'MAC', result: 'unchecked', detail: 'no published MAC key authenticates it: only the two correspondents can check it' },
   ];
-  if (message.reveals.length > 0) checks.push({ check: 'reveals', result: 'pass', detail: `carries ${message.reveals.length} revealed MAC key(s) of earlier messages, outside its MAC` });
+  if (message.reveals.length > 0)
+    checks.push({
+      check: 'reveals',
+      result: 'pass',
+      detail: `carries ${message.reveals.length} revealed MAC key(s) of earlier messages, outside its MAC`,
+    });
   if (message.type !== MessageType.Reply) return checks;
   const claim = ctx.claims.get(t.name);
   if (!claim) {
-    checks.push({ check: 'ring signature', result: 'unchecked', detail: 'the signature is inside the encryption: without a claimed plaintext there is nothing to check' });
+    checks.push({
+      check: 'ring signature',
+      result: 'unchecked',
+      detail: 'the signature is inside the encryption: without a claimed plaintext there is nothing to check',
+    });
     return checks;
   }
   let plaintext: { valid: boolean; sender: Uint8Array; recipient: Uint8Array } | null = null;
@@ -128,7 +162,11 @@ function verifySealed(t: TranscriptMail, parties: Party[], ctx: Context): Check[
     const auth = { sender: block.senderRingKey, recipient: block.recipientRingKey };
     const valid = ctx.firstShares.some((share) => replySignatureValid(bytes, claim, share));
     if (!valid && ctx.firstShares.length === 0) {
-      checks.push({ check: 'ring signature', result: 'unchecked', detail: "it binds the initiator's first share, which travels only inside the first mail: claim the first mail's plaintext too" });
+      checks.push({
+        check: 'ring signature',
+        result: 'unchecked',
+        detail: "it binds the initiator's first share, which travels only inside the first mail: claim the first mail's plaintext too",
+      });
       return checks;
     }
     plaintext = { valid, ...auth };
@@ -156,7 +194,11 @@ function meaning(checks: Check[]): string {
  * What a third party can check about each mail of a transcript, given published keys and any
  * claimed plaintexts, and what that proves.
  */
-export async function verifyTranscript(transcript: readonly TranscriptMail[], keys: PublishedKeys | null, claims: Claims = new Map()): Promise<MailVerification[]> {
+export async function verifyTranscript(
+  transcript: readonly TranscriptMail[],
+  keys: PublishedKeys | null,
+  claims: Claims = new Map(),
+): Promise<MailVerification[]> {
   const firstShares: Uint8Array[] = [];
   for (const t of transcript) {
     const claim = claims.get(t.name);
@@ -174,17 +216,30 @@ export async function verifyTranscript(transcript: readonly TranscriptMail[], ke
     const checks: Check[] = [
       { check: 'format', result: 'pass', detail: `an offrecord ${DESCRIPTIONS[t.mail.type]}, its marker matching the attachment` },
       t.certificate
-        ? { check: 'sender identity', result: 'pass', detail: `its Autocrypt header names ${t.mail.from} as identity ${shortHex(t.certificate.getFingerprint())}: headers are not signed by it` }
+        ? {
+            check: 'sender identity',
+            result: 'pass',
+            detail: `its Autocrypt header names ${t.mail.from} as identity ${shortHex(t.certificate.getFingerprint())}: headers are not signed by it`,
+          }
         : { check: 'sender identity', result: 'unchecked', detail: 'no usable Autocrypt header' },
     ];
     try {
       if (t.mail.type === MessageType.First) checks.push(...(await verifyFirst(t, parties, ctx)));
-      else if (t.mail.type === MessageType.Reply || t.mail.type === MessageType.Data || t.mail.type === MessageType.Ack) checks.push(...verifySealed(t, parties, ctx));
+      else if (t.mail.type === MessageType.Reply || t.mail.type === MessageType.Data || t.mail.type === MessageType.Ack)
+        checks.push(...verifySealed(t, parties, ctx));
     } catch (error) {
       if (!(error instanceof ProtocolError)) throw error;
       checks.push({ check: 'protocol', result: 'fail', detail: error.message });
     }
-    out.push({ file: t.name, type: DESCRIPTIONS[t.mail.type]!, from: t.mail.from, to: t.mail.to, date: t.mail.date?.toISOString() ?? null, checks, meaning: meaning(checks) });
+    out.push({
+      file: t.name,
+      type: DESCRIPTIONS[t.mail.type]!,
+      from: t.mail.from,
+      to: t.mail.to,
+      date: t.mail.date?.toISOString() ?? null,
+      checks,
+      meaning: meaning(checks),
+    });
   }
   return out;
 }

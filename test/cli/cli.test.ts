@@ -168,7 +168,10 @@ describe('offrecord CLI', () => {
     assert.equal(listing.identity.userId, 'Alice <alice@example.org>');
     assert.equal(formatFingerprint(listing.identity.fingerprint), fpr);
     assert.equal(listing.identity.protected, true);
-    assert.deepEqual(listing.ownKeys.map((k: { kind: string; state: string }) => `${k.kind}:${k.state}`).sort(), ['encryption:current', 'ring:current']);
+    assert.deepEqual(listing.ownKeys.map((k: { kind: string; state: string }) => `${k.kind}:${k.state}`).sort(), [
+      'encryption:current',
+      'ring:current',
+    ]);
     for (const k of listing.ownKeys) assert.ok(!Number.isNaN(Date.parse(k.notAfter)));
     assert.deepEqual(listing.peers, []);
 
@@ -190,7 +193,15 @@ describe('offrecord CLI', () => {
 
     assert.equal(fingerprint.status, 0);
     const fp = JSON.parse(fingerprint.stdout);
-    assert.deepEqual(fp, { version: 1, address: 'alice@example.org', fingerprint: listing.identity.fingerprint, formatted: fpr, own: true, verified: true, pending: null });
+    assert.deepEqual(fp, {
+      version: 1,
+      address: 'alice@example.org',
+      fingerprint: listing.identity.fingerprint,
+      formatted: fpr,
+      own: true,
+      verified: true,
+      pending: null,
+    });
 
     assertFailure(wrong, 4, /wrong passphrase/, 'wrong passphrase');
     assert.ok(hasHint(wrong));
@@ -245,7 +256,7 @@ describe('offrecord CLI', () => {
     ]);
     assert.equal(text.status, 0, text.stderr);
     const gpgLine = gpgFingerprintLine(gpg, bobFpr);
-    assert.equal(formatFingerprint(bobFpr), gpgLine, 'our grouping is GnuPG\'s');
+    assert.equal(formatFingerprint(bobFpr), gpgLine, "our grouping is GnuPG's");
     assert.ok(text.stdout.includes(gpgLine), `${text.stdout} / ${gpgLine}`);
     assert.match(text.stdout, /pinned, not verified/);
     assert.equal(JSON.parse(asJson.stdout).fingerprint, bobFpr);
@@ -268,7 +279,12 @@ describe('offrecord CLI', () => {
     const assertAlarm = (run: Run, pinnedLabel: string) => {
       assertFailure(run, 3, /CHANGED/, 'changed identity');
       const width = 'pinned (verified): '.length;
-      assert.ok(run.stderr.includes(`\n  ${pinnedLabel.padEnd(width)}${formatFingerprint(bobFpr)}\n  ${'now seen:'.padEnd(width)}${formatFingerprint(newFpr)}\n`), run.stderr);
+      assert.ok(
+        run.stderr.includes(
+          `\n  ${pinnedLabel.padEnd(width)}${formatFingerprint(bobFpr)}\n  ${'now seen:'.padEnd(width)}${formatFingerprint(newFpr)}\n`,
+        ),
+        run.stderr,
+      );
       assert.match(run.stderr, new RegExp(`accept the new key[^\\n]*:\\n  ${accept}\\n`), run.stderr);
       assert.match(run.stderr, new RegExp(`reject it and keep the pinned one:\\n  ${reject}\\n`), run.stderr);
     };

@@ -19,7 +19,7 @@ import { requireTool } from '../../kit/require-tool.ts';
 const run = promisify(execFile);
 
 describe('install: offrecord on PATH, as the systemd unit runs it', () => {
-  it('npm install -g --ignore-scripts . into a fresh prefix: the unit\'s command resolves and runs', async () => {
+  it("npm install -g --ignore-scripts . into a fresh prefix: the unit's command resolves and runs", async () => {
     const prefix = cliHome('offrecord-prefix-');
     const home = cliHome('offrecord-unit-home-');
     // README "Installing": the clone's `npm install` built dist/; this links it onto npm's PATH.
@@ -33,7 +33,12 @@ describe('install: offrecord on PATH, as the systemd unit runs it', () => {
     // systemd's %I is the instance name; the unit's command runs with PATH and nothing else of ours.
     const [program, ...args] = execStart.replaceAll('%I', account).split(/\s+/);
     assert.deepEqual([program, args[0]], ['/usr/bin/env', 'offrecord']);
-    const env = { PATH: `${join(prefix, 'bin')}:${dirname(process.execPath)}:/usr/bin:/bin`, HOME: home, XDG_DATA_HOME: join(home, 'data'), XDG_CONFIG_HOME: join(home, 'config') };
+    const env = {
+      PATH: `${join(prefix, 'bin')}:${dirname(process.execPath)}:/usr/bin:/bin`,
+      HOME: home,
+      XDG_DATA_HOME: join(home, 'data'),
+      XDG_CONFIG_HOME: join(home, 'config'),
+    };
     const unitCommand = (extra: string[]) => run(program!, [args[0]!, ...extra], { env, cwd: home });
 
     const version = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).version as string;
@@ -46,7 +51,7 @@ describe('install: offrecord on PATH, as the systemd unit runs it', () => {
   });
 });
 
-describe('--help wraps at word boundaries at the terminal\'s width', () => {
+describe("--help wraps at word boundaries at the terminal's width", () => {
   /** Every word of these descriptions, however the lines break. */
   const phrases = [
     'alter a mail of a transcript with published keys: why your mail is deniable',
@@ -132,7 +137,11 @@ describe('over real IMAP and SMTP: what the user sees', () => {
   it('fetch | head -1: quiet, the usual exit code; the message not shown whole is shown next time', async () => {
     await aliceSends(long('into a pipe'));
     const cli = [process.execPath, '--import', 'tsx', join(ROOT, 'cli/offrecord.ts'), 'fetch'].map((w) => `'${w}'`).join(' ');
-    const piped = spawnSync('bash', ['-c', `${cli} | head -1; echo "fetch exit \${PIPESTATUS[0]}" >&2`], { cwd: ROOT, env: homeEnv(bobHome, bobEnv), encoding: 'utf8' });
+    const piped = spawnSync('bash', ['-c', `${cli} | head -1; echo "fetch exit \${PIPESTATUS[0]}" >&2`], {
+      cwd: ROOT,
+      env: homeEnv(bobHome, bobEnv),
+      encoding: 'utf8',
+    });
     assert.match(piped.stdout, /^From alice@/);
     assert.equal(piped.stderr, 'fetch exit 0\n', 'no stack trace, no error');
     const again = await ok(bobHome, ['fetch'], '', bobEnv);
@@ -142,7 +151,9 @@ describe('over real IMAP and SMTP: what the user sees', () => {
   it('a fetch killed after saving a message: the next one shows it', async () => {
     await aliceSends(long('killed'));
     const fetching = spawnCli(['fetch'], homeEnv(bobHome, bobEnv)); // its output is never read
-    const saved = await until('the message in Bob\'s Maildir', async () => (await maildirMessages(plaintextMaildir())).some((m) => m.includes('end of killed')));
+    const saved = await until("the message in Bob's Maildir", async () =>
+      (await maildirMessages(plaintextMaildir())).some((m) => m.includes('end of killed')),
+    );
     assert.ok(saved);
     fetching.kill('SIGKILL');
     await once(fetching, 'exit');
@@ -162,7 +173,12 @@ describe('over real IMAP and SMTP: what the user sees', () => {
     const shown = runs.map((r) => r.stdout).join('');
     for (const text of texts) assert.equal(shown.split(`${text}\n`).length - 1, 1, `${text} shown once:\n${shown}`);
     const saved = await maildirMessages(plaintextMaildir());
-    for (const text of texts) assert.equal(saved.filter((m) => m.includes(`${text}\r\n`) || m.endsWith(text) || m.includes(`${text}\n`)).length, 1, `${text} saved once`);
+    for (const text of texts)
+      assert.equal(
+        saved.filter((m) => m.includes(`${text}\r\n`) || m.endsWith(text) || m.includes(`${text}\n`)).length,
+        1,
+        `${text} saved once`,
+      );
   });
 
   it('account add logs in to IMAP and SMTP and says what is wrong in words a person can act on; fetch and send say the same', async () => {
@@ -177,7 +193,22 @@ describe('over real IMAP and SMTP: what the user sees', () => {
         probe.close(() => resolve(port));
       });
     });
-    const server = (imapPort = s.imap.port) => ['--imap-host', s.imap.host, '--imap-port', String(imapPort), '--smtp-host', s.smtp.host, '--smtp-port', String(s.smtp.port), '--security', 'starttls', '--user', s.users.alice.user, '--password-env', 'MAIL_PW'];
+    const server = (imapPort = s.imap.port) => [
+      '--imap-host',
+      s.imap.host,
+      '--imap-port',
+      String(imapPort),
+      '--smtp-host',
+      s.smtp.host,
+      '--smtp-port',
+      String(s.smtp.port),
+      '--security',
+      'starttls',
+      '--user',
+      s.users.alice.user,
+      '--password-env',
+      'MAIL_PW',
+    ];
     const as = (pass = s.users.alice.pass) => homeEnv(home, { MAIL_PW: pass });
     const add = (args: string[], pass?: string) => runCli(['account', 'add', ...args], as(pass));
     /** Refused with a message naming the trouble, a hint naming the way out, no stack trace. */
@@ -194,7 +225,12 @@ describe('over real IMAP and SMTP: what the user sees', () => {
       add([...server(closedPort), '--ca-file', ca]),
       add([...server(), '--ca-file', join(home, 'missing.pem')]),
     ]);
-    assertRefused(untrusted, 6, /^offrecord: (IMAP|SMTP) 127\.0\.0\.1:\d+: the server's TLS certificate is not trusted \(DEPTH_ZERO_SELF_SIGNED_CERT\): the settings were not saved$/m, /--ca-file CERT\.pem/);
+    assertRefused(
+      untrusted,
+      6,
+      /^offrecord: (IMAP|SMTP) 127\.0\.0\.1:\d+: the server's TLS certificate is not trusted \(DEPTH_ZERO_SELF_SIGNED_CERT\): the settings were not saved$/m,
+      /--ca-file CERT\.pem/,
+    );
     assertRefused(wrongPassword, 6, /authentication failed for alice/, /password/);
     assertRefused(closed, 6, new RegExp(`IMAP 127\\.0\\.0\\.1:${closedPort} refused the connection`), /check the host and port/);
     assertRefused(missingCa, 2, /cannot read the CA file .*missing\.pem \(ENOENT\)/, /--ca-file must name a readable PEM/);
@@ -202,13 +238,24 @@ describe('over real IMAP and SMTP: what the user sees', () => {
 
     // Saved unchecked: fetch and send meet the same trouble and say the same.
     await ok(home, ['account', 'add', ...server(), '--no-check'], '', { MAIL_PW: s.users.alice.pass });
-    const [fetched, sent] = await Promise.all([runCli(['fetch'], as()), runCli(['send', '--to', s.users.bob.address, '--plaintext'], as(), 'hello')]);
+    const [fetched, sent] = await Promise.all([
+      runCli(['fetch'], as()),
+      runCli(['send', '--to', s.users.bob.address, '--plaintext'], as(), 'hello'),
+    ]);
     assertRefused(fetched, 6, /IMAP 127\.0\.0\.1:\d+: the server's TLS certificate is not trusted/, /--ca-file CERT\.pem/);
     assertRefused(sent, 6, /SMTP 127\.0\.0\.1:\d+: the server's TLS certificate is not trusted/, /--ca-file CERT\.pem/);
 
     // Right: checked and saved. A recipient the server refuses is that, not a settings problem.
-    assert.match(await ok(home, ['account', 'add', ...server(), '--ca-file', ca], '', { MAIL_PW: s.users.alice.pass }), /checked \(IMAP and SMTP login\) and saved/);
+    assert.match(
+      await ok(home, ['account', 'add', ...server(), '--ca-file', ca], '', { MAIL_PW: s.users.alice.pass }),
+      /checked \(IMAP and SMTP login\) and saved/,
+    );
     const refused = await runCli(['send', '--to', 'nobody@example.test', '--plaintext'], as(), 'hello');
-    assertRefused(refused, 6, /refused the recipient nobody@example\.test: 5\d\d /, /check the recipient's address: the server refused it, your account settings are fine/);
+    assertRefused(
+      refused,
+      6,
+      /refused the recipient nobody@example\.test: 5\d\d /,
+      /check the recipient's address: the server refused it, your account settings are fine/,
+    );
   });
 });

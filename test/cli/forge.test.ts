@@ -41,7 +41,8 @@ describe('offrecord keys publish, fetch-published, forge, verify', () => {
     writeFileSync(path('known.txt'), s.byName('alice-data-0').payload);
     await silence(s, 4);
     await silence(s, 18);
-    for (const side of [s.alice, s.bob]) await publishDue({ store: side.store, target: new DirectoryTarget(path('published')), clock: () => s.clock.now() });
+    for (const side of [s.alice, s.bob])
+      await publishDue({ store: side.store, target: new DirectoryTarget(path('published')), clock: () => s.clock.now() });
   });
   after(() => {
     s.cleanup();
@@ -98,9 +99,46 @@ describe('offrecord keys publish, fetch-published, forge, verify', () => {
     const [noKeys, tooLong] = await Promise.all([
       // Without bundles, and without the later mails that reveal its MAC key in band.
       cli(['forge', data, '--transcript', path('mails', 'first.eml'), '--known', path('known.txt'), '--text', 'x']),
-      cli(['forge', data, '--transcript', path('mails'), '--keys', path('collected'), '--known', path('known.txt'), '--text', 'x'.repeat(2000)]),
-      ok(['forge', data, '--transcript', path('mails'), '--keys', path('collected'), '--known', path('known.txt'), '--text', 'I confess everything.', '-o', path('forged.eml')]),
-      ok(['forge', path('mails', 'first.eml'), '--transcript', path('mails'), '--keys', path('collected'), '--subject', 'Documents', '--text', 'Here are the stolen documents.', '-o', path('forged-first.eml')]),
+      cli([
+        'forge',
+        data,
+        '--transcript',
+        path('mails'),
+        '--keys',
+        path('collected'),
+        '--known',
+        path('known.txt'),
+        '--text',
+        'x'.repeat(2000),
+      ]),
+      ok([
+        'forge',
+        data,
+        '--transcript',
+        path('mails'),
+        '--keys',
+        path('collected'),
+        '--known',
+        path('known.txt'),
+        '--text',
+        'I confess everything.',
+        '-o',
+        path('forged.eml'),
+      ]),
+      ok([
+        'forge',
+        path('mails', 'first.eml'),
+        '--transcript',
+        path('mails'),
+        '--keys',
+        path('collected'),
+        '--subject',
+        'Documents',
+        '--text',
+        'Here are the stolen documents.',
+        '-o',
+        path('forged-first.eml'),
+      ]),
     ]);
     failed(noKeys!, 2, /not published/, 'no keys');
     failed(tooLong!, 2, /longer than the \d+ known/, 'too long');

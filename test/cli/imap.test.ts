@@ -19,7 +19,15 @@ const BOB = 'bob@example.test';
 const NOBODY = 65534;
 
 function imap(port: number, user: string, pass: string): ImapFlow {
-  const client = new ImapFlow({ host: '127.0.0.1', port, secure: false, doSTARTTLS: false, auth: { user, pass }, logger: false, connectionTimeout: 5_000 });
+  const client = new ImapFlow({
+    host: '127.0.0.1',
+    port,
+    secure: false,
+    doSTARTTLS: false,
+    auth: { user, pass },
+    logger: false,
+    connectionTimeout: 5_000,
+  });
   client.on('error', () => undefined); // failures still reject connect() and the commands
   return client;
 }
@@ -123,7 +131,10 @@ describe('offrecord account imap-config', () => {
         assert.equal(mail.attachments.length, 1);
         assert.equal(mail.attachments[0]!.filename, 'report.bin');
         assert.ok(mail.attachments[0]!.content.equals(attachment), 'the attachment, byte for byte');
-        assert.match(mail.headers.get('offrecord-verified-sender') as string, new RegExp(`^${ALICE}; fingerprint=[0-9a-f]{40}; trust=unverified$`));
+        assert.match(
+          mail.headers.get('offrecord-verified-sender') as string,
+          new RegExp(`^${ALICE}; fingerprint=[0-9a-f]{40}; trust=unverified$`),
+        );
       } finally {
         lock.release();
       }

@@ -34,10 +34,26 @@ describe('offrecord send and fetch on the local Maildir spool', () => {
 
     const attachment = join(dir, 'notes.txt');
     writeFileSync(attachment, 'the notes');
-    assert.match(await ok(dir, [...ALICE, 'send', '--to', 'bob@example.test', '--subject', 'Grüße: Lunch?', '--attach', attachment], 'Freitag um zwölf?\n'), /first message/);
-    const read = JSON.parse(await ok(dir, [...BOB, 'fetch', '--json'])) as { kind: string; subject: string; text: string; attachments: string[]; verified: boolean }[];
+    assert.match(
+      await ok(
+        dir,
+        [...ALICE, 'send', '--to', 'bob@example.test', '--subject', 'Grüße: Lunch?', '--attach', attachment],
+        'Freitag um zwölf?\n',
+      ),
+      /first message/,
+    );
+    const read = JSON.parse(await ok(dir, [...BOB, 'fetch', '--json'])) as {
+      kind: string;
+      subject: string;
+      text: string;
+      attachments: string[];
+      verified: boolean;
+    }[];
     assert.equal(read.length, 1);
-    assert.deepEqual([read[0]!.subject, read[0]!.text.trim(), read[0]!.attachments, read[0]!.verified], ['Grüße: Lunch?', 'Freitag um zwölf?', ['notes.txt'], false]);
+    assert.deepEqual(
+      [read[0]!.subject, read[0]!.text.trim(), read[0]!.attachments, read[0]!.verified],
+      ['Grüße: Lunch?', 'Freitag um zwölf?', ['notes.txt'], false],
+    );
     assert.equal(readdirSync(join(dir, 'data/offrecord/mail/bob@example.test/new')).length, 1, 'the plaintext lands in a local Maildir');
 
     assert.match(await ok(dir, [...BOB, 'send', '--to', 'alice@example.test', '--subject', 'Re: Lunch'], 'Ja.\n'), /reply message/);
@@ -73,19 +89,77 @@ describe('offrecord send and fetch on the local Maildir spool', () => {
   it('account add validates its options and never stores a password', async () => {
     const dir = home();
     await ok(dir, ['init', '--email', 'alice@example.test']);
-    const missing = await cli(dir, ['account', 'add', '--imap-host', 'imap.example.org', '--smtp-host', 'smtp.example.org', '--user', 'alice']);
+    const missing = await cli(dir, [
+      'account',
+      'add',
+      '--imap-host',
+      'imap.example.org',
+      '--smtp-host',
+      'smtp.example.org',
+      '--user',
+      'alice',
+    ]);
     assert.equal(missing.status, 1);
     assert.match(missing.stderr, /password-env/);
-    await ok(dir, ['account', 'add', '--imap-host', 'imap.example.org', '--smtp-host', 'smtp.example.org', '--user', 'alice', '--password-env', 'MAIL_PW', '--no-check']);
-    const shown = JSON.parse(await ok(dir, ['account', 'show', '--json'])) as { settings: { imap: { port: number }; password: { env: string } } };
+    await ok(dir, [
+      'account',
+      'add',
+      '--imap-host',
+      'imap.example.org',
+      '--smtp-host',
+      'smtp.example.org',
+      '--user',
+      'alice',
+      '--password-env',
+      'MAIL_PW',
+      '--no-check',
+    ]);
+    const shown = JSON.parse(await ok(dir, ['account', 'show', '--json'])) as {
+      settings: { imap: { port: number }; password: { env: string } };
+    };
     assert.equal(shown.settings.imap.port, 993);
     assert.deepEqual(shown.settings.password, { env: 'MAIL_PW' });
     // Microsoft 365: IMAP over TLS on 993, SMTP with STARTTLS on 587; a token command, no password.
-    await ok(dir, ['account', 'add', '--no-check', '--imap-host', 'outlook.office365.com', '--smtp-host', 'smtp.office365.com', '--smtp-security', 'starttls', '--user', 'alice', '--oauth2-token-command', 'oama access alice']);
-    const mixed = JSON.parse(await ok(dir, ['account', 'show', '--json'])) as { settings: { imap: object; smtp: object; oauth2: object; password?: object } };
-    assert.deepEqual([mixed.settings.imap, mixed.settings.smtp], [{ host: 'outlook.office365.com', port: 993, security: 'tls' }, { host: 'smtp.office365.com', port: 587, security: 'starttls' }]);
+    await ok(dir, [
+      'account',
+      'add',
+      '--no-check',
+      '--imap-host',
+      'outlook.office365.com',
+      '--smtp-host',
+      'smtp.office365.com',
+      '--smtp-security',
+      'starttls',
+      '--user',
+      'alice',
+      '--oauth2-token-command',
+      'oama access alice',
+    ]);
+    const mixed = JSON.parse(await ok(dir, ['account', 'show', '--json'])) as {
+      settings: { imap: object; smtp: object; oauth2: object; password?: object };
+    };
+    assert.deepEqual(
+      [mixed.settings.imap, mixed.settings.smtp],
+      [
+        { host: 'outlook.office365.com', port: 993, security: 'tls' },
+        { host: 'smtp.office365.com', port: 587, security: 'starttls' },
+      ],
+    );
     assert.deepEqual([mixed.settings.oauth2, mixed.settings.password], [{ command: 'oama access alice' }, undefined]);
-    const both = await cli(dir, ['account', 'add', '--imap-host', 'imap.example.org', '--smtp-host', 'smtp.example.org', '--user', 'alice', '--password-env', 'MAIL_PW', '--oauth2-token-command', 'oama access alice']);
+    const both = await cli(dir, [
+      'account',
+      'add',
+      '--imap-host',
+      'imap.example.org',
+      '--smtp-host',
+      'smtp.example.org',
+      '--user',
+      'alice',
+      '--password-env',
+      'MAIL_PW',
+      '--oauth2-token-command',
+      'oama access alice',
+    ]);
     assert.equal(both.status, 1);
     assert.match(both.stderr, /exactly one of --password-env, --password-command and --oauth2-token-command/);
   });
@@ -142,18 +216,27 @@ describe('offrecord over real IMAP and SMTP accounts', () => {
     await initBoth(aliceHome, bobHome);
     // Mallory makes her own identity for Alice's address and mails through Alice's account (a spoofed From).
     await ok(malloryHome, ['init', '--email', s.users.alice.address, '--name', 'Alice']);
-    await Promise.all([addLoopbackAccount(aliceHome, s, 'alice'), addLoopbackAccount(bobHome, s, 'bob'), addLoopbackAccount(malloryHome, s, 'alice')]);
+    await Promise.all([
+      addLoopbackAccount(aliceHome, s, 'alice'),
+      addLoopbackAccount(bobHome, s, 'bob'),
+      addLoopbackAccount(malloryHome, s, 'alice'),
+    ]);
     const as = (who: 'alice' | 'bob') => ({ MAIL_PW: s.users[who].pass });
     const aliceAddress = s.users.alice.address;
     const bobAddress = s.users.bob.address;
     const inbox = (who: 'alice' | 'bob') => folderSources(s, who, 'INBOX');
-    const arrived = (who: 'alice' | 'bob', count: number) => until(`${count} mail(s) in ${who}'s INBOX`, async () => (await inbox(who)).length >= count);
+    const arrived = (who: 'alice' | 'bob', count: number) =>
+      until(`${count} mail(s) in ${who}'s INBOX`, async () => (await inbox(who)).length >= count);
     const fetchAs = (dir: string, who: 'alice' | 'bob') => cli(dir, ['fetch'], '', as(who));
-    const fingerprint = async (dir: string) => (JSON.parse(await ok(dir, ['keys', 'fingerprint', '--json'])) as { fingerprint: string }).fingerprint;
+    const fingerprint = async (dir: string) =>
+      (JSON.parse(await ok(dir, ['keys', 'fingerprint', '--json'])) as { fingerprint: string }).fingerprint;
     const [aliceFpr, malloryFpr] = [await fingerprint(aliceHome), await fingerprint(malloryHome)];
 
     // Bob's keys reach Mallory and Alice (a plaintext hello each), and Alice's first mail pins her at Bob.
-    for (const [dir, name] of [[malloryHome, 'Mallory'], [aliceHome, 'Alice']] as const) {
+    for (const [dir, name] of [
+      [malloryHome, 'Mallory'],
+      [aliceHome, 'Alice'],
+    ] as const) {
       await ok(bobHome, ['send', '--to', aliceAddress, '--subject', 'hi', '--plaintext'], 'hello', as('bob'));
       await until(`${name} learned Bob's keys`, async () => /learned the offrecord keys/.test((await fetchAs(dir, 'alice')).stdout));
     }
@@ -168,7 +251,7 @@ describe('offrecord over real IMAP and SMTP accounts', () => {
     await arrived('bob', 2);
     const alarm = await fetchAs(bobHome, 'bob');
     assert.equal(alarm.status, 3, alarm.stderr);
-    assert.match(alarm.stdout, /second words/, 'Alice\'s mail is read while the alarm is pending');
+    assert.match(alarm.stdout, /second words/, "Alice's mail is read while the alarm is pending");
     assert.ok(!alarm.stdout.includes('it is me, Alice'));
     assert.ok(alarm.stderr.includes(`offrecord keys trust ${aliceAddress} --fingerprint ${malloryFpr.toUpperCase()}`), 'the way to accept');
     assert.ok(alarm.stderr.includes(`offrecord keys trust ${aliceAddress} --fingerprint ${aliceFpr.toUpperCase()}`), 'the way to reject');
@@ -181,10 +264,13 @@ describe('offrecord over real IMAP and SMTP accounts', () => {
     assert.match(again.stdout, /third words/);
     assert.doesNotMatch(again.stderr, /CHANGED/);
     assert.match(again.stderr, /held mail .* awaits your decision/);
-    assert.equal((await inbox('bob')).length, 1, 'the impostor\'s mail waits in the INBOX');
+    assert.equal((await inbox('bob')).length, 1, "the impostor's mail waits in the INBOX");
 
     // Bob rejects the impostor: her mail is filed away unread, now and later, without an alarm.
-    assert.match(await ok(bobHome, ['keys', 'trust', aliceAddress, '--fingerprint', aliceFpr]), /rejected the changed identity .* OffRecord-Rejected/);
+    assert.match(
+      await ok(bobHome, ['keys', 'trust', aliceAddress, '--fingerprint', aliceFpr]),
+      /rejected the changed identity .* OffRecord-Rejected/,
+    );
     const filed = await fetchAs(bobHome, 'bob');
     assert.equal(filed.status, 0, filed.stderr);
     assert.match(filed.stdout, /filed mail .* into OffRecord-Rejected unread/);
@@ -197,8 +283,11 @@ describe('offrecord over real IMAP and SMTP accounts', () => {
     assert.match(later.stdout, /filed mail .* into OffRecord-Rejected unread/);
     assert.deepEqual(await inbox('bob'), [], 'nothing left in the INBOX');
     const rejected = await folderSources(s, 'bob', 'OffRecord-Rejected');
-    assert.equal(rejected.length, 2, 'the impostor\'s mail is where Bob can still find it');
-    const pinned = JSON.parse(await ok(bobHome, ['keys', 'fingerprint', aliceAddress, '--json'])) as { fingerprint: string; pending: unknown };
+    assert.equal(rejected.length, 2, "the impostor's mail is where Bob can still find it");
+    const pinned = JSON.parse(await ok(bobHome, ['keys', 'fingerprint', aliceAddress, '--json'])) as {
+      fingerprint: string;
+      pending: unknown;
+    };
     assert.deepEqual([pinned.fingerprint, pinned.pending], [aliceFpr, null]);
   });
 });
@@ -223,14 +312,23 @@ describe('keys exchanged out of band are enough to write (KEYS-CLI quick start)'
     // mail, and both the import and the refused send say what to do.
     const certificateOnly = join(aliceHome, 'bob-gpg.asc');
     writeFileSync(certificateOnly, bobExport.slice(0, bobExport.indexOf('Offrecord-Keys:')));
-    assert.match(await ok(aliceHome, ['keys', 'import', certificateOnly]), /1 encryption subkey\(s\), 0 ring key\(s\)[\s\S]*offrecord keys export/);
+    assert.match(
+      await ok(aliceHome, ['keys', 'import', certificateOnly]),
+      /1 encryption subkey\(s\), 0 ring key\(s\)[\s\S]*offrecord keys export/,
+    );
     const refused = await cli(aliceHome, ['send', '--to', bobAddress, '--subject', 'x'], 'x', as('alice'));
     assert.equal(refused.status, 2, refused.stderr);
     assert.match(refused.stderr, /hint: import the file their `offrecord keys export` wrote/);
 
     writeFileSync(join(aliceHome, 'bob.asc'), bobExport);
-    assert.match(await ok(aliceHome, ['keys', 'import', join(aliceHome, 'bob.asc')]), /known identity[\s\S]*1 encryption subkey\(s\), 1 ring key\(s\)/);
-    assert.match(await ok(bobHome, ['keys', 'import', join(aliceHome, 'alice.asc')]), /pinned alice@[\s\S]*1 encryption subkey\(s\), 1 ring key\(s\)/);
+    assert.match(
+      await ok(aliceHome, ['keys', 'import', join(aliceHome, 'bob.asc')]),
+      /known identity[\s\S]*1 encryption subkey\(s\), 1 ring key\(s\)/,
+    );
+    assert.match(
+      await ok(bobHome, ['keys', 'import', join(aliceHome, 'alice.asc')]),
+      /pinned alice@[\s\S]*1 encryption subkey\(s\), 1 ring key\(s\)/,
+    );
 
     assert.match(await ok(aliceHome, ['send', '--to', bobAddress, '--subject', 'Geheim'], 'first words\n', as('alice')), /first message/);
     await fetchUntilSeen(bobHome, as('bob'), /first words/);

@@ -38,7 +38,10 @@ function muttrc(person: Person, text: string): string {
   mkdirSync(dir, { recursive: true });
   // What a user installs as `offrecord`: here the sources, run from the project.
   const offrecord = join(dir, 'offrecord');
-  writeFileSync(offrecord, `#!/bin/sh\ncd ${shellQuote(ROOT)} && exec ${shellQuote(process.execPath)} --import tsx cli/offrecord.ts "$@"\n`);
+  writeFileSync(
+    offrecord,
+    `#!/bin/sh\ncd ${shellQuote(ROOT)} && exec ${shellQuote(process.execPath)} --import tsx cli/offrecord.ts "$@"\n`,
+  );
   chmodSync(offrecord, 0o755);
   // The person's typing in the editor: the body, after the headers mutt put there.
   const editor = join(dir, 'editor');
@@ -94,7 +97,10 @@ async function stopWatcher(person: Person): Promise<void> {
 
 /** Opens `client` (mutt or neomutt) on `person`'s Maildir in tmux. */
 async function open(client: string, person: Person, text: string): Promise<Terminal> {
-  const terminal = Terminal.start([client, '-n', '-F', muttrc(person, text)], { env: { ...person.env, HOME: person.home }, cwd: person.home });
+  const terminal = Terminal.start([client, '-n', '-F', muttrc(person, text)], {
+    env: { ...person.env, HOME: person.home },
+    cwd: person.home,
+  });
   await terminal.waitFor(/Mutt/, SLOW);
   return terminal;
 }
@@ -123,7 +129,10 @@ describe('mutt and neomutt, driven in tmux, talk through offrecord', () => {
     requireTool('mutt', 'mutt');
     requireTool('neomutt', 'neomutt');
     const s = servers();
-    for (const [person, who] of [[alice, 'alice'], [bob, 'bob']] as const) {
+    for (const [person, who] of [
+      [alice, 'alice'],
+      [bob, 'bob'],
+    ] as const) {
       person.name = who === 'alice' ? 'Alice' : 'Bob';
       person.address = s.users[who].address;
       person.env = homeEnv(person.home, { MAIL_PW: s.users[who].pass });
@@ -135,8 +144,17 @@ describe('mutt and neomutt, driven in tmux, talk through offrecord', () => {
     }
     writeFileSync(join(alice.home, attachment.name), `${attachment.text}\n`);
     // The bootstrap: Bob's one consented plaintext mail carries his keys to Alice.
-    await ok(bob.home, ['send', '--to', alice.address, '--subject', 'my keys', '--plaintext'], 'so that you can write to me off the record', bob.env);
-    await until('Bob\'s keys at Alice', async () => /learned the offrecord keys/.test(await ok(alice.home, ['fetch'], '', alice.env)) || null, SLOW);
+    await ok(
+      bob.home,
+      ['send', '--to', alice.address, '--subject', 'my keys', '--plaintext'],
+      'so that you can write to me off the record',
+      bob.env,
+    );
+    await until(
+      "Bob's keys at Alice",
+      async () => /learned the offrecord keys/.test(await ok(alice.home, ['fetch'], '', alice.env)) || null,
+      SLOW,
+    );
     startWatcher(alice);
     startWatcher(bob);
   });
@@ -185,7 +203,11 @@ describe('mutt and neomutt, driven in tmux, talk through offrecord', () => {
         await bobTerm.keys('Enter');
         await bobTerm.keys('Enter');
         const shown = await bobTerm.waitFor(question, SLOW);
-        assert.match(shown, new RegExp(`Offrecord-Verified-Sender: ${alice.address}; fingerprint=[0-9a-f]{8}`), 'the verified sender is shown');
+        assert.match(
+          shown,
+          new RegExp(`Offrecord-Verified-Sender: ${alice.address}; fingerprint=[0-9a-f]{8}`),
+          'the verified sender is shown',
+        );
         assert.match(shown, new RegExp(`From: Alice <${alice.address}>`));
         assert.ok(shown.includes(attachment.name), 'the attachment is named in the message');
         // The attachment menu lists it, and shows its content.

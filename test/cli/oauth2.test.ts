@@ -37,7 +37,27 @@ describe('offrecord with an OAuth2 token command', () => {
   };
   const addAccount = (tokenCommandLine: string) => {
     const s = oauth().servers;
-    return ok(bobHome, ['account', 'add', '--no-check', '--imap-host', s.imap.host, '--imap-port', String(s.imap.port), '--smtp-host', s.smtp.host, '--smtp-port', String(s.smtp.port), '--security', 'starttls', '--ca-file', s.tls!.certFile, '--user', s.users.bob.user, '--oauth2-token-command', tokenCommandLine]);
+    return ok(bobHome, [
+      'account',
+      'add',
+      '--no-check',
+      '--imap-host',
+      s.imap.host,
+      '--imap-port',
+      String(s.imap.port),
+      '--smtp-host',
+      s.smtp.host,
+      '--smtp-port',
+      String(s.smtp.port),
+      '--security',
+      'starttls',
+      '--ca-file',
+      s.tls!.certFile,
+      '--user',
+      s.users.bob.user,
+      '--oauth2-token-command',
+      tokenCommandLine,
+    ]);
   };
 
   before(async () => {
@@ -51,7 +71,10 @@ describe('offrecord with an OAuth2 token command', () => {
   });
 
   it('account add keeps the command, never a token; send and fetch log in with the tokens it prints', async () => {
-    const settings = JSON.parse(await readFile(join(bobHome, 'config', 'offrecord', `${bobAddress}.json`), 'utf8')) as Record<string, unknown>;
+    const settings = JSON.parse(await readFile(join(bobHome, 'config', 'offrecord', `${bobAddress}.json`), 'utf8')) as Record<
+      string,
+      unknown
+    >;
     assert.deepEqual(settings.oauth2, { command: command.command });
     assert.equal(settings.password, undefined);
     assert.match(await ok(bobHome, ['account', 'show']), new RegExp(`OAuth2 token from command: ${command.command}`));
@@ -66,7 +89,11 @@ describe('offrecord with an OAuth2 token command', () => {
     ['exits with an error', 'echo "refresh token revoked" >&2; exit 3', /failed: it exited with status 3/],
     ['prints nothing', 'true', /printed nothing/],
     ['prints more than a token', `printf 'ya29.first\\nya29.second\\n'`, /something other than one access token/],
-    ['prints a control character (a SASL field of its own)', `printf 'ya29.x\\001auth=Bearer ya29.y\\n'`, /something other than one access token/],
+    [
+      'prints a control character (a SASL field of its own)',
+      `printf 'ya29.x\\001auth=Bearer ya29.y\\n'`,
+      /something other than one access token/,
+    ],
   ] as const) {
     it(`a token command that ${what}: send and fetch exit 6 saying so, echoing nothing it printed`, async () => {
       try {
@@ -119,7 +146,10 @@ describe('offrecord with an OAuth2 token command', () => {
       await until('the next mail', () => delivered(more));
       const events = logEvents(io.stderr());
       assert.ok(!events.some((e) => e.event === 'watch.failed'), io.stderr());
-      assert.ok(events.some((e) => e.event === 'watch.backoff' && e.error === 'the OAuth2 token command failed: it exited with status 75'), 'the failed command was waited out like a dropped connection');
+      assert.ok(
+        events.some((e) => e.event === 'watch.backoff' && e.error === 'the OAuth2 token command failed: it exited with status 75'),
+        'the failed command was waited out like a dropped connection',
+      );
     } finally {
       child.kill('SIGTERM');
       assert.equal((await io.exited).code, 0, io.stderr());
@@ -130,7 +160,10 @@ describe('offrecord with an OAuth2 token command', () => {
     for (const dir of [join(bobHome, 'config'), join(bobHome, 'data'), maildir, execOut]) {
       for (const file of await filesBelow(dir)) written.push((await readFile(file)).toString('latin1'));
     }
-    assert.ok((await readdir(execOut)).some((name) => name.endsWith('.env')), 'the --exec command ran');
+    assert.ok(
+      (await readdir(execOut)).some((name) => name.endsWith('.env')),
+      'the --exec command ran',
+    );
     for (const token of tokens) assert.ok(!written.some((text) => text.includes(token)), `a token was written: ${token}`);
   });
 });

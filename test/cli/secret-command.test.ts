@@ -17,7 +17,25 @@ describe('secret-printing commands', () => {
       const written = join(home, 'environment');
       await ok(home, ['init', '--email', ADDRESS, '--name', 'Alice']);
       // Port 1 on loopback refuses the connection, after the credential has been asked for.
-      await ok(home, ['account', 'add', '--no-check', '--imap-host', '127.0.0.1', '--imap-port', '1', '--smtp-host', '127.0.0.1', '--smtp-port', '1', '--security', 'plain', '--user', 'alice', option, `env > '${written}'; echo ya29.token`]);
+      await ok(home, [
+        'account',
+        'add',
+        '--no-check',
+        '--imap-host',
+        '127.0.0.1',
+        '--imap-port',
+        '1',
+        '--smtp-host',
+        '127.0.0.1',
+        '--smtp-port',
+        '1',
+        '--security',
+        'plain',
+        '--user',
+        'alice',
+        option,
+        `env > '${written}'; echo ya29.token`,
+      ]);
       const fetched = await runCli(['fetch'], homeEnv(home, SECRETS));
       assert.notEqual(fetched.status, 0, 'nothing listens on port 1');
       assert.ok(existsSync(written), `the command ran: ${fetched.stderr}`);

@@ -17,7 +17,8 @@ const BOB = 'bob@example.test';
 const CAROL = 'carol@example.test';
 const DAVE = 'dave@example.test';
 
-const sendmail = (dir: string, args: string[], message: string, env: NodeJS.ProcessEnv = {}) => runCli(['sendmail', ...args], homeEnv(dir, env), message);
+const sendmail = (dir: string, args: string[], message: string, env: NodeJS.ProcessEnv = {}) =>
+  runCli(['sendmail', ...args], homeEnv(dir, env), message);
 
 function message(headers: Record<string, string>, body = 'Hello from mutt.\n'): string {
   return `${Object.entries(headers)
@@ -40,7 +41,10 @@ function spoolFiles(dir: string, who: string): string[] {
 }
 
 /** The plaintext Maildir files `who` has read, parsed, by Subject. */
-async function delivered(dir: string, who: string): Promise<Map<string, { raw: string; parsed: Awaited<ReturnType<typeof simpleParser>> }>> {
+async function delivered(
+  dir: string,
+  who: string,
+): Promise<Map<string, { raw: string; parsed: Awaited<ReturnType<typeof simpleParser>> }>> {
   const root = join(dir, 'data/offrecord/mail', who, 'new');
   const out = new Map<string, { raw: string; parsed: Awaited<ReturnType<typeof simpleParser>> }>();
   for (const name of readdirSync(root)) {
@@ -65,9 +69,21 @@ describe('offrecord sendmail on the local spool', () => {
   it('every command line mutt, neomutt, aerc, msmtp-style callers and git send-email use is understood', () => {
     const lines: [string, string[], Partial<SendmailArgs>][] = [
       ['mutt default ($sendmail "/usr/sbin/sendmail -oem -oi")', ['-oem', '-oi', '--', BOB, CAROL], { recipients: [BOB, CAROL] }],
-      ['mutt with use_envelope_from, use_8bit_mime, dsn_notify, dsn_return', ['-oem', '-oi', '-B8BITMIME', '-f', ALICE, '-N', 'failure,delay', '-R', 'hdrs', '--', BOB], { envelopeFrom: ALICE, recipients: [BOB] }],
-      ['neomutt, values attached', ['-oem', '-oi', '-B8BITMIME', `-f${ALICE}`, '-Nnever', '--', BOB], { envelopeFrom: ALICE, recipients: [BOB] }],
-      ['mutt with "--" inside $sendmail and more recipients after it', ['--account', ALICE, '-oi', '--', BOB, CAROL], { account: ALICE, recipients: [BOB, CAROL] }],
+      [
+        'mutt with use_envelope_from, use_8bit_mime, dsn_notify, dsn_return',
+        ['-oem', '-oi', '-B8BITMIME', '-f', ALICE, '-N', 'failure,delay', '-R', 'hdrs', '--', BOB],
+        { envelopeFrom: ALICE, recipients: [BOB] },
+      ],
+      [
+        'neomutt, values attached',
+        ['-oem', '-oi', '-B8BITMIME', `-f${ALICE}`, '-Nnever', '--', BOB],
+        { envelopeFrom: ALICE, recipients: [BOB] },
+      ],
+      [
+        'mutt with "--" inside $sendmail and more recipients after it',
+        ['--account', ALICE, '-oi', '--', BOB, CAROL],
+        { account: ALICE, recipients: [BOB, CAROL] },
+      ],
       ['aerc (recipients only)', [BOB, CAROL], { recipients: [BOB, CAROL] }],
       ['msmtp -t', ['-oi', '-t'], { readRecipients: true }],
       ['msmtp -ti', ['-ti'], { readRecipients: true }],
@@ -76,7 +92,11 @@ describe('offrecord sendmail on the local spool', () => {
       ['sendmail -r', ['-r', ALICE, BOB], { envelopeFrom: ALICE, recipients: [BOB] }],
       ['git send-email', ['-i', BOB, `Carol <${CAROL}>`], { recipients: [BOB, `Carol <${CAROL}>`] }],
       ['git send-email with sendemail.envelopeSender', ['-f', ALICE, '-i', BOB], { envelopeFrom: ALICE, recipients: [BOB] }],
-      ['sendmail -odi -om -v -bm -oee -Xlog', ['-odi', '-om', '-v', '-bm', '-oee', '-X', '/dev/null', BOB], { verbose: true, recipients: [BOB] }],
+      [
+        'sendmail -odi -om -v -bm -oee -Xlog',
+        ['-odi', '-om', '-v', '-bm', '-oee', '-X', '/dev/null', BOB],
+        { verbose: true, recipients: [BOB] },
+      ],
       ['--account=', [`--account=${ALICE}`, BOB], { account: ALICE, recipients: [BOB] }],
     ];
     for (const [name, argv, expected] of lines) {
@@ -92,7 +112,15 @@ describe('offrecord sendmail on the local spool', () => {
       ['git send-email', ['-i', `Bob <${BOB}>`]],
     ];
     for (const [name, args] of lines) {
-      const mail = message({ From: `Alice <${ALICE}>`, To: `Bob <${BOB}>`, Subject: `via ${name}`, 'Message-ID': `<${name.replace(/\W+/g, '.')}@example.test>` }, `Body of ${name}.\n.\nafter a lone dot\n`);
+      const mail = message(
+        {
+          From: `Alice <${ALICE}>`,
+          To: `Bob <${BOB}>`,
+          Subject: `via ${name}`,
+          'Message-ID': `<${name.replace(/\W+/g, '.')}@example.test>`,
+        },
+        `Body of ${name}.\n.\nafter a lone dot\n`,
+      );
       const r = await sendmail(dir, args, mail);
       assert.equal(r.status, 0, `${name}: ${r.stderr}`);
     }
@@ -108,7 +136,15 @@ describe('offrecord sendmail on the local spool', () => {
 
   it('-t takes recipients from To, Cc and Bcc; Bcc leaves in no copy; each recipient gets its own protected copy with To and Cc intact', async () => {
     const mail = message(
-      { From: ALICE, To: `Bob <${BOB}>`, Cc: CAROL, Bcc: BOB, Subject: 'to both, Bob blind too', 'In-Reply-To': '<parent@example.test>', References: '<root@example.test> <parent@example.test>' },
+      {
+        From: ALICE,
+        To: `Bob <${BOB}>`,
+        Cc: CAROL,
+        Bcc: BOB,
+        Subject: 'to both, Bob blind too',
+        'In-Reply-To': '<parent@example.test>',
+        References: '<root@example.test> <parent@example.test>',
+      },
       'For both of you.\n',
     );
     const before = { bob: spoolFiles(dir, BOB).length, carol: spoolFiles(dir, CAROL).length };
@@ -167,7 +203,13 @@ describe('offrecord sendmail on the local spool', () => {
       ['unknown option', ['--frobnicate'], good, 64, /unknown option --frobnicate/],
       ['no header', [BOB], 'just some text without a header\n', 65, /not a header field/],
       ['two From fields', [BOB], `From: ${ALICE}\n${good}`, 65, /more than one from header field/],
-      ['someone else', [BOB], message({ From: 'mallory@example.test', To: BOB, Subject: 'x' }), 65, /from mallory@example.test, not from the account/],
+      [
+        'someone else',
+        [BOB],
+        message({ From: 'mallory@example.test', To: BOB, Subject: 'x' }),
+        65,
+        /from mallory@example.test, not from the account/,
+      ],
       ['envelope sender of someone else', ['-f', 'mallory@example.test', BOB], good, 65, /envelope sender/],
       ['no recipient', [], good, 64, /no recipient given/],
       ['-t without any', ['-t'], message({ From: ALICE, Subject: 'x' }), 64, /headers name no recipient/],
@@ -197,7 +239,28 @@ describe('offrecord sendmail when the server is away or refuses', () => {
     writeFileSync(ca, s.tls?.cert ?? '');
     // The keyless policy lets the mail go out (in plaintext) without a session: the server's answer is what is tested.
     const withSmtp = (port: number, security: 'plain' | 'starttls') =>
-      ok(dir, ['account', 'add', '--no-check', '--imap-host', s.imap.host, '--imap-port', String(s.imap.port), '--smtp-host', '127.0.0.1', '--smtp-port', String(port), '--security', security, ...(security === 'starttls' ? ['--ca-file', ca] : []), '--user', s.users.alice.user, '--password-env', 'MAIL_PW', '--keyless', 'plaintext']);
+      ok(dir, [
+        'account',
+        'add',
+        '--no-check',
+        '--imap-host',
+        s.imap.host,
+        '--imap-port',
+        String(s.imap.port),
+        '--smtp-host',
+        '127.0.0.1',
+        '--smtp-port',
+        String(port),
+        '--security',
+        security,
+        ...(security === 'starttls' ? ['--ca-file', ca] : []),
+        '--user',
+        s.users.alice.user,
+        '--password-env',
+        'MAIL_PW',
+        '--keyless',
+        'plaintext',
+      ]);
     const mail = message({ From: s.users.alice.address, To: s.users.bob.address, Subject: 'hello over SMTP' });
 
     await withSmtp(await unusedPort(), 'plain');
@@ -224,4 +287,3 @@ describe('offrecord sendmail when the server is away or refuses', () => {
     assert.equal(sent.status, 0, sent.stderr);
   });
 });
-

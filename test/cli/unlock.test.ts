@@ -78,14 +78,22 @@ describe('unlocking', () => {
       ['empty credential', {}, [], /passphrase is empty/],
       ['failing command', {}, ['--passphrase-command', 'exit 3'], /the passphrase command failed/],
       ['silent command', {}, ['--passphrase-command', 'true'], /the passphrase command printed nothing/],
-      ['command printing a wrong one', { OFFRECORD_PASSPHRASE: PASSPHRASE }, ['--passphrase-command', 'echo wrong horse'], /wrong passphrase/],
+      [
+        'command printing a wrong one',
+        { OFFRECORD_PASSPHRASE: PASSPHRASE },
+        ['--passphrase-command', 'echo wrong horse'],
+        /wrong passphrase/,
+      ],
     ];
     const credentials = join(home, 'credentials-empty');
     mkdirSync(credentials);
     writeFileSync(join(credentials, 'offrecord-passphrase'), '\n');
     for (const [label, extra, args, message] of cases) {
       const e = env(home, label === 'empty credential' ? { CREDENTIALS_DIRECTORY: credentials } : extra);
-      for (const command of [['keys', 'rotate'], ['send', '--to', 'bob@example.org']]) {
+      for (const command of [
+        ['keys', 'rotate'],
+        ['send', '--to', 'bob@example.org'],
+      ]) {
         expectExit(await runCli([...command, ...args], e, 'hello'), 4, message, `${label}: ${command[0]}`);
       }
       assert.deepEqual(storeBytes(home), before, `${label}: not one byte written`);
@@ -96,7 +104,10 @@ describe('unlocking', () => {
     const home = await initAccount();
     // The command proves OFFRECORD_PASSPHRASE is not in its environment, and prints the passphrase.
     const command = `test -z "$OFFRECORD_PASSPHRASE" && printf '%s\\n' '${PASSPHRASE}'`;
-    const viaCommand = await runCli(['keys', 'rotate', '--passphrase-command', command], env(home, { OFFRECORD_PASSPHRASE: 'wrong horse' }));
+    const viaCommand = await runCli(
+      ['keys', 'rotate', '--passphrase-command', command],
+      env(home, { OFFRECORD_PASSPHRASE: 'wrong horse' }),
+    );
     assert.equal(viaCommand.status, 0, viaCommand.stderr);
     const credentials = join(home, 'credentials');
     mkdirSync(credentials, { mode: 0o700 });
@@ -125,7 +136,10 @@ describe('unlocking', () => {
 function rowsBesideAccountKey(home: string): string {
   const db = new Database(storePath(home));
   try {
-    const tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name <> 'account_key' ORDER BY name").pluck().all() as string[];
+    const tables = db
+      .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name <> 'account_key' ORDER BY name")
+      .pluck()
+      .all() as string[];
     const rows = Object.fromEntries(tables.map((table) => [table, db.prepare(`SELECT * FROM "${table}" ORDER BY rowid`).raw().all()]));
     return JSON.stringify(rows, (_key, value: unknown) => (Buffer.isBuffer(value) ? value.toString('base64') : value));
   } finally {
@@ -152,9 +166,27 @@ describe('offrecord passwd killed (SIGKILL) at seeded points', () => {
     // A conversation's worth of rows: a session, keys learned, the outbox.
     const bob = 'bob@example.org';
     assert.equal((await runCli(['init', '--email', bob], env(template, { OFFRECORD_PASSPHRASE: PASSPHRASE }))).status, 0);
-    assert.equal((await runCli(['--account', bob, 'send', '--to', ADDRESS, '--subject', 'keys', '--plaintext'], env(template, { OFFRECORD_PASSPHRASE: PASSPHRASE }), 'hi')).status, 0);
+    assert.equal(
+      (
+        await runCli(
+          ['--account', bob, 'send', '--to', ADDRESS, '--subject', 'keys', '--plaintext'],
+          env(template, { OFFRECORD_PASSPHRASE: PASSPHRASE }),
+          'hi',
+        )
+      ).status,
+      0,
+    );
     assert.equal((await runCli(['--account', ADDRESS, 'fetch'], env(template, { OFFRECORD_PASSPHRASE: PASSPHRASE }))).status, 0);
-    assert.equal((await runCli(['--account', ADDRESS, 'send', '--to', bob, '--subject', 'first'], env(template, { OFFRECORD_PASSPHRASE: PASSPHRASE }), 'protected')).status, 0);
+    assert.equal(
+      (
+        await runCli(
+          ['--account', ADDRESS, 'send', '--to', bob, '--subject', 'first'],
+          env(template, { OFFRECORD_PASSPHRASE: PASSPHRASE }),
+          'protected',
+        )
+      ).status,
+      0,
+    );
     const rows = rowsBesideAccountKey(template);
     const copy = () => {
       const home = cliHome('offrecord-passwd-kill-');
@@ -164,7 +196,10 @@ describe('offrecord passwd killed (SIGKILL) at seeded points', () => {
     const NEW = 'new horse';
     const passwd = async (home: string, killAfterMs: number | null): Promise<number> => {
       const started = performance.now();
-      const child = spawnCli(['--account', ADDRESS, 'passwd'], env(home, { OFFRECORD_PASSPHRASE: PASSPHRASE, OFFRECORD_NEW_PASSPHRASE: NEW }));
+      const child = spawnCli(
+        ['--account', ADDRESS, 'passwd'],
+        env(home, { OFFRECORD_PASSPHRASE: PASSPHRASE, OFFRECORD_NEW_PASSPHRASE: NEW }),
+      );
       const timer = killAfterMs === null ? undefined : setTimeout(() => child.kill('SIGKILL'), killAfterMs);
       await new Promise((resolve) => child.once('exit', resolve));
       clearTimeout(timer);
@@ -182,12 +217,18 @@ describe('offrecord passwd killed (SIGKILL) at seeded points', () => {
       const home = copy();
       const delay = (0.5 + next()) * calibration;
       await passwd(home, delay);
-      assert.equal(rowsBesideAccountKey(home), rows, `point ${point} (killed after ${delay.toFixed(0)} ms): nothing but the account key changed`);
+      assert.equal(
+        rowsBesideAccountKey(home),
+        rows,
+        `point ${point} (killed after ${delay.toFixed(0)} ms): nothing but the account key changed`,
+      );
       const opens = opensWith(home, [PASSPHRASE, NEW]);
       assert.equal(opens.length, 1, `point ${point} (killed after ${delay.toFixed(0)} ms): opens with ${JSON.stringify(opens)}`);
       outcomes[opens[0] === NEW ? 'new' : 'old']++;
     }
-    t.diagnostic(`passwd took ${calibration.toFixed(0)} ms; killed at 8 points: ${outcomes.old} left the old passphrase, ${outcomes.new} the new one`);
+    t.diagnostic(
+      `passwd took ${calibration.toFixed(0)} ms; killed at 8 points: ${outcomes.old} left the old passphrase, ${outcomes.new} the new one`,
+    );
   });
 });
 
@@ -197,7 +238,10 @@ describe('the passphrase prompt, as a person meets it in a terminal (tmux)', () 
     Terminal.start([process.execPath, '--import', 'tsx', join(ROOT, 'cli/offrecord.ts'), ...args], { env: env(home), cwd: ROOT });
 
   /** Waits for the prompt, checks the terminal no longer echoes, types `keys`, returns the screen and status at exit. */
-  async function answer(terminal: Terminal, ...typed: [kind: 'text' | 'key', value: string][]): Promise<{ screen: string; status: number }> {
+  async function answer(
+    terminal: Terminal,
+    ...typed: [kind: 'text' | 'key', value: string][]
+  ): Promise<{ screen: string; status: number }> {
     await terminal.waitFor(`Passphrase for ${ADDRESS}:`);
     assert.equal(await terminal.echoes(), false, 'the terminal does not echo while the passphrase is typed');
     for (const [kind, value] of typed) await (kind === 'text' ? terminal.type(value) : terminal.keys(value));
@@ -248,7 +292,10 @@ describe('backups keep forward secrecy (real GnuPG)', () => {
 
     // A first mail's envelope: sealed to the current encryption subkey of the public certificate.
     const certificate = await openpgp.readKey({ armoredKey: (await runCli(['keys', 'export'], env(home))).stdout });
-    const envelope = await openpgp.encrypt({ message: await openpgp.createMessage({ text: 'the first mail' }), encryptionKeys: certificate });
+    const envelope = await openpgp.encrypt({
+      message: await openpgp.createMessage({ text: 'the first mail' }),
+      encryptionKeys: certificate,
+    });
 
     const gpg = new Gpg();
     try {
@@ -256,7 +303,14 @@ describe('backups keep forward secrecy (real GnuPG)', () => {
       assert.equal(imported.status, 0, imported.stderr);
       const listing = gpg.ok(['--with-colons', '--list-secret-keys', ADDRESS]).stdout.toString();
       assert.match(listing, /^sec:/m, 'the identity imports as a secret key');
-      assert.equal(listing.split('\n').find((l) => l.startsWith('fpr:'))!.split(':')[9]!.toLowerCase(), backup.getFingerprint());
+      assert.equal(
+        listing
+          .split('\n')
+          .find((l) => l.startsWith('fpr:'))!
+          .split(':')[9]!
+          .toLowerCase(),
+        backup.getFingerprint(),
+      );
       assert.doesNotMatch(listing, /^ssb:/m, 'no secret subkey');
       const opened = gpg.run(['--pinentry-mode', 'loopback', '--passphrase', PASSPHRASE, '--decrypt'], envelope);
       assert.notEqual(opened.status, 0, 'the backup cannot decrypt a first mail');
@@ -266,22 +320,37 @@ describe('backups keep forward secrecy (real GnuPG)', () => {
       const backupFile = join(home, 'backup.asc');
       writeFileSync(backupFile, exported.stdout);
       const elsewhere = cliHome('offrecord-restore-');
-      expectExit(await runCli(['init', '--email', ADDRESS, '--restore', backupFile], env(elsewhere, { OFFRECORD_PASSPHRASE: 'wrong horse' })), 4, /wrong passphrase for the backup/, 'restore, wrong passphrase');
+      expectExit(
+        await runCli(['init', '--email', ADDRESS, '--restore', backupFile], env(elsewhere, { OFFRECORD_PASSPHRASE: 'wrong horse' })),
+        4,
+        /wrong passphrase for the backup/,
+        'restore, wrong passphrase',
+      );
       assert.equal(existsSync(storePath(elsewhere)), false, 'nothing created');
-      const restored = await runCli(['init', '--email', ADDRESS, '--restore', backupFile], env(elsewhere, { OFFRECORD_PASSPHRASE: PASSPHRASE }));
+      const restored = await runCli(
+        ['init', '--email', ADDRESS, '--restore', backupFile],
+        env(elsewhere, { OFFRECORD_PASSPHRASE: PASSPHRASE }),
+      );
       assert.equal(restored.status, 0, restored.stderr);
       const before = JSON.parse((await runCli(['keys', 'list', '--json'], env(home))).stdout);
       const after = JSON.parse((await runCli(['keys', 'list', '--json'], env(elsewhere))).stdout);
       assert.equal(after.identity.fingerprint, before.identity.fingerprint);
       const ids = (listing: { ownKeys: { id: string }[] }) => listing.ownKeys.map((k) => k.id);
       assert.equal(after.ownKeys.length, 2, 'one encryption subkey and one ring key');
-      assert.deepEqual(ids(after).filter((id: string) => ids(before).includes(id)), [], 'no short-lived key comes back');
+      assert.deepEqual(
+        ids(after).filter((id: string) => ids(before).includes(id)),
+        [],
+        'no short-lived key comes back',
+      );
       assert.equal(after.identity.protected, true);
       assert.match((await runCli(['sessions'], env(elsewhere))).stdout, /no sessions yet/);
       const restoredStore = openAccountStore(storePath(elsewhere), { passphrase: PASSPHRASE });
       const restoredKey = await openpgp.readPrivateKey({ armoredKey: restoredStore.identity()!.secretKey });
       restoredStore.close();
-      await assert.rejects(openpgp.decrypt({ message: await openpgp.readMessage({ armoredMessage: envelope }), decryptionKeys: restoredKey }), 'the restored account cannot open the old first mail');
+      await assert.rejects(
+        openpgp.decrypt({ message: await openpgp.readMessage({ armoredMessage: envelope }), decryptionKeys: restoredKey }),
+        'the restored account cannot open the old first mail',
+      );
 
       // Control: the full key the store holds (what the backup used to be) does open it.
       const store = openAccountStore(storePath(home), { passphrase: PASSPHRASE });

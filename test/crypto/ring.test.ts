@@ -24,7 +24,13 @@ import {
   verifyPossession,
 } from '../../src/crypto/ring.ts';
 import { RingError, type RingErrorCode } from '../../src/crypto/errors.ts';
-import { PROOF_VECTORS_PATH, RING_VECTORS_PATH, renderVectors, type ProofVectors, type RingVectors } from '../../fixtures/vectors/format.ts';
+import {
+  PROOF_VECTORS_PATH,
+  RING_VECTORS_PATH,
+  renderVectors,
+  type ProofVectors,
+  type RingVectors,
+} from '../../fixtures/vectors/format.ts';
 import { buildProofVectors } from '../../scripts/gen-proof-vectors.ts';
 import { buildRingVectors } from '../../scripts/gen-ring-vectors.ts';
 
@@ -57,7 +63,9 @@ function referenceEquationHolds(ring: [string, string], messageHex: string, sign
   const len = Buffer.alloc(8);
   len.writeBigUInt64BE(BigInt(m.length));
   const H = (R: Uint8Array): bigint =>
-    bytesToNumberLE(createHash('sha512').update('offrecord/v1 ring challenge').update(k0).update(k1).update(len).update(m).update(R).digest()) % ORDER;
+    bytesToNumberLE(
+      createHash('sha512').update('offrecord/v1 ring challenge').update(k0).update(k1).update(len).update(m).update(R).digest(),
+    ) % ORDER;
   const [c0, s0, s1] = [0, 32, 64].map((o) => bytesToNumberLE(sig.subarray(o, o + 32)) % ORDER) as [bigint, bigint, bigint];
   const mul = (p: typeof ed25519.Point.BASE, k: bigint) => p.multiplyUnsafe(k);
   const c1 = H(mul(ed25519.Point.BASE, s0).add(mul(P[0]!, c0)).toBytes());
@@ -133,10 +141,10 @@ describe('ring signature vectors', () => {
       (v) =>
         !v.comment.includes('two defects on purpose') &&
         (v.expect === 'non_canonical_scalar' ||
-        v.expect === 'identity_point' ||
-        v.expect === 'torsion_point' ||
-        (v.expect === 'ring_order' && v.ring[0] === v.ring[1]) ||
-        (v.expect === 'non_canonical_point' && !v.comment.includes('not on the curve'))),
+          v.expect === 'identity_point' ||
+          v.expect === 'torsion_point' ||
+          (v.expect === 'ring_order' && v.ring[0] === v.ring[1]) ||
+          (v.expect === 'non_canonical_point' && !v.comment.includes('not on the curve'))),
     );
     assert.ok(oneDefect.length >= 8);
     for (const v of oneDefect) assert.ok(referenceEquationHolds(v.ring, v.message, v.signature), v.comment);
@@ -302,9 +310,15 @@ describe('proof of possession (PROTOCOL.md §15.3)', () => {
     const len = Buffer.alloc(8);
     len.writeBigUInt64BE(BigInt(m.length));
     const R = proof.subarray(0, 32);
-    const c = bytesToNumberLE(createHash('sha512').update('offrecord/v1 possession challenge').update(publicKey).update(len).update(m).update(R).digest()) % ORDER;
+    const c =
+      bytesToNumberLE(
+        createHash('sha512').update('offrecord/v1 possession challenge').update(publicKey).update(len).update(m).update(R).digest(),
+      ) % ORDER;
     const s = bytesToNumberLE(proof.subarray(32));
-    return s < ORDER && ed25519.Point.BASE.multiplyUnsafe(s).equals(ed25519.Point.fromBytes(R).add(ed25519.Point.fromBytes(publicKey).multiplyUnsafe(c)));
+    return (
+      s < ORDER &&
+      ed25519.Point.BASE.multiplyUnsafe(s).equals(ed25519.Point.fromBytes(R).add(ed25519.Point.fromBytes(publicKey).multiplyUnsafe(c)))
+    );
   }
 
   it('the committed file is exactly what scripts/gen-proof-vectors.ts produces', () => {
@@ -339,8 +353,15 @@ describe('proof of possession (PROTOCOL.md §15.3)', () => {
         const [x, y] = [generateRingSecret(), generateRingSecret()];
         const proof = provePossession(x, m);
         verifyPossession(ringPublicKey(x), m, proof);
-        assert.throws(() => verifyPossession(ringPublicKey(y), m, proof), (e: unknown) => e instanceof RingError && e.code === 'invalid_proof');
-        if (toHex(other) !== toHex(m)) assert.throws(() => verifyPossession(ringPublicKey(x), other, proof), (e: unknown) => e instanceof RingError);
+        assert.throws(
+          () => verifyPossession(ringPublicKey(y), m, proof),
+          (e: unknown) => e instanceof RingError && e.code === 'invalid_proof',
+        );
+        if (toHex(other) !== toHex(m))
+          assert.throws(
+            () => verifyPossession(ringPublicKey(x), other, proof),
+            (e: unknown) => e instanceof RingError,
+          );
       }),
       { numRuns: RUNS },
     );

@@ -29,7 +29,11 @@ async function split(sealed: Uint8Array): Promise<{ pkesk: Uint8Array; seipd: Ui
 
 async function refused(sealed: Uint8Array, reason: RegExp): Promise<void> {
   const bob = await identity('bob');
-  await assert.rejects(new OpenPgpSealer([bob.privateKey]).open(sealed), (error: unknown) => error instanceof EnvelopeError && error.code === 'malformed' && reason.test(error.message), String(reason));
+  await assert.rejects(
+    new OpenPgpSealer([bob.privateKey]).open(sealed),
+    (error: unknown) => error instanceof EnvelopeError && error.code === 'malformed' && reason.test(error.message),
+    String(reason),
+  );
 }
 
 describe('the first-mail envelope, checked before decryption (§5.2)', () => {
@@ -73,10 +77,20 @@ describe('the first-mail envelope, checked before decryption (§5.2)', () => {
   it('a compressed envelope is refused without decompressing it (28 KB of zlib holding 27 MiB of zeros)', async () => {
     const bob = await identity('bob');
     const message = await openpgp.createMessage({ binary: new Uint8Array(27 * 1024 * 1024) });
-    const bomb = (await openpgp.encrypt({ message, encryptionKeys: bob.publicKey, format: 'binary', config: { preferredCompressionAlgorithm: openpgp.enums.compression.zlib } })) as Uint8Array;
+    const bomb = (await openpgp.encrypt({
+      message,
+      encryptionKeys: bob.publicKey,
+      format: 'binary',
+      config: { preferredCompressionAlgorithm: openpgp.enums.compression.zlib },
+    })) as Uint8Array;
     assert.ok(bomb.length < 64 * 1024, `${bomb.length} bytes`);
     await assert.rejects(new OpenPgpSealer([bob.privateKey]).open(bomb), /decompressed message size/);
-    const small = (await openpgp.encrypt({ message: await openpgp.createMessage({ binary: new Uint8Array(10) }), encryptionKeys: bob.publicKey, format: 'binary', config: { preferredCompressionAlgorithm: openpgp.enums.compression.zip } })) as Uint8Array;
+    const small = (await openpgp.encrypt({
+      message: await openpgp.createMessage({ binary: new Uint8Array(10) }),
+      encryptionKeys: bob.publicKey,
+      format: 'binary',
+      config: { preferredCompressionAlgorithm: openpgp.enums.compression.zip },
+    })) as Uint8Array;
     await assert.rejects(new OpenPgpSealer([bob.privateKey]).open(small), /decompressed message size/, 'however small');
   });
 
@@ -84,6 +98,9 @@ describe('the first-mail envelope, checked before decryption (§5.2)', () => {
     const carol = await identity('carol');
     const toCarol = await new OpenPgpSealer([]).seal(new Uint8Array(10), carol.publicKey);
     const bob = await identity('bob');
-    await assert.rejects(new OpenPgpSealer([bob.privateKey]).open(toCarol), (error: unknown) => !(error instanceof EnvelopeError) && /not for one of our/.test((error as Error).message));
+    await assert.rejects(
+      new OpenPgpSealer([bob.privateKey]).open(toCarol),
+      (error: unknown) => !(error instanceof EnvelopeError) && /not for one of our/.test((error as Error).message),
+    );
   });
 });

@@ -64,7 +64,10 @@ describe('burst: 500 mails while the watcher runs', () => {
       const out = overlapped(alice.outgoing);
       const sender = { ...alice, outgoing: out.transport };
       for (let i = 0; i < MAILS; i++) {
-        assert.deepEqual(await sendMessage(sender, { to: bob.address, subject: `burst ${i}`, text: `burst body ${i}` }), { kind: 'encrypted', type: 'data' });
+        assert.deepEqual(await sendMessage(sender, { to: bob.address, subject: `burst ${i}`, text: `burst body ${i}` }), {
+          kind: 'encrypted',
+          type: 'data',
+        });
       }
       await out.drain();
       const sentMs = Date.now() - started;
@@ -81,7 +84,10 @@ describe('burst: 500 mails while the watcher runs', () => {
     assert.deepEqual([missing, twice], [[], []], 'none missing, none twice');
     assert.equal(counts.size, MAILS);
     assert.equal((await maildirMessages(inbox)).length, MAILS, 'nothing else in the Maildir');
-    assert.deepEqual(log.lines.filter((l) => l.event === 'mail.skipped'), []);
+    assert.deepEqual(
+      log.lines.filter((l) => l.event === 'mail.skipped'),
+      [],
+    );
     assert.equal(log.lines.filter((l) => l.event === 'mail.delivered').length, MAILS);
 
     assert.deepEqual(await pending(bob), [], 'no offrecord mail left in the INBOX');

@@ -16,7 +16,17 @@ import { fetchMessages } from '../../src/mail/receive.ts';
 import { sendMessage } from '../../src/mail/send.ts';
 import { accountFileName, openAccountStore } from '../../src/store/index.ts';
 import { addLoopbackAccount, cliHome, homeEnv, ok, spawnCli } from '../../kit/cli.ts';
-import { bootstrapCliBob, captureOutput, folderSources, logEvents, maildirMessages, reusedCounters, sealedMessages, tally, until } from '../helpers/daemon.ts';
+import {
+  bootstrapCliBob,
+  captureOutput,
+  folderSources,
+  logEvents,
+  maildirMessages,
+  reusedCounters,
+  sealedMessages,
+  tally,
+  until,
+} from '../helpers/daemon.ts';
 import { useMailServers } from '../../kit/mail-servers.ts';
 import { loopbackAccount, type LoopbackAccount } from '../../kit/loopback-accounts.ts';
 
@@ -72,7 +82,7 @@ describe('crash: SIGKILL at 30 random points while mail arrives', () => {
     const watchState = async () => {
       const file = (await readdir(dataDir)).find((name) => name.endsWith('.watch.json'));
       if (!file) return null;
-      return (JSON.parse(await readFile(join(dataDir, file), 'utf8')) as { state: { kind: string }; pid: number });
+      return JSON.parse(await readFile(join(dataDir, file), 'utf8')) as { state: { kind: string }; pid: number };
     };
     const aliceSkips: unknown[] = [];
     const aliceFetch = async () => {
@@ -158,7 +168,10 @@ describe('crash: SIGKILL at 30 random points while mail arrives', () => {
     // Counters: Bob's ACKs (and the reply) as they reached Alice, Alice's DATA as it reached Bob.
     await aliceFetch();
     assert.deepEqual(aliceSkips, [], 'Alice read every mail of Bob: no replay, no auth failure');
-    const fromBob = await sealedMessages([...(await folderSources(s, 'alice', 'INBOX')), ...(await folderSources(s, 'alice', 'OffRecord'))]);
+    const fromBob = await sealedMessages([
+      ...(await folderSources(s, 'alice', 'INBOX')),
+      ...(await folderSources(s, 'alice', 'OffRecord')),
+    ]);
     const fromAlice = await sealedMessages(await folderSources(s, 'bob', 'OffRecord'));
     t.diagnostic(`Bob sent ${fromBob.filter((m) => m.type === 'ack').length} acknowledgement(s)`);
     assert.ok(fromBob.filter((m) => m.type === 'ack').length >= 3, 'Bob acknowledged again and again');

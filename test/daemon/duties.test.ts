@@ -49,7 +49,11 @@ function counting(transport: OutgoingTransport): OutgoingTransport & { sent: num
 }
 
 /** `who`'s watcher with duties every 100 ms, for the length of `work`; it must not have failed. */
-async function withWatcher(who: LoopbackAccount, inbox: string, work: (log: ReturnType<typeof memoryLogger>) => Promise<void>): Promise<ReturnType<typeof memoryLogger>> {
+async function withWatcher(
+  who: LoopbackAccount,
+  inbox: string,
+  work: (log: ReturnType<typeof memoryLogger>) => Promise<void>,
+): Promise<ReturnType<typeof memoryLogger>> {
   const log = memoryLogger();
   const controller = new AbortController();
   const states: WatchState[] = [];
@@ -91,9 +95,17 @@ describe('protocol duties carried out by the watcher', () => {
       await until('the message', async () => (await maildirMessages(inbox)).some((t) => t.includes('a new share rides along')));
       await until('the acknowledgement', () => log.lines.some((l) => l.event === 'ack.sent'));
     });
-    assert.deepEqual(log.lines.filter((l) => l.event === 'ack.sent').map((l) => l.fields.to), [alice.address], 'one acknowledgement');
+    assert.deepEqual(
+      log.lines.filter((l) => l.event === 'ack.sent').map((l) => l.fields.to),
+      [alice.address],
+      'one acknowledgement',
+    );
     const reports = await fetchUntil(alice, 'protocol');
-    assert.deepEqual(reports.map((r) => r.kind), ['protocol'], 'an acknowledgement carries nothing for the user');
+    assert.deepEqual(
+      reports.map((r) => r.kind),
+      ['protocol'],
+      'an acknowledgement carries nothing for the user',
+    );
     await fetchMessages(alice); // forgetting runs with the next step; graceMs 0 makes it immediate
     const after = established(state(alice, bob));
     assert.notEqual(after.keys.ours.sending.id, oldKey, 'Alice moved on to the key Bob acknowledged');
@@ -114,7 +126,11 @@ describe('protocol duties carried out by the watcher', () => {
       });
     });
     assert.equal((await maildirMessages(inbox)).filter((t) => t.includes('note sent into the void')).length, 1, 'delivered once');
-    assert.equal(log.lines.filter((l) => l.event === 'mail.skipped' && l.fields.code === 'no_session').length, 1, 'skipped once, not re-read every pass');
+    assert.equal(
+      log.lines.filter((l) => l.event === 'mail.skipped' && l.fields.code === 'no_session').length,
+      1,
+      'skipped once, not re-read every pass',
+    );
     assert.equal(established(state(bob, alice)).kind, 'established');
     assert.equal((await pending(bob)).length, 1, 'the unreadable mail stays on the server');
   });
@@ -159,12 +175,25 @@ describe('a correspondent who advertises our own ring key (PROTOCOL.md §15.1)',
       await until('the message', async () => (await maildirMessages(inbox)).some((t) => t.includes('hello from mallory')));
       await until('the empty reply', () => log.lines.some((l) => l.event === 'ack.sent'));
     });
-    assert.deepEqual(log.lines.filter((l) => l.event === 'ack.sent').map((l) => l.fields.to), [mallory.address]);
+    assert.deepEqual(
+      log.lines.filter((l) => l.event === 'ack.sent').map((l) => l.fields.to),
+      [mallory.address],
+    );
     const malloryKeys = bob.store.peerKeys(mallory.fingerprint, 'ring').map((k) => toHex(k.public));
-    assert.deepEqual(malloryKeys, mallory.keyring.ringAdverts().map((a) => toHex(a.public)), 'only her real key is stored');
+    assert.deepEqual(
+      malloryKeys,
+      mallory.keyring.ringAdverts().map((a) => toHex(a.public)),
+      'only her real key is stored',
+    );
     const refused = await bob.keyring.learnRingKeys(mallory.address, [stolen]);
-    assert.deepEqual(refused.rejected.map((r) => r.code), ['own_ring_key']);
+    assert.deepEqual(
+      refused.rejected.map((r) => r.code),
+      ['own_ring_key'],
+    );
     // The reply reaches Mallory under her real key: her software reads it.
-    assert.deepEqual((await fetchUntil(mallory, 'protocol')).map((r) => r.kind), ['protocol']);
+    assert.deepEqual(
+      (await fetchUntil(mallory, 'protocol')).map((r) => r.kind),
+      ['protocol'],
+    );
   });
 });

@@ -14,7 +14,15 @@ import { MailError } from '../../src/mail/errors.ts';
 import { fetchMessages } from '../../src/mail/receive.ts';
 import { sendMessage } from '../../src/mail/send.ts';
 import { ImapMailbox } from '../../src/mail/servers.ts';
-import { appendMail, dovecotMaildir, establish, loopbackAccount, pending, serverConfig, type LoopbackAccount } from '../../kit/loopback-accounts.ts';
+import {
+  appendMail,
+  dovecotMaildir,
+  establish,
+  loopbackAccount,
+  pending,
+  serverConfig,
+  type LoopbackAccount,
+} from '../../kit/loopback-accounts.ts';
 import { maildirMessages, until } from '../helpers/daemon.ts';
 import { useMailServers } from '../../kit/mail-servers.ts';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.ts';
@@ -33,7 +41,12 @@ function watch(bob: LoopbackAccount, inbox: string) {
   const log = memoryLogger();
   const states: WatchState[] = [];
   const controller = new AbortController();
-  const running = new Watcher({ account: { ...bob, delivery: new MaildirDelivery(inbox) }, log, timings: FAST, onStatus: (s) => states.push(s.state) }).run(controller.signal);
+  const running = new Watcher({
+    account: { ...bob, delivery: new MaildirDelivery(inbox) },
+    log,
+    timings: FAST,
+    onStatus: (s) => states.push(s.state),
+  }).run(controller.signal);
   return {
     log,
     state: () => states.at(-1)?.kind,
@@ -72,12 +85,17 @@ describe('the watcher against server faults', () => {
         await until('the watcher to notice', () => watcher.state() === 'backoff');
         await startDovecot(s);
         // Sent while the watcher may still be backing off: the catch-up pass must find them.
-        for (let i = 0; i < 2; i++) await sendMessage(alice, { to: bob.address, subject: 's', text: `note r-${String(round * 2 + i).padStart(2, '0')}` });
+        for (let i = 0; i < 2; i++)
+          await sendMessage(alice, { to: bob.address, subject: 's', text: `note r-${String(round * 2 + i).padStart(2, '0')}` });
       }
-      await until('20 deliveries', async () => {
-        assert.notEqual(watcher.state(), 'stopped', JSON.stringify(watcher.log.lines.at(-1)));
-        return (await bodies(inbox)).length >= 20;
-      }, 60_000);
+      await until(
+        '20 deliveries',
+        async () => {
+          assert.notEqual(watcher.state(), 'stopped', JSON.stringify(watcher.log.lines.at(-1)));
+          return (await bodies(inbox)).length >= 20;
+        },
+        60_000,
+      );
     } finally {
       await watcher.stop();
     }
@@ -98,7 +116,12 @@ describe('the watcher against server faults', () => {
       for (let i = 0; i < 6; i++) {
         await until('the watcher to idle', () => watcher.state() === 'idle');
         proxy.cutAfter(64 * 1024); // the next answer that long is cut: this mail's FETCH
-        await sendMessage(alice, { to: bob.address, subject: 's', text: `note c-${String(i).padStart(2, '0')}`, attachments: [attachment] });
+        await sendMessage(alice, {
+          to: bob.address,
+          subject: 's',
+          text: `note c-${String(i).padStart(2, '0')}`,
+          attachments: [attachment],
+        });
         await until(`delivery ${i}`, async () => (await bodies(inbox)).length > i);
       }
       await until('the last mail filed away', async () => (await pending(bob)).length === 0);
@@ -118,19 +141,29 @@ describe('the watcher against server faults', () => {
     const [before] = await pending(bob);
     // Decrypted and committed, then the MOVE fails: the mail stays in the INBOX.
     const incoming = bob.incoming;
-    const stuck = Object.assign(Object.create(incoming) as typeof incoming, { done: async () => Promise.reject(new MailError('io', 'connection dropped')) });
+    const stuck = Object.assign(Object.create(incoming) as typeof incoming, {
+      done: async () => Promise.reject(new MailError('io', 'connection dropped')),
+    });
     const first = await fetchMessages({ ...bob, incoming: stuck, delivery: new MaildirDelivery(inbox) });
-    assert.deepEqual(first.map((r) => (r.kind === 'skipped' ? r.code : r.kind)), ['io']);
+    assert.deepEqual(
+      first.map((r) => (r.kind === 'skipped' ? r.code : r.kind)),
+      ['io'],
+    );
     assert.deepEqual(await bodies(inbox), ['u-00']);
     // The server renumbers its mailbox (as after an index rebuild): a new UIDVALIDITY.
     await stopDovecot(s);
-    for (const name of await readdir(dovecotMaildir(s, 'bob'))) if (name.startsWith('dovecot')) await rm(join(dovecotMaildir(s, 'bob'), name), { force: true });
+    for (const name of await readdir(dovecotMaildir(s, 'bob')))
+      if (name.startsWith('dovecot')) await rm(join(dovecotMaildir(s, 'bob'), name), { force: true });
     await new Promise((r) => setTimeout(r, 1_100)); // Dovecot derives the new UIDVALIDITY from the time
     await startDovecot(s);
     const [after] = await pending(bob);
     assert.notEqual(after!.split(':')[0], before!.split(':')[0], 'UIDVALIDITY changed');
     const second = await fetchMessages({ ...bob, delivery: new MaildirDelivery(inbox) });
-    assert.deepEqual(second.map((r) => r.kind), ['refiled'], 'recognised, not a replay');
+    assert.deepEqual(
+      second.map((r) => r.kind),
+      ['refiled'],
+      'recognised, not a replay',
+    );
     assert.deepEqual(await bodies(inbox), ['u-00'], 'delivered once');
     assert.deepEqual(await pending(bob), []);
   });

@@ -32,8 +32,16 @@ describe('poison mail never stops offrecord watch or fetch (real Postfix and Dov
     ({ alice, bobAddress, bobEnv } = await cliBobAndAlice(s, bobHome));
     // A genuine data mail from Alice, composed but never sent: the truncated one is cut from it.
     const composed: Uint8Array[] = [];
-    await sendMessage({ ...alice, outgoing: { send: async (raw) => void composed.push(Uint8Array.from(raw)) } }, { to: bobAddress, subject: 'cut', text: 'cut' });
-    corpus = await poisonCorpus({ from: alice.address, to: bobAddress, genuine: composed[0]!, recipientKey: (await alice.keyring.correspondent(bobAddress)).encryptionKey });
+    await sendMessage(
+      { ...alice, outgoing: { send: async (raw) => void composed.push(Uint8Array.from(raw)) } },
+      { to: bobAddress, subject: 'cut', text: 'cut' },
+    );
+    corpus = await poisonCorpus({
+      from: alice.address,
+      to: bobAddress,
+      genuine: composed[0]!,
+      recipientKey: (await alice.keyring.correspondent(bobAddress)).encryptionKey,
+    });
   });
 
   const inbox = async () => (await folderSources(s, 'bob', 'INBOX')).map((b) => sha256(b)).sort();
@@ -58,10 +66,14 @@ describe('poison mail never stops offrecord watch or fetch (real Postfix and Dov
       await until('watch.start', () => events().some((e) => e.event === 'watch.start'));
       await poisonIn();
       const text = await genuine();
-      await until('the genuine mail', async () => {
-        assert.equal(child.exitCode, null, `the watcher exited: ${io.stderr()}`);
-        return delivered(text);
-      }, 120_000);
+      await until(
+        'the genuine mail',
+        async () => {
+          assert.equal(child.exitCode, null, `the watcher exited: ${io.stderr()}`);
+          return delivered(text);
+        },
+        120_000,
+      );
       await until(`${corpus.length} skips`, () => events().filter((e) => e.event === 'mail.skipped').length >= corpus.length, 60_000);
       assert.equal(child.exitCode, null, io.stderr());
       const skips = events().filter((e) => e.event === 'mail.skipped');
@@ -89,6 +101,9 @@ describe('poison mail never stops offrecord watch or fetch (real Postfix and Dov
     for (const line of left) assert.match(line, /untouched: .+ \((too_large|malformed|auth)\)$/);
     const after = await inbox();
     assert.equal(after.length, corpus.length);
-    assert.ok(after.every((hash) => poison.includes(hash)), 'each poison mail byte for byte as it was');
+    assert.ok(
+      after.every((hash) => poison.includes(hash)),
+      'each poison mail byte for byte as it was',
+    );
   });
 });

@@ -16,7 +16,8 @@ const root = await mkdtemp(join(tmpdir(), 'offrecord-poll-'));
 after(() => rm(root, { recursive: true, force: true }));
 
 // Dovecot's own list, less IDLE (and NOTIFY).
-const WITHOUT_IDLE = 'imap_capability = IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE SORT MULTIAPPEND UNSELECT CHILDREN NAMESPACE UIDPLUS LIST-EXTENDED CONDSTORE ESEARCH SEARCHRES LIST-STATUS BINARY MOVE LITERAL+';
+const WITHOUT_IDLE =
+  'imap_capability = IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE SORT MULTIAPPEND UNSELECT CHILDREN NAMESPACE UIDPLUS LIST-EXTENDED CONDSTORE ESEARCH SEARCHRES LIST-STATUS BINARY MOVE LITERAL+';
 
 describe('the watcher on a server without IDLE', () => {
   const servers = useMailServers({ dovecotSettings: [WITHOUT_IDLE] });
@@ -32,7 +33,11 @@ describe('the watcher on a server without IDLE', () => {
     const inbox = join(root, 'plaintext');
     const controller = new AbortController();
     // The wait for news is capped by idleRestartMs: here it is the polling interval.
-    const running = new Watcher({ account: { ...bob, delivery: new MaildirDelivery(inbox) }, log: memoryLogger(), timings: { idleRestartMs: 300 } }).run(controller.signal);
+    const running = new Watcher({
+      account: { ...bob, delivery: new MaildirDelivery(inbox) },
+      log: memoryLogger(),
+      timings: { idleRestartMs: 300 },
+    }).run(controller.signal);
     try {
       for (let i = 0; i < 3; i++) await sendMessage(alice, { to: bob.address, subject: 's', text: `polled ${i}` });
       await until('three deliveries', async () => (await maildirMessages(inbox)).length === 3);

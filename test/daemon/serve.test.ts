@@ -19,7 +19,11 @@ const MiB = 1024 * 1024;
 const servers = useMailServers({ postfixSettings: ['message_size_limit = 64000000'] });
 
 /** Starts a long-running CLI command and waits for its JSON log line `event`; returns the child and the line. */
-async function startLogging(args: string[], env: NodeJS.ProcessEnv, event: string): Promise<{ child: ChildProcess; line: Record<string, unknown>; stderr: () => string }> {
+async function startLogging(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  event: string,
+): Promise<{ child: ChildProcess; line: Record<string, unknown>; stderr: () => string }> {
   const child = spawnCli(args, env);
   let stderr = '';
   const line = await new Promise<Record<string, unknown>>((resolve, reject) => {
@@ -52,7 +56,15 @@ describe('offrecord serve: SMTP submission on loopback', () => {
   let serving: Awaited<ReturnType<typeof startLogging>>;
   let port = 0;
   const client = (pass: string, user?: string) =>
-    createTransport({ host: '127.0.0.1', port, secure: false, ignoreTLS: true, auth: { user: user ?? servers().users.alice.address, pass }, connectionTimeout: 10_000, socketTimeout: 300_000 });
+    createTransport({
+      host: '127.0.0.1',
+      port,
+      secure: false,
+      ignoreTLS: true,
+      auth: { user: user ?? servers().users.alice.address, pass },
+      connectionTimeout: 10_000,
+      socketTimeout: 300_000,
+    });
 
   /** Bob fetches until a message with `subject` is in his Maildir; returns the file, parsed. */
   async function bobReads(subject: string) {
@@ -84,10 +96,14 @@ describe('offrecord serve: SMTP submission on loopback', () => {
     await addLoopbackAccount(bobHome, s, 'bob');
     // Bob's one consented plaintext mail brings Alice his keys.
     await ok(bobHome, ['send', '--to', s.users.alice.address, '--subject', 'keys', '--plaintext'], 'my keys', bobEnv);
-    for (let i = 0; i < 40 && !/learned the offrecord keys/.test(await ok(aliceHome, ['fetch'], '', { MAIL_PW: s.users.alice.pass })); i++) await new Promise((r) => setTimeout(r, 300));
+    for (let i = 0; i < 40 && !/learned the offrecord keys/.test(await ok(aliceHome, ['fetch'], '', { MAIL_PW: s.users.alice.pass })); i++)
+      await new Promise((r) => setTimeout(r, 300));
     const made = await ok(aliceHome, ['account', 'credential']);
     password = /^ {2}password (\S+)$/m.exec(made)![1]!;
-    assert.ok(!readFileSync(join(aliceHome, 'config/offrecord', `${s.users.alice.address}.credential.json`), 'utf8').includes(password), 'only a hash of the credential is kept');
+    assert.ok(
+      !readFileSync(join(aliceHome, 'config/offrecord', `${s.users.alice.address}.credential.json`), 'utf8').includes(password),
+      'only a hash of the credential is kept',
+    );
     serving = await startLogging(['serve', '--port', '0'], aliceEnv, 'serve.start');
     port = serving.line.port as number;
   });
@@ -97,7 +113,10 @@ describe('offrecord serve: SMTP submission on loopback', () => {
 
   it('a wrong credential, another user, another sender: refused', async () => {
     const s = servers();
-    await assert.rejects(client('not the credential').verify(), (e: { code?: string; responseCode?: number }) => e.code === 'EAUTH' && e.responseCode === 535);
+    await assert.rejects(
+      client('not the credential').verify(),
+      (e: { code?: string; responseCode?: number }) => e.code === 'EAUTH' && e.responseCode === 535,
+    );
     await assert.rejects(client(password, s.users.bob.address).verify(), (e: { responseCode?: number }) => e.responseCode === 535);
     await assert.rejects(
       client(password).sendMail({ from: s.users.bob.address, to: s.users.alice.address, subject: 'x', text: 'x' }),
@@ -109,8 +128,14 @@ describe('offrecord serve: SMTP submission on loopback', () => {
   it('a recipient without keys is refused with a reason the client shows (550), nothing sent', async () => {
     const s = servers();
     await assert.rejects(
-      client(password).sendMail({ from: s.users.alice.address, to: [s.users.bob.address, 'nobody@example.test'], subject: 'mixed', text: 'x' }),
-      (e: { responseCode?: number; response?: string }) => e.responseCode === 550 && /no offrecord keys are known for nobody@example.test/.test(e.response ?? ''),
+      client(password).sendMail({
+        from: s.users.alice.address,
+        to: [s.users.bob.address, 'nobody@example.test'],
+        subject: 'mixed',
+        text: 'x',
+      }),
+      (e: { responseCode?: number; response?: string }) =>
+        e.responseCode === 550 && /no offrecord keys are known for nobody@example.test/.test(e.response ?? ''),
     );
   });
 
@@ -128,13 +153,21 @@ describe('offrecord serve: SMTP submission on loopback', () => {
     assert.match(info.response, /^250 .*sent to bob@/);
     const got = await bobReads('the big file');
     assert.equal(got.attachments.length, 1);
-    assert.equal(createHash('sha256').update(got.attachments[0]!.content).digest('hex'), createHash('sha256').update(content).digest('hex'));
+    assert.equal(
+      createHash('sha256').update(got.attachments[0]!.content).digest('hex'),
+      createHash('sha256').update(content).digest('hex'),
+    );
     assert.equal(got.bcc, undefined);
 
     // Base64 with CRLF every 76 characters, as clients encode: 1 MiB more than fits in MAX_SUBMISSION_BYTES.
     const over = Math.ceil((MAX_SUBMISSION_BYTES * 3) / 4 / (78 / 76)) + MiB;
     await assert.rejects(
-      client(password).sendMail({ from: s.users.alice.address, to: s.users.bob.address, subject: 'too big', attachments: [{ filename: 'huge.bin', content: randomBytes(over) }] }),
+      client(password).sendMail({
+        from: s.users.alice.address,
+        to: s.users.bob.address,
+        subject: 'too big',
+        attachments: [{ filename: 'huge.bin', content: randomBytes(over) }],
+      }),
       (e: { responseCode?: number }) => e.responseCode === 552,
     );
   });
@@ -153,7 +186,13 @@ describe('offrecord watch --serve: reading and submission in one process', () =>
     await ok(home, ['account', 'credential']);
     const both = await startLogging(['watch', '--serve', '--serve-port', '0'], env, 'serve.start');
     try {
-      const transport = createTransport({ host: '127.0.0.1', port: both.line.port as number, secure: false, ignoreTLS: true, auth: { user: s.users.alice.address, pass: 'wrong' } });
+      const transport = createTransport({
+        host: '127.0.0.1',
+        port: both.line.port as number,
+        secure: false,
+        ignoreTLS: true,
+        auth: { user: s.users.alice.address, pass: 'wrong' },
+      });
       await assert.rejects(transport.verify(), (e: { responseCode?: number }) => e.responseCode === 535);
       for (let i = 0; i < 200 && !both.stderr().includes('"event":"watch.start"'); i++) await new Promise((r) => setTimeout(r, 100));
       assert.match(both.stderr(), /"event":"watch.start"/);

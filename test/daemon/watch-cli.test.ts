@@ -62,7 +62,10 @@ describe('offrecord watch and status over real IMAP and SMTP', () => {
       const end = await w.io.exited;
       assert.deepEqual(end, { code: 0, signal: null }, w.io.stderr());
       const events = logEvents(w.io.stderr());
-      assert.ok(events.some((e) => e.event === 'watch.signal' && e.signal === signal), w.io.stderr());
+      assert.ok(
+        events.some((e) => e.event === 'watch.signal' && e.signal === signal),
+        w.io.stderr(),
+      );
       // watch.stop comes after the connection's LOGOUT (the watcher's finally), and is the last word.
       assert.equal(events.at(-1)?.event, 'watch.stop', w.io.stderr());
       assert.ok(events.some((e) => e.event === 'mail.delivered'));
@@ -90,13 +93,29 @@ describe('offrecord watch and status over real IMAP and SMTP', () => {
       const text = await status();
       return text.includes(`watching (pid ${third.child.pid}): idle`) ? text : null;
     });
-    assert.match(line, new RegExp(`^${bobAddress.replace(/\./g, '\\.')}  watching \\(pid ${third.child.pid}\\): idle since \\S+; last pass \\S+; delivered \\d+, skipped 0; outbox 0; 1 session\\(s\\)\\n$`));
+    assert.match(
+      line,
+      new RegExp(
+        `^${bobAddress.replace(/\./g, '\\.')}  watching \\(pid ${third.child.pid}\\): idle since \\S+; last pass \\S+; delivered \\d+, skipped 0; outbox 0; 1 session\\(s\\)\\n$`,
+      ),
+    );
     third.child.kill('SIGTERM');
     assert.equal((await third.io.exited).code, 0, third.io.stderr());
     assert.match(await status(), /^\S+ {2}not watching \(last seen \S+\);/);
-    assert.deepEqual((await readdir(dataDir)).filter((name) => name.endsWith('.watch.lock')), [], 'a clean stop removes the lock');
-    const json = JSON.parse(await ok(bobHome, ['status', '--json'], '', bobEnv)) as { watching: boolean; pid: number | null; outbox: number }[];
-    assert.deepEqual(json.map((r) => [r.watching, r.pid, r.outbox]), [[false, null, 0]]);
+    assert.deepEqual(
+      (await readdir(dataDir)).filter((name) => name.endsWith('.watch.lock')),
+      [],
+      'a clean stop removes the lock',
+    );
+    const json = JSON.parse(await ok(bobHome, ['status', '--json'], '', bobEnv)) as {
+      watching: boolean;
+      pid: number | null;
+      outbox: number;
+    }[];
+    assert.deepEqual(
+      json.map((r) => [r.watching, r.pid, r.outbox]),
+      [[false, null, 0]],
+    );
   });
 
   it('a copy of the files taken while the watcher runs (passphrase from a credential) holds no secret and no plaintext', async () => {
@@ -147,7 +166,7 @@ describe('offrecord watch and status over real IMAP and SMTP', () => {
   it('--once delivers what is there and exits by itself', async () => {
     const mail = await send('once');
     // Wait until Dovecot has it: --once looks once.
-    await until('the mail in Bob\'s INBOX', async () => {
+    await until("the mail in Bob's INBOX", async () => {
       const r = await runCli(['watch', '--once', '--maildir', maildir], homeEnv(bobHome, bobEnv));
       assert.equal(r.status, 0, r.stderr);
       noSecrets(r.stderr);
@@ -162,10 +181,13 @@ describe('offrecord watch and status over real IMAP and SMTP', () => {
     const w = watch(['--exec', exec, '--json'], { WATCHER_ONLY: 'not for the command' });
     await started(w);
     const mail = await send('exec');
-    const envFile = await until('the command\'s output', async () => (await readdir(outDir)).find((name) => name.endsWith('.env')) ?? null);
+    const envFile = await until("the command's output", async () => (await readdir(outDir)).find((name) => name.endsWith('.env')) ?? null);
     const id = envFile.slice(0, -'.env'.length);
     const lines = await until('a JSON line', () => {
-      const got = w.io.stdout().split('\n').filter((l) => l.length > 0);
+      const got = w.io
+        .stdout()
+        .split('\n')
+        .filter((l) => l.length > 0);
       return got.length > 0 && w.io.stdout().endsWith('\n') ? got : null;
     });
     w.child.kill('SIGTERM');
@@ -179,12 +201,24 @@ describe('offrecord watch and status over real IMAP and SMTP', () => {
     const [from, fingerprint, verified, trust, attested] = (await readFile(join(outDir, `${id}.env`), 'utf8')).split('\n');
     assert.deepEqual([from, fingerprint, verified, trust, attested], [alice.address, alice.fingerprint, '0', 'unverified', verifiedSender]);
     const inherited = (await readFile(join(outDir, `${id}.allenv`), 'utf8')).split('\n').map((l) => l.slice(0, l.indexOf('=')));
-    for (const secret of ['OFFRECORD_PASSPHRASE', 'MAIL_PW', 'WATCHER_ONLY']) assert.ok(!inherited.includes(secret), `${secret} reached the command`);
+    for (const secret of ['OFFRECORD_PASSPHRASE', 'MAIL_PW', 'WATCHER_ONLY'])
+      assert.ok(!inherited.includes(secret), `${secret} reached the command`);
     assert.ok(inherited.includes('PATH') && inherited.includes('HOME'));
 
     assert.equal(lines.length, 1, w.io.stdout());
-    const line = JSON.parse(lines[0]!) as { delivery: string; from: string; fingerprint: string; trust: string; verifiedSender: string; subject: string; text: string };
-    assert.deepEqual([line.delivery, line.from, line.fingerprint, line.trust, line.verifiedSender, line.subject, line.text.trim()], [id, alice.address, alice.fingerprint, 'unverified', verifiedSender, mail.subject, mail.text]);
+    const line = JSON.parse(lines[0]!) as {
+      delivery: string;
+      from: string;
+      fingerprint: string;
+      trust: string;
+      verifiedSender: string;
+      subject: string;
+      text: string;
+    };
+    assert.deepEqual(
+      [line.delivery, line.from, line.fingerprint, line.trust, line.verifiedSender, line.subject, line.text.trim()],
+      [id, alice.address, alice.fingerprint, 'unverified', verifiedSender, mail.subject, mail.text],
+    );
     noSecrets(w.io.stderr());
   });
 

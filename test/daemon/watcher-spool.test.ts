@@ -29,7 +29,11 @@ describe('watcher over the Maildir spool', async () => {
     const log = memoryLogger();
     const controller = new AbortController();
     const states: string[] = [];
-    const watcher = new Watcher({ account: { ...bob, delivery: new MaildirDelivery(inbox) }, log, onStatus: (s) => states.push(s.state.kind) });
+    const watcher = new Watcher({
+      account: { ...bob, delivery: new MaildirDelivery(inbox) },
+      log,
+      onStatus: (s) => states.push(s.state.kind),
+    });
     const running = watcher.run(controller.signal);
     await sendMessage(bob, { to: alice.address, subject: 'first', text: 'hello alice' });
     await fetchMessages(alice); // the first mail: Alice answers it
@@ -46,7 +50,9 @@ describe('watcher over the Maildir spool', async () => {
 
   it('--once does one pass and stops by itself', async () => {
     await sendMessage(alice, { to: bob.address, subject: 'x', text: 'note 9' });
-    await new Watcher({ account: { ...bob, delivery: new MaildirDelivery(inbox) }, log: memoryLogger(), once: true }).run(new AbortController().signal);
+    await new Watcher({ account: { ...bob, delivery: new MaildirDelivery(inbox) }, log: memoryLogger(), once: true }).run(
+      new AbortController().signal,
+    );
     assert.equal(await count(), 7);
   });
 });

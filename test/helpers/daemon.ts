@@ -28,9 +28,14 @@ export async function until<T>(what: string, probe: () => Promise<T | null | fal
  * `establish` (loopback-accounts.ts) with Bob as a CLI home (already `init` and `account add`ed
  * as `bobAddress`) and Alice library-level. Bob's `fetch` delivers into his default Maildir.
  */
-export async function bootstrapCliBob(alice: LoopbackAccount, bobHome: string, bobEnv: NodeJS.ProcessEnv, bobAddress: string): Promise<void> {
+export async function bootstrapCliBob(
+  alice: LoopbackAccount,
+  bobHome: string,
+  bobEnv: NodeJS.ProcessEnv,
+  bobAddress: string,
+): Promise<void> {
   await ok(bobHome, ['send', '--to', alice.address, '--subject', 'hello', '--plaintext'], 'my keys', bobEnv);
-  await until('Bob\'s keys at Alice', async () => {
+  await until("Bob's keys at Alice", async () => {
     await fetchMessages(alice);
     return (await alice.keyring.fingerprint(bobAddress).catch(() => null)) ? true : null;
   });
@@ -44,7 +49,10 @@ export async function bootstrapCliBob(alice: LoopbackAccount, bobHome: string, b
  * Bob as a CLI home on the loopback servers (`init`, `account add`, password in $MAIL_PW) and
  * Alice as a library account, their conversation bootstrapped (bootstrapCliBob).
  */
-export async function cliBobAndAlice(s: MailServers, bobHome: string): Promise<{ alice: LoopbackAccount; bobAddress: string; bobEnv: NodeJS.ProcessEnv }> {
+export async function cliBobAndAlice(
+  s: MailServers,
+  bobHome: string,
+): Promise<{ alice: LoopbackAccount; bobAddress: string; bobEnv: NodeJS.ProcessEnv }> {
   const bobAddress = s.users.bob.address;
   const bobEnv = { MAIL_PW: s.users.bob.pass };
   const alice = await loopbackAccount(s, 'alice', { root: bobHome });
@@ -102,7 +110,11 @@ export interface SealedSeen {
   mac: string;
 }
 
-const SEALED_TYPES: Partial<Record<number, SealedSeen['type']>> = { [MessageType.Reply]: 'reply', [MessageType.Data]: 'data', [MessageType.Ack]: 'ack' };
+const SEALED_TYPES: Partial<Record<number, SealedSeen['type']>> = {
+  [MessageType.Reply]: 'reply',
+  [MessageType.Data]: 'data',
+  [MessageType.Ack]: 'ack',
+};
 
 /** The sealed (REPLY, DATA, ACK) offrecord mails among `sources`, decoded down to their counters. */
 export async function sealedMessages(sources: Buffer[]): Promise<SealedSeen[]> {
@@ -112,7 +124,12 @@ export async function sealedMessages(sources: Buffer[]): Promise<SealedSeen[]> {
     const type = mail ? SEALED_TYPES[mail.type] : undefined;
     if (!mail || !type) continue;
     const { message } = decodeSealed(mail.protocol);
-    seen.push({ from: mail.from, type, slot: `${mail.from} ${message.senderKeyId}/${message.recipientKeyId}#${message.counter}`, mac: Buffer.from(message.mac).toString('hex') });
+    seen.push({
+      from: mail.from,
+      type,
+      slot: `${mail.from} ${message.senderKeyId}/${message.recipientKeyId}#${message.counter}`,
+      mac: Buffer.from(message.mac).toString('hex'),
+    });
   }
   return seen;
 }
@@ -129,12 +146,18 @@ export function reusedCounters(seen: SealedSeen[]): string[] {
 }
 
 /** Collects a spawned CLI's stderr (and stdout) as it comes; `exited` settles once both are read to their end. */
-export function captureOutput(child: ChildProcess): { stderr: () => string; stdout: () => string; exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }> } {
+export function captureOutput(child: ChildProcess): {
+  stderr: () => string;
+  stdout: () => string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+} {
   let err = '';
   let out = '';
   child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (err += chunk));
   child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('close', (code, signal) => resolve({ code, signal })));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('close', (code, signal) => resolve({ code, signal })),
+  );
   return { stderr: () => err, stdout: () => out, exited };
 }
 

@@ -16,14 +16,22 @@ const mail = useMailServers();
 
 function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, fail) => { timer = setTimeout(() => fail(new Error(`${what}: nothing in ${ms} ms`)), ms); });
+  const timeout = new Promise<never>((_, fail) => {
+    timer = setTimeout(() => fail(new Error(`${what}: nothing in ${ms} ms`)), ms);
+  });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 /** A mail to bob whose body is a marker line followed by `bodyBytes` of base64 lines. */
 function rawMail(servers: MailServers, marker: string, bodyBytes = 0): Buffer {
-  const body = (randomBytes(Math.ceil((bodyBytes * 3) / 4)).toString('base64').match(/.{1,76}/g) ?? []).join('\r\n');
-  return Buffer.from(`From: ${servers.users.alice.address}\r\nTo: ${servers.users.bob.address}\r\nSubject: ${marker}\r\n\r\n${marker}\r\n${body}\r\n`);
+  const body = (
+    randomBytes(Math.ceil((bodyBytes * 3) / 4))
+      .toString('base64')
+      .match(/.{1,76}/g) ?? []
+  ).join('\r\n');
+  return Buffer.from(
+    `From: ${servers.users.alice.address}\r\nTo: ${servers.users.bob.address}\r\nSubject: ${marker}\r\n\r\n${marker}\r\n${body}\r\n`,
+  );
 }
 
 /** Bob's IMAP through `proxy`, with STARTTLS as usual (the proxy only pipes bytes). */
@@ -140,7 +148,8 @@ describe('TCP proxy in front of IMAP', () => {
     proxy.cutAfter(64 * 1024);
     await withTimeout(
       assert.rejects(client.fetchOne(String(uid), { source: true }, { uid: true })),
-      5_000, 'fetchOne rejecting after the cut',
+      5_000,
+      'fetchOne rejecting after the cut',
     );
     assert.equal(client.usable, false);
 

@@ -12,7 +12,12 @@ import type { MailAccount } from '../../src/mail/account.ts';
  * `ringPublic` certified by `identity` for [notBefore, notAfter): a valid certification whose
  * proof of possession is the best a non-holder can make, a valid proof by another key.
  */
-export async function certifiedWithoutSecret(identity: openpgp.PrivateKey, ringPublic: Uint8Array, notBefore: number, notAfter: number): Promise<RingKey> {
+export async function certifiedWithoutSecret(
+  identity: openpgp.PrivateKey,
+  ringPublic: Uint8Array,
+  notBefore: number,
+  notAfter: number,
+): Promise<RingKey> {
   const proof = provePossession(generateRingSecret(), ringKeyStatement(fingerprintBytes(identity), ringPublic, notBefore, notAfter));
   const certification = await signRingCertification(identity, ringPublic, notBefore, notAfter, proof, { now: notBefore });
   return { public: ringPublic, notBefore, notAfter, certification };

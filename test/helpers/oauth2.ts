@@ -52,7 +52,18 @@ export async function startTokenProvider(): Promise<TokenProvider> {
   const dir = mkdtempSync(join(tmpdir(), 'offrecord-idp-'));
   chmodSync(dir, 0o755);
   const conf = join(dir, 'dovecot-oauth2.conf.ext');
-  writeFileSync(conf, [`introspection_url = http://127.0.0.1:${port}/introspect`, 'introspection_mode = post', 'username_attribute = username', 'active_attribute = active', 'active_value = true', ''].join('\n'), { mode: 0o644 });
+  writeFileSync(
+    conf,
+    [
+      `introspection_url = http://127.0.0.1:${port}/introspect`,
+      'introspection_mode = post',
+      'username_attribute = username',
+      'active_attribute = active',
+      'active_value = true',
+      '',
+    ].join('\n'),
+    { mode: 0o644 },
+  );
   return {
     issue(user) {
       const token = `ya29.${randomBytes(24).toString('base64url')}`;
@@ -89,7 +100,8 @@ export function useOAuth2MailServers(): () => { servers: MailServers; provider: 
     await started?.provider.close();
   });
   return () => {
-    if (!started) throw new Error('the OAuth2 mail servers are not started: call useOAuth2MailServers() at the top of a test file or describe()');
+    if (!started)
+      throw new Error('the OAuth2 mail servers are not started: call useOAuth2MailServers() at the top of a test file or describe()');
     return started;
   };
 }
@@ -114,20 +126,29 @@ export function tokenCommand(dir: string): TokenCommand {
   const runs = join(dir, 'runs');
   const environment = join(dir, 'environment');
   const script = join(dir, 'token-command.sh');
-  writeFileSync(script, [
-    '#!/bin/sh',
-    `echo run >> '${runs}'`,
-    `env > '${environment}'`,
-    `line=$(head -n 1 '${queue}')`,
-    `if [ "$(wc -l < '${queue}')" -gt 1 ]; then tail -n +2 '${queue}' > '${queue}.next' && mv '${queue}.next' '${queue}'; fi`,
-    'case "$line" in "!exit "*) echo "the refresh failed" >&2; exit "${line#!exit }";; esac',
-    'printf "%s\\n" "$line"',
-    '',
-  ].join('\n'), { mode: 0o755 });
+  writeFileSync(
+    script,
+    [
+      '#!/bin/sh',
+      `echo run >> '${runs}'`,
+      `env > '${environment}'`,
+      `line=$(head -n 1 '${queue}')`,
+      `if [ "$(wc -l < '${queue}')" -gt 1 ]; then tail -n +2 '${queue}' > '${queue}.next' && mv '${queue}.next' '${queue}'; fi`,
+      'case "$line" in "!exit "*) echo "the refresh failed" >&2; exit "${line#!exit }";; esac',
+      'printf "%s\\n" "$line"',
+      '',
+    ].join('\n'),
+    { mode: 0o755 },
+  );
   return {
     command: script,
     hand: (tokens) => writeFileSync(queue, tokens.map((t) => (typeof t === 'number' ? `!exit ${t}\n` : `${t}\n`)).join('')),
-    runs: () => (existsSync(runs) ? readFileSync(runs, 'utf8').split('\n').filter((l) => l !== '').length : 0),
+    runs: () =>
+      existsSync(runs)
+        ? readFileSync(runs, 'utf8')
+            .split('\n')
+            .filter((l) => l !== '').length
+        : 0,
     lastEnvironment: () => readFileSync(environment, 'utf8'),
   };
 }

@@ -99,7 +99,10 @@ export async function runConversation(rounds = 3): Promise<Scenario> {
   const clock = new TestEnv(T0);
   const alice = await newSide(dir, 'alice', clock);
   const bob = await newSide(dir, 'bob', clock);
-  for (const [a, b] of [[alice, bob], [bob, alice]] as const) {
+  for (const [a, b] of [
+    [alice, bob],
+    [bob, alice],
+  ] as const) {
     await a.keyring.importPeer(await b.keyring.exportPublic());
     await a.keyring.learnRingKeys(b.address, b.keyring.ringAdverts());
   }
@@ -128,7 +131,10 @@ export async function runConversation(rounds = 3): Promise<Scenario> {
   const exchange = async (name: string, from: Side, to: Side, text: string | null): Promise<Sent> => {
     clock.advance(60_000);
     const sender = await conversation(from, to, clock);
-    const payload = text === null ? new Uint8Array(0) : await composeInner({ from: from.address, to: to.address, subject: name, date: new Date(clock.time), text, attachments: [] });
+    const payload =
+      text === null
+        ? new Uint8Array(0)
+        : await composeInner({ from: from.address, to: to.address, subject: name, date: new Date(clock.time), text, attachments: [] });
     const result = text === null ? await sender.conv.acknowledgeIfDue() : await sender.conv.send(payload);
     assert.ok(result && result.kind === 'encrypted', `${name}: ${JSON.stringify(result)}`);
     record(from, to);
@@ -146,7 +152,16 @@ export async function runConversation(rounds = 3): Promise<Scenario> {
     assert.notEqual(got.kind, 'error', `${name} received: ${got.kind === 'error' ? got.code + ' ' + got.message : ''}`);
     record(to, from);
     const kind = (['first', 'reply', 'data', 'ack'] as const)[result.message[3]! - 1]!;
-    const sent: Sent = { name, kind, from, to, protocol: result.message, eml, payload, receiver: { parties: receiver.parties, state: before?.state ?? null, time: clock.time } };
+    const sent: Sent = {
+      name,
+      kind,
+      from,
+      to,
+      protocol: result.message,
+      eml,
+      payload,
+      receiver: { parties: receiver.parties, state: before?.state ?? null, time: clock.time },
+    };
     mails.push(sent);
     return sent;
   };
@@ -183,7 +198,10 @@ export async function runConversation(rounds = 3): Promise<Scenario> {
 /** Lets the conversation go silent for `days`, then each side forgets what is due (the daemon's job). */
 export async function silence(s: Scenario, days: number): Promise<void> {
   s.clock.advance(days * DAY_MS);
-  for (const [side, other] of [[s.alice, s.bob], [s.bob, s.alice]] as const) {
+  for (const [side, other] of [
+    [s.alice, s.bob],
+    [s.bob, s.alice],
+  ] as const) {
     await side.keyring.rotate();
     const { conv } = await conversation(side, other, s.clock).catch(() => ({ conv: null }));
     if (conv) await conv.forgetExpired();

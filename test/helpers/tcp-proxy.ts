@@ -52,7 +52,10 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
     const pair: Pair = { client, server, down: 0, cut: false };
     open.add(pair);
     // An error on either side ends both: the peer sees the connection go, as with a real fault.
-    for (const [socket, other] of [[client, server], [server, client]] as const) {
+    for (const [socket, other] of [
+      [client, server],
+      [server, client],
+    ] as const) {
       socket.on('error', () => cut(pair));
       socket.on('close', (hadError) => {
         if (client.destroyed && server.destroyed) open.delete(pair);
@@ -105,9 +108,10 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
       armed = { bytes, base: new Map([...open].map((pair) => [pair, pair.down])) };
     },
     connections: () => [...open].filter((pair) => !pair.cut && !pair.client.destroyed).length,
-    close: () => new Promise<void>((ok) => {
-      listener.close(() => ok());
-      for (const pair of [...open]) cut(pair);
-    }),
+    close: () =>
+      new Promise<void>((ok) => {
+        listener.close(() => ok());
+        for (const pair of [...open]) cut(pair);
+      }),
   };
 }

@@ -35,11 +35,29 @@ export class Terminal {
     const env: NodeJS.ProcessEnv = { ...(options.env ?? process.env), TERM: 'screen' };
     delete env.TMUX;
     const command = argv.map(shellQuote).join(' ');
-    execFileSync(tmux, ['-S', socket, '-f', '/dev/null', 'new-session', '-d', '-x', String(options.columns ?? 132), '-y', String(options.rows ?? 45), '-s', 'main', command], {
-      env,
-      cwd: options.cwd ?? dir,
-      stdio: 'ignore',
-    });
+    execFileSync(
+      tmux,
+      [
+        '-S',
+        socket,
+        '-f',
+        '/dev/null',
+        'new-session',
+        '-d',
+        '-x',
+        String(options.columns ?? 132),
+        '-y',
+        String(options.rows ?? 45),
+        '-s',
+        'main',
+        command,
+      ],
+      {
+        env,
+        cwd: options.cwd ?? dir,
+        stdio: 'ignore',
+      },
+    );
     execFileSync(tmux, ['-S', socket, 'set-option', '-t', 'main', 'remain-on-exit', 'on'], { stdio: 'ignore' });
     return new Terminal(tmux, socket, dir);
   }

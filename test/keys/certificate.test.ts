@@ -70,7 +70,10 @@ describe('importCertificate', () => {
 
   it('refuses a certificate for another address', async () => {
     const bob = await testIdentity('bob');
-    const error = await rejectsWith(importCertificate(bob.armoredPublic, { expectedAddress: 'alice@example.org', now: NOW }), 'address_mismatch');
+    const error = await rejectsWith(
+      importCertificate(bob.armoredPublic, { expectedAddress: 'alice@example.org', now: NOW }),
+      'address_mismatch',
+    );
     assert.doesNotMatch(error.message, /bob/);
   });
 
@@ -97,7 +100,10 @@ describe('importCertificate', () => {
     const bob = await testIdentity('bob');
     await rejectsWith(importCertificate(alice.armoredSecret, { now: NOW }), 'secret_key_material');
     await rejectsWith(importCertificate(alice.privateKey.write(), { now: NOW }), 'secret_key_material');
-    const both = new Uint8Array([...(await openpgp.readKey({ armoredKey: alice.armoredPublic })).write(), ...(await openpgp.readKey({ armoredKey: bob.armoredPublic })).write()]);
+    const both = new Uint8Array([
+      ...(await openpgp.readKey({ armoredKey: alice.armoredPublic })).write(),
+      ...(await openpgp.readKey({ armoredKey: bob.armoredPublic })).write(),
+    ]);
     await rejectsWith(importCertificate(both, { now: NOW }), 'multiple_certificates');
     const message = await openpgp.encrypt({ message: await openpgp.createMessage({ text: 'hi' }), passwords: 'x' });
     await rejectsWith(importCertificate(message, { now: NOW }), 'not_a_certificate');

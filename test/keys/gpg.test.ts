@@ -90,7 +90,11 @@ describe('GnuPG interop', () => {
 
   it('imports our passphrase-protected secret key and decrypts a first mail sealed to it', async () => {
     const imported = gpg.ok(['--pinentry-mode', 'loopback', '--passphrase', 'alice pw', '--import'], alice.armoredSecret);
-    assert.deepEqual(imported.stderr.split('\n').filter((line) => PROBLEM.test(line)), [], imported.stderr);
+    assert.deepEqual(
+      imported.stderr.split('\n').filter((line) => PROBLEM.test(line)),
+      [],
+      imported.stderr,
+    );
     assert.match(imported.stderr, /secret keys imported: 1/);
     const sealed = await new OpenPgpSealer([]).seal(new TextEncoder().encode('hello alice'), alice.privateKey.toPublic());
     const out = gpg.ok(['--pinentry-mode', 'loopback', '--passphrase', 'alice pw', '--decrypt'], sealed);

@@ -57,7 +57,10 @@ describe('Autocrypt header', () => {
   });
 
   it('folded form round trips and keeps lines within 78 characters', () => {
-    const folded = formatAutocryptHeader({ addr: 'alice@example.org', preferEncrypt: 'nopreference', keydata: aliceKeydata }, { fold: true });
+    const folded = formatAutocryptHeader(
+      { addr: 'alice@example.org', preferEncrypt: 'nopreference', keydata: aliceKeydata },
+      { fold: true },
+    );
     assertFolded('Autocrypt', folded);
     assert.doesNotMatch(folded, /prefer-encrypt/);
     const parsed = parseAutocryptHeader(folded, { from: 'alice@example.org' });
@@ -164,9 +167,16 @@ describe('Offrecord-Keys header', () => {
     assert.deepEqual(parsed.ring, adverts.slice(0, 4));
     for (const advert of parsed.ring) {
       assert.ok(
-        await verifyRingKeyCertification(alice.privateKey.toPublic(), advert.public, advert.notBefore, advert.notAfter, advert.certification, {
-          now: T0 + 29 * DAY_MS,
-        }),
+        await verifyRingKeyCertification(
+          alice.privateKey.toPublic(),
+          advert.public,
+          advert.notBefore,
+          advert.notAfter,
+          advert.certification,
+          {
+            now: T0 + 29 * DAY_MS,
+          },
+        ),
       );
     }
     // Whitespace around separators, and extension attributes, are fine.

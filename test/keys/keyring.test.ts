@@ -120,7 +120,10 @@ describe('Keyring: identity', () => {
     assert.equal(enc.notAfter - enc.notBefore, 14 * DAY_MS);
     const key = await keyring.unlock();
     assert.equal(key.getFingerprint(), created.fingerprint);
-    assert.deepEqual(key.subkeys.map((s) => s.getFingerprint()), [enc.id]);
+    assert.deepEqual(
+      key.subkeys.map((s) => s.getFingerprint()),
+      [enc.id],
+    );
     assert.equal(await keyring.isProtected(), false);
     await rejectsKeyring(keyring.init({ email: 'alice@example.org' }), 'identity_exists');
     assert.equal(store.ownKeys().length, 2, 'a refused init stores nothing');
@@ -233,7 +236,10 @@ describe('Keyring: rotation over simulated weeks', () => {
     // After a long absence, fresh keys exist again and only they are current.
     const encStates = listing.ownKeys.filter((k) => k.kind === 'encryption').map((k) => k.state);
     assert.equal(encStates.filter((s) => s === 'current').length, 1);
-    assert.ok(encStates.every((s) => s === 'current' || s === 'destroyed'), encStates.join(','));
+    assert.ok(
+      encStates.every((s) => s === 'current' || s === 'destroyed'),
+      encStates.join(','),
+    );
   });
 
   it('forgetting is real on disk: a destroyed subkey secret is in none of the database files', async () => {
@@ -275,7 +281,10 @@ describe('Keyring: trust on first use', () => {
 
     // Bad input stores nothing.
     await rejectsWith(alice.keyring.importPeer('garbage'), 'malformed');
-    await rejectsWith(alice.keyring.importPeer(await bob.keyring.exportPublic(), { expectedAddress: 'carol@example.org' }), 'address_mismatch');
+    await rejectsWith(
+      alice.keyring.importPeer(await bob.keyring.exportPublic(), { expectedAddress: 'carol@example.org' }),
+      'address_mismatch',
+    );
     await rejectsKeyring(alice.keyring.importPeer(await alice.keyring.exportPublic()), 'own_identity');
     assert.deepEqual(alice.store.peers(), []);
     await rejectsKeyring(alice.keyring.correspondent('bob@example.org'), 'unknown_peer');
@@ -288,7 +297,10 @@ describe('Keyring: trust on first use', () => {
     assert.equal(alice.store.peer('bob@example.org')!.fingerprint, bobFpr);
     assert.equal(alice.store.peerKeys(bobFpr, 'encryption').length, 1);
     // The export carries Bob's ring key with its proof (§18.11): enough for a first mail.
-    assert.deepEqual(pinned.ringKeys, bob.keyring.ringAdverts().map((a) => Buffer.from(a.public).toString('hex')));
+    assert.deepEqual(
+      pinned.ringKeys,
+      bob.keyring.ringAdverts().map((a) => Buffer.from(a.public).toString('hex')),
+    );
     assert.equal((await alice.keyring.correspondent('bob@example.org')).party.ringKeys.length, 1);
 
     // Bob's ring keys also arrive in a mail's Offrecord-Keys header; a stranger's are refused.
@@ -299,7 +311,10 @@ describe('Keyring: trust on first use', () => {
     assert.equal(foreign.rejected[0]?.code, 'bad_certification');
     const before = await alice.keyring.correspondent('bob@example.org');
     assert.equal(toHex(before.party.fingerprint), bobFpr);
-    assert.deepEqual(before.party.ringKeys.map(toHex), bob.keyring.ringAdverts().map((a) => toHex(a.public)));
+    assert.deepEqual(
+      before.party.ringKeys.map(toHex),
+      bob.keyring.ringAdverts().map((a) => toHex(a.public)),
+    );
 
     // Known: Bob rotated, his new subkey is accepted (certified by the pinned identity).
     clock.advance(7 * DAY_MS);
@@ -389,7 +404,10 @@ describe('Keyring: trust on first use', () => {
       await rejectsKeyring(alice.keyring.fingerprint(blank), 'unknown_peer');
       await rejectsKeyring(alice.keyring.correspondent(blank), 'unknown_peer');
       await rejectsKeyring(alice.keyring.trust(blank, '00'.repeat(20)), 'unknown_peer');
-      assert.throws(() => alice.store.pinPeer({ address: blank, fingerprint: '00'.repeat(20), certificate: 'x' }), /address must not be empty/);
+      assert.throws(
+        () => alice.store.pinPeer({ address: blank, fingerprint: '00'.repeat(20), certificate: 'x' }),
+        /address must not be empty/,
+      );
     }
   });
 });
@@ -446,7 +464,9 @@ describe('Keyring: from keys to the engine', () => {
       assert.equal(sent.kind, 'encrypted', sent.kind === 'error' ? sent.message : '');
       const headers = from.side.keyring.ringAdverts();
       await to.side.keyring.learnRingKeys(from.address, headers);
-      const got = await (await conversation(to.side, from.address, to.passphrase)).receive(sent.kind === 'encrypted' ? sent.message : new Uint8Array());
+      const got = await (
+        await conversation(to.side, from.address, to.passphrase)
+      ).receive(sent.kind === 'encrypted' ? sent.message : new Uint8Array());
       assert.equal(got.kind, 'plaintext', got.kind === 'error' ? `${got.code}: ${got.message}` : got.kind);
       assert.equal(got.kind === 'plaintext' && str(got.plaintext), body);
       return sent.kind === 'encrypted' ? sent.message : new Uint8Array();

@@ -72,7 +72,8 @@ async function confidentialSecrets(s: Scenario): Promise<Uint8Array[]> {
 
 function assertNoSecret(bundle: Uint8Array, secrets: Uint8Array[], label: string): void {
   const haystack = Buffer.from(bundle);
-  for (const secret of secrets) assert.equal(haystack.indexOf(Buffer.from(secret)), -1, `${label}: a confidential secret (${secret.length} bytes) is in the bundle`);
+  for (const secret of secrets)
+    assert.equal(haystack.indexOf(Buffer.from(secret)), -1, `${label}: a confidential secret (${secret.length} bytes) is in the bundle`);
 }
 
 describe('keys publish', () => {
@@ -99,7 +100,11 @@ describe('keys publish', () => {
     assert.equal(first.bundle.ringKeys, 0, 'no ring key before its expiry plus the publication grace');
     assert.ok(first.bundle.macKeys > 0);
     const stored = s.alice.store.loadSession(s.alice.fingerprint, s.bob.fingerprint)!;
-    assert.equal(stored.state.kind !== 'initiating' && stored.state.keys.pendingReveals.length, 0, 'taken out of the session with the record');
+    assert.equal(
+      stored.state.kind !== 'initiating' && stored.state.keys.pendingReveals.length,
+      0,
+      'taken out of the session with the record',
+    );
     assert.deepEqual(await run('alice'), { bundle: null, redelivered: [] }, 'a second run publishes nothing new');
     const bundle = decodeBundle(readFileSync(first.bundle.location));
     assert.equal(bundle.macKeys.length, first.bundle.macKeys);
@@ -125,8 +130,13 @@ describe('keys publish', () => {
     const listing = await s.alice.keyring.list();
     assert.equal(listing.ownKeys.find((k) => k.id === ring.id)?.state, 'published');
     // The directory is laid out for static hosting: DIR/<fingerprint>/index and the bundles.
-    const index = readFileSync(join(dir, s.alice.fingerprint, 'index'), 'utf8').trim().split('\n');
-    assert.deepEqual(index, s.alice.store.publications().map((p) => p.name));
+    const index = readFileSync(join(dir, s.alice.fingerprint, 'index'), 'utf8')
+      .trim()
+      .split('\n');
+    assert.deepEqual(
+      index,
+      s.alice.store.publications().map((p) => p.name),
+    );
     assert.deepEqual(readdirSync(join(dir, s.alice.fingerprint)).sort(), [...index, 'index'].sort());
   });
 
@@ -143,7 +153,10 @@ describe('keys publish', () => {
     assert.ok(recorded.ringKeys === 1 && recorded.macKeys > 0);
     const retry = await run('bob');
     assert.equal(retry.bundle, null, 'nothing new: its items were taken with the record');
-    assert.deepEqual(retry.redelivered.map((r) => r.name), [recorded.name]);
+    assert.deepEqual(
+      retry.redelivered.map((r) => r.name),
+      [recorded.name],
+    );
     assert.deepEqual(s.bob.store.publications({ undelivered: true }), []);
     assert.deepEqual(await run('bob'), { bundle: null, redelivered: [] });
   });
@@ -176,11 +189,21 @@ describe('keys publish', () => {
       const target = new HttpTarget(base);
       for (const p of s.alice.store.publications()) await target.deliver(s.alice.fingerprint, p.name, p.bundle);
       await target.deliver(s.alice.fingerprint, s.alice.store.publications()[0]!.name, s.alice.store.publications()[0]!.bundle); // again: same name, index unchanged
-      assert.equal(files.get(`/pub/${s.alice.fingerprint}/index`)!.toString().trim().split('\n').length, s.alice.store.publications().length);
+      assert.equal(
+        files.get(`/pub/${s.alice.fingerprint}/index`)!.toString().trim().split('\n').length,
+        s.alice.store.publications().length,
+      );
       const fetched = await readPublished(base, s.alice.fingerprint);
-      assert.deepEqual(fetched.map((f) => f.name), s.alice.store.publications().map((p) => p.name));
+      assert.deepEqual(
+        fetched.map((f) => f.name),
+        s.alice.store.publications().map((p) => p.name),
+      );
       for (const f of fetched) await verifyBundle(f.bytes, { name: f.name, expectedIdentity: s.alice.fingerprint });
-      await rejectsWith(new HttpTarget('http://127.0.0.1:1/').deliver(s.alice.fingerprint, 'x.offrecord', new Uint8Array(1)), 'target', /cannot connect/);
+      await rejectsWith(
+        new HttpTarget('http://127.0.0.1:1/').deliver(s.alice.fingerprint, 'x.offrecord', new Uint8Array(1)),
+        'target',
+        /cannot connect/,
+      );
       await rejectsWith(readPublished(`${base}nothing/`), 'not_found', /no index/);
     } finally {
       server.close();
@@ -236,10 +259,22 @@ describe('keys publish', () => {
     const base = await listen(server);
     try {
       const moved = await readPublished(`${base}/moved/`);
-      assert.deepEqual(moved.map((f) => [f.name, toHex(f.bytes)]), [[bundle.name, toHex(bundle.bundle)]], 'a redirect within the origin is followed');
-      await rejectsWith(readPublished(`${base}/away/`), 'target', /refused a redirect to another scheme or host \(http:\/\/127\.0\.0\.1:\d+\/index\)/);
+      assert.deepEqual(
+        moved.map((f) => [f.name, toHex(f.bytes)]),
+        [[bundle.name, toHex(bundle.bundle)]],
+        'a redirect within the origin is followed',
+      );
+      await rejectsWith(
+        readPublished(`${base}/away/`),
+        'target',
+        /refused a redirect to another scheme or host \(http:\/\/127\.0\.0\.1:\d+\/index\)/,
+      );
       assert.equal(elsewhereHits, 0, 'the other host was never asked');
-      await rejectsWith(readPublished(`${base}/file/`), 'target', /refused a redirect to another scheme or host \(file:\/\/\/etc\/passwd\)/);
+      await rejectsWith(
+        readPublished(`${base}/file/`),
+        'target',
+        /refused a redirect to another scheme or host \(file:\/\/\/etc\/passwd\)/,
+      );
       await rejectsWith(readPublished(`${base}/loop/`), 'target', /more than 5 redirects/);
 
       await rejectsWith(readPublished(`${base}/endless/x.offrecord`), 'too_large', /over the \d+-byte limit of a bundle/);
@@ -279,17 +314,29 @@ describe('keys publish', () => {
     const bobCert = (await openpgp.readKey({ armoredKey: s.bob.store.identity()!.certificate })).toPublic().write();
     const bobFpr = Buffer.from(s.bob.fingerprint, 'hex');
     // Bob's name and certificate on Alice's ring keys: they are not certified by Bob.
-    await rejectsWith(verifyBundle(encodeBundle({ ...alice, identity: bobFpr, certificate: bobCert })), 'wrong_identity', /not certified by the identity/);
+    await rejectsWith(
+      verifyBundle(encodeBundle({ ...alice, identity: bobFpr, certificate: bobCert })),
+      'wrong_identity',
+      /not certified by the identity/,
+    );
     // Bob's name with Alice's certificate.
     await rejectsWith(verifyBundle(encodeBundle({ ...alice, identity: bobFpr })), 'wrong_identity', /carries the certificate of/);
     // A secret that is not the public key's.
     const other = generateRingSecret(new Uint8Array(64).fill(3));
-    await rejectsWith(verifyBundle(encodeBundle({ ...alice, ringKeys: alice.ringKeys.map((k) => ({ ...k, secret: other })) })), 'bad_ring_key', /does not belong to it/);
+    await rejectsWith(
+      verifyBundle(encodeBundle({ ...alice, ringKeys: alice.ringKeys.map((k) => ({ ...k, secret: other })) })),
+      'bad_ring_key',
+      /does not belong to it/,
+    );
     // Another format.
     const body = good.subarray(0, good.length - 32);
     const format2 = Uint8Array.from(body);
     format2[4] = 2;
-    await rejectsWith(verifyBundle(Buffer.concat([format2, (await import('node:crypto')).createHash('sha256').update(format2).digest()])), 'unsupported', /format 2/);
+    await rejectsWith(
+      verifyBundle(Buffer.concat([format2, (await import('node:crypto')).createHash('sha256').update(format2).digest()])),
+      'unsupported',
+      /format 2/,
+    );
   });
 
   it('opens only the sessions with MAC keys to publish, never the idle ones (issue 15 item 3)', async () => {
@@ -306,8 +353,12 @@ describe('keys publish', () => {
       };
       await silence(fresh, 4);
       const result = await publishDue({ store, target: new DirectoryTarget(tempDir()), clock: () => fresh.clock.now() });
-      assert.ok(result.bundle && result.bundle.macKeys > 0, 'the real session\'s MAC keys are published');
-      assert.deepEqual(loaded.filter((peer) => idle.includes(peer)), [], 'no idle session was opened');
+      assert.ok(result.bundle && result.bundle.macKeys > 0, "the real session's MAC keys are published");
+      assert.deepEqual(
+        loaded.filter((peer) => idle.includes(peer)),
+        [],
+        'no idle session was opened',
+      );
     } finally {
       fresh.cleanup();
     }
@@ -318,7 +369,10 @@ describe('keys publish', () => {
     try {
       fresh.clock.advance(DAY_MS);
       for (const side of [fresh.alice, fresh.bob]) {
-        assert.deepEqual(await publishDue({ store: side.store, target: new DirectoryTarget(tempDir()), clock: () => fresh.clock.now() }), { bundle: null, redelivered: [] });
+        assert.deepEqual(await publishDue({ store: side.store, target: new DirectoryTarget(tempDir()), clock: () => fresh.clock.now() }), {
+          bundle: null,
+          redelivered: [],
+        });
       }
     } finally {
       fresh.cleanup();

@@ -131,10 +131,9 @@ describe('plan', () => {
       plan(keys, later, DEFAULT_SCHEDULE, { rotateNow: true }).create.map((c) => c.kind),
       ['encryption', 'ring'],
     );
-    assert.deepEqual(
-      plan(keys, later, DEFAULT_SCHEDULE, { rotateNow: ['ring'] }).create,
-      [{ kind: 'ring', notBefore: later, notAfter: later + 14 * DAY_MS }],
-    );
+    assert.deepEqual(plan(keys, later, DEFAULT_SCHEDULE, { rotateNow: ['ring'] }).create, [
+      { kind: 'ring', notBefore: later, notAfter: later + 14 * DAY_MS },
+    ]);
     assert.deepEqual(plan(keys, later, DEFAULT_SCHEDULE, { rotateNow: false }).create, []);
   });
 
@@ -143,7 +142,10 @@ describe('plan', () => {
       { kind: 'encryption', id: 'e', created: T0, notBefore: T0, notAfter: T0 + DAY_MS, destroyed: true, published: false },
       { kind: 'ring', id: 'r', created: T0, notBefore: T0, notAfter: T0 + 14 * DAY_MS, destroyed: false, published: true },
     ];
-    assert.deepEqual(plan(keys, T0 + HOUR).create.map((c) => c.kind), ['encryption', 'ring']);
+    assert.deepEqual(
+      plan(keys, T0 + HOUR).create.map((c) => c.kind),
+      ['encryption', 'ring'],
+    );
   });
 
   it('never destroys an unpublished ring secret and never publishes before notAfter + publicationGrace (randomized run)', () => {
@@ -184,7 +186,13 @@ describe('plan', () => {
 });
 
 describe('currentKeys / acceptableKeys', () => {
-  const rec = (id: string, kind: 'encryption' | 'ring', from: number, to: number, extra: Partial<ShortLivedKeyRecord> = {}): ShortLivedKeyRecord => ({
+  const rec = (
+    id: string,
+    kind: 'encryption' | 'ring',
+    from: number,
+    to: number,
+    extra: Partial<ShortLivedKeyRecord> = {},
+  ): ShortLivedKeyRecord => ({
     kind,
     id,
     created: T0 + from * DAY_MS,
@@ -206,15 +214,30 @@ describe('currentKeys / acceptableKeys', () => {
 
   it('current keys are valid now, newest first, per kind', () => {
     const now = T0 + 15 * DAY_MS;
-    assert.deepEqual(currentKeys(keys, now, 'ring').map((k) => k.id), ['r3', 'r2']);
-    assert.deepEqual(currentKeys(keys, now, 'encryption').map((k) => k.id), ['e3', 'e2']);
-    assert.deepEqual(currentKeys(keys, now).map((k) => k.id), ['e3', 'r3', 'e2', 'r2']);
+    assert.deepEqual(
+      currentKeys(keys, now, 'ring').map((k) => k.id),
+      ['r3', 'r2'],
+    );
+    assert.deepEqual(
+      currentKeys(keys, now, 'encryption').map((k) => k.id),
+      ['e3', 'e2'],
+    );
+    assert.deepEqual(
+      currentKeys(keys, now).map((k) => k.id),
+      ['e3', 'r3', 'e2', 'r2'],
+    );
   });
 
   it('acceptable keys add those within the acceptance grace, after the valid ones', () => {
     const now = T0 + 15 * DAY_MS;
-    assert.deepEqual(acceptableKeys(keys, now, DEFAULT_SCHEDULE, 'ring').map((k) => k.id), ['r3', 'r2', 'r1']);
-    assert.deepEqual(acceptableKeys(keys, T0 + 17 * DAY_MS, DEFAULT_SCHEDULE, 'ring').map((k) => k.id), ['r3', 'r2']);
+    assert.deepEqual(
+      acceptableKeys(keys, now, DEFAULT_SCHEDULE, 'ring').map((k) => k.id),
+      ['r3', 'r2', 'r1'],
+    );
+    assert.deepEqual(
+      acceptableKeys(keys, T0 + 17 * DAY_MS, DEFAULT_SCHEDULE, 'ring').map((k) => k.id),
+      ['r3', 'r2'],
+    );
   });
 
   it('refuses malformed records', () => {

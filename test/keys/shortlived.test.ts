@@ -110,13 +110,12 @@ describe('encryption subkeys', () => {
     assert.deepEqual(cert.getUserIDs(), ['Alice <alice@example.org>']);
 
     const minimal = await minimalCertificate(privateKey, T0 + 8 * DAY_MS);
-    assert.deepEqual(
-      packetTags(minimal),
-      [6, 13, 2, 14, 2],
-      'primary key, user ID, self-signature, encryption subkey, binding',
-    );
+    assert.deepEqual(packetTags(minimal), [6, 13, 2, 14, 2], 'primary key, user ID, self-signature, encryption subkey, binding');
     const minimalCert = await openpgp.readKey({ binaryKey: minimal });
-    assert.deepEqual(minimalCert.subkeys.map((s) => s.getFingerprint()), [subkey.id]);
+    assert.deepEqual(
+      minimalCert.subkeys.map((s) => s.getFingerprint()),
+      [subkey.id],
+    );
     await rejectsWith(minimalCertificate(privateKey, T0 + 30 * DAY_MS), 'no_encryption_key');
   });
 
@@ -128,7 +127,10 @@ describe('encryption subkeys', () => {
     const [oldSub, newSub] = privateKey.subkeys as [openpgp.Subkey, openpgp.Subkey];
     // A first mail sealed to the old subkey, while it was current.
     const oldOnly = await openpgp.readKey({ armoredKey: await publicCertificate(privateKey, realNow - 2 * 60 * 60 * 1000) });
-    assert.deepEqual(oldOnly.subkeys.map((s) => s.getFingerprint()), [oldSub.getFingerprint()]);
+    assert.deepEqual(
+      oldOnly.subkeys.map((s) => s.getFingerprint()),
+      [oldSub.getFingerprint()],
+    );
     const sealedToOld = await new OpenPgpSealer([]).seal(text('old secret'), oldOnly);
     assert.equal(new TextDecoder().decode((await new OpenPgpSealer([privateKey]).open(sealedToOld)).plaintext), 'old secret');
 
@@ -137,12 +139,21 @@ describe('encryption subkeys', () => {
     const copyOfSecret = Uint8Array.from(secretBytes);
     const dropped = dropSubkeySecret(privateKey, oldSub.getFingerprint());
 
-    assert.deepEqual(dropped.subkeys.map((s) => s.getFingerprint()), [newSub.getFingerprint()]);
-    assert.ok(secretBytes.every((b) => b === 0), 'secret bytes overwritten in place');
+    assert.deepEqual(
+      dropped.subkeys.map((s) => s.getFingerprint()),
+      [newSub.getFingerprint()],
+    );
+    assert.ok(
+      secretBytes.every((b) => b === 0),
+      'secret bytes overwritten in place',
+    );
     assert.equal(oldSub.keyPacket.isDecrypted(), false);
     const armoredAfter = await lockIdentity(dropped);
     const reread = await unlockIdentity(armoredAfter);
-    assert.deepEqual(reread.subkeys.map((s) => s.getFingerprint()), [newSub.getFingerprint()]);
+    assert.deepEqual(
+      reread.subkeys.map((s) => s.getFingerprint()),
+      [newSub.getFingerprint()],
+    );
     const binaryAfter = reread.write();
     assert.equal(Buffer.from(binaryAfter).indexOf(Buffer.from(copyOfSecret)), -1, 'the secret scalar is not in the key');
     assert.ok(armoredAfter.length < armoredBefore.length);
@@ -159,9 +170,15 @@ describe('encryption subkeys', () => {
     const kept = await dropExpiredSubkeys(privateKey, T0 + 17 * DAY_MS - 1, 3 * DAY_MS);
     assert.equal(kept.dropped.length, 0);
     const { privateKey: after, dropped } = await dropExpiredSubkeys(privateKey, T0 + 17 * DAY_MS, 3 * DAY_MS);
-    assert.deepEqual(dropped.map((d) => d.id), [bob.encryptionSubkey.id]);
+    assert.deepEqual(
+      dropped.map((d) => d.id),
+      [bob.encryptionSubkey.id],
+    );
     assert.equal(dropped[0]!.hasSecret, false);
-    assert.deepEqual((await listSubkeys(after)).map((s) => s.notBefore), [T0 + 7 * DAY_MS]);
+    assert.deepEqual(
+      (await listSubkeys(after)).map((s) => s.notBefore),
+      [T0 + 7 * DAY_MS],
+    );
   });
 });
 
@@ -236,7 +253,11 @@ describe('ring key certification', () => {
       checkRingKeyCertification(cert, ringPublic, notBefore, notAfter, signature, { now: notBefore, maxClockSkewMs: DAY_MS }),
       'bad_certification',
     );
-    const { publicKey: revoked } = await openpgp.revokeKey({ key: carol.privateKey, date: new Date(notBefore + 4 * DAY_MS), format: 'object' });
+    const { publicKey: revoked } = await openpgp.revokeKey({
+      key: carol.privateKey,
+      date: new Date(notBefore + 4 * DAY_MS),
+      format: 'object',
+    });
     await rejectsWith(
       checkRingKeyCertification(revoked, ringPublic, notBefore, notAfter, signature, { now: notBefore + 5 * DAY_MS }),
       'revoked',

@@ -101,21 +101,27 @@ describe('acceptPeerKeys', () => {
     const header = formatOffrecordKeysHeader({ versions: [1], ring: [advert(r2), advert(r1)] });
     const result = await acceptPeerKeys(pinned, { certificate: keydata, ring: parseOffrecordKeysHeader(header).ring }, { now: day(8) });
     assert.deepEqual(result.rejected, []);
-    assert.deepEqual(result.encryption.map((e) => e.id), [e2]);
+    assert.deepEqual(
+      result.encryption.map((e) => e.id),
+      [e2],
+    );
     assert.equal(result.encryption[0]!.notBefore, day(7));
     assert.equal(result.encryption[0]!.notAfter, day(21));
-    assert.deepEqual(result.ring.map((r) => toHex(r.public)), [toHex(r2.public), toHex(r1.public)]);
     assert.deepEqual(
-      result.certificate!.subkeys.map((s) => s.getFingerprint()).sort(),
-      [alice.encryptionSubkey.id, e2].sort(),
+      result.ring.map((r) => toHex(r.public)),
+      [toHex(r2.public), toHex(r1.public)],
     );
+    assert.deepEqual(result.certificate!.subkeys.map((s) => s.getFingerprint()).sort(), [alice.encryptionSubkey.id, e2].sort());
     assert.equal(result.certificate!.getFingerprint(), alice.fingerprint);
     assert.equal((await result.certificate!.getEncryptionKey(undefined, new Date(day(8)))).getFingerprint(), e2);
     // Within the acceptance grace a key past notAfter is still accepted; after it, not.
     const late = await acceptPeerKeys(pinned, { ring: [advert(r1)] }, { now: day(16) });
     assert.equal(late.ring.length, 1);
     const later = await acceptPeerKeys(pinned, { ring: [advert(r1)] }, { now: day(17) });
-    assert.deepEqual(later.rejected.map((r) => r.code), ['expired']);
+    assert.deepEqual(
+      later.rejected.map((r) => r.code),
+      ['expired'],
+    );
   });
 
   it('rejects ring keys certified by another identity, or whose advert was altered', async () => {
@@ -123,12 +129,18 @@ describe('acceptPeerKeys', () => {
     const altered = { ...advert(r2), notAfter: r2.notAfter + 30 * DAY_MS };
     const swapped = { ...advert(r2), public: ringPublicKey(generateRingSecret()) };
     const result = await acceptPeerKeys(pinned, { ring: [advert(forged), altered, swapped, advert(r2)] }, { now: day(8) });
-    assert.deepEqual(result.ring.map((r) => toHex(r.public)), [toHex(r2.public)]);
-    assert.deepEqual(result.rejected.map((r) => [r.kind, r.code]), [
-      ['ring', 'bad_certification'],
-      ['ring', 'bad_certification'],
-      ['ring', 'bad_certification'],
-    ]);
+    assert.deepEqual(
+      result.ring.map((r) => toHex(r.public)),
+      [toHex(r2.public)],
+    );
+    assert.deepEqual(
+      result.rejected.map((r) => [r.kind, r.code]),
+      [
+        ['ring', 'bad_certification'],
+        ['ring', 'bad_certification'],
+        ['ring', 'bad_certification'],
+      ],
+    );
   });
 
   it("rejects everything offered with another identity's certificate", async () => {
@@ -151,14 +163,23 @@ describe('acceptPeerKeys', () => {
     const grafted = new openpgp.PublicKey(list);
     const result = await acceptPeerKeys(pinned, { certificate: grafted }, { now: day(1) });
     assert.deepEqual(result.encryption, []);
-    assert.deepEqual(result.rejected.map((r) => [r.kind, r.id, r.code]), [['encryption', sub.getFingerprint(), 'bad_certification']]);
+    assert.deepEqual(
+      result.rejected.map((r) => [r.kind, r.id, r.code]),
+      [['encryption', sub.getFingerprint(), 'bad_certification']],
+    );
   });
 
   it('rejects expired and revoked encryption subkeys', async () => {
     const full = aliceKey.toPublic(); // still lists the day-0 subkey, expired on day 14
     const expired = await acceptPeerKeys(pinned, { certificate: full }, { now: day(15) });
-    assert.deepEqual(expired.encryption.map((e) => e.id), [e2]);
-    assert.deepEqual(expired.rejected.map((r) => [r.id, r.code]), [[alice.encryptionSubkey.id, 'expired']]);
+    assert.deepEqual(
+      expired.encryption.map((e) => e.id),
+      [e2],
+    );
+    assert.deepEqual(
+      expired.rejected.map((r) => [r.id, r.code]),
+      [[alice.encryptionSubkey.id, 'expired']],
+    );
 
     const [s1, s2] = aliceKey.subkeys as [openpgp.Subkey, openpgp.Subkey];
     const revokedSub = await s2.revoke(aliceKey.keyPacket as openpgp.SecretKeyPacket, undefined, new Date(day(8)));
@@ -168,8 +189,14 @@ describe('acceptPeerKeys', () => {
     list.push(revokedSub.keyPacket, ...revokedSub.revocationSignatures, ...revokedSub.bindingSignatures);
     const withRevoked = new openpgp.PrivateKey(list).toPublic();
     const revoked = await acceptPeerKeys(pinned, { certificate: withRevoked }, { now: day(9) });
-    assert.deepEqual(revoked.encryption.map((e) => e.id), [alice.encryptionSubkey.id]);
-    assert.deepEqual(revoked.rejected.map((r) => [r.id, r.code]), [[e2, 'revoked']]);
+    assert.deepEqual(
+      revoked.encryption.map((e) => e.id),
+      [alice.encryptionSubkey.id],
+    );
+    assert.deepEqual(
+      revoked.rejected.map((r) => [r.id, r.code]),
+      [[e2, 'revoked']],
+    );
   });
 
   it('rejects all keys when the offered certificate revokes the identity', async () => {
@@ -181,11 +208,14 @@ describe('acceptPeerKeys', () => {
     assert.deepEqual(result.ring, []);
     assert.deepEqual(result.encryption, []);
     assert.equal(result.certificate, null);
-    assert.deepEqual(result.rejected.map((r) => [r.kind, r.code]), [
-      ['identity', 'revoked'],
-      ['encryption', 'revoked'],
-      ['ring', 'revoked'],
-    ]);
+    assert.deepEqual(
+      result.rejected.map((r) => [r.kind, r.code]),
+      [
+        ['identity', 'revoked'],
+        ['encryption', 'revoked'],
+        ['ring', 'revoked'],
+      ],
+    );
   });
 
   it('rejects keys of a certificate for another address', async () => {
@@ -225,7 +255,10 @@ describe('acceptPeerKeys', () => {
       { now: day(2) },
     );
     assert.deepEqual(result.ring, []);
-    assert.deepEqual(result.rejected.map((r) => r.code), ['validity_too_long', 'not_yet_valid']);
+    assert.deepEqual(
+      result.rejected.map((r) => r.code),
+      ['validity_too_long', 'not_yet_valid'],
+    );
   });
 
   describe('a hostile correspondent offering ring keys (PROTOCOL.md §15.3)', () => {
@@ -247,7 +280,10 @@ describe('acceptPeerKeys', () => {
       const proof = provePossession(generateRingSecret(), statementOf(nobodys));
       const result = await offer(nobodys, await signRingCertification(mallory.privateKey, nobodys, nb, na, proof, { now: nb }));
       assert.deepEqual(result.ring, [], 'nothing accepted, so nothing is ever signed toward it');
-      assert.deepEqual(result.rejected.map((r) => [r.kind, r.id, r.code]), [['ring', toHex(nobodys), 'bad_proof']]);
+      assert.deepEqual(
+        result.rejected.map((r) => [r.kind, r.id, r.code]),
+        [['ring', toHex(nobodys), 'bad_proof']],
+      );
       assert.match(result.rejected[0]!.reason, /proof of possession .* does not verify/);
     });
 
@@ -262,16 +298,24 @@ describe('acceptPeerKeys', () => {
       const list = new openpgp.PacketList<openpgp.SignaturePacket>();
       list.push(sig);
       const result = await offer(key, list.write());
-      assert.deepEqual(result.rejected.map((r) => r.code), ['bad_proof']);
+      assert.deepEqual(
+        result.rejected.map((r) => r.code),
+        ['bad_proof'],
+      );
       assert.match(result.rejected[0]!.reason, /without a proof/);
     });
 
-    it("refuses one of our own ring keys, even with a valid proof (a published secret, say)", async () => {
+    it('refuses one of our own ring keys, even with a valid proof (a published secret, say)', async () => {
       const ours = generateRingSecret();
       const certification = await certifyRingKey(mallory.privateKey, ours, nb, na, { now: nb });
-      const result = await offer(ringPublicKey(ours), certification, { ownRingKeys: [ringPublicKey(generateRingSecret()), ringPublicKey(ours)] });
+      const result = await offer(ringPublicKey(ours), certification, {
+        ownRingKeys: [ringPublicKey(generateRingSecret()), ringPublicKey(ours)],
+      });
       assert.deepEqual(result.ring, []);
-      assert.deepEqual(result.rejected.map((r) => r.code), ['own_ring_key']);
+      assert.deepEqual(
+        result.rejected.map((r) => r.code),
+        ['own_ring_key'],
+      );
       // The same key is hers when it is not ours: the proof is good.
       assert.equal((await offer(ringPublicKey(ours), certification)).ring.length, 1);
     });

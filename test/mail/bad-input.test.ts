@@ -9,7 +9,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import MailComposer from 'nodemailer/lib/mail-composer';
-import { MARKER_HEADER, PAYLOAD_CONTENT_TYPE, PAYLOAD_FILENAME, OUTER_SUBJECT, EXPLANATION, MAX_MAIL_BYTES, parseProtected } from '../../src/mail/mime.ts';
+import {
+  MARKER_HEADER,
+  PAYLOAD_CONTENT_TYPE,
+  PAYLOAD_FILENAME,
+  OUTER_SUBJECT,
+  EXPLANATION,
+  MAX_MAIL_BYTES,
+  parseProtected,
+} from '../../src/mail/mime.ts';
 import type { MailAccount } from '../../src/mail/account.ts';
 import { PipelineError } from '../../src/mail/errors.ts';
 import { fetchMessages, type FetchReport } from '../../src/mail/receive.ts';
@@ -19,7 +27,15 @@ import type { Envelope, OutgoingTransport } from '../../src/mail/transport.ts';
 import { decodeSealed } from '../../src/protocol/wire.ts';
 import { DEFAULT_POLICY } from '../../src/protocol/policy.ts';
 import { useMailServers, type MailServers } from '../../kit/mail-servers.ts';
-import { appendMail, deleteMail, loopbackAccount, pending, readRaw, waitForCount, type LoopbackAccount } from '../../kit/loopback-accounts.ts';
+import {
+  appendMail,
+  deleteMail,
+  loopbackAccount,
+  pending,
+  readRaw,
+  waitForCount,
+  type LoopbackAccount,
+} from '../../kit/loopback-accounts.ts';
 import { closedPort, startFakeSmtp, type FakeSmtpMode } from '../helpers/fake-smtp.ts';
 
 const servers = useMailServers();
@@ -96,10 +112,13 @@ describe('bad input over the real loopback Dovecot and Postfix', () => {
 
   /** A real data message from Alice to Bob, taken off Bob's INBOX before he sees it: the raw mail Alice composed. */
   async function intercepted(): Promise<{ raw: Uint8Array; protocol: Uint8Array; subject: string }> {
-    assert.deepEqual(await pending(bob), [], 'Bob\'s INBOX is empty');
+    assert.deepEqual(await pending(bob), [], "Bob's INBOX is empty");
     const subject = `intercepted ${++subjects}`;
     const before = aliceSent.sent.length;
-    assert.deepEqual(await sendMessage(alice, { to: bob.address, subject, text: `text of ${subject}` }), { kind: 'encrypted', type: 'data' });
+    assert.deepEqual(await sendMessage(alice, { to: bob.address, subject, text: `text of ${subject}` }), {
+      kind: 'encrypted',
+      type: 'data',
+    });
     const raw = aliceSent.sent[before]!.raw;
     const ids = await waitForCount(() => pending(bob), 1);
     assert.equal(ids.length, 1);
@@ -142,7 +161,10 @@ describe('bad input over the real loopback Dovecot and Postfix', () => {
       const report = reports[0]!;
       assert.ok(report.kind === 'skipped', JSON.stringify(report));
       assert.equal(report.id, id);
-      assert.ok((Array.isArray(expected.code) ? expected.code : [expected.code]).includes(report.code), `code ${report.code}: ${report.reason}`);
+      assert.ok(
+        (Array.isArray(expected.code) ? expected.code : [expected.code]).includes(report.code),
+        `code ${report.code}: ${report.reason}`,
+      );
       assert.match(report.reason, expected.reason);
 
       assert.deepEqual(await pending(who), [id], 'still listed');
@@ -156,14 +178,21 @@ describe('bad input over the real loopback Dovecot and Postfix', () => {
   }
 
   it('malformed MIME: the marker header but no attachment', async () => {
-    const raw = new Uint8Array(await new MailComposer({
-      from: alice.address,
-      to: bob.address,
-      subject: OUTER_SUBJECT,
-      text: EXPLANATION,
-      headers: { [MARKER_HEADER]: 'v=1; type=data' },
-    }).compile().build());
-    await expectUntouched(bob, alice, () => deliverToBob(raw), { code: 'malformed', reason: /expected one application\/vnd\.offrecord attachment, found 0/ });
+    const raw = new Uint8Array(
+      await new MailComposer({
+        from: alice.address,
+        to: bob.address,
+        subject: OUTER_SUBJECT,
+        text: EXPLANATION,
+        headers: { [MARKER_HEADER]: 'v=1; type=data' },
+      })
+        .compile()
+        .build(),
+    );
+    await expectUntouched(bob, alice, () => deliverToBob(raw), {
+      code: 'malformed',
+      reason: /expected one application\/vnd\.offrecord attachment, found 0/,
+    });
   });
 
   it('a truncated payload, a corrupted payload (one bit flipped), an unknown protocol version; then the genuine mail is read', async () => {
@@ -182,7 +211,10 @@ describe('bad input over the real loopback Dovecot and Postfix', () => {
     const v2 = Uint8Array.from(protocol);
     v2[2] = 2;
     // docs/PROTOCOL.md §14: left untouched, no NAK, and the user is told.
-    await expectUntouched(bob, alice, () => deliverToBob(withProtocol(raw, v2)), { code: 'unsupported_version', reason: /version 2 is not supported/ });
+    await expectUntouched(bob, alice, () => deliverToBob(withProtocol(raw, v2)), {
+      code: 'unsupported_version',
+      reason: /version 2 is not supported/,
+    });
 
     // The untouched original still reads: nothing above disturbed the session.
     await deliverToBob(raw);
@@ -207,9 +239,17 @@ describe('bad input over the real loopback Dovecot and Postfix', () => {
     assert.notEqual(mallory.fingerprint, alice.fingerprint);
     await mallory.keyring.importPeer(await bob.keyring.exportPublic(), { expectedAddress: bob.address });
     await mallory.keyring.learnRingKeys(bob.address, bob.keyring.ringAdverts());
-    const report = await expectUntouched(bob, alice, async () => {
-      assert.deepEqual(await sendMessage(mallory, { to: bob.address, subject: 'it is me, Alice', text: 'new key, same Alice' }), { kind: 'encrypted', type: 'first' });
-    }, { code: 'identity_changed', reason: /identity key of alice@.* has changed/ });
+    const report = await expectUntouched(
+      bob,
+      alice,
+      async () => {
+        assert.deepEqual(await sendMessage(mallory, { to: bob.address, subject: 'it is me, Alice', text: 'new key, same Alice' }), {
+          kind: 'encrypted',
+          type: 'first',
+        });
+      },
+      { code: 'identity_changed', reason: /identity key of alice@.* has changed/ },
+    );
     assert.ok(report.alarm && report.alarm.length > 0, 'an alarm text for the user');
     assert.equal(await bob.store.load(bob.fingerprint, mallory.fingerprint), null, 'nothing decrypted, no session with the third key');
     const pinned = await bob.keyring.fingerprint(alice.address);
@@ -230,7 +270,11 @@ describe('bad input over the real loopback Dovecot and Postfix', () => {
     await deliverToBob(raw);
     await waitForCount(() => pending(bob), 1);
     const again = await fetchMessages(bob);
-    assert.deepEqual(again.map((r) => r.kind), ['refiled'], JSON.stringify(again));
+    assert.deepEqual(
+      again.map((r) => r.kind),
+      ['refiled'],
+      JSON.stringify(again),
+    );
     assert.deepEqual(await pending(bob), [], 'the copy is filed away, not reported on every pass');
     assert.deepEqual(await snapshot(bob, alice), state, 'session state unchanged');
     assert.deepEqual(await fetchMessages(bob), [], 'and not read again');
@@ -246,7 +290,10 @@ describe('bad input over the real loopback Dovecot and Postfix', () => {
     }
     const keys = (await snapshot(bob, alice))!.state;
     assert.ok(keys.kind === 'established');
-    assert.ok(keys.keys.ours.retired.some((r) => r.key.id === message.recipientKeyId), 'Bob retired the key the mail was sent to');
+    assert.ok(
+      keys.keys.ours.retired.some((r) => r.key.id === message.recipientKeyId),
+      'Bob retired the key the mail was sent to',
+    );
 
     // Bob's injected clock (MailAccount.clock, which the pipeline hands to the engine, and his
     // Keyring's) moves past the grace period: the retired keys are forgotten on loading.
@@ -317,7 +364,11 @@ describe('SMTP refusing or dropping the connection mid-send', () => {
     await sendMessage(bob, { to: alice.address, subject: 'keys', text: 'my keys' }, { allowPlaintext: true });
     await waitForCount(() => pending(alice), 1);
     await fetchMessages(alice);
-    for (const [from, to] of [[alice, bob], [bob, alice], [alice, bob]] as const) {
+    for (const [from, to] of [
+      [alice, bob],
+      [bob, alice],
+      [alice, bob],
+    ] as const) {
       await sendMessage(from, { to: to.address, subject: 'setup', text: 'setup' });
       await waitForCount(() => pending(to), 1);
       const [report] = await fetchMessages(to);
@@ -344,15 +395,30 @@ describe('SMTP refusing or dropping the connection mid-send', () => {
         const before = counterOf(await alice.store.load(alice.fingerprint, bob.fingerprint));
         const failing: MailAccount = {
           ...alice,
-          outgoing: new SmtpTransport({ host: '127.0.0.1', port: attempt.port, security: 'plain', user: 'alice', password: () => 'irrelevant' }),
+          outgoing: new SmtpTransport({
+            host: '127.0.0.1',
+            port: attempt.port,
+            security: 'plain',
+            user: 'alice',
+            password: () => 'irrelevant',
+          }),
         };
         await assert.rejects(sendMessage(failing, draft), (e: unknown) => {
           assert.ok(e instanceof PipelineError, `${attempt.mode}: ${String(e)}`);
           assert.equal(e.code, 'transport', attempt.mode);
-          assert.match(e.message, attempt.mode === 'nothing listening' ? /SMTP 127\.0\.0\.1:\d+ refused the connection: nothing listens on that port/ : /SMTP 127\.0\.0\.1:\d+ refused or dropped the mail/);
+          assert.match(
+            e.message,
+            attempt.mode === 'nothing listening'
+              ? /SMTP 127\.0\.0\.1:\d+ refused the connection: nothing listens on that port/
+              : /SMTP 127\.0\.0\.1:\d+ refused or dropped the mail/,
+          );
           return true;
         });
-        assert.equal(counterOf(await alice.store.load(alice.fingerprint, bob.fingerprint)), before + 1, `${attempt.mode}: the counter was used`);
+        assert.equal(
+          counterOf(await alice.store.load(alice.fingerprint, bob.fingerprint)),
+          before + 1,
+          `${attempt.mode}: the counter was used`,
+        );
         if (attempt.mode === 'drop-after-data' || attempt.mode === 'reject-data') {
           assert.equal(attempt.messages.length, 1, `${attempt.mode}: the server got the data`);
           const mail = await parseProtected(fromLatin1(attempt.messages[0]!));
@@ -375,7 +441,10 @@ describe('SMTP refusing or dropping the connection mid-send', () => {
       assert.equal(new Set(values).size, values.length, `no counter reused: ${values.join(', ')}`);
       assert.ok(values[values.length - 1]! > Math.max(...values.slice(0, -1)), 'the retry has the newest counter');
       const [report] = await fetchMessages(bob);
-      assert.ok(report?.kind === 'message' && report.message.subject === 'retry me' && report.message.text?.trim() === draft.text, JSON.stringify(report));
+      assert.ok(
+        report?.kind === 'message' && report.message.subject === 'retry me' && report.message.text?.trim() === draft.text,
+        JSON.stringify(report),
+      );
     } finally {
       for (const attempt of attempts) await attempt.close();
     }

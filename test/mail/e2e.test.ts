@@ -68,7 +68,12 @@ function checkDelivered(reports: FetchReport[], recipient: LoopbackAccount): num
   return count;
 }
 
-async function send(from: LoopbackAccount, to: LoopbackAccount, draft: Omit<Draft, 'to'>, type: 'first' | 'reply' | 'data' = 'data'): Promise<void> {
+async function send(
+  from: LoopbackAccount,
+  to: LoopbackAccount,
+  draft: Omit<Draft, 'to'>,
+  type: 'first' | 'reply' | 'data' = 'data',
+): Promise<void> {
   const full: Draft = { ...draft, to: to.address };
   assert.ok(!sent.has(full.subject), 'subjects are unique');
   sent.set(full.subject, { from, to, draft: full });
@@ -91,7 +96,10 @@ describe('end to end over the real loopback Dovecot and Postfix', () => {
   let alice: LoopbackAccount;
   let bob: LoopbackAccount;
   const attachment = { filename: 'random.bin', contentType: 'application/octet-stream', content: new Uint8Array(randomBytes(MiB)) };
-  const nonAscii = { subject: 'Grüße aus Köln — 東京で会いましょう ✓ №7', text: 'Schöne Grüße, Zoë! Ελληνικά, русский, 日本語, עברית, 🙂🚲 — ça marche.' };
+  const nonAscii = {
+    subject: 'Grüße aus Köln — 東京で会いましょう ✓ №7',
+    text: 'Schöne Grüße, Zoë! Ελληνικά, русский, 日本語, עברית, 🙂🚲 — ça marche.',
+  };
   const html = '<p>Hello <b>Alice</b> &amp; <i>friends</i> — <a href="https://example.test/">ünïcödé</a></p>';
 
   before(async () => {
@@ -101,10 +109,16 @@ describe('end to end over the real loopback Dovecot and Postfix', () => {
   });
 
   it('bootstrap: Bob sends one plaintext mail with consent; Alice learns his keys from it', async () => {
-    assert.deepEqual(await sendMessage(bob, { to: alice.address, subject: BOOTSTRAP_SUBJECT, text: BOOTSTRAP_TEXT }, { allowPlaintext: true }), { kind: 'plaintext' });
+    assert.deepEqual(
+      await sendMessage(bob, { to: alice.address, subject: BOOTSTRAP_SUBJECT, text: BOOTSTRAP_TEXT }, { allowPlaintext: true }),
+      { kind: 'plaintext' },
+    );
     await waitForCount(() => pending(alice), 1);
     const reports = await fetchMessages(alice);
-    assert.deepEqual(reports.map((r) => (r.kind === 'ordinary' ? r.advertises : r.kind)), [bob.address]);
+    assert.deepEqual(
+      reports.map((r) => (r.kind === 'ordinary' ? r.advertises : r.kind)),
+      [bob.address],
+    );
     assert.equal((await alice.keyring.fingerprint(bob.address)).fingerprint, bob.fingerprint, 'Alice pinned Bob');
     assert.deepEqual(await pending(alice), [], 'the ordinary mail is not listed again');
   });
@@ -127,19 +141,40 @@ describe('end to end over the real loopback Dovecot and Postfix', () => {
 
   it('20 mails each way, interleaved with several in flight; each arrives intact exactly once', async () => {
     // [Alice sends, Bob sends] before either side fetches: crossing mails, several at a time.
-    const rounds: [number, number][] = [[3, 2], [1, 1], [2, 0], [0, 3], [1, 1], [4, 2], [1, 3], [2, 2], [3, 1], [1, 2], [2, 3]];
-    assert.deepEqual(rounds.reduce(([a, b], [x, y]) => [a + x, b + y], [0, 0]), [20, 20]);
+    const rounds: [number, number][] = [
+      [3, 2],
+      [1, 1],
+      [2, 0],
+      [0, 3],
+      [1, 1],
+      [4, 2],
+      [1, 3],
+      [2, 2],
+      [3, 1],
+      [1, 2],
+      [2, 3],
+    ];
+    assert.deepEqual(
+      rounds.reduce(([a, b], [x, y]) => [a + x, b + y], [0, 0]),
+      [20, 20],
+    );
     let a = 0;
     let b = 0;
     for (const [fromAlice, fromBob] of rounds) {
       for (let i = 0; i < fromAlice; i++, a++) {
-        const draft: Omit<Draft, 'to'> = { subject: `alice→bob #${a}`, text: `Alice to Bob, message ${a}, secret word ${randomBytes(6).toString('hex')}` };
+        const draft: Omit<Draft, 'to'> = {
+          subject: `alice→bob #${a}`,
+          text: `Alice to Bob, message ${a}, secret word ${randomBytes(6).toString('hex')}`,
+        };
         if (a === 4) draft.attachments = [attachment];
         if (a === 11) Object.assign(draft, { subject: nonAscii.subject, text: nonAscii.text });
         await send(alice, bob, draft);
       }
       for (let i = 0; i < fromBob; i++, b++) {
-        const draft: Omit<Draft, 'to'> = { subject: `bob→alice #${b}`, text: `Bob to Alice, message ${b}, secret word ${randomBytes(6).toString('hex')}` };
+        const draft: Omit<Draft, 'to'> = {
+          subject: `bob→alice #${b}`,
+          text: `Bob to Alice, message ${b}, secret word ${randomBytes(6).toString('hex')}`,
+        };
         if (b === 7) draft.html = html;
         await send(bob, alice, draft);
       }

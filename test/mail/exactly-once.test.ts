@@ -48,7 +48,10 @@ describe('exactly once, over the Maildir spool', async () => {
   it('a delivered message is in the Maildir once, and the outbox is empty', async () => {
     await sendMessage(alice, { to: bob.address, subject: 's', text: 'note 1' });
     const reports = await fetchMessages(bob);
-    assert.deepEqual(reports.map((r) => r.kind), ['message']);
+    assert.deepEqual(
+      reports.map((r) => r.kind),
+      ['message'],
+    );
     assert.deepEqual(bodies(await delivered(inbox)), ['1']);
     assert.deepEqual(bob.store.deliveries(), []);
   });
@@ -61,14 +64,27 @@ describe('exactly once, over the Maildir spool', async () => {
     assert.equal((await spool.mailbox(bob.address).list()).length, 1, 'the ciphertext stays until the plaintext is safe');
     failDelivery = false;
     const reports = await fetchMessages(bob);
-    assert.deepEqual(reports.map((r) => r.kind), ['refiled'], 'not decrypted twice: that would be a replay');
+    assert.deepEqual(
+      reports.map((r) => r.kind),
+      ['refiled'],
+      'not decrypted twice: that would be a replay',
+    );
     assert.deepEqual(bodies(await delivered(inbox)), ['1', '2']);
     assert.deepEqual(bob.store.deliveries(), []);
     assert.deepEqual(await spool.mailbox(bob.address).list(), []);
   });
 
   it('a delivery repeated after a crash before the outbox heard of it lands once', async () => {
-    const [d] = [{ id: 'ab'.repeat(16), sender: alice.address, fingerprint: 'cd'.repeat(20), verified: false, message: new TextEncoder().encode('Subject: x\r\n\r\nnote 3\r\n'), receivedAt: 5_000 }];
+    const [d] = [
+      {
+        id: 'ab'.repeat(16),
+        sender: alice.address,
+        fingerprint: 'cd'.repeat(20),
+        verified: false,
+        message: new TextEncoder().encode('Subject: x\r\n\r\nnote 3\r\n'),
+        receivedAt: 5_000,
+      },
+    ];
     await maildir.deliver(d!, false);
     await maildir.deliver(d!, true);
     assert.deepEqual(bodies(await delivered(inbox)), ['1', '2', '3']);
@@ -89,11 +105,17 @@ describe('exactly once, over the Maildir spool', async () => {
         return incoming.done(id, folder);
       },
     });
-    assert.deepEqual((await fetchMessages(bob)).map((r) => (r.kind === 'skipped' ? r.code : r.kind)), ['io']);
+    assert.deepEqual(
+      (await fetchMessages(bob)).map((r) => (r.kind === 'skipped' ? r.code : r.kind)),
+      ['io'],
+    );
     assert.deepEqual(bodies(await delivered(inbox)), ['1', '2', '3', '4']);
     const reports = await fetchMessages(bob);
     bob.incoming = incoming;
-    assert.deepEqual(reports.map((r) => r.kind), ['refiled']);
+    assert.deepEqual(
+      reports.map((r) => r.kind),
+      ['refiled'],
+    );
     assert.deepEqual(bodies(await delivered(inbox)), ['1', '2', '3', '4']);
   });
 

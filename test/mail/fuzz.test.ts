@@ -40,9 +40,20 @@ const latin1 = (bytes: Uint8Array) => Buffer.from(bytes.buffer, bytes.byteOffset
 const mutation = fc.oneof(
   { weight: 4, arbitrary: fc.record({ op: fc.constant('flip' as const), at: fc.nat(), bits: fc.integer({ min: 1, max: 255 }) }) },
   { weight: 4, arbitrary: fc.record({ op: fc.constant('delete' as const), at: fc.nat(), length: fc.integer({ min: 1, max: 64 }) }) },
-  { weight: 4, arbitrary: fc.record({ op: fc.constant('insert' as const), at: fc.nat(), bytes: fc.uint8Array({ minLength: 1, maxLength: 32 }) }) },
+  {
+    weight: 4,
+    arbitrary: fc.record({ op: fc.constant('insert' as const), at: fc.nat(), bytes: fc.uint8Array({ minLength: 1, maxLength: 32 }) }),
+  },
   { weight: 2, arbitrary: fc.record({ op: fc.constant('truncate' as const), at: fc.nat() }) },
-  { weight: 2, arbitrary: fc.record({ op: fc.constant('repeat' as const), at: fc.nat(), length: fc.integer({ min: 1, max: 200 }), times: fc.integer({ min: 2, max: 50 }) }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      op: fc.constant('repeat' as const),
+      at: fc.nat(),
+      length: fc.integer({ min: 1, max: 200 }),
+      times: fc.integer({ min: 2, max: 50 }),
+    }),
+  },
   { weight: 4, arbitrary: fc.record({ op: fc.constant('line' as const), at: fc.nat(), twice: fc.boolean() }) },
   // Past the limits: a line (a header, a boundary and its part) repeated up to 1.2 MB.
   { weight: 1, arbitrary: fc.record({ op: fc.constant('flood' as const), at: fc.nat(), times: fc.integer({ min: 500, max: 20_000 }) }) },
@@ -59,7 +70,8 @@ function lineAround(bytes: Buffer, at: number): [number, number] {
 function mutate(input: Uint8Array, m: Mutation): Uint8Array {
   const bytes = Buffer.from(input.buffer, input.byteOffset, input.byteLength);
   const at = bytes.length === 0 ? 0 : m.at % bytes.length;
-  const splice = (from: number, to: number, ...inserted: Uint8Array[]) => new Uint8Array(Buffer.concat([bytes.subarray(0, from), ...inserted, bytes.subarray(to)]));
+  const splice = (from: number, to: number, ...inserted: Uint8Array[]) =>
+    new Uint8Array(Buffer.concat([bytes.subarray(0, from), ...inserted, bytes.subarray(to)]));
   switch (m.op) {
     case 'flip': {
       const out = Uint8Array.from(bytes);
@@ -94,7 +106,12 @@ async function withProtocol(raw: Uint8Array, protocol: Uint8Array): Promise<Uint
   const text = latin1(raw);
   const pattern = /(Content-Type: application\/vnd\.offrecord[^]*?\r\n\r\n)([A-Za-z0-9+/=\r\n]+?)(\r\n--)/;
   const base64 = Buffer.from(protocol).toString('base64').replace(/.{76}/g, '$&\r\n').replace(/\r\n$/, '');
-  return new Uint8Array(Buffer.from(text.replace(pattern, (_m, head: string, _old: string, tail: string) => `${head}${base64}${tail}`), 'latin1'));
+  return new Uint8Array(
+    Buffer.from(
+      text.replace(pattern, (_m, head: string, _old: string, tail: string) => `${head}${base64}${tail}`),
+      'latin1',
+    ),
+  );
 }
 
 describe('mutation fuzzing of the mail entry point', () => {
@@ -128,7 +145,10 @@ describe('mutation fuzzing of the mail entry point', () => {
         await processNewMail(bob, (r) => reports.push(r), { ignore: new Set(ids.filter((other) => other !== id)) });
         assert.equal(reports.length, 1);
         const report = reports[0]!;
-        assert.ok(report.kind === 'message' || report.kind === 'protocol' || report.kind === 'ordinary', `${kinds[i]}: ${JSON.stringify(report)}`);
+        assert.ok(
+          report.kind === 'message' || report.kind === 'protocol' || report.kind === 'ordinary',
+          `${kinds[i]}: ${JSON.stringify(report)}`,
+        );
         if (report.kind === 'message') genuine.add(Buffer.from(report.raw).toString('hex'));
         peer ||= bob.store.sessions(local)[0]?.peer ?? '';
       }
@@ -146,7 +166,12 @@ describe('mutation fuzzing of the mail entry point', () => {
     await bobTakes('reply');
     await sendMessage(bob, { to: alice.address, subject: 'data', text: 'Bob answers' });
     await aliceTakes();
-    await sendMessage(alice, { to: bob.address, subject: 'data', text: 'Alice writes again', attachments: [{ filename: 'a.txt', contentType: 'text/plain', content: new TextEncoder().encode('attached') }] });
+    await sendMessage(alice, {
+      to: bob.address,
+      subject: 'data',
+      text: 'Alice writes again',
+      attachments: [{ filename: 'a.txt', contentType: 'text/plain', content: new TextEncoder().encode('attached') }],
+    });
     await bobTakes('data');
     await sendMessage(bob, { to: alice.address, subject: 'data', text: 'Bob answers again' });
     await aliceTakes();
@@ -186,7 +211,13 @@ describe('mutation fuzzing of the mail entry point', () => {
    * What a refused mail must leave as it was. `no_session` is §16's one deliberate exception: its
    * answer (a NAK and a fresh start, at most once per nakIntervalMs) updates the session.
    */
-  const snapshot = async (session = true) => JSON.stringify({ session: session ? await bob.store.revision(local, peer) : null, peers: bob.store.peers(), keys: bob.store.peerKeys(peer).length, outbox: bob.store.deliveries().length });
+  const snapshot = async (session = true) =>
+    JSON.stringify({
+      session: session ? await bob.store.revision(local, peer) : null,
+      peers: bob.store.peers(),
+      keys: bob.store.peerKeys(peer).length,
+      outbox: bob.store.deliveries().length,
+    });
 
   it(`${RUNS} mutants of genuine mails of every kind: no exception, no state change when refused, no plaintext but a genuine one (seed ${SEED})`, async () => {
     const outcomes = new Map<string, number>();
@@ -210,10 +241,17 @@ describe('mutation fuzzing of the mail entry point', () => {
         const outcome = report.kind === 'skipped' ? `skipped ${report.code}` : report.kind;
         outcomes.set(`${base.kind}: ${outcome}`, (outcomes.get(`${base.kind}: ${outcome}`) ?? 0) + 1);
         assert.notEqual(report.kind === 'skipped' && report.code, 'unprocessable', `a failure nobody foresaw: ${JSON.stringify(report)}`);
-        if (report.kind === 'skipped' && report.code === 'no_session') assert.equal(await snapshot(false), before.rest, `keys or outbox changed by a ${outcome} mutant of a ${base.kind}`);
-        else if (report.kind === 'skipped' || report.kind === 'ordinary') assert.equal(await snapshot(), before.all, `state changed by a ${outcome} mutant of a ${base.kind}`);
-        for (const plaintext of delivered) assert.ok(genuine.has(Buffer.from(plaintext).toString('hex')), `a plaintext Alice never sent was delivered (${base.kind}, ${outcome})`);
-        if (report.kind === 'message') assert.ok(genuine.has(Buffer.from(report.raw).toString('hex')), 'a report of a plaintext Alice never sent');
+        if (report.kind === 'skipped' && report.code === 'no_session')
+          assert.equal(await snapshot(false), before.rest, `keys or outbox changed by a ${outcome} mutant of a ${base.kind}`);
+        else if (report.kind === 'skipped' || report.kind === 'ordinary')
+          assert.equal(await snapshot(), before.all, `state changed by a ${outcome} mutant of a ${base.kind}`);
+        for (const plaintext of delivered)
+          assert.ok(
+            genuine.has(Buffer.from(plaintext).toString('hex')),
+            `a plaintext Alice never sent was delivered (${base.kind}, ${outcome})`,
+          );
+        if (report.kind === 'message')
+          assert.ok(genuine.has(Buffer.from(report.raw).toString('hex')), 'a report of a plaintext Alice never sent');
       }),
       { numRuns: RUNS, seed: SEED, endOnFailure: true, includeErrorInReport: true },
     );
@@ -223,7 +261,13 @@ describe('mutation fuzzing of the mail entry point', () => {
   it('the mutator reaches the protocol message inside a mail of each kind', async () => {
     for (const base of bases.filter((b) => b.kind !== 'plaintext')) {
       const mail = await parseProtected(base.raw);
-      assert.equal(mail?.type, { first: MessageType.First, reply: MessageType.Reply, data: MessageType.Data, ack: MessageType.Ack, nak: MessageType.Nak }[base.kind as Exclude<Kind, 'plaintext'>], base.kind);
+      assert.equal(
+        mail?.type,
+        { first: MessageType.First, reply: MessageType.Reply, data: MessageType.Data, ack: MessageType.Ack, nak: MessageType.Nak }[
+          base.kind as Exclude<Kind, 'plaintext'>
+        ],
+        base.kind,
+      );
       const again = await parseProtected(await withProtocol(base.raw, mail.protocol));
       assert.deepEqual(again?.protocol, mail.protocol);
       const flipped = Uint8Array.from(mail.protocol);

@@ -78,10 +78,18 @@ describe('junk is not paid for twice (real Dovecot)', () => {
   it('a stranger fills the INBOX with junk: the first pass reads each once, the next reads none; held mail is read again once its keys are learned', async () => {
     const s = servers();
     const composed: Uint8Array[] = [];
-    await sendMessage({ ...alice, outgoing: { send: async (raw) => void composed.push(Uint8Array.from(raw)) } }, { to: bob.address, subject: 'first', text: 'the first mail, its key headers lost on the way' });
+    await sendMessage(
+      { ...alice, outgoing: { send: async (raw) => void composed.push(Uint8Array.from(raw)) } },
+      { to: bob.address, subject: 'first', text: 'the first mail, its key headers lost on the way' },
+    );
     // The junk cut from Alice's mail carries none of her keys either: Bob learns them only later.
     const lost = withoutKeyHeaders(composed[0]!);
-    const corpus = await poisonCorpus({ from: 'stranger@example.test', to: bob.address, genuine: lost, recipientKey: (await alice.keyring.correspondent(bob.address)).encryptionKey });
+    const corpus = await poisonCorpus({
+      from: 'stranger@example.test',
+      to: bob.address,
+      genuine: lost,
+      recipientKey: (await alice.keyring.correspondent(bob.address)).encryptionKey,
+    });
     for (const junk of corpus) await appendMail(s, 'bob', junk.raw);
     junkCount = corpus.length;
     await appendMail(s, 'bob', lost);
@@ -105,9 +113,14 @@ describe('junk is not paid for twice (real Dovecot)', () => {
     const again = await fetchUntil(bob, 'message');
     const next = again.find((r) => r.kind === 'message' && r.id !== aliceFirst.id)!;
     const message = again.find((r) => r.id === aliceFirst.id);
-    assert.ok(message && message.kind === 'message' && message.message.text?.includes('key headers lost'), `the held mail is processed: ${JSON.stringify(again.map((r) => (r.kind === 'skipped' ? r.code : r.kind)))}`);
+    assert.ok(
+      message && message.kind === 'message' && message.message.text?.includes('key headers lost'),
+      `the held mail is processed: ${JSON.stringify(again.map((r) => (r.kind === 'skipped' ? r.code : r.kind)))}`,
+    );
     // Only mail whose reason could depend on keys is read again: a malformed mail stays malformed.
-    const keyed = skipped.filter((r) => !['malformed', 'too_large', 'unsupported_version', 'address', 'unprocessable'].includes(r.code)).map((r) => r.id);
+    const keyed = skipped
+      .filter((r) => !['malformed', 'too_large', 'unsupported_version', 'address', 'unprocessable'].includes(r.code))
+      .map((r) => r.id);
     assert.deepEqual([...new Set(bob.incoming.reads)].sort(), [next.id, ...keyed].sort());
     bob.incoming.reads = [];
     assert.deepEqual(await fetchMessages(bob), []);

@@ -30,7 +30,10 @@ describe('Maildir spool', () => {
 
   it('refuses addresses, ids and folders that could escape the spool', async () => {
     const spool = new MaildirSpool(root);
-    assert.throws(() => spool.maildir('../etc@x'), (e: unknown) => e instanceof MailError && e.code === 'address');
+    assert.throws(
+      () => spool.maildir('../etc@x'),
+      (e: unknown) => e instanceof MailError && e.code === 'address',
+    );
     const bob = spool.mailbox('bob@example.test');
     await assert.rejects(bob.read('../../secret'), (e: unknown) => e instanceof MailError && e.code === 'io');
     const [id] = await (async () => {

@@ -3,7 +3,17 @@ import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { simpleParser } from 'mailparser';
 import { MailError } from '../../src/mail/errors.ts';
-import { composeInner, composeProtected, EXPLANATION, MAX_ATTACHMENTS, MAX_MAIL_BYTES, MIME_LIMITS, parseAdvertisement, parseInner, parseProtected } from '../../src/mail/mime.ts';
+import {
+  composeInner,
+  composeProtected,
+  EXPLANATION,
+  MAX_ATTACHMENTS,
+  MAX_MAIL_BYTES,
+  MIME_LIMITS,
+  parseAdvertisement,
+  parseInner,
+  parseProtected,
+} from '../../src/mail/mime.ts';
 import { encodeNak, MessageType } from '../../src/protocol/wire.ts';
 import { conversationPair, text } from '../../kit/parties.ts';
 
@@ -63,7 +73,10 @@ describe('outer mail', () => {
     const nak = encodeNak({ senderKeyId: 1, recipientKeyId: 2, counter: 3 });
     const good = new TextDecoder().decode(await composeProtected({ ...base, protocol: nak }));
     await rejects(good.replace('type=nak', 'type=data'), 'malformed');
-    await rejects(good.replace('Offrecord-Message: v=1; type=nak', 'Offrecord-Message: v=1; type=nak\r\nOffrecord-Message: v=1; type=nak'), 'malformed');
+    await rejects(
+      good.replace('Offrecord-Message: v=1; type=nak', 'Offrecord-Message: v=1; type=nak\r\nOffrecord-Message: v=1; type=nak'),
+      'malformed',
+    );
     await rejects(good.replace('application/vnd.offrecord', 'application/octet-stream'), 'malformed');
     await rejects(good.replace(/^From: .*$/m, 'From: a@example.test, b@example.test'), 'malformed');
     const garbage = await composeProtected({ ...base, protocol: nak });
@@ -72,20 +85,25 @@ describe('outer mail', () => {
   });
 
   it('refuses anything but exactly one From header with exactly one address (§18.1)', async () => {
-    const good = new TextDecoder().decode(await composeProtected({ ...base, protocol: encodeNak({ senderKeyId: 1, recipientKeyId: 2, counter: 3 }) }));
+    const good = new TextDecoder().decode(
+      await composeProtected({ ...base, protocol: encodeNak({ senderKeyId: 1, recipientKeyId: 2, counter: 3 }) }),
+    );
     const from = /^From: .*\r\n/m;
     await rejects(good.replace(from, 'From: alice@example.test\r\nFrom: mallory@example.test\r\n'), 'malformed');
     await rejects(good.replace(from, 'From: alice@example.test\r\nFrom: alice@example.test\r\n'), 'malformed');
     await rejects(good.replace(from, ''), 'malformed');
     await rejects(good.replace(from, 'From: Alice\r\n'), 'malformed');
     await rejects(good.replace(from, 'From: alice@example.test, friends: mallory@example.test;\r\n'), 'malformed');
-    const error = await parseProtected(new TextEncoder().encode(good.replace(from, 'From: a@example.test\r\nFrom: b@example.test\r\n'))).catch((e: unknown) => e);
+    const error = await parseProtected(
+      new TextEncoder().encode(good.replace(from, 'From: a@example.test\r\nFrom: b@example.test\r\n')),
+    ).catch((e: unknown) => e);
     assert.match((error as Error).message, /2 From headers/);
   });
 
   it('a hostile MIME structure is a MailError naming the limit, never a plain Error (§18.9)', async () => {
     const head = `From: ${base.from}\r\nTo: ${base.to}\r\nSubject: ...\r\nOffrecord-Message: v=1; type=data\r\nMIME-Version: 1.0\r\n`;
-    const parts = (n: number) => `${head}Content-Type: multipart/mixed; boundary=b\r\n\r\n${Array.from({ length: n }, (_, i) => `--b\r\nContent-Type: text/plain\r\n\r\np${i}\r\n`).join('')}--b--\r\n`;
+    const parts = (n: number) =>
+      `${head}Content-Type: multipart/mixed; boundary=b\r\n\r\n${Array.from({ length: n }, (_, i) => `--b\r\nContent-Type: text/plain\r\n\r\np${i}\r\n`).join('')}--b--\r\n`;
     let nested = `${head}Content-Type: multipart/mixed; boundary=n0\r\n\r\n`;
     for (let i = 1; i < 1_500; i++) nested += `--n${i - 1}\r\nContent-Type: multipart/mixed; boundary=n${i}\r\n\r\n`;
     const bigHeader = `${head}X-Junk: ${'a'.repeat(1_100 * 1024)}\r\n\r\nx\r\n`;
@@ -100,7 +118,11 @@ describe('outer mail', () => {
           assert.equal(await parse(bytes), null, 'ordinary mail is read for its headers only: its body is never parsed');
           continue;
         }
-        await assert.rejects(parse(bytes), (error: unknown) => error instanceof MailError && error.code === 'too_large' && /limit/.test(error.message), `${name} ${parse.name}`);
+        await assert.rejects(
+          parse(bytes),
+          (error: unknown) => error instanceof MailError && error.code === 'too_large' && /limit/.test(error.message),
+          `${name} ${parse.name}`,
+        );
       }
     }
   });
@@ -131,18 +153,37 @@ describe('inner message (protected headers)', () => {
     assert.deepEqual(parsed.attachments[0]!.content, attachment);
   });
 
-  it('the most attachments a sender allows are within the receiver\'s part limit, and one more is refused when composing', async () => {
+  it("the most attachments a sender allows are within the receiver's part limit, and one more is refused when composing", async () => {
     const attachment = (i: number) => ({ filename: `a${i}.txt`, contentType: 'text/plain', content: new Uint8Array([65]) });
-    const message = { ...base, subject: 's', date: new Date(), text: 't', html: '<p>t</p>', attachments: Array.from({ length: MAX_ATTACHMENTS }, (_, i) => attachment(i)) };
+    const message = {
+      ...base,
+      subject: 's',
+      date: new Date(),
+      text: 't',
+      html: '<p>t</p>',
+      attachments: Array.from({ length: MAX_ATTACHMENTS }, (_, i) => attachment(i)),
+    };
     assert.equal((await parseInner(await composeInner(message))).attachments.length, MAX_ATTACHMENTS);
-    await assert.rejects(composeInner({ ...message, attachments: [...message.attachments, attachment(-1)] }), (error: unknown) => error instanceof MailError && error.code === 'too_large');
+    await assert.rejects(
+      composeInner({ ...message, attachments: [...message.attachments, attachment(-1)] }),
+      (error: unknown) => error instanceof MailError && error.code === 'too_large',
+    );
   });
 
   it('refuses an inner message without exactly one From header with exactly one address (§18.5)', async () => {
     const inner = new TextDecoder().decode(await composeInner({ ...base, subject: 's', date: new Date(), text: 't', attachments: [] }));
     const from = /^From: .*\r\n/m;
-    for (const replacement of ['From: alice@example.test\r\nFrom: mallory@example.test\r\n', '', 'From: alice@example.test, mallory@example.test\r\n', 'From: Alice\r\n']) {
-      await assert.rejects(parseInner(new TextEncoder().encode(inner.replace(from, replacement))), (error: unknown) => error instanceof MailError && error.code === 'malformed', JSON.stringify(replacement));
+    for (const replacement of [
+      'From: alice@example.test\r\nFrom: mallory@example.test\r\n',
+      '',
+      'From: alice@example.test, mallory@example.test\r\n',
+      'From: Alice\r\n',
+    ]) {
+      await assert.rejects(
+        parseInner(new TextEncoder().encode(inner.replace(from, replacement))),
+        (error: unknown) => error instanceof MailError && error.code === 'malformed',
+        JSON.stringify(replacement),
+      );
     }
   });
 });

@@ -13,7 +13,12 @@ import { useOAuth2MailServers } from '../helpers/oauth2.ts';
 const oauth = useOAuth2MailServers();
 
 /** `who`'s server with tokens handed out in order (the last one again and again), counting the asks. */
-function tokenConfig(s: MailServers, who: MailUserName, kind: 'imap' | 'smtp', tokens: (string | Error)[]): { config: ServerConfig; asked: () => number } {
+function tokenConfig(
+  s: MailServers,
+  who: MailUserName,
+  kind: 'imap' | 'smtp',
+  tokens: (string | Error)[],
+): { config: ServerConfig; asked: () => number } {
   let asked = 0;
   const { password: _password, ...address } = serverConfig(s, who, kind);
   const accessToken = () => {
@@ -26,7 +31,10 @@ function tokenConfig(s: MailServers, who: MailUserName, kind: 'imap' | 'smtp', t
 async function protectedMail(s: MailServers): Promise<{ raw: Uint8Array; envelope: { from: string; to: string[] } }> {
   const from = s.users.alice.address;
   const to = s.users.bob.address;
-  return { raw: await composeProtected({ from, to, protocol: encodeNak({ senderKeyId: 1, recipientKeyId: 1, counter: 1 }) }), envelope: { from, to: [to] } };
+  return {
+    raw: await composeProtected({ from, to, protocol: encodeNak({ senderKeyId: 1, recipientKeyId: 1, counter: 1 }) }),
+    envelope: { from, to: [to] },
+  };
 }
 
 describe('OAuth2 for IMAP and SMTP', () => {
@@ -45,7 +53,10 @@ describe('OAuth2 for IMAP and SMTP', () => {
     } finally {
       await inbox.close();
     }
-    assert.ok(provider.introspected.includes(aliceToken) && provider.introspected.includes(bobToken), 'Dovecot checked both tokens with the provider');
+    assert.ok(
+      provider.introspected.includes(aliceToken) && provider.introspected.includes(bobToken),
+      'Dovecot checked both tokens with the provider',
+    );
   });
 
   it('a token that expired is refused once, then a fresh one is asked for and used (IMAP and SMTP)', async () => {
@@ -67,23 +78,29 @@ describe('OAuth2 for IMAP and SMTP', () => {
     assert.equal(imap.asked(), 2);
   });
 
-  it('a token refused twice is an authentication failure (not retried again, not in the message); so is another user\'s token', async () => {
+  it("a token refused twice is an authentication failure (not retried again, not in the message); so is another user's token", async () => {
     const { servers: s, provider } = oauth();
     const expired = provider.issue('bob');
     provider.expire(expired);
     const someoneElses = provider.issue('alice');
     for (const tokens of [[expired], [someoneElses]]) {
       const imap = tokenConfig(s, 'bob', 'imap', tokens);
-      await assert.rejects(new ImapMailbox(imap.config).list(), (e: unknown) => e instanceof MailError && e.code === 'auth' && !tokens.some((t) => e.message.includes(t)));
+      await assert.rejects(
+        new ImapMailbox(imap.config).list(),
+        (e: unknown) => e instanceof MailError && e.code === 'auth' && !tokens.some((t) => e.message.includes(t)),
+      );
       assert.equal(imap.asked(), 2, 'one retry with a fresh token, no more');
       const smtp = tokenConfig(s, 'bob', 'smtp', tokens);
       const { raw, envelope } = await protectedMail(s);
-      await assert.rejects(new SmtpTransport(smtp.config).send(raw, { ...envelope, from: s.users.bob.address }), (e: unknown) => e instanceof MailError && e.code === 'auth' && !tokens.some((t) => e.message.includes(t)));
+      await assert.rejects(
+        new SmtpTransport(smtp.config).send(raw, { ...envelope, from: s.users.bob.address }),
+        (e: unknown) => e instanceof MailError && e.code === 'auth' && !tokens.some((t) => e.message.includes(t)),
+      );
       assert.equal(smtp.asked(), 2);
     }
   });
 
-  it('a token that cannot be had fails the login with the token source\'s own error', async () => {
+  it("a token that cannot be had fails the login with the token source's own error", async () => {
     const { servers: s } = oauth();
     const failure = new MailError('credential', 'the OAuth2 token command failed: it exited with status 3');
     const imap = tokenConfig(s, 'bob', 'imap', [failure]);

@@ -27,16 +27,27 @@ describe('mail pipeline over the Maildir spool', async () => {
   const bob = await spoolAccount(root, spool, 'bob@example.test');
 
   it('refuses plaintext without consent, and with consent sends one that carries the keys', async () => {
-    await assert.rejects(sendMessage(bob, { to: alice.address, subject: 'hi', text: 'hello' }), (e: unknown) => e instanceof PipelineError && e.code === 'no_keys' && e.hint !== undefined);
-    assert.deepEqual(await sendMessage(bob, { to: alice.address, subject: 'hi', text: 'plain hello' }, { allowPlaintext: true }), { kind: 'plaintext' });
+    await assert.rejects(
+      sendMessage(bob, { to: alice.address, subject: 'hi', text: 'hello' }),
+      (e: unknown) => e instanceof PipelineError && e.code === 'no_keys' && e.hint !== undefined,
+    );
+    assert.deepEqual(await sendMessage(bob, { to: alice.address, subject: 'hi', text: 'plain hello' }, { allowPlaintext: true }), {
+      kind: 'plaintext',
+    });
     const reports = await fetchMessages(alice);
-    assert.deepEqual(reports.map((r) => r.kind === 'ordinary' && r.advertises), [bob.address]);
+    assert.deepEqual(
+      reports.map((r) => r.kind === 'ordinary' && r.advertises),
+      [bob.address],
+    );
     assert.equal((await alice.keyring.fingerprint(bob.address)).fingerprint.length, 40, 'Alice pinned Bob');
   });
 
   it('first mail, reply, upgrade, then messages both ways; the spool holds no plaintext', async () => {
     const secretSubject = 'Geheimes Treffen — Freitag';
-    assert.deepEqual(await sendMessage(alice, { to: bob.address, subject: secretSubject, text: 'Lunch, Friday? Grüße' }), { kind: 'encrypted', type: 'first' });
+    assert.deepEqual(await sendMessage(alice, { to: bob.address, subject: secretSubject, text: 'Lunch, Friday? Grüße' }), {
+      kind: 'encrypted',
+      type: 'first',
+    });
     const atBob = await fetchMessages(bob);
     const [first] = messages(atBob);
     assert.ok(first, JSON.stringify(atBob));
@@ -44,11 +55,17 @@ describe('mail pipeline over the Maildir spool', async () => {
     assert.equal(first.message.text?.trim(), 'Lunch, Friday? Grüße');
     assert.equal(first.fingerprint, (await alice.keyring.identity()).fingerprint);
 
-    assert.deepEqual(await sendMessage(bob, { to: alice.address, subject: 'Re: lunch', text: 'Friday works.' }), { kind: 'encrypted', type: 'reply' });
+    assert.deepEqual(await sendMessage(bob, { to: alice.address, subject: 'Re: lunch', text: 'Friday works.' }), {
+      kind: 'encrypted',
+      type: 'reply',
+    });
     assert.equal(messages(await fetchMessages(alice))[0]?.message.text?.trim(), 'Friday works.');
 
     for (let i = 0; i < 3; i++) {
-      assert.deepEqual(await sendMessage(alice, { to: bob.address, subject: `a${i}`, text: `from alice ${i}`, html: `<p>from <b>alice</b> ${i}</p>` }), { kind: 'encrypted', type: 'data' });
+      assert.deepEqual(
+        await sendMessage(alice, { to: bob.address, subject: `a${i}`, text: `from alice ${i}`, html: `<p>from <b>alice</b> ${i}</p>` }),
+        { kind: 'encrypted', type: 'data' },
+      );
       const got = messages(await fetchMessages(bob))[0];
       assert.equal(got?.message.subject, `a${i}`);
       assert.equal(got?.message.html?.trim(), `<p>from <b>alice</b> ${i}</p>`);
@@ -62,7 +79,8 @@ describe('mail pipeline over the Maildir spool', async () => {
       for (const name of await readdir(dir)) {
         const raw = await readFile(join(dir, name), 'utf8');
         assert.ok(raw.includes('Subject: ...'));
-        for (const secret of [secretSubject, 'Lunch, Friday', 'Friday works', 'from alice', 'from bob']) assert.ok(!raw.includes(secret), `${secret} leaked`);
+        for (const secret of [secretSubject, 'Lunch, Friday', 'Friday works', 'from alice', 'from bob'])
+          assert.ok(!raw.includes(secret), `${secret} leaked`);
       }
     }
   });
@@ -111,19 +129,43 @@ describe('a hostile correspondent advertising a ring key nobody can use (PROTOCO
   const bobsRingKeysOfMallory = () => bob.store.peerKeys(malloryFingerprint, 'ring').map((k) => toHex(k.public));
 
   it('refuses the key, so that Bob, knowing no other, refuses to send', async () => {
-    await sendMessage(advertising(mallory, [unusable], { only: true }), { to: bob.address, subject: 'keys', text: 'my keys' }, { allowPlaintext: true });
-    assert.deepEqual((await fetchMessages(bob)).map((r) => r.kind === 'ordinary' && r.advertises), [mallory.address], 'Mallory pinned');
+    await sendMessage(
+      advertising(mallory, [unusable], { only: true }),
+      { to: bob.address, subject: 'keys', text: 'my keys' },
+      { allowPlaintext: true },
+    );
+    assert.deepEqual(
+      (await fetchMessages(bob)).map((r) => r.kind === 'ordinary' && r.advertises),
+      [mallory.address],
+      'Mallory pinned',
+    );
     assert.deepEqual(bobsRingKeysOfMallory(), [], 'the key nobody holds is not stored');
     const learned = await bob.keyring.learnRingKeys(mallory.address, [unusable]);
-    assert.deepEqual(learned.rejected.map((r) => [r.id, r.code]), [[toHex(nobodys), 'bad_proof']]);
-    await assert.rejects(sendMessage(bob, { to: mallory.address, subject: 'x', text: 'never signed toward that key' }), (e: unknown) => e instanceof PipelineError && e.code === 'no_keys');
+    assert.deepEqual(
+      learned.rejected.map((r) => [r.id, r.code]),
+      [[toHex(nobodys), 'bad_proof']],
+    );
+    await assert.rejects(
+      sendMessage(bob, { to: mallory.address, subject: 'x', text: 'never signed toward that key' }),
+      (e: unknown) => e instanceof PipelineError && e.code === 'no_keys',
+    );
   });
 
   it('beside her real keys, Bob signs toward a real one only: Mallory can read what he sent', async () => {
-    await sendMessage(advertising(mallory, [unusable]), { to: bob.address, subject: 'keys', text: 'my keys again' }, { allowPlaintext: true });
+    await sendMessage(
+      advertising(mallory, [unusable]),
+      { to: bob.address, subject: 'keys', text: 'my keys again' },
+      { allowPlaintext: true },
+    );
     await fetchMessages(bob);
-    assert.deepEqual(bobsRingKeysOfMallory(), mallory.keyring.ringAdverts().map((a) => toHex(a.public)));
-    assert.deepEqual(await sendMessage(bob, { to: mallory.address, subject: 'hello', text: 'deniable, as promised' }), { kind: 'encrypted', type: 'first' });
+    assert.deepEqual(
+      bobsRingKeysOfMallory(),
+      mallory.keyring.ringAdverts().map((a) => toHex(a.public)),
+    );
+    assert.deepEqual(await sendMessage(bob, { to: mallory.address, subject: 'hello', text: 'deniable, as promised' }), {
+      kind: 'encrypted',
+      type: 'first',
+    });
     // Mallory's own software accepts a first mail only when it names one of her valid ring keys.
     const read = messages(await fetchMessages(mallory));
     assert.equal(read[0]?.message.text?.trim(), 'deniable, as promised');

@@ -23,7 +23,11 @@ after(() => rm(root, { recursive: true, force: true }));
 const bytes = (s: string) => new Uint8Array(Buffer.from(s, 'utf8'));
 const text = (b: Uint8Array) => Buffer.from(b).toString('utf8');
 /** The header section of a message, unfolded, one field a line. */
-const headerLines = (raw: string) => raw.slice(0, raw.search(/\r?\n\r?\n/)).replace(/\r?\n[ \t]+/g, ' ').split(/\r?\n/);
+const headerLines = (raw: string) =>
+  raw
+    .slice(0, raw.search(/\r?\n\r?\n/))
+    .replace(/\r?\n[ \t]+/g, ' ')
+    .split(/\r?\n/);
 
 /** A first mail from `from` to `to` whose inner entity is `inner`, exactly as written. */
 async function sendRawInner(from: MailAccount, to: MailAccount, spool: MaildirSpool, inner: Uint8Array): Promise<void> {
@@ -95,14 +99,22 @@ describe('the authenticated sender in the delivered message', async () => {
     const truth = formatVerifiedSender({ address: mallory.address, fingerprint: malloryFpr, trust: 'unverified' });
     assert.deepEqual(claims, [`${VERIFIED_SENDER_HEADER}: ${truth}`], 'exactly one, true verified-sender header');
     const parsed = await simpleParser(Buffer.from(delivered));
-    assert.deepEqual(parsed.from?.value.map((v) => v.address), [mallory.address], 'delivered under Mallory\'s address');
+    assert.deepEqual(
+      parsed.from?.value.map((v) => v.address),
+      [mallory.address],
+      "delivered under Mallory's address",
+    );
     assert.equal(parsed.headers.get('sender'), undefined);
     assert.equal(parsed.replyTo, undefined);
-    assert.deepEqual(lines.filter((l) => /^offrecord-original-/i.test(l)), [
-      'Offrecord-Original-From: Alice <alice@example.test>',
-      'Offrecord-Original-Sender: alice@example.test',
-      'Offrecord-Original-Reply-To: "Alice" <payments@evil.test>',
-    ], 'the claims kept visible under our names, the sender\'s own Offrecord-Original-From dropped');
+    assert.deepEqual(
+      lines.filter((l) => /^offrecord-original-/i.test(l)),
+      [
+        'Offrecord-Original-From: Alice <alice@example.test>',
+        'Offrecord-Original-Sender: alice@example.test',
+        'Offrecord-Original-Reply-To: "Alice" <payments@evil.test>',
+      ],
+      "the claims kept visible under our names, the sender's own Offrecord-Original-From dropped",
+    );
     assert.equal(parsed.subject, 'URGENT: new bank details');
     assert.ok(delivered.endsWith('\r\n\r\nPlease pay the invoice to IBAN XX00 0000 from now on. Alice\r\n'), 'the body as written');
 
@@ -118,7 +130,12 @@ describe('the authenticated sender in the delivered message', async () => {
     await bob.keyring.trust(alice.address, aliceFpr);
     await sendMessage(bob, { to: alice.address, subject: 'hi', text: 'hello' }, { allowPlaintext: true });
     await fetchMessages(alice);
-    await sendRawInner(alice, bob, spool, bytes('From: "Alice Liddell" <Alice@Example.test>\r\nTo: bob@example.test\r\nSubject: lunch\r\n\r\nFriday?\r\n'));
+    await sendRawInner(
+      alice,
+      bob,
+      spool,
+      bytes('From: "Alice Liddell" <Alice@Example.test>\r\nTo: bob@example.test\r\nSubject: lunch\r\n\r\nFriday?\r\n'),
+    );
     const [report] = await fetchMessages(bob);
     assert.ok(report?.kind === 'message');
     assert.deepEqual(report.renamed, []);
@@ -134,28 +151,66 @@ describe('attestSender', () => {
   const value = formatVerifiedSender(sender);
 
   it('rebuilds the header: bare LF, a header-only message, a message starting with an empty line', async () => {
-    assert.equal(text((await attestSender(bytes('From: mallory@example.test\nSubject: x\n\nbody\n'), sender)).message), `${VERIFIED_SENDER_HEADER}: ${value}\r\nFrom: mallory@example.test\r\nSubject: x\r\n\r\nbody\n`);
-    assert.equal(text((await attestSender(bytes('Subject: x'), sender)).message), `${VERIFIED_SENDER_HEADER}: ${value}\r\nFrom: mallory@example.test\r\nSubject: x\r\n\r\n`);
-    assert.equal(text((await attestSender(bytes('\r\nFrom: alice@example.test\r\n'), sender)).message), `${VERIFIED_SENDER_HEADER}: ${value}\r\nFrom: mallory@example.test\r\n\r\nFrom: alice@example.test\r\n`);
+    assert.equal(
+      text((await attestSender(bytes('From: mallory@example.test\nSubject: x\n\nbody\n'), sender)).message),
+      `${VERIFIED_SENDER_HEADER}: ${value}\r\nFrom: mallory@example.test\r\nSubject: x\r\n\r\nbody\n`,
+    );
+    assert.equal(
+      text((await attestSender(bytes('Subject: x'), sender)).message),
+      `${VERIFIED_SENDER_HEADER}: ${value}\r\nFrom: mallory@example.test\r\nSubject: x\r\n\r\n`,
+    );
+    assert.equal(
+      text((await attestSender(bytes('\r\nFrom: alice@example.test\r\n'), sender)).message),
+      `${VERIFIED_SENDER_HEADER}: ${value}\r\nFrom: mallory@example.test\r\n\r\nFrom: alice@example.test\r\n`,
+    );
   });
 
   it('renames a From that poses: two From fields, an address as display name, a group, another address', async () => {
-    for (const from of ['From: mallory@example.test\r\nFrom: alice@example.test', 'From: "alice@example.test" <mallory@example.test>', 'From: friends: mallory@example.test;', 'From: mallory@example.test, alice@example.test', 'From: =?utf-8?q?alice=40example.test?= <mallory@example.test>', 'From: "Alice \u202e" <mallory@example.test>']) {
+    for (const from of [
+      'From: mallory@example.test\r\nFrom: alice@example.test',
+      'From: "alice@example.test" <mallory@example.test>',
+      'From: friends: mallory@example.test;',
+      'From: mallory@example.test, alice@example.test',
+      'From: =?utf-8?q?alice=40example.test?= <mallory@example.test>',
+      'From: "Alice \u202e" <mallory@example.test>',
+    ]) {
       const out = text((await attestSender(bytes(`${from}\r\nSubject: x\r\n\r\nbody`), sender)).message);
       const lines = headerLines(out);
-      assert.deepEqual(lines.filter((l) => /^from:/i.test(l)), ['From: mallory@example.test'], from);
-      assert.ok(lines.some((l) => l.startsWith('Offrecord-Original-From:')), from);
+      assert.deepEqual(
+        lines.filter((l) => /^from:/i.test(l)),
+        ['From: mallory@example.test'],
+        from,
+      );
+      assert.ok(
+        lines.some((l) => l.startsWith('Offrecord-Original-From:')),
+        from,
+      );
     }
   });
 
   it('drops every header under our names, whatever its case, spacing or folding', async () => {
-    const out = text((await attestSender(bytes(`oFfReCoRd-VeRiFiEd-SeNdEr:\t${value}\r\nOffrecord-Verified-Sender\t: x\r\nOffrecord_Verified_Sender: x\r\nOffrecord-Anything: x\r\n\tfolded on\r\nFrom: mallory@example.test\r\n\r\n`), sender)).message);
+    const out = text(
+      (
+        await attestSender(
+          bytes(
+            `oFfReCoRd-VeRiFiEd-SeNdEr:\t${value}\r\nOffrecord-Verified-Sender\t: x\r\nOffrecord_Verified_Sender: x\r\nOffrecord-Anything: x\r\n\tfolded on\r\nFrom: mallory@example.test\r\n\r\n`,
+          ),
+          sender,
+        )
+      ).message,
+    );
     assert.equal(out, `${VERIFIED_SENDER_HEADER}: ${value}\r\nFrom: mallory@example.test\r\n\r\n`);
   });
 
   it('the value has one syntax', () => {
     assert.deepEqual(parseVerifiedSender(value), sender);
-    for (const bad of [`${value} `, value.replace('; ', ';'), value.toUpperCase(), value.replace('unverified', 'tofu'), `Mallory <mallory@example.test>; fingerprint=${'ab'.repeat(20)}; trust=verified`]) {
+    for (const bad of [
+      `${value} `,
+      value.replace('; ', ';'),
+      value.toUpperCase(),
+      value.replace('unverified', 'tofu'),
+      `Mallory <mallory@example.test>; fingerprint=${'ab'.repeat(20)}; trust=verified`,
+    ]) {
       assert.throws(() => parseVerifiedSender(bad), /not an Offrecord-Verified-Sender value/, bad);
     }
   });

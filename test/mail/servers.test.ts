@@ -35,7 +35,8 @@ function liveMentioning(dir: string): number[] {
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     try {
-      if (readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes(dir) && !readFileSync(`/proc/${entry}/stat`, 'utf8').includes(') Z ')) live.push(Number(entry));
+      if (readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes(dir) && !readFileSync(`/proc/${entry}/stat`, 'utf8').includes(') Z '))
+        live.push(Number(entry));
     } catch {
       // gone meanwhile
     }
@@ -45,7 +46,9 @@ function liveMentioning(dir: string): number[] {
 
 function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, fail) => { timer = setTimeout(() => fail(new Error(`${what}: no answer in ${ms} ms`)), ms); });
+  const timeout = new Promise<never>((_, fail) => {
+    timer = setTimeout(() => fail(new Error(`${what}: no answer in ${ms} ms`)), ms);
+  });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
@@ -60,7 +63,9 @@ describe('real mail servers (Dovecot + Postfix on loopback)', () => {
     assert.notEqual(s.users.alice.pass, s.users.bob.pass);
     assert.ok(s.dir.length < 40, `socket paths need a short directory: ${s.dir}`);
     const installed = s.installMs > 0 ? `, after installing the Debian packages in ${(s.installMs / 1000).toFixed(1)} s` : '';
-    t.diagnostic(`mail servers started in ${s.startMs.toFixed(0)} ms${installed} (${s.dir}, IMAP ${s.imap.port}, SMTP ${s.smtp.port}, STARTTLS ${s.tls ? 'yes' : 'no'})`);
+    t.diagnostic(
+      `mail servers started in ${s.startMs.toFixed(0)} ms${installed} (${s.dir}, IMAP ${s.imap.port}, SMTP ${s.smtp.port}, STARTTLS ${s.tls ? 'yes' : 'no'})`,
+    );
   });
 
   it('alice sends to bob over SMTP with AUTH; bob sees it over IMAP IDLE and reads it', async (t) => {
@@ -138,11 +143,14 @@ describe('real mail servers (Dovecot + Postfix on loopback)', () => {
   it('a wrong password is refused by SMTP and IMAP', async () => {
     const s = mail();
     const transport = nodemailer.createTransport(smtpOptions(s, 'alice', 'wrong-password'));
-    await assert.rejects(transport.sendMail({ from: s.users.alice.address, to: s.users.bob.address, subject: 'x', text: 'x' }), (error: { code?: string; responseCode?: number }) => {
-      assert.equal(error.code, 'EAUTH');
-      assert.equal(error.responseCode, 535);
-      return true;
-    });
+    await assert.rejects(
+      transport.sendMail({ from: s.users.alice.address, to: s.users.bob.address, subject: 'x', text: 'x' }),
+      (error: { code?: string; responseCode?: number }) => {
+        assert.equal(error.code, 'EAUTH');
+        assert.equal(error.responseCode, 535);
+        return true;
+      },
+    );
     transport.close();
 
     const client = new ImapFlow(imapOptions(s, 'bob', 'wrong-password'));
@@ -157,20 +165,26 @@ describe('real mail servers (Dovecot + Postfix on loopback)', () => {
   it('without AUTH nothing is accepted, and an outside or unknown recipient is refused', async () => {
     const s = mail();
     const anonymous = nodemailer.createTransport({ ...smtpOptions(s, 'alice'), auth: undefined });
-    await assert.rejects(anonymous.sendMail({ from: 'x@elsewhere.test', to: s.users.bob.address, subject: 'x', text: 'x' }), (error: { code?: string; responseCode?: number }) => {
-      assert.equal(error.code, 'EENVELOPE');
-      assert.ok(error.responseCode !== undefined && error.responseCode >= 500, String(error.responseCode));
-      return true;
-    });
+    await assert.rejects(
+      anonymous.sendMail({ from: 'x@elsewhere.test', to: s.users.bob.address, subject: 'x', text: 'x' }),
+      (error: { code?: string; responseCode?: number }) => {
+        assert.equal(error.code, 'EENVELOPE');
+        assert.ok(error.responseCode !== undefined && error.responseCode >= 500, String(error.responseCode));
+        return true;
+      },
+    );
     anonymous.close();
 
     const transport = nodemailer.createTransport(smtpOptions(s, 'alice'));
     for (const to of ['someone@example.com', `carol@${s.domain}`]) {
-      await assert.rejects(transport.sendMail({ from: s.users.alice.address, to, subject: 'x', text: 'x' }), (error: { code?: string; responseCode?: number; response?: string }) => {
-        assert.equal(error.code, 'EENVELOPE', `${to}: ${error.response}`);
-        assert.ok(error.responseCode !== undefined && error.responseCode >= 500, `${to}: ${error.response}`);
-        return true;
-      });
+      await assert.rejects(
+        transport.sendMail({ from: s.users.alice.address, to, subject: 'x', text: 'x' }),
+        (error: { code?: string; responseCode?: number; response?: string }) => {
+          assert.equal(error.code, 'EENVELOPE', `${to}: ${error.response}`);
+          assert.ok(error.responseCode !== undefined && error.responseCode >= 500, `${to}: ${error.response}`);
+          return true;
+        },
+      );
     }
     transport.close();
   });
@@ -196,11 +210,13 @@ describe('real mail servers (Dovecot + Postfix on loopback)', () => {
     } finally {
       const stopAt = performance.now();
       await Promise.all(pair.map((s) => s.stop()));
-      t.diagnostic(`two more instances started together in ${both.toFixed(0)} ms, stopped together in ${(performance.now() - stopAt).toFixed(0)} ms`);
+      t.diagnostic(
+        `two more instances started together in ${both.toFixed(0)} ms, stopped together in ${(performance.now() - stopAt).toFixed(0)} ms`,
+      );
     }
     for (const s of pair) {
       assert.equal(existsSync(s.dir), false, `${s.dir} removed`);
-      assert.deepEqual(liveInGroups([s.pids.dovecot, s.pids.postfix]), [], 'no live process in the masters\' groups');
+      assert.deepEqual(liveInGroups([s.pids.dovecot, s.pids.postfix]), [], "no live process in the masters' groups");
       assert.deepEqual(liveMentioning(s.dir), [], 'no live process names the directory');
     }
     // The instance of this file is untouched.

@@ -40,9 +40,17 @@ describe('IMAP and SMTP transports', () => {
     const alice = s.users.alice.address;
     const bob = s.users.bob.address;
     const protocol = encodeNak({ senderKeyId: 1, recipientKeyId: 1, counter: 1 });
-    await new SmtpTransport(config(s, 'alice', 'smtp')).send(await composeProtected({ from: alice, to: bob, protocol }), { from: alice, to: [bob] });
+    await new SmtpTransport(config(s, 'alice', 'smtp')).send(await composeProtected({ from: alice, to: bob, protocol }), {
+      from: alice,
+      to: [bob],
+    });
     // An ordinary mail that the watcher must leave alone.
-    const plain = createTransport({ host: s.smtp.host, port: s.smtp.port, auth: { user: s.users.alice.user, pass: s.users.alice.pass }, tls: { ca: s.tls?.cert } });
+    const plain = createTransport({
+      host: s.smtp.host,
+      port: s.smtp.port,
+      auth: { user: s.users.alice.user, pass: s.users.alice.pass },
+      tls: { ca: s.tls?.cert },
+    });
     await plain.sendMail({ from: alice, to: bob, subject: 'lunch?', text: 'ordinary mail' });
     plain.close();
 
@@ -61,12 +69,21 @@ describe('IMAP and SMTP transports', () => {
     const s = servers();
     const wrong = 'not-the-password';
     const smtp = new SmtpTransport(config(s, 'alice', 'smtp', wrong));
-    await assert.rejects(smtp.send(new Uint8Array([1]), { from: s.users.alice.address, to: [s.users.bob.address] }), (e: unknown) => e instanceof MailError && e.code === 'auth' && !e.message.includes(wrong));
+    await assert.rejects(
+      smtp.send(new Uint8Array([1]), { from: s.users.alice.address, to: [s.users.bob.address] }),
+      (e: unknown) => e instanceof MailError && e.code === 'auth' && !e.message.includes(wrong),
+    );
     const imap = new ImapMailbox(config(s, 'bob', 'imap', wrong));
-    await assert.rejects(imap.list(), (e: unknown) => e instanceof MailError && e.code === 'auth' && /authentication failed/.test(e.message) && !e.message.includes(wrong));
+    await assert.rejects(
+      imap.list(),
+      (e: unknown) => e instanceof MailError && e.code === 'auth' && /authentication failed/.test(e.message) && !e.message.includes(wrong),
+    );
   });
 
   it('refuses clear-text passwords off loopback', () => {
-    assert.throws(() => new SmtpTransport({ host: 'mail.example.org', port: 25, security: 'plain', user: 'a', password: () => 'x' }), MailError);
+    assert.throws(
+      () => new SmtpTransport({ host: 'mail.example.org', port: 25, security: 'plain', user: 'a', password: () => 'x' }),
+      MailError,
+    );
   });
 });

@@ -11,12 +11,15 @@ describe('conversation', () => {
     await assertExchange(alice, bob);
   });
 
-  it("a peer ring key equal to ours is a typed refusal of the step, not a RingError (§15.1)", async () => {
+  it('a peer ring key equal to ours is a typed refusal of the step, not a RingError (§15.1)', async () => {
     const [a, b] = await Promise.all([identity('alice'), identity('bob')]);
     const store = new MemorySessionStore();
     const alice = new Conversation({
       store,
-      parties: { local: { fingerprint: a.fingerprint, ringKeys: [a.ring] }, peer: { fingerprint: b.fingerprint, ringKeys: [a.ring.public] } },
+      parties: {
+        local: { fingerprint: a.fingerprint, ringKeys: [a.ring] },
+        peer: { fingerprint: b.fingerprint, ringKeys: [a.ring.public] },
+      },
       peerEncryptionKey: b.publicKey,
       sealer: new OpenPgpSealer([a.privateKey]),
     });

@@ -72,7 +72,6 @@ interface Fixture {
   };
 }
 
-
 async function accepted(result: Promise<ReceiveResult>): Promise<void> {
   const r = await result;
   assert.notEqual(r.kind, 'error', r.kind === 'error' ? `${r.code}: ${r.message}` : '');
@@ -81,7 +80,13 @@ async function accepted(result: Promise<ReceiveResult>): Promise<void> {
 function sampleBundle(identity: Uint8Array): Uint8Array {
   const ring = ['a', 'b'].map((label) => {
     const secret = generateRingSecret(new Uint8Array(64).fill(label.charCodeAt(0)));
-    return { public: ringPublicKey(secret), secret, notBefore: 1_690_000_000_000, notAfter: 1_700_000_000_000, certification: new Uint8Array(100).fill(9) };
+    return {
+      public: ringPublicKey(secret),
+      secret,
+      notBefore: 1_690_000_000_000,
+      notAfter: 1_700_000_000_000,
+      certification: new Uint8Array(100).fill(9),
+    };
   });
   const macKeys = [1, 2, 3].map((i) => new Uint8Array(32).fill(i * 17));
   return encodeBundle({ identity, created: 1_700_000_000_000, certificate: new Uint8Array(200).fill(5), ringKeys: ring, macKeys });
@@ -111,7 +116,16 @@ async function establish(): Promise<Fixture> {
   return {
     pair,
     ids: { alice: [a, b], bob: [b, a] },
-    valid: { firstOuter, firstInner, reply, data, dataFromBob, ack: sent(ack), nak: nakFor(data), bundle: sampleBundle(pair.ids.alice.fingerprint) },
+    valid: {
+      firstOuter,
+      firstInner,
+      reply,
+      data,
+      dataFromBob,
+      ack: sent(ack),
+      nak: nakFor(data),
+      bundle: sampleBundle(pair.ids.alice.fingerprint),
+    },
   };
 }
 
@@ -159,7 +173,11 @@ async function receiveChecked(f: Fixture, who: Party, bytes: Uint8Array, expect?
   assert.ok(before && after);
   const sentAs = before.state.lastSent?.sentAs;
   const nak = decodeNak(bytes);
-  const names = sentAs !== undefined && nak.senderKeyId === sentAs.senderKeyId && nak.recipientKeyId === sentAs.recipientKeyId && nak.counter === sentAs.counter;
+  const names =
+    sentAs !== undefined &&
+    nak.senderKeyId === sentAs.senderKeyId &&
+    nak.recipientKeyId === sentAs.recipientKeyId &&
+    nak.counter === sentAs.counter;
   if (names) assert.equal(after.state.nakAt, f.pair.env.now());
   else assert.deepStrictEqual(after, before, 'a NAK that names nothing we keep changes nothing');
   assert.deepStrictEqual({ ...after.state, nakAt: null }, { ...before.state, nakAt: null }, 'a NAK only sets nakAt');
@@ -172,7 +190,8 @@ async function receiveBoth(f: Fixture, bytes: Uint8Array, expect?: ProtocolError
 
 // ---------------------------------------------------------------- raw decoders
 
-type Decoder = 'peekType' | 'decodeFirstOuter' | 'decodeFirstInner' | 'decodeSealed' | 'decodeNak' | 'decodeBundle' | 'decodeReplyPlaintext';
+type Decoder =
+  'peekType' | 'decodeFirstOuter' | 'decodeFirstInner' | 'decodeSealed' | 'decodeNak' | 'decodeBundle' | 'decodeReplyPlaintext';
 
 /** Each decoder with the encoder that must give the input back when decoding succeeds. */
 const ROUND_TRIPS: Record<Decoder, (bytes: Uint8Array) => Uint8Array> = {
@@ -245,7 +264,9 @@ describe('malformed input: random', () => {
   it('random bytes behind a valid prefix, for each type (and a few beyond)', async () => {
     const f = await fixture();
     await fc.assert(
-      fc.asyncProperty(fc.integer({ min: 0, max: 8 }), fc.uint8Array({ maxLength: 600 }), (type, body) => everywhere(f, prefixed(type, body))),
+      fc.asyncProperty(fc.integer({ min: 0, max: 8 }), fc.uint8Array({ maxLength: 600 }), (type, body) =>
+        everywhere(f, prefixed(type, body)),
+      ),
       { numRuns: 2 * RUNS },
     );
   });
@@ -353,13 +374,28 @@ describe('malformed input: fields', () => {
       cases.push([`reply ciphertext length ${n}`, put(reply, replyCt, u32be(n)), 'decodeSealed', 'malformed']);
     }
     for (const n of [0xffff, LIMITS.maxBundleRingKeys + 1]) {
-      cases.push([`bundle ring count ${n}`, withChecksum(put(body, ringCountAt, Uint8Array.of(n >> 8, n & 0xff))), 'decodeBundle', 'too_large']);
+      cases.push([
+        `bundle ring count ${n}`,
+        withChecksum(put(body, ringCountAt, Uint8Array.of(n >> 8, n & 0xff))),
+        'decodeBundle',
+        'too_large',
+      ]);
     }
-    cases.push([`bundle ring count ${LIMITS.maxBundleRingKeys}`, withChecksum(put(body, ringCountAt, Uint8Array.of(0x10, 0))), 'decodeBundle', 'malformed']);
+    cases.push([
+      `bundle ring count ${LIMITS.maxBundleRingKeys}`,
+      withChecksum(put(body, ringCountAt, Uint8Array.of(0x10, 0))),
+      'decodeBundle',
+      'malformed',
+    ]);
     for (const n of [0xffffffff, LIMITS.maxBundleMacKeys + 1]) {
       cases.push([`bundle MAC count ${n}`, withChecksum(put(body, macCountAt, u32be(n))), 'decodeBundle', 'too_large']);
     }
-    cases.push([`bundle MAC count ${LIMITS.maxBundleMacKeys}`, withChecksum(put(body, macCountAt, u32be(LIMITS.maxBundleMacKeys))), 'decodeBundle', 'malformed']);
+    cases.push([
+      `bundle MAC count ${LIMITS.maxBundleMacKeys}`,
+      withChecksum(put(body, macCountAt, u32be(LIMITS.maxBundleMacKeys))),
+      'decodeBundle',
+      'malformed',
+    ]);
     for (const counter of [2n ** 53n, 2n ** 63n, 2n ** 64n - 1n]) {
       cases.push([`data counter ${counter}`, put(data, 44, u64be(counter)), 'decodeSealed', 'too_large']);
       cases.push([`NAK counter ${counter}`, put(f.valid.nak, 12, u64be(counter)), 'decodeNak', 'too_large']);

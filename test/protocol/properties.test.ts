@@ -106,7 +106,14 @@ describe('properties over an unreliable network', () => {
           for (const out of result.outgoing) await post(item.to, out, null);
           const after = await convo[item.to].state();
           if (after) assert.ok(liveOwnSecrets(after).length <= 2 + policy.maxRetired, 'own DH secrets stay bounded');
-          if (after && after.kind !== 'initiating' && before?.kind !== 'initiating' && before && after.keys.ours.next.id > before.keys.ours.next.id) seen.rotations++;
+          if (
+            after &&
+            after.kind !== 'initiating' &&
+            before?.kind !== 'initiating' &&
+            before &&
+            after.keys.ours.next.id > before.keys.ours.next.id
+          )
+            seen.rotations++;
         };
 
         await send('alice');

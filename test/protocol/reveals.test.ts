@@ -13,7 +13,11 @@ import type { StoredSession } from '../../src/protocol/store.ts';
 import { conversationPair, text } from '../../kit/parties.ts';
 
 /** A session state with two MAC keys queued for revelation, from a real exchange. */
-async function queuedState(): Promise<{ state: RespondingState | EstablishedState; queued: Uint8Array[]; env: Awaited<ReturnType<typeof conversationPair>>['env'] }> {
+async function queuedState(): Promise<{
+  state: RespondingState | EstablishedState;
+  queued: Uint8Array[];
+  env: Awaited<ReturnType<typeof conversationPair>>['env'];
+}> {
   const pair = await conversationPair();
   const first = await pair.alice.send(text('hello'));
   assert.equal(first.kind, 'encrypted');

@@ -14,10 +14,19 @@ import { firstContext } from '../../src/protocol/contexts.ts';
 import { liveOwnSecrets, type EstablishedState, type SessionState } from '../../src/protocol/state.ts';
 import { MemorySessionStore } from '../../src/protocol/store.ts';
 import * as openpgp from 'openpgp';
-import { decodeFirstOuter, decodeSealed, encodeFirstInner, encodeFirstOuter, encodeNak, isLowOrderX25519, type AuthBlock, MessageType, peekType } from '../../src/protocol/wire.ts';
+import {
+  decodeFirstOuter,
+  decodeSealed,
+  encodeFirstInner,
+  encodeFirstOuter,
+  encodeNak,
+  isLowOrderX25519,
+  type AuthBlock,
+  MessageType,
+  peekType,
+} from '../../src/protocol/wire.ts';
 import type { ProtocolError } from '../../src/protocol/errors.ts';
 import { conversationPair, identity, type Pair, partiesFor, sent, str, TestEnv, text } from '../../kit/parties.ts';
-
 
 function plaintextOf(result: ReceiveResult): string {
   if (result.kind !== 'plaintext') assert.fail(`expected plaintext, got ${JSON.stringify(result)}`);
@@ -188,10 +197,7 @@ describe('crossing first mails, delivered late', () => {
     const fromAlice = sent(await pair.alice.send(text('alice starts')));
     pair.env.advance(10);
     const fromBob = sent(await pair.bob.send(text('bob starts')));
-    const aliceWins = Buffer.compare(
-      (await pair.alice.state())!.origin.share,
-      (await pair.bob.state())!.origin.share,
-    ) > 0;
+    const aliceWins = Buffer.compare((await pair.alice.state())!.origin.share, (await pair.bob.state())!.origin.share) > 0;
     const [winner, loser, winnersFirst, losersFirst] = aliceWins
       ? [pair.alice, pair.bob, fromAlice, fromBob]
       : [pair.bob, pair.alice, fromBob, fromAlice];
@@ -381,7 +387,10 @@ describe('keystream never repeats (§7, §8.4, §9.3)', () => {
     assert.equal(bob.kind, 'established');
     // Hostile Bob announces, as his "next" share, the one he sends under.
     const keys = (bob as EstablishedState).keys;
-    const hostile: EstablishedState = { ...(bob as EstablishedState), keys: { ...keys, ours: { ...keys.ours, next: { ...keys.ours.sending, id: keys.ours.next.id } } } };
+    const hostile: EstablishedState = {
+      ...(bob as EstablishedState),
+      keys: { ...keys, ours: { ...keys.ours, next: { ...keys.ours.sending, id: keys.ours.next.id } } },
+    };
     const reannounce = wire(send(hostile, pb, text('same share again'), env));
     assert.throws(
       () => receiveSealed(alice, pa, reannounce, env),
@@ -414,7 +423,11 @@ describe('keystream never repeats (§7, §8.4, §9.3)', () => {
   function assertNoKeystreamReuse(c1: Uint8Array, c2: Uint8Array, p1: Uint8Array, p2: Uint8Array): void {
     const m1 = decodeSealed(c1).message;
     const m2 = decodeSealed(c2).message;
-    assert.deepEqual([m2.senderKeyId, m2.recipientKeyId, m2.counter], [m1.senderKeyId, m1.recipientKeyId, m1.counter], 'same pair, same counter');
+    assert.deepEqual(
+      [m2.senderKeyId, m2.recipientKeyId, m2.counter],
+      [m1.senderKeyId, m1.recipientKeyId, m1.counter],
+      'same pair, same counter',
+    );
     assert.equal(p1.length, p2.length);
     assert.ok(!equalBytes(xor(m1.ciphertext, m2.ciphertext), xor(p1, p2)), 'c1 xor c2 is not p1 xor p2: no keystream repeats');
   }
@@ -483,7 +496,11 @@ describe('key-compromise impersonation (§20.9)', () => {
     const ring = prepareRing(...sortRing(a.ring.public, b.ring.public));
     const auth = signAuthBlock(unsigned, ring, b.ring.secret, firstContext(unsigned, dhShare, payload), env.random(32));
     const step = receiveFirst(null, partiesFor(b, a), encodeFirstInner({ auth, dhShare, payload }), env);
-    assert.equal(str(step.payload!), str(payload), 'accepted as authentic mail from Alice: the price of deniability toward the correspondent');
+    assert.equal(
+      str(step.payload!),
+      str(payload),
+      'accepted as authentic mail from Alice: the price of deniability toward the correspondent',
+    );
   });
 });
 

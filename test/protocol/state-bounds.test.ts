@@ -54,7 +54,13 @@ async function session(): Promise<Session> {
 function selfRotated(bob: EstablishedState, env: TestEnv): EstablishedState {
   const { ours } = bob.keys;
   const next: OwnDhKey = { id: ours.next.id + 1, ...env.newDhKey() };
-  return { ...bob, keys: { ...bob.keys, ours: { sending: ours.next, next, retired: [...ours.retired, { key: ours.sending, retiredAt: env.now() }].slice(-8) } } };
+  return {
+    ...bob,
+    keys: {
+      ...bob.keys,
+      ours: { sending: ours.next, next, retired: [...ours.retired, { key: ours.sending, retiredAt: env.now() }].slice(-8) },
+    },
+  };
 }
 
 describe('the MAC-key queue is bounded (§10.1, §11.6)', () => {
@@ -105,7 +111,9 @@ describe('the MAC-key queue is bounded (§10.1, §11.6)', () => {
     const keys = (restarted.state as Exclude<SessionState, InitiatingState>).keys;
     assert.equal(keys.pendingReveals.length, DEFAULT_POLICY.maxPendingReveals);
     const kept = new Set(keys.pendingReveals);
-    const left = Object.values(flooded.alice.keys.received).map((w) => w.macKey).filter((key) => !kept.has(key));
+    const left = Object.values(flooded.alice.keys.received)
+      .map((w) => w.macKey)
+      .filter((key) => !kept.has(key));
     assert.ok(left.length > 0 && left.every((key) => restarted.wipe.includes(key)), 'the windows that do not fit are erased');
   });
 });
@@ -148,11 +156,18 @@ describe('the per-pair records are bounded (§8.1, §9.3, §11.6)', () => {
     let { alice } = s;
     const { bob, env, pa, pb } = s;
     const own: OwnDhKey[] = [bob.keys.ours.sending, bob.keys.ours.next, ...bob.keys.ours.retired.map((r) => r.key)];
-    const peers: PeerDhKey[] = [bob.keys.theirs.current, ...(bob.keys.theirs.previous ? [bob.keys.theirs.previous] : []), ...bob.keys.theirs.retired.map((r) => r.key)];
+    const peers: PeerDhKey[] = [
+      bob.keys.theirs.current,
+      ...(bob.keys.theirs.previous ? [bob.keys.theirs.previous] : []),
+      ...bob.keys.theirs.retired.map((r) => r.key),
+    ];
     let accepted = 0;
     for (const sending of own) {
       for (const current of peers) {
-        const crafted: EstablishedState = { ...bob, keys: { ...bob.keys, ours: { ...bob.keys.ours, sending }, theirs: { ...bob.keys.theirs, current } } };
+        const crafted: EstablishedState = {
+          ...bob,
+          keys: { ...bob.keys, ours: { ...bob.keys.ours, sending }, theirs: { ...bob.keys.theirs, current } },
+        };
         try {
           alice = established(receiveSealed(alice, pa, wire(send(crafted, pb, text('any pair'), env)), env).state);
           accepted++;

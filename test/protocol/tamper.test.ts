@@ -12,7 +12,6 @@ import { decodeFirstInner } from '../../src/protocol/wire.ts';
 import { decodeFirstOuter, decodeSealed, MAC_LENGTH, PREFIX_LENGTH } from '../../src/protocol/wire.ts';
 import { conversationPair, partiesFor, sent, str, text } from '../../kit/parties.ts';
 
-
 function flip(bytes: Uint8Array, bit: number): Uint8Array {
   const out = Uint8Array.from(bytes);
   out[bit >> 3]! ^= 1 << (bit & 7);
@@ -39,7 +38,8 @@ async function assertRejected(receiver: Conversation, bytes: Uint8Array, bits: I
       assert.equal(result.code, 'auth', `bit ${bit}: ${result.code} (${result.message})`);
     } else {
       // A changed type byte can turn the message into another, well-formed kind of message.
-      const allowed = bit < PREFIX_LENGTH * 8 ? ['malformed', 'too_large', 'unsupported_version', 'unexpected', 'auth'] : ['malformed', 'too_large'];
+      const allowed =
+        bit < PREFIX_LENGTH * 8 ? ['malformed', 'too_large', 'unsupported_version', 'unexpected', 'auth'] : ['malformed', 'too_large'];
       assert.ok(allowed.includes(result.code), `bit ${bit}: ${result.code} (${result.message})`);
     }
     assert.deepEqual(result.outgoing, []);
@@ -97,7 +97,8 @@ describe('tampering', () => {
       }
       assert.equal(result.kind, 'error', `bit ${bit}`);
       // A flip in a packet header breaks §5.2's two-packet structure, which anyone can see: malformed.
-      const allowed = bit < PREFIX_LENGTH * 8 ? ['malformed', 'too_large', 'unsupported_version', 'unexpected', 'auth'] : ['auth', 'malformed'];
+      const allowed =
+        bit < PREFIX_LENGTH * 8 ? ['malformed', 'too_large', 'unsupported_version', 'unexpected', 'auth'] : ['auth', 'malformed'];
       assert.ok(result.kind === 'error' && allowed.includes(result.code), `bit ${bit}: ${JSON.stringify(result)}`);
       assert.equal(await bob.state(), null, 'nothing stored');
     }

@@ -86,8 +86,14 @@ function partiesFromSetup(v: MessageVectors): Record<Party, Parties> {
   const a = ring('alice');
   const b = ring('bob');
   return {
-    alice: { local: { fingerprint: h(v.setup.alice.fingerprint), ringKeys: [a] }, peer: { fingerprint: h(v.setup.bob.fingerprint), ringKeys: [b.public] } },
-    bob: { local: { fingerprint: h(v.setup.bob.fingerprint), ringKeys: [b] }, peer: { fingerprint: h(v.setup.alice.fingerprint), ringKeys: [a.public] } },
+    alice: {
+      local: { fingerprint: h(v.setup.alice.fingerprint), ringKeys: [a] },
+      peer: { fingerprint: h(v.setup.bob.fingerprint), ringKeys: [b.public] },
+    },
+    bob: {
+      local: { fingerprint: h(v.setup.bob.fingerprint), ringKeys: [b] },
+      peer: { fingerprint: h(v.setup.alice.fingerprint), ringKeys: [a.public] },
+    },
   };
 }
 const parties = partiesFromSetup(vectors);
@@ -205,7 +211,11 @@ function checkSealed(v: SealedVector): void {
   assert.equal(k.low_key_id, senderIsLow ? dh.sender_key_id : dh.recipient_key_id);
   assert.equal(k.high_key_id, senderIsLow ? dh.recipient_key_id : dh.sender_key_id);
   assertHex(utf8(LABELS.sessionSalt), k.salt, 'salt');
-  assertHex(concatBytes(utf8(LABELS.sessionInfo), h(k.low_public), u32be(k.low_key_id), h(k.high_public), u32be(k.high_key_id)), k.info, 'info');
+  assertHex(
+    concatBytes(utf8(LABELS.sessionInfo), h(k.low_public), u32be(k.low_key_id), h(k.high_public), u32be(k.high_key_id)),
+    k.info,
+    'info',
+  );
   const okm = hkdf(sha256, h(dh.shared_secret), h(k.salt), h(k.info), 64);
   assertHex(okm, k.okm, 'HKDF output');
   assertHex(okm.subarray(0, 32), k.key_low_to_high, 'low-to-high key');
@@ -272,7 +282,11 @@ function checkFirst(v: FirstVector): void {
     },
   );
   assertHex(encodeFirstInner(m), v.bytes, 're-encoding');
-  assertHex(concatBytes(h('4f520101'), h(v.fields.dh_share), h(v.auth.encoded), h(v.payload)), v.bytes, 'prefix || share || auth || payload');
+  assertHex(
+    concatBytes(h('4f520101'), h(v.fields.dh_share), h(v.auth.encoded), h(v.payload)),
+    v.bytes,
+    'prefix || share || auth || payload',
+  );
   assertHex(x25519.getPublicKey(h(v.dh.secret)), v.dh.public, 'x1 public');
   assert.equal(v.dh.public, v.fields.dh_share);
   checkAuth(v.auth, v.sender, h(v.payload), firstContextOf(v.auth, v.fields.dh_share, h(v.payload)));
@@ -429,7 +443,10 @@ describe('message vectors: the file', () => {
   it('covers every message type and the cases the spec names', () => {
     const kinds = vectors.positive.map((v) => v.type_name);
     for (const t of ['First', 'Reply', 'Data', 'Ack', 'Nak', 'Bundle'] as const) assert.ok(kinds.includes(t), t);
-    assert.ok(vectors.positive.some((v) => v.kind === 'sealed' && v.revealed.length > 0), 'a message with reveals');
+    assert.ok(
+      vectors.positive.some((v) => v.kind === 'sealed' && v.revealed.length > 0),
+      'a message with reveals',
+    );
     assert.ok(vectors.negative.length >= 40);
     for (const v of vectors.negative) assert.ok(v.comment.length > 0 && v.decoder in DECODERS);
   });

@@ -10,7 +10,17 @@ import { describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { openAccountStore, SCHEMA_VERSION, type AccountStore } from '../../src/store/index.ts';
 import { encodeSessionState } from '../../src/store/codec.ts';
-import { FILE_SUFFIXES, establishedState, filesContaining, scanFiles as scan, secretForms, startWorker, storeError, tempDb, tempDir } from './helpers.ts';
+import {
+  FILE_SUFFIXES,
+  establishedState,
+  filesContaining,
+  scanFiles as scan,
+  secretForms,
+  startWorker,
+  storeError,
+  tempDb,
+  tempDir,
+} from './helpers.ts';
 import { legacyStore, secretsOf, TEST_KDF, type LegacyContents } from './legacy.ts';
 import { seededRandom } from '../../kit/seeded.ts';
 
@@ -38,13 +48,37 @@ async function filledStore(path: string): Promise<{ store: AccountStore; secrets
   const contents: LegacyContents = {
     identitySecret: `-----BEGIN PGP PRIVATE KEY BLOCK-----\n${randomBytes(600).toString('base64')}\n-----END PGP PRIVATE KEY BLOCK-----\n`,
     ringSecret: new Uint8Array(randomBytes(32)),
-    sessions: [{ peer: 'bob', state: { ...state, lastSent: { payload: new Uint8Array(randomBytes(900)), sentAt: 1, sentAs: { senderKeyId: 1, recipientKeyId: 1, counter: 1 } } } }],
+    sessions: [
+      {
+        peer: 'bob',
+        state: {
+          ...state,
+          lastSent: { payload: new Uint8Array(randomBytes(900)), sentAt: 1, sentAs: { senderKeyId: 1, recipientKeyId: 1, counter: 1 } },
+        },
+      },
+    ],
     delivery: new Uint8Array(randomBytes(2000)),
   };
   store.setIdentity({ fingerprint: 'ab'.repeat(20), secretKey: contents.identitySecret, certificate: 'C', created: 1 });
-  store.putOwnKey({ id: 'cd'.repeat(32), kind: 'ring', public: new Uint8Array(32), secret: contents.ringSecret, created: 1, notBefore: 1, notAfter: 2, certification: new Uint8Array(64) });
+  store.putOwnKey({
+    id: 'cd'.repeat(32),
+    kind: 'ring',
+    public: new Uint8Array(32),
+    secret: contents.ringSecret,
+    created: 1,
+    notBefore: 1,
+    notAfter: 2,
+    certification: new Uint8Array(64),
+  });
   for (const s of contents.sessions) await store.save('alice', s.peer, s.state, 0);
-  store.addDelivery({ id: 'ef'.repeat(16), sender: 'bob@example.org', fingerprint: 'ab'.repeat(20), verified: true, message: contents.delivery, receivedAt: 1 });
+  store.addDelivery({
+    id: 'ef'.repeat(16),
+    sender: 'bob@example.org',
+    fingerprint: 'ab'.repeat(20),
+    verified: true,
+    message: contents.delivery,
+    receivedAt: 1,
+  });
   return { store, secrets: secretsOf(contents), contents };
 }
 
@@ -55,7 +89,12 @@ describe('secrets at rest', () => {
     const db = raw(path);
     db.exec('CREATE TABLE t (a BLOB, b TEXT, c TEXT, d TEXT)');
     const hex = Buffer.from(secret).toString('hex');
-    db.prepare('INSERT INTO t VALUES (?, ?, ?, ?)').run(Buffer.from(secret), hex, hex.toUpperCase(), Buffer.from(secret).toString('base64'));
+    db.prepare('INSERT INTO t VALUES (?, ?, ?, ?)').run(
+      Buffer.from(secret),
+      hex,
+      hex.toUpperCase(),
+      Buffer.from(secret).toString('base64'),
+    );
     db.close();
     assert.deepEqual(traces(path, secret), ['raw in main', 'hex in main', 'HEX in main', 'base64 in main']);
   });
@@ -83,14 +122,30 @@ describe('secrets at rest', () => {
     const locked = openAccountStore(path);
     assert.equal(locked.protection(), 'passphrase');
     assert.equal(locked.identity()!.fingerprint, 'ab'.repeat(20));
-    assert.deepEqual(locked.sessions('alice').map((s) => [s.peer, s.kind]), [['bob', 'established']]);
+    assert.deepEqual(
+      locked.sessions('alice').map((s) => [s.peer, s.kind]),
+      [['bob', 'established']],
+    );
     assert.equal(locked.deliveryCount(), 1);
     assert.equal(locked.ownKeys('ring')[0]!.notAfter, 2);
     assert.throws(() => locked.identity()!.secretKey, storeError('passphrase_required'));
     assert.throws(() => locked.ownKeys('ring')[0]!.secret, storeError('passphrase_required'));
     assert.throws(() => locked.loadSession('alice', 'bob'), storeError('passphrase_required'));
     assert.throws(() => locked.deliveries(), storeError('passphrase_required'));
-    assert.throws(() => locked.putOwnKey({ id: '01', kind: 'ring', public: new Uint8Array(32), secret: new Uint8Array(32), created: 1, notBefore: 1, notAfter: 2, certification: new Uint8Array(1) }), storeError('passphrase_required'));
+    assert.throws(
+      () =>
+        locked.putOwnKey({
+          id: '01',
+          kind: 'ring',
+          public: new Uint8Array(32),
+          secret: new Uint8Array(32),
+          created: 1,
+          notBefore: 1,
+          notAfter: 2,
+          certification: new Uint8Array(1),
+        }),
+      storeError('passphrase_required'),
+    );
     locked.close();
     assert.deepEqual(fileBytes(path), before, 'nothing written');
   });
@@ -99,7 +154,11 @@ describe('secrets at rest', () => {
     const path = tempDb();
     (await filledStore(path)).store.close();
     const before = fileBytes(path);
-    for (const [passphrase, code] of [['wrong horse', 'bad_passphrase'], ['', 'passphrase_required'], [null, 'passphrase_required']] as const) {
+    for (const [passphrase, code] of [
+      ['wrong horse', 'bad_passphrase'],
+      ['', 'passphrase_required'],
+      [null, 'passphrase_required'],
+    ] as const) {
       assert.throws(() => openAccountStore(path, { passphrase }), storeError(code));
       assert.deepEqual(fileBytes(path), before, `after ${code}`);
     }
@@ -111,8 +170,24 @@ describe('secrets at rest', () => {
     const state = (await establishedState()) as unknown as Parameters<AccountStore['save']>[2];
     await store.save('alice', 'carol', state, 0);
     await store.save('alice', 'bob', store.loadSession('alice', 'bob')!.state, 1);
-    store.putOwnKey({ id: '01', kind: 'ring', public: new Uint8Array(32), secret: new Uint8Array(randomBytes(32)), created: 1, notBefore: 1, notAfter: 2, certification: new Uint8Array(1) });
-    store.addDelivery({ id: '12'.repeat(16), sender: 'carol@example.org', fingerprint: 'ab'.repeat(20), verified: true, message: new Uint8Array(10), receivedAt: 2 });
+    store.putOwnKey({
+      id: '01',
+      kind: 'ring',
+      public: new Uint8Array(32),
+      secret: new Uint8Array(randomBytes(32)),
+      created: 1,
+      notBefore: 1,
+      notAfter: 2,
+      certification: new Uint8Array(1),
+    });
+    store.addDelivery({
+      id: '12'.repeat(16),
+      sender: 'carol@example.org',
+      fingerprint: 'ab'.repeat(20),
+      verified: true,
+      message: new Uint8Array(10),
+      receivedAt: 2,
+    });
     const db = raw(path);
     const cell = (sql: string) => db.prepare(sql).pluck().get() as Buffer;
     // Between two sessions of one account.
@@ -127,7 +202,10 @@ describe('secrets at rest', () => {
     // Between two keys, two deliveries.
     db.prepare("UPDATE own_keys SET secret = (SELECT secret FROM own_keys WHERE id = '01') WHERE id != '01'").run();
     assert.throws(() => store.ownKeys('ring').map((k) => k.secret), storeError('misplaced'));
-    db.prepare("UPDATE deliveries SET message = (SELECT message FROM deliveries WHERE id = ?) WHERE id != ?").run('12'.repeat(16), '12'.repeat(16));
+    db.prepare('UPDATE deliveries SET message = (SELECT message FROM deliveries WHERE id = ?) WHERE id != ?').run(
+      '12'.repeat(16),
+      '12'.repeat(16),
+    );
     assert.throws(() => store.deliveries(), storeError('misplaced'));
     // One byte altered.
     const altered = Buffer.from(carol);
@@ -142,7 +220,10 @@ describe('secrets at rest', () => {
     const { store: otherStore } = await filledStore(other);
     otherStore.close();
     const from = raw(other);
-    const foreign = { state: from.prepare("SELECT state FROM sessions WHERE peer = 'bob'").pluck().get() as Buffer, identity: from.prepare('SELECT secret_key FROM identity').pluck().get() as Buffer };
+    const foreign = {
+      state: from.prepare("SELECT state FROM sessions WHERE peer = 'bob'").pluck().get() as Buffer,
+      identity: from.prepare('SELECT secret_key FROM identity').pluck().get() as Buffer,
+    };
     from.close();
     const to = raw(path);
     to.prepare("UPDATE sessions SET state = ?, revision = 1 WHERE peer = 'bob'").run(foreign.state);
@@ -167,12 +248,15 @@ describe('secrets at rest', () => {
     assert.deepEqual(raw(path).prepare('SELECT state FROM sessions').pluck().get(), sealedBefore);
   });
 
-  it('scrypt in a child process: the same account key, the same refusals, and its 128 MiB outside the opener\'s memory peak', async () => {
+  it("scrypt in a child process: the same account key, the same refusals, and its 128 MiB outside the opener's memory peak", async () => {
     const path = tempDb();
     const { store, contents } = await filledStore(path);
     store.changePassphrase(PASSPHRASE); // DEFAULT_KDF, scrypt inline here
     store.close();
-    for (const [passphrase, code] of [['wrong horse', 'bad_passphrase'], ['', 'passphrase_required']] as const) {
+    for (const [passphrase, code] of [
+      ['wrong horse', 'bad_passphrase'],
+      ['', 'passphrase_required'],
+    ] as const) {
       assert.throws(() => openAccountStore(path, { passphrase, kdfPlace: 'child' }), storeError(code));
     }
     const worker = new URL('./kdf-worker.ts', import.meta.url).pathname;
@@ -181,9 +265,12 @@ describe('secrets at rest', () => {
       return w.exited;
     };
     const [inline, child] = [await peak('inline'), await peak('child')];
-    assert.equal(child.opened, contents.identitySecret.length, 'the child\'s key opens the sealed identity');
+    assert.equal(child.opened, contents.identitySecret.length, "the child's key opens the sealed identity");
     assert.equal(inline.opened, child.opened);
-    assert.ok(inline.hwmKb - child.hwmKb > 100 * 1024, `peak inline ${inline.hwmKb} kB, with the child ${child.hwmKb} kB: scrypt's 128 MiB must not count`);
+    assert.ok(
+      inline.hwmKb - child.hwmKb > 100 * 1024,
+      `peak inline ${inline.hwmKb} kB, with the child ${child.hwmKb} kB: scrypt's 128 MiB must not count`,
+    );
     const rewrapped = openAccountStore(path, { passphrase: PASSPHRASE, kdfPlace: 'child' });
     rewrapped.changePassphrase('another one', { kdf: TEST_KDF });
     rewrapped.close();
@@ -221,59 +308,75 @@ describe('secrets at rest', () => {
     assert.deepEqual(scan(path, secretsOf(contents)), []);
   });
 
-  it('killed (SIGKILL) at 20 seeded points of its first unlock, a store is the old one or the sealed one, never a mix, never a loss', { timeout: 300_000 }, async (t) => {
-    const template = tempDb('template.sqlite');
-    const contents = await legacyStore(template, 400);
-    // Every secret of the first state (shared by all) and of every 40th session (each has its own).
-    const secrets = secretsOf({ ...contents, sessions: contents.sessions.filter((_, i) => i % 40 === 0) });
-    const worker = new URL('./seal-worker.ts', import.meta.url).pathname;
-    const fresh = () => {
-      const path = join(tempDir(), 'account.sqlite');
-      copyFileSync(template, path);
-      return path;
-    };
-    const run = async (path: string, killAfterMs: number | null) => {
-      const w = startWorker<{ ms: number }>(worker, [path, PASSPHRASE, JSON.stringify(TEST_KDF)], 'seal');
-      await w.ready;
-      w.child.stdin.end('go\n');
-      if (killAfterMs === null) return (await w.exited).ms;
-      setTimeout(() => w.child.kill('SIGKILL'), killAfterMs);
-      await w.exited.catch(() => undefined); // killed: no report
-      return null;
-    };
-    const calibration = (await run(fresh(), null))!;
-    // The same kill points on every run.
-    const next = seededRandom(0x12c0ffee);
-    const outcomes = { old: 0, sealed: 0 };
-    for (let point = 0; point < 20; point++) {
-      const path = fresh();
-      const delay = next() * calibration * 1.3;
-      await run(path, delay);
-      const db = raw(path);
-      const version = db.pragma('user_version', { simple: true }) as number;
-      if (version < 5) {
-        // The old store, whole: every clear value as it was, no account key.
-        outcomes.old++;
-        assert.equal(db.prepare('SELECT count(*) FROM account_key').pluck().get(), 0, `point ${point}: no account key in the old store`);
-        assert.equal(db.prepare('SELECT secret_key FROM identity').pluck().get(), contents.identitySecret);
-        const states = new Map(db.prepare('SELECT peer, state_json FROM sessions').all().map((r) => [(r as { peer: string }).peer, (r as { state_json: string }).state_json]));
-        assert.equal(states.size, contents.sessions.length);
-        for (const s of contents.sessions) assert.equal(states.get(s.peer), encodeSessionState(s.state), `point ${point}: session ${s.peer}`);
-        assert.deepEqual(new Uint8Array(db.prepare("SELECT secret FROM own_keys WHERE kind = 'ring'").pluck().get() as Buffer), contents.ringSecret);
-        assert.deepEqual(new Uint8Array(db.prepare('SELECT message FROM deliveries').pluck().get() as Buffer), contents.delivery);
-      } else {
-        outcomes.sealed++;
+  it(
+    'killed (SIGKILL) at 20 seeded points of its first unlock, a store is the old one or the sealed one, never a mix, never a loss',
+    { timeout: 300_000 },
+    async (t) => {
+      const template = tempDb('template.sqlite');
+      const contents = await legacyStore(template, 400);
+      // Every secret of the first state (shared by all) and of every 40th session (each has its own).
+      const secrets = secretsOf({ ...contents, sessions: contents.sessions.filter((_, i) => i % 40 === 0) });
+      const worker = new URL('./seal-worker.ts', import.meta.url).pathname;
+      const fresh = () => {
+        const path = join(tempDir(), 'account.sqlite');
+        copyFileSync(template, path);
+        return path;
+      };
+      const run = async (path: string, killAfterMs: number | null) => {
+        const w = startWorker<{ ms: number }>(worker, [path, PASSPHRASE, JSON.stringify(TEST_KDF)], 'seal');
+        await w.ready;
+        w.child.stdin.end('go\n');
+        if (killAfterMs === null) return (await w.exited).ms;
+        setTimeout(() => w.child.kill('SIGKILL'), killAfterMs);
+        await w.exited.catch(() => undefined); // killed: no report
+        return null;
+      };
+      const calibration = (await run(fresh(), null))!;
+      // The same kill points on every run.
+      const next = seededRandom(0x12c0ffee);
+      const outcomes = { old: 0, sealed: 0 };
+      for (let point = 0; point < 20; point++) {
+        const path = fresh();
+        const delay = next() * calibration * 1.3;
+        await run(path, delay);
+        const db = raw(path);
+        const version = db.pragma('user_version', { simple: true }) as number;
+        if (version < 5) {
+          // The old store, whole: every clear value as it was, no account key.
+          outcomes.old++;
+          assert.equal(db.prepare('SELECT count(*) FROM account_key').pluck().get(), 0, `point ${point}: no account key in the old store`);
+          assert.equal(db.prepare('SELECT secret_key FROM identity').pluck().get(), contents.identitySecret);
+          const states = new Map(
+            db
+              .prepare('SELECT peer, state_json FROM sessions')
+              .all()
+              .map((r) => [(r as { peer: string }).peer, (r as { state_json: string }).state_json]),
+          );
+          assert.equal(states.size, contents.sessions.length);
+          for (const s of contents.sessions)
+            assert.equal(states.get(s.peer), encodeSessionState(s.state), `point ${point}: session ${s.peer}`);
+          assert.deepEqual(
+            new Uint8Array(db.prepare("SELECT secret FROM own_keys WHERE kind = 'ring'").pluck().get() as Buffer),
+            contents.ringSecret,
+          );
+          assert.deepEqual(new Uint8Array(db.prepare('SELECT message FROM deliveries').pluck().get() as Buffer), contents.delivery);
+        } else {
+          outcomes.sealed++;
+        }
+        db.close();
+        // Either way the next unlock gives back every value, sealed, and no clear copy stays.
+        const store = openAccountStore(path, { passphrase: PASSPHRASE, kdf: TEST_KDF });
+        assert.equal(store.identity()!.secretKey, contents.identitySecret);
+        for (const s of contents.sessions)
+          assert.deepEqual(store.loadSession('alice', s.peer)!.state, s.state, `point ${point}: session ${s.peer}`);
+        assert.deepEqual(store.ownKeys('ring')[0]!.secret, contents.ringSecret);
+        assert.deepEqual(store.deliveries()[0]!.message, contents.delivery);
+        store.close();
+        assert.deepEqual(scan(path, secrets), [], `point ${point} (killed after ${delay.toFixed(0)} ms): a clear copy remains`);
       }
-      db.close();
-      // Either way the next unlock gives back every value, sealed, and no clear copy stays.
-      const store = openAccountStore(path, { passphrase: PASSPHRASE, kdf: TEST_KDF });
-      assert.equal(store.identity()!.secretKey, contents.identitySecret);
-      for (const s of contents.sessions) assert.deepEqual(store.loadSession('alice', s.peer)!.state, s.state, `point ${point}: session ${s.peer}`);
-      assert.deepEqual(store.ownKeys('ring')[0]!.secret, contents.ringSecret);
-      assert.deepEqual(store.deliveries()[0]!.message, contents.delivery);
-      store.close();
-      assert.deepEqual(scan(path, secrets), [], `point ${point} (killed after ${delay.toFixed(0)} ms): a clear copy remains`);
-    }
-    t.diagnostic(`unlock with migration took ${calibration.toFixed(0)} ms; killed at 20 points: ${outcomes.old} left the old store, ${outcomes.sealed} the sealed one`);
-  });
+      t.diagnostic(
+        `unlock with migration took ${calibration.toFixed(0)} ms; killed at 20 points: ${outcomes.old} left the old store, ${outcomes.sealed} the sealed one`,
+      );
+    },
+  );
 });

@@ -48,9 +48,16 @@ describe('concurrency', () => {
     }
     // The revisions handed out never repeat across processes.
     const all = reports.flatMap((r) => r.revisions).sort((a, b) => a - b);
-    assert.deepEqual(all, Array.from({ length: total }, (_, i) => i + 2));
-    const interleavings = all.filter((rev, i) => i > 0 && reports[0]!.revisions.includes(rev) !== reports[0]!.revisions.includes(all[i - 1]!)).length;
-    t.diagnostic(`conflicts retried per worker: ${reports.map((r) => r.conflicts).join(', ')}; the writers took turns ${interleavings} times`);
+    assert.deepEqual(
+      all,
+      Array.from({ length: total }, (_, i) => i + 2),
+    );
+    const interleavings = all.filter(
+      (rev, i) => i > 0 && reports[0]!.revisions.includes(rev) !== reports[0]!.revisions.includes(all[i - 1]!),
+    ).length;
+    t.diagnostic(
+      `conflicts retried per worker: ${reports.map((r) => r.conflicts).join(', ')}; the writers took turns ${interleavings} times`,
+    );
     // The initial DH secret is still in the state, sealed: in no file in clear (docs/PROTOCOL.md §17.1).
     assert.deepEqual(filesContaining(path, Buffer.from(initial.ours.first.secret).toString('base64')), []);
   });

@@ -112,7 +112,8 @@ const PAUSE_MS = 1;
 
 async function main(): Promise<void> {
   const [dir, role, countArg] = process.argv.slice(2);
-  if (!dir || (role !== 'send' && role !== 'receive') || !countArg) throw new Error('usage: conversation-worker.ts <dir> send|receive <count>');
+  if (!dir || (role !== 'send' && role !== 'receive') || !countArg)
+    throw new Error('usage: conversation-worker.ts <dir> send|receive <count>');
   const count = Number(countArg);
 
   const setup = JSON.parse(readFileSync(join(dir, SETUP_FILE), 'utf8')) as SharedSetup;
@@ -127,7 +128,8 @@ async function main(): Promise<void> {
     env: new TestEnv(setup.time),
     policy: DEFAULT_POLICY,
   });
-  const inbox = role === 'receive' ? Array.from({ length: count }, (_, i) => new Uint8Array(readFileSync(join(dir, INBOX_DIR, `${i}.bin`)))) : [];
+  const inbox =
+    role === 'receive' ? Array.from({ length: count }, (_, i) => new Uint8Array(readFileSync(join(dir, INBOX_DIR, `${i}.bin`)))) : [];
   if (role === 'send') mkdirSync(join(dir, SENT_DIR), { recursive: true });
 
   const lines = createInterface({ input: process.stdin });
@@ -139,7 +141,8 @@ async function main(): Promise<void> {
   const plaintexts: string[] = [];
   for (let i = 0; i < count; i++) {
     for (let attempt = 1; ; attempt++) {
-      if (attempt > MAX_ATTEMPTS_PER_OPERATION) throw new Error(`${role} ${i}: still conflicting after ${MAX_ATTEMPTS_PER_OPERATION} attempts`);
+      if (attempt > MAX_ATTEMPTS_PER_OPERATION)
+        throw new Error(`${role} ${i}: still conflicting after ${MAX_ATTEMPTS_PER_OPERATION} attempts`);
       if (role === 'send') {
         const result = await conversation.send(text(`s-${i}`));
         if (result.kind === 'error' && result.code === 'state_conflict') {
@@ -169,7 +172,16 @@ async function main(): Promise<void> {
   lines.close();
   accountStore.close();
 
-  const report: WorkerReport = { role, done: count, retries, saves: store.saves, revisions: store.revisions, conflicts: store.conflicts, plaintexts, ms };
+  const report: WorkerReport = {
+    role,
+    done: count,
+    retries,
+    saves: store.saves,
+    revisions: store.revisions,
+    conflicts: store.conflicts,
+    plaintexts,
+    ms,
+  };
   console.log(JSON.stringify(report));
 }
 

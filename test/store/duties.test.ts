@@ -53,7 +53,10 @@ describe('duties due, from the store index', () => {
     // Doing the duties takes the session off the list.
     env.time = start + 7 * 24 * HOUR + 1;
     ({ alice, bob } = pair.reconnect());
-    for (const [conversation, { store, local }] of [[alice, sides[0]!], [bob, sides[1]!]] as const) {
+    for (const [conversation, { store, local }] of [
+      [alice, sides[0]!],
+      [bob, sides[1]!],
+    ] as const) {
       await conversation.forgetExpired();
       await conversation.acknowledgeIfDue();
       assert.deepEqual(store.sessionsDue(local, dutyCutoffs(env.time, DEFAULT_POLICY)), []);
@@ -69,7 +72,15 @@ describe('duties due, from the store index', () => {
     const stored = pair.aliceStore.loadSession(local, peer)!;
     if (stored.state.kind !== 'established') assert.fail(`expected an established session, got ${stored.state.kind}`);
     const { keys } = stored.state;
-    const onlyPeerRetired = { ...stored.state, keys: { ...keys, ackDueSince: null, ours: { ...keys.ours, retired: [] }, theirs: { ...keys.theirs, retired: [{ key: { id: 0, public: keys.theirs.current.public }, retiredAt: pair.env.time }] } } };
+    const onlyPeerRetired = {
+      ...stored.state,
+      keys: {
+        ...keys,
+        ackDueSince: null,
+        ours: { ...keys.ours, retired: [] },
+        theirs: { ...keys.theirs, retired: [{ key: { id: 0, public: keys.theirs.current.public }, retiredAt: pair.env.time }] },
+      },
+    };
     pair.aliceStore.saveSession(local, peer, onlyPeerRetired, stored.revision);
     pair.env.advance(72 * HOUR);
     const cutoffs = dutyCutoffs(pair.env.time, DEFAULT_POLICY);
@@ -85,7 +96,9 @@ describe('duties due, from the store index', () => {
     assert.deepEqual(store.sessionsDue('alice', dutyCutoffs(env.now() + 365 * 24 * HOUR, DEFAULT_POLICY)), []);
     const db = new Database(store.path, { readonly: true });
     const plan = db
-      .prepare('EXPLAIN QUERY PLAN SELECT peer FROM sessions WHERE local = ? AND (retired_since <= ? OR resend_since <= ? OR ack_since <= ?) ORDER BY peer')
+      .prepare(
+        'EXPLAIN QUERY PLAN SELECT peer FROM sessions WHERE local = ? AND (retired_since <= ? OR resend_since <= ? OR ack_since <= ?) ORDER BY peer',
+      )
       .all('alice', 0, 0, 0) as { detail: string }[];
     db.close();
     assert.match(plan.map((p) => p.detail).join('; '), /COVERING INDEX sessions_duties/);
@@ -104,7 +117,10 @@ describe('duties due, from the store index', () => {
     pair.bobStore.close();
     // Back to schema 6: version 8's skipped mail and its world go too (its triggers by name).
     const db = new Database(pair.paths.bob);
-    const triggers = db.prepare("SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'mail_world_%'").pluck().all() as string[];
+    const triggers = db
+      .prepare("SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'mail_world_%'")
+      .pluck()
+      .all() as string[];
     for (const name of triggers) db.exec(`DROP TRIGGER ${name}`);
     db.exec(`DROP TABLE skipped_mail; DROP TABLE mail_world; DROP INDEX sessions_duties;
       ALTER TABLE sessions DROP COLUMN retired_since; ALTER TABLE sessions DROP COLUMN resend_since;
@@ -119,7 +135,12 @@ describe('duties due, from the store index', () => {
     const row = new Database(pair.paths.bob, { readonly: true })
       .prepare('SELECT retired_since, resend_since, ack_since, reveals FROM sessions WHERE local = ? AND peer = ?')
       .get(local, peer);
-    assert.deepEqual(row, { retired_since: expected.retiredSince, resend_since: expected.resendSince, ack_since: expected.ackSince, reveals: expected.reveals });
+    assert.deepEqual(row, {
+      retired_since: expected.retiredSince,
+      resend_since: expected.resendSince,
+      ack_since: expected.ackSince,
+      reveals: expected.reveals,
+    });
     locked.close();
   });
 });

@@ -51,7 +51,14 @@ describe('forgetting', () => {
     const store = openAccountStore(path, { passphrase: null });
     const secret = new Uint8Array(randomBytes(32));
     const other = new Uint8Array(randomBytes(32));
-    const key = { kind: 'encryption' as const, public: new Uint8Array(randomBytes(32)), created: 1, notBefore: 1, notAfter: 2, certification: new Uint8Array(64) };
+    const key = {
+      kind: 'encryption' as const,
+      public: new Uint8Array(randomBytes(32)),
+      created: 1,
+      notBefore: 1,
+      notAfter: 2,
+      certification: new Uint8Array(64),
+    };
     store.putOwnKey({ ...key, id: '0a', secret });
     store.putOwnKey({ ...key, id: '0b', secret: other, public: new Uint8Array(randomBytes(32)) });
     assert.deepEqual([...traces(path, secret), ...traces(path, other)], [], 'sealed: never in clear');
@@ -88,7 +95,10 @@ describe('forgetting', () => {
     const store = openAccountStore(path, { passphrase: null });
     const established = await establishedState();
     const plaintext = new Uint8Array(randomBytes(20_000)); // spills over several pages
-    const big: EstablishedState = { ...established, lastSent: { payload: plaintext, sentAt: 1, sentAs: { senderKeyId: 1, recipientKeyId: 1, counter: 1 } } };
+    const big: EstablishedState = {
+      ...established,
+      lastSent: { payload: plaintext, sentAt: 1, sentAs: { senderKeyId: 1, recipientKeyId: 1, counter: 1 } },
+    };
     const retiredSecret = Uint8Array.from(big.keys.ours.sending.secret);
     await store.save('alice', 'bob', big, 0);
     const marker = plaintext.subarray(6000, 6048); // base64 of an aligned slice appears inside the whole one

@@ -70,7 +70,8 @@ export function scanFiles(path: string, secrets: readonly Uint8Array[]): string[
     if (!existsSync(path + suffix)) continue;
     const bytes = readFileSync(path + suffix);
     secrets.forEach((secret, i) => {
-      for (const [form, needle] of secretForms(secret)) if (bytes.includes(needle)) hits.push(`secret ${i}: ${form} in ${suffix || 'main'}`);
+      for (const [form, needle] of secretForms(secret))
+        if (bytes.includes(needle)) hits.push(`secret ${i}: ${form} in ${suffix || 'main'}`);
     });
   }
   return hits;

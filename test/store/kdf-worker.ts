@@ -6,7 +6,8 @@ import { readFileSync } from 'node:fs';
 import { openAccountStore } from '../../src/store/index.ts';
 
 const [path, place, passphrase] = process.argv.slice(2);
-if (!path || (place !== 'inline' && place !== 'child') || !passphrase) throw new Error('usage: kdf-worker.ts <store> inline|child <passphrase>');
+if (!path || (place !== 'inline' && place !== 'child') || !passphrase)
+  throw new Error('usage: kdf-worker.ts <store> inline|child <passphrase>');
 const store = openAccountStore(path, { passphrase, kdfPlace: place });
 const opened = store.identity()?.secretKey.length ?? 0;
 store.close();

@@ -32,7 +32,12 @@ export function byteStrings(value: unknown, out: Uint8Array[] = []): Uint8Array[
 
 /** What must never be found in the files: the identity's secret key, ring secret, states' bytes, plaintext. */
 export function secretsOf(contents: LegacyContents): Uint8Array[] {
-  return [Buffer.from(contents.identitySecret), contents.ringSecret, contents.delivery, ...contents.sessions.flatMap((s) => byteStrings(s.state))];
+  return [
+    Buffer.from(contents.identitySecret),
+    contents.ringSecret,
+    contents.delivery,
+    ...contents.sessions.flatMap((s) => byteStrings(s.state)),
+  ];
 }
 
 /** Writes a version-3 store at `path` with `sessions` sessions (one real state each, every DH key its own). */
@@ -43,22 +48,40 @@ export async function legacyStore(path: string, sessions: number): Promise<Legac
     ringSecret: new Uint8Array(randomBytes(32)),
     sessions: Array.from({ length: sessions }, (_, i) => ({
       peer: `peer${String(i).padStart(5, '0')}`,
-      state: { ...base, lastSent: { payload: new Uint8Array(randomBytes(700)), sentAt: i, sentAs: { senderKeyId: 1, recipientKeyId: 1, counter: i } }, keys: { ...base.keys, ours: { ...base.keys.ours, sending: { ...base.keys.ours.sending, secret: new Uint8Array(randomBytes(32)) } } } },
+      state: {
+        ...base,
+        lastSent: { payload: new Uint8Array(randomBytes(700)), sentAt: i, sentAs: { senderKeyId: 1, recipientKeyId: 1, counter: i } },
+        keys: {
+          ...base.keys,
+          ours: { ...base.keys.ours, sending: { ...base.keys.ours.sending, secret: new Uint8Array(randomBytes(32)) } },
+        },
+      },
     })),
     delivery: new Uint8Array(randomBytes(3000)),
   };
   const db = new Database(path);
   db.pragma('journal_mode = WAL');
   migrate(db, MIGRATIONS.slice(0, 3));
-  db.prepare('INSERT INTO identity (id, v, fingerprint, secret_key, certificate, created) VALUES (1, 1, ?, ?, ?, 1)').run('ab'.repeat(20), contents.identitySecret, 'CERT');
-  const ownKey = db.prepare('INSERT INTO own_keys (id, v, kind, public, secret, created, not_before, not_after, certification) VALUES (?, 1, ?, ?, ?, 1, 1, 2, ?)');
+  db.prepare('INSERT INTO identity (id, v, fingerprint, secret_key, certificate, created) VALUES (1, 1, ?, ?, ?, 1)').run(
+    'ab'.repeat(20),
+    contents.identitySecret,
+    'CERT',
+  );
+  const ownKey = db.prepare(
+    'INSERT INTO own_keys (id, v, kind, public, secret, created, not_before, not_after, certification) VALUES (?, 1, ?, ?, ?, 1, 1, 2, ?)',
+  );
   ownKey.run('cd'.repeat(32), 'ring', Buffer.alloc(32), Buffer.from(contents.ringSecret), Buffer.alloc(64));
   ownKey.run('ef'.repeat(20), 'encryption', Buffer.alloc(32), Buffer.alloc(0), Buffer.alloc(64));
   const session = db.prepare('INSERT INTO sessions (local, peer, revision, state_json, updated_at) VALUES (?, ?, 3, ?, 1)');
   db.transaction(() => {
     for (const s of contents.sessions) session.run('alice', s.peer, encodeSessionState(s.state));
   })();
-  db.prepare('INSERT INTO deliveries (id, v, sender, fingerprint, verified, message, received_at) VALUES (?, 1, ?, ?, 1, ?, 1)').run('01'.repeat(16), 'bob@example.org', 'ab'.repeat(20), Buffer.from(contents.delivery));
+  db.prepare('INSERT INTO deliveries (id, v, sender, fingerprint, verified, message, received_at) VALUES (?, 1, ?, ?, 1, ?, 1)').run(
+    '01'.repeat(16),
+    'bob@example.org',
+    'ab'.repeat(20),
+    Buffer.from(contents.delivery),
+  );
   db.pragma('wal_checkpoint(TRUNCATE)');
   db.close();
   return contents;

@@ -70,7 +70,10 @@ describe('opening a store', () => {
     const raw = new Database(path);
     raw.pragma(`user_version = ${SCHEMA_VERSION + 1}`);
     raw.close();
-    assert.throws(() => openAccountStore(path), storeError('too_new', new RegExp(`schema version ${SCHEMA_VERSION + 1}, newer than this offrecord knows \\(${SCHEMA_VERSION}\\)`)));
+    assert.throws(
+      () => openAccountStore(path),
+      storeError('too_new', new RegExp(`schema version ${SCHEMA_VERSION + 1}, newer than this offrecord knows \\(${SCHEMA_VERSION}\\)`)),
+    );
     const check = new Database(path, { readonly: true });
     assert.equal(check.pragma('user_version', { simple: true }), SCHEMA_VERSION + 1);
     check.close();

@@ -15,7 +15,16 @@ function storeError(code: StoreError['code']) {
 }
 
 function ownKey(id: string, kind: 'encryption' | 'ring', notBefore: number): NewOwnKey {
-  return { id, kind, public: bytes(32), secret: bytes(32), created: notBefore - 5, notBefore, notAfter: notBefore + 1000, certification: bytes(64) };
+  return {
+    id,
+    kind,
+    public: bytes(32),
+    secret: bytes(32),
+    created: notBefore - 5,
+    notBefore,
+    notAfter: notBefore + 1000,
+    certification: bytes(64),
+  };
 }
 
 describe('identity', () => {
@@ -86,7 +95,14 @@ describe('peers and TOFU pins', () => {
     assert.equal(store.peer('bob@example.org'), null);
     assert.equal(store.pinPeer({ address: ' Bob@Example.ORG', fingerprint: FP_B, certificate: 'CERT B' }), true);
     const pinned = store.peer('BOB@example.org');
-    assert.deepEqual(pinned, { address: 'bob@example.org', fingerprint: FP_B, certificate: 'CERT B', firstSeen: 50, verified: false, pending: null });
+    assert.deepEqual(pinned, {
+      address: 'bob@example.org',
+      fingerprint: FP_B,
+      certificate: 'CERT B',
+      firstSeen: 50,
+      verified: false,
+      pending: null,
+    });
     assert.equal(store.pinPeer({ address: 'bob@example.org', fingerprint: FP_C, certificate: 'OTHER' }), false);
     assert.equal(store.peer('bob@example.org')?.fingerprint, FP_B);
     assert.equal(store.setPeerVerified('bob@example.org', true), true);
@@ -187,14 +203,24 @@ describe('mail pipeline records', () => {
 describe('the plaintext outbox', () => {
   it('keeps deliveries oldest first until each is done', () => {
     const { store } = openTemp();
-    const delivery = (id: string, receivedAt: number) => ({ id: id.repeat(32), sender: 'bob@example.org', fingerprint: FP_B, verified: true, message: new TextEncoder().encode(`hi ${id}`), receivedAt });
+    const delivery = (id: string, receivedAt: number) => ({
+      id: id.repeat(32),
+      sender: 'bob@example.org',
+      fingerprint: FP_B,
+      verified: true,
+      message: new TextEncoder().encode(`hi ${id}`),
+      receivedAt,
+    });
     store.addDelivery(delivery('b', 2));
     store.addDelivery(delivery('a', 3));
     assert.deepEqual(store.deliveries(), [delivery('b', 2), delivery('a', 3)]);
     assert.throws(() => store.addDelivery(delivery('a', 4)), storeError('constraint'));
     assert.equal(store.deliveryDone('b'.repeat(32)), true);
     assert.equal(store.deliveryDone('b'.repeat(32)), false);
-    assert.deepEqual(store.deliveries().map((d) => d.receivedAt), [3]);
+    assert.deepEqual(
+      store.deliveries().map((d) => d.receivedAt),
+      [3],
+    );
     store.close();
   });
 });
@@ -207,7 +233,10 @@ describe('record versions', () => {
     const raw = new Database(path);
     raw.exec('UPDATE peers SET v = 2; UPDATE own_keys SET v = 0');
     raw.close();
-    assert.throws(() => store.peer('bob@example.org'), (e: unknown) => storeError('too_new')(e) && /peer bob@example.org: record version 2/.test((e as Error).message));
+    assert.throws(
+      () => store.peer('bob@example.org'),
+      (e: unknown) => storeError('too_new')(e) && /peer bob@example.org: record version 2/.test((e as Error).message),
+    );
     assert.throws(() => store.ownKeys(), storeError('corrupt'));
     store.close();
   });

@@ -11,7 +11,6 @@ import { establishedState, openTemp, storeConversationPair } from './helpers.ts'
 
 const conflict = (error: unknown) => error instanceof ProtocolError && error.code === 'state_conflict';
 
-
 describe('sessions: the SessionStore contract', () => {
   it('round-trips a real session state through save and load', async () => {
     const { store } = openTemp();
@@ -70,11 +69,21 @@ describe('sessions: the SessionStore contract', () => {
     const key = (store as unknown as { key: AccountKey }).key;
     const put = (json: string) => update.run(key.seal(PLACES.session('alice', 'bob', 1), Buffer.from(json)));
     put('{"v":1,"state":{"kind":"initi');
-    await assert.rejects(store.load('alice', 'bob'), (e: unknown) => e instanceof StoreError && e.code === 'corrupt' && /session alice\/bob: stored record is not valid JSON/.test(e.message));
+    await assert.rejects(
+      store.load('alice', 'bob'),
+      (e: unknown) =>
+        e instanceof StoreError && e.code === 'corrupt' && /session alice\/bob: stored record is not valid JSON/.test(e.message),
+    );
     put('{"v":7,"state":{}}');
-    await assert.rejects(store.load('alice', 'bob'), (e: unknown) => e instanceof StoreError && e.code === 'too_new' && /version 7/.test(e.message));
+    await assert.rejects(
+      store.load('alice', 'bob'),
+      (e: unknown) => e instanceof StoreError && e.code === 'too_new' && /version 7/.test(e.message),
+    );
     put('{"v":1,"state":{"kind":"initiating"}}');
-    await assert.rejects(store.load('alice', 'bob'), (e: unknown) => e instanceof StoreError && e.code === 'corrupt' && /malformed: state\.version/.test(e.message));
+    await assert.rejects(
+      store.load('alice', 'bob'),
+      (e: unknown) => e instanceof StoreError && e.code === 'corrupt' && /malformed: state\.version/.test(e.message),
+    );
     raw.close();
     store.close();
   });
@@ -88,7 +97,14 @@ describe('sessions: the SessionStore contract', () => {
           store.saveSession('alice', 'bob', state, 0);
           store.setCheckpoint({ mailbox: 'INBOX', uidvalidity: 9, lastUid: 41 });
           store.markProcessed({ mailbox: 'INBOX', id: '9:41', epoch: '9', messageId: '<m@x>' });
-          store.addDelivery({ id: 'ab'.repeat(16), sender: 'bob@x', fingerprint: 'cd'.repeat(20), verified: false, message: new Uint8Array(3), receivedAt: 1 });
+          store.addDelivery({
+            id: 'ab'.repeat(16),
+            sender: 'bob@x',
+            fingerprint: 'cd'.repeat(20),
+            verified: false,
+            message: new Uint8Array(3),
+            receivedAt: 1,
+          });
           throw new Error('delivery failed');
         }),
       /delivery failed/,
@@ -114,7 +130,11 @@ describe('sessions: the SessionStore contract', () => {
       conflict,
     );
     assert.equal(store.checkpoint('INBOX')?.lastUid, 41);
-    assert.throws(() => store.transaction((() => Promise.resolve(1)) as () => unknown), TypeError, 'async functions cannot hold a transaction');
+    assert.throws(
+      () => store.transaction((() => Promise.resolve(1)) as () => unknown),
+      TypeError,
+      'async functions cannot hold a transaction',
+    );
     store.close();
   });
 
@@ -144,7 +164,10 @@ describe('conversation over AccountStore', () => {
     pair.aliceStore.close();
     pair.bobStore.close();
 
-    const stores = { alice: openAccountStore(pair.paths.alice, { passphrase: null }), bob: openAccountStore(pair.paths.bob, { passphrase: null }) };
+    const stores = {
+      alice: openAccountStore(pair.paths.alice, { passphrase: null }),
+      bob: openAccountStore(pair.paths.bob, { passphrase: null }),
+    };
     const { alice, bob } = pair.reconnect(stores);
     const r = await bob.receive(pending);
     assert.equal(r.kind === 'plaintext' && str(r.plaintext), 'in flight across the restart');

@@ -16,7 +16,9 @@ describe('skipped mail and the mail world', () => {
     const path = `${tempDir()}/old.sqlite`;
     await legacyStore(path, 0);
     const raw = new Database(path);
-    raw.prepare('INSERT INTO mail_checkpoints (mailbox, v, uidvalidity, last_uid, updated_at) VALUES (?, 1, 7, 900, 1)').run('imap://bob@host/INBOX');
+    raw
+      .prepare('INSERT INTO mail_checkpoints (mailbox, v, uidvalidity, last_uid, updated_at) VALUES (?, 1, 7, 900, 1)')
+      .run('imap://bob@host/INBOX');
     raw.close();
     const store = openAccountStore(path, { passphrase: null });
     assert.equal(store.checkpoint('imap://bob@host/INBOX'), null, 'the first pass looks at the whole mailbox once more');
@@ -32,20 +34,30 @@ describe('skipped mail and the mail world', () => {
     store.recordSkipped({ mailbox, id: '7:1', epoch: '7', code: 'malformed', world: g, keyed: false, software: '1.0.0', held: null });
     store.recordSkipped({ mailbox, id: '7:2', epoch: '7', code: 'unknown_peer', world: g, keyed: true, software: '1.0.0', held: null });
     store.recordSkipped({ mailbox, id: '7:3', epoch: '7', code: 'io', world: null, keyed: true, software: '1.0.0', held: null });
-    const stale = (generation: number, software = '1.0.0') => store.staleSkippedMail(mailbox, { generation, software }).map((s) => s.id).sort();
+    const stale = (generation: number, software = '1.0.0') =>
+      store
+        .staleSkippedMail(mailbox, { generation, software })
+        .map((s) => s.id)
+        .sort();
     assert.deepEqual(stale(g), ['7:3']);
     assert.deepEqual(stale(g + 1), ['7:2', '7:3']);
     assert.deepEqual(stale(g, '1.0.1'), ['7:1', '7:2', '7:3']);
     assert.equal(store.skippedMail({ mailbox, id: '7:1' })?.code, 'malformed');
     const held = { from: 'alice@example.org', fingerprint: FP_B, pending: FP_B };
     store.recordSkipped({ mailbox, id: '7:4', epoch: '7', code: 'held', world: g, keyed: true, software: '1.0.0', held });
-    assert.deepEqual(store.heldMail(mailbox).map((h) => [h.id, h.held]), [['7:4', held]]);
+    assert.deepEqual(
+      store.heldMail(mailbox).map((h) => [h.id, h.held]),
+      [['7:4', held]],
+    );
     store.clearSkipped({ mailbox, id: '7:4' });
     store.clearSkipped({ mailbox, id: '7:1' });
     assert.equal(store.skippedMail({ mailbox, id: '7:1' }), null);
     store.clearSkippedOfOtherEpochs(mailbox, '8');
     assert.deepEqual(stale(g + 1), []);
-    assert.throws(() => store.recordSkipped({ mailbox, id: '', epoch: '7', code: 'x', world: 0, keyed: true, software: '1', held: null }), TypeError);
+    assert.throws(
+      () => store.recordSkipped({ mailbox, id: '', epoch: '7', code: 'x', world: 0, keyed: true, software: '1', held: null }),
+      TypeError,
+    );
     store.close();
   });
 
@@ -56,17 +68,48 @@ describe('skipped mail and the mail world', () => {
       action();
       return store.mailWorld() !== before;
     };
-    assert.ok(moved(() => store.pinPeer({ address: 'alice@example.org', fingerprint: FP_A, certificate: 'CERT' })), 'a correspondent pinned');
-    assert.ok(!moved(() => store.pinPeer({ address: 'alice@example.org', fingerprint: FP_A, certificate: 'CERT' })), 'pinned again: nothing');
-    assert.ok(moved(() => store.updatePeerCertificate('alice@example.org', FP_A, 'CERT 2')), 'a certificate refreshed');
+    assert.ok(
+      moved(() => store.pinPeer({ address: 'alice@example.org', fingerprint: FP_A, certificate: 'CERT' })),
+      'a correspondent pinned',
+    );
+    assert.ok(
+      !moved(() => store.pinPeer({ address: 'alice@example.org', fingerprint: FP_A, certificate: 'CERT' })),
+      'pinned again: nothing',
+    );
+    assert.ok(
+      moved(() => store.updatePeerCertificate('alice@example.org', FP_A, 'CERT 2')),
+      'a certificate refreshed',
+    );
     assert.ok(!moved(() => store.updatePeerCertificate('alice@example.org', FP_A, 'CERT 2')), 'the same certificate: nothing');
-    assert.ok(moved(() => store.setPeerVerified('alice@example.org', true)), 'a fingerprint verified');
-    const key = { fingerprint: FP_A, kind: 'ring' as const, public: new Uint8Array(32).fill(1), notBefore: 1, notAfter: 2, certification: new Uint8Array(64) };
-    assert.ok(moved(() => store.putPeerKey(key)), 'a ring key learned');
+    assert.ok(
+      moved(() => store.setPeerVerified('alice@example.org', true)),
+      'a fingerprint verified',
+    );
+    const key = {
+      fingerprint: FP_A,
+      kind: 'ring' as const,
+      public: new Uint8Array(32).fill(1),
+      notBefore: 1,
+      notAfter: 2,
+      certification: new Uint8Array(64),
+    };
+    assert.ok(
+      moved(() => store.putPeerKey(key)),
+      'a ring key learned',
+    );
     assert.ok(!moved(() => store.putPeerKey(key)), 'learned again: nothing');
-    assert.ok(moved(() => store.setPending('alice@example.org', { fingerprint: FP_B, certificate: 'NEW' })), 'a changed identity pending');
-    assert.ok(moved(() => store.rejectPending('alice@example.org')), 'rejected');
-    assert.ok(moved(() => store.deletePeer('alice@example.org')), 'a correspondent forgotten');
+    assert.ok(
+      moved(() => store.setPending('alice@example.org', { fingerprint: FP_B, certificate: 'NEW' })),
+      'a changed identity pending',
+    );
+    assert.ok(
+      moved(() => store.rejectPending('alice@example.org')),
+      'rejected',
+    );
+    assert.ok(
+      moved(() => store.deletePeer('alice@example.org')),
+      'a correspondent forgotten',
+    );
     store.close();
   });
 });

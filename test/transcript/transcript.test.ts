@@ -47,7 +47,14 @@ async function firstInner(sent: Sent, protocol = sent.protocol): Promise<Uint8Ar
 
 /** A new inner message from the same sender, with `body`, no longer than `limit` bytes. */
 async function newPayload(sent: Sent, body: string, limit = Infinity): Promise<Uint8Array> {
-  const payload = await composeInner({ from: sent.from.address, to: sent.to.address, subject: sent.name, date: new Date(sent.receiver.time), text: body, attachments: [] });
+  const payload = await composeInner({
+    from: sent.from.address,
+    to: sent.to.address,
+    subject: sent.name,
+    date: new Date(sent.receiver.time),
+    text: body,
+    attachments: [],
+  });
   assert.ok(payload.length <= limit, `${payload.length} > ${limit}`);
   return payload;
 }
@@ -71,11 +78,22 @@ describe('forge and verify', () => {
   it('before publication: nothing can be forged, and every altered mail is refused by its receiver', async () => {
     // The first five mails: no key of theirs is public yet (the later rounds reveal some in band).
     const early = s.mails.slice(0, 5);
-    assert.deepEqual(early.map((m) => m.kind), ['first', 'reply', 'data', 'data', 'ack']);
+    assert.deepEqual(
+      early.map((m) => m.kind),
+      ['first', 'reply', 'data', 'data', 'ack'],
+    );
     const transcript = await readTranscript(files(early), Date.now());
     const none = new PublishedKeys([]);
     for (const t of transcript) {
-      await assert.rejects(forgeMail(t, transcript, none, { payload: text('x'), known: new Uint8Array(decodeSealedLength(t)), answeredDh: new Uint8Array(32).fill(9) }), (e: unknown) => e instanceof ForgeError && e.code === 'not_published', t.name);
+      await assert.rejects(
+        forgeMail(t, transcript, none, {
+          payload: text('x'),
+          known: new Uint8Array(decodeSealedLength(t)),
+          answeredDh: new Uint8Array(32).fill(9),
+        }),
+        (e: unknown) => e instanceof ForgeError && e.code === 'not_published',
+        t.name,
+      );
     }
     // What a forger without keys can do to each kind, and what the receiver (as it was) says.
     const refused = async (sent: Sent, protocol: Uint8Array, codes: string[]) => {
@@ -85,9 +103,10 @@ describe('forge and verify', () => {
     for (const sent of early.filter((m) => m.kind !== 'first')) {
       const { message } = decodeSealed(sent.protocol);
       // Flip a ciphertext bit (or, for an ACK, announce another share) and keep the MAC.
-      const altered = message.ciphertext.length > 0
-        ? { ...message, ciphertext: Uint8Array.from(message.ciphertext, (b, i) => (i === 0 ? b ^ 1 : b)) }
-        : { ...message, nextDh: generateDhKeyPair().public };
+      const altered =
+        message.ciphertext.length > 0
+          ? { ...message, ciphertext: Uint8Array.from(message.ciphertext, (b, i) => (i === 0 ? b ^ 1 : b)) }
+          : { ...message, nextDh: generateDhKeyPair().public };
       const authenticated = encodeAuthenticated(altered);
       await refused(sent, encodeSealed(authenticated, message.mac, message.reveals), ['auth']);
       // MAC it again under a key of the forger's choosing.
@@ -109,7 +128,9 @@ describe('forge and verify', () => {
       payload: text('forged'),
       random: systemEnv.random,
     });
-    const sealed = encodeFirstOuter(await new OpenPgpSealer([]).seal(fake, (await openpgp.readPrivateKey({ armoredKey: s.bob.originalSecret })).toPublic()));
+    const sealed = encodeFirstOuter(
+      await new OpenPgpSealer([]).seal(fake, (await openpgp.readPrivateKey({ armoredKey: s.bob.originalSecret })).toPublic()),
+    );
     await refused(first, sealed, ['unknown_key']);
     // The verifier, without keys: nothing is evidence, nothing is forgeable.
     for (const v of await verifyTranscript(transcript, null)) {
@@ -132,7 +153,8 @@ describe('forge and verify', () => {
       await silence(s, 4); // retired pairs forgotten: their MAC keys queued
       await silence(s, 18); // ring keys past expiry plus the publication grace
       const dir = join(root, 'published');
-      for (const side of [s.alice, s.bob]) await publishDue({ store: side.store, target: new DirectoryTarget(dir), clock: () => s.clock.now() });
+      for (const side of [s.alice, s.bob])
+        await publishDue({ store: side.store, target: new DirectoryTarget(dir), clock: () => s.clock.now() });
       keys = await loadPublished([join(dir, s.alice.fingerprint), join(dir, s.bob.fingerprint)]);
       assert.equal(keys.bundles.filter((b) => b.ringKeys.length > 0).length, 2, 'both ring secrets are published');
       transcript = await readTranscript(files(s.mails), Date.now());
@@ -144,7 +166,12 @@ describe('forge and verify', () => {
       return { ...v, file: undefined };
     }
 
-    async function checkForgery(name: string, forgedEml: Uint8Array, expect: (got: Awaited<ReturnType<typeof replayInto>>) => void, claims?: { genuine: Claims; forged: Claims }) {
+    async function checkForgery(
+      name: string,
+      forgedEml: Uint8Array,
+      expect: (got: Awaited<ReturnType<typeof replayInto>>) => void,
+      claims?: { genuine: Claims; forged: Claims },
+    ) {
       const sent = s.byName(name);
       const [forged] = await readTranscript([{ name: `${name}.eml`, raw: forgedEml }], Date.now());
       assert.ok(!equalBytes(forged!.mail.protocol, sent.protocol), 'the forgery differs from the original');
@@ -157,23 +184,38 @@ describe('forge and verify', () => {
       if (claims) {
         const a = await report(transcript, name, claims.genuine);
         assert.deepEqual(await report(withForged(transcript, forged!), name, claims.forged), a);
-        assert.ok((a as { checks: { check: string; result: string }[] }).checks.some((c) => c.check === 'ring signature' && c.result === 'pass'), JSON.stringify(a));
+        assert.ok(
+          (a as { checks: { check: string; result: string }[] }).checks.some((c) => c.check === 'ring signature' && c.result === 'pass'),
+          JSON.stringify(a),
+        );
       }
       reports.set(name, [genuine]);
       return forged!;
     }
 
     it('a data message: new content by XOR with the known plaintext, re-MACed with the revealed key', async () => {
-      for (const [name, body] of [['alice-data-0', 'I confess everything.'], ['bob-data-1', 'I did it.']] as const) {
+      for (const [name, body] of [
+        ['alice-data-0', 'I confess everything.'],
+        ['bob-data-1', 'I did it.'],
+      ] as const) {
         const sent = s.byName(name);
         const payload = await newPayload(sent, body, sent.payload.length);
-        const eml = await forgeMail(transcript.find((t) => t.name === `${name}.eml`)!, transcript, keys, { known: sent.payload, payload });
+        const eml = await forgeMail(
+          transcript.find((t) => t.name === `${name}.eml`)!,
+          transcript,
+          keys,
+          { known: sent.payload, payload },
+        );
         await checkForgery(name, eml, (got) => assert.equal(got.kind === 'plaintext' && str(got.plaintext), str(payload)));
       }
     });
 
     it('an acknowledgement: another announced share, re-MACed', async () => {
-      const eml = await forgeMail(transcript.find((t) => t.name === 'alice-ack.eml')!, transcript, keys);
+      const eml = await forgeMail(
+        transcript.find((t) => t.name === 'alice-ack.eml')!,
+        transcript,
+        keys,
+      );
       await checkForgery('alice-ack', eml, (got) => assert.equal(got.kind, 'ignore', JSON.stringify(got)));
     });
 
@@ -182,7 +224,12 @@ describe('forge and verify', () => {
       const payload = await newPayload(sent, 'No. I will not come.', sent.payload.length);
       const known = genuineClaims.get('reply.eml')!;
       const answeredDh = sent.receiver.state!.origin.share;
-      const eml = await forgeMail(transcript.find((t) => t.name === 'reply.eml')!, transcript, keys, { known, payload, answeredDh });
+      const eml = await forgeMail(
+        transcript.find((t) => t.name === 'reply.eml')!,
+        transcript,
+        keys,
+        { known, payload, answeredDh },
+      );
       const forgedProtocol = (await readTranscript([{ name: 'reply.eml', raw: eml }], Date.now()))[0]!.mail.protocol;
       await checkForgery('reply', eml, (got) => assert.equal(got.kind === 'plaintext' && str(got.plaintext), str(payload)), {
         genuine: genuineClaims,
@@ -193,21 +240,35 @@ describe('forge and verify', () => {
     it('a first mail: a new inner message ring-signed with a published secret and sealed to the recipient', async () => {
       const sent = s.byName('first');
       const payload = await newPayload(sent, 'Here are the stolen documents, as agreed.');
-      const eml = await forgeMail(transcript.find((t) => t.name === 'first.eml')!, transcript, keys, { payload });
+      const eml = await forgeMail(
+        transcript.find((t) => t.name === 'first.eml')!,
+        transcript,
+        keys,
+        { payload },
+      );
       const forgedProtocol = (await readTranscript([{ name: 'first.eml', raw: eml }], Date.now()))[0]!.mail.protocol;
       const forgedInner = await firstInner(sent, forgedProtocol);
       await checkForgery('first', eml, (got) => assert.equal(got.kind === 'plaintext' && str(got.plaintext), str(payload)), {
         genuine: genuineClaims,
-        forged: new Map([['first.eml', forgedInner], ['reply.eml', genuineClaims.get('reply.eml')!]]),
+        forged: new Map([
+          ['first.eml', forgedInner],
+          ['reply.eml', genuineClaims.get('reply.eml')!],
+        ]),
       });
     });
 
     it('a key header a relay refolded (a tab, a deeper indent) is forged as it was, unfolded by RFC 5322 §2.2.3', async () => {
       const original = transcript.find((t) => t.name === 'alice-ack.eml')!;
-      const [refolded] = await readTranscript([{ name: 'alice-ack.eml', raw: refold(s.byName('alice-ack').eml, 'Offrecord-Keys') }], Date.now());
+      const [refolded] = await readTranscript(
+        [{ name: 'alice-ack.eml', raw: refold(s.byName('alice-ack').eml, 'Offrecord-Keys') }],
+        Date.now(),
+      );
       assert.notEqual(refolded!.mail.offrecordKeys, original.mail.offrecordKeys, 'the relay changed the folding');
       assert.deepEqual(refolded!.ringKeys, original.ringKeys, 'and nothing the header says');
-      const [forged] = await readTranscript([{ name: 'alice-ack.eml', raw: await forgeMail(refolded!, withForged(transcript, refolded!), keys) }], Date.now());
+      const [forged] = await readTranscript(
+        [{ name: 'alice-ack.eml', raw: await forgeMail(refolded!, withForged(transcript, refolded!), keys) }],
+        Date.now(),
+      );
       assert.equal(unfold(forged!.mail.offrecordKeys!), unfold(refolded!.mail.offrecordKeys!));
     });
 
@@ -216,10 +277,19 @@ describe('forge and verify', () => {
       const sent = s.byName('alice-data-0');
       const longer = concatBytes(sent.payload, text('more'));
       await assert.rejects(forgeMail(data, transcript, keys, { known: sent.payload, payload: longer }), /longer than the .* known/);
-      await assert.rejects(forgeMail(data, transcript, keys, { known: sent.payload.subarray(1), payload: text('x') }), /must be the whole plaintext/);
-      await assert.rejects(forgeMail(data, transcript, keys, { payload: text('x') }), (e: unknown) => e instanceof ForgeError && e.code === 'needs_plaintext');
+      await assert.rejects(
+        forgeMail(data, transcript, keys, { known: sent.payload.subarray(1), payload: text('x') }),
+        /must be the whole plaintext/,
+      );
+      await assert.rejects(
+        forgeMail(data, transcript, keys, { payload: text('x') }),
+        (e: unknown) => e instanceof ForgeError && e.code === 'needs_plaintext',
+      );
       const last = transcript.find((t) => t.name === 'bob-data-3.eml')!;
-      await assert.rejects(forgeMail(last, transcript, keys, { known: s.byName('bob-data-3').payload, payload: text('x') }), (e: unknown) => e instanceof ForgeError && e.code === 'not_published');
+      await assert.rejects(
+        forgeMail(last, transcript, keys, { known: s.byName('bob-data-3').payload, payload: text('x') }),
+        (e: unknown) => e instanceof ForgeError && e.code === 'not_published',
+      );
     });
   });
 });
