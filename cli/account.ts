@@ -1,62 +1,16 @@
-// Which account a command works on, and opening its store. Accounts are the databases
-// <address>.sqlite in the data directory ($XDG_DATA_HOME/offrecord, or ~/.local/share/offrecord).
-import { existsSync, readdirSync, rmSync } from 'node:fs';
+// Opening an account's store and keyring (cli/account-name.ts says which account). Accounts are
+// the databases <address>.sqlite in the data directory ($XDG_DATA_HOME/offrecord, or
+// ~/.local/share/offrecord).
+import { existsSync, rmSync } from 'node:fs';
 import { KeyError } from '../src/keys/errors.ts';
-import { isValidEmail, unlockIdentity } from '../src/keys/identity.ts';
-import { normalizeAddress } from '../src/store/records.ts';
+import { unlockIdentity } from '../src/keys/identity.ts';
 import { Keyring } from '../src/keys/keyring.ts';
 import type { RotationResult } from '../src/keys/keyring-results.ts';
-import { accountFileName, defaultStoreDirectory, defaultStorePath, openAccountStore, type AccountStore } from '../src/store/index.ts';
+import { defaultStorePath, openAccountStore, type AccountStore } from '../src/store/index.ts';
 import { CliError, EXIT } from './errors.ts';
 import { unlockPassphrase } from './passphrase.ts';
 import { clock } from './env.ts';
-
-export function dataDirectory(): string {
-  return defaultStoreDirectory(process.env);
-}
-
-/** The accounts in the data directory, sorted. */
-export function listAccounts(directory = dataDirectory()): string[] {
-  if (!existsSync(directory)) return [];
-  return readdirSync(directory)
-    .filter((name) => name.endsWith('.sqlite'))
-    .map((name) => name.slice(0, -'.sqlite'.length))
-    .sort();
-}
-
-export function checkAddress(address: string, what: string): string {
-  if (!isValidEmail(address.trim())) {
-    throw new CliError(
-      EXIT.usage,
-      `${what} "${address}" is not a plain email address`,
-      'write it like alice@example.org (no name, no angle brackets)',
-    );
-  }
-  const normalized = normalizeAddress(address);
-  accountFileName(normalized); // refuses anything that cannot be a file name
-  return normalized;
-}
-
-/** The account named by --account, or the only one; a usage error with a hint otherwise. */
-export function resolveAccount(requested: string | undefined): string {
-  const directory = dataDirectory();
-  const accounts = listAccounts(directory);
-  if (requested !== undefined) {
-    const account = checkAddress(requested, '--account');
-    if (!accounts.includes(account)) {
-      const others = accounts.length > 0 ? `; accounts here: ${accounts.join(', ')}` : '';
-      throw new CliError(EXIT.usage, `no account ${account} in ${directory}`, `create it with: offrecord init --email ${account}${others}`);
-    }
-    return account;
-  }
-  if (accounts.length === 0) {
-    throw new CliError(EXIT.usage, `no account yet (looked in ${directory})`, 'create one with: offrecord init --email ADDRESS');
-  }
-  if (accounts.length > 1) {
-    throw new CliError(EXIT.usage, `there are several accounts: ${accounts.join(', ')}`, 'choose one with --account ADDRESS');
-  }
-  return accounts[0]!;
-}
+import { resolveAccount } from './account-name.ts';
 
 export interface OpenedAccount {
   account: string;

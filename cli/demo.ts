@@ -6,7 +6,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Keyring } from '../src/keys/keyring.ts';
-import { formatFingerprint } from '../src/keys/tofu.ts';
+import { formatFingerprint } from '../src/keys/names.ts';
 import { MaildirSpool } from '../src/mail/maildir.ts';
 import type { MailAccount } from '../src/mail/account.ts';
 import { fetchMessages } from '../src/mail/receive.ts';

@@ -12,7 +12,8 @@ import { verifyTranscript, type MailVerification } from '../src/transcript/verif
 import { MessageType } from '../src/protocol/wire.ts';
 import { CliError, EXIT, type ExitCode } from './errors.ts';
 import { json, JSON_VERSION, terminalLine } from './format.ts';
-import { STDIO, writeOutput } from './keys.ts';
+import { writeOutput } from './keys.ts';
+import { STDIO } from './arguments.ts';
 import { clock } from './env.ts';
 
 const out = (text: string | Uint8Array) => process.stdout.write(text);

@@ -1,9 +1,8 @@
 // Text and JSON renderings of the keyring for the CLI. JSON output is stable: the field names and
 // the `version` below only change with a new version number; times are ISO 8601 UTC strings and
 // fingerprints/ids lowercase hex.
-import { trustCommand } from '../src/keys/correspondents.ts';
 import type { ImportResult, KeyringListing, OwnKeyInfo, PeerFingerprint, PeerInfo, RotationResult } from '../src/keys/keyring-results.ts';
-import { formatFingerprint } from '../src/keys/tofu.ts';
+import { formatFingerprint, trustCommand } from '../src/keys/names.ts';
 import { shortHex } from '../src/crypto/bytes.ts';
 
 export const JSON_VERSION = 1;

@@ -10,13 +10,10 @@
 import { mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { accountName, defaultStoreDirectory } from '../src/store/index.ts';
-import { resolveAccount } from './account.ts';
+import { resolveAccount } from './account-name.ts';
 import { CliError, EXIT, type ExitCode } from './errors.ts';
 import { plaintextMaildir } from './mail.ts';
 import { loadCredential } from './serve.ts';
-
-/** The IMAP port when none is given (1143: the unprivileged twin of 143, as 1587 is of 587). */
-export const DEFAULT_IMAP_PORT = 1143;
 
 /** A name from /etc/passwd or /etc/group by its number (Dovecot's user settings want names). */
 function nameOf(file: '/etc/passwd' | '/etc/group', id: number): string | undefined {

@@ -3,12 +3,13 @@
 import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import * as openpgp from 'openpgp';
-import { isValidEmail } from '../src/keys/identity.ts';
-import { normalizeFingerprint } from '../src/keys/tofu.ts';
+import { isValidEmail } from '../src/keys/names.ts';
+import { normalizeFingerprint } from '../src/keys/names.ts';
 import { KeyError } from '../src/keys/errors.ts';
-import { formatFingerprint } from '../src/keys/tofu.ts';
+import { formatFingerprint } from '../src/keys/names.ts';
 import { REJECTED_FOLDER } from '../src/mail/receive.ts';
-import { checkAddress, createAccount, dataDirectory, openAccount, unlockAll, unlockAndRotate, type OpenedAccount } from './account.ts';
+import { createAccount, openAccount, unlockAll, unlockAndRotate, type OpenedAccount } from './account.ts';
+import { checkAddress, dataDirectory } from './account-name.ts';
 import { CliError, EXIT, type ExitCode } from './errors.ts';
 import {
   fingerprintJson,
@@ -23,12 +24,10 @@ import {
 } from './format.ts';
 import { newPassphrase, unlockPassphrase } from './passphrase.ts';
 import { NEW_PASSPHRASE_ENV } from './secret-command.ts';
+import { STDIO } from './arguments.ts';
 
 const out = (text: string) => process.stdout.write(text);
 const warn = (text: string) => process.stderr.write(`offrecord: ${text}\n`);
-
-/** Stands for "-" (standard input or output) on the command line: see main() in offrecord.ts. */
-export const STDIO = '\u0000-';
 
 /** Certificates are small; anything much bigger is not one (importCertificate's own limit is lower). */
 const MAX_INPUT_BYTES = 1024 * 1024;

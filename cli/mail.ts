@@ -1,7 +1,7 @@
 // The handlers of `offrecord account`, `send`, `fetch` and `sessions`.
 import { readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { formatFingerprint } from '../src/keys/tofu.ts';
+import { formatFingerprint } from '../src/keys/names.ts';
 import { MaildirDelivery, MaildirSpool } from '../src/mail/maildir.ts';
 import { allSinks, senderOf, type DeliverySink } from '../src/mail/delivery.ts';
 import { parseInner } from '../src/mail/mime.ts';
@@ -10,7 +10,8 @@ import { processNewMail, type FetchReport } from '../src/mail/receive.ts';
 import { sendMessage } from '../src/mail/send.ts';
 import type { Security } from '../src/mail/servers.ts';
 import { accountName, defaultStoreDirectory, takeLock, type HeldLock } from '../src/store/index.ts';
-import { checkAddress, dataDirectory, openAccount, resolveAccount, unlockAndRotate, type OpenedAccount } from './account.ts';
+import { openAccount, unlockAndRotate, type OpenedAccount } from './account.ts';
+import { checkAddress, dataDirectory, resolveAccount } from './account-name.ts';
 import { configDirectory, defaultSpool, loadSettings, saveSettings, transports, type MailSettings } from './config.ts';
 import { CliError, EXIT, OutputClosedError, report, type ExitCode } from './errors.ts';
 import { json, terminalLine, terminalText } from './format.ts';
@@ -368,31 +369,4 @@ export async function fetch(args: { account?: string | undefined; json: boolean 
     if (reports.some((r) => skipped(r) && r.code === 'identity_changed')) return EXIT.trust;
     return reports.some(skipped) ? EXIT.partial : EXIT.ok;
   });
-}
-
-export async function sessions(args: { account?: string | undefined; json: boolean }): Promise<ExitCode> {
-  const opened = openAccount(args.account);
-  try {
-    const identity = await opened.keyring.identity();
-    // Public data only: no passphrase needed (docs/PROTOCOL.md §17.1). The pins' addresses, not
-    // keyring.list(): it parses every certificate, which grows with the correspondents.
-    const rows = opened.store.sessions(identity.fingerprint).map((s) => {
-      const address = opened.store.peers(s.peer).at(-1)?.address ?? null;
-      return {
-        peer: address,
-        fingerprint: s.peer,
-        state: s.kind ?? 'unknown',
-        revision: s.revision,
-        updated: new Date(s.updatedAt).toISOString(),
-      };
-    });
-    if (args.json) out(json(rows));
-    else if (rows.length === 0) out('no sessions yet\n');
-    else
-      for (const r of rows)
-        out(`${(r.peer ?? '(unknown)').padEnd(32)} ${r.state.padEnd(12)} ${formatFingerprint(r.fingerprint)}  last change ${r.updated}\n`);
-    return EXIT.ok;
-  } finally {
-    opened.close();
-  }
 }

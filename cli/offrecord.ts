@@ -10,18 +10,23 @@ import { createRequire } from 'node:module';
 import type { Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { CliError, EXIT, printReport, report, type ExitCode } from './errors.ts';
-import * as forge from './forge.ts';
-import { DEFAULT_IMAP_PORT, imapConfig } from './imap.ts';
-import * as keys from './keys.ts';
-import * as mail from './mail.ts';
-import * as publish from './publish.ts';
-import { sendmail } from './sendmail.ts';
-import * as serve from './serve.ts';
-import { DEFAULT_SUBMISSION_PORT } from './serve.ts';
-import * as watcher from './watch.ts';
-import { STDIO } from './keys.ts';
+import { DEFAULT_IMAP_PORT, DEFAULT_SUBMISSION_PORT, STDIO } from './arguments.ts';
 import { setPassphraseCommand } from './passphrase.ts';
 import { softwareVersion } from '../src/mail/software.ts';
+
+// A command's module, and the libraries under it (openpgp.js, imapflow, nodemailer, mailparser,
+// smtp-server: 0.1 to 0.3 s of start-up each here), load only when that command runs.
+const commands = {
+  forge: () => import('./forge.ts'),
+  imap: () => import('./imap.ts'),
+  keys: () => import('./keys.ts'),
+  mail: () => import('./mail.ts'),
+  publish: () => import('./publish.ts'),
+  sendmail: () => import('./sendmail.ts'),
+  serve: () => import('./serve.ts'),
+  sessions: () => import('./sessions.ts'),
+  watcher: () => import('./watch.ts'),
+};
 
 // yargs's ES module build wraps help text in the middle of words ("den/iable"); its CommonJS
 // build wraps at word boundaries (wrap-ansi).
@@ -84,7 +89,7 @@ function keysCommands(y: Argv<{ account: string | undefined }>) {
       'list',
       'show your identity, short-lived keys and correspondents',
       (c) => c.option('json', jsonOption).example('offrecord keys list --json', 'for scripts'),
-      run((a) => keys.list({ account: a.account, json: a.json })),
+      run(async (a) => (await commands.keys()).list({ account: a.account, json: a.json })),
     )
     .command(
       'export',
@@ -96,7 +101,7 @@ function keysCommands(y: Argv<{ account: string | undefined }>) {
           .option('force', { type: 'boolean', default: false, describe: 'overwrite FILE if it exists' })
           .example('offrecord keys export > alice.asc', 'give alice.asc to your correspondents')
           .example('offrecord keys export --secret -o backup.asc', 'a backup of your secret key'),
-      run((a) => keys.exportKey({ account: a.account, secret: a.secret, output: a.output, force: a.force })),
+      run(async (a) => (await commands.keys()).exportKey({ account: a.account, secret: a.secret, output: a.output, force: a.force })),
     )
     .command(
       'import <file>',
@@ -107,13 +112,13 @@ function keysCommands(y: Argv<{ account: string | undefined }>) {
           .option('expect', { type: 'string', describe: 'refuse the certificate unless it is for ADDRESS', requiresArg: true })
           .option('json', jsonOption)
           .example('gpg --export --armor bob@example.org | offrecord keys import -', 'from GnuPG'),
-      run((a) => keys.importKey({ account: a.account, file: a.file, expect: a.expect, json: a.json })),
+      run(async (a) => (await commands.keys()).importKey({ account: a.account, file: a.file, expect: a.expect, json: a.json })),
     )
     .command(
       'fingerprint [address]',
       'show your fingerprint or the one pinned for ADDRESS',
       (c) => c.positional('address', { type: 'string', describe: 'a correspondent (default: you)' }).option('json', jsonOption),
-      run((a) => keys.fingerprint({ account: a.account, address: a.address, json: a.json })),
+      run(async (a) => (await commands.keys()).fingerprint({ account: a.account, address: a.address, json: a.json })),
     )
     .command(
       'trust <address>',
@@ -128,7 +133,7 @@ function keysCommands(y: Argv<{ account: string | undefined }>) {
             describe: 'the fingerprint you compared (spaces allowed)',
           })
           .example('offrecord keys trust bob@example.org --fingerprint "28D6 3B13 ..."', ''),
-      run((a) => keys.trust({ account: a.account, address: a.address, fingerprint: a.fingerprint })),
+      run(async (a) => (await commands.keys()).trust({ account: a.account, address: a.address, fingerprint: a.fingerprint })),
     )
     .command(
       'rotate',
@@ -137,7 +142,7 @@ function keysCommands(y: Argv<{ account: string | undefined }>) {
         c
           .option('force', { type: 'boolean', default: false, describe: 'create new short-lived keys now, whatever the schedule says' })
           .option('json', jsonOption),
-      run((a) => keys.rotate({ account: a.account, force: a.force, json: a.json })),
+      run(async (a) => (await commands.keys()).rotate({ account: a.account, force: a.force, json: a.json })),
     )
     .command(
       'publish',
@@ -152,7 +157,7 @@ function keysCommands(y: Argv<{ account: string | undefined }>) {
           .option('json', jsonOption)
           .example('offrecord keys publish --to /var/www/keys', 'a directory to serve as is')
           .example('offrecord keys publish --to https://dav.example.org/offrecord/', 'HTTP PUT'),
-      run((a) => publish.publish({ account: a.account, to: a.to, json: a.json })),
+      run(async (a) => (await commands.publish()).publish({ account: a.account, to: a.to, json: a.json })),
     )
     .command(
       'fetch-published <source>',
@@ -169,8 +174,8 @@ function keysCommands(y: Argv<{ account: string | undefined }>) {
           })
           .option('json', jsonOption)
           .example('offrecord keys fetch-published https://example.org/offrecord/ --identity 6299DF35...', ''),
-      run((a) =>
-        publish.fetchPublished({
+      run(async (a) =>
+        (await commands.publish()).fetchPublished({
           source: a.source,
           identity: a.identity,
           output: a.output,
@@ -238,8 +243,8 @@ function accountCommands(y: Argv<{ account: string | undefined }>) {
             'offrecord account add --imap-host imap.gmail.com --smtp-host smtp.gmail.com --user alice@gmail.com --oauth2-token-command "oama access alice@gmail.com"',
             '',
           ),
-      run((a) =>
-        mail.accountAdd({
+      run(async (a) =>
+        (await commands.mail()).accountAdd({
           account: a.account,
           maildir: a.maildir,
           imapHost: a['imap-host'],
@@ -265,13 +270,13 @@ function accountCommands(y: Argv<{ account: string | undefined }>) {
       'show',
       'show the mail settings',
       (c) => c.option('json', jsonOption),
-      run((a) => mail.accountShow({ account: a.account, json: a.json })),
+      run(async (a) => (await commands.mail()).accountShow({ account: a.account, json: a.json })),
     )
     .command(
       'credential',
       'make a new password for offrecord serve (shown once, kept hashed)',
       (c) => c,
-      run((a) => serve.credential({ account: a.account })),
+      run(async (a) => (await commands.serve()).credential({ account: a.account })),
     )
     .command(
       'imap-config',
@@ -280,7 +285,7 @@ function accountCommands(y: Argv<{ account: string | undefined }>) {
         c
           .option('port', { type: 'number', default: DEFAULT_IMAP_PORT, describe: 'the IMAP port on 127.0.0.1' })
           .option('dir', { type: 'string', requiresArg: true, describe: "Dovecot's own run and state files (default: beside the store)" }),
-      run((a) => imapConfig({ account: a.account, port: a.port, dir: a.dir })),
+      run(async (a) => (await commands.imap()).imapConfig({ account: a.account, port: a.port, dir: a.dir })),
     )
     .demandCommand(1, 'name an account command');
 }
@@ -315,8 +320,8 @@ export function parser(argv: string[]) {
             describe: 'restore the identity from a backup (keys export --secret); short-lived keys start fresh',
           })
           .example('OFFRECORD_PASSPHRASE=... offrecord init --email alice@example.org --name Alice', ''),
-      run((a) =>
-        keys.init({
+      run(async (a) =>
+        (await commands.keys()).init({
           email: a.email,
           name: a.name,
           account: a.account,
@@ -339,7 +344,7 @@ export function parser(argv: string[]) {
             default: false,
             describe: 'remove the passphrase: anyone who can read your files can then read your keys and mail',
           }),
-      run((a) => keys.passwd({ account: a.account, newCommand: a['new-passphrase-command'], none: a.none })),
+      run(async (a) => (await commands.keys()).passwd({ account: a.account, newCommand: a['new-passphrase-command'], none: a.none })),
     )
     .command('keys', 'manage keys: list, export, import, fingerprint, trust, rotate, publish, fetch-published', keysCommands)
     .command('account', 'mail settings: add, show', accountCommands)
@@ -359,8 +364,8 @@ export function parser(argv: string[]) {
             describe: 'without keys for the recipient, send this once in PLAINTEXT, carrying your keys',
           })
           .example('echo "Lunch on Friday?" | offrecord send --to bob@example.org --subject Lunch', ''),
-      run((a) =>
-        mail.send({
+      run(async (a) =>
+        (await commands.mail()).send({
           account: a.account,
           to: a.to,
           subject: a.subject,
@@ -375,7 +380,7 @@ export function parser(argv: string[]) {
       'fetch',
       'read new mail once: decrypt offrecord mail, learn keys',
       (c) => c.option('json', jsonOption),
-      run((a) => mail.fetch({ account: a.account, json: a.json })),
+      run(async (a) => (await commands.mail()).fetch({ account: a.account, json: a.json })),
     )
     .command(
       'watch',
@@ -421,8 +426,8 @@ export function parser(argv: string[]) {
           })
           .example('offrecord watch', 'runs until SIGTERM or Ctrl-C; logs JSON lines on stderr')
           .example('offrecord watch --once', 'from cron'),
-      run((a) =>
-        watcher.watch({
+      run(async (a) =>
+        (await commands.watcher()).watch({
           account: a.account,
           once: a.once,
           jsonLines: a.json,
@@ -443,19 +448,19 @@ export function parser(argv: string[]) {
           .option('port', { type: 'number', default: DEFAULT_SUBMISSION_PORT, describe: 'the port on 127.0.0.1' })
           .example('offrecord account credential', 'first: the user and password your mail client logs in with (shown once)')
           .example('offrecord serve', 'until SIGTERM or Ctrl-C; logs JSON lines on stderr'),
-      run((a) => serve.serve({ account: a.account, port: a.port })),
+      run(async (a) => (await commands.serve()).serve({ account: a.account, port: a.port })),
     )
     .command(
       'status',
       "what each account's watcher is doing",
       (c) => c.option('json', jsonOption),
-      run((a) => watcher.status({ account: a.account, json: a.json })),
+      run(async (a) => (await commands.watcher()).status({ account: a.account, json: a.json })),
     )
     .command(
       'sessions',
       'who you talk to, and in which state',
       (c) => c.option('json', jsonOption),
-      run((a) => mail.sessions({ account: a.account, json: a.json })),
+      run(async (a) => (await commands.sessions()).sessions({ account: a.account, json: a.json })),
     )
     .command(
       'forge <mail>',
@@ -492,8 +497,8 @@ export function parser(argv: string[]) {
           })
           .option('force', { type: 'boolean', default: false, describe: 'overwrite FILE' })
           .example('offrecord forge data.eml --transcript mails/ --keys collected/ --known data.txt --text "I confess." -o forged.eml', ''),
-      run((a) =>
-        forge.forge({
+      run(async (a) =>
+        (await commands.forge()).forge({
           mail: a.mail,
           transcript: a.transcript,
           keys: a.keys,
@@ -526,7 +531,7 @@ export function parser(argv: string[]) {
             describe: 'MAIL.eml=FILE: a plaintext someone claims for a first mail (inner form) or reply',
           })
           .option('json', jsonOption),
-      run((a) => forge.verify({ files: a.files, keys: a.keys, claim: a.claim, json: a.json })),
+      run(async (a) => (await commands.forge()).verify({ files: a.files, keys: a.keys, claim: a.claim, json: a.json })),
     )
     .demandCommand(1, 'name a command')
     .recommendCommands()
@@ -548,7 +553,7 @@ export async function main(argv: string[]): Promise<void> {
   process.stdout.on('error', () => undefined);
   // sendmail's own command line (-oi, -t, -fADDR...), not yargs', and sysexits codes (cli/sendmail.ts).
   if (argv[0] === 'sendmail') {
-    process.exitCode = await sendmail(argv.slice(1));
+    process.exitCode = await (await commands.sendmail()).sendmail(argv.slice(1));
     return;
   }
   try {

@@ -8,7 +8,7 @@ import { StoreError } from '../src/store/errors.ts';
 import { SubmissionError, type SubmissionErrorCode } from '../src/mail/errors.ts';
 import { envelopeRecipients, readSubmission, senderOf, submit, type KeylessPolicy } from '../src/mail/submission.ts';
 import { normalizeAddress } from '../src/store/records.ts';
-import { listAccounts } from './account.ts';
+import { listAccounts } from './account-name.ts';
 import { type MailSettings } from './config.ts';
 import { CliError, EXIT, printReport, report, type ExitCode } from './errors.ts';
 import { withMailAccount } from './mail.ts';

@@ -13,15 +13,13 @@ import {
 } from '../src/daemon/submission-server.ts';
 import type { MailAccount } from '../src/mail/account.ts';
 import { accountName } from '../src/store/index.ts';
-import { resolveAccount } from './account.ts';
+import { resolveAccount } from './account-name.ts';
 import { configDirectory, type MailSettings } from './config.ts';
 import { CliError, EXIT, type ExitCode } from './errors.ts';
 import { withMailAccount } from './mail.ts';
 import { keylessPolicy } from './sendmail.ts';
 import { clock } from './env.ts';
-
-/** The submission port when none is given. */
-export const DEFAULT_SUBMISSION_PORT = 1587;
+import { DEFAULT_SUBMISSION_PORT } from './arguments.ts';
 
 function credentialPath(account: string): string {
   return join(configDirectory(), `${accountName(account)}.credential.json`);

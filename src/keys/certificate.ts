@@ -14,7 +14,7 @@
 import * as openpgp from 'openpgp';
 import { KeyError } from './errors.ts';
 import { normalizeAddress } from '../store/records.ts';
-import { isValidEmail } from './identity.ts';
+import { isValidEmail } from './names.ts';
 import { assertTime, fingerprintBytes } from './pgp.ts';
 import { checkPrimaryValid } from './ringcert.ts';
 

@@ -26,25 +26,13 @@ import type {
 import type { OwnKeys } from './own-keys.ts';
 import { bindingBytes, publicPacketBytes, readCertificate } from './packets.ts';
 import { DAY_MS } from './schedule.ts';
-import {
-  acceptPeerKeys,
-  changedIdentityWarning,
-  decideTrust,
-  formatFingerprint,
-  normalizeFingerprint,
-  type AcceptedPeerKeys,
-  type TrustDecision,
-} from './tofu.ts';
+import { acceptPeerKeys, changedIdentityWarning, decideTrust, type AcceptedPeerKeys, type TrustDecision } from './tofu.ts';
+import { formatFingerprint, normalizeFingerprint, trustCommand } from './names.ts';
 
 /** Clock difference tolerated for correspondents' keys (acceptPeerKeys' default). */
 const MAX_CLOCK_SKEW_MS = DAY_MS;
 /** Parsed pinned certificates kept (by their armor): a pass over a large mailbox parses each once. */
 const MAX_PARSED_CERTIFICATES = 256;
-
-/** The command that keeps `fingerprint` as the identity of `address`: the alarm's accept (the new one) and reject (the pinned one). */
-export function trustCommand(address: string, fingerprint: string): string {
-  return `offrecord keys trust ${address} --fingerprint ${normalizeFingerprint(fingerprint).toUpperCase()}`;
-}
 
 export class Correspondents extends KeyringPart {
   constructor(

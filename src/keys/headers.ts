@@ -53,7 +53,7 @@ import * as openpgp from 'openpgp';
 import { importCertificate, type ImportedCertificate } from './certificate.ts';
 import { KeyError, type KeyErrorCode } from './errors.ts';
 import { normalizeAddress } from '../store/records.ts';
-import { isValidEmail } from './identity.ts';
+import { isValidEmail } from './names.ts';
 import { checkRingPublicKey, MAX_CERTIFICATION_LENGTH, MIN_CERTIFICATION_LENGTH, RING_PUBLIC_LENGTH } from './ringcert.ts';
 import { minimalCertificate } from './shortlived.ts';
 import { u64be } from '../crypto/bytes.ts';

@@ -12,6 +12,7 @@
 // set, openpgp.js (and GnuPG) refuse to use the identity to sign a message.
 import * as openpgp from 'openpgp';
 import { KeyError } from './errors.ts';
+import { isValidEmail } from './names.ts';
 import { DEFAULT_SCHEDULE } from './schedule.ts';
 import { assertTime, describeSubkey, fingerprintBytes, signPacket, type SubkeyInfo } from './pgp.ts';
 
@@ -42,14 +43,6 @@ export interface CreatedIdentity {
   revocationCertificate: string;
   /** The first short-lived encryption subkey. */
   encryptionSubkey: SubkeyInfo;
-}
-
-const EMAIL =
-  /^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
-
-/** A plain addr-spec (no display name, no angle brackets), at most 254 characters. */
-export function isValidEmail(email: string): boolean {
-  return typeof email === 'string' && email.length <= 254 && EMAIL.test(email);
 }
 
 function checkName(name: string): void {

@@ -7,25 +7,12 @@ import { equalBytes, toHex } from '../crypto/bytes.ts';
 import type { RingKey } from '../protocol/wire.ts';
 import { KeyError, type KeyErrorCode } from './errors.ts';
 import { normalizeAddress } from '../store/records.ts';
-import { isValidEmail } from './identity.ts';
+import { formatFingerprint, isValidEmail, normalizeFingerprint } from './names.ts';
 import { ANY_TIME, assertTime } from './pgp.ts';
 import { checkPrimaryValid, checkRingKeyCertification } from './ringcert.ts';
 import { DAY_MS, DEFAULT_SCHEDULE } from './schedule.ts';
 
 // ─── fingerprints ────────────────────────────────────────────────────────────────────────
-
-/** Lowercase 40-hex form of a v4 fingerprint given as hex, with or without spaces. */
-export function normalizeFingerprint(fingerprint: string): string {
-  const hex = typeof fingerprint === 'string' ? fingerprint.replace(/\s+/g, '').toLowerCase() : '';
-  if (!/^[0-9a-f]{40}$/.test(hex)) throw new KeyError('bad_argument', 'a fingerprint is 40 hexadecimal digits');
-  return hex;
-}
-
-/** GnuPG's grouping: 10 groups of 4 uppercase hex digits, two spaces in the middle. */
-export function formatFingerprint(fingerprint: string): string {
-  const groups = normalizeFingerprint(fingerprint).toUpperCase().match(/.{4}/g)!;
-  return `${groups.slice(0, 5).join(' ')}  ${groups.slice(5).join(' ')}`;
-}
 
 // ─── identity decisions ──────────────────────────────────────────────────────────────────
 

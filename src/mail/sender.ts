@@ -6,7 +6,7 @@
 // From is then the authenticated address, and one `Offrecord-Verified-Sender` header on top says
 // who sent it, under which identity, trusted how. The body's bytes are not touched.
 import { simpleParser, type AddressObject } from 'mailparser';
-import { isValidEmail } from '../keys/identity.ts';
+import { isValidEmail } from '../keys/names.ts';
 import { normalizeAddress } from '../store/records.ts';
 import { MailError } from './errors.ts';
 

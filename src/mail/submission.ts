@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { simpleParser } from 'mailparser';
 import addressparser from 'nodemailer/lib/addressparser';
 import { foldLines } from 'nodemailer/lib/mime-funcs';
-import { isValidEmail } from '../keys/identity.ts';
+import { isValidEmail } from '../keys/names.ts';
 import { normalizeAddress } from '../store/records.ts';
 import type { Conversation } from '../protocol/context.ts';
 import { LIMITS } from '../protocol/wire.ts';

@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import * as openpgp from 'openpgp';
-import { formatFingerprint } from '../../src/keys/tofu.ts';
+import { formatFingerprint } from '../../src/keys/names.ts';
 import { Gpg, colonRecords } from '../../kit/gpg.ts';
 
 const ROOT = resolve(import.meta.dirname, '../..');

@@ -12,7 +12,7 @@ import { Conversation } from '../../src/protocol/context.ts';
 import { MessageType, peekType } from '../../src/protocol/wire.ts';
 import { KeyringError, type KeyringErrorCode } from '../../src/keys/errors.ts';
 import { Keyring } from '../../src/keys/keyring.ts';
-import { formatFingerprint } from '../../src/keys/tofu.ts';
+import { formatFingerprint } from '../../src/keys/names.ts';
 import { openAccountStore, type AccountStore } from '../../src/store/index.ts';
 import { normalizeAddress } from '../../src/store/records.ts';
 import { TestEnv, str, text } from '../../kit/parties.ts';
