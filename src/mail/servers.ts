@@ -182,6 +182,15 @@ export class SmtpTransport implements OutgoingTransport {
   }
 }
 
+/**
+ * The connection is up with the mailbox selected. imapflow 2.10 can leave `usable` true on a
+ * connection the server closed during login (it sets it after its last login step), and its
+ * close clears `mailbox`: both are asked.
+ */
+function selected(client: ImapFlow): boolean {
+  return client.usable && client.mailbox !== false && client.mailbox !== undefined;
+}
+
 /** The pass's connection, with the folders known to exist on it. */
 interface Open {
   client: ImapFlow;
@@ -218,7 +227,7 @@ export class ImapMailbox implements IncomingMailbox {
   private opening: Promise<Open> | null = null;
 
   private connect(): Promise<Open> {
-    if (this.open && this.open.client.usable) return Promise.resolve(this.open);
+    if (this.open && selected(this.open.client)) return Promise.resolve(this.open);
     this.opening ??= this.openConnection().finally(() => {
       this.opening = null;
     });
@@ -258,6 +267,10 @@ export class ImapMailbox implements IncomingMailbox {
     try {
       await client.connect();
       const lock = await client.getMailboxLock(this.path);
+      if (!selected(client)) {
+        lock.release();
+        throw new MailError('io', `IMAP ${config.host}: the connection closed while ${this.path} was being opened`);
+      }
       this.open = {
         client,
         release: () => lock.release(),
@@ -358,7 +371,10 @@ export class ImapMailbox implements IncomingMailbox {
   async listSince(after: ScanMark | null): Promise<{ ids: string[]; mark: ScanMark }> {
     return this.session(async (client, uidValidity) => {
       // A connection kept from the last pass sees mail delivered since only after a sync.
+      // imapflow's noop() swallows a failure: a connection found closed is dropped here, or the
+      // pass would list nothing and IDLE would return at once, for ever (a busy loop).
       await client.noop();
+      if (!selected(client)) throw new MailError('io', `IMAP ${this.config.host}: the connection closed`);
       this.listedExists = client.mailbox ? client.mailbox.exists : null;
       const validity = Number(uidValidity);
       const from = after && after.uidvalidity === validity ? after.lastUid + 1 : 1;

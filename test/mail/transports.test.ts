@@ -65,6 +65,35 @@ describe('IMAP and SMTP transports', () => {
     assert.equal((await filed.list()).length, 1);
   });
 
+  it('a kept connection closed under it, though imapflow still calls it usable, is opened anew: the next listing finds new mail', async () => {
+    const s = servers();
+    const alice = s.users.alice.address;
+    const bob = s.users.bob.address;
+    const inbox = new ImapMailbox(config(s, 'bob', 'imap'));
+    const first = await inbox.listSince(null);
+    // What imapflow 2.10 leaves when the server closes the connection during its login's last
+    // steps (seen in CI after a provider ended an OAuth2 session): closed to every command, NOOP's
+    // refusal swallowed, no mailbox, the socket not yet destroyed, yet `usable` set by the
+    // login's end. Before, every pass listed nothing and IDLE returned at once: a busy loop.
+    const kept = (inbox as unknown as { open: { client: { states: { LOGOUT: number } } } }).open.client;
+    Object.assign(kept, { state: kept.states.LOGOUT, isClosed: true, mailbox: false, usable: true });
+    const protocol = encodeNak({ senderKeyId: 1, recipientKeyId: 1, counter: 2 });
+    await new SmtpTransport(config(s, 'alice', 'smtp')).send(await composeProtected({ from: alice, to: bob, protocol }), {
+      from: alice,
+      to: [bob],
+    });
+    const listed = await waitFor(async () => {
+      try {
+        return (await inbox.listSince(first.mark)).ids;
+      } catch (error) {
+        assert.ok(error instanceof MailError && error.code === 'io', String(error)); // the dead connection, dropped
+        return [];
+      }
+    }, 1);
+    assert.equal(listed.length, 1, 'the new mail is found on a new connection');
+    await inbox.close();
+  });
+
   it('reports a wrong password as a MailError auth (not worth retrying), without the password', async () => {
     const s = servers();
     const wrong = 'not-the-password';
