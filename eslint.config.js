@@ -33,19 +33,28 @@ export default tseslint.config(
       eqeqeq: 'error',
     },
   },
-  // The run's one clock is made in cli/env.ts and handed down: cli/ and the transcript tools read no other.
+  // One clock: src/protocol/env.ts's systemClock is the only reader of the system time, cli/env.ts
+  // makes the run's clock from it and hands it down; a module below cli/ takes it as an argument
+  // (or, for library callers and tests, defaults to systemClock).
   {
-    files: ['cli/**/*.ts', 'src/transcript/**/*.ts'],
-    ignores: ['cli/env.ts'],
+    files: ['cli/**/*.ts', 'src/**/*.ts'],
+    ignores: ['cli/env.ts', 'src/protocol/env.ts'],
     rules: {
       'no-restricted-properties': [
         'error',
         { object: 'Math', property: 'random', message: 'use node:crypto randomness' },
-        { object: 'Date', property: 'now', message: 'use the clock cli/env.ts hands down' },
+        {
+          object: 'Date',
+          property: 'now',
+          message: 'use the clock handed down (cli/env.ts), or systemClock (src/protocol/env.ts) as a default',
+        },
       ],
       'no-restricted-syntax': [
         'error',
-        { selector: "NewExpression[callee.name='Date'][arguments.length=0]", message: 'use the clock cli/env.ts hands down' },
+        {
+          selector: "NewExpression[callee.name='Date'][arguments.length=0]",
+          message: 'use the clock handed down (cli/env.ts), or systemClock (src/protocol/env.ts) as a default',
+        },
       ],
     },
   },

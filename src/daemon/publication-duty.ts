@@ -5,6 +5,7 @@
 import type { PublicationTarget } from '../keys/bundle-targets.ts';
 import { publishDue, type PublishOptions } from '../keys/publishing.ts';
 import type { Logger } from './log.ts';
+import { systemClock } from '../protocol/env.ts';
 
 export const PUBLISH_EVERY_MS = 24 * 3_600_000;
 
@@ -17,7 +18,7 @@ export interface PublicationDutyOptions extends Omit<PublishOptions, 'target'> {
 /** A duty for the Watcher: publishes what is due when a day has passed since it last did. */
 export function publicationDuty(options: PublicationDutyOptions): () => Promise<void> {
   const { log, everyMs = PUBLISH_EVERY_MS, ...publish } = options;
-  const clock = publish.clock ?? Date.now;
+  const clock = publish.clock ?? systemClock;
   let publishedAt = -Infinity;
   return async () => {
     if (clock() - publishedAt < everyMs) return;

@@ -13,6 +13,7 @@ import type { MailAccount } from '../mail/account.ts';
 import { readSubmission, submit, envelopeRecipients, type KeylessPolicy } from '../mail/submission.ts';
 import { LIMITS } from '../protocol/wire.ts';
 import type { Logger } from './log.ts';
+import { systemClock } from '../protocol/env.ts';
 
 /** What is kept of a local credential: its SHA-256, hex. */
 export interface CredentialRecord {
@@ -22,7 +23,7 @@ export interface CredentialRecord {
 }
 
 /** A new local credential: the secret (shown once, never stored) and the record to keep. */
-export function newLocalCredential(now: Date = new Date()): { secret: string; record: CredentialRecord } {
+export function newLocalCredential(now: Date = new Date(systemClock())): { secret: string; record: CredentialRecord } {
   const secret = randomBytes(32).toString('base64url');
   return { secret, record: { v: 1, sha256: createHash('sha256').update(secret, 'utf8').digest('hex'), created: now.toISOString() } };
 }
@@ -134,7 +135,9 @@ export async function startSubmissionServer(options: SubmissionServerOptions): P
           if (raw === null) throw new SubmissionError('too_large', `the message is over the ${MAX_SUBMISSION_BYTES}-byte limit`);
           const recipients = envelopeRecipients(session.envelope.rcptTo.map((r) => r.address));
           const report = await serially(async () =>
-            submit(account, await readSubmission(raw, { account: address, now: new Date() }), recipients, { keyless: options.keyless }),
+            submit(account, await readSubmission(raw, { account: address, now: new Date(systemClock()) }), recipients, {
+              keyless: options.keyless,
+            }),
           );
           log.log('info', 'serve.sent', { protected: report.protected.length, plaintext: report.plaintext.length });
           callback(null, `sent to ${[...report.protected.map((p) => p.to), ...report.plaintext].join(', ')}`);

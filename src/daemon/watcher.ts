@@ -17,6 +17,7 @@ import { processNewMail, TRANSIENT_SKIPS, type FetchReport } from '../mail/recei
 import { StoreError } from '../store/errors.ts';
 import { WatchError } from './errors.ts';
 import type { Logger } from './log.ts';
+import { systemClock } from '../protocol/env.ts';
 
 export interface WatchTimings {
   /** IDLE is ended and begun again this often: RFC 2177 asks for under 29 minutes, and a quiet
@@ -79,7 +80,7 @@ export class Watcher {
   private status: WatchStatus;
   constructor(private readonly options: WatcherOptions) {
     this.timings = { ...DEFAULT_TIMINGS, ...options.timings };
-    this.clock = options.clock ?? Date.now;
+    this.clock = options.clock ?? systemClock;
     this.status = {
       account: options.account.address,
       state: { kind: 'starting' },

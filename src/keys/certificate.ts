@@ -17,6 +17,7 @@ import { normalizeAddress } from '../store/records.ts';
 import { isValidEmail } from './names.ts';
 import { assertTime, fingerprintBytes } from './pgp.ts';
 import { checkPrimaryValid } from './ringcert.ts';
+import { systemClock } from '../protocol/env.ts';
 
 /** Generous for a certificate with a few dozen subkeys and certifications. */
 export const DEFAULT_MAX_CERTIFICATE_BYTES = 256 * 1024;
@@ -24,7 +25,7 @@ export const DEFAULT_MAX_CERTIFICATE_BYTES = 256 * 1024;
 export interface ImportOptions {
   /** The address the certificate must carry in a valid user ID (compared case-insensitively). */
   expectedAddress?: string | undefined;
-  /** Validity time (ms); defaults to Date.now(). */
+  /** Validity time (ms); defaults to the system clock. */
   now?: number | undefined;
   maxBytes?: number;
 }
@@ -115,7 +116,7 @@ async function validUsers(key: openpgp.Key, date: Date): Promise<ValidUser[]> {
  * refusal codes; checks run in that order, so the first problem found is the one reported.
  */
 export async function importCertificate(input: string | Uint8Array, options: ImportOptions = {}): Promise<ImportedCertificate> {
-  const now = options.now ?? Date.now();
+  const now = options.now ?? systemClock();
   const maxBytes = options.maxBytes ?? DEFAULT_MAX_CERTIFICATE_BYTES;
   assertTime(now, 'now');
   const key = await parse(input, maxBytes);

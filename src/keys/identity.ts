@@ -15,6 +15,7 @@ import { KeyError } from './errors.ts';
 import { isValidEmail } from './names.ts';
 import { DEFAULT_SCHEDULE } from './schedule.ts';
 import { assertTime, describeSubkey, fingerprintBytes, signPacket, type SubkeyInfo } from './pgp.ts';
+import { systemClock } from '../protocol/env.ts';
 
 /** Default lifetime of the first encryption subkey. */
 export const DEFAULT_ENCRYPTION_VALIDITY_MS = DEFAULT_SCHEDULE.validForMs;
@@ -24,7 +25,7 @@ export interface CreateIdentityOptions {
   name?: string | undefined;
   /** Protects the armored secret key (OpenPGP S2K). Without one the secret key is stored unprotected. */
   passphrase?: string | undefined;
-  /** Creation time in ms (defaults to Date.now()); OpenPGP keeps whole seconds. */
+  /** Creation time in ms (defaults to the system clock); OpenPGP keeps whole seconds. */
   now?: number;
   /** Lifetime of the first encryption subkey. */
   encryptionValidForMs?: number;
@@ -80,7 +81,7 @@ async function certifyOnlySelfSignature(
 
 export async function createIdentity(options: CreateIdentityOptions): Promise<CreatedIdentity> {
   const { email, name, passphrase } = options;
-  const now = options.now ?? Date.now();
+  const now = options.now ?? systemClock();
   const validFor = options.encryptionValidForMs ?? DEFAULT_ENCRYPTION_VALIDITY_MS;
   assertTime(now, 'now');
   if (!isValidEmail(email)) throw new KeyError('bad_argument', 'the email address is not a valid addr-spec');

@@ -7,7 +7,7 @@ import type { Schedule, ShortLivedKind } from './schedule.ts';
 import type { RejectedKey } from './tofu.ts';
 
 export interface KeyringOptions {
-  /** ms since the epoch; defaults to Date.now. */
+  /** ms since the epoch; defaults to the system clock. */
   clock?: () => number;
   schedule?: Partial<Schedule>;
 }

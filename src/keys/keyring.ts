@@ -33,6 +33,7 @@ import type {
 import { listKeyring } from './listing.ts';
 import { OwnKeys } from './own-keys.ts';
 import { DEFAULT_SCHEDULE, validateSchedule, type Schedule } from './schedule.ts';
+import { systemClock } from '../protocol/env.ts';
 
 export class Keyring {
   readonly schedule: Schedule;
@@ -45,7 +46,7 @@ export class Keyring {
     options: KeyringOptions = {},
   ) {
     this.schedule = validateSchedule(options.schedule ?? DEFAULT_SCHEDULE);
-    this.context = { store, clock: options.clock ?? Date.now, schedule: this.schedule };
+    this.context = { store, clock: options.clock ?? systemClock, schedule: this.schedule };
     this.own = new OwnKeys(this.context);
     this.correspondents = new Correspondents(this.context, this.own);
   }

@@ -29,11 +29,12 @@ import type { PublicationTarget } from './bundle-targets.ts';
 import { PublicationError } from './errors.ts';
 import { toRecord } from './own-keys.ts';
 import { plan, validateSchedule, type Schedule } from './schedule.ts';
+import { systemClock } from '../protocol/env.ts';
 
 export interface PublishOptions {
   store: AccountStore;
   target: PublicationTarget;
-  /** ms since the epoch; defaults to Date.now. */
+  /** ms since the epoch; defaults to the system clock. */
   clock?: () => number;
   schedule?: Partial<Schedule>;
   /** The session policy, for forgetting what is due before taking its MAC keys (default DEFAULT_POLICY). */
@@ -84,7 +85,7 @@ function dueRingKeys(store: AccountStore, now: number, schedule: Schedule): { id
  */
 export async function publishDue(options: PublishOptions): Promise<PublishResult> {
   const { store, target } = options;
-  const clock = options.clock ?? Date.now;
+  const clock = options.clock ?? systemClock;
   const schedule = validateSchedule(options.schedule);
   const policy = options.policy ?? DEFAULT_POLICY;
   const identity = store.identity();

@@ -30,6 +30,7 @@ import { POSSESSION_PROOF_LENGTH, provePossession, ringPublicKey, verifyPossessi
 import { RingError } from '../crypto/errors.ts';
 import { KeyError } from './errors.ts';
 import { assertTime, fingerprintBytes, signPacket } from './pgp.ts';
+import { systemClock } from '../protocol/env.ts';
 
 export const RING_STATEMENT_TAG = 'offrecord ring key v1';
 const TAG_BYTES = new TextEncoder().encode(RING_STATEMENT_TAG);
@@ -90,7 +91,7 @@ async function literal(statement: Uint8Array): Promise<openpgp.LiteralDataPacket
 }
 
 export interface CertifyOptions {
-  /** Signature creation time (ms); defaults to Date.now(). */
+  /** Signature creation time (ms); defaults to the system clock. */
   now?: number;
 }
 
@@ -132,7 +133,7 @@ export async function signRingCertification(
   if (!(proof instanceof Uint8Array) || proof.length !== POSSESSION_PROOF_LENGTH) {
     throw new KeyError('bad_argument', `a proof of possession is ${POSSESSION_PROOF_LENGTH} bytes`);
   }
-  const now = options.now ?? Date.now();
+  const now = options.now ?? systemClock();
   assertTime(now, 'now');
   const primary = privateKey.keyPacket as openpgp.SecretKeyPacket;
   if (!privateKey.isPrivate() || primary.isDummy() || primary.isMissingSecretKeyMaterial()) {
@@ -155,7 +156,7 @@ export async function signRingCertification(
 }
 
 export interface VerifyCertificationOptions {
-  /** Verification time (ms); defaults to Date.now(). The identity must be valid then. */
+  /** Verification time (ms); defaults to the system clock. The identity must be valid then. */
   now?: number;
   /** Tolerated clock difference for the signature's creation time (default 24 h). */
   maxClockSkewMs?: number;
@@ -177,7 +178,7 @@ export async function checkRingKeyCertification(
   signature: Uint8Array,
   options: VerifyCertificationOptions = {},
 ): Promise<void> {
-  const now = options.now ?? Date.now();
+  const now = options.now ?? systemClock();
   const skew = options.maxClockSkewMs ?? 24 * 60 * 60 * 1000;
   assertTime(now, 'now');
   assertTime(skew, 'maxClockSkewMs');

@@ -11,6 +11,7 @@ import { formatFingerprint, isValidEmail, normalizeFingerprint } from './names.t
 import { ANY_TIME, assertTime } from './pgp.ts';
 import { checkPrimaryValid, checkRingKeyCertification } from './ringcert.ts';
 import { DAY_MS, DEFAULT_SCHEDULE } from './schedule.ts';
+import { systemClock } from '../protocol/env.ts';
 
 // ─── fingerprints ────────────────────────────────────────────────────────────────────────
 
@@ -199,7 +200,7 @@ export async function acceptPeerKeys(
   offered: OfferedKeys,
   options: AcceptOptions = {},
 ): Promise<AcceptedPeerKeys> {
-  const now = options.now ?? Date.now();
+  const now = options.now ?? systemClock();
   const grace = options.acceptanceGraceMs ?? DEFAULT_SCHEDULE.acceptanceGraceMs;
   const skew = options.maxClockSkewMs ?? DAY_MS;
   const maxValidity = options.maxRingValidityMs ?? 60 * DAY_MS;

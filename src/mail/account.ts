@@ -14,6 +14,7 @@ import type { SessionStore } from '../protocol/store.ts';
 import type { IncomingMailbox, OutgoingTransport } from './transport.ts';
 import type { DeliverySink, Outbox } from './delivery.ts';
 import type { Delivery, MailCheckpoint, MailRef, ProcessedMail, SkippedMail } from '../store/records.ts';
+import { systemClock } from '../protocol/env.ts';
 
 /** What may make skipped mail processable: the store's generation (keys, trust) and this software (§18.6). */
 export interface MailWorld {
@@ -64,7 +65,7 @@ export interface MailAccount {
   clock?: () => number;
 }
 
-export const now = (account: MailAccount) => (account.clock ?? Date.now)();
+export const now = (account: MailAccount) => (account.clock ?? systemClock)();
 
 /** Builds the OpenPGP sealer only when a first mail needs it: most mail never does. */
 function lazySealer(account: MailAccount): Sealer {

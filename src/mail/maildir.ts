@@ -12,6 +12,7 @@ import { checkMailSize } from './mime.ts';
 import type { Delivery } from '../store/records.ts';
 import type { DeliverySink } from './delivery.ts';
 import type { Envelope, IncomingMailbox, OutgoingTransport } from './transport.ts';
+import { systemClock } from '../protocol/env.ts';
 
 const SUBDIRS = ['tmp', 'new', 'cur'] as const;
 const MAILDIR_POLL_MS = 250;
@@ -33,7 +34,7 @@ async function ensureMaildir(dir: string): Promise<void> {
 
 function uniqueName(): string {
   const host = hostname().replace(/[^A-Za-z0-9.-]/g, '_');
-  return `${Math.floor(Date.now() / 1000)}.P${process.pid}R${randomBytes(8).toString('hex')}.${host}`;
+  return `${Math.floor(systemClock() / 1000)}.P${process.pid}R${randomBytes(8).toString('hex')}.${host}`;
 }
 
 /** tmp/, fsync, rename into new/, fsync new/: once this resolves the mail survives a power cut. */

@@ -60,6 +60,7 @@ import {
 } from './records.ts';
 import { migrate, PLACES, SCHEMA_VERSION, SEALED_VERSION, userVersion } from './schema.ts';
 import { AccountKey, DEFAULT_KDF, type KdfParams, type KdfPlace, type VaultRow } from './vault.ts';
+import { systemClock } from '../protocol/env.ts';
 
 export interface AccountStoreOptions extends OpenOptions {
   /** Clock for the times the store records itself (first_seen, destroyed_at, ...); ms since epoch. */
@@ -97,7 +98,7 @@ export function openAccountStore(path: string, options: AccountStoreOptions = {}
   const store = new AccountStore(
     openDatabase(path, options),
     path,
-    options.clock ?? Date.now,
+    options.clock ?? systemClock,
     options.checkpointAfterSave ?? true,
     options.kdfPlace ?? 'inline',
   );
@@ -312,7 +313,7 @@ export class AccountStore implements SessionStore {
     private readonly db: Database.Database,
     /** The database path, for messages. */
     readonly path: string,
-    private readonly now: () => number = Date.now,
+    private readonly now: () => number = systemClock,
     private readonly checkpointAfterSave = true,
     private readonly kdfPlace: KdfPlace = 'inline',
   ) {
