@@ -311,7 +311,11 @@ export async function processNewMail(
     await passRound(account, cache, hear, options);
     // Keys learned in this pass (from a mail's headers, or by another process) may make mail
     // skipped before processable: it is read again now, not on the next pass.
-    if (account.store.mailWorld() !== world && !options.signal?.aborted) await passRound(account, cache, hear, options);
+    // Mail this pass already reported is not looked at twice in it: its own outcome (an alarm
+    // recording a pending key, say) may be what moved the world.
+    if (account.store.mailWorld() !== world && !options.signal?.aborted) {
+      await passRound(account, cache, hear, { ...options, ignore: new Set([...(options.ignore ?? []), ...reported]) });
+    }
     if (options.remindHeld) {
       for (const held of account.store.heldMail(account.incoming.name)) {
         if (!reported.has(held.id) && held.held) onReport({ id: held.id, kind: 'held', ...held.held }, ++done, done);
@@ -348,6 +352,8 @@ async function passRound(
       filing = null;
       remember(account, pass!, report);
       settled.add(report.id);
+      // Mail gone from the mailbox since it was listed or recorded (another client moved it) is nobody's news.
+      if (report.kind === 'skipped' && report.code === 'gone') return;
       onReport(report, ++done, ids.length);
     };
     const reads: Promise<Uint8Array>[] = [];

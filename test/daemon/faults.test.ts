@@ -10,6 +10,7 @@ import { startDovecot, stopDovecot } from '../../kit/mail-launcher.ts';
 import { memoryLogger } from '../../src/daemon/log.ts';
 import { Watcher, type WatchState } from '../../src/daemon/watcher.ts';
 import { MaildirDelivery } from '../../src/mail/maildir.ts';
+import { MAX_MAIL_BYTES } from '../../src/mail/mime.ts';
 import { MailError } from '../../src/mail/errors.ts';
 import { fetchMessages } from '../../src/mail/receive.ts';
 import { sendMessage } from '../../src/mail/send.ts';
@@ -176,7 +177,10 @@ describe('the watcher against server faults', () => {
     const bad = {
       malformed: `From: ${alice.address}\r\nTo: ${bob.address}\r\nSubject: ...\r\n${marker}Content-Type: text/plain\r\n\r\nnot an offrecord mail at all\r\n`,
       hostile: `From: ${alice.address}\r\nTo: ${bob.address}\r\nSubject: ...\r\n${marker}${'X-Junk: '.concat('a'.repeat(900), '\r\n').repeat(300)}Content-Type: text/plain\r\n\r\nx\r\n`,
-      oversized: `From: ${alice.address}\r\nTo: ${bob.address}\r\nSubject: ...\r\n${marker}Content-Type: text/plain\r\n\r\n${'y'.repeat(76).concat('\r\n').repeat(520_000)}`,
+      oversized: `From: ${alice.address}\r\nTo: ${bob.address}\r\nSubject: ...\r\n${marker}Content-Type: text/plain\r\n\r\n${'y'
+        .repeat(76)
+        .concat('\r\n')
+        .repeat(Math.ceil(MAX_MAIL_BYTES / 78) + 1)}`,
     };
     try {
       for (const raw of Object.values(bad)) await appendMail(s, 'bob', new TextEncoder().encode(raw));

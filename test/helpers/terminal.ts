@@ -2,7 +2,8 @@
 // session on a socket of its own, keys go in with `tmux send-keys`, and what a person would
 // see comes back with `tmux capture-pane`. requireTool installs tmux when it is missing.
 import { execFile, execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -17,6 +18,9 @@ export interface TerminalOptions {
   columns?: number;
   rows?: number;
 }
+
+/** Where the pane's shell writes the program's exit status (see start). */
+const EXIT_STATUS_FILE = 'exit-status';
 
 export class Terminal {
   private closed = false;
@@ -34,7 +38,9 @@ export class Terminal {
     const socket = join(dir, 'socket');
     const env: NodeJS.ProcessEnv = { ...(options.env ?? process.env), TERM: 'screen' };
     delete env.TMUX;
-    const command = argv.map(shellQuote).join(' ');
+    // The shell in the pane writes the program's exit status down: tmux 3.3a's pane_dead_status
+    // stays empty for some programs (seen with node), so it cannot be asked.
+    const command = `${argv.map(shellQuote).join(' ')}; echo $? > ${shellQuote(join(dir, EXIT_STATUS_FILE))}`;
     execFileSync(
       tmux,
       [
@@ -80,8 +86,7 @@ export class Terminal {
 
   /** Whether the program in the pane has ended. */
   async ended(): Promise<boolean> {
-    const { stdout } = await exec(this.tmux, ['-S', this.socket, 'display-message', '-p', '-t', 'main', '#{pane_dead}']);
-    return stdout.trim() === '1';
+    return existsSync(join(this.dir, EXIT_STATUS_FILE)) && (await readFile(join(this.dir, EXIT_STATUS_FILE), 'utf8')).endsWith('\n');
   }
 
   /** Whether the terminal echoes what is typed now (its line discipline's `echo` flag, as `stty -a` shows it). */
@@ -93,9 +98,9 @@ export class Terminal {
 
   /** The exit status of the program once it has ended (tmux keeps it with the dead pane). */
   async exitStatus(): Promise<number> {
-    const { stdout } = await exec(this.tmux, ['-S', this.socket, 'display-message', '-p', '-t', 'main', '#{pane_dead_status}']);
-    const status = Number.parseInt(stdout.trim(), 10);
-    if (!Number.isInteger(status)) throw new Error(`the program has not ended (pane_dead_status ${JSON.stringify(stdout.trim())})`);
+    const written = existsSync(join(this.dir, EXIT_STATUS_FILE)) ? await readFile(join(this.dir, EXIT_STATUS_FILE), 'utf8') : '';
+    const status = Number.parseInt(written.trim(), 10);
+    if (!Number.isInteger(status)) throw new Error('the program has not ended');
     return status;
   }
 

@@ -142,7 +142,13 @@ describe('bad input over the real loopback Dovecot and Postfix', () => {
     who: LoopbackAccount,
     peer: LoopbackAccount,
     deliver: () => Promise<void>,
-    expected: { code: string | string[]; reason: RegExp; around?: (fetch: () => Promise<FetchReport[]>) => Promise<FetchReport[]> },
+    expected: {
+      code: string | string[];
+      reason: RegExp;
+      around?: (fetch: () => Promise<FetchReport[]>) => Promise<FetchReport[]>;
+      /** A mail over the size limit is never downloaded (§18.9), not even here: only its listing is compared. */
+      oversized?: boolean;
+    },
   ): Promise<Extract<FetchReport, { kind: 'skipped' }>> {
     const name = who === alice ? 'alice' : 'bob';
     assert.deepEqual(await pending(who), [], `${name}'s INBOX starts empty`);
@@ -153,7 +159,7 @@ describe('bad input over the real loopback Dovecot and Postfix', () => {
       const ids = await waitForCount(() => pending(who), 1);
       assert.equal(ids.length, 1, 'the bad mail arrived');
       const id = ids[0]!;
-      const digest = sha256(await readRaw(who, id));
+      const digest = expected.oversized ? null : sha256(await readRaw(who, id));
 
       const fetch = () => fetchMessages(who);
       const reports = await (expected.around ? expected.around(fetch) : fetch());
@@ -168,7 +174,7 @@ describe('bad input over the real loopback Dovecot and Postfix', () => {
       assert.match(report.reason, expected.reason);
 
       assert.deepEqual(await pending(who), [id], 'still listed');
-      assert.equal(sha256(await readRaw(who, id)), digest, 'the same bytes');
+      if (digest !== null) assert.equal(sha256(await readRaw(who, id)), digest, 'the same bytes');
       assert.deepEqual(await snapshot(who, peer), state, 'session state unchanged');
       return report;
     } finally {
@@ -345,7 +351,11 @@ describe('bad input over the real loopback Dovecot and Postfix', () => {
     const lines = Math.ceil((size - head.length - tail.length) / line.length);
     const raw = fromLatin1(head + line.repeat(lines) + tail);
     assert.ok(raw.length >= size);
-    await expectUntouched(bob, alice, () => appendMail(s, 'bob', raw), { code: 'too_large', reason: /over the .*-byte limit/ });
+    await expectUntouched(bob, alice, () => appendMail(s, 'bob', raw), {
+      code: 'too_large',
+      reason: /over the .*-byte limit/,
+      oversized: true,
+    });
   });
 });
 
