@@ -10,13 +10,12 @@ import { pathToFileURL } from 'node:url';
 import { argon2id } from '@noble/hashes/argon2.js';
 import { openAccountStore } from '../src/store/index.ts';
 import { AccountKey, DEFAULT_KDF, type KdfParams, type KdfPlace } from '../src/store/vault.ts';
+import { median } from './harness.ts';
 
 /** The unlock target of issue 12 on this machine. */
 const UNLOCK_MIN_MS = 250;
 const UNLOCK_MAX_MS = 1000;
 const RUNS = 5;
-
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 
 /** Wall and CPU (this process, user + system) milliseconds of `work`: on a shared machine the CPU time is the steadier figure. */
 function timeMs(work: () => void): { wall: number; cpu: number } {

@@ -52,6 +52,13 @@ export async function measureAsync(name: string, fn: () => Promise<void>, opts: 
 }
 
 /** Prints rows as an aligned table: name, ops/s, iterations. */
+/** The middle value (the mean of the two middle ones for an even count). */
+export function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
 export function report(rows: readonly BenchRow[]): void {
   const cells = rows.map((r) => [r.name, r.opsPerSec.toFixed(1), String(r.iterations)] as const);
   const header = ['benchmark', 'ops/s', 'iterations'] as const;

@@ -17,7 +17,7 @@ import { promisify } from 'node:util';
 import { createTransport, type Transporter } from 'nodemailer';
 import { SMTPServer } from 'smtp-server';
 import { startMailServers, type MailServers } from '../kit/mail-launcher.ts';
-import { guardMailServers } from './harness.ts';
+import { guardMailServers, median } from './harness.ts';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const CLI = join(ROOT, 'dist/cli/offrecord.js');
@@ -25,8 +25,6 @@ const PASSPHRASE = 'bench passphrase';
 const TARGET_SENDMAIL_RATIO = 1.2;
 const TARGET_SERVE_RATIO = 1.5;
 const exec = promisify(execFile);
-
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 
 export interface SubmissionBenchOptions {
   /** CLI runs of each of send and sendmail; 8 by default. */

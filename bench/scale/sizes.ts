@@ -10,8 +10,4 @@ export function sizes(all: readonly number[] = ALL): number[] {
   return all.filter((n) => n <= max);
 }
 
-export const median = (values: readonly number[]): number => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-};
+export { median } from '../harness.ts';
