@@ -3,11 +3,20 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { isValidEmail } from '../src/keys/names.ts';
 import { normalizeAddress } from '../src/store/records.ts';
-import { accountFileName, defaultStoreDirectory } from '../src/store/index.ts';
+import { join } from 'node:path';
+import { accountFileName, accountName, defaultStoreDirectory } from '../src/store/index.ts';
 import { CliError, EXIT } from './errors.ts';
 
 export function dataDirectory(): string {
   return defaultStoreDirectory(process.env);
+}
+
+/**
+ * The account's pass lock (src/store/lock.ts): one pass over its mail at a time, `fetch` holding
+ * it for its run and `watch` for each pass.
+ */
+export function passLockPath(account: string, directory = dataDirectory()): string {
+  return join(directory, `${accountName(account)}.pass.lock`);
 }
 
 /** The accounts in the data directory, sorted. */

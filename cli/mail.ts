@@ -9,9 +9,9 @@ import type { MailAccount } from '../src/mail/account.ts';
 import { processNewMail, type FetchReport } from '../src/mail/receive.ts';
 import { sendMessage } from '../src/mail/send.ts';
 import type { Security } from '../src/mail/servers.ts';
-import { accountName, defaultStoreDirectory, takeLock, type HeldLock } from '../src/store/index.ts';
+import { defaultStoreDirectory, takeLock, type HeldLock } from '../src/store/index.ts';
 import { openAccount, unlockAndRotate, type OpenedAccount } from './account.ts';
-import { checkAddress, dataDirectory, resolveAccount } from './account-name.ts';
+import { checkAddress, passLockPath, resolveAccount } from './account-name.ts';
 import { configDirectory, defaultSpool, loadSettings, saveSettings, transports, type MailSettings } from './config.ts';
 import { CliError, EXIT, OutputClosedError, report, type ExitCode } from './errors.ts';
 import { json, terminalLine, terminalText } from './format.ts';
@@ -288,12 +288,15 @@ function showSink(asJson: boolean, shown: { count: number; entry: (value: unknow
 /** How long a fetch waits for another fetch of the same account to finish. */
 const FETCH_LOCK_WAIT_MS = 10 * 60_000;
 
-/** One fetch at a time per account: a second one waits, then finds the mail done and shown. */
+/**
+ * One pass at a time per account: a second fetch, or a fetch during a watcher's pass, waits, then
+ * finds the mail done and shown (or delivered by the watcher).
+ */
 function lockFetch(account: string): HeldLock {
-  const path = join(dataDirectory(), `${accountName(account)}.fetch.lock`);
+  const path = passLockPath(account);
   const free = takeLock(path, 0);
   if (free) return free;
-  if (process.stderr.isTTY) process.stderr.write(`waiting for another offrecord fetch of ${account} to finish...\n`);
+  if (process.stderr.isTTY) process.stderr.write(`waiting for another pass over ${account}'s mail (a fetch or the watcher) to finish...\n`);
   const held = takeLock(path, FETCH_LOCK_WAIT_MS);
   if (held) return held;
   throw new CliError(

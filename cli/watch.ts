@@ -12,9 +12,9 @@ import { execSink, jsonLinesSink } from '../src/daemon/sinks.ts';
 import { WatchError } from '../src/daemon/errors.ts';
 import { DEFAULT_TIMINGS, Watcher, type WatchStatus } from '../src/daemon/watcher.ts';
 import { DEFAULT_POLICY } from '../src/protocol/policy.ts';
-import { accountName } from '../src/store/index.ts';
+import { accountName, takeLock } from '../src/store/index.ts';
 import { openAccount } from './account.ts';
-import { dataDirectory, listAccounts, resolveAccount } from './account-name.ts';
+import { dataDirectory, listAccounts, passLockPath, resolveAccount } from './account-name.ts';
 import { CliError, EXIT, type ExitCode } from './errors.ts';
 import { json, terminalLine } from './format.ts';
 import { plaintextMaildir, withMailAccount } from './mail.ts';
@@ -160,6 +160,7 @@ async function watchAccount(args: WatchArgs, signal: AbortSignal, log: Logger): 
           ...(args.ackDelay !== undefined ? { dutiesEveryMs: Math.min(DEFAULT_TIMINGS.dutiesEveryMs, args.ackDelay * 1000) } : {}),
         },
         onStatus: (status) => writeStatus(opened.account, status),
+        passLock: () => takeLock(passLockPath(opened.account), 0),
         // A long-running watcher keeps the key schedule itself: new keys made, old secrets
         // destroyed, expired ring secrets and unrevealed MAC keys published.
         duties: async () => {

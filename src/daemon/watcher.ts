@@ -15,6 +15,7 @@ import type { MailAccount } from '../mail/account.ts';
 import { performDuties } from '../mail/duties.ts';
 import { processNewMail, TRANSIENT_SKIPS, type FetchReport } from '../mail/receive.ts';
 import { StoreError } from '../store/errors.ts';
+import type { HeldLock } from '../store/index.ts';
 import { WatchError } from './errors.ts';
 import type { Logger } from './log.ts';
 import { systemClock } from '../protocol/env.ts';
@@ -63,8 +64,17 @@ export interface WatcherOptions {
   onStatus?: (status: WatchStatus) => void;
   /** Extra timed work with the duties (key rotation, publication). */
   duties?: () => Promise<void>;
+  /**
+   * The account's pass lock, tried without waiting (null: another process holds it). One pass over
+   * the account's mail runs at a time: an `offrecord fetch` holds it for its whole run, the watcher
+   * for each pass, so neither reads a mail the other is in the middle of (§18.6).
+   */
+  passLock?: () => HeldLock | null;
   clock?: () => number;
 }
+
+/** How often a watcher waiting for the pass lock tries it again. */
+const PASS_LOCK_RETRY_MS = 250;
 
 /** Failures worth a retry: the network, the server, a busy store, a token command (it may need the network). */
 function transient(error: unknown): boolean {
@@ -147,19 +157,40 @@ export class Watcher {
     return half + randomInt(half + 1);
   }
 
+  /** The pass lock once free (null: no lock, or the watch was stopped while waiting). */
+  private async takePassLock(signal: AbortSignal): Promise<HeldLock | null> {
+    const { passLock } = this.options;
+    if (!passLock) return null;
+    let waiting = false;
+    while (!signal.aborted) {
+      const held = passLock();
+      if (held) return held;
+      if (!waiting) this.options.log.log('info', 'watch.waiting', { reason: 'another offrecord fetch of this account is running' });
+      waiting = true;
+      await abortableDelay(PASS_LOCK_RETRY_MS, signal);
+    }
+    return null;
+  }
+
   private async pass(signal: AbortSignal): Promise<void> {
     const { account, log } = this.options;
     const seen: { mails: number; failed: Extract<FetchReport, { kind: 'skipped' }> | null } = { mails: 0, failed: null };
-    await processNewMail(
-      account,
-      (report) => {
-        seen.mails++;
-        this.note(report);
-        if (report.kind === 'skipped' && TRANSIENT_SKIPS.has(report.code)) seen.failed ??= report;
-      },
-      // Skipped mail is not read again until its world moves: the store remembers it (§18.6).
-      { keepOpen: true, signal },
-    );
+    const lock = await this.takePassLock(signal);
+    try {
+      if (signal.aborted) return;
+      await processNewMail(
+        account,
+        (report) => {
+          seen.mails++;
+          this.note(report);
+          if (report.kind === 'skipped' && TRANSIENT_SKIPS.has(report.code)) seen.failed ??= report;
+        },
+        // Skipped mail is not read again until its world moves: the store remembers it (§18.6).
+        { keepOpen: true, signal },
+      );
+    } finally {
+      lock?.release();
+    }
     this.status = { ...this.status, lastPass: this.clock() };
     if (seen.mails > 0) {
       // Keys a pass forgot leave the disk now, not when the watcher stops: one WAL checkpoint a pass.

@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import * as openpgp from 'openpgp';
 import { sendMessage } from '../../src/mail/send.ts';
-import { openAccountStore } from '../../src/store/index.ts';
+import { openAccountStore, takeLock } from '../../src/store/index.ts';
+import { passLockPath } from '../../cli/account-name.ts';
 import { scanFiles } from '../store/helpers.ts';
 import { byteStrings } from '../store/legacy.ts';
 import { cliHome, homeEnv, ok, runCli, spawnCli } from '../../kit/cli.ts';
@@ -161,6 +162,29 @@ describe('offrecord watch and status over real IMAP and SMTP', () => {
     store.close();
     assert.ok(subkeySecrets.length > 0 && secrets.length > 10, `the scan looks for ${secrets.length} secrets`);
     assert.deepEqual(scanFiles(scanned, secrets), []);
+  });
+
+  it('one pass at a time: a watcher waits while a fetch holds the account, then delivers; a fetch waits for a pass', async () => {
+    // The test holds the pass lock as an `offrecord fetch` in the middle of its run does.
+    const fetching = takeLock(passLockPath(bobAddress, dataDir), 0);
+    assert.ok(fetching, 'the pass lock is free');
+    const mail = await send('waits');
+    const w = watch();
+    try {
+      await until('watch.waiting', () => (logEvents(w.io.stderr()).some((e) => e.event === 'watch.waiting') ? true : null));
+      assert.equal(await delivered(mail.text), null, 'nothing read while the fetch holds the account');
+      fetching.release();
+      await until('the delivery', () => delivered(mail.text));
+      // A fetch now waits for the watcher's passes and finds nothing left to show or to refuse.
+      const r = await runCli(['fetch'], homeEnv(bobHome, bobEnv));
+      assert.equal(r.status, 0, r.stderr);
+      assert.doesNotMatch(r.stdout + r.stderr, /skipped|replay|state_conflict/);
+      assert.ok(!logEvents(w.io.stderr()).some((e) => e.event === 'mail.skipped'), w.io.stderr());
+    } finally {
+      fetching.release();
+      w.child.kill('SIGTERM');
+      await w.io.exited;
+    }
   });
 
   it('--once delivers what is there and exits by itself', async () => {
