@@ -45,8 +45,8 @@ export class MemoryMailbox implements IncomingMailbox {
     return raw;
   }
 
-  async done(id: string, folder?: string): Promise<void> {
-    this.filed.set(id, folder);
+  async done(ids: readonly string[], folder?: string): Promise<void> {
+    for (const id of ids) this.filed.set(id, folder);
   }
 
   async examined(id: string): Promise<void> {

@@ -117,14 +117,16 @@ export class MaildirMailbox implements IncomingMailbox {
     return new Uint8Array(await io(`reading ${id}`, () => fs.readFile(path)));
   }
 
-  async done(id: string, folder?: string): Promise<void> {
+  async done(ids: readonly string[], folder?: string): Promise<void> {
     let target = this.dir;
     if (folder !== undefined) {
       if (!FOLDER_PATTERN.test(folder)) throw new MailError('io', `not a folder name: ${JSON.stringify(folder)}`);
       target = join(this.dir, `.${folder}`);
       await ensureMaildir(target);
     }
-    await io(`moving ${id}`, () => fs.rename(join(this.dir, 'new', checkedId(id)), join(target, 'cur', `${id}:2,S`)));
+    for (const id of ids) {
+      await io(`moving ${id}`, () => fs.rename(join(this.dir, 'new', checkedId(id)), join(target, 'cur', `${id}:2,S`)));
+    }
   }
 
   async close(): Promise<void> {

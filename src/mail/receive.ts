@@ -89,22 +89,43 @@ function skipped(id: string, error: unknown): FetchReport {
   return skipped(id, new MailError('unprocessable', `processing this mail failed unexpectedly (${what})`, { cause: error }));
 }
 
-/** What a mail becomes once handled: `filed` settles once it is filed away (or left where it is). */
+/**
+ * What a mail becomes once handled: its report, and the folder to file it into when it is to be
+ * filed away (the pass files its mails together: fileAll); a mail that cannot be filed is that
+ * mail's skip, and a later pass files it (refiled).
+ */
 interface Handled {
-  filed: Promise<FetchReport>;
+  report: FetchReport;
+  folder?: string;
 }
 
 /** An outcome that needs no round trip to the server: the mail stays where it is. */
-const settled = (report: FetchReport): Handled => ({ filed: Promise.resolve(report) });
+const settled = (report: FetchReport): Handled => ({ report });
 
-/** Moves the mail into `folder`; a failed move is the mail's skip (it is filed by a later pass). */
-function fileAway(account: MailAccount, id: string, report: FetchReport, folder = account.processedFolder ?? 'OffRecord'): Handled {
-  return {
-    filed: account.incoming.done(id, folder).then(
-      () => report,
-      (error: unknown) => skipped(id, error),
-    ),
-  };
+/** The mail is to be moved into `folder`, with the pass's other mails. */
+const fileAway = (account: MailAccount, report: FetchReport, folder = account.processedFolder ?? 'OffRecord'): Handled => ({
+  report,
+  folder,
+});
+
+/**
+ * Files the outcomes that go into a folder, one call per folder for all of them; the outcomes
+ * come back with a failure to file as the mail's skip. A call that fails for several mails is
+ * tried again one mail at a time, so that only the mails that cannot be filed say so.
+ */
+async function fileAll(account: MailAccount, outcomes: readonly Handled[]): Promise<FetchReport[]> {
+  const failed = new Map<string, unknown>();
+  const folders = new Set(outcomes.flatMap((o) => (o.folder === undefined ? [] : [o.folder])));
+  for (const folder of folders) {
+    const ids = outcomes.filter((o) => o.folder === folder).map((o) => o.report.id);
+    try {
+      await account.incoming.done(ids, folder);
+    } catch (error) {
+      if (ids.length === 1) failed.set(ids[0]!, error);
+      else for (const id of ids) await account.incoming.done([id], folder).catch((e: unknown) => failed.set(id, e));
+    }
+  }
+  return outcomes.map(({ report }) => (failed.has(report.id) ? skipped(report.id, failed.get(report.id)) : report));
 }
 
 /** What commits with the mail's session step: the mail is done, and the outbox row its plaintext makes. */
@@ -160,16 +181,15 @@ async function receiveOrdinary(account: MailAccount, cache: PassCache, id: strin
 }
 
 /**
- * One mail: processed and filed away, or left untouched with the reason. Resolves once the
- * mail's session step is committed; `filed` then settles once the mail is filed away (the
- * pass overlaps that round trip with the next mail's work).
+ * One mail: processed, or left untouched with the reason. Resolves once the mail's session step
+ * is committed, with the folder to file it into: the pass files it after that (fileAll).
  */
 async function processOne(account: MailAccount, id: string, cache: PassCache, read: Promise<Uint8Array>): Promise<Handled> {
   const { incoming, store } = account;
   const position = incoming.position(id);
   const ref: MailRef = { mailbox: incoming.name, id, epoch: position ? String(position.uidvalidity) : '' };
   try {
-    if (store.processed(ref)) return fileAway(account, id, { id, kind: 'refiled' });
+    if (store.processed(ref)) return fileAway(account, { id, kind: 'refiled' });
     const raw = await read;
     const mail = await parseProtected(raw);
     if (!mail) return settled(await receiveOrdinary(account, cache, id, raw));
@@ -177,7 +197,7 @@ async function processOne(account: MailAccount, id: string, cache: PassCache, re
     // from the old epoch (a Message-ID repeated within one epoch is a different mail).
     if (mail.messageId && store.processedByMessageId(ref.mailbox, mail.messageId).some((p) => p.epoch !== ref.epoch)) {
       store.markProcessed({ ...ref, messageId: mail.messageId });
-      return fileAway(account, id, { id, kind: 'refiled' });
+      return fileAway(account, { id, kind: 'refiled' });
     }
     if (!mail.to.includes(account.address.toLowerCase())) {
       throw new MailError('address', `addressed to ${mail.to.join(', ') || 'nobody'}, not to ${account.address}`);
@@ -189,7 +209,6 @@ async function processOne(account: MailAccount, id: string, cache: PassCache, re
     if (found.kind === 'rejected')
       return fileAway(
         account,
-        id,
         { id, kind: 'rejected', from: mail.from, fingerprint: found.fingerprint, folder: REJECTED_FOLDER },
         REJECTED_FOLDER,
       );
@@ -208,7 +227,7 @@ async function processOne(account: MailAccount, id: string, cache: PassCache, re
     // like a known mail, so it is not reported again on every pass (§18.6).
     if (result.kind === 'error' && result.code === 'replay') {
       store.markProcessed(receipt.processed);
-      return fileAway(account, id, { id, kind: 'refiled' });
+      return fileAway(account, { id, kind: 'refiled' });
     }
     // Left where it is, with the protocol's own code (expired, auth, malformed...).
     if (result.kind === 'error') return settled({ id, kind: 'skipped', code: result.code, reason: result.message });
@@ -220,10 +239,9 @@ async function processOne(account: MailAccount, id: string, cache: PassCache, re
       });
       store.deliveryDone(receipt.delivery.id);
     }
-    const { filed } = fileAway(account, id, { id, kind: 'protocol', from: mail.from });
-    if (result.kind === 'ignore') return { filed };
+    if (result.kind === 'ignore') return fileAway(account, { id, kind: 'protocol', from: mail.from });
     const { message, attested } = result.inspected;
-    const report: FetchReport = {
+    return fileAway(account, {
       id,
       kind: 'message',
       from: mail.from,
@@ -233,8 +251,7 @@ async function processOne(account: MailAccount, id: string, cache: PassCache, re
       renamed: attested.renamed,
       message,
       raw: attested.message,
-    };
-    return { filed: filed.then((r) => (r.kind === 'skipped' ? r : report)) };
+    });
   } catch (error) {
     if (error instanceof SinkFailure) throw error.cause; // our own delivery failed, not this mail: the plaintext waits in the outbox
     return settled(skipped(id, error));
@@ -260,6 +277,17 @@ const READ_AHEAD = 2;
  * know counts as nothing.
  */
 const READ_AHEAD_BYTES = LIMITS.maxPayload / 4;
+
+/**
+ * Mails filed together at most (fileAll): a pass over a long backlog files them in batches, so a
+ * stopped process leaves at most this many processed mails for the next pass to file (refiled).
+ */
+const FILE_BATCH = 100;
+/** Plaintext held by reports waiting for their mails to be filed, at most (MEMORY_BOUND_PAYLOADS): a batch holding more is filed at once. */
+const FILE_BATCH_BYTES = LIMITS.maxPayload / 4;
+
+/** The bytes of plaintext a report holds. */
+const heldBytes = (report: FetchReport): number => (report.kind === 'message' ? report.raw.byteLength : 0);
 
 export interface PassOptions {
   /** Keep the mailbox's connection for the next pass (the watcher); the caller closes it. */
@@ -339,23 +367,24 @@ async function passRound(
     read.catch(() => undefined); // awaited by processOne, which reports the failure
     return read;
   };
-  let filing: Promise<FetchReport> | null = null;
   let pass: PassListing | null = null;
   const settled = new Set<string>();
-  try {
-    pass = await listPass(account, options.ignore);
-    const ids = pass.ids;
-    let done = 0;
-    const settle = async () => {
-      if (!filing) return;
-      const report = await filing;
-      filing = null;
+  // Outcomes in order, waiting for their mails to be filed together; reports keep the mails' order.
+  const waiting: Handled[] = [];
+  let done = 0;
+  const settle = async () => {
+    const batch = waiting.splice(0);
+    for (const report of await fileAll(account, batch)) {
       remember(account, pass!, report);
       settled.add(report.id);
       // Mail gone from the mailbox since it was listed or recorded (another client moved it) is nobody's news.
-      if (report.kind === 'skipped' && report.code === 'gone') return;
-      onReport(report, ++done, ids.length);
-    };
+      if (report.kind === 'skipped' && report.code === 'gone') continue;
+      onReport(report, ++done, pass!.ids.length);
+    }
+  };
+  try {
+    pass = await listPass(account, options.ignore);
+    const ids = pass.ids;
     const reads: Promise<Uint8Array>[] = [];
     for (let i = 0; i < ids.length && !options.signal?.aborted; i++) {
       // The current mail, then those after it while they are few and small.
@@ -369,13 +398,14 @@ async function passRound(
       }
       const read = reads[i]!;
       delete reads[i]; // the pass holds at most READ_AHEAD mails, READ_AHEAD_BYTES, beyond the current one
-      const { filed } = await processOne(account, ids[i]!, cache, read);
-      await settle();
-      filing = filed;
+      waiting.push(await processOne(account, ids[i]!, cache, read));
+      const filing = waiting.filter((o) => o.folder !== undefined).length;
+      if (filing === 0 || filing >= FILE_BATCH || waiting.reduce((sum, o) => sum + heldBytes(o.report), 0) > FILE_BATCH_BYTES)
+        await settle();
     }
-    await settle();
   } finally {
-    if (filing) await (filing as Promise<FetchReport>).catch(() => undefined);
+    // Mail processed before a failure is filed still; one that cannot be is refiled by a later pass.
+    if (pass) await settle().catch(() => undefined);
     if (pass) advanceMark(account, pass, settled);
   }
 }

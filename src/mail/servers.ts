@@ -436,13 +436,13 @@ export class ImapMailbox implements IncomingMailbox {
     });
   }
 
-  async done(id: string, folder?: string): Promise<void> {
+  async done(ids: readonly string[], folder?: string): Promise<void> {
+    if (ids.length === 0) return;
     await this.session(async (client, uidValidity, folders) => {
-      const uid = this.uid(id, uidValidity);
-      if (folder === undefined) {
-        await client.messageFlagsAdd(uid, ['\\Seen'], { uid: true });
-        return;
-      }
+      const uids = ids.map((id) => this.uid(id, uidValidity)).join(',');
+      // Seen before the MOVE, which keeps flags: the user's client shows no unread mail there (§18.6).
+      await client.messageFlagsAdd(uids, ['\\Seen'], { uid: true });
+      if (folder === undefined) return;
       // Looked up once per connection: a folder deleted meanwhile makes the MOVE fail (a
       // MailError that drops the connection), and the next connection looks again.
       if (!folders.has(folder)) {
@@ -450,9 +450,10 @@ export class ImapMailbox implements IncomingMailbox {
         if (!exists) await client.mailboxCreate(folder);
         folders.add(folder);
       }
-      // Seen before the MOVE, which keeps flags: the user's client shows no unread mail there (§18.6).
-      await client.messageFlagsAdd(uid, ['\\Seen'], { uid: true });
-      if (!(await client.messageMove(uid, folder, { uid: true }))) throw new MailError('io', `could not move ${id} to ${folder}`);
+      // One UID MOVE for the whole set (RFC 6851): on a Maildir every expunge makes Dovecot
+      // read the whole directory again, so one per mail made a pass cost the mailbox's size.
+      if (!(await client.messageMove(uids, folder, { uid: true })))
+        throw new MailError('io', `could not move ${ids.length === 1 ? ids[0] : `${ids.length} mails`} to ${folder}`);
     });
   }
 }

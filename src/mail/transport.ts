@@ -35,8 +35,13 @@ export interface IncomingMailbox {
   read(id: string): Promise<Uint8Array>;
   /** The size in bytes of a listed mail, where the listing told it (IMAP RFC822.SIZE): big mail is not read ahead. */
   size?(id: string): number | undefined;
-  /** Marks a mail processed, moving it to `folder` when given (e.g. "OffRecord"). */
-  done(id: string, folder?: string): Promise<void>;
+  /**
+   * Marks processed mails seen, moving them to `folder` when given (e.g. "OffRecord"): a pass
+   * files its mails together, one round trip for all (over IMAP one STORE and one UID MOVE),
+   * since on a big Maildir every expunge costs the server a rescan of the mailbox (§18.6).
+   * All or nothing as far as the caller knows: a failure says nothing of which were filed.
+   */
+  done(ids: readonly string[], folder?: string): Promise<void>;
   /** Ordinary mail we only learned keys from: left unread for the user, not listed again. */
   examined(id: string): Promise<void>;
   /**

@@ -95,28 +95,93 @@ describe('exactly once, over the Maildir spool', async () => {
     assert.deepEqual(bodies(await delivered(inbox)), ['1', '2', '3']);
   });
 
-  it('a mail whose move failed after delivery is filed on the next pass, not delivered again', async () => {
-    await sendMessage(alice, { to: bob.address, subject: 's', text: 'note 4' });
+  /** Bob's mailbox with `done` replaced; put back with the returned function. */
+  function withDone(done: (inner: typeof bob.incoming, ids: readonly string[], folder?: string) => Promise<void>): () => void {
     const incoming = bob.incoming;
-    let moves = 0;
     bob.incoming = Object.assign(Object.create(incoming) as typeof incoming, {
-      done: async (id: string, folder?: string) => {
-        if (moves++ === 0) throw new MailError('io', 'connection dropped');
-        return incoming.done(id, folder);
-      },
+      done: (ids: readonly string[], folder?: string) => done(incoming, ids, folder),
     });
+    return () => {
+      bob.incoming = incoming;
+    };
+  }
+
+  it('a pass files its mails together: one call moves them all', async () => {
+    for (const n of [5, 6, 7]) await sendMessage(alice, { to: bob.address, subject: 's', text: `note ${n}` });
+    const calls: string[][] = [];
+    const restore = withDone((inner, ids, folder) => {
+      calls.push([...ids]);
+      return inner.done(ids, folder);
+    });
+    try {
+      const reports = await fetchMessages(bob);
+      assert.deepEqual(
+        reports.map((r) => r.kind),
+        ['message', 'message', 'message'],
+      );
+      assert.deepEqual(
+        calls.map((ids) => ids.length),
+        [3],
+        'one move for the pass, not one per mail',
+      );
+    } finally {
+      restore();
+    }
+    assert.deepEqual(await spool.mailbox(bob.address).list(), []);
+  });
+
+  it('mails whose move failed after delivery are filed by the next pass, each once, not delivered again', async () => {
+    const before = bodies(await delivered(inbox));
+    for (const n of [8, 9]) await sendMessage(alice, { to: bob.address, subject: 's', text: `note ${n}` });
+    // Every move of this pass fails, the batch's and each mail's own: as a crash between commit and move.
+    const restore = withDone(async () => Promise.reject(new MailError('io', 'connection dropped')));
+    try {
+      assert.deepEqual(
+        (await fetchMessages(bob)).map((r) => (r.kind === 'skipped' ? r.code : r.kind)),
+        ['io', 'io'],
+      );
+    } finally {
+      restore();
+    }
+    assert.deepEqual(bodies(await delivered(inbox)), [...before, '8', '9'].sort());
+    const calls: number[] = [];
+    const count = withDone((inner, ids, folder) => {
+      calls.push(ids.length);
+      return inner.done(ids, folder);
+    });
+    try {
+      assert.deepEqual(
+        (await fetchMessages(bob)).map((r) => r.kind),
+        ['refiled', 'refiled'],
+      );
+    } finally {
+      count();
+    }
+    assert.deepEqual(calls, [2], 'refiled together too');
+    assert.deepEqual(bodies(await delivered(inbox)), [...before, '8', '9'].sort());
+    assert.deepEqual(await spool.mailbox(bob.address).list(), []);
+    assert.deepEqual(await fetchMessages(bob), []);
+  });
+
+  it('a move that fails for the batch is tried mail by mail: only the mail that cannot be filed is skipped', async () => {
+    for (const n of [10, 11, 12]) await sendMessage(alice, { to: bob.address, subject: 's', text: `note ${n}` });
+    const ids = await spool.mailbox(bob.address).list();
+    const restore = withDone(async (inner, batch, folder) => {
+      if (batch.length > 1 || batch[0] === ids[1]) throw new MailError('io', 'connection dropped');
+      return inner.done(batch, folder);
+    });
+    try {
+      assert.deepEqual(
+        (await fetchMessages(bob)).map((r) => (r.kind === 'skipped' ? r.code : r.kind)),
+        ['message', 'io', 'message'],
+      );
+    } finally {
+      restore();
+    }
     assert.deepEqual(
-      (await fetchMessages(bob)).map((r) => (r.kind === 'skipped' ? r.code : r.kind)),
-      ['io'],
-    );
-    assert.deepEqual(bodies(await delivered(inbox)), ['1', '2', '3', '4']);
-    const reports = await fetchMessages(bob);
-    bob.incoming = incoming;
-    assert.deepEqual(
-      reports.map((r) => r.kind),
+      (await fetchMessages(bob)).map((r) => r.kind),
       ['refiled'],
     );
-    assert.deepEqual(bodies(await delivered(inbox)), ['1', '2', '3', '4']);
   });
 
   it('processed-mail records are dropped by every pass (offrecord fetch as the watcher) once they are a month old', async () => {

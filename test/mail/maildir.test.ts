@@ -20,8 +20,8 @@ describe('Maildir spool', () => {
     const bodies = await Promise.all(ids.map(async (id) => new TextDecoder().decode(await bob.read(id))));
     assert.deepEqual(bodies.sort(), ['one', 'two']);
     assert.deepEqual(await readdir(join(bob.dir, 'tmp')), []);
-    await bob.done(ids[0]!, 'OffRecord');
-    await bob.done(ids[1]!);
+    await bob.done([ids[0]!], 'OffRecord');
+    await bob.done([ids[1]!]);
     assert.deepEqual(await bob.list(), []);
     assert.deepEqual(await readdir(join(bob.dir, '.OffRecord', 'cur')), [`${ids[0]}:2,S`]);
     assert.deepEqual(await readdir(join(bob.dir, 'cur')), [`${ids[1]}:2,S`]);
@@ -40,6 +40,6 @@ describe('Maildir spool', () => {
       await spool.deliver('bob@example.test', new Uint8Array([1]));
       return bob.list();
     })();
-    await assert.rejects(bob.done(id!, '../x'), (e: unknown) => e instanceof MailError && e.code === 'io');
+    await assert.rejects(bob.done([id!], '../x'), (e: unknown) => e instanceof MailError && e.code === 'io');
   });
 });

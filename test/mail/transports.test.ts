@@ -59,7 +59,7 @@ describe('IMAP and SMTP transports', () => {
     assert.equal(ids.length, 1, 'only the offrecord mail is listed');
     const mail = await parseProtected(await inbox.read(ids[0]!));
     assert.deepEqual(mail?.protocol, protocol);
-    await inbox.done(ids[0]!, 'OffRecord');
+    await inbox.done([ids[0]!], 'OffRecord');
     assert.deepEqual(await inbox.list(), []);
     const filed = new ImapMailbox(config(s, 'bob', 'imap'), 'OffRecord');
     assert.equal((await filed.list()).length, 1);
