@@ -10,10 +10,11 @@ import { cliHome, ok, runCli, homeEnv } from '../../kit/cli.ts';
 const ADDRESS = 'alice@example.org';
 const SECRETS = { OFFRECORD_PASSPHRASE: 'correct horse', OFFRECORD_NEW_PASSPHRASE: 'new horse battery' };
 
-describe('secret-printing commands', () => {
+// The two cases share nothing (a home each) and mostly wait on CLI processes: run side by side.
+describe('secret-printing commands', { concurrency: true }, () => {
   for (const option of ['--password-command', '--oauth2-token-command']) {
+    const home = cliHome('offrecord-secret-command-'); // here, not in the test: removed after the suite, not after the first test
     it(`${option} runs without OFFRECORD_PASSPHRASE or OFFRECORD_NEW_PASSPHRASE in its environment`, async () => {
-      const home = cliHome('offrecord-secret-command-');
       const written = join(home, 'environment');
       await ok(home, ['init', '--email', ADDRESS, '--name', 'Alice']);
       // Port 1 on loopback refuses the connection, after the credential has been asked for.

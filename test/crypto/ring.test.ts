@@ -33,10 +33,12 @@ import {
 } from '../../fixtures/vectors/format.ts';
 import { buildProofVectors } from '../../scripts/gen-proof-vectors.ts';
 import { buildRingVectors } from '../../scripts/gen-ring-vectors.ts';
+import { runs } from '../../kit/runs.ts';
 
 const vectors = JSON.parse(readFileSync(RING_VECTORS_PATH, 'utf8')) as RingVectors;
 const ORDER = ed25519.Point.Fn.ORDER;
-const RUNS = 50;
+// Each case signs and verifies on the curve (tens of ms): the unit set tries fewer (kit/runs.ts).
+const RUNS = runs({ full: 50, unit: 12 });
 
 function expectRingError(fn: () => unknown, code: RingErrorCode | readonly RingErrorCode[]): RingError {
   const codes: readonly RingErrorCode[] = typeof code === 'string' ? [code] : code;
@@ -282,7 +284,7 @@ describe('ring signature API', () => {
           expectRingError(() => ringVerify(ring, m, ringSign(other, signer, m)), 'invalid_signature');
         }
       }),
-      { numRuns: 20 },
+      { numRuns: runs({ full: 20, unit: 6 }) },
     );
   });
 

@@ -4,7 +4,8 @@
 // ack, nak), mutated at the byte level of the mail or of the protocol message inside, each fed
 // to Bob in the state he had when the genuine one arrived. Nothing may escape as an exception,
 // a rejected mutant changes nothing, and nothing but a genuine plaintext is ever delivered.
-// OFFRECORD_FUZZ_SEED=<n> repeats a run; OFFRECORD_FUZZ_RUNS=<n> makes it longer.
+// OFFRECORD_FUZZ_SEED=<n> repeats a run; OFFRECORD_FUZZ_RUNS=<n> makes it longer (2,000 mutants
+// in the full suite, 300 in the unit set: kit/runs.ts; each run has a seed of its own).
 import assert from 'node:assert/strict';
 import { randomInt } from 'node:crypto';
 import { existsSync } from 'node:fs';
@@ -21,8 +22,9 @@ import { sendMessage } from '../../src/mail/send.ts';
 import type { StoredSession } from '../../src/protocol/store.ts';
 import { MessageType } from '../../src/protocol/wire.ts';
 import { memoryAccounts, type MemoryAccount } from '../../kit/memory-mail.ts';
+import { runs } from '../../kit/runs.ts';
 
-const RUNS = Number(process.env.OFFRECORD_FUZZ_RUNS ?? 2_000);
+const RUNS = Number(process.env.OFFRECORD_FUZZ_RUNS ?? runs({ full: 2_000, unit: 300 }));
 const SEED = process.env.OFFRECORD_FUZZ_SEED !== undefined ? Number(process.env.OFFRECORD_FUZZ_SEED) : randomInt(2 ** 31);
 const HOUR = 3_600_000;
 

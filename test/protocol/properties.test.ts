@@ -9,6 +9,7 @@ import { DEFAULT_POLICY, type Policy } from '../../src/protocol/policy.ts';
 import { liveOwnSecrets, type SessionState } from '../../src/protocol/state.ts';
 import { decodeSealed, MessageType, peekType } from '../../src/protocol/wire.ts';
 import { conversationPair, str, text } from '../../kit/parties.ts';
+import { runs } from '../../kit/runs.ts';
 
 type Side = 'alice' | 'bob';
 const other = (side: Side): Side => (side === 'alice' ? 'bob' : 'alice');
@@ -150,7 +151,7 @@ describe('properties over an unreliable network', () => {
           }
         }
       }),
-      { numRuns: 60 },
+      { numRuns: runs({ full: 60, unit: 15 }) },
     );
     for (const [what, count] of Object.entries(seen)) assert.ok(count > 0, `the runs exercised ${what}`);
   });

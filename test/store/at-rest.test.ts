@@ -23,6 +23,7 @@ import {
 } from './helpers.ts';
 import { legacyStore, secretsOf, TEST_KDF, type LegacyContents } from './legacy.ts';
 import { seededRandom } from '../../kit/seeded.ts';
+import { runs } from '../../kit/runs.ts';
 
 const PASSPHRASE = 'correct horse battery staple';
 
@@ -308,8 +309,10 @@ describe('secrets at rest', () => {
     assert.deepEqual(scan(path, secretsOf(contents)), []);
   });
 
+  // Each point starts a process and checks 400 sessions: the unit set tries the first 6 (kit/runs.ts).
+  const killPoints = runs({ full: 20, unit: 6 });
   it(
-    'killed (SIGKILL) at 20 seeded points of its first unlock, a store is the old one or the sealed one, never a mix, never a loss',
+    `killed (SIGKILL) at ${killPoints} seeded points of its first unlock, a store is the old one or the sealed one, never a mix, never a loss`,
     { timeout: 300_000 },
     async (t) => {
       const template = tempDb('template.sqlite');
@@ -335,7 +338,7 @@ describe('secrets at rest', () => {
       // The same kill points on every run.
       const next = seededRandom(0x12c0ffee);
       const outcomes = { old: 0, sealed: 0 };
-      for (let point = 0; point < 20; point++) {
+      for (let point = 0; point < killPoints; point++) {
         const path = fresh();
         const delay = next() * calibration * 1.3;
         await run(path, delay);
@@ -375,7 +378,7 @@ describe('secrets at rest', () => {
         assert.deepEqual(scan(path, secrets), [], `point ${point} (killed after ${delay.toFixed(0)} ms): a clear copy remains`);
       }
       t.diagnostic(
-        `unlock with migration took ${calibration.toFixed(0)} ms; killed at 20 points: ${outcomes.old} left the old store, ${outcomes.sealed} the sealed one`,
+        `unlock with migration took ${calibration.toFixed(0)} ms; killed at ${killPoints} points: ${outcomes.old} left the old store, ${outcomes.sealed} the sealed one`,
       );
     },
   );
