@@ -6,7 +6,7 @@ import { MaildirDelivery, MaildirSpool } from '../src/mail/maildir.ts';
 import { allSinks, senderOf, type DeliverySink } from '../src/mail/delivery.ts';
 import { parseInner } from '../src/mail/mime.ts';
 import type { MailAccount } from '../src/mail/account.ts';
-import { processNewMail, type FetchReport } from '../src/mail/receive.ts';
+import { processNewMail, pruneProcessed, type FetchReport } from '../src/mail/receive.ts';
 import { sendMessage } from '../src/mail/send.ts';
 import type { Security } from '../src/mail/servers.ts';
 import { defaultStoreDirectory, takeLock, type HeldLock } from '../src/store/index.ts';
@@ -323,6 +323,7 @@ export async function fetch(args: { account?: string | undefined; json: boolean 
     const skipped = (r: FetchReport): r is Extract<FetchReport, { kind: 'skipped' }> => r.kind === 'skipped';
     let pending: Promise<void> = Promise.resolve();
     try {
+      pruneProcessed(mail);
       await processNewMail(
         { ...mail, delivery: allSinks([mail.delivery!, showSink(args.json, shown)]) },
         (r, done, total) => {

@@ -4,11 +4,12 @@ import { toHex } from '../crypto/bytes.ts';
 import { dutyCutoffs } from '../protocol/duties.ts';
 import { DEFAULT_POLICY } from '../protocol/policy.ts';
 import { conversationWith, now, type MailAccount } from './account.ts';
+import { pruneProcessed } from './receive.ts';
 import { dispatch } from './send.ts';
 
 /**
- * What time asks of an account with nothing to read: forget what is due in every session with a
- * duty due, and send the empty acknowledgement where a new share arrived and the user has not
+ * What time asks of an account with nothing to read: drop the processed-mail records a month old
+ * (pruneProcessed), forget what is due in every session with a duty due, and send the empty acknowledgement where a new share arrived and the user has not
  * replied (paper 4.2), so the correspondent can forget its old key. Returns the addresses
  * acknowledged.
  */
@@ -18,6 +19,7 @@ export async function performDuties(
   const local = toHex(account.keyring.localParty().fingerprint);
   const acknowledged: string[] = [];
   const skippedPeers: { address: string; reason: string }[] = [];
+  pruneProcessed(account);
   // Only the sessions with something due, from the store's index (PROTOCOL.md §17.2): idle
   // correspondents cost nothing.
   for (const peer of account.store.sessionsDue(local, dutyCutoffs(now(account), account.policy ?? DEFAULT_POLICY))) {

@@ -307,10 +307,19 @@ export interface FetchOptions extends PassOptions {
 
 /**
  * How long a processed mail is remembered: long enough for one left on the server (its MOVE
- * failed) to be filed by a later pass rather than refused as a replay. Every pass drops older
- * records, so the table holds one month's mail, however long the account's history (§18.6).
+ * failed) to be filed by a later pass rather than refused as a replay. Older records are dropped
+ * by pruneProcessed, so the table holds one month's mail, however long the account's history (§18.6).
  */
 export const PROCESSED_KEPT_MS = 30 * 24 * 3_600_000;
+
+/**
+ * Drops the processed-mail records older than PROCESSED_KEPT_MS: once per `fetch` and per duties
+ * run of the watcher (§18.6), not per pass; records are only ever added by a pass, so that bounds
+ * them for both.
+ */
+export function pruneProcessed(account: MailAccount): void {
+  account.store.pruneProcessed(now(account) - PROCESSED_KEPT_MS);
+}
 
 /**
  * One pass over new mail, oldest first; `onReport` hears each mail's outcome as it settles, and
@@ -325,8 +334,6 @@ export async function processNewMail(
 ): Promise<void> {
   // Plaintext committed by an earlier pass that stopped before handing it over goes first.
   if (account.delivery) await flushOutbox(account.store, account.delivery);
-  // Records are only ever added by a pass, so pruning in each one bounds them for fetch and watch alike.
-  account.store.pruneProcessed(now(account) - PROCESSED_KEPT_MS);
   const cache: PassCache = new Map();
   const reported = new Set<string>();
   let done = 0;
@@ -336,13 +343,15 @@ export async function processNewMail(
   };
   try {
     const world = account.store.mailWorld();
-    await passRound(account, cache, hear, options);
+    const first = await passRound(account, cache, hear, options, () => listPass(account, options.ignore));
     // Keys learned in this pass (from a mail's headers, or by another process) may make mail
-    // skipped before processable: it is read again now, not on the next pass.
+    // skipped before processable: it is read again now, not on the next pass. The mailbox is not
+    // listed again (mail new since waits for the next pass): the skip records say what to read.
     // Mail this pass already reported is not looked at twice in it: its own outcome (an alarm
     // recording a pending key, say) may be what moved the world.
-    if (account.store.mailWorld() !== world && !options.signal?.aborted) {
-      await passRound(account, cache, hear, { ...options, ignore: new Set([...(options.ignore ?? []), ...reported]) });
+    if (first && account.store.mailWorld() !== world && !options.signal?.aborted) {
+      const ignore = new Set([...(options.ignore ?? []), ...reported]);
+      await passRound(account, cache, hear, options, () => listAgain(account, first, ignore));
     }
     if (options.remindHeld) {
       for (const held of account.store.heldMail(account.incoming.name)) {
@@ -354,13 +363,14 @@ export async function processNewMail(
   }
 }
 
-/** One listing of the mailbox and the mail it gives, each mail's outcome kept (§18.6). */
+/** One listing and the mail it gives, each mail's outcome kept (§18.6); returns the listing. */
 async function passRound(
   account: MailAccount,
   cache: PassCache,
   onReport: (report: FetchReport, done: number, total: number) => void,
   options: PassOptions,
-): Promise<void> {
+  list: () => Promise<PassListing> | PassListing,
+): Promise<PassListing | null> {
   // A read overlapped with other work that fails (e.g. the connection dropped under it) is tried once more.
   const readAhead = (id: string): Promise<Uint8Array> => {
     const read = account.incoming.read(id).catch(() => account.incoming.read(id));
@@ -383,7 +393,7 @@ async function passRound(
     }
   };
   try {
-    pass = await listPass(account, options.ignore);
+    pass = await list();
     const ids = pass.ids;
     const reads: Promise<Uint8Array>[] = [];
     for (let i = 0; i < ids.length && !options.signal?.aborted; i++) {
@@ -408,6 +418,7 @@ async function passRound(
     if (pass) await settle().catch(() => undefined);
     if (pass) advanceMark(account, pass, settled);
   }
+  return pass;
 }
 
 /** Per-mail outcomes that say the connection or the outgoing server failed, not the mail: it is looked at again on the next pass. */
@@ -469,6 +480,21 @@ async function listPass(account: MailAccount, ignore: ReadonlySet<string> | unde
   return { ids: ids.filter((id) => !ignore?.has(id)), fresh: listed.ids, mark: listed.mark, from, recorded, passedOver };
 }
 
+/**
+ * The second look of a pass whose world moved (§18.6): the mail of `first`'s epoch whose skip
+ * record that move made stale, from the store, without listing the mailbox again.
+ */
+function listAgain(account: MailAccount, first: PassListing, ignore: ReadonlySet<string>): PassListing {
+  const { incoming, store } = account;
+  const epoch = first.mark ? String(first.mark.uidvalidity) : '';
+  const world: MailWorld = { generation: store.mailWorld(), software: softwareVersion() };
+  const ids = store
+    .staleSkippedMail(incoming.name, world)
+    .filter((s) => s.epoch === epoch && !ignore.has(s.id))
+    .map((s) => s.id);
+  return { ids, fresh: [], mark: null, from: null, recorded: new Set(ids), passedOver: new Set() };
+}
+
 /** Keeps what a settled mail's outcome says about reading it again (§18.6). */
 function remember(account: MailAccount, pass: PassListing, report: FetchReport): void {
   const { incoming, store } = account;
@@ -507,6 +533,7 @@ function advanceMark(account: MailAccount, pass: PassListing, settled: ReadonlyS
 
 /** One pass over new mail (processNewMail), its reports in a list: for `offrecord fetch`. */
 export async function fetchMessages(account: MailAccount, options: FetchOptions = {}): Promise<FetchReport[]> {
+  pruneProcessed(account);
   const reports: FetchReport[] = [];
   await processNewMail(
     account,

@@ -197,6 +197,8 @@ interface Open {
   release: () => void;
   uidValidity: bigint;
   folders: Set<string>;
+  /** Not listed since its SELECT: the mailbox's view is the SELECT's, and so is its UIDNEXT. */
+  fresh: boolean;
 }
 
 /**
@@ -276,6 +278,7 @@ export class ImapMailbox implements IncomingMailbox {
         release: () => lock.release(),
         uidValidity: client.mailbox ? client.mailbox.uidValidity : 0n,
         folders: new Set(),
+        fresh: true,
       };
     } catch (error) {
       client.close(); // never opened for use: no LOGOUT to wait for
@@ -288,11 +291,11 @@ export class ImapMailbox implements IncomingMailbox {
    * Runs `work` on the pass's connection; any failure drops that connection (not one opened
    * since by an overlapping call) and becomes a MailError.
    */
-  private async session<T>(work: (client: ImapFlow, uidValidity: bigint, folders: Set<string>) => Promise<T>): Promise<T> {
+  private async session<T>(work: (client: ImapFlow, uidValidity: bigint, folders: Set<string>, open: Open) => Promise<T>): Promise<T> {
     let used: Open | null = null;
     try {
       used = await this.connect();
-      return await work(used.client, used.uidValidity, used.folders);
+      return await work(used.client, used.uidValidity, used.folders, used);
     } catch (error) {
       if (used !== null && this.open === used) await this.close();
       if (error instanceof MailError) throw error;
@@ -327,7 +330,8 @@ export class ImapMailbox implements IncomingMailbox {
   private listedExists: number | null = null;
 
   async waitForMail(maxWaitMs: number, signal?: AbortSignal): Promise<void> {
-    await this.session(async (client) => {
+    await this.session(async (client, _uidValidity, _folders, open) => {
+      open.fresh = false; // news seen while waiting does not move the UIDNEXT of its SELECT
       if (signal?.aborted || (client.mailbox && client.mailbox.exists !== this.listedExists)) return;
       if (!client.capabilities.has('IDLE')) {
         await abortableDelay(Math.min(maxWaitMs, TIMEOUTS.pollMs), signal);
@@ -364,23 +368,34 @@ export class ImapMailbox implements IncomingMailbox {
 
   /**
    * UIDs only grow within a UIDVALIDITY (RFC 3501 §2.3.1.1): mail above the mark is new, so the
-   * header search runs over the UID range from the mark to the highest UID now (FETCH *), never
-   * over the whole mailbox once a mark exists. CONDSTORE/QRESYNC would add nothing here: they
-   * tell of flag changes and expunges, which a pass has no use for.
+   * header search runs over the UID range from the mark to the highest UID now, never over the
+   * whole mailbox once a mark exists. The highest UID is below the UIDNEXT that SELECT reported
+   * (a required response, RFC 3501 §6.3.1) while the connection has not been listed since: no
+   * NOOP and no FETCH * on a fresh connection. A kept one (the watcher) syncs with a NOOP and asks
+   * FETCH * (UID). CONDSTORE/QRESYNC would add nothing here: they tell of flag changes and
+   * expunges, which a pass has no use for.
    */
   async listSince(after: ScanMark | null): Promise<{ ids: string[]; mark: ScanMark }> {
-    return this.session(async (client, uidValidity) => {
-      // A connection kept from the last pass sees mail delivered since only after a sync.
-      // imapflow's noop() swallows a failure: a connection found closed is dropped here, or the
-      // pass would list nothing and IDLE would return at once, for ever (a busy loop).
-      await client.noop();
-      if (!selected(client)) throw new MailError('io', `IMAP ${this.config.host}: the connection closed`);
+    return this.session(async (client, uidValidity, _folders, open) => {
+      const fresh = open.fresh && client.mailbox !== false && client.mailbox.uidNext > 0;
+      open.fresh = false;
+      if (!fresh) {
+        // A connection kept from the last pass sees mail delivered since only after a sync.
+        // imapflow's noop() swallows a failure: a connection found closed is dropped here, or the
+        // pass would list nothing and IDLE would return at once, for ever (a busy loop).
+        await client.noop();
+        if (!selected(client)) throw new MailError('io', `IMAP ${this.config.host}: the connection closed`);
+      }
       this.listedExists = client.mailbox ? client.mailbox.exists : null;
       const validity = Number(uidValidity);
       const from = after && after.uidvalidity === validity ? after.lastUid + 1 : 1;
       this.sizes.clear();
-      const last = client.mailbox && client.mailbox.exists > 0 ? await client.fetchOne('*', { uid: true }) : false;
-      const highest = last ? last.uid : 0;
+      let highest = 0;
+      if (fresh && client.mailbox) highest = client.mailbox.uidNext - 1;
+      else if (client.mailbox && client.mailbox.exists > 0) {
+        const last = await client.fetchOne('*', { uid: true });
+        highest = last ? last.uid : 0;
+      }
       if (highest < from) return { ids: [], mark: { uidvalidity: validity, lastUid: from - 1 } };
       // Offrecord mail, and ordinary mail that advertises offrecord keys (paper 5.1).
       const byHeader = (name: string): SearchObject => ({ header: { [name]: true } });

@@ -9,7 +9,8 @@ import { after, describe, it } from 'node:test';
 import type { DeliverySink } from '../../src/mail/delivery.ts';
 import { MailError } from '../../src/mail/errors.ts';
 import { MaildirDelivery, MaildirSpool } from '../../src/mail/maildir.ts';
-import { fetchMessages, PROCESSED_KEPT_MS } from '../../src/mail/receive.ts';
+import { performDuties } from '../../src/mail/duties.ts';
+import { fetchMessages, processNewMail, PROCESSED_KEPT_MS } from '../../src/mail/receive.ts';
 import { sendMessage } from '../../src/mail/send.ts';
 import { spoolAccount } from '../../kit/spool.ts';
 
@@ -184,14 +185,24 @@ describe('exactly once, over the Maildir spool', async () => {
     );
   });
 
-  it('processed-mail records are dropped by every pass (offrecord fetch as the watcher) once they are a month old', async () => {
+  it("processed-mail records a month old are dropped by offrecord fetch and by the watcher's duties run, not by every pass", async () => {
     const mailbox = bob.incoming.name;
-    const old = { mailbox, id: 'old-mail', epoch: '' };
-    const recent = { mailbox, id: 'recent-mail', epoch: '' };
-    bob.store.markProcessed({ ...old, processedAt: Date.now() - PROCESSED_KEPT_MS - 60_000 });
-    bob.store.markProcessed({ ...recent, processedAt: Date.now() - PROCESSED_KEPT_MS + 60_000 });
+    const records = (tag: string) => {
+      const old = { mailbox, id: `old-${tag}`, epoch: '' };
+      const recent = { mailbox, id: `recent-${tag}`, epoch: '' };
+      bob.store.markProcessed({ ...old, processedAt: Date.now() - PROCESSED_KEPT_MS - 60_000 });
+      bob.store.markProcessed({ ...recent, processedAt: Date.now() - PROCESSED_KEPT_MS + 60_000 });
+      return { old, recent };
+    };
+    const byFetch = records('fetch');
     await fetchMessages(bob);
-    assert.equal(bob.store.processed(old), null);
-    assert.notEqual(bob.store.processed(recent), null);
+    assert.equal(bob.store.processed(byFetch.old), null);
+    assert.notEqual(bob.store.processed(byFetch.recent), null);
+    const byDuties = records('duties');
+    await processNewMail(bob, () => undefined);
+    assert.notEqual(bob.store.processed(byDuties.old), null, 'a pass of the watcher leaves them to its duties');
+    await performDuties(bob);
+    assert.equal(bob.store.processed(byDuties.old), null);
+    assert.notEqual(bob.store.processed(byDuties.recent), null);
   });
 });

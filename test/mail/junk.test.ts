@@ -11,18 +11,31 @@ import { join } from 'node:path';
 import { fetchMessages, type FetchReport } from '../../src/mail/receive.ts';
 import { sendMessage } from '../../src/mail/send.ts';
 import { ImapMailbox } from '../../src/mail/servers.ts';
-import { appendMail, fetchUntil, loopbackAccount, serverConfig, type LoopbackAccount } from '../../kit/loopback-accounts.ts';
+import {
+  appendMail,
+  fetchUntil,
+  loopbackAccount,
+  pass,
+  serverConfig,
+  waitForCount,
+  type LoopbackAccount,
+} from '../../kit/loopback-accounts.ts';
 import { connectImap, useMailServers, type MailServers } from '../../kit/mail-servers.ts';
 import { poisonCorpus } from '../../kit/poison.ts';
 
 const servers = useMailServers();
 
-/** Bob's INBOX over IMAP, counting every mail it is asked to read. */
+/** Bob's INBOX over IMAP, counting every mail it is asked to read and its listings. */
 class CountingMailbox extends ImapMailbox {
   reads: string[] = [];
+  listings = 0;
   override async read(id: string): Promise<Uint8Array> {
     this.reads.push(id);
     return super.read(id);
+  }
+  override async listSince(after: Parameters<ImapMailbox['listSince']>[0]): ReturnType<ImapMailbox['listSince']> {
+    this.listings++;
+    return super.listSince(after);
   }
 }
 
@@ -108,9 +121,14 @@ describe('junk is not paid for twice (real Dovecot)', () => {
     assert.deepEqual(await inboxState(s), untouched, 'the skipped mail stays on the server untouched');
 
     // Alice's next mail brings her keys: in the same pass her held first mail is read again and processed.
+    const listing = () => pass(new ImapMailbox(serverConfig(s, 'bob', 'imap')), (m) => m.list());
+    const listed = (await listing()).length;
     await sendMessage(alice, { to: bob.address, subject: 'again', text: 'my keys come with this one' });
+    await waitForCount(listing, listed + 1);
     bob.incoming.reads = [];
-    const again = await fetchUntil(bob, 'message');
+    bob.incoming.listings = 0;
+    const again = await fetchMessages(bob);
+    assert.equal(bob.incoming.listings, 1, 'the pass whose world moved listed the mailbox once, as every pass');
     const next = again.find((r) => r.kind === 'message' && r.id !== aliceFirst.id)!;
     const message = again.find((r) => r.id === aliceFirst.id);
     assert.ok(
