@@ -83,7 +83,7 @@ async function account(bench: Bench, dir: string, who: Who, sizes: number[]): Pr
   store.unlock(PASSPHRASE);
   unlockMs.push(performance.now() - unlockStart);
   const keyring = new Keyring(store);
-  await keyring.init({ email: user.address });
+  await keyring.own.init({ email: user.address });
   const smtp = new SmtpTransport(bench.config(who, 'smtp'));
   const outgoing: OutgoingTransport = {
     send: (raw, envelope) => {
@@ -95,7 +95,7 @@ async function account(bench: Bench, dir: string, who: Who, sizes: number[]): Pr
     address: user.address,
     keyring,
     store,
-    privateKey: await keyring.unlock(),
+    privateKey: await keyring.own.unlock(),
     outgoing,
     incoming: new ImapMailbox(bench.config(who, 'imap')),
   };
@@ -107,8 +107,8 @@ async function introduce(a: MailAccount, b: MailAccount): Promise<void> {
     [a, b],
     [b, a],
   ] as const) {
-    await self.keyring.importPeer(await peer.keyring.exportPublic(), { expectedAddress: peer.address });
-    await self.keyring.learnRingKeys(peer.address, peer.keyring.ringAdverts());
+    await self.keyring.correspondents.importPeer(await peer.keyring.own.exportPublic(), { expectedAddress: peer.address });
+    await self.keyring.correspondents.learnRingKeys(peer.address, peer.keyring.own.ringAdverts());
   }
 }
 

@@ -62,7 +62,7 @@ export async function benchPoison(): Promise<PoisonRow[]> {
     await sendMessage(bob, { to: alice.address, subject: 'keys', text: 'keys' }, { allowPlaintext: true });
     await fetchMessages(bob);
     await fetchMessages(alice);
-    const recipientKey = (await alice.keyring.correspondent(bob.address)).encryptionKey;
+    const recipientKey = (await alice.keyring.correspondents.correspondent(bob.address)).encryptionKey;
     // Strangers, each a new identity with its own ring keys, write Bob a first mail whose envelope
     // is broken: Bob learns (and pins) each one's keys from the headers, then the envelope fails.
     // The baseline for those: genuine first mails from other new correspondents, whose keys Bob

@@ -73,12 +73,12 @@ const mb = (kb: number) => kb / 1024;
 async function libraryAccount(servers: MailServers, dir: string, who: Who, outgoing?: OutgoingTransport): Promise<BenchAccount> {
   const store = openAccountStore(join(dir, `${who}.sqlite`), { passphrase: null, checkpointAfterSave: false });
   const keyring = new Keyring(store);
-  await keyring.init({ email: servers.users[who].address });
+  await keyring.own.init({ email: servers.users[who].address });
   return {
     address: servers.users[who].address,
     keyring,
     store,
-    privateKey: await keyring.unlock(),
+    privateKey: await keyring.own.unlock(),
     outgoing: outgoing ?? new SmtpTransport(serverConfig(servers, who, 'smtp')),
     incoming: new ImapMailbox(serverConfig(servers, who, 'imap')),
   };

@@ -113,7 +113,7 @@ export async function unlockAll(
 ): Promise<{ rotated: RotationResult; passphrase: string | undefined }> {
   const { keyring } = opened;
   const passphrase = await unlockStore(opened);
-  await keyring.unlock((await keyring.isProtected()) ? passphrase : undefined);
-  await keyring.dropOpenPgpProtection();
-  return { rotated: await keyring.rotate(options), passphrase };
+  await keyring.own.unlock((await keyring.own.isProtected()) ? passphrase : undefined);
+  await keyring.own.dropOpenPgpProtection();
+  return { rotated: await keyring.own.rotate(options), passphrase };
 }

@@ -21,8 +21,8 @@ const spool = new MaildirSpool(join(root, 'spool'));
 async function person(address: string): Promise<MailAccount> {
   const store = openAccountStore(join(root, `${address}.sqlite`), { passphrase: null });
   const keyring = new Keyring(store);
-  await keyring.init({ email: address });
-  return { address, keyring, store, privateKey: await keyring.unlock(), outgoing: spool.transport(), incoming: spool.mailbox(address) };
+  await keyring.own.init({ email: address });
+  return { address, keyring, store, privateKey: await keyring.own.unlock(), outgoing: spool.transport(), incoming: spool.mailbox(address) };
 }
 
 const KINDS: Record<number, string> = {

@@ -77,7 +77,7 @@ export async function init(args: InitArgs): Promise<ExitCode> {
   const opened = createAccount(account);
   let done = false;
   try {
-    if (opened.keyring.hasIdentity()) {
+    if (opened.keyring.own.hasIdentity()) {
       throw new CliError(EXIT.usage, `the account ${account} already has an identity`, 'see it with: offrecord keys list');
     }
     if (args.restore !== undefined) {
@@ -88,7 +88,7 @@ export async function init(args: InitArgs): Promise<ExitCode> {
     const passphrase = await newPassphrase(account);
     // The account key guards every secret, the identity's included (docs/PROTOCOL.md §17.1).
     opened.store.unlock(passphrase ?? null);
-    const created = await opened.keyring.init({ email: args.email.trim(), name: args.name });
+    const created = await opened.keyring.own.init({ email: args.email.trim(), name: args.name });
     done = true;
     // Like GnuPG's openpgp-revocs.d: kept next to the account, to be copied somewhere safe.
     const revocation = join(dataDirectory(), `${account}.revocation.asc`);
@@ -152,7 +152,7 @@ async function restore(opened: OpenedAccount, account: string, file: string): Pr
     }
   }
   opened.store.unlock(passphrase ?? null);
-  const restored = await opened.keyring.restore(backup);
+  const restored = await opened.keyring.own.restore(backup);
   if (passphrase === undefined)
     warn('WARNING: the account is stored WITHOUT a passphrase: anyone who can read your files can use your keys and read your mail.');
   out(
@@ -203,10 +203,10 @@ export async function exportKey(args: {
       // A backup of the identity alone, under the account's passphrase (docs/KEYS-CLI.md, "Backups").
       const { rotated, passphrase } = await unlockAll(opened);
       noteRotation(rotated);
-      text = await opened.keyring.exportBackup(passphrase);
+      text = await opened.keyring.own.exportBackup(passphrase);
       if (passphrase === undefined) warn('WARNING: this account has no passphrase: the backup is NOT protected by one.');
     } else {
-      text = await opened.keyring.exportPublic();
+      text = await opened.keyring.own.exportPublic();
     }
     if (!text.endsWith('\n')) text += '\n';
     if (args.output !== undefined && args.output !== STDIO && args.output !== '-') {
@@ -249,7 +249,7 @@ export async function importKey(args: {
   const bytes = readInput(args.file);
   const expected = args.expect !== undefined ? checkAddress(args.expect, '--expect') : undefined;
   return withAccount(args.account, async ({ keyring }) => {
-    const result = await keyring.importPeer(bytes, expected !== undefined ? { expectedAddress: expected } : {});
+    const result = await keyring.correspondents.importPeer(bytes, expected !== undefined ? { expectedAddress: expected } : {});
     if (args.json) out(json(importJson(result)));
     if (result.status === 'changed') {
       process.stderr.write(`offrecord: ${result.warning}\n`);
@@ -293,7 +293,7 @@ export async function trust(args: { account?: string | undefined; address: strin
     );
   }
   return withAccount(args.account, async ({ keyring }) => {
-    const result = await keyring.trust(address, given);
+    const result = await keyring.correspondents.trust(address, given);
     if (result.replaced) {
       out(
         `${result.address}: the new identity ${formatFingerprint(result.fingerprint)} replaces ${formatFingerprint(result.replaced)} (verified)\n`,

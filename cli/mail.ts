@@ -37,7 +37,7 @@ export async function withMailAccount<T>(
       address: opened.account,
       keyring: opened.keyring,
       store: opened.store,
-      privateKey: opened.keyring.unlockedKey(),
+      privateKey: opened.keyring.own.unlockedKey(),
       ...transports(opened.account, settings),
       processedFolder: settings.folder,
       delivery: new MaildirDelivery(plaintextMaildir(opened.account)),

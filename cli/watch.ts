@@ -164,7 +164,7 @@ async function watchAccount(args: WatchArgs, signal: AbortSignal, log: Logger): 
         // A long-running watcher keeps the key schedule itself: new keys made, old secrets
         // destroyed, expired ring secrets and unrevealed MAC keys published.
         duties: async () => {
-          const rotated = await opened.keyring.rotate();
+          const rotated = await opened.keyring.own.rotate();
           if (rotated.created.length + rotated.destroyed.length > 0)
             log.log('info', 'keys.rotated', { created: rotated.created.length, destroyed: rotated.destroyed.length });
           await publish?.();

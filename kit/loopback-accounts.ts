@@ -48,13 +48,13 @@ export async function loopbackAccount(s: MailServers, who: MailUserName, options
   const clock = options.clock ?? (() => Date.now());
   const store = openAccountStore(join(options.root, options.file ?? `${who}.sqlite`), { passphrase: null });
   const keyring = new Keyring(store, { clock });
-  const init = await keyring.init({ email: address });
+  const init = await keyring.own.init({ email: address });
   return {
     address,
     keyring,
     store,
     fingerprint: init.fingerprint.toLowerCase(),
-    privateKey: await keyring.unlock(),
+    privateKey: await keyring.own.unlock(),
     outgoing: new SmtpTransport(serverConfig(s, who, 'smtp')),
     incoming: new ImapMailbox(serverConfig(s, who, 'imap')),
     clock,

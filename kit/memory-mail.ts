@@ -84,12 +84,12 @@ export async function memoryAccounts(root: string, addresses: string[], clock: (
   for (const address of addresses) {
     const store = openAccountStore(join(root, `${address}.sqlite`), { passphrase: null });
     const keyring = new Keyring(store, { clock });
-    await keyring.init({ email: address });
+    await keyring.own.init({ email: address });
     accounts.push({
       address,
       keyring,
       store,
-      privateKey: await keyring.unlock(),
+      privateKey: await keyring.own.unlock(),
       outgoing: new MemoryTransport(mailboxes),
       incoming: mailboxes.get(address)!,
       clock,

@@ -9,6 +9,6 @@ import { openAccountStore, type AccountStore } from '../src/store/index.ts';
 export async function spoolAccount(root: string, spool: MaildirSpool, address: string): Promise<MailAccount & { store: AccountStore }> {
   const store = openAccountStore(join(root, `${address}.sqlite`), { passphrase: null });
   const keyring = new Keyring(store);
-  await keyring.init({ email: address });
-  return { address, keyring, store, privateKey: await keyring.unlock(), outgoing: spool.transport(), incoming: spool.mailbox(address) };
+  await keyring.own.init({ email: address });
+  return { address, keyring, store, privateKey: await keyring.own.unlock(), outgoing: spool.transport(), incoming: spool.mailbox(address) };
 }

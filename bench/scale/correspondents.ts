@@ -40,7 +40,7 @@ async function dutiesRun(home: Home, rounds: number): Promise<{ ms: number; ackn
       address: ACCOUNT,
       keyring,
       store,
-      privateKey: await keyring.unlock(),
+      privateKey: await keyring.own.unlock(),
       outgoing: spool.transport(),
       incoming: spool.mailbox(ACCOUNT),
     };

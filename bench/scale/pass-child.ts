@@ -76,7 +76,7 @@ async function offrecordPass(input: PassChildInput): Promise<Record<string, numb
       address: input.address,
       keyring,
       store,
-      privateKey: await keyring.unlock(),
+      privateKey: await keyring.own.unlock(),
       outgoing: new SmtpTransport(config),
       incoming: new ImapMailbox(config),
     };

@@ -70,7 +70,7 @@ export const now = (account: MailAccount) => (account.clock ?? systemClock)();
 /** Builds the OpenPGP sealer only when a first mail needs it: most mail never does. */
 function lazySealer(account: MailAccount): Sealer {
   let sealer: Promise<Sealer> | null = null;
-  const get = () => (sealer ??= account.keyring.sealer(account.privateKey));
+  const get = () => (sealer ??= account.keyring.own.sealer(account.privateKey));
   return {
     seal: async (plaintext, recipient) => (await get()).seal(plaintext, recipient),
     open: async (sealed) => (await get()).open(sealed),
@@ -83,7 +83,7 @@ export async function conversationWith(
   address: string,
   options: { whilePending?: boolean } = {},
 ): Promise<Conversation> {
-  return conversationOf(account, await account.keyring.correspondent(address, options), account.keyring.localParty());
+  return conversationOf(account, await account.keyring.correspondents.correspondent(address, options), account.keyring.own.localParty());
 }
 
 /** The conversation between `local` and a correspondent the keyring gave. */

@@ -16,7 +16,7 @@ import { dispatch } from './send.ts';
 export async function performDuties(
   account: MailAccount,
 ): Promise<{ acknowledged: string[]; skipped: { address: string; reason: string }[] }> {
-  const local = toHex(account.keyring.localParty().fingerprint);
+  const local = toHex(account.keyring.own.localParty().fingerprint);
   const acknowledged: string[] = [];
   const skippedPeers: { address: string; reason: string }[] = [];
   pruneProcessed(account);

@@ -171,7 +171,7 @@ async function receiveOrdinary(account: MailAccount, cache: PassCache, id: strin
     await account.incoming.examined(id);
     return { id, kind: 'ordinary' };
   }
-  const keys = await account.keyring.learnFromMail(advert.from, advert);
+  const keys = await account.keyring.correspondents.learnFromMail(advert.from, advert);
   if (keys.kind === 'learned') cache.delete(advert.from);
   // Not marked examined: looked at again once the user decided about the changed identity.
   if (keys.kind === 'held') return { id, kind: 'held', from: advert.from, fingerprint: keys.fingerprint, pending: keys.pending };
@@ -203,7 +203,7 @@ async function processOne(account: MailAccount, id: string, cache: PassCache, re
       throw new MailError('address', `addressed to ${mail.to.join(', ') || 'nobody'}, not to ${account.address}`);
     }
     // The mail's one entry into the keys wing: its headers learned, both parties read once.
-    const found = await account.keyring.fromMail(mail.from, mail);
+    const found = await account.keyring.correspondents.fromMail(mail.from, mail);
     if (found.kind === 'held')
       return settled({ id, kind: 'held', from: mail.from, fingerprint: found.fingerprint, pending: found.pending });
     if (found.kind === 'rejected')

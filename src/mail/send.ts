@@ -25,7 +25,7 @@ export type SendOutcome = { kind: 'encrypted'; type: 'first' | 'reply' | 'data' 
 export async function advertHeaders(account: MailAccount) {
   return {
     autocrypt: await autocryptHeaderFor(account.privateKey, account.address, now(account)),
-    offrecordKeys: formatOffrecordKeysHeader({ versions: [...SUPPORTED_PROTOCOL_VERSIONS], ring: account.keyring.ringAdverts() }),
+    offrecordKeys: formatOffrecordKeysHeader({ versions: [...SUPPORTED_PROTOCOL_VERSIONS], ring: account.keyring.own.ringAdverts() }),
   };
 }
 

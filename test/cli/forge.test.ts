@@ -56,7 +56,7 @@ describe('offrecord keys publish, fetch-published, forge, verify', () => {
     const store = openAccountStore(defaultStorePath('carol@example.test'), { passphrase: null });
     delete process.env.XDG_DATA_HOME;
     const monthAgo = Date.now() - 30 * DAY_MS;
-    await new Keyring(store, { clock: () => monthAgo }).init({ email: 'carol@example.test' });
+    await new Keyring(store, { clock: () => monthAgo }).own.init({ email: 'carol@example.test' });
     store.close();
     failed(await cli(['keys', 'publish', '--to', 'http://127.0.0.1:1/']), 6, /cannot connect/, 'unreachable target');
     // The bundle was recorded with what it holds: the next run delivers it, and it alone.

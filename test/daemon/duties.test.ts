@@ -164,7 +164,7 @@ describe('a correspondent who advertises our own ring key (PROTOCOL.md §15.1)',
     await sendMessage(bob, { to: mallory.address, subject: 'keys', text: 'my keys, in plaintext by consent' }, { allowPlaintext: true });
     await fetchUntil(mallory, 'ordinary');
     // Mallory's software advertises Bob's own ring key as her newest, certified by her identity.
-    const [bobsKey] = bob.keyring.ringAdverts();
+    const [bobsKey] = bob.keyring.own.ringAdverts();
     const now = Date.now();
     const stolen = await certifiedWithoutSecret(mallory.privateKey, bobsKey!.public, now, now + 14 * 24 * 3600_000);
     // Her first mail is signed with her real key; answering it (the empty reply, a duty) signs
@@ -182,10 +182,10 @@ describe('a correspondent who advertises our own ring key (PROTOCOL.md §15.1)',
     const malloryKeys = bob.store.peerKeys(mallory.fingerprint, 'ring').map((k) => toHex(k.public));
     assert.deepEqual(
       malloryKeys,
-      mallory.keyring.ringAdverts().map((a) => toHex(a.public)),
+      mallory.keyring.own.ringAdverts().map((a) => toHex(a.public)),
       'only her real key is stored',
     );
-    const refused = await bob.keyring.learnRingKeys(mallory.address, [stolen]);
+    const refused = await bob.keyring.correspondents.learnRingKeys(mallory.address, [stolen]);
     assert.deepEqual(
       refused.rejected.map((r) => r.code),
       ['own_ring_key'],

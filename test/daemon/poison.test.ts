@@ -40,7 +40,7 @@ describe('poison mail never stops offrecord watch or fetch (real Postfix and Dov
       from: alice.address,
       to: bobAddress,
       genuine: composed[0]!,
-      recipientKey: (await alice.keyring.correspondent(bobAddress)).encryptionKey,
+      recipientKey: (await alice.keyring.correspondents.correspondent(bobAddress)).encryptionKey,
     });
   });
 

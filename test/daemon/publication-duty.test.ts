@@ -23,7 +23,7 @@ describe('publication as a watcher duty', () => {
     const clock = () => now;
     const store = openAccountStore(join(root, 'alice.sqlite'), { passphrase: null, clock });
     const keyring = new Keyring(store, { clock });
-    await keyring.init({ email: 'alice@example.test' });
+    await keyring.own.init({ email: 'alice@example.test' });
     const directory = join(root, 'published');
     const real = new DirectoryTarget(directory);
     let failing = false;
@@ -43,12 +43,12 @@ describe('publication as a watcher duty', () => {
     // The first ring key is valid for validFor, then kept for the publication grace.
     const due = DEFAULT_SCHEDULE.validForMs + DEFAULT_SCHEDULE.publicationGraceMs;
     for (now += DAY; now < Date.UTC(2026, 10, 1) + due - DAY; now += DAY) {
-      await keyring.rotate();
+      await keyring.own.rotate();
       await duty();
     }
     assert.deepEqual(published(), [], 'nothing before expiry plus grace');
     now += 2 * DAY;
-    await keyring.rotate();
+    await keyring.own.rotate();
     failing = true;
     await duty();
     assert.equal(log.lines.at(-1)?.event, 'keys.publish_failed');

@@ -26,8 +26,9 @@ export async function certifiedWithoutSecret(
 /** `account` whose mail advertises `adverts` (first) and then, unless `only`, its honest ring keys. */
 export function advertising<T extends MailAccount>(account: T, adverts: RingKey[], options: { only?: boolean } = {}): T {
   const honest = account.keyring;
-  const keyring = Object.create(honest, {
-    ringAdverts: { value: () => [...adverts, ...(options.only ? [] : honest.ringAdverts())] },
-  }) as Keyring;
+  const own = Object.create(honest.own, {
+    ringAdverts: { value: () => [...adverts, ...(options.only ? [] : honest.own.ringAdverts())] },
+  }) as Keyring['own'];
+  const keyring = Object.create(honest, { own: { value: own } }) as Keyring;
   return { ...account, keyring };
 }

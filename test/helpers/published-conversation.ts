@@ -72,19 +72,19 @@ async function newSide(dir: string, name: string, clock: Clock): Promise<Side> {
   const address = `${name}@example.test`;
   const store = openAccountStore(join(dir, `${name}.sqlite`), { passphrase: null, clock: () => clock.now() });
   const keyring = new Keyring(store, { clock: () => clock.now() });
-  const init = await keyring.init({ email: address, name: name[0]!.toUpperCase() + name.slice(1) });
-  const privateKey = await keyring.unlock();
+  const init = await keyring.own.init({ email: address, name: name[0]!.toUpperCase() + name.slice(1) });
+  const privateKey = await keyring.own.unlock();
   return { address, fingerprint: init.fingerprint.toLowerCase(), store, keyring, privateKey, originalSecret: store.identity()!.secretKey };
 }
 
 async function conversation(side: Side, other: Side, clock: Clock): Promise<{ conv: Conversation; parties: Parties }> {
-  const peer = await side.keyring.correspondent(other.address);
-  const parties = { local: side.keyring.localParty(), peer: peer.party };
+  const peer = await side.keyring.correspondents.correspondent(other.address);
+  const parties = { local: side.keyring.own.localParty(), peer: peer.party };
   const conv = new Conversation({
     store: side.store,
     parties,
     peerEncryptionKey: peer.encryptionKey,
-    sealer: await side.keyring.sealer(side.privateKey),
+    sealer: await side.keyring.own.sealer(side.privateKey),
     env: { ...systemEnv, now: () => clock.now() },
   });
   return { conv, parties };
@@ -103,8 +103,8 @@ export async function runConversation(rounds = 3): Promise<Scenario> {
     [alice, bob],
     [bob, alice],
   ] as const) {
-    await a.keyring.importPeer(await b.keyring.exportPublic());
-    await a.keyring.learnRingKeys(b.address, b.keyring.ringAdverts());
+    await a.keyring.correspondents.importPeer(await b.keyring.own.exportPublic());
+    await a.keyring.correspondents.learnRingKeys(b.address, b.keyring.own.ringAdverts());
   }
   const mails: Sent[] = [];
   const dhSecrets: Uint8Array[] = [];
@@ -144,7 +144,7 @@ export async function runConversation(rounds = 3): Promise<Scenario> {
       protocol: result.message,
       date: new Date(clock.time),
       autocrypt: await autocryptHeaderFor(from.privateKey, from.address, clock.time),
-      offrecordKeys: formatOffrecordKeysHeader({ versions: [1], ring: from.keyring.ringAdverts() }),
+      offrecordKeys: formatOffrecordKeysHeader({ versions: [1], ring: from.keyring.own.ringAdverts() }),
     });
     const receiver = await conversation(to, from, clock);
     const before = to.store.loadSession(...peerKey(to, from));
@@ -202,7 +202,7 @@ export async function silence(s: Scenario, days: number): Promise<void> {
     [s.alice, s.bob],
     [s.bob, s.alice],
   ] as const) {
-    await side.keyring.rotate();
+    await side.keyring.own.rotate();
     const { conv } = await conversation(side, other, s.clock).catch(() => ({ conv: null }));
     if (conv) await conv.forgetExpired();
   }

@@ -76,8 +76,8 @@ describe('GnuPG interop', () => {
     const dir = mkdtempSync(join(tmpdir(), 'offrecord-gpg-export-'));
     try {
       const keyring = new Keyring(openAccountStore(join(dir, 'dora.sqlite'), { passphrase: null }));
-      const { fingerprint } = await keyring.init({ email: 'dora@example.org', name: 'Dora' });
-      const exported = await keyring.exportPublic();
+      const { fingerprint } = await keyring.own.init({ email: 'dora@example.org', name: 'Dora' });
+      const exported = await keyring.own.exportPublic();
       assert.match(exported, /-----END PGP PUBLIC KEY BLOCK-----\nOffrecord-Keys: v=1;\n ring=/);
       assertCleanImport(gpg, exported);
       const fprs = colonRecords(gpg.ok(['--with-colons', '--fingerprint', 'dora@example.org']).stdout, 'fpr');

@@ -102,8 +102,8 @@ describe('Keyring: identity', () => {
   it('init without a passphrase: identity, first encryption subkey and ring key in one go; unlock needs nothing', async () => {
     const clock = new Clock(T0);
     const { keyring, store } = openKeyring(clock);
-    await rejectsKeyring(keyring.unlock(), 'no_identity');
-    const created = await keyring.init({ email: 'Alice@Example.org', name: 'Alice' });
+    await rejectsKeyring(keyring.own.unlock(), 'no_identity');
+    const created = await keyring.own.init({ email: 'Alice@Example.org', name: 'Alice' });
     assert.equal(created.address, 'alice@example.org');
     assert.equal(created.userId, 'Alice <Alice@Example.org>');
     assert.equal(created.protected, false);
@@ -118,29 +118,29 @@ describe('Keyring: identity', () => {
     assert.equal(ring.secret?.length, 32);
     assert.equal(ring.notAfter - ring.notBefore, 14 * DAY_MS);
     assert.equal(enc.notAfter - enc.notBefore, 14 * DAY_MS);
-    const key = await keyring.unlock();
+    const key = await keyring.own.unlock();
     assert.equal(key.getFingerprint(), created.fingerprint);
     assert.deepEqual(
       key.subkeys.map((s) => s.getFingerprint()),
       [enc.id],
     );
-    assert.equal(await keyring.isProtected(), false);
-    await rejectsKeyring(keyring.init({ email: 'alice@example.org' }), 'identity_exists');
+    assert.equal(await keyring.own.isProtected(), false);
+    await rejectsKeyring(keyring.own.init({ email: 'alice@example.org' }), 'identity_exists');
     assert.equal(store.ownKeys().length, 2, 'a refused init stores nothing');
   });
 
   it('init with a passphrase: a missing or wrong passphrase is a clear KeyError', async () => {
     const clock = new Clock(T0);
     const { keyring, store } = openKeyring(clock);
-    const created = await keyring.init({ email: 'bob@example.org', passphrase: 'correct horse' });
+    const created = await keyring.own.init({ email: 'bob@example.org', passphrase: 'correct horse' });
     assert.equal(created.protected, true);
-    assert.equal(await keyring.isProtected(), true);
+    assert.equal(await keyring.own.isProtected(), true);
     assert.doesNotMatch(store.identity()!.secretKey, /BEGIN PGP PUBLIC/);
-    const missing = await rejectsWith(keyring.unlock(), 'passphrase_required');
+    const missing = await rejectsWith(keyring.own.unlock(), 'passphrase_required');
     assert.match(missing.message, /passphrase is required/);
-    const wrong = await rejectsWith(keyring.unlock('battery staple'), 'bad_passphrase');
+    const wrong = await rejectsWith(keyring.own.unlock('battery staple'), 'bad_passphrase');
     assert.match(wrong.message, /wrong passphrase/);
-    const key = await keyring.unlock('correct horse');
+    const key = await keyring.own.unlock('correct horse');
     assert.equal(key.getFingerprint(), created.fingerprint);
     assert.equal(key.isDecrypted(), true);
   });
@@ -148,9 +148,9 @@ describe('Keyring: identity', () => {
   it('rotate needs an unlocked identity', async () => {
     const clock = new Clock(T0);
     const { keyring } = openKeyring(clock);
-    await keyring.init({ email: 'carol@example.org', passphrase: 'pw' });
-    keyring.lock();
-    await rejectsWith(keyring.rotate(), 'locked');
+    await keyring.own.init({ email: 'carol@example.org', passphrase: 'pw' });
+    keyring.own.lock();
+    await rejectsWith(keyring.own.rotate(), 'locked');
   });
 });
 
@@ -158,17 +158,17 @@ describe('Keyring: rotation over simulated weeks', () => {
   it('creates keys on schedule, destroys expired decryption secrets, keeps ring secrets until published', async () => {
     const clock = new Clock(T0);
     const { keyring, store } = openKeyring(clock);
-    await keyring.init({ email: 'alice@example.org', passphrase: 'pw' });
-    await keyring.unlock('pw');
+    await keyring.own.init({ email: 'alice@example.org', passphrase: 'pw' });
+    await keyring.own.unlock('pw');
     const [firstEnc] = store.ownKeys('encryption');
     const [firstRing] = store.ownKeys('ring');
 
     clock.advance(DAY_MS);
-    const quiet = await keyring.rotate();
+    const quiet = await keyring.own.rotate();
     assert.deepEqual(quiet, { created: [], destroyed: [], publicationDue: [], changed: false });
 
     clock.time = T0 + 7 * DAY_MS;
-    const week1 = await keyring.rotate();
+    const week1 = await keyring.own.rotate();
     assert.deepEqual(week1.created.map((c) => c.kind).sort(), ['encryption', 'ring']);
     assert.deepEqual(week1.destroyed, []);
     const secondEnc = week1.created.find((c) => c.kind === 'encryption')!;
@@ -180,46 +180,46 @@ describe('Keyring: rotation over simulated weeks', () => {
 
     // The re-locked identity holds both subkeys under the same passphrase.
     const relocked = new Keyring(store, { clock: clock.now });
-    await rejectsWith(relocked.unlock(), 'passphrase_required');
-    const both = await relocked.unlock('pw');
+    await rejectsWith(relocked.own.unlock(), 'passphrase_required');
+    const both = await relocked.own.unlock('pw');
     assert.deepEqual(both.subkeys.map((s) => s.getFingerprint()).sort(), [firstEnc!.id, secondEnc.id].sort());
     const firstSecret = subkeySecret(both, firstEnc!.id);
 
     // The public export carries only valid subkeys.
-    const exported = await openpgp.readKey({ armoredKey: await keyring.exportPublic() });
+    const exported = await openpgp.readKey({ armoredKey: await keyring.own.exportPublic() });
     assert.deepEqual(exported.subkeys.map((s) => s.getFingerprint()).sort(), [firstEnc!.id, secondEnc.id].sort());
 
     clock.time = T0 + 14 * DAY_MS;
-    const week2 = await keyring.rotate();
+    const week2 = await keyring.own.rotate();
     assert.equal(week2.created.length, 2);
     assert.deepEqual(week2.destroyed, [], 'the first encryption subkey is in its grace period');
     listing = await keyring.list();
     assert.equal(stateOf(firstEnc!.id), 'grace');
     assert.equal(stateOf(firstRing!.id), 'grace');
     // In grace: still among the decryption keys and the acceptable ring keys.
-    assert.ok(keyring.localParty().ringKeys.some((k) => toHex(k.public) === firstRing!.id));
-    assert.equal(toHex(keyring.localParty().ringKeys[0]!.public), week2.created.find((c) => c.kind === 'ring')!.id, 'current first');
+    assert.ok(keyring.own.localParty().ringKeys.some((k) => toHex(k.public) === firstRing!.id));
+    assert.equal(toHex(keyring.own.localParty().ringKeys[0]!.public), week2.created.find((c) => c.kind === 'ring')!.id, 'current first');
 
     clock.time = T0 + 17 * DAY_MS;
-    const destroyDay = await keyring.rotate();
+    const destroyDay = await keyring.own.rotate();
     assert.deepEqual(destroyDay.created, []);
     assert.deepEqual(destroyDay.destroyed, [{ kind: 'encryption', id: firstEnc!.id }]);
     const row = store.ownKey(firstEnc!.id)!;
     assert.equal(row.secret, null);
     assert.equal(row.destroyedAt, T0 + 17 * DAY_MS);
-    const after17 = await new Keyring(store, { clock: clock.now }).unlock('pw');
+    const after17 = await new Keyring(store, { clock: clock.now }).own.unlock('pw');
     assert.ok(!after17.subkeys.some((s) => s.getFingerprint() === firstEnc!.id), 'the dropped subkey is gone from the identity');
     assert.equal(Buffer.from(after17.write()).indexOf(Buffer.from(firstSecret)), -1, 'its secret is not in the unlocked key');
     // The ring key past its acceptance is no longer offered to the engine, but its secret is kept.
-    assert.ok(!keyring.localParty().ringKeys.some((k) => toHex(k.public) === firstRing!.id));
+    assert.ok(!keyring.own.localParty().ringKeys.some((k) => toHex(k.public) === firstRing!.id));
     assert.equal(store.ownKey(firstRing!.id)!.secret?.length, 32);
 
     clock.time = T0 + 21 * DAY_MS;
-    const week3 = await keyring.rotate();
+    const week3 = await keyring.own.rotate();
     assert.deepEqual(week3.publicationDue, [{ kind: 'ring', id: firstRing!.id }]);
     assert.ok(!week3.destroyed.some((d) => d.id === firstRing!.id), 'an unpublished ring secret is never destroyed');
     clock.time = T0 + 60 * DAY_MS;
-    const late = await keyring.rotate();
+    const late = await keyring.own.rotate();
     assert.ok(late.publicationDue.some((p) => p.id === firstRing!.id));
     assert.equal(store.ownKey(firstRing!.id)!.secret?.length, 32, 'still kept weeks later: publication comes first');
     listing = await keyring.list();
@@ -228,7 +228,7 @@ describe('Keyring: rotation over simulated weeks', () => {
 
     // Once published (a later step of the protocol), the local copy goes.
     store.markPublished(firstRing!.id, clock.time);
-    const afterPublication = await keyring.rotate();
+    const afterPublication = await keyring.own.rotate();
     assert.ok(afterPublication.destroyed.some((d) => d.kind === 'ring' && d.id === firstRing!.id));
     assert.equal(store.ownKey(firstRing!.id)!.secret, null);
     listing = await keyring.list();
@@ -246,8 +246,8 @@ describe('Keyring: rotation over simulated weeks', () => {
     const clock = new Clock(T0);
     const { keyring, store, path } = openKeyring(clock);
     // Unprotected, so that the control can find the secret in the stored armor.
-    await keyring.init({ email: 'dora@example.org' });
-    const key = await keyring.unlock();
+    await keyring.own.init({ email: 'dora@example.org' });
+    const key = await keyring.own.unlock();
     const [enc] = store.ownKeys('encryption');
     const secret = subkeySecret(key, enc!.id);
     // The armored key is sealed under the account key (docs/PROTOCOL.md §17.1): never in clear.
@@ -255,11 +255,11 @@ describe('Keyring: rotation over simulated weeks', () => {
     const sealed = sealedIdentity(path);
     assert.notDeepEqual(traces(path, sealed), [], 'control: the sealed key holding it is found in the files');
     clock.time = T0 + 17 * DAY_MS;
-    const rotated = await keyring.rotate();
+    const rotated = await keyring.own.rotate();
     assert.deepEqual(rotated.destroyed, [{ kind: 'encryption', id: enc!.id }]);
     assert.deepEqual(traces(path, sealed), [], 'while open');
     const [newEnc] = store.ownKeys('encryption').filter((k) => k.destroyedAt === null);
-    const newSecret = subkeySecret(await keyring.unlock(), newEnc!.id);
+    const newSecret = subkeySecret(await keyring.own.unlock(), newEnc!.id);
     assert.deepEqual(traces(path, newSecret), [], 'the new secret is sealed too');
     assert.notDeepEqual(traces(path, sealedIdentity(path)), [], 'control: the new sealed key is found');
     store.close();
@@ -273,23 +273,23 @@ describe('Keyring: trust on first use', () => {
     const alice = openKeyring(clock);
     const bob = openKeyring(clock);
     const bob2 = openKeyring(clock);
-    await alice.keyring.init({ email: 'alice@example.org' });
-    await bob.keyring.init({ email: 'bob@example.org', name: 'Bob' });
-    await bob2.keyring.init({ email: 'bob@example.org', name: 'Bob (new laptop)' });
+    await alice.keyring.own.init({ email: 'alice@example.org' });
+    await bob.keyring.own.init({ email: 'bob@example.org', name: 'Bob' });
+    await bob2.keyring.own.init({ email: 'bob@example.org', name: 'Bob (new laptop)' });
     const bobFpr = (await bob.keyring.fingerprint()).fingerprint;
     const bob2Fpr = (await bob2.keyring.fingerprint()).fingerprint;
 
     // Bad input stores nothing.
-    await rejectsWith(alice.keyring.importPeer('garbage'), 'malformed');
+    await rejectsWith(alice.keyring.correspondents.importPeer('garbage'), 'malformed');
     await rejectsWith(
-      alice.keyring.importPeer(await bob.keyring.exportPublic(), { expectedAddress: 'carol@example.org' }),
+      alice.keyring.correspondents.importPeer(await bob.keyring.own.exportPublic(), { expectedAddress: 'carol@example.org' }),
       'address_mismatch',
     );
-    await rejectsKeyring(alice.keyring.importPeer(await alice.keyring.exportPublic()), 'own_identity');
+    await rejectsKeyring(alice.keyring.correspondents.importPeer(await alice.keyring.own.exportPublic()), 'own_identity');
     assert.deepEqual(alice.store.peers(), []);
-    await rejectsKeyring(alice.keyring.correspondent('bob@example.org'), 'unknown_peer');
+    await rejectsKeyring(alice.keyring.correspondents.correspondent('bob@example.org'), 'unknown_peer');
 
-    const pinned = await alice.keyring.importPeer(await bob.keyring.exportPublic());
+    const pinned = await alice.keyring.correspondents.importPeer(await bob.keyring.own.exportPublic());
     assert.equal(pinned.status, 'pinned');
     assert.equal(pinned.address, 'bob@example.org');
     assert.equal(pinned.fingerprint, bobFpr);
@@ -299,34 +299,34 @@ describe('Keyring: trust on first use', () => {
     // The export carries Bob's ring key with its proof (§18.11): enough for a first mail.
     assert.deepEqual(
       pinned.ringKeys,
-      bob.keyring.ringAdverts().map((a) => Buffer.from(a.public).toString('hex')),
+      bob.keyring.own.ringAdverts().map((a) => Buffer.from(a.public).toString('hex')),
     );
-    assert.equal((await alice.keyring.correspondent('bob@example.org')).party.ringKeys.length, 1);
+    assert.equal((await alice.keyring.correspondents.correspondent('bob@example.org')).party.ringKeys.length, 1);
 
     // Bob's ring keys also arrive in a mail's Offrecord-Keys header; a stranger's are refused.
-    const learned = await alice.keyring.learnRingKeys('bob@example.org', bob.keyring.ringAdverts());
+    const learned = await alice.keyring.correspondents.learnRingKeys('bob@example.org', bob.keyring.own.ringAdverts());
     assert.equal(learned.accepted.length, 1);
-    const foreign = await alice.keyring.learnRingKeys('bob@example.org', bob2.keyring.ringAdverts());
+    const foreign = await alice.keyring.correspondents.learnRingKeys('bob@example.org', bob2.keyring.own.ringAdverts());
     assert.equal(foreign.accepted.length, 0);
     assert.equal(foreign.rejected[0]?.code, 'bad_certification');
-    const before = await alice.keyring.correspondent('bob@example.org');
+    const before = await alice.keyring.correspondents.correspondent('bob@example.org');
     assert.equal(toHex(before.party.fingerprint), bobFpr);
     assert.deepEqual(
       before.party.ringKeys.map(toHex),
-      bob.keyring.ringAdverts().map((a) => toHex(a.public)),
+      bob.keyring.own.ringAdverts().map((a) => toHex(a.public)),
     );
 
     // Known: Bob rotated, his new subkey is accepted (certified by the pinned identity).
     clock.advance(7 * DAY_MS);
-    await bob.keyring.unlock();
-    const rotated = await bob.keyring.rotate();
-    const known = await alice.keyring.importPeer(await bob.keyring.exportPublic());
+    await bob.keyring.own.unlock();
+    const rotated = await bob.keyring.own.rotate();
+    const known = await alice.keyring.correspondents.importPeer(await bob.keyring.own.exportPublic());
     assert.equal(known.status, 'known');
     assert.ok(known.encryptionKeys.includes(rotated.created.find((c) => c.kind === 'encryption')!.id));
     assert.equal(alice.store.peerKeys(bobFpr, 'encryption').length, 2);
 
     // Changed: an alarm with both fingerprints; the pin stays; nothing of the new one is used.
-    const changed = await alice.keyring.importPeer(await bob2.keyring.exportPublic());
+    const changed = await alice.keyring.correspondents.importPeer(await bob2.keyring.own.exportPublic());
     assert.equal(changed.status, 'changed');
     assert.equal(changed.pinned, bobFpr);
     assert.ok(changed.warning!.includes(formatFingerprint(bobFpr)));
@@ -336,53 +336,56 @@ describe('Keyring: trust on first use', () => {
     assert.equal(peer.fingerprint, bobFpr, 'the old pin stays');
     assert.equal(peer.pending?.fingerprint, bob2Fpr);
     assert.ok(changed.warning!.includes(`offrecord keys trust bob@example.org --fingerprint ${bobFpr.toUpperCase()}`), 'the way to reject');
-    const alarm = await rejectsKeyring(alice.keyring.correspondent('bob@example.org'), 'identity_changed');
+    const alarm = await rejectsKeyring(alice.keyring.correspondents.correspondent('bob@example.org'), 'identity_changed');
     assert.match(alarm.details.warning!, /CHANGED/);
     // Reading goes on under the pinned identity; the new one's ring keys are not its.
-    assert.equal(toHex((await alice.keyring.correspondent('bob@example.org', { whilePending: true })).party.fingerprint), bobFpr);
-    assert.deepEqual((await alice.keyring.learnRingKeys('bob@example.org', bob2.keyring.ringAdverts())).accepted, []);
+    assert.equal(
+      toHex((await alice.keyring.correspondents.correspondent('bob@example.org', { whilePending: true })).party.fingerprint),
+      bobFpr,
+    );
+    assert.deepEqual((await alice.keyring.correspondents.learnRingKeys('bob@example.org', bob2.keyring.own.ringAdverts())).accepted, []);
     assert.deepEqual(alice.store.peerKeys(bob2Fpr), [], 'no key of the new identity is stored');
     // Seen again: held, no second alarm; the pending one stays.
-    const again = await alice.keyring.importPeer(await bob2.keyring.exportPublic());
+    const again = await alice.keyring.correspondents.importPeer(await bob2.keyring.own.exportPublic());
     assert.deepEqual([again.status, again.pending, again.warning], ['held', bob2Fpr, undefined]);
 
     // Trust with a fingerprint that is neither: refused, both shown.
-    const mismatch = await rejectsKeyring(alice.keyring.trust('bob@example.org', 'AAAA'.repeat(10)), 'fingerprint_mismatch');
+    const mismatch = await rejectsKeyring(alice.keyring.correspondents.trust('bob@example.org', 'AAAA'.repeat(10)), 'fingerprint_mismatch');
     assert.ok(mismatch.message.includes(formatFingerprint(bobFpr)));
     assert.ok(mismatch.message.includes(formatFingerprint(bob2Fpr)));
     assert.equal(alice.store.peer('bob@example.org')!.fingerprint, bobFpr);
 
     // Trust the new identity (spaces and case as GnuPG shows it): it replaces the pin.
-    const trusted = await alice.keyring.trust('bob@example.org', formatFingerprint(bob2Fpr));
+    const trusted = await alice.keyring.correspondents.trust('bob@example.org', formatFingerprint(bob2Fpr));
     assert.deepEqual(trusted, { address: 'bob@example.org', fingerprint: bob2Fpr, replaced: bobFpr, discarded: null });
     const after = alice.store.peer('bob@example.org')!;
     assert.equal(after.fingerprint, bob2Fpr);
     assert.equal(after.verified, true);
     assert.equal(after.pending, null);
     assert.equal(alice.store.peerKeys(bob2Fpr, 'encryption').length, 1);
-    await rejectsKeyring(alice.keyring.correspondent('bob@example.org'), 'no_ring_key');
-    await alice.keyring.learnRingKeys('bob@example.org', bob2.keyring.ringAdverts());
-    const now = await alice.keyring.correspondent('bob@example.org');
+    await rejectsKeyring(alice.keyring.correspondents.correspondent('bob@example.org'), 'no_ring_key');
+    await alice.keyring.correspondents.learnRingKeys('bob@example.org', bob2.keyring.own.ringAdverts());
+    const now = await alice.keyring.correspondents.correspondent('bob@example.org');
     assert.equal(toHex(now.party.fingerprint), bob2Fpr);
     assert.equal(now.encryptionKey.getFingerprint(), bob2Fpr);
     // The old identity's ring keys are no longer offered.
     assert.ok(!now.party.ringKeys.some((k) => before.party.ringKeys.some((o) => toHex(o) === toHex(k))));
 
     // Verifying the pinned fingerprint marks it verified; a later change to the old key is again an alarm.
-    await alice.keyring.trust('bob@example.org', bob2Fpr);
-    const back = await alice.keyring.importPeer(await bob.keyring.exportPublic());
+    await alice.keyring.correspondents.trust('bob@example.org', bob2Fpr);
+    const back = await alice.keyring.correspondents.importPeer(await bob.keyring.own.exportPublic());
     assert.equal(back.status, 'changed');
     // Confirming the pinned one rejects the pending change: seen again, it is no alarm.
-    const kept = await alice.keyring.trust('bob@example.org', bob2Fpr);
+    const kept = await alice.keyring.correspondents.trust('bob@example.org', bob2Fpr);
     assert.equal(kept.discarded, bobFpr);
     assert.equal(alice.store.peer('bob@example.org')!.pending, null);
     assert.equal((await alice.keyring.fingerprint('bob@example.org')).fingerprint, bob2Fpr);
     assert.equal(typeof alice.store.rejectedAt('bob@example.org', bobFpr), 'number');
-    const rejected = await alice.keyring.importPeer(await bob.keyring.exportPublic(), { fromMail: true });
+    const rejected = await alice.keyring.correspondents.importPeer(await bob.keyring.own.exportPublic(), { fromMail: true });
     assert.deepEqual([rejected.status, rejected.warning], ['rejected', undefined]);
     assert.equal(alice.store.peer('bob@example.org')!.pending, null);
     // The user importing it asks again: the way back from a mistaken rejection.
-    assert.equal((await alice.keyring.importPeer(await bob.keyring.exportPublic())).status, 'changed');
+    assert.equal((await alice.keyring.correspondents.importPeer(await bob.keyring.own.exportPublic())).status, 'changed');
   });
 
   // Two normalizeAddress functions disagreed on a blank address: the keys layer's gave '', the
@@ -394,16 +397,16 @@ describe('Keyring: trust on first use', () => {
     const clock = new Clock(T0);
     const alice = openKeyring(clock);
     const bob = openKeyring(clock);
-    await alice.keyring.init({ email: 'alice@example.org' });
-    await bob.keyring.init({ email: 'bob@example.org' });
-    await alice.keyring.importPeer(await bob.keyring.exportPublic());
+    await alice.keyring.own.init({ email: 'alice@example.org' });
+    await bob.keyring.own.init({ email: 'bob@example.org' });
+    await alice.keyring.correspondents.importPeer(await bob.keyring.own.exportPublic());
     assert.equal((await alice.keyring.fingerprint(' BOB@example.org ')).address, 'bob@example.org');
-    assert.equal((await alice.keyring.correspondent('Bob@Example.org')).address, 'bob@example.org');
+    assert.equal((await alice.keyring.correspondents.correspondent('Bob@Example.org')).address, 'bob@example.org');
     assert.equal((await alice.keyring.fingerprint(' Alice@EXAMPLE.org')).own, true);
     for (const blank of ['', '   ']) {
       await rejectsKeyring(alice.keyring.fingerprint(blank), 'unknown_peer');
-      await rejectsKeyring(alice.keyring.correspondent(blank), 'unknown_peer');
-      await rejectsKeyring(alice.keyring.trust(blank, '00'.repeat(20)), 'unknown_peer');
+      await rejectsKeyring(alice.keyring.correspondents.correspondent(blank), 'unknown_peer');
+      await rejectsKeyring(alice.keyring.correspondents.trust(blank, '00'.repeat(20)), 'unknown_peer');
       assert.throws(
         () => alice.store.pinPeer({ address: blank, fingerprint: '00'.repeat(20), certificate: 'x' }),
         /address must not be empty/,
@@ -421,34 +424,34 @@ describe('Keyring: from keys to the engine', () => {
       const store = openAccountStore(tempPath(), { passphrase: null, clock: clock.now });
       stores.push(store);
       const keyring = new Keyring(store, { clock: clock.now });
-      await keyring.init({ email, passphrase });
+      await keyring.own.init({ email, passphrase });
       return { store, keyring };
     };
     const alice = await setUp('alice@example.org', 'alice pw');
     const bob = await setUp('bob@example.org', 'bob pw');
     // They exchange certificates (keys export / keys import) and ring keys (mail headers).
-    assert.equal((await alice.keyring.importPeer(await bob.keyring.exportPublic())).status, 'pinned');
-    assert.equal((await bob.keyring.importPeer(await alice.keyring.exportPublic())).status, 'pinned');
-    await alice.keyring.learnRingKeys('bob@example.org', bob.keyring.ringAdverts());
-    await bob.keyring.learnRingKeys('alice@example.org', alice.keyring.ringAdverts());
+    assert.equal((await alice.keyring.correspondents.importPeer(await bob.keyring.own.exportPublic())).status, 'pinned');
+    assert.equal((await bob.keyring.correspondents.importPeer(await alice.keyring.own.exportPublic())).status, 'pinned');
+    await alice.keyring.correspondents.learnRingKeys('bob@example.org', bob.keyring.own.ringAdverts());
+    await bob.keyring.correspondents.learnRingKeys('alice@example.org', alice.keyring.own.ringAdverts());
 
     // Bob rotates early: Alice still has only his first subkey, which Bob can still open.
     env.advance(60_000);
-    await bob.keyring.unlock('bob pw');
-    const bobRotation = await bob.keyring.rotate({ force: true });
+    await bob.keyring.own.unlock('bob pw');
+    const bobRotation = await bob.keyring.own.rotate({ force: true });
     assert.equal(bobRotation.created.length, 2);
 
     // One Conversation per mail, as the mail pipeline will build it: the receiver first learns
     // the sender's ring keys from the mail's Offrecord-Keys header.
     const conversation = async (side: typeof alice, peer: string, passphrase: string) => {
-      const key = await side.keyring.unlock(passphrase);
-      await side.keyring.rotate(); // opportunistic, as the CLI does
-      const { party, encryptionKey } = await side.keyring.correspondent(peer);
+      const key = await side.keyring.own.unlock(passphrase);
+      await side.keyring.own.rotate(); // opportunistic, as the CLI does
+      const { party, encryptionKey } = await side.keyring.correspondents.correspondent(peer);
       return new Conversation({
         store: side.store,
-        parties: { local: side.keyring.localParty(), peer: party },
+        parties: { local: side.keyring.own.localParty(), peer: party },
         peerEncryptionKey: encryptionKey,
-        sealer: await side.keyring.sealer(key),
+        sealer: await side.keyring.own.sealer(key),
         env,
       });
     };
@@ -462,8 +465,8 @@ describe('Keyring: from keys to the engine', () => {
       env.advance(1000);
       const sent = await (await conversation(from.side, to.address, from.passphrase)).send(text(body));
       assert.equal(sent.kind, 'encrypted', sent.kind === 'error' ? sent.message : '');
-      const headers = from.side.keyring.ringAdverts();
-      await to.side.keyring.learnRingKeys(from.address, headers);
+      const headers = from.side.keyring.own.ringAdverts();
+      await to.side.keyring.correspondents.learnRingKeys(from.address, headers);
       const got = await (
         await conversation(to.side, from.address, to.passphrase)
       ).receive(sent.kind === 'encrypted' ? sent.message : new Uint8Array());
@@ -482,17 +485,17 @@ describe('Keyring: from keys to the engine', () => {
     const state = await a.state();
     assert.equal(state?.kind, 'established');
     // The session state is in the same account store as the keys.
-    assert.equal(alice.store.sessions(toHex(alice.keyring.localParty().fingerprint)).length, 1);
+    assert.equal(alice.store.sessions(toHex(alice.keyring.own.localParty().fingerprint)).length, 1);
   });
 
   it('the sealer leaves out subkeys past their grace even before rotate runs', async () => {
     const clock = new Clock(T0);
     const { keyring } = openKeyring(clock);
-    await keyring.init({ email: 'erin@example.org' });
-    const key = await keyring.unlock();
+    await keyring.own.init({ email: 'erin@example.org' });
+    const key = await keyring.own.unlock();
     assert.ok(key.subkeys.length === 1);
     clock.time = T0 + 18 * DAY_MS;
-    const sealer = await keyring.sealer(key);
+    const sealer = await keyring.own.sealer(key);
     const keys = (sealer as unknown as { decryptionKeys: openpgp.PrivateKey[] }).decryptionKeys;
     assert.equal(keys[0]!.subkeys.length, 0);
     assert.equal(key.subkeys.length, 1, 'the unlocked key itself is untouched');

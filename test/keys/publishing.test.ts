@@ -115,7 +115,7 @@ describe('keys publish', () => {
     const ring = s.alice.store.ownKeys('ring')[0]!;
     const due = ring.notAfter + s.alice.keyring.schedule.publicationGraceMs;
     s.clock.time = due - 1000;
-    await s.alice.keyring.rotate();
+    await s.alice.keyring.own.rotate();
     assert.equal((await run('alice')).bundle, null, 'one second before it is due: nothing');
     assert.equal(s.alice.store.ownKey(ring.id)!.publishedAt, null);
     s.clock.time = due;
@@ -125,7 +125,7 @@ describe('keys publish', () => {
     const bundle = await verifyBundle(readFileSync(result.bundle!.location), { expectedIdentity: s.alice.fingerprint });
     assert.equal(toHex(bundle.ringKeys[0]!.public), ring.id);
     assert.deepEqual(await run('alice'), { bundle: null, redelivered: [] }, 'a second run publishes nothing new');
-    await s.alice.keyring.rotate();
+    await s.alice.keyring.own.rotate();
     assert.equal(s.alice.store.ownKey(ring.id)!.secret, null, 'rotation drops the published secret');
     const listing = await s.alice.keyring.list();
     assert.equal(listing.ownKeys.find((k) => k.id === ring.id)?.state, 'published');

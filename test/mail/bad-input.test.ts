@@ -243,8 +243,8 @@ describe('bad input over the real loopback Dovecot and Postfix', () => {
     const mallory = await loopbackAccount(s, 'alice', { root, file: 'mallory.sqlite' });
     assert.equal(mallory.address, alice.address);
     assert.notEqual(mallory.fingerprint, alice.fingerprint);
-    await mallory.keyring.importPeer(await bob.keyring.exportPublic(), { expectedAddress: bob.address });
-    await mallory.keyring.learnRingKeys(bob.address, bob.keyring.ringAdverts());
+    await mallory.keyring.correspondents.importPeer(await bob.keyring.own.exportPublic(), { expectedAddress: bob.address });
+    await mallory.keyring.correspondents.learnRingKeys(bob.address, bob.keyring.own.ringAdverts());
     const report = await expectUntouched(
       bob,
       alice,
@@ -262,7 +262,7 @@ describe('bad input over the real loopback Dovecot and Postfix', () => {
     assert.equal(pinned.fingerprint, alice.fingerprint, 'Alice stays pinned');
     assert.equal(pinned.pending, mallory.fingerprint, 'the new key awaits the user');
     // The user keeps the pinned key; Alice's mail flows again.
-    await bob.keyring.trust(alice.address, alice.fingerprint);
+    await bob.keyring.correspondents.trust(alice.address, alice.fingerprint);
     await exchange(alice, bob);
   });
 

@@ -135,7 +135,7 @@ describe('mutation fuzzing of the mail entry point', () => {
     alice = accounts[0]!;
     bob = accounts[1]!;
     bob.delivery = { deliver: async (d) => void delivered.push(d.message) };
-    local = toHex(bob.keyring.localParty().fingerprint);
+    local = toHex(bob.keyring.own.localParty().fingerprint);
     /** Bob takes what is in his mailbox, each mail recorded as a base of `kind`. */
     const bobTakes = async (...kinds: Kind[]) => {
       const ids = await bob.incoming.list();
@@ -181,7 +181,7 @@ describe('mutation fuzzing of the mail entry point', () => {
     await performDuties(alice);
     await bobTakes('ack');
     // Alice loses her session; Bob's next mail gets a NAK and a fresh first mail back.
-    alice.store.deleteSession(toHex(alice.keyring.localParty().fingerprint), toHex(bob.keyring.localParty().fingerprint));
+    alice.store.deleteSession(toHex(alice.keyring.own.localParty().fingerprint), toHex(bob.keyring.own.localParty().fingerprint));
     await sendMessage(bob, { to: alice.address, subject: 'lost', text: 'Bob writes into the void' });
     await aliceTakes();
     await bobTakes('nak', 'first');

@@ -101,7 +101,7 @@ describe('junk is not paid for twice (real Dovecot)', () => {
       from: 'stranger@example.test',
       to: bob.address,
       genuine: lost,
-      recipientKey: (await alice.keyring.correspondent(bob.address)).encryptionKey,
+      recipientKey: (await alice.keyring.correspondents.correspondent(bob.address)).encryptionKey,
     });
     for (const junk of corpus) await appendMail(s, 'bob', junk.raw);
     junkCount = corpus.length;

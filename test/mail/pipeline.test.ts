@@ -53,7 +53,7 @@ describe('mail pipeline over the Maildir spool', async () => {
     assert.ok(first, JSON.stringify(atBob));
     assert.equal(first.message.subject, secretSubject);
     assert.equal(first.message.text?.trim(), 'Lunch, Friday? Grüße');
-    assert.equal(first.fingerprint, (await alice.keyring.identity()).fingerprint);
+    assert.equal(first.fingerprint, (await alice.keyring.own.identity()).fingerprint);
 
     assert.deepEqual(await sendMessage(bob, { to: alice.address, subject: 'Re: lunch', text: 'Friday works.' }), {
       kind: 'encrypted',
@@ -87,20 +87,24 @@ describe('mail pipeline over the Maildir spool', async () => {
 
   it('one received mail enters the keys wing once (fromMail: its headers learned, both parties read)', async () => {
     const calls: string[] = [];
-    const keyring = new Proxy(bob.keyring, {
-      get(target, property) {
-        const value: unknown = Reflect.get(target, property, target);
-        if (typeof value !== 'function') return value;
-        return (...args: unknown[]) => {
-          calls.push(String(property));
-          return (value as (...a: unknown[]) => unknown).apply(target, args);
-        };
-      },
-    });
+    // Every method call on the keyring or either of its parts, named `part.method`.
+    const counted = <T extends object>(target: T, name: string): T =>
+      new Proxy(target, {
+        get(target, property) {
+          const value: unknown = Reflect.get(target, property, target);
+          if (property === 'own' || property === 'correspondents') return counted(value as object, String(property));
+          if (typeof value !== 'function') return value;
+          return (...args: unknown[]) => {
+            calls.push(`${name}.${String(property)}`);
+            return (value as (...a: unknown[]) => unknown).apply(target, args);
+          };
+        },
+      });
+    const keyring = counted(bob.keyring, 'keyring');
     for (let i = 0; i < 3; i++) await sendMessage(alice, { to: bob.address, subject: `c${i}`, text: `once ${i}` });
     const got = messages(await fetchMessages({ ...bob, keyring }));
     assert.deepEqual(got.map((m) => m.message.subject).sort(), ['c0', 'c1', 'c2']);
-    assert.deepEqual(calls, ['fromMail', 'fromMail', 'fromMail']);
+    assert.deepEqual(calls, ['correspondents.fromMail', 'correspondents.fromMail', 'correspondents.fromMail']);
   });
 
   it('leaves a mail addressed to someone else untouched', async () => {
@@ -120,7 +124,7 @@ describe('a hostile correspondent advertising a ring key nobody can use (PROTOCO
   const spool = new MaildirSpool(join(root, 'hostile-spool'));
   const mallory = await spoolAccount(root, spool, 'mallory@example.test');
   const bob = await spoolAccount(root, spool, 'bob-h@example.test');
-  const malloryFingerprint = (await mallory.keyring.identity()).fingerprint;
+  const malloryFingerprint = (await mallory.keyring.own.identity()).fingerprint;
   // A point whose discrete log nobody knows, certified correctly by Mallory's identity as her
   // newest ring key: a ring signature over {Bob, this key} could only be Bob's.
   const nobodys = ed25519_hasher.hashToCurve(new TextEncoder().encode('offrecord test: a key nobody holds')).toBytes();
@@ -140,7 +144,7 @@ describe('a hostile correspondent advertising a ring key nobody can use (PROTOCO
       'Mallory pinned',
     );
     assert.deepEqual(bobsRingKeysOfMallory(), [], 'the key nobody holds is not stored');
-    const learned = await bob.keyring.learnRingKeys(mallory.address, [unusable]);
+    const learned = await bob.keyring.correspondents.learnRingKeys(mallory.address, [unusable]);
     assert.deepEqual(
       learned.rejected.map((r) => [r.id, r.code]),
       [[toHex(nobodys), 'bad_proof']],
@@ -160,7 +164,7 @@ describe('a hostile correspondent advertising a ring key nobody can use (PROTOCO
     await fetchMessages(bob);
     assert.deepEqual(
       bobsRingKeysOfMallory(),
-      mallory.keyring.ringAdverts().map((a) => toHex(a.public)),
+      mallory.keyring.own.ringAdverts().map((a) => toHex(a.public)),
     );
     assert.deepEqual(await sendMessage(bob, { to: mallory.address, subject: 'hello', text: 'deniable, as promised' }), {
       kind: 'encrypted',

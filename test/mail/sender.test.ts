@@ -31,12 +31,12 @@ const headerLines = (raw: string) =>
 
 /** A first mail from `from` to `to` whose inner entity is `inner`, exactly as written. */
 async function sendRawInner(from: MailAccount, to: MailAccount, spool: MaildirSpool, inner: Uint8Array): Promise<void> {
-  const peer = await from.keyring.correspondent(to.address);
+  const peer = await from.keyring.correspondents.correspondent(to.address);
   const conversation = new Conversation({
     store: from.store,
-    parties: { local: from.keyring.localParty(), peer: peer.party },
+    parties: { local: from.keyring.own.localParty(), peer: peer.party },
     peerEncryptionKey: peer.encryptionKey,
-    sealer: await from.keyring.sealer(from.privateKey),
+    sealer: await from.keyring.own.sealer(from.privateKey),
   });
   const result = await conversation.send(inner);
   assert.equal(result.kind, 'encrypted');
@@ -46,7 +46,7 @@ async function sendRawInner(from: MailAccount, to: MailAccount, spool: MaildirSp
     to: to.address,
     protocol: result.message,
     autocrypt: await autocryptHeaderFor(from.privateKey, from.address, Date.now()),
-    offrecordKeys: formatOffrecordKeysHeader({ versions: [...SUPPORTED_PROTOCOL_VERSIONS], ring: from.keyring.ringAdverts() }),
+    offrecordKeys: formatOffrecordKeysHeader({ versions: [...SUPPORTED_PROTOCOL_VERSIONS], ring: from.keyring.own.ringAdverts() }),
   });
   await spool.deliver(to.address, raw);
 }
@@ -57,8 +57,8 @@ describe('the authenticated sender in the delivered message', async () => {
   const mallory = await spoolAccount(root, spool, 'mallory@example.test');
   const bobBox = join(root, 'bob-plaintext');
   const bob = { ...(await spoolAccount(root, spool, 'bob@example.test')), delivery: new MaildirDelivery(bobBox) };
-  const aliceFpr = (await alice.keyring.identity()).fingerprint;
-  const malloryFpr = (await mallory.keyring.identity()).fingerprint;
+  const aliceFpr = (await alice.keyring.own.identity()).fingerprint;
+  const malloryFpr = (await mallory.keyring.own.identity()).fingerprint;
 
   it('Mallory, a pinned correspondent, writes From: Alice and a forged header: Bob sees Mallory, once and truly', async () => {
     // Bob and Mallory know each other's keys (plaintext hellos): Mallory is pinned at Bob on first use.
@@ -127,7 +127,7 @@ describe('the authenticated sender in the delivered message', async () => {
   it('a genuine message keeps its From and display name, and gains the header', async () => {
     await sendMessage(alice, { to: bob.address, subject: 'hi', text: 'hello' }, { allowPlaintext: true });
     await fetchMessages(bob);
-    await bob.keyring.trust(alice.address, aliceFpr);
+    await bob.keyring.correspondents.trust(alice.address, aliceFpr);
     await sendMessage(bob, { to: alice.address, subject: 'hi', text: 'hello' }, { allowPlaintext: true });
     await fetchMessages(alice);
     await sendRawInner(
