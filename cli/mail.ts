@@ -319,7 +319,8 @@ export async function fetch(args: { account?: string | undefined; json: boolean 
       // --json: one array, its entries written as they come.
       entry: (value: unknown) => write(`${entries++ === 0 ? '[\n' : ',\n'}${JSON.stringify(value, null, 2).replace(/^/gm, '  ')}`),
     };
-    const reports: FetchReport[] = [];
+    // What the exit status needs of the reports, not the reports: a message's holds its plaintext (PROTOCOL.md §18.9).
+    const outcome = { reports: 0, skipped: false, identityChanged: false };
     const skipped = (r: FetchReport): r is Extract<FetchReport, { kind: 'skipped' }> => r.kind === 'skipped';
     let pending: Promise<void> = Promise.resolve();
     try {
@@ -327,7 +328,11 @@ export async function fetch(args: { account?: string | undefined; json: boolean 
       await processNewMail(
         { ...mail, delivery: allSinks([mail.delivery!, showSink(args.json, shown)]) },
         (r, done, total) => {
-          reports.push(r);
+          outcome.reports++;
+          if (skipped(r)) {
+            outcome.skipped = true;
+            if (r.code === 'identity_changed') outcome.identityChanged = true;
+          }
           if (showProgress) progress(done, total);
           if (args.json) {
             if (r.kind !== 'message') pending = pending.then(() => shown.entry(r)); // messages were shown when delivered
@@ -360,7 +365,7 @@ export async function fetch(args: { account?: string | undefined; json: boolean 
         // Held mail is not read again until the user decides, but each fetch says it waits.
         { remindHeld: true },
       );
-      if (showProgress && reports.length >= 10) process.stderr.write('\n');
+      if (showProgress && outcome.reports >= 10) process.stderr.write('\n');
       await pending;
       if (args.json) await write(entries === 0 ? '[]\n' : '\n]\n');
       else await write(`${shown.count} message(s) read${shown.count > 0 ? `, saved in ${plaintextMaildir(opened.account)}` : ''}\n`);
@@ -370,7 +375,7 @@ export async function fetch(args: { account?: string | undefined; json: boolean 
     } finally {
       lock.release();
     }
-    if (reports.some((r) => skipped(r) && r.code === 'identity_changed')) return EXIT.trust;
-    return reports.some(skipped) ? EXIT.partial : EXIT.ok;
+    if (outcome.identityChanged) return EXIT.trust;
+    return outcome.skipped ? EXIT.partial : EXIT.ok;
   });
 }

@@ -4,12 +4,10 @@
 // Baseline, same run, same mails: a process fetching each mail's source with plain imapflow,
 // one at a time (bench/scale/pass-child.ts). Bound (docs/PROTOCOL.md §18.9): the peak above
 // start at most MEMORY_BOUND_PAYLOADS x LIMITS.maxPayload, whatever N.
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { MEMORY_BOUND_PAYLOADS } from '../../src/mail/receive.ts';
 import { sendMessage } from '../../src/mail/send.ts';
 import { LIMITS } from '../../src/protocol/wire.ts';
@@ -19,20 +17,11 @@ import { guardMailServers } from '../harness.ts';
 import type { Curve, Point } from './curve.ts';
 import { DovecotMaildir } from './dovecot-maildir.ts';
 import { sizes } from './sizes.ts';
-import type { PassChildInput, PassChildOutput } from './pass-child.ts';
+import { runPassChild, type PassChildInput } from './pass-child.ts';
 
 const MAILS = [1, 2, 5, 10];
 const ATTACHMENT_BYTES = Math.floor(LIMITS.maxPayload * 0.7);
 const MiB = 1024 * 1024;
-
-async function runChild(input: PassChildInput): Promise<PassChildOutput> {
-  const { stdout } = await promisify(execFile)(
-    process.execPath,
-    ['--import', 'tsx', join(import.meta.dirname, 'pass-child.ts'), JSON.stringify(input)],
-    { maxBuffer: 1 << 20 },
-  );
-  return JSON.parse(stdout.trim().split('\n').pop()!) as PassChildOutput;
-}
 
 export async function measure(): Promise<Curve> {
   const servers = await startMailServers({ tls: true });
@@ -54,7 +43,8 @@ export async function measure(): Promise<Curve> {
       pass: servers.users.bob.pass,
       caFile: servers.tls ? servers.tls.certFile : null,
     };
-    const child = (mode: PassChildInput['mode']) => runChild({ mode, store: join(dir, 'bob.sqlite'), imap, address: bob.address });
+    const child = (mode: PassChildInput['mode']) =>
+      runPassChild({ mode, store: join(dir, 'bob.sqlite'), source: { imap }, address: bob.address, deliverTo: join(dir, 'plaintext') });
 
     const ours: Point[] = [];
     const oursAbsolute: Point[] = [];

@@ -1,20 +1,28 @@
 // A process of its own for one pass over Bob's INBOX, so that its peak resident memory (VmHWM)
 // is that pass's alone: `node --import tsx bench/scale/pass-child.ts JSON`. Modes: `offrecord`
-// (processNewMail, as `offrecord fetch` runs it) and `plain` (imapflow fetching each mail's source by
-// UID, one at a time, keeping none: the baseline). Prints one JSON line: memory before and at
-// the peak, the pass's time, what it reported.
+// (processNewMail, as `offrecord fetch` runs it: plaintext through the outbox into a Maildir)
+// and `plain` (imapflow fetching each mail's source by UID, one at a time, keeping none: the
+// baseline). The mail comes over IMAP, or from a Maildir (`maildir`, for the test that holds
+// the bound, test/mail/memory-bound.test.ts). Prints one JSON line: memory before and at the
+// peak, the pass's time, what it reported.
+import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { promisify } from 'node:util';
 import { ImapFlow } from 'imapflow';
 import { Keyring } from '../../src/keys/keyring.ts';
 import { processNewMail } from '../../src/mail/receive.ts';
+import { MaildirDelivery, MaildirMailbox } from '../../src/mail/maildir.ts';
 import { ImapMailbox, SmtpTransport, type ServerConfig } from '../../src/mail/servers.ts';
 import { openAccountStore } from '../../src/store/index.ts';
 
 export interface PassChildInput {
   mode: 'offrecord' | 'plain';
   store: string;
-  imap: { host: string; port: number; user: string; pass: string; caFile: string | null };
+  /** Where the mail is: Bob's INBOX over IMAP, or (offrecord mode only) a Maildir. */
+  source: { imap: { host: string; port: number; user: string; pass: string; caFile: string | null } } | { maildir: string };
   address: string;
+  /** The Maildir the plaintext is delivered into, as `offrecord fetch` does. */
+  deliverTo: string;
 }
 
 export interface PassChildOutput {
@@ -32,12 +40,14 @@ export function memoryKb(pid: number | 'self' = 'self'): { rssKb: number; hwmKb:
 }
 
 async function plainPass(input: PassChildInput): Promise<Record<string, number>> {
+  if (!('imap' in input.source)) throw new Error('the plain baseline reads over IMAP');
+  const { imap } = input.source;
   const client = new ImapFlow({
-    host: input.imap.host,
-    port: input.imap.port,
+    host: imap.host,
+    port: imap.port,
     secure: false,
-    auth: { user: input.imap.user, pass: input.imap.pass },
-    ...(input.imap.caFile ? { doSTARTTLS: true, tls: { ca: readFileSync(input.imap.caFile) } } : { doSTARTTLS: false }),
+    auth: { user: imap.user, pass: imap.pass },
+    ...(imap.caFile ? { doSTARTTLS: true, tls: { ca: readFileSync(imap.caFile) } } : { doSTARTTLS: false }),
     logger: false,
   });
   client.on('error', () => undefined);
@@ -64,21 +74,24 @@ async function offrecordPass(input: PassChildInput): Promise<Record<string, numb
   const store = openAccountStore(input.store, { passphrase: null, checkpointAfterSave: false });
   try {
     const keyring = new Keyring(store);
-    const config: ServerConfig = {
-      host: input.imap.host,
-      port: input.imap.port,
-      security: input.imap.caFile ? 'starttls' : 'plain',
-      user: input.imap.user,
-      password: () => input.imap.pass,
-      ...(input.imap.caFile ? { caFile: input.imap.caFile } : {}),
+    const imap = 'imap' in input.source ? input.source.imap : null;
+    const config: ServerConfig | null = imap && {
+      host: imap.host,
+      port: imap.port,
+      security: imap.caFile ? 'starttls' : 'plain',
+      user: imap.user,
+      password: () => imap.pass,
+      ...(imap.caFile ? { caFile: imap.caFile } : {}),
     };
     const account = {
       address: input.address,
       keyring,
       store,
       privateKey: await keyring.own.unlock(),
-      outgoing: new SmtpTransport(config),
-      incoming: new ImapMailbox(config),
+      // Nothing is sent in a pass over big data messages (no acknowledgement is due yet).
+      outgoing: config ? new SmtpTransport(config) : { send: () => Promise.reject(new Error('nothing is sent in this pass')) },
+      incoming: config ? new ImapMailbox(config) : new MaildirMailbox((input.source as { maildir: string }).maildir),
+      delivery: new MaildirDelivery(input.deliverTo),
     };
     const counts: Record<string, number> = {};
     // As `offrecord fetch` runs it: each report heard and let go.
@@ -89,6 +102,16 @@ async function offrecordPass(input: PassChildInput): Promise<Record<string, numb
   } finally {
     store.close();
   }
+}
+
+/** Runs one pass in a process of its own (through the tsx loader, with `nodeFlags`), and returns what it printed. */
+export async function runPassChild(input: PassChildInput, nodeFlags: readonly string[] = []): Promise<PassChildOutput> {
+  const { stdout } = await promisify(execFile)(
+    process.execPath,
+    [...nodeFlags, '--import', 'tsx', import.meta.filename, JSON.stringify(input)],
+    { maxBuffer: 1 << 20 },
+  );
+  return JSON.parse(stdout.trim().split('\n').pop()!) as PassChildOutput;
 }
 
 if (import.meta.filename === process.argv[1]) {

@@ -27,10 +27,11 @@ export function senderOf(delivery: Pick<Delivery, 'sender' | 'fingerprint' | 've
 /**
  * Hands one delivery to `sink` as the user gets it: its header attests the authenticated sender
  * (§18.6, step 7). The outbox keeps the plaintext as decrypted; the same delivery always gives
- * the same bytes, so a retry finds what the first attempt left.
+ * the same bytes, so a retry finds what the first attempt left. `attested`: what attestSender
+ * already made of this delivery, handed over as it is rather than made twice (§18.9).
  */
-export async function handOver(sink: DeliverySink, delivery: Delivery, retry: boolean): Promise<void> {
-  const { message } = await attestSender(delivery.message, senderOf(delivery));
+export async function handOver(sink: DeliverySink, delivery: Delivery, retry: boolean, attested?: Uint8Array): Promise<void> {
+  const message = attested ?? (await attestSender(delivery.message, senderOf(delivery))).message;
   await sink.deliver({ ...delivery, message }, retry);
 }
 

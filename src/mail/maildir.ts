@@ -114,7 +114,8 @@ export class MaildirMailbox implements IncomingMailbox {
       throw new MailError('io', `reading ${id}: ${error.code ?? 'failed'}`);
     });
     checkMailSize(stat.size);
-    return new Uint8Array(await io(`reading ${id}`, () => fs.readFile(path)));
+    const bytes = await io(`reading ${id}`, () => fs.readFile(path));
+    return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength); // a view: a big mail is held once (§18.9)
   }
 
   async done(ids: readonly string[], folder?: string): Promise<void> {

@@ -6,6 +6,7 @@
 // text, HTML, attachments), so nothing of it shows on the outside.
 import { simpleParser, type AddressObject, type ParsedMail } from 'mailparser';
 import MailComposer from 'nodemailer/lib/mail-composer';
+import { Readable } from 'node:stream';
 import { ProtocolError } from '../protocol/errors.ts';
 import { LIMITS, MessageType, peekType } from '../protocol/wire.ts';
 import { MailError } from './errors.ts';
@@ -146,13 +147,23 @@ function requireSoleFrom(parsed: ParsedMail, what: string): string {
 
 const PARSE_OPTIONS = { skipHtmlToText: true, skipTextToHtml: true, skipTextLinks: true, maxHeadSize: MIME_LIMITS.headerBytes } as const;
 
+/** Bytes mailparser reads at a time: its decoders turn each piece into strings, so a piece is garbage soon, never a copy of the whole (§18.9). */
+const PIECE_BYTES = 64 * 1024;
+
+/** Views of `bytes` (one array or several in order), PIECE_BYTES at most each: nothing is copied. */
+function* pieces(bytes: Uint8Array | readonly Uint8Array[]): Generator<Buffer> {
+  for (const part of bytes instanceof Uint8Array ? [bytes] : bytes)
+    for (let at = 0; at < part.length; at += PIECE_BYTES)
+      yield Buffer.from(part.buffer, part.byteOffset + at, Math.min(PIECE_BYTES, part.length - at));
+}
+
 /**
  * mailparser within the §18.9 bounds. The bytes are a stranger's: whatever the parser refuses is
  * a MailError naming what was wrong (`too_large` for a bound), never a plain Error.
  */
-async function parseMime(bytes: Uint8Array, what: string, maxParts: number): Promise<ParsedMail> {
+async function parseMime(bytes: Uint8Array | readonly Uint8Array[], what: string, maxParts: number): Promise<ParsedMail> {
   try {
-    return await simpleParser(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), { ...PARSE_OPTIONS, maxChildNodes: maxParts });
+    return await simpleParser(Readable.from(pieces(bytes), { objectMode: false }), { ...PARSE_OPTIONS, maxChildNodes: maxParts });
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
     if ((error as { code?: unknown }).code === 'EMAXLEN') {
@@ -201,11 +212,7 @@ export async function parseProtected(raw: Uint8Array): Promise<IncomingMail | nu
     .filter((h) => MIME_HEADERS.has(h.key))
     .map((h) => `${h.line}\r\n`)
     .join('');
-  const body = await parseMime(
-    Buffer.concat([Buffer.from(`${mime}\r\n`, 'latin1'), raw.subarray(head.length)]),
-    'the mail',
-    MIME_LIMITS.outerParts,
-  );
+  const body = await parseMime([Buffer.from(`${mime}\r\n`, 'latin1'), raw.subarray(head.length)], 'the mail', MIME_LIMITS.outerParts);
   const payloads = body.attachments.filter((a) => a.contentType === PAYLOAD_CONTENT_TYPE);
   if (payloads.length !== 1) throw new MailError('malformed', `expected one ${PAYLOAD_CONTENT_TYPE} attachment, found ${payloads.length}`);
   // A view of the parser's buffer, not a copy: a big mail's payload is held once.
@@ -293,7 +300,8 @@ export async function parseInner(bytes: Uint8Array): Promise<UserMessage> {
     attachments: parsed.attachments.map((a) => ({
       filename: a.filename ?? 'attachment',
       contentType: a.contentType,
-      content: new Uint8Array(a.content),
+      // A view of the parser's buffer, not a copy (§18.9).
+      content: new Uint8Array(a.content.buffer, a.content.byteOffset, a.content.byteLength),
     })),
   };
 }

@@ -6,9 +6,9 @@ import type { Correspondent, MailCorrespondent } from '../keys/keyring-results.t
 import type { Conversation } from '../protocol/context.ts';
 import { MailError, PipelineError } from './errors.ts';
 import { StoreError } from '../store/errors.ts';
-import { parseAdvertisement, parseInner, parseProtected, type IncomingMail, type UserMessage } from './mime.ts';
+import { MAX_MAIL_BYTES, parseAdvertisement, parseInner, parseProtected, type IncomingMail, type UserMessage } from './mime.ts';
 import { flushOutbox, handOver, senderOf } from './delivery.ts';
-import { attestSender, type Attested, type VerifiedSender } from './sender.ts';
+import { attestation, attested, type Attestation, type VerifiedSender } from './sender.ts';
 import type { Delivery, MailRef } from '../store/records.ts';
 import { softwareVersion } from './software.ts';
 import { LIMITS } from '../protocol/wire.ts';
@@ -157,11 +157,15 @@ function record(store: MailAccount['store'], receipt: Receipt, plaintext: Uint8A
   if (plaintext && delivery) store.addDelivery({ ...delivery, message: plaintext });
 }
 
-/** The inner message as the user gets it, read and attested (§18.5; §18.6 step 7). */
-async function readInner(plaintext: Uint8Array, sender: VerifiedSender): Promise<{ message: UserMessage; attested: Attested }> {
+/**
+ * The inner message as the user gets it, read, and its attested header section made (§18.5;
+ * §18.6 step 7). The attested whole is put together only after the commit, so that the commit's
+ * copies (the sealed outbox row) and it are never in memory at once (§18.9).
+ */
+async function readInner(plaintext: Uint8Array, sender: VerifiedSender): Promise<{ message: UserMessage; attestation: Attestation }> {
   const message = await parseInner(plaintext);
   // As handed over, From is the authenticated address (the rest of the message is as written).
-  return { message: { ...message, from: sender.address }, attested: await attestSender(plaintext, sender) };
+  return { message: { ...message, from: sender.address }, attestation: await attestation(plaintext, sender) };
 }
 
 /** Ordinary mail stays where it is; if it advertises offrecord keys, we learn them. */
@@ -181,18 +185,31 @@ async function receiveOrdinary(account: MailAccount, cache: PassCache, id: strin
 }
 
 /**
+ * The mail read and parsed, or ordinary mail's outcome. The raw bytes live only here: once
+ * parsed, nothing refers to them while the mail is processed (§18.9).
+ */
+async function readMail(
+  account: MailAccount,
+  cache: PassCache,
+  id: string,
+  read: () => Promise<Uint8Array>,
+): Promise<IncomingMail | { report: FetchReport }> {
+  const raw = await read();
+  return (await parseProtected(raw)) ?? { report: await receiveOrdinary(account, cache, id, raw) };
+}
+
+/**
  * One mail: processed, or left untouched with the reason. Resolves once the mail's session step
  * is committed, with the folder to file it into: the pass files it after that (fileAll).
  */
-async function processOne(account: MailAccount, id: string, cache: PassCache, read: Promise<Uint8Array>): Promise<Handled> {
+async function processOne(account: MailAccount, id: string, cache: PassCache, read: () => Promise<Uint8Array>): Promise<Handled> {
   const { incoming, store } = account;
   const position = incoming.position(id);
   const ref: MailRef = { mailbox: incoming.name, id, epoch: position ? String(position.uidvalidity) : '' };
   try {
     if (store.processed(ref)) return fileAway(account, { id, kind: 'refiled' });
-    const raw = await read;
-    const mail = await parseProtected(raw);
-    if (!mail) return settled(await receiveOrdinary(account, cache, id, raw));
+    const mail = await readMail(account, cache, id, read);
+    if ('report' in mail) return settled(mail.report);
     // After a UIDVALIDITY change the same mail comes back under a new id: known by its Message-ID
     // from the old epoch (a Message-ID repeated within one epoch is a different mail).
     if (mail.messageId && store.processedByMessageId(ref.mailbox, mail.messageId).some((p) => p.epoch !== ref.epoch)) {
@@ -233,14 +250,15 @@ async function processOne(account: MailAccount, id: string, cache: PassCache, re
     if (result.kind === 'error') return settled({ id, kind: 'skipped', code: result.code, reason: result.message });
     const plaintext = result.kind === 'plaintext' ? result.plaintext : null;
     if (!result.committed) store.transaction(() => record(store, receipt, plaintext)); // a step that changed no state
+    // What the user gets: made once, for the sink and the report.
+    const raw = result.kind === 'plaintext' ? attested(result.plaintext, result.inspected.attestation) : null;
     if (plaintext && receipt.delivery && account.delivery) {
-      await handOver(account.delivery, { ...receipt.delivery, message: plaintext }, false).catch((error: unknown) => {
+      await handOver(account.delivery, { ...receipt.delivery, message: plaintext }, false, raw ?? undefined).catch((error: unknown) => {
         throw error instanceof MailError ? error : new SinkFailure(error);
       });
       store.deliveryDone(receipt.delivery.id);
     }
     if (result.kind === 'ignore') return fileAway(account, { id, kind: 'protocol', from: mail.from });
-    const { message, attested } = result.inspected;
     return fileAway(account, {
       id,
       kind: 'message',
@@ -248,9 +266,9 @@ async function processOne(account: MailAccount, id: string, cache: PassCache, re
       fingerprint: who.fingerprint,
       verified: who.verified,
       sender,
-      renamed: attested.renamed,
-      message,
-      raw: attested.message,
+      renamed: result.inspected.attestation.renamed,
+      message: result.inspected.message,
+      raw: raw!,
     });
   } catch (error) {
     if (error instanceof SinkFailure) throw error.cause; // our own delivery failed, not this mail: the plaintext waits in the outbox
@@ -265,16 +283,17 @@ class SinkFailure {
 
 /**
  * The bound on a pass's memory (§18.9): its peak resident memory above where it started is at
- * most this many times LIMITS.maxPayload, whatever the number of mails in the pass.
+ * most this many times LIMITS.maxPayload, whatever the number of mails in the pass. Measured,
+ * not derived: the copies of one big mail that cannot be avoided are listed in §18.9.
  */
-export const MEMORY_BOUND_PAYLOADS = 4;
+export const MEMORY_BOUND_PAYLOADS = 14;
 
 /** Mails read ahead of the one being processed (the server's MOVE and FETCH queue on one connection). */
 const READ_AHEAD = 2;
 /**
  * Bytes of mail read ahead at most: big mails are read one at a time, so a pass holds one big
  * mail and its copies at once (MEMORY_BOUND_PAYLOADS). A mail whose size the mailbox does not
- * know counts as nothing.
+ * know counts as big: it is never read ahead.
  */
 const READ_AHEAD_BYTES = LIMITS.maxPayload / 4;
 
@@ -395,24 +414,32 @@ async function passRound(
   try {
     pass = await list();
     const ids = pass.ids;
+    const sizeOf = (id: string) => account.incoming.size?.(id) ?? MAX_MAIL_BYTES;
     const reads: Promise<Uint8Array>[] = [];
-    for (let i = 0; i < ids.length && !options.signal?.aborted; i++) {
+    // One mail, in a function of its own: nothing of it stays referenced from the loop once it returns.
+    const next = async (i: number) => {
       // The current mail, then those after it while they are few and small.
       if (reads.length === i) reads.push(readAhead(ids[i]!));
       let ahead = 0;
-      for (let j = i + 1; j < reads.length; j++) ahead += account.incoming.size?.(ids[j]!) ?? 0;
+      for (let j = i + 1; j < reads.length; j++) ahead += sizeOf(ids[j]!);
       while (reads.length < Math.min(ids.length, i + 1 + READ_AHEAD)) {
-        ahead += account.incoming.size?.(ids[reads.length]!) ?? 0;
+        ahead += sizeOf(ids[reads.length]!);
         if (ahead > READ_AHEAD_BYTES) break;
         reads.push(readAhead(ids[reads.length]!));
       }
-      const read = reads[i]!;
-      delete reads[i]; // the pass holds at most READ_AHEAD mails, READ_AHEAD_BYTES, beyond the current one
+      // Taken out when read: the pass holds at most READ_AHEAD mails, READ_AHEAD_BYTES, beyond the current one.
+      const read = () => {
+        const taken = reads[i]!;
+        delete reads[i];
+        return taken;
+      };
       waiting.push(await processOne(account, ids[i]!, cache, read));
+      // A big mail's report (its plaintext) is let go once it is filed, before the next mail is read.
       const filing = waiting.filter((o) => o.folder !== undefined).length;
       if (filing === 0 || filing >= FILE_BATCH || waiting.reduce((sum, o) => sum + heldBytes(o.report), 0) > FILE_BATCH_BYTES)
         await settle();
-    }
+    };
+    for (let i = 0; i < ids.length && !options.signal?.aborted; i++) await next(i);
   } finally {
     // Mail processed before a failure is filed still; one that cannot be is refiled by a later pass.
     if (pass) await settle().catch(() => undefined);

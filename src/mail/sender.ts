@@ -137,11 +137,21 @@ export interface Attested {
   dropped: number;
 }
 
+/** What attestSender makes of a message's header section, without the body: `attested` puts them together. */
+export interface Attestation {
+  /** The rebuilt header section, with the empty line that ends it. */
+  head: Uint8Array;
+  /** Where the message's body starts (it is taken unchanged). */
+  bodyStart: number;
+  renamed: string[];
+  dropped: number;
+}
+
 /**
- * The message as the user's mail client gets it (§18.6, step 7): the header section rebuilt as
- * described at the top of this file, CRLF line ends, the body unchanged.
+ * The header section as the user's mail client gets it (§18.6, step 7), as described at the top
+ * of this file, CRLF line ends. Reads the header section only: a big message is not copied here.
  */
-export async function attestSender(message: Uint8Array, sender: VerifiedSender): Promise<Attested> {
+export async function attestation(message: Uint8Array, sender: VerifiedSender): Promise<Attestation> {
   const value = formatVerifiedSender(sender);
   const { lines, bodyStart } = splitHeader(message);
   const all = fields(lines);
@@ -158,12 +168,22 @@ export async function attestSender(message: Uint8Array, sender: VerifiedSender):
   const out: string[] = [`${VERIFIED_SENDER_HEADER}: ${value}`];
   if (renamed.includes('From') || named('From').length === 0) out.push(`From: ${normalizeAddress(sender.address)}`);
   for (const f of kept) out.push(rename.has(f) ? `${ORIGINAL_HEADER_PREFIX}${f.name}:${valueOf(f)}` : f.text);
-  const head = Buffer.from(`${out.join('\r\n')}\r\n\r\n`, 'latin1');
-  const body = message.subarray(bodyStart);
-  const result = new Uint8Array(head.length + body.length);
-  result.set(head, 0);
-  result.set(body, head.length);
-  return { message: result, renamed, dropped: all.length - kept.length };
+  return { head: Buffer.from(`${out.join('\r\n')}\r\n\r\n`, 'latin1'), bodyStart, renamed, dropped: all.length - kept.length };
+}
+
+/** The message with its attested header section: the one copy of a big message's body that handing it over makes. */
+export function attested(message: Uint8Array, made: Attestation): Uint8Array {
+  const body = message.subarray(made.bodyStart);
+  const result = new Uint8Array(made.head.length + body.length);
+  result.set(made.head, 0);
+  result.set(body, made.head.length);
+  return result;
+}
+
+/** The message as the user's mail client gets it (§18.6, step 7): attestation and attested in one. */
+export async function attestSender(message: Uint8Array, sender: VerifiedSender): Promise<Attested> {
+  const made = await attestation(message, sender);
+  return { message: attested(message, made), renamed: made.renamed, dropped: made.dropped };
 }
 
 /** What attestSender renamed, read back from the message it made (its Offrecord-Original-* fields). */

@@ -139,11 +139,21 @@ function wrappingKey(passphrase: string, salt: Uint8Array, kdf: KdfParams, place
   return key;
 }
 
-function gcmSeal(key: Uint8Array, plaintext: Uint8Array, data: Uint8Array): Buffer {
+/** Bytes sealed at a time: a big value (a delivery's plaintext) is written once, into its sealed form, never copied whole. */
+const SEAL_PIECE_BYTES = 64 * 1024;
+
+/** `prefix` bytes left free at the start of the result (the caller's version byte), then nonce, ciphertext, tag. */
+function gcmSeal(key: Uint8Array, plaintext: Uint8Array, data: Uint8Array, prefix = 0): Buffer {
   const nonce = randomBytes(NONCE_BYTES);
   const cipher = createCipheriv('aes-256-gcm', key, nonce);
   cipher.setAAD(data);
-  return Buffer.concat([nonce, cipher.update(plaintext), cipher.final(), cipher.getAuthTag()]);
+  const out = Buffer.alloc(prefix + NONCE_BYTES + plaintext.length + TAG_BYTES);
+  let at = prefix + nonce.copy(out, prefix);
+  for (let from = 0; from < plaintext.length; from += SEAL_PIECE_BYTES)
+    at += cipher.update(plaintext.subarray(from, from + SEAL_PIECE_BYTES)).copy(out, at);
+  at += cipher.final().copy(out, at);
+  cipher.getAuthTag().copy(out, at);
+  return out;
 }
 
 /** null if the tag does not verify. */
@@ -223,7 +233,9 @@ export class AccountKey {
   }
 
   seal(place: Place, plaintext: Uint8Array): Buffer {
-    return Buffer.concat([Buffer.of(SEAL_VERSION), gcmSeal(this.bytes(), plaintext, placeData(place))]);
+    const sealed = gcmSeal(this.bytes(), plaintext, placeData(place), 1);
+    sealed[0] = SEAL_VERSION;
+    return sealed;
   }
 
   /** StoreError 'misplaced' if the value was not sealed here under this key (moved, altered, foreign). */
