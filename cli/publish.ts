@@ -1,6 +1,9 @@
 // The handlers of `offrecord keys publish` and `offrecord keys fetch-published`.
 import { join } from 'node:path';
-import { readPublished } from '../src/keys/bundle-reading.ts';
+import { publishedBundles } from '../src/keys/bundle-reading.ts';
+import { PublicationError } from '../src/keys/errors.ts';
+import { toHex } from '../src/crypto/bytes.ts';
+import { sha256 } from '../src/protocol/keyschedule.ts';
 import { DirectoryTarget, HttpTarget, type PublicationTarget } from '../src/keys/bundle-targets.ts';
 import { verifyBundle } from '../src/keys/bundle-verification.ts';
 import { publishDue, type PublishResult } from '../src/keys/publishing.ts';
@@ -16,6 +19,7 @@ import { clock } from './env.ts';
 
 const out = (text: string) => process.stdout.write(text);
 const iso = (ms: number) => new Date(ms).toISOString();
+const digest = (bytes: Uint8Array) => toHex(sha256(bytes));
 
 /** Where `keys publish` writes by default: a directory to serve as is. */
 export const defaultPublishDirectory = (): string => join(dataDirectory(), 'published');
@@ -88,6 +92,16 @@ export async function publish(args: {
   }
 }
 
+/** What a bundle was when it was checked: kept only if it reads the same the second time. */
+interface Checked {
+  name: string;
+  identity: string;
+  created: number;
+  ringKeys: number;
+  macKeys: number;
+  digest: string;
+}
+
 export async function fetchPublished(args: {
   source: string;
   identity?: string | undefined;
@@ -95,23 +109,37 @@ export async function fetchPublished(args: {
   json?: boolean | undefined;
 }): Promise<ExitCode> {
   const identity = args.identity?.replace(/\s+/g, '').toLowerCase();
-  const fetched = await readPublished(args.source, identity);
-  // Every bundle is checked before anything is kept: one bad bundle refuses the whole fetch.
-  const verified = [];
-  for (const f of fetched)
-    verified.push(await verifyBundle(f.bytes, { name: f.name, ...(identity !== undefined ? { expectedIdentity: identity } : {}) }));
-  const keep = new DirectoryTarget(args.output ?? defaultCollectDirectory());
-  const rows = [];
-  for (const b of verified) {
-    rows.push({
+  // Every bundle is checked before anything is kept: one bad bundle refuses the whole fetch. The
+  // source is read twice, one bundle at a time (§10.3): first to check each, then to keep each,
+  // the same bytes as checked, so that a fetch of many bundles holds one at a time.
+  const checked: Checked[] = [];
+  for await (const f of publishedBundles(args.source, identity)) {
+    const b = await verifyBundle(f.bytes, { name: f.name, ...(identity !== undefined ? { expectedIdentity: identity } : {}) });
+    checked.push({
       name: b.name,
       identity: b.identity,
-      created: iso(b.created),
+      created: b.created,
       ringKeys: b.ringKeys.length,
       macKeys: b.macKeys.length,
-      location: await keep.deliver(b.identity, b.name, b.bytes),
+      digest: digest(f.bytes),
     });
   }
+  const keep = new DirectoryTarget(args.output ?? defaultCollectDirectory());
+  const changed = () => new PublicationError('target', `${args.source} changed while it was read: fetch again`);
+  const rows = [];
+  for await (const f of publishedBundles(args.source, identity)) {
+    const c: Checked | undefined = checked[rows.length];
+    if (!c || c.name !== f.name || c.digest !== digest(f.bytes)) throw changed();
+    rows.push({
+      name: c.name,
+      identity: c.identity,
+      created: iso(c.created),
+      ringKeys: c.ringKeys,
+      macKeys: c.macKeys,
+      location: await keep.deliver(c.identity, c.name, f.bytes),
+    });
+  }
+  if (rows.length !== checked.length) throw changed();
   if (args.json) {
     out(json({ version: JSON_VERSION, bundles: rows }));
   } else {

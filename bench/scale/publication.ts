@@ -1,7 +1,7 @@
 // Issue 15 item 5, publication at scale, on a real account (account-fixture.ts):
 // - one bundle of N MAC keys (N = 100 to 100,000; the queue of a session holds at most 1,024, so
 //   the keys come from N/1,024 sessions): built and recorded by `publishDue`, delivered to a
-//   directory (DirectoryTarget), then read back and verified (`readPublished` + `verifyBundle`,
+//   directory (DirectoryTarget), then read back and verified (`publishedBundles` + `verifyBundle`,
 //   what `keys fetch-published` does), in this process; against writing and reading back the
 //   same number of bytes with node:fs;
 // - `offrecord keys fetch-published DIR` (the compiled CLI, a process) over a directory of
@@ -10,7 +10,7 @@
 import { spawnSync } from 'node:child_process';
 import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { readPublished } from '../../src/keys/bundle-reading.ts';
+import { publishedBundles } from '../../src/keys/bundle-reading.ts';
 import { DirectoryTarget, type PublicationTarget } from '../../src/keys/bundle-targets.ts';
 import { verifyBundle } from '../../src/keys/bundle-verification.ts';
 import { publishDue } from '../../src/keys/publishing.ts';
@@ -75,7 +75,7 @@ async function oneBundle(macKeys: number, r: Results): Promise<void> {
     r.verify.push({
       n: macKeys,
       value: await timed(async () => {
-        for (const fetched of await readPublished(out, identity)) {
+        for await (const fetched of publishedBundles(out, identity)) {
           const verified = await verifyBundle(fetched.bytes, { name: fetched.name, expectedIdentity: identity });
           if (verified.macKeys.length !== macKeys) throw new Error('the bundle read back differs');
           bytes += fetched.bytes.length;

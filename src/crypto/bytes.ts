@@ -49,9 +49,16 @@ export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && timingSafeEqual(a, b);
 }
 
-/** Unsigned lexicographic order, for canonical ordering of public values (not secret-dependent). */
+/**
+ * Unsigned lexicographic order (a shorter array first on a common prefix), for canonical
+ * ordering of public values (not secret-dependent, not constant-time). A loop in JS, not
+ * Buffer.compare: sorting a bundle's 100,000 MAC keys makes 1.7 million comparisons, and each
+ * call into Buffer.compare costs far more than the byte or two that decide it.
+ */
 export function compareBytes(a: Uint8Array, b: Uint8Array): number {
-  return Buffer.compare(a, b);
+  const common = Math.min(a.length, b.length);
+  for (let i = 0; i < common; i++) if (a[i] !== b[i]) return a[i]! < b[i]! ? -1 : 1;
+  return a.length === b.length ? 0 : a.length < b.length ? -1 : 1;
 }
 
 /** Overwrite secret bytes so a forgotten key does not linger in memory. */

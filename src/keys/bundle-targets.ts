@@ -2,9 +2,9 @@
 // same layout over HTTP PUT. Mail is a target too (src/mail/mail-target.ts). Delivering a name
 // twice leaves one bundle: a re-delivery after a crash.
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { checkName, INDEX_FILE, withName } from './bundle-layout.ts';
+import { checkName, INDEX_FILE, indexNames, withName } from './bundle-layout.ts';
 import { http, httpUrl, indexText, shown } from './bundle-http.ts';
 import { PublicationError } from './errors.ts';
 
@@ -25,9 +25,16 @@ async function writeAtomically(path: string, data: Uint8Array | string): Promise
 /**
  * A directory laid out for static web hosting: DIR/<fingerprint>/<bundle name> and
  * DIR/<fingerprint>/index listing the bundles, oldest first. Serve DIR as is.
+ *
+ * The index is read once per identity by each target, and a new name is appended to it: a
+ * delivery costs the same whatever the number of bundles before it (§10.3). An append cut short
+ * by a crash (a last line without its line end) is repaired by the next delivery.
  */
 export class DirectoryTarget implements PublicationTarget {
   readonly description: string;
+  /** The names each identity's index lists, as this target read and appended them. */
+  private readonly listed = new Map<string, Set<string>>();
+
   constructor(private readonly directory: string) {
     this.description = `directory ${directory}`;
   }
@@ -36,19 +43,31 @@ export class DirectoryTarget implements PublicationTarget {
     const dir = join(this.directory, identity);
     const path = join(dir, checkName(name, 'bundle'));
     try {
-      await mkdir(dir, { recursive: true, mode: 0o755 });
+      const names = this.listed.get(identity) ?? (await this.readIndex(dir));
+      this.listed.set(identity, names);
       await writeAtomically(path, bundle);
-      const index = join(dir, INDEX_FILE);
-      const updated = withName(
-        await readFile(index, 'utf8').catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? '' : Promise.reject(e))),
-        name,
-      );
-      if (updated !== null) await writeAtomically(index, updated);
+      if (!names.has(name)) {
+        await appendFile(join(dir, INDEX_FILE), `${name}\n`, { mode: 0o644 });
+        names.add(name);
+      }
     } catch (error) {
       if (error instanceof PublicationError) throw error;
       throw new PublicationError('target', `cannot write to ${dir} (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
     }
     return path;
+  }
+
+  /** The names the index lists (the directory made if need be); an index whose last line lacks its line end is rewritten without it. */
+  private async readIndex(dir: string): Promise<Set<string>> {
+    await mkdir(dir, { recursive: true, mode: 0o755 });
+    const index = join(dir, INDEX_FILE);
+    const text = await readFile(index, 'utf8').catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? '' : Promise.reject(e)));
+    if (text === '' || text.endsWith('\n')) return new Set(indexNames(text, INDEX_FILE));
+    // An append cut short: its bundle was not recorded as delivered, so it is delivered again.
+    const whole = text.slice(0, text.lastIndexOf('\n') + 1);
+    const names = indexNames(whole, INDEX_FILE);
+    await writeAtomically(index, whole);
+    return new Set(names);
   }
 }
 

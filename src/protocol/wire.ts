@@ -3,7 +3,7 @@
 // canonical form, and anything else is a typed ProtocolError, never a thrown TypeError.
 // This module knows bytes only; the session engine gives them meaning.
 import { createHash } from 'node:crypto';
-import { concatBytes, equalBytes, u32be, u64be } from '../crypto/bytes.ts';
+import { compareBytes, concatBytes, equalBytes, u32be, u64be } from '../crypto/bytes.ts';
 import { fail } from './errors.ts';
 
 export const MAGIC = Uint8Array.of(0x4f, 0x52); // "OR"
@@ -409,7 +409,7 @@ function isCanonicalScalar(s: Uint8Array): boolean {
 }
 
 function strictlyAscending(items: Uint8Array[]): boolean {
-  for (let i = 1; i < items.length; i++) if (Buffer.compare(items[i - 1]!, items[i]!) >= 0) return false;
+  for (let i = 1; i < items.length; i++) if (compareBytes(items[i - 1]!, items[i]!) >= 0) return false;
   return true;
 }
 
@@ -431,16 +431,29 @@ function checkRingEntry(k: SecretRingKey): void {
   }
 }
 
+/**
+ * Equal-length keys in ascending byte order, sorted by their latin1 strings (one character a
+ * byte, so the same order): the engine compares strings natively, where a comparator function
+ * would be called 1.7 million times for a bundle of 100,000 keys.
+ */
+function sortedKeys(keys: readonly Uint8Array[]): Uint8Array[] {
+  const byString = new Map<string, Uint8Array>();
+  for (const key of keys) byString.set(Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('latin1'), key);
+  if (byString.size !== keys.length) fail('malformed', 'bundle has duplicates');
+  return [...byString.keys()].sort().map((k) => byString.get(k)!);
+}
+
 export function encodeBundle(b: Bundle): Uint8Array {
-  const ringKeys = [...b.ringKeys].sort((x, y) => Buffer.compare(x.public, y.public));
-  const macKeys = [...b.macKeys].sort(Buffer.compare);
-  if (ringKeys.length > LIMITS.maxBundleRingKeys || macKeys.length > LIMITS.maxBundleMacKeys) fail('too_large', 'bundle over its limits');
+  if (b.ringKeys.length > LIMITS.maxBundleRingKeys || b.macKeys.length > LIMITS.maxBundleMacKeys)
+    fail('too_large', 'bundle over its limits');
   if (b.identity.length !== FINGERPRINT_LENGTH) fail('malformed', 'bundle: the identity is a 20-byte fingerprint');
   if (b.certificate.length < 1 || b.certificate.length > LIMITS.maxBundleCertificate)
     fail('too_large', 'bundle: identity certificate empty or over its limit');
-  if (!strictlyAscending(ringKeys.map((k) => k.public)) || !strictlyAscending(macKeys)) fail('malformed', 'bundle has duplicates');
+  if (b.macKeys.some((k) => k.length !== MAC_KEY_LENGTH)) fail('malformed', 'bundle: MAC keys are 32 bytes');
+  const ringKeys = [...b.ringKeys].sort((x, y) => compareBytes(x.public, y.public));
+  if (!strictlyAscending(ringKeys.map((k) => k.public))) fail('malformed', 'bundle has duplicates');
+  const macKeys = sortedKeys(b.macKeys); // distinct and ascending, or it fails
   ringKeys.forEach(checkRingEntry);
-  if (macKeys.some((k) => k.length !== MAC_KEY_LENGTH)) fail('malformed', 'bundle: MAC keys are 32 bytes');
   // Built in place: hundreds of thousands of keys are too many to spread into one call.
   const head = concatBytes(
     prefix(MessageType.Bundle),

@@ -2,14 +2,14 @@
 // three targets, no confidential secret in any bundle, and bundles checked when read back.
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import * as openpgp from 'openpgp';
 import { toHex } from '../../src/crypto/bytes.ts';
 import { generateRingSecret } from '../../src/crypto/ring.ts';
-import { readPublished } from '../../src/keys/bundle-reading.ts';
+import { publishedBundles, type FetchedBundle } from '../../src/keys/bundle-reading.ts';
 import { DirectoryTarget, HttpTarget, type PublicationTarget } from '../../src/keys/bundle-targets.ts';
 import { verifyBundle } from '../../src/keys/bundle-verification.ts';
 import { PublicationError } from '../../src/keys/errors.ts';
@@ -21,6 +21,13 @@ import { deriveDirectionKeys } from '../../src/protocol/keyschedule.ts';
 import { initiate } from '../../src/protocol/session.ts';
 import { decodeBundle, encodeBundle, LIMITS, MessageType } from '../../src/protocol/wire.ts';
 import { DAY_MS, runConversation, silence, type Scenario } from '../helpers/published-conversation.ts';
+
+/** Every bundle publishedBundles gives, in order. */
+async function readAll(source: string, identity?: string): Promise<FetchedBundle[]> {
+  const all: FetchedBundle[] = [];
+  for await (const bundle of publishedBundles(source, identity)) all.push(bundle);
+  return all;
+}
 
 const dirs: string[] = [];
 function tempDir(): string {
@@ -168,7 +175,7 @@ describe('keys publish', () => {
     published.forEach((bundle, i) => assertNoSecret(bundle, secrets, `bundle ${i}`));
   });
 
-  it('HTTP PUT target: the same layout on a web server, read back with readPublished', async () => {
+  it('HTTP PUT target: the same layout on a web server, read back with publishedBundles', async () => {
     const files = new Map<string, Buffer>();
     const server: Server = createServer((req, res) => {
       const chunks: Buffer[] = [];
@@ -193,7 +200,7 @@ describe('keys publish', () => {
         files.get(`/pub/${s.alice.fingerprint}/index`)!.toString().trim().split('\n').length,
         s.alice.store.publications().length,
       );
-      const fetched = await readPublished(base, s.alice.fingerprint);
+      const fetched = await readAll(base, s.alice.fingerprint);
       assert.deepEqual(
         fetched.map((f) => f.name),
         s.alice.store.publications().map((p) => p.name),
@@ -204,7 +211,7 @@ describe('keys publish', () => {
         'target',
         /cannot connect/,
       );
-      await rejectsWith(readPublished(`${base}nothing/`), 'not_found', /no index/);
+      await rejectsWith(readAll(`${base}nothing/`), 'not_found', /no index/);
     } finally {
       server.close();
     }
@@ -258,29 +265,25 @@ describe('keys publish', () => {
     });
     const base = await listen(server);
     try {
-      const moved = await readPublished(`${base}/moved/`);
+      const moved = await readAll(`${base}/moved/`);
       assert.deepEqual(
         moved.map((f) => [f.name, toHex(f.bytes)]),
         [[bundle.name, toHex(bundle.bundle)]],
         'a redirect within the origin is followed',
       );
       await rejectsWith(
-        readPublished(`${base}/away/`),
+        readAll(`${base}/away/`),
         'target',
         /refused a redirect to another scheme or host \(http:\/\/127\.0\.0\.1:\d+\/index\)/,
       );
       assert.equal(elsewhereHits, 0, 'the other host was never asked');
-      await rejectsWith(
-        readPublished(`${base}/file/`),
-        'target',
-        /refused a redirect to another scheme or host \(file:\/\/\/etc\/passwd\)/,
-      );
-      await rejectsWith(readPublished(`${base}/loop/`), 'target', /more than 5 redirects/);
+      await rejectsWith(readAll(`${base}/file/`), 'target', /refused a redirect to another scheme or host \(file:\/\/\/etc\/passwd\)/);
+      await rejectsWith(readAll(`${base}/loop/`), 'target', /more than 5 redirects/);
 
-      await rejectsWith(readPublished(`${base}/endless/x.offrecord`), 'too_large', /over the \d+-byte limit of a bundle/);
+      await rejectsWith(readAll(`${base}/endless/x.offrecord`), 'too_large', /over the \d+-byte limit of a bundle/);
       await streamEnded;
       assert.ok(streamed <= LIMITS.maxMessage + 16 * (1 << 20), `the reader stopped at the limit, not after ${streamed} bytes`);
-      await rejectsWith(readPublished(`${base}/endless/`), 'too_large', /over the 1048576-byte limit of an index/);
+      await rejectsWith(readAll(`${base}/endless/`), 'too_large', /over the 1048576-byte limit of an index/);
       await streamEnded;
       assert.ok(streamed <= 16 * (1 << 20), `the reader stopped at the index limit, not after ${streamed} bytes`);
     } finally {
@@ -377,5 +380,40 @@ describe('keys publish', () => {
     } finally {
       fresh.cleanup();
     }
+  });
+});
+
+describe('the published directory at scale (§10.3)', () => {
+  const fingerprint = 'ab'.repeat(20);
+  const names = ['bundle-1-a.offrecord', 'bundle-2-b.offrecord', 'bundle-3-c.offrecord'];
+
+  it('a delivery appends its name to the index, never rewrites it; a name delivered again is listed once', async () => {
+    const dir = tempDir();
+    const index = join(dir, fingerprint, 'index');
+    await new DirectoryTarget(dir).deliver(fingerprint, names[0]!, new Uint8Array([1]));
+    const inode = statSync(index).ino;
+    const target = new DirectoryTarget(dir); // reads the index once, then only appends
+    for (const name of [...names, names[1]!]) await target.deliver(fingerprint, name, new Uint8Array([2]));
+    await new DirectoryTarget(dir).deliver(fingerprint, names[2]!, new Uint8Array([3])); // another run, the same bundle again
+    assert.equal(statSync(index).ino, inode, 'the index file is the one first written, appended to');
+    assert.equal(readFileSync(index, 'utf8'), `${names.join('\n')}\n`);
+  });
+
+  it('an append cut short (a last line without its line end) is dropped by the next delivery', async () => {
+    const dir = tempDir();
+    mkdirSync(join(dir, fingerprint));
+    writeFileSync(join(dir, fingerprint, 'index'), `${names[0]}\n${names[1]!.slice(0, 9)}`);
+    await new DirectoryTarget(dir).deliver(fingerprint, names[1]!, new Uint8Array([1]));
+    assert.equal(readFileSync(join(dir, fingerprint, 'index'), 'utf8'), `${names[0]}\n${names[1]}\n`);
+  });
+
+  it('a reader holds one bundle at a time: the next is read only when asked for', async () => {
+    const dir = tempDir();
+    const target = new DirectoryTarget(dir);
+    for (const name of names) await target.deliver(fingerprint, name, new Uint8Array([7]));
+    const reading = publishedBundles(join(dir, fingerprint));
+    assert.equal((await reading.next()).value?.name, names[0]);
+    rmSync(join(dir, fingerprint, names[1]!));
+    await rejectsWith(reading.next(), 'target', /cannot read \(ENOENT\)/);
   });
 });
