@@ -10,6 +10,7 @@ import { plotSvg } from './plot.ts';
 /** One line per curve module, loaded only when it runs. */
 const CURVES: Record<string, () => Promise<CurveModule>> = {
   'mailbox-size': () => import('./mailbox-size.ts'),
+  'mailbox-size-mdbox': async () => ({ measure: (await import('./mailbox-size.ts')).mdboxCurve }),
   'conversation-step': () => import('./conversation-length.ts').then((m) => m.stepCurve),
   'conversation-state': () => import('./conversation-length.ts').then((m) => m.stateCurve),
   // Issue 15 item 3: one fixture of N correspondents measured once for the five curves.
