@@ -85,7 +85,7 @@ export async function measure(): Promise<Curve> {
       ],
       baseline: { label: 'plain imapflow fetching each source, one at a time: peak above start', points: plain },
       notes: [
-        `Each pass in a process of its own (bench/scale/pass-child.ts, through the tsx loader), over loopback Dovecot (STARTTLS); mails written straight into Dovecot's Maildir. LIMITS.maxPayload = ${(LIMITS.maxPayload / MiB).toFixed(0)} MiB.`,
+        `Each pass in a process of its own (bench/scale/pass-child.ts, through the tsx loader), over loopback Dovecot (STARTTLS); mails written straight into Dovecot's Maildir; the plaintext through the outbox into a Maildir, as \`offrecord fetch\` does. LIMITS.maxPayload = ${(LIMITS.maxPayload / MiB).toFixed(0)} MiB.`,
         `Bound: peak above start at most ${MEMORY_BOUND_PAYLOADS} x LIMITS.maxPayload = ${bound.toFixed(0)} MB whatever N: worst ${worst.toFixed(0)} MB, ${worst <= bound ? 'met' : 'NOT met'}.`,
       ],
     };
