@@ -98,7 +98,7 @@ export async function measure(): Promise<Curve> {
       series: [{ label: `watcher (--once) over N mails from ${CORRESPONDENTS} correspondents`, points: ours }],
       baseline: { label: 'the same watcher over N mails from one correspondent (the burst of bench/watch.ts)', points: burst },
       notes: [
-        `Loopback Dovecot (STARTTLS); each mail a 4 KB-ish data message of an established session, decrypted, committed, handed to a Maildir (fsync) and moved to OffRecord; the duties run once at the end, included. The waiting mail is written straight into Dovecot's Maildir.`,
+        `Loopback Dovecot (STARTTLS); each mail a 4 KB-ish data message of an established session, decrypted, committed, handed to a Maildir (fsync) and moved to OffRecord (one UID MOVE per 100 mails); the duties run once at the end, included. The waiting mail is written straight into Dovecot's Maildir; preparing it (sending 2 x N data mails, encrypted by the correspondents) is most of the run's time.`,
         `At N = ${last.n}: ${last.value.toFixed(1)} mails/s from ${CORRESPONDENTS} correspondents against ${lastBurst.value.toFixed(1)} from one: ${(last.value / lastBurst.value).toFixed(2)}x the rate.`,
       ],
     };
