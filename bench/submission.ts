@@ -9,7 +9,7 @@
 // `npx tsx bench/submission.ts`, or via bench/run.ts.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -17,6 +17,7 @@ import { promisify } from 'node:util';
 import { createTransport, type Transporter } from 'nodemailer';
 import { SMTPServer } from 'smtp-server';
 import { startMailServers, type MailServers } from '../kit/mail-launcher.ts';
+import { loopbackAccountArgs } from '../kit/cli.ts';
 import { guardMailServers, median } from './harness.ts';
 
 const ROOT = resolve(import.meta.dirname, '..');
@@ -60,36 +61,10 @@ async function cli(
 
 /** Alice and Bob with offrecord on the loopback servers, a session established both ways. */
 async function accounts(servers: MailServers, homes: { alice: string; bob: string }): Promise<void> {
-  const ca = join(homes.alice, 'ca.pem');
-  writeFileSync(ca, servers.tls?.cert ?? '');
   for (const who of ['alice', 'bob'] as const) {
     const home = homes[who];
     await cli(home, servers, ['init', '--email', servers.users[who].address]);
-    await cli(
-      home,
-      servers,
-      [
-        'account',
-        'add',
-        '--imap-host',
-        servers.imap.host,
-        '--imap-port',
-        String(servers.imap.port),
-        '--smtp-host',
-        servers.smtp.host,
-        '--smtp-port',
-        String(servers.smtp.port),
-        '--security',
-        servers.tls ? 'starttls' : 'plain',
-        ...(servers.tls ? ['--ca-file', ca] : []),
-        '--user',
-        servers.users[who].user,
-        '--password-env',
-        'MAIL_PW',
-      ],
-      '',
-      { MAIL_PW: servers.users[who].pass },
-    );
+    await cli(home, servers, loopbackAccountArgs(servers, who, ['--password-env', 'MAIL_PW']), '', { MAIL_PW: servers.users[who].pass });
   }
   const { alice, bob } = servers.users;
   await cli(homes.bob, servers, ['send', '--to', alice.address, '--subject', 'keys', '--plaintext'], 'my keys', { MAIL_PW: bob.pass });

@@ -2,7 +2,7 @@
 // cli/offrecord.ts) with a home of their own (XDG data and config directories).
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -68,34 +68,43 @@ export async function ok(home: string, args: string[], input = '', env: NodeJS.P
   return r.stdout;
 }
 
+/**
+ * `offrecord account add` for `who` on the loopback servers, as arguments: their hosts and ports,
+ * STARTTLS trusting their certificate when they offer TLS (plain otherwise), the user's login,
+ * then `extra` (how the password or token is given, --no-check, --keyless ...). `change` points
+ * one port elsewhere, picks the security, or leaves the certificate untrusted (no --ca-file).
+ */
+export function loopbackAccountArgs(
+  s: MailServers,
+  who: 'alice' | 'bob',
+  extra: readonly string[] = [],
+  change: { imapPort?: number; smtpPort?: number; security?: 'plain' | 'starttls'; trusted?: boolean } = {},
+): string[] {
+  const security = change.security ?? (s.tls ? 'starttls' : 'plain');
+  const trusted = security === 'starttls' && (change.trusted ?? true) && s.tls !== null;
+  return [
+    'account',
+    'add',
+    '--imap-host',
+    s.imap.host,
+    '--imap-port',
+    String(change.imapPort ?? s.imap.port),
+    '--smtp-host',
+    s.smtp.host,
+    '--smtp-port',
+    String(change.smtpPort ?? s.smtp.port),
+    '--security',
+    security,
+    ...(trusted ? ['--ca-file', s.tls!.certFile] : []),
+    '--user',
+    s.users[who].user,
+    ...extra,
+  ];
+}
+
 /** `offrecord account add` for `who` on the loopback servers; the password comes from $MAIL_PW. */
 export async function addLoopbackAccount(home: string, s: MailServers, who: 'alice' | 'bob'): Promise<void> {
-  const ca = join(home, 'ca.pem');
-  writeFileSync(ca, s.tls?.cert ?? '');
-  await ok(
-    home,
-    [
-      'account',
-      'add',
-      '--imap-host',
-      s.imap.host,
-      '--imap-port',
-      String(s.imap.port),
-      '--smtp-host',
-      s.smtp.host,
-      '--smtp-port',
-      String(s.smtp.port),
-      '--security',
-      s.tls ? 'starttls' : 'plain',
-      ...(s.tls ? ['--ca-file', ca] : []),
-      '--user',
-      s.users[who].user,
-      '--password-env',
-      'MAIL_PW',
-    ],
-    '',
-    { MAIL_PW: s.users[who].pass },
-  );
+  await ok(home, loopbackAccountArgs(s, who, ['--password-env', 'MAIL_PW']), '', { MAIL_PW: s.users[who].pass });
 }
 
 /** A loopback port nothing listens on now (bound to port 0, then released). */

@@ -10,7 +10,7 @@ import { promisify } from 'node:util';
 import { before, describe, it } from 'node:test';
 import { once } from 'node:events';
 import { sendMessage } from '../../src/mail/send.ts';
-import { addLoopbackAccount, cliHome, homeEnv, ok, ROOT, runCli, spawnCli, type Run } from '../../kit/cli.ts';
+import { addLoopbackAccount, cliHome, homeEnv, loopbackAccountArgs, ok, ROOT, runCli, spawnCli, type Run } from '../../kit/cli.ts';
 import { bootstrapCliBob, maildirMessages, until } from '../helpers/daemon.ts';
 import { connectImap, useMailServers } from '../../kit/mail-servers.ts';
 import { loopbackAccount, type LoopbackAccount } from '../../kit/loopback-accounts.ts';
@@ -193,24 +193,11 @@ describe('over real IMAP and SMTP: what the user sees', () => {
         probe.close(() => resolve(port));
       });
     });
-    const server = (imapPort = s.imap.port) => [
-      '--imap-host',
-      s.imap.host,
-      '--imap-port',
-      String(imapPort),
-      '--smtp-host',
-      s.smtp.host,
-      '--smtp-port',
-      String(s.smtp.port),
-      '--security',
-      'starttls',
-      '--user',
-      s.users.alice.user,
-      '--password-env',
-      'MAIL_PW',
-    ];
+    // STARTTLS without --ca-file: the servers' self-signed certificate is not trusted.
+    const server = (imapPort = s.imap.port) =>
+      loopbackAccountArgs(s, 'alice', ['--password-env', 'MAIL_PW'], { imapPort, security: 'starttls', trusted: false });
     const as = (pass = s.users.alice.pass) => homeEnv(home, { MAIL_PW: pass });
-    const add = (args: string[], pass?: string) => runCli(['account', 'add', ...args], as(pass));
+    const add = (args: string[], pass?: string) => runCli(args, as(pass));
     /** Refused with a message naming the trouble, a hint naming the way out, no stack trace. */
     const assertRefused = (r: Run, status: number, message: RegExp, hint: RegExp) => {
       assert.equal(r.status, status, r.stderr);
@@ -237,7 +224,7 @@ describe('over real IMAP and SMTP: what the user sees', () => {
     assert.match(await ok(home, ['account', 'show']), /local Maildir spool/, 'nothing was saved');
 
     // Saved unchecked: fetch and send meet the same trouble and say the same.
-    await ok(home, ['account', 'add', ...server(), '--no-check'], '', { MAIL_PW: s.users.alice.pass });
+    await ok(home, [...server(), '--no-check'], '', { MAIL_PW: s.users.alice.pass });
     const [fetched, sent] = await Promise.all([
       runCli(['fetch'], as()),
       runCli(['send', '--to', s.users.bob.address, '--plaintext'], as(), 'hello'),
@@ -247,7 +234,7 @@ describe('over real IMAP and SMTP: what the user sees', () => {
 
     // Right: checked and saved. A recipient the server refuses is that, not a settings problem.
     assert.match(
-      await ok(home, ['account', 'add', ...server(), '--ca-file', ca], '', { MAIL_PW: s.users.alice.pass }),
+      await ok(home, [...server(), '--ca-file', ca], '', { MAIL_PW: s.users.alice.pass }),
       /checked \(IMAP and SMTP login\) and saved/,
     );
     const refused = await runCli(['send', '--to', 'nobody@example.test', '--plaintext'], as(), 'hello');

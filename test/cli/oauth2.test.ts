@@ -8,7 +8,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { sendMessage } from '../../src/mail/send.ts';
-import { cliHome, homeEnv, ok, runCli, spawnCli } from '../../kit/cli.ts';
+import { cliHome, homeEnv, loopbackAccountArgs, ok, runCli, spawnCli } from '../../kit/cli.ts';
 import { bootstrapCliBob, captureOutput, logEvents, maildirMessages, until } from '../helpers/daemon.ts';
 import { filesBelow, loopbackAccount, type LoopbackAccount } from '../../kit/loopback-accounts.ts';
 import type { MailServers } from '../../kit/mail-servers.ts';
@@ -37,27 +37,7 @@ describe('offrecord with an OAuth2 token command', () => {
   };
   const addAccount = (tokenCommandLine: string) => {
     const s = oauth().servers;
-    return ok(bobHome, [
-      'account',
-      'add',
-      '--no-check',
-      '--imap-host',
-      s.imap.host,
-      '--imap-port',
-      String(s.imap.port),
-      '--smtp-host',
-      s.smtp.host,
-      '--smtp-port',
-      String(s.smtp.port),
-      '--security',
-      'starttls',
-      '--ca-file',
-      s.tls!.certFile,
-      '--user',
-      s.users.bob.user,
-      '--oauth2-token-command',
-      tokenCommandLine,
-    ]);
+    return ok(bobHome, loopbackAccountArgs(s, 'bob', ['--no-check', '--oauth2-token-command', tokenCommandLine], { security: 'starttls' }));
   };
 
   before(async () => {

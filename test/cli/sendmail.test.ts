@@ -3,11 +3,11 @@
 // the embedded Maildir spool (all accounts in one home share it), and over the real loopback
 // servers for a server that is away or refuses.
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { simpleParser } from 'mailparser';
-import { cliHome, homeEnv, ok, runCli, unusedPort } from '../../kit/cli.ts';
+import { cliHome, homeEnv, loopbackAccountArgs, ok, runCli, unusedPort } from '../../kit/cli.ts';
 import { parseSendmailArgs, type SendmailArgs } from '../../cli/sendmail.ts';
 import { startFakeSmtp } from '../helpers/fake-smtp.ts';
 import { useMailServers } from '../../kit/mail-servers.ts';
@@ -235,32 +235,15 @@ describe('offrecord sendmail when the server is away or refuses', () => {
     const dir = cliHome('offrecord-sendmail-srv-');
     await ok(dir, ['init', '--email', s.users.alice.address]);
     const env = { MAIL_PW: s.users.alice.pass };
-    const ca = join(dir, 'ca.pem');
-    writeFileSync(ca, s.tls?.cert ?? '');
     // The keyless policy lets the mail go out (in plaintext) without a session: the server's answer is what is tested.
     const withSmtp = (port: number, security: 'plain' | 'starttls') =>
-      ok(dir, [
-        'account',
-        'add',
-        '--no-check',
-        '--imap-host',
-        s.imap.host,
-        '--imap-port',
-        String(s.imap.port),
-        '--smtp-host',
-        '127.0.0.1',
-        '--smtp-port',
-        String(port),
-        '--security',
-        security,
-        ...(security === 'starttls' ? ['--ca-file', ca] : []),
-        '--user',
-        s.users.alice.user,
-        '--password-env',
-        'MAIL_PW',
-        '--keyless',
-        'plaintext',
-      ]);
+      ok(
+        dir,
+        loopbackAccountArgs(s, 'alice', ['--no-check', '--password-env', 'MAIL_PW', '--keyless', 'plaintext'], {
+          smtpPort: port,
+          security,
+        }),
+      );
     const mail = message({ From: s.users.alice.address, To: s.users.bob.address, Subject: 'hello over SMTP' });
 
     await withSmtp(await unusedPort(), 'plain');
