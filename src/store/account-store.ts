@@ -58,7 +58,7 @@ import {
   type Publication,
   type PublicationRow,
 } from './records.ts';
-import { migrate, PLACES, SCHEMA_VERSION, SEALED_VERSION, userVersion } from './schema.ts';
+import { migrate, PLACES, PUT_VAULT, SCHEMA_VERSION, SEALED_VERSION, userVersion } from './schema.ts';
 import { AccountKey, DEFAULT_KDF, type KdfParams, type KdfPlace, type VaultRow } from './vault.ts';
 import { systemClock } from '../protocol/env.ts';
 
@@ -273,8 +273,7 @@ function sql(db: Database.Database) {
     deliveryCount: () => db.prepare<[], { n: number }>('SELECT count(*) AS n FROM deliveries'),
 
     vaultGet: () => db.prepare<[], VaultRow>('SELECT v, kdf, log_n, r, p, salt, wrapped, created FROM account_key WHERE id = 1'),
-    vaultPut: () =>
-      db.prepare('UPDATE account_key SET v = ?, kdf = ?, log_n = ?, r = ?, p = ?, salt = ?, wrapped = ?, created = ? WHERE id = 1'),
+    vaultPut: () => db.prepare<[VaultRow]>(PUT_VAULT),
     legacyIdentitySecret: () => db.prepare<[], { secret_key: string }>('SELECT secret_key FROM identity WHERE id = 1'),
   };
   return lazily<{ [K in keyof typeof statements]: ReturnType<(typeof statements)[K]> }>(statements);
@@ -481,17 +480,8 @@ export class AccountStore implements SessionStore {
     const key = this.requireKey();
     const vault = key.wrap(passphrase, options.kdf ?? DEFAULT_KDF, this.now(), this.kdfPlace);
     this.immediate('store the account key', () => {
-      const changed = this.q.vaultPut.run(
-        vault.v,
-        vault.kdf,
-        vault.log_n,
-        vault.r,
-        vault.p,
-        vault.salt,
-        vault.wrapped,
-        vault.created,
-      ).changes;
-      if (changed !== 1) throw new StoreError('corrupt', `store ${this.path}: the account key record is missing`);
+      if (this.q.vaultGet.get() === undefined) throw new StoreError('corrupt', `store ${this.path}: the account key record is missing`);
+      this.q.vaultPut.run(vault);
       this.forgetDue = true; // the old wrapping must not stay in the WAL
     });
   }

@@ -179,6 +179,15 @@ CREATE TABLE account_key (
 ) STRICT;
 `;
 
+/** Writes the vault row from a VaultRow (named parameters): the sealing migration creates it, passwd replaces it. */
+export const PUT_VAULT = `
+INSERT INTO account_key (id, v, kdf, log_n, r, p, salt, wrapped, created)
+VALUES (1, @v, @kdf, @log_n, @r, @p, @salt, @wrapped, @created)
+ON CONFLICT (id) DO UPDATE SET
+  v = excluded.v, kdf = excluded.kdf, log_n = excluded.log_n, r = excluded.r, p = excluded.p,
+  salt = excluded.salt, wrapped = excluded.wrapped, created = excluded.created
+`;
+
 // Version 5 seals every secret and plaintext under the account key, in one transaction with the
 // vault row: the session states and the identity's secret key move to BLOB columns; own key
 // secrets and delivered plaintext are sealed in place. Same column names as before except
@@ -223,18 +232,7 @@ export const PLACES = {
 function sealEverything(db: Database.Database, unlocking: Unlocking | null): void {
   if (unlocking === null) throw new TypeError('the sealing migration needs the account key');
   const { key, vault } = unlocking;
-  if (vault !== null) {
-    db.prepare('INSERT INTO account_key (id, v, kdf, log_n, r, p, salt, wrapped, created) VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?)').run(
-      vault.v,
-      vault.kdf,
-      vault.log_n,
-      vault.r,
-      vault.p,
-      vault.salt,
-      vault.wrapped,
-      vault.created,
-    );
-  }
+  if (vault !== null) db.prepare(PUT_VAULT).run(vault);
   db.exec(V5_TABLES);
   const sessions = db.prepare<[], { local: string; peer: string; revision: number; state_json: string; updated_at: number }>(
     'SELECT * FROM sessions',
