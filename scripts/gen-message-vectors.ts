@@ -118,6 +118,12 @@ function check(condition: boolean, what: string): asserts condition {
   if (!condition) throw new Error(`gen-message-vectors: self-check failed: ${what}`);
 }
 
+/**
+ * The auth block written here from docs/PROTOCOL.md §5.4's table, on purpose apart from wire.ts's
+ * encoder: test/protocol/vectors.test.ts checks `encoded || payload` against a REPLY's plaintext
+ * as the engine (wire.ts) made it, which catches an encoder drifting from the spec only while the
+ * two are separate.
+ */
 function encodeAuth(a: AuthBlock): Uint8Array {
   return concatBytes(
     a.senderFingerprint,
