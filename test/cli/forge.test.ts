@@ -96,35 +96,24 @@ describe('offrecord keys publish, fetch-published, forge, verify', () => {
 
   it('forge and verify: the altered data message and first mail verify exactly like the originals', async () => {
     const data = path('mails', 'alice-data-0.eml');
+    /** The data message forged with the whole transcript and the collected bundles. */
+    const forgeData = (text: string) => [
+      'forge',
+      data,
+      '--transcript',
+      path('mails'),
+      '--keys',
+      path('collected'),
+      '--known',
+      path('known.txt'),
+      '--text',
+      text,
+    ];
     const [noKeys, tooLong] = await Promise.all([
       // Without bundles, and without the later mails that reveal its MAC key in band.
       cli(['forge', data, '--transcript', path('mails', 'first.eml'), '--known', path('known.txt'), '--text', 'x']),
-      cli([
-        'forge',
-        data,
-        '--transcript',
-        path('mails'),
-        '--keys',
-        path('collected'),
-        '--known',
-        path('known.txt'),
-        '--text',
-        'x'.repeat(2000),
-      ]),
-      ok([
-        'forge',
-        data,
-        '--transcript',
-        path('mails'),
-        '--keys',
-        path('collected'),
-        '--known',
-        path('known.txt'),
-        '--text',
-        'I confess everything.',
-        '-o',
-        path('forged.eml'),
-      ]),
+      cli(forgeData('x'.repeat(2000))),
+      ok([...forgeData('I confess everything.'), '-o', path('forged.eml')]),
       ok([
         'forge',
         path('mails', 'first.eml'),

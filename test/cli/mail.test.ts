@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { addLoopbackAccount, cliHome, homeEnv, ok, runCli } from '../../kit/cli.ts';
 import { folderSources, until } from '../helpers/daemon.ts';
-import { useMailServers } from '../../kit/mail-servers.ts';
+import { useMailServers, type MailServers } from '../../kit/mail-servers.ts';
 
 const home = () => cliHome('offrecord-mailcli-');
 const cli = (dir: string, args: string[], input = '', extraEnv: NodeJS.ProcessEnv = {}) => runCli(args, homeEnv(dir, extraEnv), input);
@@ -89,31 +89,11 @@ describe('offrecord send and fetch on the local Maildir spool', () => {
   it('account add validates its options and never stores a password', async () => {
     const dir = home();
     await ok(dir, ['init', '--email', 'alice@example.test']);
-    const missing = await cli(dir, [
-      'account',
-      'add',
-      '--imap-host',
-      'imap.example.org',
-      '--smtp-host',
-      'smtp.example.org',
-      '--user',
-      'alice',
-    ]);
+    const addExample = ['account', 'add', '--imap-host', 'imap.example.org', '--smtp-host', 'smtp.example.org', '--user', 'alice'];
+    const missing = await cli(dir, addExample);
     assert.equal(missing.status, 1);
     assert.match(missing.stderr, /password-env/);
-    await ok(dir, [
-      'account',
-      'add',
-      '--imap-host',
-      'imap.example.org',
-      '--smtp-host',
-      'smtp.example.org',
-      '--user',
-      'alice',
-      '--password-env',
-      'MAIL_PW',
-      '--no-check',
-    ]);
+    await ok(dir, [...addExample, '--password-env', 'MAIL_PW', '--no-check']);
     const shown = JSON.parse(await ok(dir, ['account', 'show', '--json'])) as {
       settings: { imap: { port: number }; password: { env: string } };
     };
@@ -146,20 +126,7 @@ describe('offrecord send and fetch on the local Maildir spool', () => {
       ],
     );
     assert.deepEqual([mixed.settings.oauth2, mixed.settings.password], [{ command: 'oama access alice' }, undefined]);
-    const both = await cli(dir, [
-      'account',
-      'add',
-      '--imap-host',
-      'imap.example.org',
-      '--smtp-host',
-      'smtp.example.org',
-      '--user',
-      'alice',
-      '--password-env',
-      'MAIL_PW',
-      '--oauth2-token-command',
-      'oama access alice',
-    ]);
+    const both = await cli(dir, [...addExample, '--password-env', 'MAIL_PW', '--oauth2-token-command', 'oama access alice']);
     assert.equal(both.status, 1);
     assert.match(both.stderr, /exactly one of --password-env, --password-command and --oauth2-token-command/);
   });
@@ -184,17 +151,22 @@ async function fetchUntilSeen(dir: string, env: NodeJS.ProcessEnv, pattern: RegE
   assert.fail(`${env.MAIL_PW ?? ''} fetch never showed ${pattern}`);
 }
 
+/** Alice and Bob, each in a home of their own with an account on the loopback servers. */
+async function loopbackPair(s: MailServers) {
+  const [aliceHome, bobHome] = [home(), home()];
+  await initBoth(aliceHome, bobHome);
+  await Promise.all([addLoopbackAccount(aliceHome, s, 'alice'), addLoopbackAccount(bobHome, s, 'bob')]);
+  /** The environment that gives the CLI `who`'s mail password. */
+  const as = (who: 'alice' | 'bob') => ({ MAIL_PW: s.users[who].pass });
+  return { aliceHome, bobHome, as, aliceAddress: s.users.alice.address, bobAddress: s.users.bob.address };
+}
+
 describe('offrecord over real IMAP and SMTP accounts', () => {
   const servers = useMailServers();
 
   it('account add, plaintext hello, first mail, reply, data; a dropped SMTP server is exit code 6', async () => {
     const s = servers();
-    const [aliceHome, bobHome] = [home(), home()];
-    await initBoth(aliceHome, bobHome);
-    await Promise.all([addLoopbackAccount(aliceHome, s, 'alice'), addLoopbackAccount(bobHome, s, 'bob')]);
-    const as = (who: 'alice' | 'bob') => ({ MAIL_PW: s.users[who].pass });
-    const aliceAddress = s.users.alice.address;
-    const bobAddress = s.users.bob.address;
+    const { aliceHome, bobHome, as, aliceAddress, bobAddress } = await loopbackPair(s);
     const poll = (dir: string, who: 'alice' | 'bob', pattern: RegExp) => fetchUntilSeen(dir, as(who), pattern);
     await ok(bobHome, ['send', '--to', aliceAddress, '--subject', 'hi', '--plaintext'], 'hello', as('bob'));
     await poll(aliceHome, 'alice', /learned the offrecord keys/);
@@ -296,12 +268,7 @@ describe('keys exchanged out of band are enough to write (KEYS-CLI quick start)'
   const servers = useMailServers();
 
   it('keys export / keys import both ways, then first mail, reply and data over real IMAP and SMTP', async () => {
-    const s = servers();
-    const [aliceHome, bobHome] = [home(), home()];
-    await initBoth(aliceHome, bobHome);
-    await Promise.all([addLoopbackAccount(aliceHome, s, 'alice'), addLoopbackAccount(bobHome, s, 'bob')]);
-    const as = (who: 'alice' | 'bob') => ({ MAIL_PW: s.users[who].pass });
-    const [aliceAddress, bobAddress] = [s.users.alice.address, s.users.bob.address];
+    const { aliceHome, bobHome, as, aliceAddress, bobAddress } = await loopbackPair(servers());
 
     // Alice's file by --output, Bob's from standard output, as KEYS-CLI shows both.
     await ok(aliceHome, ['keys', 'export', '--output', join(aliceHome, 'alice.asc')]);
