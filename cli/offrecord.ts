@@ -7,7 +7,7 @@
 // watcher's resident memory down by about 40 MB, at no measurable cost in throughput.
 // docs/KEYS-CLI.md is the user's guide (commands, passphrases, trust alarms, exit codes).
 import { createRequire } from 'node:module';
-import type { Argv } from 'yargs';
+import type { ArgumentsCamelCase, Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { CliError, EXIT, printReport, report, type ExitCode } from './errors.ts';
 import { DEFAULT_IMAP_PORT, DEFAULT_SUBMISSION_PORT, STDIO } from './arguments.ts';
@@ -47,10 +47,13 @@ Exit codes: 0 ok, 1 usage error, 2 bad input, 3 trust alarm, 4 wrong or missing 
 /**
  * A hint for a usage error, from the shape of the command line: its words and the options
  * given. yargs' messages are prose for people (and may be translated), so they are shown, never
- * parsed.
+ * parsed. `read` is the command line as yargs read it before validating it, so that an option's
+ * value is no word (`--name Alice`); before yargs got that far (an unknown command) only the
+ * first word not starting with `-` counts.
  */
-function usageHint(argv: string[]): string {
-  const words = argv.filter((a) => !a.startsWith('-'));
+function usageHint(argv: string[], read: ArgumentsCamelCase | null): string {
+  // Beyond the command words, the positionals yargs did not name (named ones are read[name]).
+  const words = read ? read._.map(String) : argv.filter((a) => !a.startsWith('-')).slice(0, 1);
   const options = new Set(argv.filter((a) => a.startsWith('--')).map((a) => a.slice(2).split('=')[0]));
   const [command, sub] = words;
   if (options.has('passphrase')) return 'passphrases are never given on the command line: use OFFRECORD_PASSPHRASE or the prompt';
@@ -60,12 +63,12 @@ function usageHint(argv: string[]): string {
       : 'offrecord init --email alice@example.org [--name "Alice"]';
   }
   if (command === 'keys' && sub === 'trust') {
-    if (!options.has('fingerprint') && words.length > 3)
+    if (!options.has('fingerprint') && words.length > 2)
       return 'the fingerprint goes in --fingerprint: offrecord keys trust ADDRESS --fingerprint "XXXX XXXX ..."';
-    const address = words[2] ?? 'ADDRESS';
+    const address = typeof read?.address === 'string' ? read.address : 'ADDRESS';
     return `compare fingerprints with ${address} first (offrecord keys fingerprint ${address}), then: offrecord keys trust ${address} --fingerprint "XXXX XXXX ..."`;
   }
-  if (command === 'keys' && sub === 'import' && words.length < 3)
+  if (command === 'keys' && sub === 'import' && read?.file === undefined)
     return 'name the certificate file, or - for standard input: offrecord keys import bob.asc';
   if (command === 'keys') return 'offrecord keys --help lists the key commands';
   return command ? 'offrecord --help lists the commands' : 'offrecord --help';
@@ -291,7 +294,11 @@ function accountCommands(y: Argv<{ account: string | undefined }>) {
 }
 
 export function parser(argv: string[]) {
+  let read: ArgumentsCamelCase | null = null; // the command line as yargs read it, for usageHint
   return yargs(argv)
+    .middleware((parsed) => {
+      read = parsed;
+    }, true)
     .scriptName('offrecord')
     .usage('offrecord <command> [options]\n\nOff-the-record email: deniable and forward-secret.')
     .option('account', {
@@ -544,7 +551,7 @@ export function parser(argv: string[]) {
     .exitProcess(false)
     .fail((message, error) => {
       if (error) throw error;
-      throw new CliError(EXIT.usage, message || 'bad usage', usageHint(argv));
+      throw new CliError(EXIT.usage, message || 'bad usage', usageHint(argv, read));
     });
 }
 

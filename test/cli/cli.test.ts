@@ -120,6 +120,10 @@ describe('offrecord CLI', () => {
       [['keys', 'list', '--account', 'nobody@example.org'], /no account nobody@example.org/],
       [['keys', 'trust', 'bob@example.org', 'ABCD'], /Missing required argument: fingerprint/],
       [['send', '--passphrase', 'x'], /Missing required argument: to/],
+      // An option's value is no word of the command line.
+      [['init', '--name', 'Alice'], /Missing required argument: email/],
+      [['keys', 'trust', '--account', 'alice@example.org', 'bob@example.org'], /Missing required argument: fingerprint/],
+      [['--account', 'alice@example.org', 'keys', 'trust', 'bob@example.org'], /Missing required argument: fingerprint/],
     ];
     const runs = await Promise.all(cases.map(([args]) => cli(args, { data: empty })));
     runs.forEach((run, i) => {
@@ -133,6 +137,9 @@ describe('offrecord CLI', () => {
     assert.match(runs[3]!.stderr, /hint: give the address as an option: offrecord init --email ADDRESS/);
     assert.match(runs[11]!.stderr, /hint: the fingerprint goes in --fingerprint/);
     assert.match(runs[12]!.stderr, /hint: passphrases are never given on the command line/);
+    assert.match(runs[13]!.stderr, /hint: offrecord init --email alice@example\.org \[--name "Alice"\]/);
+    for (const run of [runs[14]!, runs[15]!])
+      assert.match(run.stderr, /hint: compare fingerprints with bob@example\.org first \(offrecord keys fingerprint bob@example\.org\)/);
     const help = await cli(['--help'], { data: empty });
     assert.equal(help.status, 0);
     assert.match(help.stdout, /offrecord init/);
