@@ -1,6 +1,7 @@
 // A loopback TCP proxy in front of a real server, for fault injection in end-to-end tests: it
 // pipes bytes both ways unchanged (so STARTTLS and TLS pass through) and can cut connections on
-// demand, all of them now or one in the middle of a large server answer (e.g. a FETCH).
+// demand, all of them now, one in the middle of a large server answer (e.g. a FETCH), or one as
+// its client sends a given command (over a clear-text connection: a login's last steps).
 //
 //   const proxy = await startTcpProxy(servers.imap);
 //   new ImapFlow({ ...imapOptions(servers, 'bob'), port: proxy.port });
@@ -18,6 +19,12 @@ export interface TcpProxy {
    * then both its sockets are destroyed. Arming again replaces the previous arming.
    */
   cutAfter(bytes: number): void;
+  /**
+   * Arms a one-shot cut: the first connection whose client then sends a chunk matching `command`
+   * (read as latin1, so only on a clear-text connection) is cut before that chunk reaches the
+   * server. Arming again replaces the previous arming.
+   */
+  cutWhenClientSends(command: RegExp): void;
   /** Client connections open through the proxy now. */
   connections(): number;
   /** Stops accepting, cuts every open connection, resolves once the listener is closed. */
@@ -40,6 +47,7 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
   const open = new Set<Pair>();
   // The armed cut: its limit, and each connection's byte count when it was armed (0 for later ones).
   let armed: { bytes: number; base: Map<Pair, number> } | null = null;
+  let armedCommand: RegExp | null = null;
 
   const cut = (pair: Pair): void => {
     pair.cut = true;
@@ -68,6 +76,11 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
     }
 
     client.on('data', (chunk: Buffer) => {
+      if (armedCommand?.test(chunk.toString('latin1'))) {
+        armedCommand = null;
+        cut(pair);
+        return;
+      }
       if (!server.write(chunk)) client.pause();
     });
     server.on('data', (chunk: Buffer) => {
@@ -106,6 +119,9 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
     },
     cutAfter: (bytes) => {
       armed = { bytes, base: new Map([...open].map((pair) => [pair, pair.down])) };
+    },
+    cutWhenClientSends: (command) => {
+      armedCommand = command;
     },
     connections: () => [...open].filter((pair) => !pair.cut && !pair.client.destroyed).length,
     close: () =>

@@ -7,6 +7,7 @@ import { composeProtected, parseProtected } from '../../src/mail/mime.ts';
 import { ImapMailbox, SmtpTransport, type ServerConfig } from '../../src/mail/servers.ts';
 import { encodeNak } from '../../src/protocol/wire.ts';
 import { useMailServers, type MailServers, type MailUserName } from '../../kit/mail-servers.ts';
+import { startTcpProxy } from '../helpers/tcp-proxy.ts';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -75,6 +76,9 @@ describe('IMAP and SMTP transports', () => {
     // steps (seen in CI after a provider ended an OAuth2 session): closed to every command, NOOP's
     // refusal swallowed, no mailbox, the socket not yet destroyed, yet `usable` set by the
     // login's end. Before, every pass listed nothing and IDLE returned at once: a busy loop.
+    // Set by hand: no server found leads imapflow 2.10.2 there (a close, a FIN or a BYE at or
+    // after each login step, with and without COMPRESS, all end in a refused connect() or a
+    // connection that says it is gone); the next test plays such servers.
     const kept = (inbox as unknown as { open: { client: { states: { LOGOUT: number } } } }).open.client;
     Object.assign(kept, { state: kept.states.LOGOUT, isClosed: true, mailbox: false, usable: true });
     const protocol = encodeNak({ senderKeyId: 1, recipientKeyId: 1, counter: 2 });
@@ -92,6 +96,44 @@ describe('IMAP and SMTP transports', () => {
     }, 1);
     assert.equal(listed.length, 1, 'the new mail is found on a new connection');
     await inbox.close();
+  });
+
+  it('a connection the server closes during login is never kept: the next pass logs in anew and finds the new mail', async () => {
+    const s = servers();
+    const [alice, bob] = [s.users.alice.address, s.users.bob.address];
+    const direct = new ImapMailbox(config(s, 'bob', 'imap'));
+    const first = await direct.listSince(null);
+    const protocol = encodeNak({ senderKeyId: 1, recipientKeyId: 1, counter: 2 });
+    await new SmtpTransport(config(s, 'alice', 'smtp')).send(await composeProtected({ from: alice, to: bob, protocol }), {
+      from: alice,
+      to: [bob],
+    });
+    assert.equal((await waitFor(async () => (await direct.listSince(first.mark)).ids, 1)).length, 1, 'delivered');
+    await direct.close();
+
+    // The server ends the session between LOGIN's OK and the login's last steps (NAMESPACE comes
+    // only after LOGIN), as a provider ending an OAuth2 session did in CI. imapflow 2.10 swallows
+    // the failures of those steps and calls the closed connection usable; kept, every pass would
+    // list nothing on it and IDLE would return at once: a busy loop. Clear text through the proxy,
+    // so that it sees the command.
+    const proxy = await startTcpProxy(s.imap);
+    const inbox = new ImapMailbox({ ...config(s, 'bob', 'imap'), host: proxy.host, port: proxy.port, security: 'plain' });
+    try {
+      proxy.cutWhenClientSends(/^\S+ NAMESPACE\r\n/m);
+      const passes: string[] = [];
+      for (let pass = 0; pass < 3 && passes.at(-1) !== 'found'; pass++) {
+        try {
+          passes.push((await inbox.listSince(first.mark)).ids.length === 1 ? 'found' : 'nothing');
+        } catch (error) {
+          assert.ok(error instanceof MailError && error.code === 'io', String(error)); // the closed connection, dropped
+          passes.push('dropped');
+        }
+      }
+      assert.deepEqual(passes, ['dropped', 'found'], 'the closed connection is dropped, the next pass logs in anew');
+    } finally {
+      await inbox.close();
+      await proxy.close();
+    }
   });
 
   it('reports a wrong password as a MailError auth (not worth retrying), without the password', async () => {
