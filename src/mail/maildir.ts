@@ -118,7 +118,7 @@ export class MaildirMailbox implements IncomingMailbox {
     return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength); // a view: a big mail is held once (§18.9)
   }
 
-  async done(ids: readonly string[], folder?: string): Promise<void> {
+  async done(ids: readonly string[], folder?: string, options: { unread?: boolean } = {}): Promise<void> {
     let target = this.dir;
     if (folder !== undefined) {
       if (!FOLDER_PATTERN.test(folder)) throw new MailError('io', `not a folder name: ${JSON.stringify(folder)}`);
@@ -126,7 +126,9 @@ export class MaildirMailbox implements IncomingMailbox {
       await ensureMaildir(target);
     }
     for (const id of ids) {
-      await io(`moving ${id}`, () => fs.rename(join(this.dir, 'new', checkedId(id)), join(target, 'cur', `${id}:2,S`)));
+      await io(`moving ${id}`, () =>
+        fs.rename(join(this.dir, 'new', checkedId(id)), join(target, 'cur', `${id}:2,${options.unread ? '' : 'S'}`)),
+      );
     }
   }
 

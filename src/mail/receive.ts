@@ -118,11 +118,13 @@ async function fileAll(account: MailAccount, outcomes: readonly Handled[]): Prom
   const folders = new Set(outcomes.flatMap((o) => (o.folder === undefined ? [] : [o.folder])));
   for (const folder of folders) {
     const ids = outcomes.filter((o) => o.folder === folder).map((o) => o.report.id);
+    // Mail under a rejected identity is filed unread (§18.6 step 4): the user never read it.
+    const how = { unread: folder === REJECTED_FOLDER };
     try {
-      await account.incoming.done(ids, folder);
+      await account.incoming.done(ids, folder, how);
     } catch (error) {
       if (ids.length === 1) failed.set(ids[0]!, error);
-      else for (const id of ids) await account.incoming.done([id], folder).catch((e: unknown) => failed.set(id, e));
+      else for (const id of ids) await account.incoming.done([id], folder, how).catch((e: unknown) => failed.set(id, e));
     }
   }
   return outcomes.map(({ report }) => (failed.has(report.id) ? skipped(report.id, failed.get(report.id)) : report));

@@ -451,12 +451,12 @@ export class ImapMailbox implements IncomingMailbox {
     });
   }
 
-  async done(ids: readonly string[], folder?: string): Promise<void> {
+  async done(ids: readonly string[], folder?: string, options: { unread?: boolean } = {}): Promise<void> {
     if (ids.length === 0) return;
     await this.session(async (client, uidValidity, folders) => {
       const uids = ids.map((id) => this.uid(id, uidValidity)).join(',');
       // Seen before the MOVE, which keeps flags: the user's client shows no unread mail there (§18.6).
-      await client.messageFlagsAdd(uids, ['\\Seen'], { uid: true });
+      if (!options.unread) await client.messageFlagsAdd(uids, ['\\Seen'], { uid: true });
       if (folder === undefined) return;
       // Looked up once per connection: a folder deleted meanwhile makes the MOVE fail (a
       // MailError that drops the connection), and the next connection looks again.

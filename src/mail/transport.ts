@@ -40,8 +40,9 @@ export interface IncomingMailbox {
    * files its mails together, one round trip for all (over IMAP one STORE and one UID MOVE),
    * since on a big Maildir every expunge costs the server a rescan of the mailbox (§18.6).
    * All or nothing as far as the caller knows: a failure says nothing of which were filed.
+   * `unread` files them without marking them seen (mail under a rejected identity, §18.6 step 4).
    */
-  done(ids: readonly string[], folder?: string): Promise<void>;
+  done(ids: readonly string[], folder?: string, options?: { unread?: boolean }): Promise<void>;
   /** Ordinary mail we only learned keys from: left unread for the user, not listed again. */
   examined(id: string): Promise<void>;
   /**

@@ -5,7 +5,7 @@ import { readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { addLoopbackAccount, cliHome, homeEnv, ok, runCli } from '../../kit/cli.ts';
-import { folderSources, until } from '../helpers/daemon.ts';
+import { folderMessages, folderSources, until } from '../helpers/daemon.ts';
 import { useMailServers, type MailServers } from '../../kit/mail-servers.ts';
 
 const home = () => cliHome('offrecord-mailcli-');
@@ -254,8 +254,9 @@ describe('offrecord over real IMAP and SMTP accounts', () => {
     assert.match(later.stdout, /fourth words/);
     assert.match(later.stdout, /filed mail .* into OffRecord-Rejected unread/);
     assert.deepEqual(await inbox('bob'), [], 'nothing left in the INBOX');
-    const rejected = await folderSources(s, 'bob', 'OffRecord-Rejected');
+    const rejected = await folderMessages(s, 'bob', 'OffRecord-Rejected');
     assert.equal(rejected.length, 2, "the impostor's mail is where Bob can still find it");
+    for (const { flags } of rejected) assert.ok(!flags.includes('\\Seen'), `filed unread, flags ${JSON.stringify(flags)}`);
     const pinned = JSON.parse(await ok(bobHome, ['keys', 'fingerprint', aliceAddress, '--json'])) as {
       fingerprint: string;
       pending: unknown;

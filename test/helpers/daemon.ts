@@ -84,15 +84,21 @@ export function tally(texts: string[], pattern: RegExp): Map<string, number> {
 
 /** The raw source of every mail in `who`'s `mailbox` (empty when the folder does not exist). */
 export async function folderSources(s: MailServers, who: MailUserName, mailbox: string): Promise<Buffer[]> {
+  return (await folderMessages(s, who, mailbox)).map((m) => m.source);
+}
+
+/** Every message in `mailbox` (none if it does not exist), with its flags. */
+export async function folderMessages(s: MailServers, who: MailUserName, mailbox: string): Promise<{ source: Buffer; flags: string[] }[]> {
   const client = await connectImap(s, who, { socketTimeout: 120_000 });
   try {
     if (!(await client.list()).some((box) => box.path === mailbox)) return [];
     const lock = await client.getMailboxLock(mailbox);
     try {
-      const sources: Buffer[] = [];
-      if (!client.mailbox || client.mailbox.exists === 0) return sources;
-      for await (const message of client.fetch('1:*', { source: true })) if (message.source) sources.push(message.source);
-      return sources;
+      const messages: { source: Buffer; flags: string[] }[] = [];
+      if (!client.mailbox || client.mailbox.exists === 0) return messages;
+      for await (const message of client.fetch('1:*', { source: true, flags: true }))
+        if (message.source) messages.push({ source: message.source, flags: [...(message.flags ?? [])] });
+      return messages;
     } finally {
       lock.release();
     }
