@@ -79,17 +79,20 @@ function bareKeyGen(): BareParty {
 function bareLeg(sender: BareParty, receiver: BareParty): void {
   // The same KDF the protocol uses (HKDF-SHA256 to 64 bytes), taking one direction's half.
   const kdf = (shared: Buffer) => Buffer.from(hkdfSync('sha256', shared, SALT, INFO, 64)).subarray(0, 32);
+  // Each message is encrypted under its own key from the pair key and a fresh nonce (§7).
+  const nonce = randomBytes(16);
+  const messageKey = (pairKey: Buffer) => createHmac('sha256', pairKey).update(nonce).digest();
   const key = kdf(diffieHellman({ privateKey: sender.privateKey, publicKey: importPublic(receiver.publicValue) }));
   const iv = Buffer.alloc(16);
-  const ct = createCipheriv('aes-256-ctr', key, iv).update(MESSAGE);
+  const ct = createCipheriv('aes-256-ctr', messageKey(key), iv).update(MESSAGE);
   const tag = createHmac('sha256', createHash('sha256').update(key).digest()).update(ct).digest();
   const rkey = kdf(diffieHellman({ privateKey: receiver.privateKey, publicKey: importPublic(sender.publicValue) }));
   const rtag = createHmac('sha256', createHash('sha256').update(rkey).digest()).update(ct).digest();
   if (!timingSafeEqual(tag, rtag)) throw new Error('baseline MAC mismatch');
-  createDecipheriv('aes-256-ctr', rkey, iv).update(ct);
+  createDecipheriv('aes-256-ctr', messageKey(rkey), iv).update(ct);
 }
 
-/** The bare primitives for one round trip: 2 key generations, 2 messages (4 DH, 2 encrypt+MAC, 2 verify+decrypt). */
+/** The bare primitives for one round trip: 2 key generations, 2 messages (4 DH, 2 nonces, 4 message keys, 2 encrypt+MAC, 2 verify+decrypt). */
 function bareRoundTrip(state: { a: BareParty; b: BareParty }): void {
   bareLeg(state.a, state.b);
   state.b = bareKeyGen();
