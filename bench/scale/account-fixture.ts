@@ -14,6 +14,7 @@ import { systemEnv } from '../../src/protocol/env.ts';
 import { initiate, receiveFirst, receiveSealed, send } from '../../src/protocol/session.ts';
 import type { EstablishedState, SessionState } from '../../src/protocol/state.ts';
 import { defaultStorePath, openAccountStore, type AccountStore } from '../../src/store/index.ts';
+import { median } from '../harness.ts';
 
 export const ACCOUNT = 'bob@example.test';
 const PASSPHRASE = 'scale bench passphrase';
@@ -140,3 +141,22 @@ export const timed = async (work: () => Promise<unknown> | unknown): Promise<num
   await work();
   return performance.now() - start;
 };
+
+/**
+ * Wall milliseconds of `offrecord ARGS` as a process, the median of 3. A shell starts it and
+ * times it: spawned straight from this process, which holds the fixture (hundreds of MB), each
+ * fork would copy this process's page tables, a cost a user's shell does not pay.
+ */
+export function processMs(home: Home, args: string[]): number {
+  const times = Array.from({ length: 3 }, () => {
+    const run = spawnSync(
+      'bash',
+      ['-c', 'TIMEFORMAT=%3R; { time "$@" > /dev/null 2> "$OFFRECORD_BENCH_ERR"; } 2>&1', 'offrecord', process.execPath, CLI, ...args],
+      { env: { ...home.env, OFFRECORD_BENCH_ERR: join(home.dir, 'process-stderr') }, encoding: 'utf8' },
+    );
+    const seconds = Number(run.stdout.trim().split('\n').at(-1));
+    if (run.status !== 0 || !Number.isFinite(seconds)) throw new Error(`offrecord ${args.join(' ')} failed: ${run.stdout}${run.stderr}`);
+    return seconds * 1000;
+  });
+  return median(times);
+}

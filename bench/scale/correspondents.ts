@@ -13,16 +13,27 @@
 // and, with 1,000 sessions, a duties run with 10, 100 and 1,000 of them due (an acknowledgement
 // each, mailed through the spool), against the run with nothing due.
 // The curves share one fixture (account-fixture.ts): the first to run builds and measures it all.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { Keyring } from '../../src/keys/keyring.ts';
 import { MaildirSpool } from '../../src/mail/maildir.ts';
 import { performDuties } from '../../src/mail/duties.ts';
-import { ACCOUNT, addCorrespondents, CLI, makeHome, openStore, storePath, templateState, timed, type Home } from './account-fixture.ts';
+import {
+  ACCOUNT,
+  addCorrespondents,
+  CLI,
+  makeHome,
+  openStore,
+  processMs,
+  storePath,
+  templateState,
+  timed,
+  type Home,
+} from './account-fixture.ts';
 import type { Curve, Point } from './curve.ts';
-import { median, sizes } from './sizes.ts';
+import { sizes } from './sizes.ts';
 
 const COUNTS = sizes().filter((n) => n <= 10_000);
 const DUE_AMONG = Math.min(1_000, COUNTS.at(-1)!);
@@ -66,16 +77,6 @@ function plainRead(home: Home): number {
   } finally {
     db.close();
   }
-}
-
-function processMs(home: Home, args: string[]): number {
-  const times = Array.from({ length: 3 }, () => {
-    const start = performance.now();
-    const run = spawnSync(process.execPath, [CLI, ...args], { env: home.env, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
-    if (run.status !== 0) throw new Error(`offrecord ${args.join(' ')} failed: ${run.stderr}`);
-    return performance.now() - start;
-  });
-  return median(times);
 }
 
 function memoryKb(pid: number): { rss: number; hwm: number } {

@@ -7,16 +7,15 @@
 // - `offrecord keys fetch-published DIR` (the compiled CLI, a process) over a directory of
 //   10, 100 and 1,000 bundles of one identity; against `offrecord --version` (start-up and
 //   module load) plus copying the same files with node:fs.
-import { spawnSync } from 'node:child_process';
 import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { publishedBundles } from '../../src/keys/bundle-reading.ts';
 import { DirectoryTarget, type PublicationTarget } from '../../src/keys/bundle-targets.ts';
 import { verifyBundle } from '../../src/keys/bundle-verification.ts';
 import { publishDue } from '../../src/keys/publishing.ts';
-import { addCorrespondents, CLI, makeHome, openStore, templateState, timed, variant, type Home } from './account-fixture.ts';
+import { addCorrespondents, makeHome, openStore, processMs, templateState, timed, variant } from './account-fixture.ts';
 import type { Curve, Point } from './curve.ts';
-import { median, sizes } from './sizes.ts';
+import { sizes } from './sizes.ts';
 
 const QUEUE = 1_024; // maxPendingReveals (PROTOCOL.md §11.6)
 const KEY_COUNTS = sizes();
@@ -100,17 +99,6 @@ async function oneBundle(macKeys: number, r: Results): Promise<void> {
   } finally {
     rmSync(home.dir, { recursive: true, force: true });
   }
-}
-
-function processMs(home: Home, args: string[]): number {
-  return median(
-    Array.from({ length: 3 }, () => {
-      const start = performance.now();
-      const run = spawnSync(process.execPath, [CLI, ...args], { env: home.env, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
-      if (run.status !== 0) throw new Error(`offrecord ${args.join(' ')} failed: ${run.stderr}`);
-      return performance.now() - start;
-    }),
-  );
 }
 
 async function manyBundles(r: Results): Promise<void> {
